@@ -133,9 +133,7 @@ class MadHeader:
     def unpack(cls, data: bytes) -> MadHeader:
         if len(data) < MAD_HEADER_SIZE:
             raise WireError(f"MAD header needs {MAD_HEADER_SIZE} bytes, got {len(data)}")
-        (bv, mclass, cver, method, status, cspec, tid, attr, _rsv, amod) = _HEADER.unpack_from(
-            data
-        )
+        (bv, mclass, cver, method, status, cspec, tid, attr, _rsv, amod) = _HEADER.unpack_from(data)
         return cls(mclass, method, attr, tid, amod, status, cspec, cver, bv)
 
 

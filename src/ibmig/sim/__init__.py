@@ -1,0 +1,1 @@
+"""Discrete-event runtime: event kernel, fabric transport, drivers, RNG streams, trace."""

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from ibmig.sim.kernel import EventKernel
+
+
+def test_events_run_in_time_then_priority_then_schedule_order() -> None:
+    kernel = EventKernel()
+    order: list[str] = []
+    kernel.schedule(20, order.append, "t20")
+    kernel.schedule(10, order.append, "t10-p1", priority=1)
+    kernel.schedule(10, order.append, "t10-p0-first")
+    kernel.schedule(10, order.append, "t10-p0-second")
+    kernel.schedule(0, order.append, "t0")
+    assert kernel.run() == 5
+    assert order == ["t0", "t10-p0-first", "t10-p0-second", "t10-p1", "t20"]
+    assert kernel.now_ns == 20
+
+
+def test_cancelled_event_does_not_run_and_clock_follows_events() -> None:
+    kernel = EventKernel()
+    seen: list[int] = []
+    timer = kernel.start_timer(5, lambda _: seen.append(kernel.now_ns))
+    kernel.start_timer(7, lambda _: seen.append(kernel.now_ns))
+    assert timer.time_ns == 5
+    timer.cancel()
+    assert timer.cancelled
+    kernel.run()
+    assert seen == [7]
+
+
+def test_run_until_stops_before_later_events_and_advances_clock() -> None:
+    kernel = EventKernel()
+    seen: list[int] = []
+    kernel.schedule(100, seen.append, 100)
+    kernel.schedule(300, seen.append, 300)
+    kernel.run(until_ns=200)
+    assert seen == [100]
+    assert kernel.now_ns == 200
+    kernel.schedule(50, seen.append, 250)
+    kernel.run()
+    assert seen == [100, 250, 300]
+
+
+def test_callbacks_may_schedule_more_events_at_the_same_instant() -> None:
+    kernel = EventKernel()
+    seen: list[str] = []
+
+    def first(_: object) -> None:
+        seen.append("first")
+        kernel.schedule(0, seen.append, "soon")
+
+    kernel.schedule(1, first)
+    kernel.schedule(1, seen.append, "second")
+    kernel.run()
+    assert seen == ["first", "second", "soon"]
+
+
+def test_negative_delay_is_refused() -> None:
+    with pytest.raises(ValueError, match="past"):
+        EventKernel().schedule(-1, print)
+
+
+def _replay(seed: int) -> list[tuple[int, int]]:
+    rng = random.Random(seed)
+    kernel = EventKernel()
+    log: list[tuple[int, int]] = []
+
+    def deliver(entity: int) -> None:
+        log.append((kernel.now_ns, entity))
+        if len(log) < 2000:
+            kernel.schedule(rng.randrange(0, 50), deliver, rng.randrange(100))
+
+    for entity in range(20):
+        kernel.schedule(rng.randrange(0, 50), deliver, entity)
+    kernel.run()
+    return log
+
+
+def test_same_seed_same_order_including_ties() -> None:
+    assert _replay(7) == _replay(7)
+    assert _replay(7) != _replay(8)
