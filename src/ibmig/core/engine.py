@@ -1,0 +1,51 @@
+"""What every protocol engine in `ibmig.core` looks like from the outside.
+
+An engine is sans-I/O (`../shared/design.md`, "The engine contract"): its inputs are
+API calls, `receive(datagram, now_ns)` and `handle_timer(now_ns)`; its outputs are
+`packets_to_send()`, `get_timer()` and `next_event()`. Time only arrives as an
+argument and randomness as a `random.Random` given to the constructor, so the same
+engine runs in the simulator, against ibsim, and under a hand-driven clock in tests.
+
+A `Datagram` is a MAD (or any UD payload) together with the addressing that the
+LRH, BTH and DETH would carry; the runtimes frame it into a full packet when they
+need one (captures, ibsim).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Protocol
+
+PERMISSIVE_LID = 0xFFFF
+QP0 = 0
+QP1 = 1
+
+
+class Datagram(NamedTuple):
+    """One UD datagram in flight between two ports.
+
+    `port` is the local port number: the one it leaves by in `packets_to_send()`, the
+    one it arrived on in `receive()`. Directed-route SMPs carry `dlid` 0xFFFF (the
+    permissive LID) and find their way by the SMP's own path.
+    """
+
+    payload: bytes
+    port: int
+    slid: int
+    dlid: int
+    sqp: int
+    dqp: int
+    sl: int = 0
+    pkey: int = 0xFFFF
+    qkey: int = 0
+
+
+class Engine(Protocol):
+    def receive(self, datagram: Datagram, now_ns: int) -> None: ...
+
+    def handle_timer(self, now_ns: int) -> None: ...
+
+    def packets_to_send(self) -> list[Datagram]: ...
+
+    def get_timer(self) -> int | None: ...
+
+    def next_event(self) -> Any | None: ...

@@ -1,0 +1,425 @@
+"""A simulated subnet: every node's SMA, the SM and SA, and the fabric between them.
+
+Transport. Engines hand out `Datagram`s; the transport carries their encoded
+bytes port to port:
+
+- directed-route SMPs (class 0x81) follow their own path, with the hop pointer and
+  return path updated in the packet's bytes at every node exactly as IBA Vol 1,
+  14.2.2 prescribes (pure DR: DrSLID = DrDLID = 0xFFFF);
+- everything else is LID routed: out of the sending port, then at each switch
+  through the LFT its SMA holds (the LFTs the SM programmed), to the end port whose
+  LID is the DLID.
+
+A packet is dropped, and the drop counted by reason, where a cable is missing or
+its link is down, where an LFT has no entry (port 255), where a loop exceeds 64
+hops, or where a non-management packet (not VL15) meets a port that is not Active.
+
+One event per packet: the walk through the switches happens in a loop within the
+event that sends the packet, adding `link_ns` per cable and `switch_ns` per switch,
+and the packet is delivered by one event at its arrival time. There is no queueing
+model, so per-hop events would give exactly the same times; walking in a loop is
+what lets an 11,664-host bring-up (hundreds of thousands of SMPs) run in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from ibmig.core.engine import PERMISSIVE_LID, QP0, Datagram, Engine
+from ibmig.core.sm.manager import SmConfig, SubnetManager, SubnetUp
+from ibmig.core.sma import NodeSpec, SubnetManagementAgent
+from ibmig.errors import ConfigError
+from ibmig.fabric.model import Fabric, Node
+from ibmig.sim.kernel import EventKernel, Timer
+from ibmig.sim.latency import LatencyModel
+from ibmig.wire.capture import CaptureWriter
+from ibmig.wire.jsonify import to_json
+from ibmig.wire.mad import MgmtClass
+from ibmig.wire.packet import build_ud_packet
+from ibmig.wire.smp_attrs import NodeType, PortState
+
+_DR_CLASS = MgmtClass.SUBN_DIRECTED_ROUTE.value
+_UNREACHABLE = 0xFF
+_MAX_HOPS = 64
+_INITIAL_PATH = 128
+_RETURN_PATH = 192
+
+
+def node_spec(node: Node, fabric: Fabric) -> NodeSpec:
+    """What a node's SMA answers with, from the topology file."""
+    port_guids = tuple(fabric.ports[node.port_index(p)].port_guid for p in node.port_nums)
+    return NodeSpec(
+        node_type=NodeType(int(node.node_type)),
+        node_guid=node.node_guid,
+        system_image_guid=node.system_image_guid,
+        num_ports=node.num_ports,
+        port_guids=port_guids,
+        description=node.description,
+        vendor_id=node.vendor_id,
+        device_id=node.device_id,
+    )
+
+
+class TraceWriter:
+    """JSON Lines trace: one object per engine event or drop, in simulation order."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+
+    def write(self, time_ns: int, node: str, event: Any) -> None:
+        record = {"t_ns": time_ns, "node": node, "event": type(event).__name__}
+        body = to_json(event)
+        if isinstance(body, dict):
+            record.update(body)
+        self.stream.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+@dataclass(slots=True)
+class TransportStats:
+    sent: int = 0
+    delivered: int = 0
+    drops: Counter[str] = field(default_factory=Counter)
+
+
+class SubnetSim:
+    """A fabric with an SMA in every node and an SM on one CA port."""
+
+    def __init__(
+        self,
+        fabric: Fabric,
+        *,
+        latency: LatencyModel | None = None,
+        sm_node: str | int | None = None,
+        sm_port: int = 1,
+        sm_config: SmConfig | None = None,
+        seed: int = 0,
+        capture: CaptureWriter | None = None,
+        trace: TraceWriter | None = None,
+    ) -> None:
+        self.fabric = fabric
+        self.latency = latency or LatencyModel()
+        self.kernel = EventKernel()
+        self.capture = capture
+        self.trace = trace
+        self.stats = TransportStats()
+        self.rng = random.Random(seed)
+        self.agents = [SubnetManagementAgent(node_spec(n, fabric)) for n in fabric.nodes]
+        for agent in self.agents:
+            agent.record_events = trace is not None
+        self.is_switch = [n.is_switch for n in fabric.nodes]
+        self.names = [n.name for n in fabric.nodes]
+        # peer[node][port] = (node, port) across the cable, or None.
+        self.peer: list[list[tuple[int, int] | None]] = [
+            [None] * (n.num_ports + 1) for n in fabric.nodes
+        ]
+        for link in fabric.links:
+            self.peer[link.node_a][link.port_a] = (link.node_b, link.port_b)
+            self.peer[link.node_b][link.port_b] = (link.node_a, link.port_a)
+        self.link_up: set[tuple[int, int]] = set()
+        self.sm_node = self._pick_sm_node(sm_node)
+        self.sm_port = sm_port
+        self.sm = SubnetManager(
+            port_num=sm_port, config=sm_config, rng=random.Random(self.rng.getrandbits(64))
+        )
+        self.sm.record_events = True
+        self.qp0_managers: dict[int, SubnetManager] = {self.sm_node: self.sm}
+        self.gsi: dict[tuple[int, int], Engine] = {}
+        self._timers: dict[int, Timer] = {}
+        self._engine_node: dict[int, int] = {}
+        self.subnet_up_events: list[SubnetUp] = []
+        self.event_hooks: list[Callable[[int, Any], None]] = []
+        for link in fabric.links:
+            self._set_link_state(link.node_a, link.port_a, link.node_b, link.port_b, True)
+
+    def _pick_sm_node(self, sm_node: str | int | None) -> int:
+        nodes = self.fabric.nodes
+        if sm_node is None:
+            for node in nodes:
+                if not node.is_switch and self.peer[node.index][1] is not None:
+                    return node.index
+            raise ConfigError("the fabric has no cabled channel adapter to host the SM")
+        if isinstance(sm_node, int):
+            if not 0 <= sm_node < len(nodes) or nodes[sm_node].is_switch:
+                raise ConfigError(f"SM node {sm_node} is not a channel adapter")
+            return sm_node
+        for node in nodes:
+            if sm_node in (node.name, node.description) and not node.is_switch:
+                return node.index
+        raise ConfigError(f"no channel adapter named {sm_node!r} to host the SM")
+
+    # --- engines ----------------------------------------------------------------------
+
+    def attach_gsi(self, node: int, mgmt_class: int, engine: Engine) -> None:
+        """Deliver QP1 MADs of `mgmt_class` arriving at `node` to `engine`."""
+        self.gsi[(node, mgmt_class)] = engine
+        self._engine_node[id(engine)] = node
+
+    def start(self) -> None:
+        """Start the SM's first sweep at the current time."""
+        self.sm.start_sweep(self.kernel.now_ns)
+        self._pump(self.sm_node, self.sm, self.latency.sm_ns)
+
+    def _pump(self, node: int, engine: Engine | SubnetManagementAgent, delay_ns: int) -> None:
+        for datagram in engine.packets_to_send():
+            self.send(node, datagram, delay_ns)
+        event = engine.next_event()
+        while event is not None:
+            if isinstance(event, SubnetUp):
+                self.subnet_up_events.append(event)
+            for hook in self.event_hooks:
+                hook(node, event)
+            if self.trace is not None:
+                self.trace.write(self.kernel.now_ns, self.names[node], event)
+            event = engine.next_event()
+        deadline = engine.get_timer()
+        key = id(engine)
+        timer = self._timers.get(key)
+        if timer is not None and (deadline is None or timer.time_ns != deadline):
+            timer.cancel()
+            timer = None
+            del self._timers[key]
+        if deadline is not None and timer is None:
+            delay = max(0, deadline - self.kernel.now_ns)
+            self._timers[key] = self.kernel.start_timer(delay, self._on_timer, (node, engine))
+
+    def _on_timer(self, arg: tuple[int, Any]) -> None:
+        node, engine = arg
+        self._timers.pop(id(engine), None)
+        engine.handle_timer(self.kernel.now_ns)
+        self._pump(node, engine, self._processing_ns(engine))
+
+    def _processing_ns(self, engine: object) -> int:
+        if isinstance(engine, SubnetManagementAgent):
+            return self.latency.sma_ns
+        if isinstance(engine, SubnetManager):
+            return self.latency.sm_ns
+        return self.latency.sa_ns
+
+    # --- transport --------------------------------------------------------------------
+
+    def send(self, node: int, datagram: Datagram, delay_ns: int = 0) -> None:
+        """Carry `datagram` from `node`, leaving `delay_ns` from now."""
+        self.stats.sent += 1
+        payload = datagram.payload
+        if self.capture is not None:
+            self._capture(datagram, delay_ns)
+        if datagram.dqp == QP0 and len(payload) > 7 and payload[1] == _DR_CLASS:
+            self._send_directed(node, datagram, delay_ns)
+        else:
+            self._send_lid_routed(node, datagram, delay_ns)
+
+    def _capture(self, datagram: Datagram, delay_ns: int) -> None:
+        assert self.capture is not None
+        frame = build_ud_packet(
+            datagram.payload,
+            dlid=datagram.dlid,
+            slid=PERMISSIVE_LID if datagram.dlid == PERMISSIVE_LID else datagram.slid,
+            dest_qp=datagram.dqp,
+            src_qp=datagram.sqp,
+            sl=datagram.sl,
+            pkey=datagram.pkey,
+            qkey=datagram.qkey if datagram.dqp > 1 else None,
+        )
+        self.capture.write(frame, self.kernel.now_ns + delay_ns)
+
+    def _cross(self, node: int, port: int) -> tuple[int, int] | None:
+        peers = self.peer[node]
+        if port >= len(peers):
+            return None
+        far = peers[port]
+        if far is None or (node, port) not in self.link_up:
+            return None
+        return far
+
+    def _drop(self, reason: str) -> None:
+        self.stats.drops[reason] += 1
+
+    def _send_directed(self, node: int, datagram: Datagram, delay_ns: int) -> None:
+        packet = bytearray(datagram.payload)
+        hop_count = packet[7]
+        hop_pointer = packet[6]
+        latency = self.latency
+        elapsed = delay_ns
+        if hop_count > 63:
+            self._drop("dr_bad_hop_count")
+            return
+        if not packet[4] & 0x80:  # outbound
+            if hop_count == 0:
+                self._deliver_at(elapsed, node, datagram.port, datagram, bytes(packet))
+                return
+            hop_pointer = 1
+            out = packet[_INITIAL_PATH + 1]
+            while True:
+                far = self._cross(node, out)
+                if far is None:
+                    self._drop("link_down")
+                    return
+                elapsed += latency.link_ns
+                node, in_port = far
+                packet[_RETURN_PATH + hop_pointer] = in_port
+                if hop_pointer == hop_count:
+                    packet[6] = hop_pointer + 1
+                    self._deliver_at(elapsed, node, in_port, datagram, bytes(packet))
+                    return
+                if not self.is_switch[node]:
+                    self._drop("dr_through_ca")
+                    return
+                hop_pointer += 1
+                out = packet[_INITIAL_PATH + hop_pointer]
+                elapsed += latency.switch_ns
+        # returning
+        hop_pointer -= 1
+        if hop_pointer < 1 or hop_pointer > hop_count:
+            self._drop("dr_bad_hop_pointer")
+            return
+        out = packet[_RETURN_PATH + hop_pointer]
+        while True:
+            far = self._cross(node, out)
+            if far is None:
+                self._drop("link_down")
+                return
+            elapsed += latency.link_ns
+            node, in_port = far
+            hop_pointer -= 1
+            if hop_pointer == 0:
+                packet[6] = 0
+                self._deliver_at(elapsed, node, in_port, datagram, bytes(packet))
+                return
+            if not self.is_switch[node]:
+                self._drop("dr_through_ca")
+                return
+            out = packet[_RETURN_PATH + hop_pointer]
+            elapsed += latency.switch_ns
+
+    def _send_lid_routed(self, node: int, datagram: Datagram, delay_ns: int) -> None:
+        dlid = datagram.dlid
+        management = datagram.dqp == QP0
+        agents = self.agents
+        latency = self.latency
+        elapsed = delay_ns
+        if self.is_switch[node]:
+            if agents[node].port_lid(0) == dlid:
+                self._deliver_at(elapsed, node, 0, datagram, datagram.payload)
+                return
+            out = self._lft_port(node, dlid)
+            if out is None:
+                return
+        else:
+            out = datagram.port
+            if agents[node].port_lid(out) == dlid:  # loopback
+                self._deliver_at(elapsed, node, out, datagram, datagram.payload)
+                return
+        for _ in range(_MAX_HOPS):
+            if not management and agents[node].port_state(out) != PortState.ACTIVE:
+                self._drop("port_not_active")
+                return
+            far = self._cross(node, out)
+            if far is None:
+                self._drop("link_down")
+                return
+            elapsed += latency.link_ns
+            node, in_port = far
+            agent = agents[node]
+            if not management and agent.port_state(in_port) != PortState.ACTIVE:
+                self._drop("port_not_active")
+                return
+            if not self.is_switch[node]:
+                if agent.port_lid(in_port) != dlid:
+                    self._drop("wrong_lid")
+                    return
+                self._deliver_at(elapsed, node, in_port, datagram, datagram.payload)
+                return
+            if agent.port_lid(0) == dlid:
+                self._deliver_at(elapsed, node, 0, datagram, datagram.payload)
+                return
+            next_port = self._lft_port(node, dlid)
+            if next_port is None:
+                return
+            out = next_port
+            elapsed += latency.switch_ns
+        self._drop("loop")
+
+    def _lft_port(self, node: int, dlid: int) -> int | None:
+        lft = self.agents[node].lft
+        port = lft[dlid] if dlid < len(lft) else _UNREACHABLE
+        if port == _UNREACHABLE or port == 0:
+            self._drop("no_route")
+            return None
+        return port
+
+    def _deliver_at(
+        self, delay_ns: int, node: int, in_port: int, datagram: Datagram, payload: bytes
+    ) -> None:
+        arrived = datagram._replace(payload=payload, port=in_port)
+        self.kernel.schedule(delay_ns, self._deliver, (node, arrived))
+
+    def _deliver(self, arg: tuple[int, Datagram]) -> None:
+        node, datagram = arg
+        now = self.kernel.now_ns
+        payload = datagram.payload
+        if datagram.dqp == QP0:
+            # Responses and traps go to the SM; requests (and TrapRepress) to the SMA.
+            method = payload[3]
+            if method & 0x80 or method == 0x05:
+                manager = self.qp0_managers.get(node)
+                if manager is None:
+                    self._drop("no_sm")
+                    return
+                self.stats.delivered += 1
+                manager.receive(datagram, now)
+                self._pump(node, manager, self.latency.sm_ns)
+                return
+            agent = self.agents[node]
+            self.stats.delivered += 1
+            agent.receive(datagram, now)
+            self._pump(node, agent, self.latency.sma_ns)
+            return
+        engine = self.gsi.get((node, payload[1]))
+        if engine is None:
+            self._drop("no_listener")
+            return
+        self.stats.delivered += 1
+        engine.receive(datagram, now)
+        self._pump(node, engine, self._processing_ns(engine))
+
+    # --- links ------------------------------------------------------------------------
+
+    def _set_link_state(self, node_a: int, port_a: int, node_b: int, port_b: int, up: bool) -> None:
+        now = self.kernel.now_ns
+        for node, port in ((node_a, port_a), (node_b, port_b)):
+            if up:
+                self.link_up.add((node, port))
+            else:
+                self.link_up.discard((node, port))
+            agent = self.agents[node]
+            agent.set_link(port, up, now)
+            self._pump(node, agent, self.latency.sma_ns)
+
+    def set_link(self, node: int, port: int, up: bool) -> None:
+        """Take the cable at (node, port) down or bring it back up, both ends."""
+        far = self.peer[node][port] if port < len(self.peer[node]) else None
+        if far is None:
+            raise ConfigError(f"{self.names[node]} port {port} has no cable")
+        self._set_link_state(node, port, far[0], far[1], up)
+
+    # --- running ----------------------------------------------------------------------
+
+    def run(self, until_ns: int | None = None, max_events: int | None = None) -> int:
+        return self.kernel.run(until_ns=until_ns, max_events=max_events)
+
+    def run_until_up(
+        self, progress: Callable[[int], None] | None = None, chunk: int = 20_000
+    ) -> SubnetUp | None:
+        """Run until the SM reports SUBNET UP (or nothing is left to do)."""
+        count = len(self.subnet_up_events)
+        while len(self.subnet_up_events) == count:
+            if self.kernel.run(max_events=chunk) == 0:
+                return None
+            if progress is not None:
+                progress(self.sm.smps_sent)
+        return self.subnet_up_events[-1]
