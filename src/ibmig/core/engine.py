@@ -25,7 +25,8 @@ class Datagram(NamedTuple):
 
     `port` is the local port number: the one it leaves by in `packets_to_send()`, the
     one it arrived on in `receive()`. Directed-route SMPs carry `dlid` 0xFFFF (the
-    permissive LID) and find their way by the SMP's own path.
+    permissive LID) and find their way by the SMP's own path. `qkey` is the DETH
+    Q_Key (0 for QP0, 0x80010000 for QP1 when left 0).
     """
 
     payload: bytes
@@ -37,6 +38,11 @@ class Datagram(NamedTuple):
     sl: int = 0
     pkey: int = 0xFFFF
     qkey: int = 0
+    # GRH addresses, when the datagram carries one. In the shared-port SR-IOV model
+    # all VFs of a port share its LID, so MADs to and from a VM carry its GID (prefix
+    # || vGUID) and the HCA demultiplexes them by DGID.
+    sgid: bytes | None = None
+    dgid: bytes | None = None
 
 
 class Engine(Protocol):
