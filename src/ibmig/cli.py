@@ -12,6 +12,9 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ibmig.errors import ConfigError, WireError
+from ibmig.experiments.bringup import run_up
+from ibmig.experiments.topology import find_node, load_topology
+from ibmig.fabric import Fabric
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -38,6 +41,60 @@ def _run_decode(args: argparse.Namespace) -> int:
     return run_decode(args.file, args.hex, args.pretty, sys.stdout)
 
 
+ROUTING_ENGINES = ("minhop", "updn", "ftree")
+
+
+def _add_up(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "up",
+        help="bring a subnet up in the simulator with ibmig's SM",
+        description=(
+            "Discover the fabric, assign LIDs, route and program every LFT, bring every "
+            "port to Active; print the simulated time to SUBNET UP, the SMPs by attribute "
+            "and method, wall time and peak memory."
+        ),
+    )
+    parser.add_argument("topology", help="net file (ibnetdiscover/ibsim) or preset, e.g. ft2-36")
+    parser.add_argument("--routing", choices=ROUTING_ENGINES, default="minhop")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sm-node", help="CA that hosts the SM (name or description)")
+    parser.add_argument("--capture", metavar="F", help="write every MAD to an ERF pcap")
+    parser.add_argument("--trace", metavar="F", help="write a JSON Lines event trace")
+    parser.add_argument("--dump-lfts", metavar="F", help="write the switches' LFTs as JSON")
+    parser.add_argument(
+        "--fail-link",
+        metavar="NODE:PORT",
+        action="append",
+        default=[],
+        help="after SUBNET UP take this cable down, resweep, bring it back, resweep",
+    )
+    parser.set_defaults(handler=_run_up)
+
+
+def _parse_link(fabric: Fabric, text: str) -> tuple[int, int]:
+    node, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"expected NODE:PORT, got {text!r}", "--fail-link")
+    return find_node(fabric, node), int(port)
+
+
+def _run_up(args: argparse.Namespace) -> int:
+    fabric = load_topology(args.topology)
+    links = [_parse_link(fabric, text) for text in args.fail_link]
+    return run_up(
+        fabric,
+        args.topology,
+        routing=args.routing,
+        seed=args.seed,
+        capture=args.capture,
+        trace=args.trace,
+        dump=args.dump_lfts,
+        fail_links=links,
+        sm_node=args.sm_node,
+        out=sys.stdout,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ibmig",
@@ -45,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_decode(sub)
+    _add_up(sub)
     return parser
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tshark_util import mad_packet, tshark_fields
 
 from ibmig.errors import WireError
 from ibmig.wire.capture import (
@@ -25,6 +24,7 @@ from ibmig.wire.capture import (
     read_capture,
     write_capture,
 )
+from tests.wire.tshark_util import mad_packet, tshark_fields
 
 PACKET = bytes(range(34))  # any bytes: the container does not look inside
 

@@ -13,11 +13,11 @@ import struct
 from pathlib import Path
 
 import pytest
-from tshark_util import tshark_fields
 
 from ibmig.cli import main
 from ibmig.wire.capture import write_capture
 from ibmig.wire.crc import icrc, vcrc
+from tests.wire.tshark_util import tshark_fields
 
 GID_A = bytes.fromhex("fe800000000000000002c90300001234")
 GID_B = bytes.fromhex("fe800000000000000002c9030000abcd")

@@ -20,7 +20,6 @@ import random
 from pathlib import Path
 
 import pytest
-from tshark_util import mad_packet, tshark_fields
 
 from ibmig.wire.cm import (
     CmMad,
@@ -35,6 +34,7 @@ from ibmig.wire.cm import (
     Req,
     Rtu,
 )
+from tests.wire.tshark_util import mad_packet, tshark_fields
 
 pytestmark = pytest.mark.interop
 

@@ -23,7 +23,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from tshark_util import mad_packet, tshark_fields
 
 from ibmig.wire.mad import Method
 from ibmig.wire.smp import PERMISSIVE_LID, Smp, make_get, make_get_resp, make_set
@@ -45,6 +44,7 @@ from ibmig.wire.smp_attrs import (
     SmState,
     SwitchInfo,
 )
+from tests.wire.tshark_util import mad_packet, tshark_fields
 
 pytestmark = pytest.mark.interop
 

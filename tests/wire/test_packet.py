@@ -13,8 +13,6 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_crc import reference_icrc, reference_vcrc
-from tshark_util import tshark_fields
 
 from ibmig.errors import WireError
 from ibmig.wire.packet import (
@@ -28,6 +26,8 @@ from ibmig.wire.packet import (
     Packet,
     build_ud_packet,
 )
+from tests.wire.test_crc import reference_icrc, reference_vcrc
+from tests.wire.tshark_util import tshark_fields
 
 # --- hand-built vectors --------------------------------------------------------
 

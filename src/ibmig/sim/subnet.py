@@ -52,7 +52,11 @@ _RETURN_PATH = 192
 
 def node_spec(node: Node, fabric: Fabric) -> NodeSpec:
     """What a node's SMA answers with, from the topology file."""
-    port_guids = tuple(fabric.ports[node.port_index(p)].port_guid for p in node.port_nums)
+    port_guids = (
+        ()
+        if node.is_switch
+        else tuple(fabric.ports[node.port_index(p)].port_guid for p in node.port_nums)
+    )
     return NodeSpec(
         node_type=NodeType(int(node.node_type)),
         node_guid=node.node_guid,
@@ -273,6 +277,9 @@ class SubnetSim:
                 out = packet[_INITIAL_PATH + hop_pointer]
                 elapsed += latency.switch_ns
         # returning
+        if hop_count == 0:  # the response of the local SMA to the local SM
+            self._deliver_at(elapsed, node, datagram.port, datagram, bytes(packet))
+            return
         hop_pointer -= 1
         if hop_pointer < 1 or hop_pointer > hop_count:
             self._drop("dr_bad_hop_pointer")
@@ -347,7 +354,7 @@ class SubnetSim:
     def _lft_port(self, node: int, dlid: int) -> int | None:
         lft = self.agents[node].lft
         port = lft[dlid] if dlid < len(lft) else _UNREACHABLE
-        if port == _UNREACHABLE or port == 0:
+        if port in (_UNREACHABLE, 0):
             self._drop("no_route")
             return None
         return port

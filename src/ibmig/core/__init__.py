@@ -1,0 +1,1 @@
+"""Sans-I/O protocol engines: agents, subnet manager and administrator, hosts, guests."""

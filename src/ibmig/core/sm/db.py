@@ -1,0 +1,99 @@
+"""What the subnet manager knows about the subnet: the SA's source of truth.
+
+The SM fills this in by directed-route discovery and keeps it across resweeps; the
+subnet administrator answers queries from it (as OpenSM's SA reads osm_subn_t).
+Everything is keyed by GUID, which is what survives a resweep; `lid` values are
+the ones the SM assigned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ibmig.wire.smp_attrs import NodeInfo, NodeType, PortInfo
+
+DrPath = tuple[int, ...]
+
+
+@dataclass(slots=True)
+class PortRecordData:
+    """One port as last read (and then set) by the SM."""
+
+    node_guid: int
+    port_num: int
+    port_guid: int
+    info: PortInfo | None = None
+    # Alias GUIDs (GUIDInfo index -> GUID) the SM has pushed to this end port.
+    alias_guids: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class NodeRecordData:
+    info: NodeInfo
+    description: str
+    path: DrPath
+    ports: dict[int, PortRecordData] = field(default_factory=dict)
+    # Switch only: the LFT last programmed, and SwitchInfo's LinearFDBCap.
+    lft: bytearray | None = None
+    lft_top: int = 0
+    lft_cap: int = 0
+    seen_in_sweep: int = 0
+
+    @property
+    def node_guid(self) -> int:
+        return self.info.node_guid
+
+    @property
+    def is_switch(self) -> bool:
+        return self.info.node_type == NodeType.SWITCH
+
+    @property
+    def end_ports(self) -> list[int]:
+        """Ports that have a LID of their own: port 0 of a switch, every CA port."""
+        if self.is_switch:
+            return [0]
+        return [p for p in self.ports if p != 0]
+
+
+Endpoint = tuple[int, int]  # (node_guid, port_num)
+
+
+@dataclass(slots=True)
+class SubnetDb:
+    """Nodes, links and LIDs of the subnet as discovered by the SM."""
+
+    subnet_prefix: int = 0xFE80_0000_0000_0000
+    sm_lid: int = 0
+    sm_port_guid: int = 0
+    nodes: dict[int, NodeRecordData] = field(default_factory=dict)
+    # Both directions of every link: (node_guid, port) -> (node_guid, port).
+    links: dict[Endpoint, Endpoint] = field(default_factory=dict)
+    # End-port LIDs (LMC 0): lid -> (node_guid, port_num) and back by port GUID.
+    lid_owner: dict[int, Endpoint] = field(default_factory=dict)
+    port_lid: dict[int, int] = field(default_factory=dict)
+    # Alias GUID (vGUID) -> port GUID of the end port whose GUIDInfo holds it.
+    alias_owner: dict[int, int] = field(default_factory=dict)
+    max_lid: int = 0
+
+    def node_of_port(self, port_guid: int) -> tuple[NodeRecordData, int] | None:
+        lid = self.port_lid.get(port_guid)
+        if lid is None:
+            return None
+        node_guid, port_num = self.lid_owner[lid]
+        return self.nodes[node_guid], port_num
+
+    def lid_of_guid(self, guid: int) -> int | None:
+        """The LID behind a port GUID or an alias GUID (shared-port SR-IOV: a VF's
+        vGUID resolves to its physical port's LID)."""
+        lid = self.port_lid.get(guid)
+        if lid is not None:
+            return lid
+        owner = self.alias_owner.get(guid)
+        return None if owner is None else self.port_lid.get(owner)
+
+    def port_record(self, lid: int) -> PortRecordData | None:
+        owner = self.lid_owner.get(lid)
+        if owner is None:
+            return None
+        node = self.nodes.get(owner[0])
+        return None if node is None else node.ports.get(owner[1])

@@ -1,0 +1,1196 @@
+"""Subnet Administration (management class 0x03): the SA MAD and its records.
+
+The SA MAD (IBA Vol 1, 15.2.1.1 "SA MAD Format") is a 256-byte MAD:
+
+    byte 0    common MAD header (24 bytes, `ibmig.wire.mad.MadHeader`)
+    byte 24   RMPP header (12 bytes, `ibmig.wire.mad.RmppHeader`)
+    byte 36   SM_Key (64)
+    byte 44   AttributeOffset (16): spacing of the records in 8-byte words
+    byte 46   reserved (16)
+    byte 48   ComponentMask (64): which record components a query constrains
+    byte 56   SubnetAdminData, 200 bytes
+
+A SubnAdmGet/Set/Report/Delete carries one record at the start of the data. A
+SubnAdmGetTableResp carries a table: record i starts at i * AttributeOffset * 8,
+AttributeOffset being the record size rounded up to 8 bytes (OpenSM's
+`ib_get_attr_offset`). A response too long for one MAD travels as RMPP segments
+(13.6); `decode_records` decodes a reassembled payload, `SaMad.records()` what
+one MAD holds. OpenSM sets RMPP PayloadLength of a table to 20 + n * record
+size padded (the 20 bytes of SA header after the RMPP header, counted once), and
+`SaMad.records()` uses it to tell records from padding.
+
+Record sizes (IBA Vol 1, 15.2.5; padding as in OpenSM ib_types.h, which
+Wireshark's dissector agrees with), in bytes and in AttributeOffset words:
+
+    PathRecord        0x0035   64   8     15.2.5.16
+    NodeRecord        0x0011  112  14     15.2.5.2 (108 + 4 pad)
+    PortInfoRecord    0x0012   72   9     15.2.5.3 (68 + 4 pad)
+    GUIDInfoRecord    0x0030   72   9     15.2.5.18
+    InformInfoRecord  0x00F3   64   8     15.2.5.12 (60 + 4 pad)
+    InformInfo        0x0003   36   5     13.4.8.3 (never in a table)
+    ClassPortInfo     0x0001   72   9     13.4.8.1
+    Notice            0x0002   80  10     13.4.8.2 (`ibmig.wire.notice`)
+
+SA MADs use class version 2 (IBA 1.2 and later; OpenSM answers ClassPortInfo
+with class_ver 2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import IntEnum, IntFlag
+from typing import Any, ClassVar, Final, TypeVar
+
+from ibmig.errors import WireError
+from ibmig.wire.mad import (
+    BASE_VERSION,
+    MAD_SIZE,
+    MadHeader,
+    Method,
+    MgmtClass,
+    RmppFlags,
+    RmppHeader,
+    RmppType,
+)
+from ibmig.wire.notice import Notice
+from ibmig.wire.smp_attrs import GUIDInfo, NodeDescription, NodeInfo, PortInfo
+
+SA_CLASS_VERSION: Final = 2
+SA_HEADER_SIZE: Final = 56  # common header + RMPP header + SM_Key..ComponentMask
+SA_CLASS_HEADER_SIZE: Final = 20  # SM_Key, AttributeOffset, reserved, ComponentMask
+SA_DATA_SIZE: Final = MAD_SIZE - SA_HEADER_SIZE  # 200
+GID_SIZE: Final = 16
+
+
+class SaStatus(IntEnum):
+    """SA class-specific MAD status values, bits 14..8 of the status field
+    (IBA Vol 1, 15.2.1.1, SA MAD status codes; OpenSM IB_SA_MAD_STATUS_*)."""
+
+    ERR_NO_RESOURCES = 0x0100
+    ERR_REQ_INVALID = 0x0200
+    ERR_NO_RECORDS = 0x0300
+    ERR_TOO_MANY_RECORDS = 0x0400
+    ERR_REQ_INVALID_GID = 0x0500
+    ERR_REQ_INSUFFICIENT_COMPONENTS = 0x0600
+    ERR_REQ_DENIED = 0x0700
+    ERR_REQ_PRIORITY_SUGGESTED = 0x0800
+
+
+class SaAttr(IntEnum):
+    """SA attribute IDs (IBA Vol 1, 15.2.5 "Attributes", SA attribute table)."""
+
+    CLASS_PORT_INFO = 0x0001
+    NOTICE = 0x0002
+    INFORM_INFO = 0x0003
+    NODE_RECORD = 0x0011
+    PORT_INFO_RECORD = 0x0012
+    SL_TO_VL_MAPPING_TABLE_RECORD = 0x0013
+    SWITCH_INFO_RECORD = 0x0014
+    LINEAR_FORWARDING_TABLE_RECORD = 0x0015
+    RANDOM_FORWARDING_TABLE_RECORD = 0x0016
+    MULTICAST_FORWARDING_TABLE_RECORD = 0x0017
+    SM_INFO_RECORD = 0x0018
+    LINK_SPEED_WIDTH_PAIRS_TABLE_RECORD = 0x0019
+    LINK_RECORD = 0x0020
+    GUID_INFO_RECORD = 0x0030
+    SERVICE_RECORD = 0x0031
+    P_KEY_TABLE_RECORD = 0x0033
+    PATH_RECORD = 0x0035
+    VL_ARBITRATION_TABLE_RECORD = 0x0036
+    MC_MEMBER_RECORD = 0x0038
+    TRACE_RECORD = 0x0039
+    MULTI_PATH_RECORD = 0x003A
+    SERVICE_ASSOCIATION_RECORD = 0x003B
+    INFORM_INFO_RECORD = 0x00F3
+
+
+class Selector(IntEnum):
+    """MTU/Rate/PacketLifeTime selectors of a PathRecord (IBA Vol 1, 15.2.5.16)."""
+
+    GREATER_THAN = 0x0
+    LESS_THAN = 0x1
+    EXACTLY = 0x2
+    LARGEST = 0x3  # largest available (MTU, rate) or smallest (packet lifetime)
+
+
+_T = TypeVar("_T")
+
+
+def _fast_constructor(cls: type[_T]) -> Callable[..., _T]:
+    """A positional constructor for a frozen, slotted dataclass, for decoders on the
+    hot path.
+
+    A frozen dataclass's __init__ stores every field through object.__setattr__,
+    which costs several times a plain slot store: decoding an SA MAD with a
+    PathRecord (43 fields in four records) took 2.5 times as long through the
+    generated __init__s as through this constructor. This builds the instance as a plain object of a
+    private class with the same slots, stores the fields directly and then gives
+    it its real class: CPython allows __class__ assignment between classes whose
+    slot layouts are identical, and refuses it otherwise. The result is an
+    ordinary frozen instance, equal to `cls(*args)`. Every field must be passed,
+    in declaration order. Falls back to `cls` itself when the class has a
+    __post_init__ or when the interpreter refuses the assignment (checked once,
+    here).
+    """
+    names = tuple(field.name for field in dataclasses.fields(cls))  # type: ignore[arg-type]
+    if hasattr(cls, "__post_init__") or getattr(cls, "__slots__", None) != names:
+        return cls
+    twin = type(f"_{cls.__name__}Builder", (), {"__slots__": names})
+    stores = "".join(f"    o.{name} = {name}\n" for name in names)
+    source = (
+        f"def build({', '.join(names)}):\n    o = new(twin)\n{stores}"
+        "    o.__class__ = cls\n    return o\n"
+    )
+    namespace: dict[str, Any] = {"new": object.__new__, "twin": twin, "cls": cls}
+    exec(source, namespace)
+    build: Callable[..., _T] = namespace["build"]
+    probe = tuple(range(len(names)))
+    try:
+        if build(*probe) != cls(*probe):
+            return cls
+    except TypeError:
+        return cls
+    return build
+
+
+def _check_gid(name: str, gid: bytes) -> None:
+    if not isinstance(gid, bytes) or len(gid) != GID_SIZE:
+        raise WireError(f"{name} must be {GID_SIZE} bytes, got {gid!r}")
+
+
+def _need(data: bytes, offset: int, size: int, what: str) -> None:
+    if offset < 0 or len(data) - offset < size:
+        raise WireError(f"{what} needs {size} bytes at offset {offset}, got {len(data) - offset}")
+
+
+def _fields_out_of_range(what: str, checks: Sequence[tuple[str, int, int]]) -> WireError:
+    """The WireError naming the first (name, value, bits) that does not fit."""
+    for name, value, bits in checks:
+        try:
+            bad = value >> bits or value < 0
+        except TypeError:
+            return WireError(f"{what} {name} must be an int, got {value!r}")
+        if bad:
+            return WireError(f"{what} {name} {value} does not fit {bits} bits")
+    return WireError(f"{what}: a field is out of range")
+
+
+# --------------------------------------------------------------------------- PathRecord
+
+
+class PathRecordComp(IntFlag):
+    """ComponentMask bits of a PathRecord query (IBA Vol 1, 15.2.5.16; OpenSM IB_PR_COMPMASK_*)."""
+
+    SERVICE_ID_MSB = 1 << 0
+    SERVICE_ID_LSB = 1 << 1
+    DGID = 1 << 2
+    SGID = 1 << 3
+    DLID = 1 << 4
+    SLID = 1 << 5
+    RAW_TRAFFIC = 1 << 6
+    RESERVED0 = 1 << 7
+    FLOW_LABEL = 1 << 8
+    HOP_LIMIT = 1 << 9
+    TCLASS = 1 << 10
+    REVERSIBLE = 1 << 11
+    NUMB_PATH = 1 << 12
+    PKEY = 1 << 13
+    QOS_CLASS = 1 << 14
+    SL = 1 << 15
+    MTU_SELECTOR = 1 << 16
+    MTU = 1 << 17
+    RATE_SELECTOR = 1 << 18
+    RATE = 1 << 19
+    PACKET_LIFE_TIME_SELECTOR = 1 << 20
+    PACKET_LIFE_TIME = 1 << 21
+    PREFERENCE = 1 << 22
+    SERVICE_ID = SERVICE_ID_MSB | SERVICE_ID_LSB
+
+
+_PATH = struct.Struct(">Q16s16sHHIBBHHBBBB6x")
+
+
+@dataclass(frozen=True, slots=True)
+class PathRecord:
+    """PathRecord (IBA Vol 1, 15.2.5.16), 64 bytes:
+
+    byte 0   ServiceID (64)
+    byte 8   DGID, byte 24 SGID
+    byte 40  DLID, byte 42 SLID
+    byte 44  RawTraffic (1) | reserved (3) | FlowLabel (20) | HopLimit (8)
+    byte 48  TClass
+    byte 49  Reversible (1) | NumbPath (7)
+    byte 50  P_Key
+    byte 52  QoSClass (12) | SL (4)
+    byte 54  MTUSelector (2) | MTU (6)
+    byte 55  RateSelector (2) | Rate (6)
+    byte 56  PacketLifeTimeSelector (2) | PacketLifeTime (6)
+    byte 57  Preference
+    byte 58  reserved (48)
+    """
+
+    service_id: int = 0
+    dgid: bytes = bytes(GID_SIZE)
+    sgid: bytes = bytes(GID_SIZE)
+    dlid: int = 0
+    slid: int = 0
+    raw_traffic: bool = False
+    flow_label: int = 0
+    hop_limit: int = 0
+    tclass: int = 0
+    reversible: bool = False
+    numb_path: int = 0
+    pkey: int = 0
+    qos_class: int = 0
+    sl: int = 0
+    mtu_selector: int = 0
+    mtu: int = 0
+    rate_selector: int = 0
+    rate: int = 0
+    packet_life_time_selector: int = 0
+    packet_life_time: int = 0
+    preference: int = 0
+
+    ATTRIBUTE_ID: ClassVar[int] = SaAttr.PATH_RECORD
+    SIZE: ClassVar[int] = 64
+    ATTRIBUTE_OFFSET: ClassVar[int] = 8
+
+    def pack(self) -> bytes:
+        dgid = self.dgid
+        sgid = self.sgid
+        if dgid.__class__ is not bytes or len(dgid) != GID_SIZE:
+            _check_gid("PathRecord DGID", dgid)
+        if sgid.__class__ is not bytes or len(sgid) != GID_SIZE:
+            _check_gid("PathRecord SGID", sgid)
+        fl, hl, nbp = self.flow_label, self.hop_limit, self.numb_path
+        qos, sl = self.qos_class, self.sl
+        mts, mtu, rts, rate = self.mtu_selector, self.mtu, self.rate_selector, self.rate
+        pts, plt = self.packet_life_time_selector, self.packet_life_time
+        try:
+            bad = (
+                fl >> 20
+                or hl >> 8
+                or nbp >> 7
+                or qos >> 12
+                or sl >> 4
+                or mts >> 2
+                or mtu >> 6
+                or rts >> 2
+                or rate >> 6
+                or pts >> 2
+                or plt >> 6
+            )
+        except TypeError:
+            bad = True
+        if bad:
+            raise _fields_out_of_range(
+                "PathRecord",
+                (
+                    ("FlowLabel", fl, 20),
+                    ("HopLimit", hl, 8),
+                    ("NumbPath", nbp, 7),
+                    ("QoSClass", qos, 12),
+                    ("SL", sl, 4),
+                    ("MTUSelector", mts, 2),
+                    ("MTU", mtu, 6),
+                    ("RateSelector", rts, 2),
+                    ("Rate", rate, 6),
+                    ("PacketLifeTimeSelector", pts, 2),
+                    ("PacketLifeTime", plt, 6),
+                ),
+            )
+        try:
+            return _PATH.pack(
+                self.service_id,
+                dgid,
+                sgid,
+                self.dlid,
+                self.slid,
+                (0x80000000 if self.raw_traffic else 0) | (fl << 8) | hl,
+                self.tclass,
+                (0x80 if self.reversible else 0) | nbp,
+                self.pkey,
+                (qos << 4) | sl,
+                (mts << 6) | mtu,
+                (rts << 6) | rate,
+                (pts << 6) | plt,
+                self.preference,
+            )
+        except struct.error as exc:
+            raise WireError(f"PathRecord field out of range: {exc}") from None
+
+    @classmethod
+    def unpack(cls, data: bytes, offset: int = 0) -> PathRecord:
+        """Decode the record at `offset` (a fixed-size slot: trailing bytes are allowed)."""
+        if offset < 0 or len(data) - offset < 64:
+            _need(data, offset, 64, "PathRecord")
+        (sid, dgid, sgid, dlid, slid, word, tclass, rev_nbp, pkey, qos_sl, mtu, rate, plt, pref) = (
+            _PATH.unpack_from(data, offset)
+        )
+        return _new_path_record(
+            sid,
+            dgid,
+            sgid,
+            dlid,
+            slid,
+            word >= 0x80000000,
+            (word >> 8) & 0xFFFFF,
+            word & 0xFF,
+            tclass,
+            rev_nbp >= 0x80,
+            rev_nbp & 0x7F,
+            pkey,
+            qos_sl >> 4,
+            qos_sl & 0xF,
+            mtu >> 6,
+            mtu & 0x3F,
+            rate >> 6,
+            rate & 0x3F,
+            plt >> 6,
+            plt & 0x3F,
+            pref,
+        )
+
+
+_new_path_record = _fast_constructor(PathRecord)
+
+# --------------------------------------------------------------------------- InformInfo
+
+_INFORM = struct.Struct(">16sHH2xBBHHII")
+
+
+@dataclass(frozen=True, slots=True)
+class InformInfo:
+    """InformInfo (IBA Vol 1, 13.4.8.3), 36 bytes: a subscription to notices.
+
+        byte 0   GID (all-zero: use the LID range)
+        byte 16  LIDRangeBegin, byte 18 LIDRangeEnd (0xFFFF: all)
+        byte 20  reserved (16)
+        byte 22  IsGeneric (8), byte 23 Subscribe (8)
+        byte 24  Type (16; 0xFFFF: all)
+        byte 26  TrapNumber, or DeviceID if not generic (0xFFFF: all)
+        byte 28  QPN (24) | reserved (3) | RespTimeValue (5)
+        byte 32  reserved (8) | ProducerType, or VendorID if not generic (24)
+
+    IsGeneric and Subscribe are whole bytes on the wire (1 or 0) and stay ints
+    here, so any byte value survives a decode and re-encode.
+    """
+
+    gid: bytes = bytes(GID_SIZE)
+    lid_range_begin: int = 0xFFFF
+    lid_range_end: int = 0
+    is_generic: int = 1
+    subscribe: int = 1
+    type: int = 0xFFFF
+    trap_number: int = 0xFFFF
+    qpn: int = 0
+    resp_time_value: int = 0
+    producer_type: int = 0xFFFFFF
+
+    ATTRIBUTE_ID: ClassVar[int] = SaAttr.INFORM_INFO
+    SIZE: ClassVar[int] = 36
+    ATTRIBUTE_OFFSET: ClassVar[int] = 5
+
+    @property
+    def device_id(self) -> int:
+        return self.trap_number
+
+    @property
+    def vendor_id(self) -> int:
+        return self.producer_type
+
+    def pack(self) -> bytes:
+        _check_gid("InformInfo GID", self.gid)
+        qpn, rtv, prod = self.qpn, self.resp_time_value, self.producer_type
+        try:
+            bad = qpn >> 24 or rtv >> 5 or prod >> 24
+        except TypeError:
+            bad = True
+        if bad:
+            raise _fields_out_of_range(
+                "InformInfo",
+                (("QPN", qpn, 24), ("RespTimeValue", rtv, 5), ("ProducerType", prod, 24)),
+            )
+        try:
+            return _INFORM.pack(
+                self.gid,
+                self.lid_range_begin,
+                self.lid_range_end,
+                self.is_generic,
+                self.subscribe,
+                self.type,
+                self.trap_number,
+                (qpn << 8) | rtv,
+                prod,
+            )
+        except struct.error as exc:
+            raise WireError(f"InformInfo field out of range: {exc}") from None
+
+    @classmethod
+    def unpack(cls, data: bytes, offset: int = 0) -> InformInfo:
+        """Decode the record at `offset` (a fixed-size slot: trailing bytes are allowed)."""
+        _need(data, offset, 36, "InformInfo")
+        gid, begin, end, generic, subscribe, typ, trap, qpn_rtv, prod = _INFORM.unpack_from(
+            data, offset
+        )
+        return cls(
+            gid,
+            begin,
+            end,
+            generic,
+            subscribe,
+            typ,
+            trap,
+            qpn_rtv >> 8,
+            qpn_rtv & 0x1F,
+            prod & 0xFFFFFF,
+        )
+
+
+class InformInfoRecordComp(IntFlag):
+    """ComponentMask bits of an InformInfoRecord query (IBA Vol 1, 15.2.5.12;
+    OpenSM IB_IIR_COMPMASK_*)."""
+
+    SUBSCRIBER_GID = 1 << 0
+    ENUM = 1 << 1
+    RESERVED0 = 1 << 2
+    GID = 1 << 3
+    LID_RANGE_BEGIN = 1 << 4
+    LID_RANGE_END = 1 << 5
+    RESERVED1 = 1 << 6
+    IS_GENERIC = 1 << 7
+    SUBSCRIBE = 1 << 8
+    TYPE = 1 << 9
+    TRAP_NUMBER = 1 << 10  # DeviceID when not generic
+    QPN = 1 << 11
+    RESERVED2 = 1 << 12
+    RESP_TIME_VALUE = 1 << 13
+    RESERVED3 = 1 << 14
+    PRODUCER_TYPE = 1 << 15  # VendorID when not generic
+
+
+_INFORM_RECORD = struct.Struct(">16sH6x36s4x")
+
+
+@dataclass(frozen=True, slots=True)
+class InformInfoRecord:
+    """InformInfoRecord (IBA Vol 1, 15.2.5.12), 64 bytes with padding:
+
+    byte 0   SubscriberGID
+    byte 16  Enum (16): tells apart subscriptions of one subscriber
+    byte 18  reserved (48)
+    byte 24  InformInfo (36 bytes)
+    byte 60  padding (4)
+    """
+
+    subscriber_gid: bytes
+    enum: int
+    inform_info: InformInfo
+
+    ATTRIBUTE_ID: ClassVar[int] = SaAttr.INFORM_INFO_RECORD
+    SIZE: ClassVar[int] = 64
+    ATTRIBUTE_OFFSET: ClassVar[int] = 8
+
+    def pack(self) -> bytes:
+        _check_gid("InformInfoRecord SubscriberGID", self.subscriber_gid)
+        if not isinstance(self.inform_info, InformInfo):
+            raise WireError(f"InformInfoRecord needs an InformInfo, got {self.inform_info!r}")
+        try:
+            return _INFORM_RECORD.pack(self.subscriber_gid, self.enum, self.inform_info.pack())
+        except struct.error as exc:
+            raise WireError(f"InformInfoRecord field out of range: {exc}") from None
+
+    @classmethod
+    def unpack(cls, data: bytes, offset: int = 0) -> InformInfoRecord:
+        """Decode the record at `offset` (a fixed-size slot: trailing bytes are allowed)."""
+        _need(data, offset, 64, "InformInfoRecord")
+        gid, enum, _ = _INFORM_RECORD.unpack_from(data, offset)
+        return cls(gid, enum, InformInfo.unpack(data, offset + 24))
+
+
+# --------------------------------------------------------------------------- ClassPortInfo
+
+
+class ClassCapability(IntFlag):
+    """ClassPortInfo CapabilityMask bits common to all classes (IBA Vol 1, 13.4.8.1)."""
+
+    IS_TRAP_SUPPORTED = 0x0001  # OpenSM IB_CLASS_CAP_TRAP
+    IS_GET_SET_SUPPORTED = 0x0002  # OpenSM IB_CLASS_CAP_GETSET
+    IS_CAPABILITY_MASK2_SUPPORTED = 0x0004  # OpenSM IB_CLASS_CAP_CAPMASK2
+
+
+_CPI = struct.Struct(">BBHI16sIHHII16sIHHII")
+
+
+@dataclass(frozen=True, slots=True)
+class ClassPortInfo:
+    """ClassPortInfo (IBA Vol 1, 13.4.8.1), 72 bytes:
+
+    byte 0   BaseVersion, byte 1 ClassVersion, byte 2 CapabilityMask (16)
+    byte 4   CapabilityMask2 (27) | RespTimeValue (5)
+    byte 8   RedirectGID
+    byte 24  RedirectTC (8) | RedirectSL (4) | RedirectFL (20)
+    byte 28  RedirectLID, byte 30 RedirectP_Key
+    byte 32  reserved (8) | RedirectQP (24)
+    byte 36  RedirectQ_Key
+    byte 40  TrapGID
+    byte 56  TrapTC (8) | TrapSL (4) | TrapFL (20)
+    byte 60  TrapLID, byte 62 TrapP_Key
+    byte 64  TrapHL (8) | TrapQP (24)
+    byte 68  TrapQ_Key
+    """
+
+    base_version: int = 1
+    class_version: int = SA_CLASS_VERSION
+    capability_mask: int = 0
+    capability_mask2: int = 0
+    resp_time_value: int = 0
+    redirect_gid: bytes = bytes(GID_SIZE)
+    redirect_tc: int = 0
+    redirect_sl: int = 0
+    redirect_flow_label: int = 0
+    redirect_lid: int = 0
+    redirect_pkey: int = 0
+    redirect_qp: int = 0
+    redirect_qkey: int = 0
+    trap_gid: bytes = bytes(GID_SIZE)
+    trap_tc: int = 0
+    trap_sl: int = 0
+    trap_flow_label: int = 0
+    trap_lid: int = 0
+    trap_pkey: int = 0
+    trap_hop_limit: int = 0
+    trap_qp: int = 0
+    trap_qkey: int = 0
+
+    ATTRIBUTE_ID: ClassVar[int] = SaAttr.CLASS_PORT_INFO
+    SIZE: ClassVar[int] = 72
+    ATTRIBUTE_OFFSET: ClassVar[int] = 9
+
+    def pack(self) -> bytes:
+        _check_gid("ClassPortInfo RedirectGID", self.redirect_gid)
+        _check_gid("ClassPortInfo TrapGID", self.trap_gid)
+        checks = (
+            ("CapabilityMask2", self.capability_mask2, 27),
+            ("RespTimeValue", self.resp_time_value, 5),
+            ("RedirectTC", self.redirect_tc, 8),
+            ("RedirectSL", self.redirect_sl, 4),
+            ("RedirectFL", self.redirect_flow_label, 20),
+            ("RedirectQP", self.redirect_qp, 24),
+            ("TrapTC", self.trap_tc, 8),
+            ("TrapSL", self.trap_sl, 4),
+            ("TrapFL", self.trap_flow_label, 20),
+            ("TrapHL", self.trap_hop_limit, 8),
+            ("TrapQP", self.trap_qp, 24),
+        )
+        try:
+            bad = any(value >> bits or value < 0 for _, value, bits in checks)
+        except TypeError:
+            bad = True
+        if bad:
+            raise _fields_out_of_range("ClassPortInfo", checks)
+        try:
+            return _CPI.pack(
+                self.base_version,
+                self.class_version,
+                self.capability_mask,
+                (self.capability_mask2 << 5) | self.resp_time_value,
+                self.redirect_gid,
+                (self.redirect_tc << 24) | (self.redirect_sl << 20) | self.redirect_flow_label,
+                self.redirect_lid,
+                self.redirect_pkey,
+                self.redirect_qp,
+                self.redirect_qkey,
+                self.trap_gid,
+                (self.trap_tc << 24) | (self.trap_sl << 20) | self.trap_flow_label,
+                self.trap_lid,
+                self.trap_pkey,
+                (self.trap_hop_limit << 24) | self.trap_qp,
+                self.trap_qkey,
+            )
+        except struct.error as exc:
+            raise WireError(f"ClassPortInfo field out of range: {exc}") from None
+
+    @classmethod
+    def unpack(cls, data: bytes, offset: int = 0) -> ClassPortInfo:
+        """Decode the attribute at `offset` (a fixed-size slot: trailing bytes are allowed)."""
+        _need(data, offset, 72, "ClassPortInfo")
+        (bv, cv, cap, cap2_rtv, rgid, rflow, rlid, rpkey, rqp, rqkey, tgid, tflow, tlid, tpkey,
+         thl_qp, tqkey) = _CPI.unpack_from(data, offset)  # fmt: skip
+        return cls(
+            bv,
+            cv,
+            cap,
+            cap2_rtv >> 5,
+            cap2_rtv & 0x1F,
+            rgid,
+            rflow >> 24,
+            (rflow >> 20) & 0xF,
+            rflow & 0xFFFFF,
+            rlid,
+            rpkey,
+            rqp & 0xFFFFFF,
+            rqkey,
+            tgid,
+            tflow >> 24,
+            (tflow >> 20) & 0xF,
+            tflow & 0xFFFFF,
+            tlid,
+            tpkey,
+            thl_qp >> 24,
+            thl_qp & 0xFFFFFF,
+            tqkey,
+        )
+
+
+# --------------------------------------------------------------------------- NodeRecord
+
+
+class NodeRecordComp(IntFlag):
+    """ComponentMask bits of a NodeRecord query (IBA Vol 1, 15.2.5.2; OpenSM IB_NR_COMPMASK_*)."""
+
+    LID = 1 << 0
+    RESERVED1 = 1 << 1
+    BASE_VERSION = 1 << 2
+    CLASS_VERSION = 1 << 3
+    NODE_TYPE = 1 << 4
+    NUM_PORTS = 1 << 5
+    SYSTEM_IMAGE_GUID = 1 << 6
+    NODE_GUID = 1 << 7
+    PORT_GUID = 1 << 8
+    PARTITION_CAP = 1 << 9
+    DEVICE_ID = 1 << 10
+    REVISION = 1 << 11
+    LOCAL_PORT_NUM = 1 << 12
+    VENDOR_ID = 1 << 13
+    NODE_DESCRIPTION = 1 << 14
+
+
+_NODE_RECORD = struct.Struct(">H2x40s64s4x")
+_NO_DESCRIPTION: Final = NodeDescription()
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRecord:
+    """NodeRecord (IBA Vol 1, 15.2.5.2), 112 bytes with padding:
+
+    byte 0   LID (16)
+    byte 2   reserved (16)
+    byte 4   NodeInfo (40 bytes, IBA Vol 1, 14.2.5.3)
+    byte 44  NodeDescription (64 bytes, 14.2.5.2)
+    byte 108 padding to 8 bytes (4)
+    """
+
+    lid: int
+    node_info: NodeInfo
+    node_description: NodeDescription = _NO_DESCRIPTION
+
+    ATTRIBUTE_ID: ClassVar[int] = SaAttr.NODE_RECORD
+    SIZE: ClassVar[int] = 112
+    ATTRIBUTE_OFFSET: ClassVar[int] = 14
+
+    def pack(self) -> bytes:
+        if not isinstance(self.node_info, NodeInfo):
+            raise WireError(f"NodeRecord needs a NodeInfo, got {self.node_info!r}")
+        if not isinstance(self.node_description, NodeDescription):
+            raise WireError(f"NodeRecord needs a NodeDescription, got {self.node_description!r}")
+        try:
+            return _NODE_RECORD.pack(self.lid, self.node_info.pack(), self.node_description.pack())
+        except struct.error as exc:
+            raise WireError(f"NodeRecord field out of range: {exc}") from None
+
+    @classmethod
+    def unpack(cls, data: bytes, offset: int = 0) -> NodeRecord:
+        """Decode the record at `offset` (a fixed-size slot: trailing bytes are allowed)."""
+        _need(data, offset, 112, "NodeRecord")
+        (lid,) = struct.unpack_from(">H", data, offset)
+        return cls(
+            lid, NodeInfo.unpack(data, offset + 4), NodeDescription.unpack(data, offset + 44)
+        )
+
+
+# --------------------------------------------------------------------------- PortInfoRecord
+
+
+class PortInfoRecordComp(IntFlag):
+    """ComponentMask bits of a PortInfoRecord query (IBA Vol 1, 15.2.5.3; OpenSM
+    IB_PIR_COMPMASK_*): the record's own fields and the first PortInfo components.
+    Bit n + 3 selects the n-th PortInfo component in PortInfo's layout order."""
+
+    ENDPORT_LID = 1 << 0
+    PORT_NUM = 1 << 1
+    OPTIONS = 1 << 2
+    M_KEY = 1 << 3
+    GID_PREFIX = 1 << 4
+    LID = 1 << 5  # PortInfo.LID (base LID)
+    MASTER_SM_LID = 1 << 6
+    CAPABILITY_MASK = 1 << 7
+    DIAG_CODE = 1 << 8
+    M_KEY_LEASE_PERIOD = 1 << 9
+    LOCAL_PORT_NUM = 1 << 10
+    LINK_WIDTH_ENABLED = 1 << 11
+    LINK_WIDTH_SUPPORTED = 1 << 12
+    LINK_WIDTH_ACTIVE = 1 << 13
+    LINK_SPEED_SUPPORTED = 1 << 14
+    PORT_STATE = 1 << 15
+    PORT_PHYSICAL_STATE = 1 << 16
+    LINK_DOWN_DEFAULT_STATE = 1 << 17
+
+
+_PORT_INFO_RECORD = struct.Struct(">HBB64s4x")
+
+
+@dataclass(frozen=True, slots=True)
+class PortInfoRecord:
+    """PortInfoRecord (IBA Vol 1, 15.2.5.3), 72 bytes with padding:
+
+    byte 0   EndportLID (16): LID of the end port (a switch's port 0)
+    byte 2   PortNum (8)
+    byte 3   Options (8; reserved before Release 1.3)
+    byte 4   PortInfo (64 bytes, IBA Vol 1, 14.2.5.6)
+    byte 68  padding to 8 bytes (4)
+    """
+
+    endport_lid: int
+    port_num: int
+    port_info: PortInfo
+    options: int = 0
+
+    ATTRIBUTE_ID: ClassVar[int] = SaAttr.PORT_INFO_RECORD
+    SIZE: ClassVar[int] = 72
+    ATTRIBUTE_OFFSET: ClassVar[int] = 9
+
+    def pack(self) -> bytes:
+        if not isinstance(self.port_info, PortInfo):
+            raise WireError(f"PortInfoRecord needs a PortInfo, got {self.port_info!r}")
+        try:
+            return _PORT_INFO_RECORD.pack(
+                self.endport_lid, self.port_num, self.options, self.port_info.pack()
+            )
+        except struct.error as exc:
+            raise WireError(f"PortInfoRecord field out of range: {exc}") from None
+
+    @classmethod
+    def unpack(cls, data: bytes, offset: int = 0) -> PortInfoRecord:
+        """Decode the record at `offset` (a fixed-size slot: trailing bytes are allowed)."""
+        _need(data, offset, 72, "PortInfoRecord")
+        lid, port, options, _ = _PORT_INFO_RECORD.unpack_from(data, offset)
+        return cls(lid, port, PortInfo.unpack(data, offset + 4), options)
+
+
+# --------------------------------------------------------------------------- GUIDInfoRecord
+
+
+class GUIDInfoRecordComp(IntFlag):
+    """ComponentMask bits of a GUIDInfoRecord query (IBA Vol 1, 15.2.5.18; OpenSM
+    IB_GIR_COMPMASK_*)."""
+
+    LID = 1 << 0
+    BLOCK_NUM = 1 << 1
+    RESERVED1 = 1 << 2
+    RESERVED2 = 1 << 3
+    GUID0 = 1 << 4
+    GUID1 = 1 << 5
+    GUID2 = 1 << 6
+    GUID3 = 1 << 7
+    GUID4 = 1 << 8
+    GUID5 = 1 << 9
+    GUID6 = 1 << 10
+    GUID7 = 1 << 11
+
+
+_GUID_INFO_RECORD = struct.Struct(">HB5x64s")
+
+
+@dataclass(frozen=True, slots=True)
+class GUIDInfoRecord:
+    """GUIDInfoRecord (IBA Vol 1, 15.2.5.18), 72 bytes:
+
+        byte 0   LID (16)
+        byte 2   BlockNum (8): GUIDs 8 * BlockNum .. 8 * BlockNum + 7
+        byte 3   reserved (8)
+        byte 4   reserved (32)
+        byte 8   GUIDInfo (64 bytes, IBA Vol 1, 14.2.5.5)
+
+    OpenSM accepts SubnAdmSet/Delete of this record to add or remove alias GUIDs
+    (vGUIDs).
+    """
+
+    lid: int
+    block_num: int
+    guid_info: GUIDInfo
+
+    ATTRIBUTE_ID: ClassVar[int] = SaAttr.GUID_INFO_RECORD
+    SIZE: ClassVar[int] = 72
+    ATTRIBUTE_OFFSET: ClassVar[int] = 9
+
+    def pack(self) -> bytes:
+        if not isinstance(self.guid_info, GUIDInfo):
+            raise WireError(f"GUIDInfoRecord needs a GUIDInfo, got {self.guid_info!r}")
+        try:
+            return _GUID_INFO_RECORD.pack(self.lid, self.block_num, self.guid_info.pack())
+        except struct.error as exc:
+            raise WireError(f"GUIDInfoRecord field out of range: {exc}") from None
+
+    @classmethod
+    def unpack(cls, data: bytes, offset: int = 0) -> GUIDInfoRecord:
+        """Decode the record at `offset` (a fixed-size slot: trailing bytes are allowed)."""
+        _need(data, offset, 72, "GUIDInfoRecord")
+        lid, block, _ = _GUID_INFO_RECORD.unpack_from(data, offset)
+        return cls(lid, block, GUIDInfo.unpack(data, offset + 8))
+
+
+# --------------------------------------------------------------------------- registry
+
+SaRecord = (
+    PathRecord
+    | NodeRecord
+    | PortInfoRecord
+    | GUIDInfoRecord
+    | InformInfo
+    | InformInfoRecord
+    | ClassPortInfo
+    | Notice
+)
+"""Any record class this module can put in or take out of an SA MAD."""
+
+SA_RECORDS: Final[dict[int, type[SaRecord]]] = {
+    SaAttr.CLASS_PORT_INFO: ClassPortInfo,
+    SaAttr.NOTICE: Notice,
+    SaAttr.INFORM_INFO: InformInfo,
+    SaAttr.NODE_RECORD: NodeRecord,
+    SaAttr.PORT_INFO_RECORD: PortInfoRecord,
+    SaAttr.GUID_INFO_RECORD: GUIDInfoRecord,
+    SaAttr.PATH_RECORD: PathRecord,
+    SaAttr.INFORM_INFO_RECORD: InformInfoRecord,
+}
+"""SA attribute ID -> record class."""
+
+
+def record_class(attribute_id: int) -> type[SaRecord]:
+    """The record class of an SA attribute ID; WireError if ibmig has none."""
+    try:
+        return SA_RECORDS[attribute_id]
+    except KeyError:
+        raise WireError(f"no codec for SA attribute {attribute_id:#06x}") from None
+
+
+def decode_records(
+    attribute_id: int, payload: bytes, attribute_offset: int, count: int | None = None
+) -> tuple[SaRecord, ...]:
+    """Decode the records of a (possibly RMPP-reassembled) SA payload.
+
+    Records are `attribute_offset * 8` bytes apart; `count` records are decoded,
+    or as many whole records as `payload` holds. AttributeOffset 0 means a single
+    record at the start (Get, Set, Report, Delete).
+    """
+    klass = record_class(attribute_id)
+    if attribute_offset < 0:
+        raise WireError(f"AttributeOffset {attribute_offset} is negative")
+    if attribute_offset == 0:
+        if count == 0:
+            return ()
+        if count not in (None, 1):
+            raise WireError(f"AttributeOffset 0 holds one record, not {count}")
+        return (klass.unpack(payload),)
+    stride = attribute_offset * 8
+    if stride < klass.SIZE:
+        raise WireError(
+            f"AttributeOffset {attribute_offset} ({stride} bytes) is shorter than "
+            f"{klass.__name__} ({klass.SIZE} bytes)"
+        )
+    fits = (len(payload) - klass.SIZE) // stride + 1 if len(payload) >= klass.SIZE else 0
+    if count is None:
+        count = fits
+    elif count < 0 or count > fits:
+        raise WireError(f"{count} records of {stride} bytes do not fit {len(payload)} bytes")
+    unpack = klass.unpack
+    return tuple(unpack(payload, i * stride) for i in range(count))
+
+
+# --------------------------------------------------------------------------- SA MAD
+
+_SA = struct.Struct(">BBBBHHQHHIBBBBIIQH2xQ200s")
+# Plain ints: comparing with an IntEnum member costs a class attribute lookup per use.
+_SUBN_ADM: Final = int(MgmtClass.SUBN_ADM)
+_GET_TABLE_RESP: Final = int(Method.GET_TABLE_RESP)
+_ZERO_DATA: Final = bytes(SA_DATA_SIZE)
+_TABLE_RMPP_FLAGS: Final = RmppFlags.ACTIVE | RmppFlags.FIRST | RmppFlags.LAST
+
+
+@dataclass(frozen=True, slots=True)
+class SaMad:
+    """An SA MAD (IBA Vol 1, 15.2.1.1): header, RMPP header, SA header, 200 data bytes.
+
+    `data` is the SubnetAdminData exactly as on the wire (200 bytes); build one
+    from records with `from_records`/`from_record` and read them back with
+    `records()`/`record()`.
+    """
+
+    header: MadHeader
+    rmpp: RmppHeader = RmppHeader.NONE
+    sm_key: int = 0
+    attribute_offset: int = 0
+    component_mask: int = 0
+    data: bytes = bytes(SA_DATA_SIZE)
+
+    SIZE: ClassVar[int] = MAD_SIZE
+
+    @property
+    def method(self) -> int:
+        return self.header.method
+
+    @property
+    def attribute_id(self) -> int:
+        return self.header.attribute_id
+
+    @property
+    def tid(self) -> int:
+        return self.header.tid
+
+    @property
+    def status(self) -> int:
+        return self.header.status
+
+    def pack(self) -> bytes:
+        h, r, data = self.header, self.rmpp, self.data
+        if h.mgmt_class != _SUBN_ADM:
+            raise WireError(f"an SA MAD has management class 0x03, not {h.mgmt_class!r}")
+        if data.__class__ is not bytes or len(data) != SA_DATA_SIZE:
+            raise WireError(f"SA data must be {SA_DATA_SIZE} bytes, got {len(data)}")
+        try:
+            bad = r.resp_time >> 5 or r.flags >> 3
+        except TypeError:
+            bad = True
+        if bad:
+            raise _fields_out_of_range(
+                "RMPP", (("RRespTime", r.resp_time, 5), ("flags", r.flags, 3))
+            )
+        try:
+            return _SA.pack(
+                h.base_version,
+                h.mgmt_class,
+                h.class_version,
+                h.method,
+                h.status,
+                h.class_specific,
+                h.tid,
+                h.attribute_id,
+                0,
+                h.attribute_modifier,
+                r.rmpp_version,
+                r.rmpp_type,
+                (r.resp_time << 3) | r.flags,
+                r.rmpp_status,
+                r.data1,
+                r.data2,
+                self.sm_key,
+                self.attribute_offset,
+                self.component_mask,
+                data,
+            )
+        except struct.error as exc:
+            raise WireError(f"SA MAD field out of range: {exc}") from None
+
+    @classmethod
+    def unpack(cls, data: bytes) -> SaMad:
+        if len(data) != MAD_SIZE:
+            raise WireError(f"an SA MAD is {MAD_SIZE} bytes, got {len(data)}")
+        (bv, mclass, cver, method, status, cspec, tid, attr, _rsv, amod, rver, rtype, rt_flags,
+         rstatus, d1, d2, sm_key, offset, mask, payload) = _SA.unpack(data)  # fmt: skip
+        if mclass != _SUBN_ADM:
+            raise WireError(f"not an SA MAD: management class {mclass:#04x}")
+        if rver or rtype or rt_flags or rstatus or d1 or d2:
+            rmpp = _new_rmpp_header(rver, rtype, rt_flags >> 3, rt_flags & 0x7, rstatus, d1, d2)
+        else:
+            rmpp = RmppHeader.NONE  # immutable, so the common all-zero header is shared
+        return _new_sa_mad(
+            _new_mad_header(mclass, method, attr, tid, amod, status, cspec, cver, bv),
+            rmpp,
+            sm_key,
+            offset,
+            mask,
+            payload,
+        )
+
+    # ---- building from records, reading records back
+
+    @classmethod
+    def from_records(
+        cls,
+        records: Sequence[SaRecord],
+        *,
+        method: int,
+        tid: int = 0,
+        attribute_id: int | None = None,
+        component_mask: int = 0,
+        status: int = 0,
+        sm_key: int = 0,
+        attribute_modifier: int = 0,
+        attribute_offset: int | None = None,
+        rmpp: RmppHeader | None = None,
+    ) -> SaMad:
+        """An SA MAD carrying `records` (all of one class) in one 256-byte MAD.
+
+        AttributeOffset defaults to the record size in words for a
+        SubnAdmGetTableResp (0 when it has no records) and to 0 otherwise. A
+        GetTableResp gets OpenSM's single-segment RMPP header unless `rmpp` is
+        given: version 1, DATA, RRespTime 14, Active|First|Last, segment 1,
+        PayloadLength 20 + n * AttributeOffset * 8. Records that do not fit 200 bytes
+        raise WireError (split them over RMPP segments with `decode_records`'s
+        layout instead).
+        """
+        if attribute_id is None:
+            if not records:
+                raise WireError("an SA MAD without records needs an attribute_id")
+            attribute_id = records[0].ATTRIBUTE_ID
+        klass = record_class(attribute_id)
+        for record in records:
+            if record.__class__ is not klass:
+                raise WireError(
+                    f"{record.__class__.__name__} cannot go in an SA MAD of attribute "
+                    f"{attribute_id:#06x} ({klass.__name__})"
+                )
+        table = method == _GET_TABLE_RESP
+        if attribute_offset is None:
+            attribute_offset = klass.ATTRIBUTE_OFFSET if (table and records) else 0
+        if len(records) > 1 and attribute_offset == 0:
+            raise WireError("several records need a non-zero AttributeOffset")
+        stride = attribute_offset * 8
+        if stride and stride < klass.SIZE:
+            raise WireError(f"AttributeOffset {attribute_offset} is too short for {klass.__name__}")
+        if not records:
+            body = b""
+        elif len(records) == 1 and not stride:
+            body = records[0].pack()
+        else:
+            pad = bytes(stride - klass.SIZE)
+            body = b"".join(record.pack() + pad for record in records)
+        if len(body) > SA_DATA_SIZE:
+            raise WireError(
+                f"{len(records)} x {klass.__name__} ({len(body)} bytes) exceed one SA MAD's "
+                f"{SA_DATA_SIZE} bytes"
+            )
+        if rmpp is None:
+            if table:
+                rmpp = _new_rmpp_header(
+                    1,  # RMPVersion
+                    RmppType.DATA,
+                    14,  # RRespTime, as OpenSM
+                    _TABLE_RMPP_FLAGS,
+                    0,  # RMPPStatus
+                    1,  # SegmentNumber
+                    SA_CLASS_HEADER_SIZE + len(records) * stride,  # PayloadLength
+                )
+            else:
+                rmpp = RmppHeader.NONE
+        header = _new_mad_header(
+            _SUBN_ADM,
+            method,
+            attribute_id,
+            tid,
+            attribute_modifier,
+            status,
+            0,  # ClassSpecific
+            SA_CLASS_VERSION,
+            BASE_VERSION,
+        )
+        data = body + _ZERO_DATA[len(body) :]
+        return _new_sa_mad(header, rmpp, sm_key, attribute_offset, component_mask, data)
+
+    @classmethod
+    def from_record(
+        cls,
+        record: SaRecord,
+        *,
+        method: int,
+        tid: int = 0,
+        component_mask: int = 0,
+        status: int = 0,
+        sm_key: int = 0,
+        attribute_modifier: int = 0,
+        attribute_offset: int | None = None,
+        rmpp: RmppHeader | None = None,
+    ) -> SaMad:
+        """An SA MAD carrying one record (a query, Set, Report, Get response...)."""
+        klass = record.__class__
+        if (
+            method != _GET_TABLE_RESP
+            and not attribute_offset
+            and rmpp is None
+            and SA_RECORDS.get(klass.ATTRIBUTE_ID) is klass
+        ):
+            # The common case, kept short: it is on the simulator's hot path.
+            body = record.pack()
+            header = _new_mad_header(
+                _SUBN_ADM,
+                method,
+                klass.ATTRIBUTE_ID,
+                tid,
+                attribute_modifier,
+                status,
+                0,
+                SA_CLASS_VERSION,
+                BASE_VERSION,
+            )
+            data = body + _ZERO_DATA[len(body) :]
+            return _new_sa_mad(header, RmppHeader.NONE, sm_key, 0, component_mask, data)
+        return cls.from_records(
+            (record,),
+            method=method,
+            tid=tid,
+            component_mask=component_mask,
+            status=status,
+            sm_key=sm_key,
+            attribute_modifier=attribute_modifier,
+            attribute_offset=attribute_offset,
+            rmpp=rmpp,
+        )
+
+    def record_count(self) -> int:
+        """How many records this MAD holds.
+
+        AttributeOffset 0: one. Otherwise as many as fit the 200 bytes, limited by
+        an RMPP PayloadLength (20 + n * AttributeOffset * 8, OpenSM's convention) when the
+        MAD is the first RMPP DATA segment.
+        """
+        if self.attribute_offset == 0:
+            return 1
+        klass = record_class(self.header.attribute_id)
+        stride = self.attribute_offset * 8
+        fits = (SA_DATA_SIZE - klass.SIZE) // stride + 1 if stride else 0
+        r = self.rmpp
+        if (
+            r.rmpp_type == RmppType.DATA
+            and r.flags & RmppFlags.ACTIVE
+            and r.flags & RmppFlags.FIRST
+        ):
+            announced = r.data2 - SA_CLASS_HEADER_SIZE
+            if announced < 0:
+                raise WireError(f"RMPP PayloadLength {r.data2} is shorter than the SA header")
+            whole, rest = divmod(announced, stride)
+            return min(fits, whole + (rest >= klass.SIZE))
+        return fits
+
+    def records(self) -> tuple[SaRecord, ...]:
+        """The records this MAD carries (see `record_count`)."""
+        return decode_records(
+            self.header.attribute_id, self.data, self.attribute_offset, self.record_count()
+        )
+
+    def record(self) -> SaRecord:
+        """The first (or only) record; WireError if there is none."""
+        if self.attribute_offset == 0:
+            return record_class(self.header.attribute_id).unpack(self.data)
+        found = self.records()
+        if not found:
+            raise WireError("the SA MAD holds no records")
+        return found[0]
+
+
+_new_mad_header = _fast_constructor(MadHeader)
+_new_rmpp_header = _fast_constructor(RmppHeader)
+_new_sa_mad = _fast_constructor(SaMad)
