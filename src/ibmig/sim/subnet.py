@@ -125,6 +125,10 @@ class SubnetSim:
             self.peer[link.node_a][link.port_a] = (link.node_b, link.port_b)
             self.peer[link.node_b][link.port_b] = (link.node_a, link.port_a)
         self.link_up: set[tuple[int, int]] = set()
+        # Cable ends whose outgoing packets are lost at random, and the stream that
+        # decides it (seeded apart from the SM's, so adding loss changes nothing else).
+        self.loss_rate: dict[tuple[int, int], float] = {}
+        self.loss_rng = random.Random(self.rng.getrandbits(64))
         self.sm_node = self._pick_sm_node(sm_node)
         self.sm_port = sm_port
         self.sm = SubnetManager(
@@ -232,12 +236,18 @@ class SubnetSim:
         self.capture.write(frame, self.kernel.now_ns + delay_ns)
 
     def _cross(self, node: int, port: int) -> tuple[int, int] | None:
+        """The (node, port) across the cable, or None (drop counted) when the packet
+        does not make it: no cable, link down, or lost on a lossy link."""
         peers = self.peer[node]
-        if port >= len(peers):
-            return None
-        far = peers[port]
+        far = peers[port] if port < len(peers) else None
         if far is None or (node, port) not in self.link_up:
+            self.stats.drops["link_down"] += 1
             return None
+        if self.loss_rate:
+            rate = self.loss_rate.get((node, port))
+            if rate is not None and self.loss_rng.random() < rate:
+                self.stats.drops["lost"] += 1
+                return None
         return far
 
     def _drop(self, reason: str) -> None:
@@ -261,7 +271,6 @@ class SubnetSim:
             while True:
                 far = self._cross(node, out)
                 if far is None:
-                    self._drop("link_down")
                     return
                 elapsed += latency.link_ns
                 node, in_port = far
@@ -288,7 +297,6 @@ class SubnetSim:
         while True:
             far = self._cross(node, out)
             if far is None:
-                self._drop("link_down")
                 return
             elapsed += latency.link_ns
             node, in_port = far
@@ -327,7 +335,6 @@ class SubnetSim:
                 return
             far = self._cross(node, out)
             if far is None:
-                self._drop("link_down")
                 return
             elapsed += latency.link_ns
             node, in_port = far
@@ -413,6 +420,20 @@ class SubnetSim:
         if far is None:
             raise ConfigError(f"{self.names[node]} port {port} has no cable")
         self._set_link_state(node, port, far[0], far[1], up)
+
+    def set_link_loss(self, node: int, port: int, rate: float) -> None:
+        """Lose each packet crossing the cable at (node, port), either way, with
+        probability `rate` (0 restores a clean link)."""
+        far = self.peer[node][port] if port < len(self.peer[node]) else None
+        if far is None:
+            raise ConfigError(f"{self.names[node]} port {port} has no cable")
+        if not 0.0 <= rate <= 1.0:
+            raise ConfigError(f"loss rate {rate} is not a probability")
+        for end in ((node, port), far):
+            if rate:
+                self.loss_rate[end] = rate
+            else:
+                self.loss_rate.pop(end, None)
 
     # --- running ----------------------------------------------------------------------
 

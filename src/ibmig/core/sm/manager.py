@@ -45,7 +45,13 @@ import numpy as np
 
 from ibmig.core.engine import PERMISSIVE_LID, QP0, Datagram
 from ibmig.core.sm.db import DrPath, NodeRecordData, PortRecordData, SubnetDb
-from ibmig.core.sm.routing import RoutingInput, compute_lfts
+from ibmig.core.sm.routing import (
+    RoutingError,
+    RoutingInput,
+    RoutingResult,
+    roots_from_guids,
+    route,
+)
 from ibmig.errors import WireError
 from ibmig.wire.mad import Method
 from ibmig.wire.notice import Notice, TrapNumber
@@ -137,6 +143,15 @@ class SmpFailed:
     status: int
 
 
+@dataclass(frozen=True, slots=True)
+class RoutingFallback:
+    """The configured engine refused the topology; minhop routed it instead."""
+
+    time_ns: int
+    engine: str
+    reason: str
+
+
 class SmListener(Protocol):
     """What the SA (or anything co-located with the SM) hears from it directly."""
 
@@ -202,6 +217,7 @@ class SubnetManager:
         # Path to each CA port (a CA answers for the port an SMP arrives on).
         self._port_paths: dict[tuple[int, int], DrPath] = {}
         self.routing_input: RoutingInput | None = None
+        self.routing_result: RoutingResult | None = None
         self.switch_order: list[int] = []
 
     # --- engine contract ------------------------------------------------------------
@@ -623,8 +639,19 @@ class SubnetManager:
         self.routing_input = routing_input
         if routing_input.num_switches == 0:
             return
-        roots = self.config.root_guids or None
-        lfts = compute_lfts(routing_input, self.config.routing, root_guids=roots)
+        roots = (
+            roots_from_guids(routing_input, self.config.root_guids)
+            if self.config.root_guids
+            else None
+        )
+        try:
+            result = route(routing_input, self.config.routing, roots or None)
+        except RoutingError as exc:
+            # OpenSM falls back to its default engine when the chosen one fails.
+            self._emit(RoutingFallback(now_ns, self.config.routing, str(exc)))
+            result = route(routing_input, "minhop")
+        self.routing_result = result
+        lfts = result.lft
         top = self.db.max_lid
         blocks = top // LFT_BLOCK_SIZE + 1
         for i, guid in enumerate(self.switch_order):
