@@ -13,11 +13,11 @@ import pytest
 from ibmig.core.sm.manager import RoutingFallback, SmConfig, SubnetManager, SubnetUp
 from ibmig.core.sm.routing import (
     RoutingInput,
-    U8Array,
     check_all_pairs,
     is_shortest,
     obeys_updown,
 )
+from ibmig.core.sm.routing_base import U8Array
 from ibmig.fabric import Fabric, preset, read_net
 from ibmig.sim.subnet import SubnetSim, TraceWriter
 from ibmig.wire.capture import CaptureWriter, read_capture
