@@ -43,6 +43,10 @@ class Datagram(NamedTuple):
     # || vGUID) and the HCA demultiplexes them by DGID.
     sgid: bytes | None = None
     dgid: bytes | None = None
+    # BTH fields of the data plane (RC and UD traffic between guests): OpCode (IBA Vol 1,
+    # 9.2: 0x64 UD SEND only, 0x04 RC SEND only, 0x11 RC Acknowledge) and PSN.
+    opcode: int = 0x64
+    psn: int = 0
 
 
 class Engine(Protocol):
