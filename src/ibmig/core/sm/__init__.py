@@ -1,0 +1,1 @@
+"""The subnet manager: discovery, LID assignment, routing engines, LFT programming."""
