@@ -2,7 +2,8 @@
 
 Inputs are built here by hand (small generators mirroring the fabric generators'
 wiring: hosts on the lowest ports, then cables down, then cables up), not read
-from fabric files.
+from fabric files. minhop is also checked against a plain sequential rendering of
+OpenSM's rule, and (interop) all engines against OpenSM itself on ibsim.
 """
 
 from __future__ import annotations

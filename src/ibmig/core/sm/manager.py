@@ -65,7 +65,9 @@ from ibmig.wire.smp_attrs import (
     PhysPortState,
     PortInfo,
     PortState,
+    SMInfo,
     SmpAttr,
+    SmState,
     SwitchInfo,
 )
 
@@ -240,13 +242,24 @@ class SubnetManager:
             if request.deadline_ns > now_ns:
                 break
             del self._outstanding[request.tid & _TID_MATCH_MASK]
-            if request.retries < self.config.max_retries:
-                request.retries += 1
-                self.retransmissions += 1
-                self._transmit(request, now_ns)
-            else:
-                self._emit(SmpFailed(now_ns, request.attr, request.path, -1))
-                self._request_done(now_ns)
+            self._expire(request, now_ns)
+
+    def transaction_dropped(self, tid: int, now_ns: int) -> None:
+        """The transport says the SMP with `tid` cannot be delivered (ibsim returns
+        such a MAD at once with status 110): treat it as timed out now instead of at
+        its deadline. Unknown TIDs (already answered or expired) are ignored."""
+        request = self._outstanding.pop(tid & _TID_MATCH_MASK, None)
+        if request is not None:
+            self._expire(request, now_ns)
+
+    def _expire(self, request: _Request, now_ns: int) -> None:
+        if request.retries < self.config.max_retries:
+            request.retries += 1
+            self.retransmissions += 1
+            self._transmit(request, now_ns)
+        else:
+            self._emit(SmpFailed(now_ns, request.attr, request.path, -1))
+            self._request_done(now_ns)
 
     def receive(self, datagram: Datagram, now_ns: int) -> None:
         try:
@@ -266,13 +279,14 @@ class SubnetManager:
         elif smp.method == Method.TRAP and smp.attribute_id == SmpAttr.NOTICE:
             self._on_trap(smp, datagram, now_ns)
         else:
-            # An SM answers SMInfo; everything else addressed to it is not supported.
+            # An SM answers SMInfo Get (IBA Vol 1, 14.4.1; `sminfo` reads ActCount);
+            # everything else addressed to it is not supported.
+            if smp.method == Method.GET and smp.attribute_id == SmpAttr.SM_INFO:
+                answer = make_get_resp(smp, self.sm_info())
+            else:
+                answer = make_get_resp(smp, status=0x000C)
             self._outbox.append(
-                datagram._replace(
-                    payload=make_get_resp(smp, status=0x000C).pack(),
-                    slid=datagram.dlid,
-                    dlid=datagram.slid,
-                )
+                datagram._replace(payload=answer.pack(), slid=datagram.dlid, dlid=datagram.slid)
             )
 
     # --- API ------------------------------------------------------------------------
@@ -285,6 +299,18 @@ class SubnetManager:
         self._emit(SweepStarted(self.sweep, False, now_ns))
         self.phase = Phase.DISCOVER
         self._issue_get(SmpAttr.NODE_INFO, (), self._on_node_info, None, now_ns)
+
+    def sm_info(self) -> SMInfo:
+        """This SM's SMInfo: master once a sweep has brought the subnet up, with
+        ActCount the number of SMPs sent (as OpenSM counts it)."""
+        state = SmState.MASTER if self._up_since_sweep else SmState.DISCOVERING
+        return SMInfo(
+            guid=self.db.sm_port_guid,
+            sm_key=0,
+            act_count=self.smps_sent & 0xFFFF_FFFF,
+            priority=0,
+            sm_state=state,
+        )
 
     @property
     def subnet_up(self) -> bool:
@@ -634,6 +660,22 @@ class SubnetManager:
             switch_guids=np.array(self.switch_order, dtype=np.uint64),
         )
 
+    def _previous_lfts(self, routing_input: RoutingInput) -> np.ndarray | None:
+        """What the switches hold now, in routing order, so that the engines keep the
+        entries that are still valid (as OpenSM does after its first sweep) and a
+        resweep rewrites as few LFT blocks as it can. None on the first sweep."""
+        width = routing_input.max_lid + 1
+        rows = []
+        for guid in self.switch_order:
+            lft = self.db.nodes[guid].lft
+            if lft is None:
+                return None
+            row = np.full(width, UNREACHABLE_PORT, dtype=np.uint8)
+            held = np.frombuffer(bytes(lft[:width]), dtype=np.uint8)
+            row[: held.size] = held
+            rows.append(row)
+        return np.stack(rows) if rows else None
+
     def _program_routes(self, now_ns: int) -> None:
         routing_input = self._build_routing_input()
         self.routing_input = routing_input
@@ -644,8 +686,9 @@ class SubnetManager:
             if self.config.root_guids
             else None
         )
+        previous = self._previous_lfts(routing_input)
         try:
-            result = route(routing_input, self.config.routing, roots or None)
+            result = route(routing_input, self.config.routing, roots or None, previous)
         except RoutingError as exc:
             # OpenSM falls back to its default engine when the chosen one fails.
             self._emit(RoutingFallback(now_ns, self.config.routing, str(exc)))
