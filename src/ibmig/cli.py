@@ -95,6 +95,29 @@ def _run_up(args: argparse.Namespace) -> int:
     )
 
 
+def _add_path(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "path",
+        help="ask the simulated SA for a PathRecord and show the route",
+        description=(
+            "Bring TOPOLOGY up, send SubnAdmGet(PathRecord) from SRC to the SA and print the "
+            "answer with the hop-by-hop route. SRC and DST are LIDs, GUIDs or node names."
+        ),
+    )
+    parser.add_argument("topology")
+    parser.add_argument("src")
+    parser.add_argument("dst")
+    parser.add_argument("--routing", choices=ROUTING_ENGINES, default="minhop")
+    parser.set_defaults(handler=_run_path)
+
+
+def _run_path(args: argparse.Namespace) -> int:
+    from ibmig.experiments.pathcmd import run_path
+
+    fabric = load_topology(args.topology)
+    return run_path(fabric, args.src, args.dst, routing=args.routing, out=sys.stdout)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ibmig",
@@ -103,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_decode(sub)
     _add_up(sub)
+    _add_path(sub)
     return parser
 
 

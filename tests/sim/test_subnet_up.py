@@ -258,3 +258,15 @@ def test_tshark_decodes_a_bring_up_capture_with_correct_crcs(tshark: str, tmp_pa
         assert int(decoded["infiniband.mad.transactionid"][0], 0) == int.from_bytes(
             payload[8:16], "big"
         )
+
+
+def test_ibmig_path_asks_the_sa_and_prints_the_route() -> None:
+    from ibmig.experiments.pathcmd import run_path
+
+    fabric = shared("ft2-36.net")
+    out = io.StringIO()
+    assert run_path(fabric, "h0_0", "h3_8", routing="minhop", out=out) == 0
+    text = out.getvalue()
+    assert "dgid                         fe80::10:47" in text
+    assert "route (4 links):" in text  # host, leaf, spine, leaf, host
+    assert text.rstrip().endswith("-> h3_8[1] (LID 43)")

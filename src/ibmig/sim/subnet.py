@@ -30,7 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from ibmig.core.engine import PERMISSIVE_LID, QP0, Datagram, Engine
+from ibmig.core.engine import PERMISSIVE_LID, QP0, QP1, Datagram, Engine
+from ibmig.core.sa import SaConfig, SubnetAdministrator
 from ibmig.core.sm.manager import SmConfig, SubnetManager, SubnetUp
 from ibmig.core.sma import NodeSpec, SubnetManagementAgent
 from ibmig.errors import ConfigError
@@ -101,6 +102,7 @@ class SubnetSim:
         sm_node: str | int | None = None,
         sm_port: int = 1,
         sm_config: SmConfig | None = None,
+        sa_config: SaConfig | None = None,
         seed: int = 0,
         capture: CaptureWriter | None = None,
         trace: TraceWriter | None = None,
@@ -135,12 +137,17 @@ class SubnetSim:
             port_num=sm_port, config=sm_config, rng=random.Random(self.rng.getrandbits(64))
         )
         self.sm.record_events = True
+        self.sa = SubnetAdministrator(
+            self.sm, rng=random.Random(self.rng.getrandbits(64)), config=sa_config
+        )
         self.qp0_managers: dict[int, SubnetManager] = {self.sm_node: self.sm}
         self.gsi: dict[tuple[int, int], Engine] = {}
+        self._gsi_requesters: dict[tuple[int, bytes], Engine] = {}
         self._timers: dict[int, Timer] = {}
         self._engine_node: dict[int, int] = {}
         self.subnet_up_events: list[SubnetUp] = []
         self.event_hooks: list[Callable[[int, Any], None]] = []
+        self.attach_gsi(self.sm_node, MgmtClass.SUBN_ADM, self.sa)
         for link in fabric.links:
             self._set_link_state(link.node_a, link.port_a, link.node_b, link.port_b, True)
 
@@ -173,7 +180,13 @@ class SubnetSim:
         self._pump(self.sm_node, self.sm, self.latency.sm_ns)
 
     def _pump(self, node: int, engine: Engine | SubnetManagementAgent, delay_ns: int) -> None:
+        requesters = self._gsi_requesters
         for datagram in engine.packets_to_send():
+            payload = datagram.payload
+            if datagram.dqp == QP1 and len(payload) >= 16 and not payload[3] & 0x80:
+                # A GSI request: its response comes back to this engine by TID (the
+                # way a node's GSI agent hands responses to the client that asked).
+                requesters[(node, payload[8:16])] = engine
             self.send(node, datagram, delay_ns)
         event = engine.next_event()
         while event is not None:
@@ -393,7 +406,11 @@ class SubnetSim:
             agent.receive(datagram, now)
             self._pump(node, agent, self.latency.sma_ns)
             return
-        engine = self.gsi.get((node, payload[1]))
+        engine: Engine | None = None
+        if payload[3] & 0x80:
+            engine = self._gsi_requesters.pop((node, payload[8:16]), None)
+        if engine is None:
+            engine = self.gsi.get((node, payload[1]))
         if engine is None:
             self._drop("no_listener")
             return

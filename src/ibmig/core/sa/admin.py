@@ -1,0 +1,1614 @@
+"""The subnet administrator: SA queries, alias GUIDs, subscriptions and Reports.
+
+The SA lives with the SM (as in OpenSM) and answers management class 0x03 on QP1
+of the SM's port from the SM's database (`ibmig.core.sm.db.SubnetDb`). It is an
+engine in the shape of `ibmig.core.engine.Engine` and a `SmListener` of the SM.
+
+Receive pipeline
+----------------
+1. Not a 256-byte SA MAD, or BaseVersion != 1: dropped, counted `malformed`.
+2. RMPP ACK/STOP/ABORT (Active flag): the sending side of an RMPP response
+   (`ibmig.core.sa.rmpp`).
+3. A response: ReportResp retires the Report with its TID; others are dropped.
+4. SM_Key neither 0 nor `SaConfig.sa_key`: dropped (IBA C15-0.1.5, as OpenSM).
+   A request with the SA key is "trusted": it sees InformInfoRecord QPNs and
+   PortInfo M_Keys, and may subscribe to security traps 256..259.
+5. Send, Trap, TrapRepress (methods with no response): dropped.
+6. ClassVersion != 2: status 0x0004 (bad version).
+7. Before the SM has reached SUBNET UP once: status 0x0001 (busy), so the
+   requester retries later. OpenSM drops SA MADs until its first sweep completes
+   (C15-0.1.3, osm_sa_mad_ctrl.c); `answer_busy_before_up=False` does the same.
+8. A requester LID no end port has: dropped (OpenSM "Cannot find requester
+   physical port").
+9. A method the SA does not implement (anything but Get, Set, GetTable, Delete):
+   0x0008; an attribute/method pair it does not serve: 0x000C (IBA 13.4.7 Table
+   117; OpenSM silently drops unknown attributes).
+
+Answers follow OpenSM's `osm_sa_respond`/`osm_sa_send_error` (osm_sa.c): the
+response copies the request's header (TID, attribute, modifier, ComponentMask),
+SM_Key 0, AttributeOffset the record size in words; SubnAdmSet is answered with
+GetResp, Delete with DeleteResp. A Get that finds no record is answered with
+ERR_NO_RECORDS, more than one with ERR_TOO_MANY_RECORDS; a GetTable with no
+record is an empty table. An error response echoes the request's data.
+
+GetTable responses: with `rmpp=True` (default) every GetTableResp is an RMPP
+transfer (`ibmig.core.sa.rmpp`), one segment or many. With `rmpp=False` the SA
+answers as OpenSM built without vendor RMPP support: the table is cut to the
+records that fit one MAD, sent as a single segment flagged First|Last|Active.
+That is also all a requester on ibsim gets from stock OpenSM, which hands the
+whole table to the umad layer, whose ibsim shim forwards the first 256 bytes.
+
+Records
+-------
+- PathRecord (15.2.5.16; OpenSM osm_sa_path_record.c): `ibmig.core.sa.paths`
+  walks the LFTs. End points come from SGID/DGID (a port GUID or an alias GUID,
+  the subnet prefix or the link-local one) and/or SLID/DLID. An unknown GID or
+  LID gives no record (OpenSM 3.3.2x ignores its own end-point status); SGID and
+  SLID (or DGID and DLID) naming different ports: ERR_REQ_INVALID; an invalid
+  MTU or rate with its selector: ERR_REQ_INVALID; half a ServiceID:
+  ERR_REQ_INSUFFICIENT_COMPONENTS. A missing end is a wildcard over every GUID
+  the SA knows (port GUIDs of end ports and alias GUIDs, in GUID order; OpenSM
+  walks its alias table the same way, in its map's order), with one record per
+  GUID. Each record: SGID/DGID as requested or prefix || GUID, SLID/DLID, HopLimit
+  0 (local), P_Key 0xFFFF (or the requested one if both ends share it), SL 0 (or
+  the requested one), MTU and rate the path minima with selector "exactly",
+  Reversible when the reverse path exists too, NumbPath 0 and Preference 0 as
+  OpenSM returns them. MTU, rate and PacketLifeTime selectors (greater than,
+  less than, exactly, largest) are applied as OpenSM applies them; an
+  unsatisfiable one drops the record.
+  PacketLifeTime: OpenSM uses its subnet_timeout option (0x12) for every path
+  and 0 for a loopback path. Here it is hop based by default: each link (with the
+  switch queue behind it) may hold a packet for 4.096 us x 2^`hop_packet_life_time`
+  (default 16, OpenSM's leaf_head_of_queue_lifetime default), and the path's
+  exponent is the smallest covering all its links (`paths.hop_packet_life_time`):
+  17 for 2 links, 18 (OpenSM's value) for 3 or 4, 19 up to 8. A fixed
+  `packet_life_time` gives OpenSM's behaviour.
+- NodeRecord (15.2.5.2): one per CA port, one per switch (port 0), matched on
+  every NodeInfo component of the ComponentMask, LID, and NodeDescription
+  (compared up to the first NUL, as OpenSM's strncmp).
+- PortInfoRecord (15.2.5.3): by EndportLID (or PortInfo LID) and PortNum, and
+  every PortInfo component OpenSM matches (bits 3..54; CapabilityMask and
+  CapabilityMask2 bitwise when bit 31 of the attribute modifier asks, IBA 1.2
+  errata). M_Key reads 0 unless the request is trusted.
+- GUIDInfoRecord (15.2.5.18; OpenSM osm_sa_guidinfo_record.c): Get/GetTable by
+  LID and BlockNum over the ports' tables as the SM last wrote them, blocks being
+  written counted as written (OpenSM answers from its own table too). Set and
+  Delete need LID and BlockNum in the ComponentMask (else
+  ERR_REQ_INSUFFICIENT_COMPONENTS); a LID no port has or a block beyond GUIDCap:
+  ERR_NO_RECORDS; GUID0 of block 0 (the port GUID, read-only) in the mask:
+  ERR_REQ_INVALID. Which of the 8 entries to write is given by GUID0..GUID7 of
+  the mask. Set writes each given GUID; a zero asks for an SM-assigned GUID
+  (the one already there, else a new one: vendor 0x001405, `sm_assigned_guid`
+  byte, a counter; OpenSM's scheme); a GUID some other port or entry already
+  holds is refused (left out, as OpenSM does). Delete zeroes the entries.
+  Nobody's ownership is checked (neither does OpenSM). When something changes,
+  the SA has the SM write the merged block into the port
+  (`SubnetManager.set_guid_info`, a SubnSet(GUIDInfo)) and answers once the
+  port's GetResp arrives, with the block as the port now holds it; when nothing
+  changes it answers at once. A write the port never confirms is answered with
+  ERR_NO_RESOURCES after `guid_info_timeout_ns`.
+- InformInfo Set (13.4.8.3; OpenSM osm_sa_informinfo.c) subscribes (Subscribe=1)
+  or unsubscribes (0). Subscriptions are keyed as OpenSM keys them: the
+  requester's address (LID, source QP, GID) and the InformInfo's GID (or LID
+  range when the GID is zero), Type, IsGeneric, TrapNumber, QPN, RespTimeValue
+  and ProducerType; subscribing again with the same key replaces the
+  subscription. The stored InformInfo carries the requester's source QP as its
+  QPN (as OpenSM); Reports go there. Errors (ERR_REQ_INVALID, echoing the
+  InformInfo with Subscribe=0 as o13-13.1.1 asks): Subscribe > 1, security traps
+  256..259 without the SA key, an unknown GID, a LID range beyond the top LID,
+  unsubscribing what is not subscribed. The answer is a GetResp with the
+  InformInfo as received. SubscriberGID is the requester's GID from the GRH, or
+  its port's GID; Enum numbers a subscriber's subscriptions from 0 (OpenSM
+  always uses 0).
+- InformInfoRecord (15.2.5.12): Get/GetTable by SubscriberGID and Enum, newest
+  first as OpenSM lists them, QPN 0 unless trusted (C15-0.2-1.16).
+- ClassPortInfo Get (13.4.8.1): RespTimeValue from `transaction_timeout_ns` as
+  OpenSM computes it (at least 8; 16 for 200 ms), CapabilityMask IsTrapSupported
+  (the SA forwards events; OpenSM leaves this bit clear), IsGetSetNoticeSupported
+  and PortInfo CapabilityMask matching, CapabilityMask2 alias GUIDs and extended
+  speeds; redirect and trap QP 1 with the well-known Q_Key.
+
+Events and Reports
+------------------
+Notices come from the SM (`SmListener`): `ports_changed` gives trap 64 (GID in
+service) and 65 (GID out of service) for each port, issued by the SM (IssuerLID
+the SM's LID, IssuerGID its port's GID, DataDetails GIDADDR = prefix || port
+GUID; OpenSM osm_state_mgr.c / osm_drop_mgr.c); `trap_received` gives the traps
+the SM received (trap 128...), whose IssuerGID the SA fills in from the issuer's
+LID when the SMP form left it out (osm_trap_rcv.c). Each notice goes to every
+matching subscription (`ibmig.core.sa.matching`) as a SubnAdmReport(Notice),
+LID routed to the subscriber's LID and QP, with a GRH when it subscribed with a
+GID other than its port's. Subscriber and subject must share a partition
+(o13-17.1.1). The SM reads no P_Key tables, so every port is taken to be a full
+member of the default partition 0xFFFF only, and the check always passes (so
+does o13-17.1.2's removal of mismatching subscriptions never trigger). A
+subscriber whose LID no port has any more gets nothing. Each Report expects a
+ReportResp with its TID; it is sent again after 4.096 us x 2^RespTimeValue of
+the subscription, but no sooner than `transaction_timeout_ns`, up to
+`report_retries` times, then given up.
+
+Path changes (the reason ibmig exists): for every alias GUID the SA remembers
+the LID it last resolved to, and keeps it when the alias is deleted. When a
+write the SA made (GUIDInfoRecord Set) makes an alias GUID resolve to another
+LID than the one remembered, the VM behind it has moved: the SA emits one
+`PathChangeDetected` and reports ibmig's path-change notice (trap 69,
+`ibmig.wire.notice.path_change_notice`: GIDADDR prefix || vGUID, NewLID,
+OldLID, the two port GUIDs, issued by the SM) to the matching subscribers.
+Alias GUIDs present when the subnet comes up are remembered as they are.
+`detect_alias_moves=False` is stock OpenSM: no tracking, no event, no notice.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Final
+
+from ibmig.core.engine import QP1, Datagram
+from ibmig.core.sa.events import (
+    NoticeReported,
+    PathChangeDetected,
+    QueryAnswered,
+    ReportAcked,
+    ReportGaveUp,
+    ReportSent,
+    RmppTransferDone,
+    Subscription,
+    SubscriptionAdded,
+    SubscriptionRemoved,
+)
+from ibmig.core.sa.matching import guid_of, inform_matches, make_gid, notice_subject
+from ibmig.core.sa.paths import (
+    MAX_MTU,
+    MIN_MTU,
+    RATE_TENTHS_GBPS,
+    PathError,
+    PathInfo,
+    hop_packet_life_time,
+    rate_below,
+    resolve_path,
+)
+from ibmig.core.sa.rmpp import RmppSender, RmppStatus, control_mad, segment_table
+from ibmig.core.sm.db import NodeRecordData, PortRecordData, SubnetDb
+from ibmig.core.sm.manager import PortsChanged, SubnetManager, SubnetUp
+from ibmig.errors import ConfigError, WireError
+from ibmig.wire.mad import (
+    BASE_VERSION,
+    RESPONSE_BIT,
+    MadStatus,
+    Method,
+    RmppFlags,
+    RmppType,
+)
+from ibmig.wire.notice import (
+    GidDetails,
+    Notice,
+    NoticeType,
+    ProducerType,
+    TrapNumber,
+    path_change_notice,
+)
+from ibmig.wire.sa import (
+    SA_CLASS_VERSION,
+    SA_DATA_SIZE,
+    ClassCapability,
+    ClassPortInfo,
+    GUIDInfoRecord,
+    GUIDInfoRecordComp,
+    InformInfo,
+    InformInfoRecord,
+    InformInfoRecordComp,
+    NodeRecord,
+    NodeRecordComp,
+    PathRecord,
+    PathRecordComp,
+    PortInfoRecord,
+    PortInfoRecordComp,
+    SaAttr,
+    SaMad,
+    SaRecord,
+    SaStatus,
+    Selector,
+)
+from ibmig.wire.smp_attrs import GUID_BLOCK_SIZE, GUIDInfo, NodeDescription, NodeInfo, PortInfo
+
+QP1_QKEY: Final = 0x80010000
+"""The well-known Q_Key of QP1 (IBA Vol 1, 13.5.1)."""
+DEFAULT_PKEY: Final = 0xFFFF
+OPENIB_VENDOR_ID: Final = 0x001405
+"""OUI in SM-assigned alias GUIDs (OpenSM OSM_VENDOR_ID_OPENIB)."""
+RESP_TIME_UNIT_NS: Final = 4096  # 4.096 us: RespTimeValue / PacketLifeTime unit
+_TID_MASK: Final = (1 << 48) - 1  # ibsim rewrites the top 16 bits of request TIDs
+_SUPPORTED_METHODS: Final = frozenset({Method.GET, Method.SET, Method.GET_TABLE, Method.DELETE})
+_SILENT_METHODS: Final = frozenset({Method.SEND, Method.TRAP, Method.TRAP_REPRESS})
+_SECURITY_TRAPS: Final = range(0x0100, 0x0104)
+_CONTROL_RMPP: Final = frozenset({RmppType.ACK, RmppType.STOP, RmppType.ABORT})
+# ClassPortInfo CapabilityMask bit 13 (OpenSM OSM_CAP_IS_PORT_INFO_CAPMASK_MATCH_SUPPORTED)
+# and CapabilityMask2 bits 5 (alias GUIDs) and 7 (extended speeds).
+_CAP_PORT_INFO_CAPMASK_MATCH: Final = 1 << 13
+_CAP2_ALIAS_GUIDS: Final = 1 << 5
+_CAP2_EXTENDED_SPEEDS: Final = 1 << 7
+_ENHANCED_COMPARE: Final = 1 << 31  # PortInfoRecord attribute modifier bit 31
+
+# PortInfoRecord ComponentMask bit -> PortInfo field (OpenSM IB_PIR_COMPMASK_*,
+# IBA Vol 1, 15.2.5.3: bit n + 3 is the n-th PortInfo component).
+_PORT_INFO_COMPONENTS: Final[tuple[tuple[int, str], ...]] = (
+    (3, "m_key"),
+    (4, "gid_prefix"),
+    (5, "lid"),
+    (6, "master_sm_lid"),
+    (7, "capability_mask"),
+    (8, "diag_code"),
+    (9, "m_key_lease_period"),
+    (10, "local_port_num"),
+    (11, "link_width_enabled"),
+    (12, "link_width_supported"),
+    (13, "link_width_active"),
+    (14, "link_speed_supported"),
+    (15, "port_state"),
+    (16, "port_physical_state"),
+    (17, "link_down_default_state"),
+    (18, "m_key_protect_bits"),
+    (20, "lmc"),
+    (21, "link_speed_active"),
+    (22, "link_speed_enabled"),
+    (23, "neighbor_mtu"),
+    (24, "master_sm_sl"),
+    (25, "vl_cap"),
+    (26, "init_type"),
+    (27, "vl_high_limit"),
+    (28, "vl_arbitration_high_cap"),
+    (29, "vl_arbitration_low_cap"),
+    (30, "init_type_reply"),
+    (31, "mtu_cap"),
+    (32, "vl_stall_count"),
+    (33, "hoq_life"),
+    (34, "operational_vls"),
+    (35, "partition_enforcement_inbound"),
+    (36, "partition_enforcement_outbound"),
+    (37, "filter_raw_inbound"),
+    (38, "filter_raw_outbound"),
+    (39, "m_key_violations"),
+    (40, "p_key_violations"),
+    (41, "q_key_violations"),
+    (42, "guid_cap"),
+    (43, "client_reregister"),
+    (45, "subnet_timeout"),
+    (47, "resp_time_value"),
+    (48, "local_phy_errors"),
+    (49, "overrun_errors"),
+    (50, "max_credit_hint"),
+    (52, "link_round_trip_latency"),
+    (53, "capability_mask2"),
+    (54, "link_speed_ext_active"),
+)
+_BITWISE_COMPONENTS: Final = frozenset({"capability_mask", "capability_mask2"})
+_PORT_INFO_RECORD_KEY: Final = int(PortInfoRecordComp.ENDPORT_LID | PortInfoRecordComp.LID)
+
+# NodeRecord ComponentMask bit -> NodeInfo field compared as is.
+_NODE_INFO_COMPONENTS: Final[tuple[tuple[int, str], ...]] = (
+    (NodeRecordComp.BASE_VERSION, "base_version"),
+    (NodeRecordComp.CLASS_VERSION, "class_version"),
+    (NodeRecordComp.NODE_TYPE, "node_type"),
+    (NodeRecordComp.NUM_PORTS, "num_ports"),
+    (NodeRecordComp.SYSTEM_IMAGE_GUID, "system_image_guid"),
+    (NodeRecordComp.NODE_GUID, "node_guid"),
+    (NodeRecordComp.PARTITION_CAP, "partition_cap"),
+    (NodeRecordComp.DEVICE_ID, "device_id"),
+    (NodeRecordComp.REVISION, "revision"),
+    (NodeRecordComp.VENDOR_ID, "vendor_id"),
+)
+_GUID_COMPONENTS: Final[tuple[int, ...]] = tuple(
+    int(GUIDInfoRecordComp.GUID0) << i for i in range(GUID_BLOCK_SIZE)
+)
+_GUID_SET_KEY: Final = int(GUIDInfoRecordComp.LID | GUIDInfoRecordComp.BLOCK_NUM)
+
+
+@dataclass(frozen=True, slots=True)
+class SaConfig:
+    """Subnet administrator settings; defaults follow OpenSM 3.3 where it has one."""
+
+    rmpp: bool = True
+    """Send GetTable responses as RMPP transfers; False: one MAD, as OpenSM on ibsim."""
+    detect_alias_moves: bool = True
+    """Raise path-change events and trap 69 when an alias GUID moves (False: stock OpenSM)."""
+    answer_busy_before_up: bool = True
+    """Before the first SUBNET UP answer with status busy (False: drop, as OpenSM)."""
+    sa_key: int = 1
+    """The SA's SM_Key (OpenSM sa_key default 1); 0 or this key are accepted."""
+    transaction_timeout_ns: int = 200_000_000
+    """OpenSM transaction_timeout: ClassPortInfo RespTimeValue, floor of Report timeouts."""
+    report_retries: int = 3
+    """Resends of an unanswered Report (OpenSM transaction_retries)."""
+    rmpp_timeout_ns: int = 200_000_000
+    """Wait for an RMPP ACK before sending the window again."""
+    rmpp_retries: int = 3
+    rmpp_initial_window: int = 1
+    packet_life_time: int | None = None
+    """Fixed PathRecord PacketLifeTime (OpenSM: subnet_timeout, 0x12); None: hop based."""
+    hop_packet_life_time: int = 16
+    """Per-link lifetime exponent of the hop-based PacketLifeTime."""
+    guid_info_timeout_ns: int | None = None
+    """Give up on a GUIDInfo write after this; None: the SM's whole retry budget."""
+    sm_assigned_guid: int = 0
+    """Byte 3 of SM-assigned alias GUIDs (OpenSM sm_assigned_guid)."""
+    drop_event_subscriptions: bool = False
+    """Drop a port's subscriptions when it leaves service (OpenSM option, default off)."""
+
+    def __post_init__(self) -> None:
+        for name in (
+            "transaction_timeout_ns",
+            "report_retries",
+            "rmpp_timeout_ns",
+            "rmpp_retries",
+            "hop_packet_life_time",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{name} must be a non-negative integer", f"sa.{name}")
+        if self.rmpp_initial_window < 1:
+            raise ConfigError("rmpp_initial_window must be at least 1", "sa.rmpp_initial_window")
+        if self.packet_life_time is not None and not 0 <= self.packet_life_time <= 0x3F:
+            raise ConfigError("packet_life_time must fit 6 bits", "sa.packet_life_time")
+        if not 0 <= self.sm_assigned_guid <= 0xFF:
+            raise ConfigError("sm_assigned_guid must be one byte", "sa.sm_assigned_guid")
+
+
+# --- internal state records -------------------------------------------------------------
+
+
+class _PendingReport:
+    __slots__ = ("attempt", "datagram", "deadline_ns", "subscription", "timeout_ns", "trap_number")
+
+    def __init__(
+        self, subscription: Subscription, trap_number: int, datagram: Datagram, timeout_ns: int
+    ) -> None:
+        self.subscription = subscription
+        self.trap_number = trap_number
+        self.datagram = datagram
+        self.timeout_ns = timeout_ns
+        self.attempt = 0
+        self.deadline_ns = 0
+
+
+class _Transfer:
+    __slots__ = ("attribute", "reply", "sender", "tid")
+
+    def __init__(self, sender: RmppSender, reply: Datagram, attribute: int, tid: int) -> None:
+        self.sender = sender
+        self.reply = reply
+        self.attribute = attribute
+        self.tid = tid
+
+
+class _GuidWrite:
+    __slots__ = ("block", "datagram", "deadline_ns", "guids", "mad", "port_guid", "record")
+
+    def __init__(
+        self,
+        mad: SaMad,
+        datagram: Datagram,
+        record: GUIDInfoRecord,
+        port_guid: int,
+        guids: tuple[int, ...],
+        deadline_ns: int,
+    ) -> None:
+        self.mad = mad
+        self.datagram = datagram
+        self.record = record
+        self.port_guid = port_guid
+        self.block = record.block_num
+        self.guids = guids
+        self.deadline_ns = deadline_ns
+
+
+class _RequestError(Exception):
+    """Answer the request with this MAD status (and optionally other data)."""
+
+    def __init__(self, status: int, data: bytes | None = None) -> None:
+        super().__init__(status)
+        self.status = status
+        self.data = data
+
+
+_Handler = Callable[[SaMad, Datagram, PortRecordData, int], None]
+
+
+class SubnetAdministrator:
+    """The SA engine (see the module docstring)."""
+
+    def __init__(
+        self, sm: SubnetManager, *, rng: random.Random, config: SaConfig | None = None
+    ) -> None:
+        self.sm = sm
+        self.config = config or SaConfig()
+        self.rng = rng
+        self.record_events = True
+        self.mad_counts: Counter[tuple[int, int]] = Counter()
+        """MADs sent, by (attribute ID, method), every segment and resend included."""
+        self.counters: Counter[str] = Counter()
+        self._outbox: list[Datagram] = []
+        self._events: deque[Any] = deque()
+        self._ever_up = sm.subnet_up
+        self._subscriptions: list[Subscription] = []  # oldest first
+        self._reports: dict[int, _PendingReport] = {}
+        self._transfers: dict[tuple[int, int], _Transfer] = {}
+        self._guid_writes: dict[int, _GuidWrite] = {}
+        self._next_write = 0
+        self._written_blocks: dict[tuple[int, int], tuple[int, ...]] = {}  # in flight
+        self._last_lid: dict[int, tuple[int, int]] = {}  # alias GUID -> (LID, port GUID)
+        self._assigned: dict[tuple[int, int], int] = {}  # (port GUID, index) -> GUID
+        self._assigned_count = 0
+        self._timers: list[tuple[int, int, str, Any]] = []
+        self._timer_seq = 0
+        self._tid = rng.getrandbits(32)
+        self._handlers: dict[tuple[int, int], _Handler] = {
+            (SaAttr.CLASS_PORT_INFO, Method.GET): self._class_port_info,
+            (SaAttr.PATH_RECORD, Method.GET): self._path_record,
+            (SaAttr.PATH_RECORD, Method.GET_TABLE): self._path_record,
+            (SaAttr.NODE_RECORD, Method.GET): self._node_record,
+            (SaAttr.NODE_RECORD, Method.GET_TABLE): self._node_record,
+            (SaAttr.PORT_INFO_RECORD, Method.GET): self._port_info_record,
+            (SaAttr.PORT_INFO_RECORD, Method.GET_TABLE): self._port_info_record,
+            (SaAttr.GUID_INFO_RECORD, Method.GET): self._guid_info_get,
+            (SaAttr.GUID_INFO_RECORD, Method.GET_TABLE): self._guid_info_get,
+            (SaAttr.GUID_INFO_RECORD, Method.SET): self._guid_info_write,
+            (SaAttr.GUID_INFO_RECORD, Method.DELETE): self._guid_info_write,
+            (SaAttr.INFORM_INFO, Method.SET): self._inform_info,
+            (SaAttr.INFORM_INFO_RECORD, Method.GET): self._inform_info_record,
+            (SaAttr.INFORM_INFO_RECORD, Method.GET_TABLE): self._inform_info_record,
+        }
+        sm.listeners.append(self)
+        if self._ever_up:
+            self._remember_aliases()
+
+    # --- engine contract ------------------------------------------------------------
+
+    def packets_to_send(self) -> list[Datagram]:
+        out, self._outbox = self._outbox, []
+        return out
+
+    def next_event(self) -> Any | None:
+        return self._events.popleft() if self._events else None
+
+    def get_timer(self) -> int | None:
+        timers = self._timers
+        while timers:
+            deadline, _, kind, key = timers[0]
+            if self._deadline_of(kind, key) == deadline:
+                return deadline
+            heapq.heappop(timers)
+        return None
+
+    def handle_timer(self, now_ns: int) -> None:
+        timers = self._timers
+        while timers and timers[0][0] <= now_ns:
+            deadline, _, kind, key = heapq.heappop(timers)
+            if self._deadline_of(kind, key) != deadline:
+                continue
+            if kind == "report":
+                self._report_timeout(key, now_ns)
+            elif kind == "rmpp":
+                self._transfer_timeout(key, now_ns)
+            else:
+                self._guid_write_timeout(key, now_ns)
+
+    def receive(self, datagram: Datagram, now_ns: int) -> None:
+        self.counters["received"] += 1
+        try:
+            mad = SaMad.unpack(datagram.payload)
+        except WireError:
+            self.counters["malformed"] += 1
+            return
+        header = mad.header
+        if header.base_version != BASE_VERSION:
+            self.counters["malformed"] += 1
+            return
+        rmpp = mad.rmpp
+        if rmpp.flags & RmppFlags.ACTIVE and rmpp.rmpp_type in _CONTROL_RMPP:
+            self._on_rmpp_control(mad, datagram, now_ns)
+            return
+        method = header.method
+        if method & RESPONSE_BIT:
+            if method == Method.REPORT_RESP:
+                self._on_report_resp(mad, now_ns)
+            else:
+                self.counters["responses_ignored"] += 1
+            return
+        if mad.sm_key and mad.sm_key != self.config.sa_key:
+            self.counters["bad_sm_key"] += 1
+            return
+        if method in _SILENT_METHODS:
+            self.counters["unsupported_method"] += 1
+            return
+        if header.class_version != SA_CLASS_VERSION:
+            self._error(mad, datagram, MadStatus.BAD_VERSION, now_ns)
+            return
+        if not self._ever_up:
+            if self.config.answer_busy_before_up:
+                self.counters["busy"] += 1
+                self._error(mad, datagram, MadStatus.BUSY, now_ns)
+            else:
+                self.counters["dropped_before_up"] += 1
+            return
+        requester = self.db.port_record(datagram.slid)
+        if requester is None:
+            self.counters["unknown_requester"] += 1
+            return
+        if rmpp.flags & RmppFlags.ACTIVE and rmpp.rmpp_type == RmppType.DATA:
+            whole = RmppFlags.FIRST | RmppFlags.LAST
+            if rmpp.flags & whole != whole:
+                self.counters["multi_segment_request"] += 1
+                return
+        handler = self._handlers.get((header.attribute_id, method))
+        if handler is None:
+            if method not in _SUPPORTED_METHODS:
+                self._error(mad, datagram, MadStatus.METHOD_NOT_SUPPORTED, now_ns)
+            else:
+                self._error(mad, datagram, MadStatus.METHOD_ATTR_NOT_SUPPORTED, now_ns)
+            return
+        try:
+            handler(mad, datagram, requester, now_ns)
+        except _RequestError as error:
+            self._error(mad, datagram, error.status, now_ns, error.data)
+
+    # --- SM listener ----------------------------------------------------------------
+
+    def ports_changed(self, change: PortsChanged, now_ns: int) -> None:
+        """Trap 64 for every port that came into service, 65 for every one that left."""
+        for number, guids in (
+            (TrapNumber.GID_IN_SERVICE, change.in_service),
+            (TrapNumber.GID_OUT_OF_SERVICE, change.out_of_service),
+        ):
+            for guid in guids:
+                self._report_notice(self._sm_notice(number, guid), now_ns)
+        if self.config.drop_event_subscriptions:
+            gone = set(change.out_of_service)
+            for subscription in list(self._subscriptions):
+                if guid_of(subscription.subscriber_gid) in gone:
+                    self._subscriptions.remove(subscription)
+                    self._emit(SubscriptionRemoved(subscription, now_ns, "port_out_of_service"))
+
+    def subnet_up(self, event: SubnetUp, now_ns: int) -> None:
+        self._ever_up = True
+        self._remember_aliases()
+
+    def trap_received(self, notice: Notice, now_ns: int) -> None:
+        """Forward a trap the SM received to the subscribers, IssuerGID filled in."""
+        if not any(notice.issuer_gid):
+            record = self.db.port_record(notice.issuer_lid)
+            if record is None:
+                self.counters["trap_from_unknown_lid"] += 1
+                return
+            notice = replace(notice, issuer_gid=self._gid(record.port_guid))
+        self._report_notice(notice, now_ns)
+
+    # --- API ------------------------------------------------------------------------
+
+    @property
+    def db(self) -> SubnetDb:
+        return self.sm.db
+
+    @property
+    def subscriptions(self) -> tuple[Subscription, ...]:
+        """Current subscriptions, newest first (the order notices are matched in)."""
+        return tuple(reversed(self._subscriptions))
+
+    @property
+    def outstanding_reports(self) -> int:
+        return len(self._reports)
+
+    def report_notice(self, notice: Notice, now_ns: int) -> int:
+        """Report any notice to the matching subscribers; how many matched."""
+        return self._report_notice(notice, now_ns)
+
+    # --- plumbing -------------------------------------------------------------------
+
+    def _emit(self, event: Any) -> None:
+        if self.record_events:
+            self._events.append(event)
+
+    def _gid(self, guid: int) -> bytes:
+        return make_gid(self.db.subnet_prefix, guid)
+
+    def _next_tid(self) -> int:
+        self._tid = (self._tid + 1) & _TID_MASK or 1
+        return self._tid
+
+    def _arm(self, kind: str, key: Any, deadline_ns: int) -> None:
+        self._timer_seq += 1
+        heapq.heappush(self._timers, (deadline_ns, self._timer_seq, kind, key))
+
+    def _deadline_of(self, kind: str, key: Any) -> int | None:
+        if kind == "report":
+            report = self._reports.get(key)
+            return None if report is None else report.deadline_ns
+        if kind == "rmpp":
+            transfer = self._transfers.get(key)
+            return None if transfer is None else transfer.sender.deadline_ns
+        write = self._guid_writes.get(key)
+        return None if write is None else write.deadline_ns
+
+    def _send(self, datagram: Datagram, attribute: int, method: int) -> None:
+        self._outbox.append(datagram)
+        self.mad_counts[(attribute, method)] += 1
+
+    def _reply_to(self, datagram: Datagram, payload: bytes) -> Datagram:
+        """Addressing of a response: back to the requester's LID and QP, with a GRH
+        when the request had one."""
+        grh = datagram.sgid is not None
+        return Datagram(
+            payload,
+            self.sm.port_num,
+            self.db.sm_lid,
+            datagram.slid,
+            QP1,
+            datagram.sqp,
+            sl=datagram.sl,
+            pkey=datagram.pkey,
+            qkey=QP1_QKEY,
+            sgid=(datagram.dgid or self._gid(self.db.sm_port_guid)) if grh else None,
+            dgid=datagram.sgid if grh else None,
+        )
+
+    @staticmethod
+    def _response_method(method: int) -> int:
+        if method == Method.SET:
+            return Method.GET_RESP
+        return method | RESPONSE_BIT
+
+    def _error(
+        self, mad: SaMad, datagram: Datagram, status: int, now_ns: int, data: bytes | None = None
+    ) -> None:
+        """An error answer as OpenSM's osm_sa_send_error: the request with the
+        response method and status, SM_Key 0, AttributeOffset 0 for a table."""
+        header = mad.header
+        method = self._response_method(header.method)
+        response = SaMad(
+            replace(header, method=method, status=status),
+            mad.rmpp,
+            0,
+            0 if header.method == Method.GET_TABLE else mad.attribute_offset,
+            mad.component_mask,
+            mad.data if data is None else data.ljust(SA_DATA_SIZE, b"\0"),
+        )
+        self._send(self._reply_to(datagram, response.pack()), header.attribute_id, method)
+        self.counters["errors"] += 1
+        self._emit(QueryAnswered(header.attribute_id, header.method, status, 0, now_ns))
+
+    def _respond(
+        self,
+        mad: SaMad,
+        datagram: Datagram,
+        records: Sequence[SaRecord],
+        attribute_offset: int,
+        now_ns: int,
+    ) -> None:
+        """Answer with records, as OpenSM's osm_sa_respond."""
+        header = mad.header
+        method = header.method
+        if method == Method.GET and len(records) > 1:
+            raise _RequestError(SaStatus.ERR_TOO_MANY_RECORDS)
+        if method == Method.GET and not records:
+            raise _RequestError(SaStatus.ERR_NO_RECORDS)
+        if method == Method.GET_TABLE:
+            self._respond_table(mad, datagram, records, attribute_offset, now_ns)
+            return
+        response_method = self._response_method(method)
+        body = b"".join(record.pack() for record in records)
+        response = SaMad(
+            replace(header, method=response_method, status=0),
+            mad.rmpp,
+            0,
+            attribute_offset if records else 0,
+            mad.component_mask,
+            body.ljust(SA_DATA_SIZE, b"\0"),
+        )
+        self._send(self._reply_to(datagram, response.pack()), header.attribute_id, response_method)
+        self._emit(QueryAnswered(header.attribute_id, method, 0, len(records), now_ns))
+
+    def _respond_table(
+        self,
+        mad: SaMad,
+        datagram: Datagram,
+        records: Sequence[SaRecord],
+        attribute_offset: int,
+        now_ns: int,
+    ) -> None:
+        header = mad.header
+        attribute = header.attribute_id
+        stride = attribute_offset * 8
+        resp_method = int(Method.GET_TABLE_RESP)
+        if not self.config.rmpp:
+            fits = SA_DATA_SIZE // stride if stride else 0
+            if len(records) > fits:
+                self.counters["records_trimmed"] += len(records) - fits
+                records = records[:fits]
+            response = SaMad.from_records(
+                records,
+                method=resp_method,
+                tid=header.tid,
+                attribute_id=attribute,
+                component_mask=mad.component_mask,
+                attribute_modifier=header.attribute_modifier,
+            )
+            self._send(self._reply_to(datagram, response.pack()), attribute, resp_method)
+            self._emit(QueryAnswered(attribute, header.method, 0, len(records), now_ns))
+            return
+        table = b"".join(record.pack().ljust(stride, b"\0") for record in records)
+        resp_header = replace(header, method=resp_method, status=0)
+        segments = segment_table(
+            resp_header,
+            table,
+            attribute_offset=attribute_offset if records else 0,
+            component_mask=mad.component_mask,
+        )
+        sender = RmppSender(
+            [segment.pack() for segment in segments],
+            initial_window=self.config.rmpp_initial_window,
+            timeout_ns=self.config.rmpp_timeout_ns,
+            max_retries=self.config.rmpp_retries,
+        )
+        key = (datagram.slid, header.tid & _TID_MASK)
+        if key in self._transfers:
+            self.counters["rmpp_restarted"] += 1
+        transfer = _Transfer(sender, self._reply_to(datagram, b""), attribute, header.tid)
+        self._transfers[key] = transfer
+        self._emit(QueryAnswered(attribute, header.method, 0, len(records), now_ns))
+        self._send_segments(transfer, sender.start(now_ns))
+        self._arm("rmpp", key, sender.deadline_ns)
+
+    def _send_segments(self, transfer: _Transfer, numbers: list[int]) -> None:
+        segments = transfer.sender.segments
+        for number in numbers:
+            self._send(
+                transfer.reply._replace(payload=segments[number - 1]),
+                transfer.attribute,
+                Method.GET_TABLE_RESP,
+            )
+        self.counters["rmpp_segments"] += len(numbers)
+
+    # --- RMPP -----------------------------------------------------------------------
+
+    def _on_rmpp_control(self, mad: SaMad, datagram: Datagram, now_ns: int) -> None:
+        key = (datagram.slid, mad.tid & _TID_MASK)
+        transfer = self._transfers.get(key)
+        if transfer is None:
+            self.counters["rmpp_unmatched"] += 1
+            return
+        rmpp = mad.rmpp
+        sender = transfer.sender
+        if rmpp.rmpp_type != RmppType.ACK:  # STOP or ABORT from the receiver
+            del self._transfers[key]
+            self._emit(
+                RmppTransferDone(
+                    key[0], transfer.tid, sender.count, False, now_ns, rmpp.rmpp_status
+                )
+            )
+            return
+        outcome = sender.on_ack(rmpp.segment_number, rmpp.data2, now_ns)
+        if outcome.abort_status is not None:
+            self._abort_transfer(key, transfer, outcome.abort_status, now_ns)
+        elif outcome.complete:
+            del self._transfers[key]
+            self._emit(RmppTransferDone(key[0], transfer.tid, sender.count, True, now_ns))
+        else:
+            if outcome.send:
+                self._send_segments(transfer, outcome.send)
+            self._arm("rmpp", key, sender.deadline_ns)
+
+    def _abort_transfer(
+        self, key: tuple[int, int], transfer: _Transfer, status: int, now_ns: int
+    ) -> None:
+        del self._transfers[key]
+        first = SaMad.unpack(transfer.sender.segments[0])
+        abort = control_mad(first, RmppType.ABORT, status)
+        self._send(
+            transfer.reply._replace(payload=abort.pack()), transfer.attribute, Method.GET_TABLE_RESP
+        )
+        self.counters["rmpp_aborted"] += 1
+        self._emit(
+            RmppTransferDone(key[0], transfer.tid, transfer.sender.count, False, now_ns, status)
+        )
+
+    def _transfer_timeout(self, key: tuple[int, int], now_ns: int) -> None:
+        transfer = self._transfers[key]
+        numbers = transfer.sender.on_timeout(now_ns)
+        if numbers is None:
+            self._abort_transfer(key, transfer, RmppStatus.TOO_MANY_RETRIES, now_ns)
+            return
+        self.counters["rmpp_retransmissions"] += 1
+        self._send_segments(transfer, numbers)
+        self._arm("rmpp", key, transfer.sender.deadline_ns)
+
+    # --- ClassPortInfo --------------------------------------------------------------
+
+    def class_port_info(self) -> ClassPortInfo:
+        """What the SA answers to Get(ClassPortInfo)."""
+        return ClassPortInfo(
+            base_version=BASE_VERSION,
+            class_version=SA_CLASS_VERSION,
+            capability_mask=int(
+                ClassCapability.IS_TRAP_SUPPORTED
+                | ClassCapability.IS_GET_SET_SUPPORTED
+                | _CAP_PORT_INFO_CAPMASK_MATCH
+            ),
+            capability_mask2=_CAP2_ALIAS_GUIDS | _CAP2_EXTENDED_SPEEDS,
+            resp_time_value=resp_time_value(self.config.transaction_timeout_ns),
+            redirect_qp=QP1,
+            redirect_qkey=QP1_QKEY,
+            trap_qkey=QP1_QKEY,
+        )
+
+    def _class_port_info(
+        self, mad: SaMad, datagram: Datagram, requester: PortRecordData, now_ns: int
+    ) -> None:
+        self._respond(mad, datagram, (self.class_port_info(),), mad.attribute_offset, now_ns)
+
+    # --- PathRecord -----------------------------------------------------------------
+
+    def _path_record(
+        self, mad: SaMad, datagram: Datagram, requester: PortRecordData, now_ns: int
+    ) -> None:
+        query = PathRecord.unpack(mad.data)
+        mask = mad.component_mask
+        both = PathRecordComp.MTU_SELECTOR | PathRecordComp.MTU
+        if mask & both == both and not MIN_MTU <= query.mtu <= MAX_MTU:
+            raise _RequestError(SaStatus.ERR_REQ_INVALID)
+        both = PathRecordComp.RATE_SELECTOR | PathRecordComp.RATE
+        if mask & both == both and query.rate not in RATE_TENTHS_GBPS:
+            raise _RequestError(SaStatus.ERR_REQ_INVALID)
+        service = mask & PathRecordComp.SERVICE_ID
+        if service and service != PathRecordComp.SERVICE_ID:
+            raise _RequestError(SaStatus.ERR_REQ_INSUFFICIENT_COMPONENTS)
+        records = self._path_records(query, mask, mad.header.method == Method.GET)
+        self._respond(mad, datagram, records, PathRecord.ATTRIBUTE_OFFSET, now_ns)
+
+    def _end_guid(self, gid: bytes) -> int | None:
+        """The GUID of an SGID/DGID if it names a port or alias of this subnet."""
+        link_local = gid[0] == 0xFE and gid[1] & 0xC0 == 0x80
+        if not link_local and int.from_bytes(gid[:8], "big") != self.db.subnet_prefix:
+            return None
+        guid = guid_of(gid)
+        return guid if self.db.lid_of_guid(guid) is not None else None
+
+    def _known_guids(self) -> list[tuple[int, int]]:
+        """(GUID, LID) of every port GUID and alias GUID with a LID, in GUID order."""
+        db = self.db
+        guids = dict(db.port_lid)
+        for alias, owner in db.alias_owner.items():
+            lid = db.port_lid.get(owner)
+            if lid is not None and alias not in guids:
+                guids[alias] = lid
+        return sorted(guids.items())
+
+    def _path_records(self, query: PathRecord, mask: int, get: bool) -> list[PathRecord]:
+        db = self.db
+        if mask & PathRecordComp.DGID and query.dgid[0] == 0xFF:
+            return []  # a multicast destination: the SA knows no multicast group
+        src_guid = dst_guid = None
+        if mask & PathRecordComp.SGID:
+            src_guid = self._end_guid(query.sgid)
+            if src_guid is None:
+                return []
+        if mask & PathRecordComp.SLID and query.slid not in db.lid_owner:
+            return []
+        if mask & PathRecordComp.DGID:
+            dst_guid = self._end_guid(query.dgid)
+            if dst_guid is None:
+                return []
+        if mask & PathRecordComp.DLID and query.dlid not in db.lid_owner:
+            return []
+        src_lid = query.slid if mask & PathRecordComp.SLID else None
+        dst_lid = query.dlid if mask & PathRecordComp.DLID else None
+        if src_guid is not None and src_lid is not None and db.lid_of_guid(src_guid) != src_lid:
+            raise _RequestError(SaStatus.ERR_REQ_INVALID)
+        if dst_guid is not None and dst_lid is not None and db.lid_of_guid(dst_guid) != dst_lid:
+            raise _RequestError(SaStatus.ERR_REQ_INVALID)
+        if mask & PathRecordComp.NUMB_PATH and not get and query.numb_path == 0:
+            return []
+        known: list[tuple[int, int]] | None = None
+
+        def candidates(guid: int | None, lid: int | None) -> list[tuple[int, int]]:
+            nonlocal known
+            if guid is not None:
+                found = db.lid_of_guid(guid)
+                assert found is not None
+                return [(guid, found)]
+            if known is None:
+                known = self._known_guids()
+            if lid is not None:
+                return [item for item in known if item[1] == lid]
+            return known
+
+        sources = candidates(src_guid, src_lid)
+        destinations = candidates(dst_guid, dst_lid)
+        if src_guid is None and src_lid is None and dst_guid is None and dst_lid is None:
+            pairs = ((s, d) for d in destinations for s in sources)  # OpenSM's world order
+        else:
+            pairs = ((s, d) for s in sources for d in destinations)
+        records: list[PathRecord] = []
+        for (sguid, slid), (dguid, dlid) in pairs:
+            record = self._path_record_for(query, mask, sguid, slid, dguid, dlid)
+            if record is not None:
+                records.append(record)
+                if get:
+                    break
+        return records
+
+    def _path_record_for(
+        self, query: PathRecord, mask: int, sguid: int, slid: int, dguid: int, dlid: int
+    ) -> PathRecord | None:
+        db = self.db
+        try:
+            forward = resolve_path(db, slid, dlid)
+        except PathError:
+            return None
+        params = self._path_params(query, mask, forward)
+        if params is None:
+            return None
+        try:
+            reversible = self._path_params(query, mask, resolve_path(db, dlid, slid)) is not None
+        except PathError:
+            reversible = False
+        if mask & PathRecordComp.REVERSIBLE and query.reversible and not reversible:
+            return None
+        mtu, rate, plt, pkey, sl = params
+        return PathRecord(
+            dgid=query.dgid if mask & PathRecordComp.DGID else self._gid(dguid),
+            sgid=query.sgid if mask & PathRecordComp.SGID else self._gid(sguid),
+            dlid=dlid,
+            slid=slid,
+            reversible=reversible,
+            numb_path=0,
+            pkey=pkey,
+            sl=sl,
+            mtu_selector=Selector.EXACTLY,
+            mtu=mtu,
+            rate_selector=Selector.EXACTLY,
+            rate=rate,
+            packet_life_time_selector=Selector.EXACTLY,
+            packet_life_time=plt,
+        )
+
+    def _path_params(
+        self, query: PathRecord, mask: int, path: PathInfo
+    ) -> tuple[int, int, int, int, int] | None:
+        """MTU, rate, PacketLifeTime, P_Key and SL of a path under the query's
+        constraints (OpenSM pr_rcv_get_path_parms), None if it cannot meet them."""
+        mtu, rate = path.mtu, path.rate
+        if path.src == path.dst:
+            plt = 0
+        elif self.config.packet_life_time is not None:
+            plt = self.config.packet_life_time
+        else:
+            plt = hop_packet_life_time(path.hop_count, self.config.hop_packet_life_time)
+        both = PathRecordComp.MTU_SELECTOR | PathRecordComp.MTU
+        if mask & both == both:
+            wanted, selector = query.mtu, query.mtu_selector
+            if selector == Selector.GREATER_THAN and mtu <= wanted:
+                return None
+            if selector == Selector.LESS_THAN and mtu >= wanted:
+                if wanted <= MIN_MTU:
+                    return None
+                mtu = wanted - 1
+            if selector == Selector.EXACTLY:
+                if mtu < wanted:
+                    return None
+                mtu = wanted
+        both = PathRecordComp.RATE_SELECTOR | PathRecordComp.RATE
+        if mask & both == both:
+            wanted, selector = query.rate, query.rate_selector
+            have, want = RATE_TENTHS_GBPS[rate], RATE_TENTHS_GBPS[wanted]
+            if selector == Selector.GREATER_THAN and have <= want:
+                return None
+            if selector == Selector.LESS_THAN and have >= want:
+                rate = rate_below(wanted)
+                if not rate:
+                    return None
+            if selector == Selector.EXACTLY:
+                if have != want:
+                    return None
+                rate = wanted
+        both = PathRecordComp.PACKET_LIFE_TIME_SELECTOR | PathRecordComp.PACKET_LIFE_TIME
+        if mask & both == both:
+            wanted, selector = query.packet_life_time, query.packet_life_time_selector
+            if selector == Selector.GREATER_THAN and plt <= wanted:
+                return None
+            if selector == Selector.LESS_THAN and plt >= wanted:
+                if wanted <= 1:
+                    return None
+                plt = wanted - 1
+            if selector == Selector.EXACTLY:
+                if plt < wanted:
+                    return None
+                plt = wanted
+        pkey = DEFAULT_PKEY
+        raw = bool(mask & PathRecordComp.RAW_TRAFFIC and query.raw_traffic)
+        if raw:
+            pkey = 0
+        elif mask & PathRecordComp.PKEY:
+            if not self._share_pkey(path.src, path.dst, query.pkey):
+                return None
+            pkey = query.pkey
+        sl = query.sl if mask & PathRecordComp.SL else 0
+        return mtu, rate, plt, pkey, sl
+
+    @staticmethod
+    def _partition_keys(endpoint: tuple[int, int]) -> frozenset[int]:
+        """P_Keys of an end port. The SM reads no P_Key tables, so every port is
+        taken to be a full member of the default partition only."""
+        return frozenset({DEFAULT_PKEY})
+
+    def _share_pkey(self, a: tuple[int, int], b: tuple[int, int], pkey: int) -> bool:
+        """Both ports have `pkey`'s partition and at least one is a full member
+        (OpenSM osm_physp_share_this_pkey)."""
+        base = pkey & 0x7FFF
+        keys_a = [k for k in self._partition_keys(a) if k & 0x7FFF == base]
+        keys_b = [k for k in self._partition_keys(b) if k & 0x7FFF == base]
+        if not keys_a or not keys_b:
+            return False
+        return any(k & 0x8000 for k in keys_a) or any(k & 0x8000 for k in keys_b)
+
+    # --- NodeRecord -----------------------------------------------------------------
+
+    def _node_record(
+        self, mad: SaMad, datagram: Datagram, requester: PortRecordData, now_ns: int
+    ) -> None:
+        data = mad.data
+        mask = mad.component_mask
+        lid = int.from_bytes(data[0:2], "big")
+        query = NodeInfo.unpack(data, 4)
+        wanted_description = data[44:108].split(b"\0", 1)[0]
+        db = self.db
+        records: list[NodeRecord] = []
+        for node in sorted(db.nodes.values(), key=_node_guid):
+            info = node.info
+            if any(
+                mask & bit and getattr(info, name) != getattr(query, name)
+                for bit, name in _NODE_INFO_COMPONENTS
+            ):
+                continue
+            description = NodeDescription(node.description)
+            if (
+                mask & NodeRecordComp.NODE_DESCRIPTION
+                and description.pack().split(b"\0", 1)[0] != wanted_description
+            ):
+                continue
+            for port in sorted(node.end_ports):
+                record = node.ports.get(port)
+                if record is None:
+                    continue
+                if mask & NodeRecordComp.PORT_GUID and record.port_guid != query.port_guid:
+                    continue
+                base_lid = db.port_lid.get(record.port_guid, 0)
+                if mask & NodeRecordComp.LID and not _lid_in_range(lid, base_lid, record):
+                    continue
+                if mask & NodeRecordComp.LOCAL_PORT_NUM and port != query.local_port_num:
+                    continue
+                records.append(
+                    NodeRecord(
+                        base_lid,
+                        replace(info, port_guid=record.port_guid, local_port_num=port),
+                        description,
+                    )
+                )
+        self._respond(mad, datagram, records, NodeRecord.ATTRIBUTE_OFFSET, now_ns)
+
+    # --- PortInfoRecord -------------------------------------------------------------
+
+    def _port_info_record(
+        self, mad: SaMad, datagram: Datagram, requester: PortRecordData, now_ns: int
+    ) -> None:
+        data = mad.data
+        mask = mad.component_mask
+        endport_lid = int.from_bytes(data[0:2], "big")
+        port_num = data[2]
+        options = data[3]
+        try:
+            query = PortInfo.unpack(data, 4)
+        except WireError:
+            raise _RequestError(SaStatus.ERR_REQ_INVALID) from None
+        enhanced = bool(mad.header.attribute_modifier & _ENHANCED_COMPARE)
+        checks = [
+            (name, getattr(query, name)) for bit, name in _PORT_INFO_COMPONENTS if mask >> bit & 1
+        ]
+        db = self.db
+        if mask & _PORT_INFO_RECORD_KEY:
+            owner = db.lid_owner.get(endport_lid)
+            found = db.nodes.get(owner[0]) if owner is not None else None
+            nodes = [found] if found is not None else []
+        else:
+            nodes = sorted(db.nodes.values(), key=_node_guid)
+        records: list[PortInfoRecord] = []
+        trusted = mad.sm_key != 0
+        for node in nodes:
+            if node.is_switch:
+                ports = sorted(node.ports)
+            else:
+                ports = sorted(p for p in node.ports if p != 0)
+            if mask & PortInfoRecordComp.PORT_NUM:
+                ports = [p for p in ports if p == port_num]
+            base = node.ports.get(0) if node.is_switch else None
+            for port in ports:
+                record = node.ports[port]
+                info = record.info
+                if info is None or not _port_info_matches(info, checks, enhanced):
+                    continue
+                owner_record = base if base is not None else record
+                base_lid = db.port_lid.get(owner_record.port_guid, 0)
+                if mask & PortInfoRecordComp.ENDPORT_LID and not _lid_in_range(
+                    endport_lid, base_lid, owner_record
+                ):
+                    continue
+                if not trusted and info.m_key:
+                    info = replace(info, m_key=0)
+                records.append(
+                    PortInfoRecord(
+                        base_lid, port, info, options if mask & PortInfoRecordComp.OPTIONS else 0
+                    )
+                )
+        self._respond(mad, datagram, records, PortInfoRecord.ATTRIBUTE_OFFSET, now_ns)
+
+    # --- GUIDInfoRecord -------------------------------------------------------------
+
+    def _port_guids(self, record: PortRecordData, block: int) -> tuple[int, ...]:
+        """One GUIDInfo block of a port as last written (or being written)."""
+        pending = self._written_blocks.get((record.port_guid, block))
+        if pending is not None:
+            return pending
+        base = block * GUID_BLOCK_SIZE
+        aliases = record.alias_guids
+        guids = [aliases.get(base + i, 0) for i in range(GUID_BLOCK_SIZE)]
+        if block == 0:
+            guids[0] = record.port_guid
+        return tuple(guids)
+
+    def _guid_info_get(
+        self, mad: SaMad, datagram: Datagram, requester: PortRecordData, now_ns: int
+    ) -> None:
+        query = GUIDInfoRecord.unpack(mad.data)
+        mask = mad.component_mask
+        db = self.db
+        match_lid = query.lid if mask & GUIDInfoRecordComp.LID else 0
+        match_block = query.block_num if mask & GUIDInfoRecordComp.BLOCK_NUM else None
+        wanted = query.guid_info.guids
+        # OpenSM's rules: GUID0 of block 0 must be the requester's port GUID; any
+        # other GUIDn in the mask must be given as 0.
+        match_port_guid = 0
+        if mask & GUIDInfoRecordComp.GUID0:
+            if query.block_num == 0:
+                match_port_guid = requester.port_guid
+            if wanted[0] != match_port_guid:
+                self._respond(mad, datagram, [], GUIDInfoRecord.ATTRIBUTE_OFFSET, now_ns)
+                return
+        if any(mask & _GUID_COMPONENTS[i] and wanted[i] for i in range(1, GUID_BLOCK_SIZE)):
+            self._respond(mad, datagram, [], GUIDInfoRecord.ATTRIBUTE_OFFSET, now_ns)
+            return
+        records: list[GUIDInfoRecord] = []
+        for node in sorted(db.nodes.values(), key=_node_guid):
+            for port in sorted(node.end_ports):
+                record = node.ports.get(port)
+                if record is None or record.info is None or not record.info.guid_cap:
+                    continue
+                if match_port_guid and record.port_guid != match_port_guid:
+                    continue
+                blocks = -(-record.info.guid_cap // GUID_BLOCK_SIZE)
+                if match_block is None:
+                    wanted_blocks = range(blocks)
+                elif match_block < blocks:
+                    wanted_blocks = range(match_block, match_block + 1)
+                else:
+                    continue
+                base_lid = db.port_lid.get(record.port_guid, 0)
+                if match_lid and not _lid_in_range(match_lid, base_lid, record):
+                    continue
+                for block in wanted_blocks:
+                    guids = self._port_guids(record, block)
+                    records.append(GUIDInfoRecord(base_lid, block, GUIDInfo(guids)))
+        self._respond(mad, datagram, records, GUIDInfoRecord.ATTRIBUTE_OFFSET, now_ns)
+
+    def _alias_holder(self, guid: int) -> tuple[int, int] | None:
+        """(port GUID, index) of the entry holding `guid`, counting writes in flight;
+        aliases of ports that left the subnet are free again."""
+        for (port_guid, block), guids in self._written_blocks.items():
+            for i, held in enumerate(guids):
+                if held == guid and (block or i):
+                    return port_guid, block * GUID_BLOCK_SIZE + i
+        db = self.db
+        if guid in db.port_lid:
+            return guid, 0
+        owner = db.alias_owner.get(guid)
+        if owner is None or owner not in db.port_lid:
+            return None
+        found = db.node_of_port(owner)
+        if found is None:
+            return None
+        node, port = found
+        record = node.ports.get(port)
+        if record is None:
+            return None
+        for index, held in record.alias_guids.items():
+            if held == guid:
+                pending = self._written_blocks.get((owner, index // GUID_BLOCK_SIZE))
+                if pending is not None and pending[index % GUID_BLOCK_SIZE] != guid:
+                    return None  # being overwritten
+                return owner, index
+        return None
+
+    def _sm_assigned(self, port_guid: int, index: int) -> int:
+        """An SM-assigned alias GUID for (port, index): the one assigned before, or a
+        new one nobody holds (OpenSM sm_assigned_guid)."""
+        guid = self._assigned.get((port_guid, index))
+        if guid is not None:
+            return guid
+        for _ in range(1000):
+            self._assigned_count += 1
+            if self._assigned_count > 0xFFFFFFFF:
+                return 0
+            guid = (
+                (OPENIB_VENDOR_ID << 40)
+                | (self.config.sm_assigned_guid << 32)
+                | self._assigned_count
+            )
+            if self._alias_holder(guid) is None and self.db.lid_of_guid(guid) is None:
+                self._assigned[(port_guid, index)] = guid
+                return guid
+        return 0
+
+    def _guid_info_write(
+        self, mad: SaMad, datagram: Datagram, requester: PortRecordData, now_ns: int
+    ) -> None:
+        mask = mad.component_mask
+        if mask & _GUID_SET_KEY != _GUID_SET_KEY:
+            raise _RequestError(SaStatus.ERR_REQ_INSUFFICIENT_COMPONENTS)
+        query = GUIDInfoRecord.unpack(mad.data)
+        record = self.db.port_record(query.lid)
+        if record is None:
+            raise _RequestError(SaStatus.ERR_NO_RECORDS)
+        guid_cap = record.info.guid_cap if record.info is not None else 0
+        block = query.block_num
+        if block >= -(-guid_cap // GUID_BLOCK_SIZE):
+            raise _RequestError(SaStatus.ERR_NO_RECORDS)
+        if block == 0 and mask & GUIDInfoRecordComp.GUID0:
+            raise _RequestError(SaStatus.ERR_REQ_INVALID)
+        port_guid = record.port_guid
+        base = block * GUID_BLOCK_SIZE
+        current = self._port_guids(record, block)
+        new = list(current)
+        setting = mad.header.method == Method.SET
+        for i in range(GUID_BLOCK_SIZE):
+            if not mask & _GUID_COMPONENTS[i] or base + i >= guid_cap:
+                continue
+            if not setting:
+                new[i] = 0
+                continue
+            guid = query.guid_info.guids[i]
+            if not guid:
+                if current[i]:
+                    continue
+                guid = self._sm_assigned(port_guid, base + i)
+                if not guid:
+                    continue
+            holder = self._alias_holder(guid)
+            if holder is not None and holder != (port_guid, base + i):
+                self.counters["duplicate_alias_refused"] += 1
+                continue
+            new[i] = guid
+        guids = tuple(new)
+        if guids == current:
+            self._respond_guid_info(mad, datagram, query, current, now_ns)
+            return
+        self._next_write += 1
+        token = self._next_write
+        timeout = self.config.guid_info_timeout_ns
+        if timeout is None:
+            sm_config = self.sm.config
+            timeout = (sm_config.max_retries + 2) * sm_config.transaction_timeout_ns
+        self._written_blocks[(port_guid, block)] = guids
+        write = _GuidWrite(mad, datagram, query, port_guid, guids, now_ns + timeout)
+
+        def written(result: GUIDInfo | None, when_ns: int) -> None:
+            self._guid_info_written(token, write, result, when_ns)
+
+        if not self.sm.set_guid_info(port_guid, block, guids, now_ns, written):
+            del self._written_blocks[(port_guid, block)]
+            raise _RequestError(SaStatus.ERR_NO_RECORDS)
+        self._guid_writes[token] = write
+        self._arm("guid", token, write.deadline_ns)
+
+    def _respond_guid_info(
+        self,
+        mad: SaMad,
+        datagram: Datagram,
+        query: GUIDInfoRecord,
+        guids: tuple[int, ...],
+        now_ns: int,
+    ) -> None:
+        answer = GUIDInfoRecord(query.lid, query.block_num, GUIDInfo(guids))
+        self._respond(mad, datagram, (answer,), GUIDInfoRecord.ATTRIBUTE_OFFSET, now_ns)
+
+    def _guid_info_written(
+        self, token: int, write: _GuidWrite, result: GUIDInfo | None, now_ns: int
+    ) -> None:
+        key = (write.port_guid, write.block)
+        if self._written_blocks.get(key) is write.guids:
+            del self._written_blocks[key]
+        if result is not None and self.config.detect_alias_moves:
+            self._check_alias_moves(write.block, result.guids, now_ns)
+        if self._guid_writes.pop(token, None) is None:
+            return  # answered already (timed out)
+        if result is None:
+            self._error(write.mad, write.datagram, SaStatus.ERR_NO_RESOURCES, now_ns)
+            return
+        self._respond_guid_info(write.mad, write.datagram, write.record, result.guids, now_ns)
+
+    def _guid_write_timeout(self, token: int, now_ns: int) -> None:
+        write = self._guid_writes.pop(token)
+        key = (write.port_guid, write.block)
+        if self._written_blocks.get(key) is write.guids:
+            del self._written_blocks[key]
+        self.counters["guid_info_write_timeouts"] += 1
+        self._error(write.mad, write.datagram, SaStatus.ERR_NO_RESOURCES, now_ns)
+
+    # --- path changes ---------------------------------------------------------------
+
+    def _remember_aliases(self) -> None:
+        if not self.config.detect_alias_moves:
+            return
+        db = self.db
+        for alias, owner in db.alias_owner.items():
+            lid = db.port_lid.get(owner)
+            if lid is not None and alias not in self._last_lid:
+                self._last_lid[alias] = (lid, owner)
+
+    def _check_alias_moves(self, block: int, guids: Sequence[int], now_ns: int) -> None:
+        db = self.db
+        for i, guid in enumerate(guids):
+            if not guid or (block == 0 and i == 0):
+                continue
+            owner = db.alias_owner.get(guid)
+            lid = None if owner is None else db.port_lid.get(owner)
+            if owner is None or lid is None:
+                continue
+            before = self._last_lid.get(guid)
+            self._last_lid[guid] = (lid, owner)
+            if before is None or before[0] == lid:
+                continue
+            old_lid, old_port = before
+            self.counters["path_changes"] += 1
+            self._emit(PathChangeDetected(guid, old_lid, lid, old_port, owner, now_ns))
+            notice = path_change_notice(
+                gid=self._gid(guid),
+                new_lid=lid,
+                old_lid=old_lid,
+                new_port_guid=owner,
+                old_port_guid=old_port,
+                issuer_lid=db.sm_lid,
+                issuer_gid=self._gid(db.sm_port_guid),
+            )
+            self._report_notice(notice, now_ns)
+
+    def last_lid_of(self, alias_guid: int) -> int | None:
+        """The LID an alias GUID was last seen behind (kept after it is deleted)."""
+        seen = self._last_lid.get(alias_guid)
+        return None if seen is None else seen[0]
+
+    # --- InformInfo -----------------------------------------------------------------
+
+    def _inform_info(
+        self, mad: SaMad, datagram: Datagram, requester: PortRecordData, now_ns: int
+    ) -> None:
+        info = InformInfo.unpack(mad.data)
+        refused = replace(info, subscribe=0).pack() + mad.data[InformInfo.SIZE :]
+        if info.subscribe > 1:
+            raise _RequestError(SaStatus.ERR_REQ_INVALID)
+        if mad.sm_key == 0 and info.is_generic and info.trap_number in _SECURITY_TRAPS:
+            raise _RequestError(SaStatus.ERR_REQ_INVALID)
+        port_gid = self._gid(requester.port_guid)
+        sgid = datagram.sgid
+        subscriber_gid = sgid if sgid is not None else port_gid
+        report_gid = sgid if sgid is not None and sgid != port_gid else None
+        stored = replace(info, qpn=datagram.sqp) if info.subscribe else info
+        key = _subscription_key(datagram.slid, datagram.sqp, report_gid, stored)
+        existing = next(
+            (
+                s
+                for s in self._subscriptions
+                if _subscription_key(s.lid, s.qpn, s.report_gid, s.inform_info) == key
+            ),
+            None,
+        )
+        if info.subscribe:
+            if not self._valid_subscription(info):
+                raise _RequestError(SaStatus.ERR_REQ_INVALID, refused)
+            if existing is not None:
+                index = self._subscriptions.index(existing)
+                self._subscriptions[index] = replace(existing, inform_info=stored)
+            else:
+                used = {s.enum for s in self._subscriptions if s.subscriber_gid == subscriber_gid}
+                enum = next(n for n in range(len(used) + 1) if n not in used)
+                subscription = Subscription(
+                    subscriber_gid, enum, datagram.slid, datagram.sqp, report_gid, stored
+                )
+                self._subscriptions.append(subscription)
+                self._emit(SubscriptionAdded(subscription, now_ns))
+        else:
+            if existing is None:
+                raise _RequestError(SaStatus.ERR_REQ_INVALID, refused)
+            self._subscriptions.remove(existing)
+            self._emit(SubscriptionRemoved(existing, now_ns))
+        self._respond(mad, datagram, (info,), InformInfo.ATTRIBUTE_OFFSET, now_ns)
+
+    def _valid_subscription(self, info: InformInfo) -> bool:
+        """o13-14.1.1 as OpenSM checks it: a named GID must be known; a LID range must
+        start within the subnet's LIDs (partitions are shared trivially)."""
+        if any(info.gid):
+            return self.db.lid_of_guid(guid_of(info.gid)) is not None
+        if info.lid_range_begin == 0xFFFF:
+            return True
+        return info.lid_range_begin <= self.db.max_lid
+
+    def _inform_info_record(
+        self, mad: SaMad, datagram: Datagram, requester: PortRecordData, now_ns: int
+    ) -> None:
+        query = InformInfoRecord.unpack(mad.data)
+        mask = mad.component_mask
+        trusted = mad.sm_key != 0
+        records: list[InformInfoRecord] = []
+        for subscription in reversed(self._subscriptions):
+            if (
+                mask & InformInfoRecordComp.SUBSCRIBER_GID
+                and subscription.subscriber_gid != query.subscriber_gid
+            ):
+                continue
+            if mask & InformInfoRecordComp.ENUM and subscription.enum != query.enum:
+                continue
+            if self.db.lid_of_guid(guid_of(subscription.subscriber_gid)) is None:
+                continue
+            info = subscription.inform_info
+            if not trusted:
+                info = replace(info, qpn=0)
+            records.append(InformInfoRecord(subscription.subscriber_gid, subscription.enum, info))
+        self._respond(mad, datagram, records, InformInfoRecord.ATTRIBUTE_OFFSET, now_ns)
+
+    # --- notices and Reports --------------------------------------------------------
+
+    def _sm_notice(self, trap_number: int, port_guid: int) -> Notice:
+        """Trap 64/65 as the SM issues it about a port (OpenSM osm_state_mgr.c)."""
+        return Notice(
+            is_generic=True,
+            type=NoticeType.SM,
+            producer_type=ProducerType.CLASS_MANAGER,
+            trap_number=trap_number,
+            issuer_lid=self.db.sm_lid,
+            details=GidDetails(self._gid(port_guid)),
+            issuer_gid=self._gid(self.db.sm_port_guid),
+        )
+
+    def _report_notice(self, notice: Notice, now_ns: int) -> int:
+        subject_gid, subject_lid = notice_subject(notice, self.db)
+        matched = 0
+        lid_owner = self.db.lid_owner
+        for subscription in reversed(self._subscriptions):
+            if not inform_matches(subscription.inform_info, notice, subject_gid, subject_lid):
+                continue
+            if subscription.lid not in lid_owner:
+                self.counters["report_to_unknown_lid"] += 1
+                continue
+            matched += 1
+            self._send_report(subscription, notice, now_ns)
+        self._emit(NoticeReported(notice.trap_number, matched, now_ns))
+        return matched
+
+    def _send_report(self, subscription: Subscription, notice: Notice, now_ns: int) -> None:
+        tid = self._next_tid()
+        payload = SaMad.from_record(notice, method=Method.REPORT, tid=tid).pack()
+        report_gid = subscription.report_gid
+        datagram = Datagram(
+            payload,
+            self.sm.port_num,
+            self.db.sm_lid,
+            subscription.lid,
+            QP1,
+            subscription.qpn,
+            pkey=DEFAULT_PKEY,
+            qkey=QP1_QKEY,
+            sgid=self._gid(self.db.sm_port_guid) if report_gid is not None else None,
+            dgid=report_gid,
+        )
+        timeout = max(
+            RESP_TIME_UNIT_NS << subscription.inform_info.resp_time_value,
+            self.config.transaction_timeout_ns,
+        )
+        pending = _PendingReport(subscription, notice.trap_number, datagram, timeout)
+        pending.deadline_ns = now_ns + timeout
+        self._reports[tid] = pending
+        self._send(datagram, SaAttr.NOTICE, Method.REPORT)
+        self.counters["reports_sent"] += 1
+        self._emit(ReportSent(subscription, notice.trap_number, tid, now_ns))
+        self._arm("report", tid, pending.deadline_ns)
+
+    def _on_report_resp(self, mad: SaMad, now_ns: int) -> None:
+        tid = mad.tid & _TID_MASK
+        pending = self._reports.pop(tid, None)
+        if pending is None:
+            self.counters["report_resp_unmatched"] += 1
+            return
+        self.counters["reports_acked"] += 1
+        self._emit(ReportAcked(pending.subscription, pending.trap_number, tid, now_ns))
+
+    def _report_timeout(self, tid: int, now_ns: int) -> None:
+        pending = self._reports[tid]
+        if pending.attempt >= self.config.report_retries:
+            del self._reports[tid]
+            self.counters["reports_given_up"] += 1
+            self._emit(ReportGaveUp(pending.subscription, pending.trap_number, tid, now_ns))
+            return
+        pending.attempt += 1
+        pending.deadline_ns = now_ns + pending.timeout_ns
+        self._send(pending.datagram, SaAttr.NOTICE, Method.REPORT)
+        self.counters["report_retransmissions"] += 1
+        self._emit(
+            ReportSent(pending.subscription, pending.trap_number, tid, now_ns, pending.attempt)
+        )
+        self._arm("report", tid, pending.deadline_ns)
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def resp_time_value(timeout_ns: int) -> int:
+    """ClassPortInfo RespTimeValue for a transaction timeout, as OpenSM encodes its
+    transaction_timeout: the smallest n >= 8 with 4.096 us x 2^n covering it (31 at most)."""
+    value = 8
+    while value < 31 and RESP_TIME_UNIT_NS << value < timeout_ns:
+        value += 1
+    return value
+
+
+def _node_guid(node: NodeRecordData) -> int:
+    return node.node_guid
+
+
+def _lid_in_range(lid: int, base_lid: int, record: PortRecordData) -> bool:
+    lmc = record.info.lmc if record.info is not None else 0
+    return base_lid <= lid <= base_lid + (1 << lmc) - 1
+
+
+def _port_info_matches(info: PortInfo, checks: list[tuple[str, Any]], enhanced: bool) -> bool:
+    for name, wanted in checks:
+        have = getattr(info, name)
+        if enhanced and name in _BITWISE_COMPONENTS:
+            if have & wanted != wanted:
+                return False
+        elif have != wanted:
+            return False
+    return True
+
+
+def _subscription_key(
+    lid: int, qpn: int, report_gid: bytes | None, info: InformInfo
+) -> tuple[Any, ...]:
+    """What tells subscriptions apart (OpenSM match_inf_rec)."""
+    selector: tuple[Any, ...] = (
+        (info.gid,) if any(info.gid) else (info.lid_range_begin, info.lid_range_end)
+    )
+    return (
+        lid,
+        qpn,
+        report_gid,
+        selector,
+        info.type,
+        info.is_generic,
+        info.trap_number,
+        info.qpn,
+        info.resp_time_value,
+        info.producer_type,
+    )
+
+
+__all__ = ["QP1_QKEY", "SaConfig", "SubnetAdministrator", "resp_time_value"]

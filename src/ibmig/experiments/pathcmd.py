@@ -1,0 +1,108 @@
+"""`ibmig path TOPOLOGY SRC DST`: bring the subnet up, ask the SA for the PathRecord
+from SRC to DST over the simulated fabric (a real SubnAdmGet(PathRecord) MAD from
+SRC's port), and print it with the hop-by-hop route through the programmed LFTs."""
+
+from __future__ import annotations
+
+from typing import IO, Any
+
+from ibmig.core.engine import QP1, Datagram
+from ibmig.core.sa import PathError, resolve_path
+from ibmig.core.sm.manager import SmConfig
+from ibmig.errors import ConfigError, WireError
+from ibmig.experiments.topology import find_node
+from ibmig.fabric import Fabric
+from ibmig.sim.subnet import SubnetSim
+from ibmig.wire.jsonify import gid_text, to_json
+from ibmig.wire.mad import MadStatus, Method
+from ibmig.wire.sa import PathRecord, PathRecordComp, SaMad
+
+QP1_QKEY = 0x80010000
+
+
+class PathQuery:
+    """A one-shot SA client: sends one PathRecord Get and keeps the answer."""
+
+    def __init__(self, port: int, slid: int, sa_lid: int, sgid: bytes, dgid: bytes) -> None:
+        record = PathRecord(sgid=sgid, dgid=dgid, numb_path=1, reversible=True)
+        mask = (
+            PathRecordComp.SGID | PathRecordComp.DGID | PathRecordComp.NUMB_PATH
+            | PathRecordComp.REVERSIBLE
+        )  # fmt: skip
+        mad = SaMad.from_record(record, method=Method.GET, tid=0x1A7B, component_mask=mask)
+        self._outbox = [Datagram(mad.pack(), port, slid, sa_lid, QP1, QP1, qkey=QP1_QKEY)]
+        self.answer: SaMad | None = None
+
+    def receive(self, datagram: Datagram, now_ns: int) -> None:
+        try:
+            self.answer = SaMad.unpack(datagram.payload)
+        except WireError:
+            return
+
+    def handle_timer(self, now_ns: int) -> None:
+        return
+
+    def packets_to_send(self) -> list[Datagram]:
+        out, self._outbox = self._outbox, []
+        return out
+
+    def get_timer(self) -> int | None:
+        return None
+
+    def next_event(self) -> Any | None:
+        return None
+
+
+def _end_port(fabric: Fabric, sim: SubnetSim, text: str) -> tuple[int, int, int]:
+    """(node index, port, port GUID) of SRC/DST given as a LID, GUID or node name."""
+    db = sim.sm.db
+    if text.isdigit():
+        owner = db.lid_owner.get(int(text))
+        if owner is None:
+            raise ConfigError(f"no end port has LID {text}", "path")
+        node = fabric.node_by_guid(owner[0])
+        return node.index, owner[1], fabric.ports[node.port_index(owner[1])].port_guid
+    index = find_node(fabric, text)
+    node = fabric.nodes[index]
+    port = 0 if node.is_switch else 1
+    return index, port, fabric.ports[node.port_index(port)].port_guid
+
+
+def run_path(fabric: Fabric, src: str, dst: str, *, routing: str, out: IO[str]) -> int:
+    sim = SubnetSim(fabric, sm_config=SmConfig(routing=routing))
+    sim.start()
+    if sim.run_until_up() is None:
+        raise ConfigError("the subnet did not come up", "path")
+    src_node, src_port, src_guid = _end_port(fabric, sim, src)
+    dst_node, dst_port, dst_guid = _end_port(fabric, sim, dst)
+    if fabric.nodes[src_node].is_switch:
+        raise ConfigError("SRC must be a channel adapter (it sends the SA query)", "path")
+    prefix = sim.sm.config.subnet_prefix.to_bytes(8, "big")
+    sgid = prefix + src_guid.to_bytes(8, "big")
+    dgid = prefix + dst_guid.to_bytes(8, "big")
+    slid = sim.agents[src_node].port_lid(src_port)
+    query = PathQuery(src_port, slid, sim.sm.db.sm_lid, sgid, dgid)
+    sim._pump(src_node, query, 0)
+    sim.run()
+    answer = query.answer
+    if answer is None:
+        raise ConfigError("the SA did not answer", "path")
+    if answer.status != MadStatus.OK:
+        print(f"SA answered with status 0x{answer.status:04x}", file=out)
+        return 1
+    record = answer.record()
+    assert isinstance(record, PathRecord)
+    print(f"PathRecord {gid_text(sgid)} -> {gid_text(dgid)}", file=out)
+    for key, value in to_json(record).items():
+        print(f"  {key:<28} {value}", file=out)
+    try:
+        info = resolve_path(sim.sm.db, record.slid, record.dlid)
+    except PathError as exc:
+        print(f"route: {exc}", file=out)
+        return 1
+    names = {n.node_guid: n.name for n in fabric.nodes}
+    print(f"route ({info.hop_count} links):", file=out)
+    for guid, port in info.hops:
+        print(f"  {names.get(guid, hex(guid))}[{port}]", file=out)
+    print(f"  -> {fabric.nodes[dst_node].name}[{dst_port}] (LID {record.dlid})", file=out)
+    return 0

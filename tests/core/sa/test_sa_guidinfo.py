@@ -1,0 +1,445 @@
+"""GUIDInfoRecord Get/Set/Delete, alias GUIDs written through the SM, and the single
+path-change event (trap 69) when an alias GUID moves to another port."""
+
+from __future__ import annotations
+
+import pytest
+
+from ibmig.core.engine import Datagram
+from ibmig.core.sa import PathChangeDetected, QueryAnswered, SaConfig, SubnetAdministrator
+from ibmig.core.sm.manager import SmConfig, SmpFailed
+from ibmig.fabric.generators import fat_tree_2level
+from ibmig.wire.mad import Method
+from ibmig.wire.notice import Notice, PathChangeDetails, TrapNumber
+from ibmig.wire.sa import (
+    GUIDInfoRecord,
+    GUIDInfoRecordComp,
+    InformInfo,
+    SaAttr,
+    SaMad,
+    SaStatus,
+)
+from ibmig.wire.smp import Smp
+from ibmig.wire.smp_attrs import GUIDInfo, SmpAttr
+from tests.core.sa.sa_util import (
+    H1_GUID,
+    H1_LID,
+    H1_NODE,
+    H2_GUID,
+    H2_LID,
+    H3_LID,
+    PREFIX,
+    SM_LID,
+    SM_PORT_GUID,
+    SW1,
+    SW1_LID,
+    SaClient,
+    SaSim,
+    answer_smps,
+    ask,
+    build_subnet,
+    drain,
+    events,
+    gid,
+    make_sa,
+    one,
+    request,
+)
+
+GIR = SaAttr.GUID_INFO_RECORD
+LID, BLOCK = GUIDInfoRecordComp.LID, GUIDInfoRecordComp.BLOCK_NUM
+G = [int(GUIDInfoRecordComp.GUID0) << i for i in range(8)]
+V1, V2 = 0x0002_C903_0000_1001, 0x0002_C903_0000_1002
+
+
+def block(*guids: int) -> GUIDInfo:
+    return GUIDInfo(tuple(guids) + (0,) * (8 - len(guids)))
+
+
+def write(
+    sa: SubnetAdministrator,
+    method: int,
+    lid: int,
+    guids: GUIDInfo,
+    entries: tuple[int, ...],
+    *,
+    block_num: int = 0,
+    tid: int = 0x50,
+    now_ns: int = 1_000,
+    slid: int = H3_LID,
+) -> list[tuple[Datagram, SaMad]]:
+    mask = LID | BLOCK
+    for i in entries:
+        mask |= G[i]
+    return ask(
+        sa,
+        request(GIR, method, GUIDInfoRecord(lid, block_num, guids), mask=mask, tid=tid, slid=slid),
+        now_ns,
+    )
+
+
+def guid_record(answer: SaMad) -> GUIDInfoRecord:
+    assert answer.status == 0, hex(answer.status)
+    record = answer.record()
+    assert isinstance(record, GUIDInfoRecord)
+    return record
+
+
+def smp_blocks(smps: list[Smp]) -> list[tuple[int, tuple[int, ...]]]:
+    assert all(smp.attribute_id == SmpAttr.GUID_INFO for smp in smps)
+    return [(smp.attribute_modifier, GUIDInfo.unpack(smp.data).guids) for smp in smps]
+
+
+def subscribe_path_changes(sa: SubnetAdministrator, lid: int) -> None:
+    info = InformInfo(trap_number=TrapNumber.REPATH, resp_time_value=18)
+    answer = one(sa, request(SaAttr.INFORM_INFO, Method.SET, info, slid=lid))
+    assert answer.status == 0
+
+
+# --- Get / GetTable ----------------------------------------------------------------
+
+
+def test_get_by_lid_and_block() -> None:
+    sm = build_subnet()
+    sm.db.nodes[H1_NODE].ports[1].alias_guids[3] = V1
+    sa = make_sa(sm=sm)
+    query = GUIDInfoRecord(H1_LID, 0, GUIDInfo())
+    answer = one(sa, request(GIR, Method.GET, query, mask=LID | BLOCK))
+    assert answer.attribute_offset == 9
+    assert guid_record(answer) == GUIDInfoRecord(H1_LID, 0, block(H1_GUID, 0, 0, V1))
+
+
+def test_get_table_by_lid_gives_every_block() -> None:
+    sa = make_sa(SaConfig(rmpp=False))
+    query = GUIDInfoRecord(H1_LID, 0, GUIDInfo())
+    answer = one(sa, request(GIR, Method.GET_TABLE, query, mask=LID))
+    # GUIDCap 32: four blocks; rmpp=False cuts the table to two 72-byte records
+    assert [r.block_num for r in answer.records() if isinstance(r, GUIDInfoRecord)] == [0, 1]
+    assert sa.counters["records_trimmed"] == 2
+
+
+def test_switch_has_one_block_and_blocks_beyond_guid_cap_none() -> None:
+    sa = make_sa()
+    switch = one(sa, request(GIR, Method.GET, GUIDInfoRecord(SW1_LID, 0, GUIDInfo()), mask=LID))
+    assert guid_record(switch) == GUIDInfoRecord(SW1_LID, 0, block(SW1))
+    beyond = one(
+        sa, request(GIR, Method.GET, GUIDInfoRecord(H1_LID, 4, GUIDInfo()), mask=LID | BLOCK)
+    )
+    assert beyond.status == SaStatus.ERR_NO_RECORDS
+
+
+def test_get_guid0_rule_of_opensm() -> None:
+    """GUID0 of block 0 in the mask matches the requester's own port GUID."""
+    sa = make_sa()
+    mine = GUIDInfoRecord(0, 0, block(H1_GUID))
+    answer = one(sa, request(GIR, Method.GET, mine, mask=BLOCK | G[0], slid=H1_LID))
+    assert guid_record(answer).lid == H1_LID
+    theirs = GUIDInfoRecord(0, 0, block(H2_GUID))
+    answer = one(sa, request(GIR, Method.GET, theirs, mask=BLOCK | G[0], slid=H1_LID))
+    assert answer.status == SaStatus.ERR_NO_RECORDS
+
+
+# --- Set / Delete: errors ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("record", "mask", "status"),
+    [
+        (
+            GUIDInfoRecord(H1_LID, 0, block(0, V1)),
+            LID | G[1],
+            SaStatus.ERR_REQ_INSUFFICIENT_COMPONENTS,
+        ),
+        (GUIDInfoRecord(40, 0, block(0, V1)), LID | BLOCK | G[1], SaStatus.ERR_NO_RECORDS),
+        (GUIDInfoRecord(H1_LID, 4, block(V1)), LID | BLOCK | G[0], SaStatus.ERR_NO_RECORDS),
+        (GUIDInfoRecord(SW1_LID, 1, block(V1)), LID | BLOCK | G[0], SaStatus.ERR_NO_RECORDS),
+        (GUIDInfoRecord(H1_LID, 0, block(V1)), LID | BLOCK | G[0], SaStatus.ERR_REQ_INVALID),
+    ],
+)
+@pytest.mark.parametrize("method", [Method.SET, Method.DELETE])
+def test_write_errors(record: GUIDInfoRecord, mask: int, status: int, method: int) -> None:
+    sa = make_sa()
+    answer = one(sa, request(GIR, method, record, mask=mask))
+    assert answer.status == status
+    assert answer.header.method == (Method.GET_RESP if method == Method.SET else 0x95)
+    assert sa.sm.packets_to_send() == []
+
+
+# --- Set / Delete: writes through the SM ---------------------------------------------
+
+
+def test_set_writes_the_merged_block_and_answers_when_the_port_does() -> None:
+    sa = make_sa()
+    sm = sa.sm
+    assert write(sa, Method.SET, H1_LID, block(0, V1, 0, V2, 7), (1, 3), tid=0x51) == []
+    smps = answer_smps(sm, 2_000)
+    # index 0 is the port GUID; entry 4 was not in the mask
+    assert smp_blocks(smps) == [(0, (H1_GUID, V1, 0, V2, 0, 0, 0, 0))]
+    [(datagram, answer)] = drain(sa)
+    assert answer.header.method == Method.GET_RESP and answer.tid == 0x51
+    assert guid_record(answer) == GUIDInfoRecord(H1_LID, 0, block(H1_GUID, V1, 0, V2))
+    assert datagram.dlid == H3_LID  # back to the requester (anyone may write)
+    assert sm.db.alias_owner == {V1: H1_GUID, V2: H1_GUID}
+    assert sm.db.lid_of_guid(V1) == H1_LID
+    assert [e for e in events(sa) if isinstance(e, PathChangeDetected)] == []
+    # the same Set again changes nothing: answered at once, no SMP
+    [(_, again)] = write(sa, Method.SET, H1_LID, block(0, V1), (1,))
+    assert guid_record(again).guid_info == block(H1_GUID, V1, 0, V2)
+    assert sm.packets_to_send() == []
+
+
+def test_delete_zeroes_entries() -> None:
+    sa = make_sa()
+    write(sa, Method.SET, H1_LID, block(0, V1, V2), (1, 2))
+    answer_smps(sa.sm, 2_000)
+    drain(sa)
+    assert write(sa, Method.DELETE, H1_LID, GUIDInfo(), (1,), tid=0x60) == []
+    assert smp_blocks(answer_smps(sa.sm, 3_000)) == [(0, (H1_GUID, 0, V2, 0, 0, 0, 0, 0))]
+    [(_, answer)] = drain(sa)
+    assert answer.header.method == Method.DELETE_RESP
+    assert guid_record(answer).guid_info == block(H1_GUID, 0, V2)
+    assert sa.db.alias_owner == {V2: H1_GUID}
+    assert sa.last_lid_of(V1) == H1_LID  # remembered after the delete
+    # deleting what is not there: answered at once
+    [(_, nothing)] = write(sa, Method.DELETE, H1_LID, GUIDInfo(), (1, 5))
+    assert guid_record(nothing).guid_info == block(H1_GUID, 0, V2)
+
+
+def test_other_blocks() -> None:
+    sa = make_sa()
+    write(sa, Method.SET, H1_LID, block(V1), (0,), block_num=2)
+    assert smp_blocks(answer_smps(sa.sm, 2_000)) == [(2, (V1, 0, 0, 0, 0, 0, 0, 0))]
+    [(_, answer)] = drain(sa)
+    assert guid_record(answer) == GUIDInfoRecord(H1_LID, 2, block(V1))
+    assert sa.sm.db.nodes[H1_NODE].ports[1].alias_guids == {16: V1}
+
+
+def test_duplicate_alias_is_refused() -> None:
+    sa = make_sa()
+    write(sa, Method.SET, H1_LID, block(0, V1), (1,))
+    answer_smps(sa.sm, 2_000)
+    drain(sa)
+    # h2 asks for V1 while h1 holds it: refused, nothing to write
+    [(_, answer)] = write(sa, Method.SET, H2_LID, block(0, V1), (1,))
+    assert guid_record(answer).guid_info == block(H2_GUID)
+    assert sa.counters["duplicate_alias_refused"] == 1
+    # and at another index of the same port
+    [(_, answer)] = write(sa, Method.SET, H1_LID, block(0, 0, V1), (2,))
+    assert guid_record(answer).guid_info == block(H1_GUID, V1)
+    # a physical port GUID cannot become an alias either
+    [(_, answer)] = write(sa, Method.SET, H1_LID, block(0, 0, H2_GUID), (2,))
+    assert guid_record(answer).guid_info == block(H1_GUID, V1)
+
+
+def test_sm_assigned_guid_for_zero() -> None:
+    sa = make_sa(SaConfig(sm_assigned_guid=0x42))
+    write(sa, Method.SET, H1_LID, block(), (1, 2))
+    [(_, guids)] = smp_blocks(answer_smps(sa.sm, 2_000))
+    assigned = 0x001405_42_00000001, 0x001405_42_00000002
+    assert guids[1:3] == assigned
+    drain(sa)
+    # a zero where a GUID is already set keeps it
+    [(_, answer)] = write(sa, Method.SET, H1_LID, block(), (1,))
+    assert guid_record(answer).guid_info.guids[1] == assigned[0]
+
+
+def test_writes_in_flight_merge() -> None:
+    sa = make_sa()
+    write(sa, Method.SET, H1_LID, block(0, V1), (1,), tid=1)
+    write(sa, Method.SET, H1_LID, block(0, 0, V2), (2,), tid=2)
+    blocks = smp_blocks(answer_smps(sa.sm, 2_000))
+    assert blocks == [(0, (H1_GUID, V1, 0, 0, 0, 0, 0, 0)), (0, (H1_GUID, V1, V2, 0, 0, 0, 0, 0))]
+    answers = {mad.tid: guid_record(mad).guid_info for _, mad in drain(sa)}
+    assert answers == {1: block(H1_GUID, V1), 2: block(H1_GUID, V1, V2)}
+    assert sa.db.alias_owner == {V1: H1_GUID, V2: H1_GUID}
+
+
+def test_refused_write_is_answered_with_an_error() -> None:
+    sa = make_sa()
+    write(sa, Method.SET, H1_LID, block(0, V1), (1,), now_ns=1_000)
+    answer_smps(sa.sm, 1_050, status=0x001C)  # the port refuses
+    assert isinstance(events(sa.sm)[0], SmpFailed)
+    [(_, answer)] = drain(sa)
+    assert answer.status == SaStatus.ERR_NO_RESOURCES
+    assert answer.header.method == Method.GET_RESP
+    assert sa.db.alias_owner == {}
+    assert sa.get_timer() is None
+    # a later write starts from the port's real table again
+    write(sa, Method.SET, H1_LID, block(0, 0, V2), (2,))
+    assert smp_blocks(answer_smps(sa.sm, 5_000)) == [(0, (H1_GUID, 0, V2, 0, 0, 0, 0, 0))]
+
+
+def test_unconfirmed_write_times_out() -> None:
+    sm = build_subnet(SmConfig(max_retries=0, transaction_timeout_ns=100))
+    sa = make_sa(SaConfig(guid_info_timeout_ns=50), sm=sm)
+    write(sa, Method.SET, H1_LID, block(0, V1), (1,), now_ns=1_000)
+    sm.packets_to_send()  # the SMP is lost
+    assert sa.get_timer() == 1_050
+    sa.handle_timer(1_050)
+    [(_, answer)] = drain(sa)
+    assert answer.status == SaStatus.ERR_NO_RESOURCES
+    assert sa.counters["guid_info_write_timeouts"] == 1
+    sm.handle_timer(1_100)  # the SM gives up too, later: nothing more to answer
+    assert drain(sa) == []
+    assert sa.get_timer() is None
+
+
+def test_default_write_timeout_outlasts_the_sm() -> None:
+    sm = build_subnet(SmConfig(max_retries=1, transaction_timeout_ns=100))
+    sa = make_sa(sm=sm)
+    write(sa, Method.SET, H1_LID, block(0, V1), (1,), now_ns=1_000)
+    assert sa.get_timer() == 1_000 + 3 * 100  # (retries + 2) x transaction timeout
+
+
+def test_guid_info_timeout_config() -> None:
+    sa = make_sa(SaConfig(guid_info_timeout_ns=77))
+    write(sa, Method.SET, H1_LID, block(0, V1), (1,), now_ns=10)
+    assert sa.get_timer() == 87
+
+
+# --- path changes -------------------------------------------------------------------
+
+
+def move_v1_from_h1_to_h2(sa: SubnetAdministrator) -> list[object]:
+    write(sa, Method.SET, H1_LID, block(0, V1), (1,), now_ns=1_000)
+    answer_smps(sa.sm, 1_500)
+    write(sa, Method.DELETE, H1_LID, GUIDInfo(), (1,), now_ns=2_000)
+    answer_smps(sa.sm, 2_500)
+    write(sa, Method.SET, H2_LID, block(0, 0, 0, V1), (3,), now_ns=3_000)
+    answer_smps(sa.sm, 3_500)
+    return events(sa)
+
+
+def test_alias_move_raises_one_path_change_and_trap_69() -> None:
+    sa = make_sa()
+    subscribe_path_changes(sa, H3_LID)
+    found = move_v1_from_h1_to_h2(sa)
+    changes = [e for e in found if isinstance(e, PathChangeDetected)]
+    assert changes == [PathChangeDetected(V1, H1_LID, H2_LID, H1_GUID, H2_GUID, 3_500)]
+    reports = [(d, m) for d, m in drain(sa) if m.header.method == Method.REPORT]
+    assert len(reports) == 1
+    datagram, report = reports[0]
+    assert datagram.dlid == H3_LID and datagram.dqp == 1
+    notice = report.record()
+    assert isinstance(notice, Notice)
+    assert notice.trap_number == TrapNumber.REPATH
+    assert notice.issuer_lid == SM_LID
+    assert notice.issuer_gid == gid(SM_PORT_GUID)
+    assert notice.details == PathChangeDetails(gid(V1, PREFIX), H2_LID, H1_LID, H2_GUID, H1_GUID)
+    # once only: writing it again where it is changes nothing
+    write(sa, Method.SET, H2_LID, block(0, 0, 0, V1), (3,), now_ns=4_000)
+    answer_smps(sa.sm, 4_500)
+    assert not [e for e in events(sa) if isinstance(e, PathChangeDetected)]
+    assert sa.counters["path_changes"] == 1
+
+
+def test_alias_moving_back_is_another_change() -> None:
+    sa = make_sa()
+    move_v1_from_h1_to_h2(sa)
+    write(sa, Method.DELETE, H2_LID, GUIDInfo(), (3,), now_ns=5_000)
+    answer_smps(sa.sm, 5_500)
+    write(sa, Method.SET, H1_LID, block(0, 0, V1), (2,), now_ns=6_000)
+    answer_smps(sa.sm, 6_500)
+    changes = [e for e in events(sa) if isinstance(e, PathChangeDetected)]
+    assert changes == [PathChangeDetected(V1, H2_LID, H1_LID, H2_GUID, H1_GUID, 6_500)]
+
+
+def test_no_path_change_without_detection() -> None:
+    sa = make_sa(SaConfig(detect_alias_moves=False))
+    subscribe_path_changes(sa, H3_LID)
+    found = move_v1_from_h1_to_h2(sa)
+    assert not [e for e in found if isinstance(e, PathChangeDetected)]
+    assert [m for _, m in drain(sa) if m.header.method == Method.REPORT] == []
+    assert sa.db.lid_of_guid(V1) == H2_LID  # the move itself happened
+
+
+def test_aliases_present_at_subnet_up_are_remembered() -> None:
+    sm = build_subnet()
+    sm.db.nodes[H1_NODE].ports[1].alias_guids[1] = V1
+    sm.db.alias_owner[V1] = H1_GUID
+    sa = make_sa(sm=sm)
+    assert sa.last_lid_of(V1) == H1_LID
+    write(sa, Method.DELETE, H1_LID, GUIDInfo(), (1,))
+    answer_smps(sm, 2_000)
+    write(sa, Method.SET, H2_LID, block(0, V1), (1,))
+    answer_smps(sm, 3_000)
+    changes = [e for e in events(sa) if isinstance(e, PathChangeDetected)]
+    assert [(c.old_lid, c.new_lid) for c in changes] == [(H1_LID, H2_LID)]
+
+
+def test_alias_of_a_port_that_left_is_free() -> None:
+    """The host died: its aliases may be set elsewhere, and that is a path change."""
+    sm = build_subnet()
+    sa = make_sa(sm=sm)
+    write(sa, Method.SET, H1_LID, block(0, V1), (1,))
+    answer_smps(sm, 2_000)
+    del sm.db.port_lid[H1_GUID]
+    del sm.db.lid_owner[H1_LID]
+    write(sa, Method.SET, H2_LID, block(0, V1), (1,))
+    assert smp_blocks(answer_smps(sm, 3_000)) == [(0, (H2_GUID, V1, 0, 0, 0, 0, 0, 0))]
+    changes = [e for e in events(sa) if isinstance(e, PathChangeDetected)]
+    assert [(c.old_lid, c.new_lid) for c in changes] == [(H1_LID, H2_LID)]
+
+
+def test_query_answered_events_of_writes() -> None:
+    sa = make_sa()
+    write(sa, Method.SET, H1_LID, block(0, V1), (1,), now_ns=10)
+    answer_smps(sa.sm, 20)
+    assert events(sa) == [QueryAnswered(GIR, Method.SET, 0, 1, 20)]
+
+
+# --- end to end on a simulated subnet ----------------------------------------------
+
+
+def test_vguid_migration_end_to_end() -> None:
+    """Real SM and SMAs: a hypervisor sets a vGUID through the SA, the SMA's GUIDInfo
+    holds it, it moves to another host, a subscriber gets trap 69 and answers it."""
+    sim = SaSim(fat_tree_2level(leaves=2, hosts_per_leaf=2, spines=1))
+    sim.start()
+    assert sim.run_until_up() is not None
+    source = SaClient(sim, sim.node_index("h0_1"))
+    target = SaClient(sim, sim.node_index("h1_0"))
+    watcher = SaClient(sim, sim.node_index("h1_1"))
+    watcher.send(request(SaAttr.INFORM_INFO, Method.SET, InformInfo(trap_number=69), tid=1))
+    sim.run()
+    assert watcher.answers(1)[0].status == 0
+
+    def set_or_delete(client: SaClient, method: int, tid: int) -> SaMad:
+        record = GUIDInfoRecord(client.lid, 0, block(0, V1))
+        client.send(request(GIR, method, record, mask=LID | BLOCK | G[1], tid=tid))
+        sim.run()
+        [answer] = client.answers(tid)
+        return answer
+
+    first = set_or_delete(source, Method.SET, 10)
+    assert guid_record(first).guid_info.guids[1] == V1
+    assert sim.agents[source.node].guid_table(1)[1] == V1
+    set_or_delete(source, Method.DELETE, 11)
+    assert sim.agents[source.node].guid_table(1)[1] == 0
+    moved = set_or_delete(target, Method.SET, 12)
+    assert guid_record(moved).guid_info.guids[1] == V1
+    assert sim.agents[target.node].guid_table(1)[1] == V1
+    [report] = watcher.reports
+    notice = report.record()
+    assert isinstance(notice, Notice)
+    details = notice.details
+    assert isinstance(details, PathChangeDetails)
+    assert (details.old_lid, details.new_lid) == (source.lid, target.lid)
+    assert details.vguid == V1
+    assert sim.sa.outstanding_reports == 0  # the watcher's ReportResp retired it
+    assert sim.sa.counters["reports_acked"] == 1
+
+
+def test_set_before_delete_on_a_simulated_subnet_is_refused() -> None:
+    sim = SaSim(fat_tree_2level(leaves=1, hosts_per_leaf=3, spines=1))
+    sim.start()
+    assert sim.run_until_up() is not None
+    a = SaClient(sim, sim.node_index("h0_1"))
+    b = SaClient(sim, sim.node_index("h0_2"))
+    for tid, client in ((1, a), (2, b)):
+        record = GUIDInfoRecord(client.lid, 0, block(0, V1))
+        client.send(request(GIR, Method.SET, record, mask=LID | BLOCK | G[1], tid=tid))
+        sim.run()
+    assert guid_record(a.answers(1)[0]).guid_info.guids[1] == V1
+    assert guid_record(b.answers(2)[0]).guid_info.guids[1] == 0
+    assert sim.sm.db.lid_of_guid(V1) == a.lid
