@@ -207,6 +207,10 @@ class SubnetSim:
         if deadline is not None and timer is None:
             delay = max(0, deadline - self.kernel.now_ns)
             self._timers[key] = self.kernel.start_timer(delay, self._on_timer, (node, engine))
+        if engine is self.sm:
+            # The SA lives in the SM's process and hears from it directly (ports in and
+            # out of service, traps): whatever that made it send goes out now.
+            self._pump(node, self.sa, self.latency.sa_ns)
 
     def _on_timer(self, arg: tuple[int, Any]) -> None:
         node, engine = arg
