@@ -280,7 +280,8 @@ class SubnetSim:
             self._drop("dr_bad_hop_count")
             return
         if not packet[4] & 0x80:  # outbound
-            if hop_count == 0:
+            if hop_count == 0:  # to the local SMA: the hop pointer becomes 1 (14.2.2)
+                packet[6] = 1
                 self._deliver_at(elapsed, node, datagram.port, datagram, bytes(packet))
                 return
             hop_pointer = 1
@@ -304,6 +305,7 @@ class SubnetSim:
                 elapsed += latency.switch_ns
         # returning
         if hop_count == 0:  # the response of the local SMA to the local SM
+            packet[6] = 0
             self._deliver_at(elapsed, node, datagram.port, datagram, bytes(packet))
             return
         hop_pointer -= 1

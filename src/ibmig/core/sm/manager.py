@@ -53,7 +53,7 @@ from ibmig.core.sm.routing import (
     route,
 )
 from ibmig.errors import WireError
-from ibmig.wire.mad import Method
+from ibmig.wire.mad import MadStatus, Method
 from ibmig.wire.notice import Notice, TrapNumber
 from ibmig.wire.smp import MAX_HOP_COUNT, Smp, make_get, make_get_resp, make_set
 from ibmig.wire.smp_attrs import (
@@ -98,6 +98,11 @@ class SmConfig:
     subnet_prefix: int = 0xFE80_0000_0000_0000
     m_key: int = 0
     sm_sl: int = 0
+    keep_refused_alias_guids: bool = False
+    """When a port refuses SubnSet(GUIDInfo) as unsupported (MAD status 0x0008, as
+    every port of ibsim does), keep the alias GUIDs in the SM's database anyway and
+    report the block as written: the SA's alias table and path-change notices then
+    work although the port itself cannot hold them. Off: the write fails."""
 
 
 # --- events ---------------------------------------------------------------------------
@@ -117,6 +122,13 @@ class SubnetUp:
     smps_sent: int
     nodes: int
     end_ports: int
+
+
+@dataclass(frozen=True, slots=True)
+class SweepFailed:
+    sweep: int
+    time_ns: int
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,10 +177,21 @@ class SmListener(Protocol):
 
 
 Handler = Callable[[Smp, Any, int], None]
+ErrorHandler = Callable[[int, int], None]  # (MAD status, or -1 for no answer; now_ns)
 
 
 class _Request:
-    __slots__ = ("ctx", "deadline_ns", "handler", "path", "payload", "retries", "tid", "attr")
+    __slots__ = (
+        "attr",
+        "ctx",
+        "deadline_ns",
+        "handler",
+        "on_error",
+        "path",
+        "payload",
+        "retries",
+        "tid",
+    )
 
     def __init__(
         self, tid: int, payload: bytes, path: DrPath, attr: int, handler: Handler, ctx: Any
@@ -181,6 +204,7 @@ class _Request:
         self.ctx = ctx
         self.retries = 0
         self.deadline_ns = 0
+        self.on_error: ErrorHandler | None = None
 
 
 class SubnetManager:
@@ -259,6 +283,8 @@ class SubnetManager:
             self._transmit(request, now_ns)
         else:
             self._emit(SmpFailed(now_ns, request.attr, request.path, -1))
+            if request.on_error is not None:
+                request.on_error(-1, now_ns)
             self._request_done(now_ns)
 
     def receive(self, datagram: Datagram, now_ns: int) -> None:
@@ -273,6 +299,8 @@ class SubnetManager:
             status = smp.status
             if status != 0:
                 self._emit(SmpFailed(now_ns, smp.attribute_id, request.path, status))
+                if request.on_error is not None:
+                    request.on_error(status, now_ns)
             else:
                 request.handler(smp, request.ctx, now_ns)
             self._request_done(now_ns)
@@ -322,8 +350,17 @@ class SubnetManager:
         self._tid = (self._tid + 1) & _TID_MATCH_MASK
         return self._tid
 
-    def _issue(self, smp: Smp, path: DrPath, handler: Handler, ctx: Any, now_ns: int) -> None:
+    def _issue(
+        self,
+        smp: Smp,
+        path: DrPath,
+        handler: Handler,
+        ctx: Any,
+        now_ns: int,
+        on_error: ErrorHandler | None = None,
+    ) -> None:
         request = _Request(smp.tid, smp.pack(), path, smp.attribute_id, handler, ctx)
+        request.on_error = on_error
         self.smp_counts[(smp.attribute_id, smp.method)] += 1
         if len(self._outstanding) < self.config.max_outstanding:
             self._transmit(request, now_ns)
@@ -356,6 +393,7 @@ class SubnetManager:
         ctx: Any,
         now_ns: int,
         modifier: int = 0,
+        on_error: ErrorHandler | None = None,
     ) -> None:
         smp = make_set(
             attribute,
@@ -364,7 +402,7 @@ class SubnetManager:
             path=path,
             m_key=self.config.m_key,
         )
-        self._issue(smp, path, handler, ctx, now_ns)
+        self._issue(smp, path, handler, ctx, now_ns, on_error)
 
     def _transmit(self, request: _Request, now_ns: int) -> None:
         request.deadline_ns = now_ns + self.config.transaction_timeout_ns
@@ -477,6 +515,11 @@ class SubnetManager:
 
     def _phase_done(self, now_ns: int) -> None:
         if self.phase == Phase.DISCOVER:
+            if self._sm_node_guid not in self.db.nodes:
+                # Not even the SM's own port answered: nothing to configure.
+                self.phase = Phase.IDLE
+                self._emit(SweepFailed(self.sweep, now_ns, "the SM's own port did not answer"))
+                return
             self._prune_unreachable(now_ns)
             self.phase = Phase.LIDS
             self._assign_lids(now_ns)
@@ -837,16 +880,20 @@ class SubnetManager:
         done: Callable[[GUIDInfo | None, int], None],
     ) -> bool:
         """Write one GUIDInfo block of an end port with a SubnSet(GUIDInfo) and call
-        `done(block_as_written, now_ns)` when the port answers (None on failure).
+        `done(block_as_written, now_ns)` when the port answers, or `done(None, now_ns)`
+        when the write fails (error status, no answer after every retry; see
+        `SmConfig.keep_refused_alias_guids` for ports that cannot hold alias GUIDs).
         Returns False when the port is unknown."""
         found = self.db.node_of_port(port_guid)
         if found is None:
             return False
         node, port = found
 
-        def on_reply(smp: Smp, _ctx: Any, when_ns: int) -> None:
-            written = GUIDInfo.unpack(smp.data)
-            record = node.ports[port]
+        def record_block(written: GUIDInfo, when_ns: int) -> None:
+            record = node.ports.get(port)
+            if record is None:  # the port left the subnet meanwhile
+                done(None, when_ns)
+                return
             base = block * 8
             for i, guid in enumerate(written.guids):
                 old = record.alias_guids.pop(base + i, None)
@@ -857,8 +904,24 @@ class SubnetManager:
                     self.db.alias_owner[guid] = port_guid
             done(written, when_ns)
 
+        def on_reply(smp: Smp, _ctx: Any, when_ns: int) -> None:
+            try:
+                written = GUIDInfo.unpack(smp.data)
+            except WireError:
+                done(None, when_ns)
+                return
+            record_block(written, when_ns)
+
+        def on_error(status: int, when_ns: int) -> None:
+            if status == MadStatus.METHOD_NOT_SUPPORTED and self.config.keep_refused_alias_guids:
+                # ibsim's SMA implements GUIDInfo Get only; keep the block as asked.
+                record_block(requested, when_ns)
+            else:
+                done(None, when_ns)
+
+        requested = GUIDInfo(guids)
         self._issue_set(
-            GUIDInfo(guids), self._path_to_port(node, port), on_reply, None, now_ns, block
+            requested, self._path_to_port(node, port), on_reply, None, now_ns, block, on_error
         )
         return True
 

@@ -1,0 +1,134 @@
+"""The SM engine under a hand-driven clock, with the SMAs it configures and a
+minimal transport written here from the wire module's directed-route rules (not the
+simulator's)."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from ibmig.core.engine import Datagram
+from ibmig.core.sm.manager import Phase, SmConfig, SubnetManager, SubnetUp
+from ibmig.core.sma import NodeSpec, SubnetManagementAgent
+from ibmig.wire.smp import DrAction, Smp, dr_originate, dr_receive
+from ibmig.wire.smp_attrs import NodeType, PortState
+
+# SM host (CA 0x100) port 1 -- switch 0x200 port 1; CAs 0x300, 0x400 on switch ports 2, 3.
+SWITCH = 0
+CABLES = {(1, 1): (0, 1), (0, 1): (1, 1), (0, 2): (2, 1), (2, 1): (0, 2), (0, 3): (3, 1),
+          (3, 1): (0, 3)}  # fmt: skip
+
+
+def make_nodes() -> list[SubnetManagementAgent]:
+    agents = [SubnetManagementAgent(NodeSpec(NodeType.SWITCH, 0x200, 4, description="sw"))]
+    for guid in (0x100, 0x300, 0x400):
+        agents.append(SubnetManagementAgent(NodeSpec(NodeType.CA, guid, 1, description=hex(guid))))
+    for node, port in CABLES:
+        agents[node].set_link(port, True, 0)
+    return agents
+
+
+class HandWire:
+    """Delivers SMPs one at a time, advancing the clock by 1 us per hop."""
+
+    def __init__(self) -> None:
+        self.agents = make_nodes()
+        self.sm = SubnetManager(port_num=1, config=SmConfig(max_outstanding=2))
+        self.now = 0
+        self.queue: deque[tuple[int, int, Smp]] = deque()  # (node, in_port, smp) to deliver
+        self.hops = 0
+
+    def send(self, node: int, smp: Smp) -> None:
+        step = dr_originate(smp, num_ports=self.agents[node].spec.num_ports)
+        self._follow(node, step.action, step.smp, step.port, node_in=1)
+
+    def _follow(self, node: int, action: DrAction, smp: Smp, port: int, node_in: int) -> None:
+        while action == DrAction.SEND:
+            node, in_port = CABLES[(node, port)]
+            self.hops += 1
+            step = dr_receive(smp, in_port, is_switch=node == SWITCH,
+                              num_ports=self.agents[node].spec.num_ports)  # fmt: skip
+            action, smp, port, node_in = step.action, step.smp, step.port, in_port
+        assert action == DrAction.DELIVER, action
+        self.queue.append((node, node_in, smp))
+
+    def drain(self, engine: SubnetManager | SubnetManagementAgent, node: int) -> None:
+        for datagram in engine.packets_to_send():
+            self.send(node, Smp.unpack(datagram.payload))
+
+    def run(self) -> None:
+        self.sm.start_sweep(self.now)
+        self.drain(self.sm, 1)
+        while self.queue:
+            node, in_port, smp = self.queue.popleft()
+            self.now += 1_000
+            datagram = Datagram(smp.pack(), in_port, 0xFFFF, 0xFFFF, 0, 0)
+            if smp.is_response:
+                self.sm.receive(datagram, self.now)
+                self.drain(self.sm, 1)
+            else:
+                self.agents[node].receive(datagram, self.now)
+                self.drain(self.agents[node], node)
+            deadline = self.sm.get_timer()
+            assert deadline is None or deadline > self.now
+
+
+def test_sm_discovers_assigns_lids_routes_and_activates() -> None:
+    wire = HandWire()
+    wire.run()
+    sm = wire.sm
+    assert sm.phase == Phase.IDLE and sm.subnet_up
+    events = []
+    while (event := sm.next_event()) is not None:
+        events.append(event)
+    up = [e for e in events if isinstance(e, SubnetUp)]
+    assert len(up) == 1 and up[0].nodes == 4 and up[0].end_ports == 4
+    lids = {a.spec.node_guid: a.port_lid(0 if a.spec.node_type == NodeType.SWITCH else 1)
+            for a in wire.agents}  # fmt: skip
+    assert sorted(lids.values()) == [1, 2, 3, 4]  # lowest free LIDs, all distinct
+    assert lids[0x100] == sm.db.sm_lid
+    switch = wire.agents[SWITCH]
+    for guid, port in ((0x100, 1), (0x300, 2), (0x400, 3)):
+        assert switch.lft[lids[guid]] == port
+    assert switch.lft[lids[0x200]] == 0
+    for agent in wire.agents[1:]:
+        assert agent.port_state(1) == PortState.ACTIVE
+        assert agent.port_info(1).master_sm_lid == sm.db.sm_lid
+    for port in (1, 2, 3):
+        assert switch.port_state(port) == PortState.ACTIVE
+    # One NodeInfo per node reached; nothing retransmitted under a clean clock.
+    assert sm.smp_counts[(0x0011, 0x01)] == 4
+    assert sm.retransmissions == 0
+
+
+def test_window_bounds_outstanding_smps() -> None:
+    wire = HandWire()
+    wire.sm.start_sweep(0)
+    first = wire.sm.packets_to_send()
+    assert len(first) == 1  # NodeInfo of the SM's own node
+    wire.send(1, Smp.unpack(first[0].payload))
+    node, in_port, smp = wire.queue.popleft()
+    wire.agents[node].receive(Datagram(smp.pack(), in_port, 0xFFFF, 0xFFFF, 0, 0), 1)
+    reply = wire.agents[node].packets_to_send()[0]
+    wire.send(node, Smp.unpack(reply.payload))
+    node, in_port, smp = wire.queue.popleft()
+    wire.sm.receive(Datagram(smp.pack(), in_port, 0xFFFF, 0xFFFF, 0, 0), 2)
+    # The SM now wants NodeDescription and PortInfo; the window lets two out.
+    assert len(wire.sm.packets_to_send()) == 2
+
+
+def test_unanswered_smp_is_retried_then_given_up() -> None:
+    sm = SubnetManager(config=SmConfig(transaction_timeout_ns=1_000, max_retries=2))
+    sm.start_sweep(0)
+    assert len(sm.packets_to_send()) == 1
+    assert sm.get_timer() == 1_000
+    sm.handle_timer(1_000)
+    assert len(sm.packets_to_send()) == 1 and sm.retransmissions == 1
+    sm.handle_timer(2_000)
+    sm.handle_timer(3_000)
+    assert sm.retransmissions == 2
+    assert sm.get_timer() is None
+    events = []
+    while (event := sm.next_event()) is not None:
+        events.append(type(event).__name__)
+    assert events[-2:] == ["SmpFailed", "SweepFailed"]
+    assert sm.phase == Phase.IDLE and not sm.subnet_up
