@@ -207,10 +207,13 @@ class SubnetSim:
         if deadline is not None and timer is None:
             delay = max(0, deadline - self.kernel.now_ns)
             self._timers[key] = self.kernel.start_timer(delay, self._on_timer, (node, engine))
+        # The SA lives in the SM's process and each calls the other directly (the SM
+        # tells the SA of ports and traps; the SA has the SM write GUIDInfo blocks):
+        # whatever one made the other send goes out now.
         if engine is self.sm:
-            # The SA lives in the SM's process and hears from it directly (ports in and
-            # out of service, traps): whatever that made it send goes out now.
             self._pump(node, self.sa, self.latency.sa_ns)
+        elif engine is self.sa and self.sm.packets_pending():
+            self._pump(node, self.sm, self.latency.sm_ns)
 
     def _on_timer(self, arg: tuple[int, Any]) -> None:
         node, engine = arg

@@ -25,7 +25,6 @@ from ibmig.core.engine import QP1, Datagram
 from ibmig.core.sa import SaConfig, SubnetAdministrator
 from ibmig.core.sm.db import NodeRecordData, PortRecordData
 from ibmig.core.sm.manager import SmConfig, SubnetManager, SubnetUp
-from ibmig.fabric.model import Fabric
 from ibmig.sim.subnet import SubnetSim
 from ibmig.wire.mad import MadHeader, Method, MgmtClass, RmppFlags, RmppHeader, RmppType
 from ibmig.wire.sa import SA_CLASS_VERSION, SA_DATA_SIZE, SaMad, SaRecord
@@ -322,23 +321,18 @@ def report_resp(report: SaMad, *, slid: int) -> Datagram:
 
 
 class SaSim(SubnetSim):
-    """SubnetSim with the SA next to the SM. The SM and SA are co-located: whenever
-    one of them is pumped, so is the other (the SA asks the SM to write GUIDInfo,
-    the SM calls the SA back)."""
-
-    def __init__(self, fabric: Fabric, *, sa_config: SaConfig | None = None, **kw: Any) -> None:
-        super().__init__(fabric, **kw)
-        self.sa = SubnetAdministrator(self.sm, rng=random.Random(11), config=sa_config)
-        self.attach_gsi(self.sm_node, MgmtClass.SUBN_ADM, self.sa)
+    """SubnetSim, which runs the SA next to the SM and pumps the SA after the SM,
+    made to pump the SM after the SA as well: a GUIDInfoRecord Set makes the SM send
+    a SubnSet(GUIDInfo) from within the SA's receive()."""
 
     def _pump(self, node: int, engine: Any, delay_ns: int) -> None:
         super()._pump(node, engine, delay_ns)
-        if not hasattr(self, "sa"):
-            return  # still constructing
-        if engine is self.sm:
-            super()._pump(node, self.sa, self.latency.sa_ns)
-        elif engine is self.sa:
-            super()._pump(node, self.sm, self.latency.sm_ns)
+        if engine is getattr(self, "sa", None) and not getattr(self, "_pumping_sm", False):
+            self._pumping_sm = True
+            try:
+                super()._pump(node, self.sm, self.latency.sm_ns)
+            finally:
+                self._pumping_sm = False
 
     def node_index(self, name: str) -> int:
         return self.names.index(name)

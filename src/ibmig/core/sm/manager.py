@@ -252,6 +252,10 @@ class SubnetManager:
         out, self._outbox = self._outbox, []
         return out
 
+    def packets_pending(self) -> bool:
+        """Whether `packets_to_send()` has anything (co-located engines ask)."""
+        return bool(self._outbox)
+
     def next_event(self) -> Any | None:
         return self._events.popleft() if self._events else None
 
