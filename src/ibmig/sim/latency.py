@@ -36,6 +36,12 @@ class LatencyModel:
     # ASSUMPTION: the SA's processing time per query (PathRecord lookup and
     # response) and per Report it sends.
     sa_ns: int = 5_000
+    # ASSUMPTION: dom0 <-> guest over the intra-host channel (a Xen event channel
+    # notification plus a shared-ring copy), one way.
+    intra_host_ns: int = 10_000
+    # ASSUMPTION: a guest's RDMA stack handling one packet or MAD (verbs completion,
+    # CM or SA client work) before it answers.
+    guest_ns: int = 1_000
 
     def with_overrides(self, overrides: dict[str, Any], where: str = "latency") -> LatencyModel:
         names = {f.name for f in dataclasses.fields(self)}

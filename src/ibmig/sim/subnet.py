@@ -142,6 +142,11 @@ class SubnetSim:
         )
         self.qp0_managers: dict[int, SubnetManager] = {self.sm_node: self.sm}
         self.gsi: dict[tuple[int, int], Engine] = {}
+        # MADs sent, by (class, method, attribute); data-plane packets; SA MADs received
+        # per millisecond of simulated time.
+        self.mad_counts: Counter[tuple[int, int, int]] = Counter()
+        self.data_packets = 0
+        self.sa_received_bins: Counter[int] = Counter()
         self._gsi_requesters: dict[tuple[int, bytes], Engine] = {}
         self._timers: dict[int, Timer] = {}
         self._engine_node: dict[int, int] = {}
@@ -234,6 +239,10 @@ class SubnetSim:
         """Carry `datagram` from `node`, leaving `delay_ns` from now."""
         self.stats.sent += 1
         payload = datagram.payload
+        if datagram.dqp <= QP1:
+            self.mad_counts[(payload[1], payload[3], (payload[16] << 8) | payload[17])] += 1
+        else:
+            self.data_packets += 1
         if self.capture is not None:
             self._capture(datagram, delay_ns)
         if datagram.dqp == QP0 and len(payload) > 7 and payload[1] == _DR_CLASS:
@@ -424,6 +433,8 @@ class SubnetSim:
             self._drop("no_listener")
             return
         self.stats.delivered += 1
+        if engine is self.sa:
+            self.sa_received_bins[now // 1_000_000] += 1
         engine.receive(datagram, now)
         self._pump(node, engine, self._processing_ns(engine))
 

@@ -1,0 +1,1239 @@
+"""The guest agent: one VM's RDMA stack and workload, as a sans-I/O engine.
+
+`GuestAgent` is an engine in the shape of `ibmig.core.engine.Engine`. It owns a
+path cache (`path_cache`), a connection manager (`cm`), RC queue pairs (`rc`), an
+IPoIB neighbour table (`ipoib`) and the workload (`workload`): the VM is a server
+for anyone, and a client of the peers it was given.
+
+Addressing. Everything the guest sends leaves by its port (`port_num`) with SLID =
+the port's LID and SGID = the VM's GID: in the shared-port SR-IOV model every VF
+uses the port's LID and the HCA tells VMs apart by GID. MADs (SA and CM) go from
+QP1 to QP1 (UD SEND Only, Q_Key 0x80010000); SA requests go to the SA's LID with
+no DGID, CM MADs to the peer's LID and GID. Data packets carry the QP's addressing.
+
+Life cycle (driven by the host and migration engines):
+
+- `attach(...)`: the VF is up. The guest subscribes to path-change notices if it
+  was built with `subscribe=True` (the per-VM strategy), tells dom0 which GIDs it
+  holds paths to, and every client stream starts connecting.
+- `detach(now)`: the VF is gone (the VM is paused for migration). Every QP is
+  destroyed (each established connection reports `ConnectionBroken("detached")`),
+  timers stop, queued packets are dropped and nothing more is sent or received.
+  The path cache survives (it is guest memory, which migration copies).
+- `resume(...)`: attached again, at the destination. Subscriptions and dom0
+  registrations are renewed (a new dom0 and a new LID), every client stream
+  reconnects, and if the GID changed (dynamic address assignment) the guest
+  announces it with a gratuitous ARP to every neighbour whose LID it knows. A
+  cached PathRecord stays usable: a REQ always takes the local end (LID, GID) from
+  the current port, and only the remote end from the record.
+
+Path-change events arrive as the SA's Report(Notice trap 69) (per-VM strategy;
+answered with a ReportResp, duplicates recognised by TID) or as a
+`ForwardPathChange` from dom0 (per-host strategy), or through `path_changed()`.
+Each flushes the cached path (unless it already names the new LID), and every
+client stream to that GID that is not already using the new LID tears its
+connection down (a DREQ if `disconnect_on_error`), resolves the path again and
+sends a new REQ at once. A QP error (retry exceeded) reconnects too, but flushes
+nothing: under the `cached` policy the stale path is used again, so the stream
+stays broken until an event flushes it.
+
+Timers live in one heap. Every timer owner (stream, connection, QP, query) has a
+single slot: `deadline` (wanted) and `armed` (the heap entry). Moving a deadline
+later costs nothing (the entry is re-pushed when it comes up); earlier pushes a
+new entry. So a QP's ACK timer, restarted on every ACK, costs one heap operation
+per time-out period, not per packet.
+
+Counters: `sent` counts what the guest sends by kind: "sa_path_query",
+"sa_inform_info", "sa_report_resp", "cm_req", "cm_rep", "cm_rtu", "cm_rej",
+"cm_dreq", "cm_drep" (first sends and resends alike), "data" (first
+transmissions), "data_retransmit", "ack", "nak", "arp". `counters` counts what it
+received and dropped, and the rest.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from ipaddress import IPv4Address
+from typing import Any, Final, Protocol
+
+from ibmig.core.engine import QP1, Datagram
+from ibmig.core.guest.cm import CmState, Connection, cma_header, parse_cma_header
+from ibmig.core.guest.config import GuestConfig, cm_ack_timeout, iba_time_ns
+from ibmig.core.guest.events import (
+    Attached,
+    ConnectFailed,
+    ConnectionBroken,
+    ConnectionUp,
+    Detached,
+    GratuitousArpSent,
+    MessageDelivered,
+    NeighbourUpdated,
+    PathChangeReceived,
+    PathFlushed,
+    PathQueryFailed,
+    PathResolved,
+    Reconnected,
+    ReportReceived,
+    SubscriptionConfirmed,
+    SubscriptionFailed,
+)
+from ibmig.core.guest.intra_host import (
+    ForwardPathChange,
+    GuestToHost,
+    HostToGuest,
+    PathRegistered,
+    PathUnregistered,
+)
+from ibmig.core.guest.ipoib import IPOIB_QKEY, IPOIB_QPN, IpoibArp, NeighbourTable
+from ibmig.core.guest.path_cache import (
+    TID_MASK,
+    PathCache,
+    PathQuery,
+    parse_path_response,
+    path_query,
+)
+from ibmig.core.guest.rc import (
+    OP_RC_ACKNOWLEDGE,
+    OP_RC_SEND_ONLY,
+    OP_UD_SEND_ONLY,
+    QPN_MASK,
+    AethSyndrome,
+    QpState,
+    RcQp,
+)
+from ibmig.core.guest.workload import (
+    ClientStream,
+    Peer,
+    StreamState,
+    backoff_ns,
+    message_seq,
+)
+from ibmig.errors import WireError
+from ibmig.wire.cm import (
+    CmMad,
+    CmPath,
+    Drep,
+    Dreq,
+    Rej,
+    RejectedMessage,
+    RejReason,
+    Rep,
+    Req,
+    Rtu,
+    TransportServiceType,
+)
+from ibmig.wire.mad import MAD_SIZE, Method, MgmtClass
+from ibmig.wire.notice import PATH_CHANGE_TRAP, Notice, PathChangeDetails
+from ibmig.wire.sa import SA_HEADER_SIZE, InformInfo, SaAttr, SaMad
+
+QP1_QKEY: Final = 0x80010000
+DEFAULT_PKEY: Final = 0xFFFF
+FIRST_QPN: Final = 0x000100
+"""Data QPs are numbered from here (below it: QP0, QP1 and the IPoIB QP)."""
+_REPORTS_REMEMBERED: Final = 64
+
+_CM_CLASS: Final = int(MgmtClass.COMM_MGT)
+_SA_CLASS: Final = int(MgmtClass.SUBN_ADM)
+_REPORT: Final = int(Method.REPORT)
+_REPORT_RESP: Final = int(Method.REPORT_RESP)
+_GET_RESP: Final = int(Method.GET_RESP)
+_ATTR_NOTICE: Final = int(SaAttr.NOTICE)
+_ATTR_PATH_RECORD: Final = int(SaAttr.PATH_RECORD)
+_ATTR_INFORM_INFO: Final = int(SaAttr.INFORM_INFO)
+
+_IDLE, _RESOLVING, _CONNECTING, _CONNECTED, _BACKOFF = (
+    StreamState.IDLE,
+    StreamState.RESOLVING,
+    StreamState.CONNECTING,
+    StreamState.CONNECTED,
+    StreamState.BACKOFF,
+)
+_REQ_SENT, _REP_SENT, _ESTABLISHED, _DREQ_SENT, _CLOSED = (
+    CmState.REQ_SENT,
+    CmState.REP_SENT,
+    CmState.ESTABLISHED,
+    CmState.DREQ_SENT,
+    CmState.CLOSED,
+)
+
+
+class _TimerOwner(Protocol):
+    deadline: int | None
+    armed: int | None
+
+
+class _SaRequest:
+    """An SA request other than a path query (the InformInfo subscription)."""
+
+    __slots__ = ("armed", "attempt", "deadline", "payload", "tid")
+
+    def __init__(self, tid: int, payload: bytes) -> None:
+        self.tid = tid
+        self.payload = payload
+        self.attempt = 0
+        self.deadline: int | None = None
+        self.armed: int | None = None
+
+
+_Handler = Callable[[Any, int], None]
+
+
+def _ip(value: IPv4Address | str) -> IPv4Address:
+    return value if isinstance(value, IPv4Address) else IPv4Address(value)
+
+
+class GuestAgent:
+    """One VM's RDMA stack and workload (module docstring).
+
+    `ip` is the VM's IPoIB address, `peers` the servers it is a client of (IP and
+    GID each). `subscribe=True` makes it subscribe to path-change notices itself
+    (the per-VM strategy). `rng` drives PSNs, comm IDs, backoff jitter and the
+    first-message offsets, so a seeded rng gives identical runs.
+    """
+
+    def __init__(
+        self,
+        *,
+        ip: IPv4Address | str,
+        rng: random.Random,
+        peers: Iterable[Peer | tuple[IPv4Address | str, bytes]] = (),
+        config: GuestConfig | None = None,
+        subscribe: bool = False,
+        record_events: bool = True,
+        name: str = "",
+    ) -> None:
+        self.config = config if config is not None else GuestConfig()
+        self.rng = rng
+        self.ip = _ip(ip)
+        self.name = name
+        self.subscribe = subscribe
+        self.record_events = record_events
+
+        self.attached = False
+        self.port_num = 0
+        self.lid = 0
+        self.gid = bytes(16)
+        self.sa_lid = 0
+
+        self.sent: Counter[str] = Counter()
+        self.counters: Counter[str] = Counter()
+        self.delivered: Counter[bytes] = Counter()
+        """Messages delivered to this server, by client GID."""
+
+        cfg = self.config
+        self.paths = PathCache(cfg.path_cache, timeout_ns=cfg.sa_timeout_ns, retries=cfg.sa_retries)
+        self.neighbours = NeighbourTable()
+        self._pad = bytes(cfg.message_bytes - 8)
+        self._interval = cfg.message_interval_ns
+
+        self._streams: dict[IPv4Address, ClientStream] = {}
+        self._conns: dict[int, Connection] = {}
+        self._by_qpn: dict[int, Connection] = {}
+        self._server_conns: dict[tuple[bytes, int], Connection] = {}
+        self._interest: dict[bytes, None] = {}
+        self._subscription: _SaRequest | None = None
+        self._seen_reports: deque[int] = deque(maxlen=_REPORTS_REMEMBERED)
+
+        self._qpn_next = FIRST_QPN
+        self._comm_id_next = rng.getrandbits(32) or 1
+        self._tid_next = 1
+
+        self._outbox: list[Datagram] = []
+        self._intra: list[GuestToHost] = []
+        self._events: deque[Any] = deque()
+        self._timers: list[tuple[int, int, _Handler, Any]] = []
+        self._timer_seq = 0
+
+        for peer in peers:
+            if isinstance(peer, Peer):
+                self.add_peer(peer.ip, peer.gid)
+            else:
+                self.add_peer(peer[0], peer[1])
+
+    def __repr__(self) -> str:
+        return f"GuestAgent({self.name or self.ip}, lid={self.lid}, attached={self.attached})"
+
+    # --- engine contract ---------------------------------------------------------------
+
+    def packets_to_send(self) -> list[Datagram]:
+        out, self._outbox = self._outbox, []
+        return out
+
+    def intra_host_to_send(self) -> list[GuestToHost]:
+        """Messages for dom0 over the intra-host channel."""
+        out, self._intra = self._intra, []
+        return out
+
+    def next_event(self) -> Any | None:
+        return self._events.popleft() if self._events else None
+
+    def get_timer(self) -> int | None:
+        timers = self._timers
+        while timers:
+            deadline, _, handler, owner = timers[0]
+            if owner.armed != deadline:
+                heapq.heappop(timers)  # superseded by an earlier entry
+                continue
+            wanted = owner.deadline
+            if wanted == deadline:
+                return deadline
+            heapq.heappop(timers)
+            owner.armed = None
+            if wanted is not None:
+                self._push(wanted, handler, owner)
+        return None
+
+    def handle_timer(self, now_ns: int) -> None:
+        timers = self._timers
+        while timers and timers[0][0] <= now_ns:
+            deadline, _, handler, owner = heapq.heappop(timers)
+            if owner.armed != deadline:
+                continue
+            owner.armed = None
+            wanted = owner.deadline
+            if wanted is None:
+                continue
+            if wanted > now_ns:
+                self._push(wanted, handler, owner)
+                continue
+            handler(owner, now_ns)
+
+    def receive(self, datagram: Datagram, now_ns: int) -> None:
+        if not self.attached:
+            self.counters["dropped_detached"] += 1
+            return
+        opcode = datagram.opcode
+        if opcode == OP_RC_SEND_ONLY:
+            conn = self._by_qpn.get(datagram.dqp)
+            if conn is None:
+                self.counters["no_qp"] += 1
+                return
+            payload, reply = conn.qp.on_send(datagram.psn, datagram.payload)
+            if reply is not None:
+                self._outbox.append(reply)
+                self.sent["nak" if reply.payload[0] & 0x60 == 0x60 else "ack"] += 1
+            if payload is not None:
+                if conn.state is _REP_SENT:
+                    self._establish_passive(conn, now_ns)  # the first SEND stands for the RTU
+                self.delivered[conn.remote_gid] += 1
+                if self.record_events:
+                    self._events.append(
+                        MessageDelivered(now_ns, self.gid, conn.remote_gid, message_seq(payload))
+                    )
+            else:
+                self.counters["data_not_delivered"] += 1
+            return
+        if opcode == OP_RC_ACKNOWLEDGE:
+            conn = self._by_qpn.get(datagram.dqp)
+            if conn is None:
+                self.counters["no_qp"] += 1
+                return
+            qp = conn.qp
+            resend = qp.on_ack(datagram.psn, datagram.payload, now_ns)
+            if resend:
+                self._outbox.extend(resend)
+                self.sent["data_retransmit"] += len(resend)
+            if qp.state is QpState.ERROR:
+                fatal = datagram.payload[0] != AethSyndrome.NAK_PSN_SEQUENCE_ERROR
+                self._qp_failed(conn, "remote_nak" if fatal else "retry_exceeded", now_ns)
+            else:
+                self._sync(qp, self._on_qp_timer)
+            return
+        if opcode == OP_UD_SEND_ONLY:
+            if datagram.dqp == QP1:
+                self._receive_mad(datagram, now_ns)
+            elif datagram.dqp == IPOIB_QPN:
+                self._receive_ipoib(datagram, now_ns)
+            else:
+                self.counters["no_qp"] += 1
+            return
+        self.counters["unknown_opcode"] += 1
+
+    # --- life cycle ----------------------------------------------------------------------
+
+    def attach(self, port_num: int, lid: int, gid: bytes, sa_lid: int, now_ns: int) -> None:
+        """The VF is up (first time): start subscribing and connecting."""
+        self._come_up(port_num, lid, gid, sa_lid, now_ns, resumed=False, announce=False)
+
+    def resume(
+        self,
+        now_ns: int,
+        *,
+        port_num: int,
+        lid: int,
+        gid: bytes,
+        sa_lid: int,
+        announce: bool | None = None,
+    ) -> None:
+        """Attached again after a migration. `announce`: send a gratuitous ARP
+        (default: only if the GID changed)."""
+        if announce is None:
+            announce = gid != self.gid
+        self._come_up(port_num, lid, gid, sa_lid, now_ns, resumed=True, announce=announce)
+
+    def _come_up(
+        self,
+        port_num: int,
+        lid: int,
+        gid: bytes,
+        sa_lid: int,
+        now_ns: int,
+        *,
+        resumed: bool,
+        announce: bool,
+    ) -> None:
+        if self.attached:
+            raise RuntimeError(f"{self!r}: attach/resume while attached (detach first)")
+        if len(gid) != 16:
+            raise ValueError(f"a GID is 16 bytes, got {len(gid)}")
+        self.attached = True
+        self.port_num, self.lid, self.gid, self.sa_lid = port_num, lid, gid, sa_lid
+        self._emit(Attached(now_ns, gid, lid, resumed))
+        if self.subscribe:
+            self._send_subscription(now_ns)
+        if resumed:
+            # A new dom0 (and perhaps a new GID): register every path held again.
+            for target in self._interest:
+                self._intra.append(PathRegistered(target))
+        if announce:
+            self.announce(now_ns)
+        for stream in self._streams.values():
+            stream.failures = 0
+            self._start_attempt(stream, now_ns)
+
+    def detach(self, now_ns: int) -> None:
+        """The VF is gone: destroy every QP, stop every timer, send nothing more."""
+        if not self.attached:
+            return
+        for conn in list(self._conns.values()):
+            if conn.state is _ESTABLISHED:
+                self._emit(
+                    ConnectionBroken(now_ns, self.gid, conn.remote_gid, conn.role, "detached")
+                )
+            self._close(conn)
+        for stream in self._streams.values():
+            if stream.state is _CONNECTED and stream.broken_ns is None:
+                stream.broken_ns = now_ns
+            stream.state = _IDLE
+            stream.conn = None
+            stream.token += 1
+            stream.deadline = stream.armed = None
+        self._conns.clear()
+        self._by_qpn.clear()
+        self._server_conns.clear()
+        self.paths.cancel_queries()
+        self._subscription = None
+        self._timers.clear()
+        self._outbox.clear()
+        self._intra.clear()
+        self.attached = False
+        self._emit(Detached(now_ns, self.gid))
+
+    # --- peers, path changes, intra-host channel --------------------------------------
+
+    def add_peer(self, ip: IPv4Address | str, gid: bytes, now_ns: int | None = None) -> None:
+        """Become a client of the server at `ip` (GID `gid`); it starts connecting at
+        once when attached (`now_ns` is then required)."""
+        address = _ip(ip)
+        if address in self._streams:
+            raise ValueError(f"{address} is already a peer")
+        if len(gid) != 16:
+            raise ValueError(f"a GID is 16 bytes, got {len(gid)}")
+        self.neighbours.learn(address, gid)
+        stream = ClientStream(address, gid)
+        self._streams[address] = stream
+        if self.attached:
+            if now_ns is None:
+                raise ValueError("add_peer on an attached guest needs now_ns")
+            self._start_attempt(stream, now_ns)
+
+    def remove_peer(self, ip: IPv4Address | str, now_ns: int) -> None:
+        """Stop being a client of `ip`: disconnect (DREQ) and forget the stream."""
+        stream = self._streams.pop(_ip(ip))
+        stream.token += 1
+        stream.deadline = None
+        conn = stream.conn
+        if conn is not None and self.attached:
+            if conn.state is _ESTABLISHED:
+                self._emit(
+                    ConnectionBroken(now_ns, self.gid, conn.remote_gid, "client", "disconnected")
+                )
+                self._disconnect(conn, now_ns)
+            else:
+                self._close(conn)
+        stream.conn = None
+        self._drop_interest(stream.gid)
+
+    def path_changed(self, gid: bytes, new_lid: int, now_ns: int, via: str = "dom0") -> None:
+        """The VM with GID `gid` now sits behind `new_lid` (module docstring)."""
+        if not self.attached:
+            self.counters["path_change_while_detached"] += 1
+            return
+        self._emit(PathChangeReceived(now_ns, gid, new_lid, via))
+        record = self.paths.lookup(gid)
+        if (record is None or record.dlid != new_lid) and self.paths.flush(gid):
+            self._emit(PathFlushed(now_ns, gid))
+        self.neighbours.note_lid(gid, new_lid)
+        for stream in self._streams.values():
+            if stream.gid != gid or stream.state is _IDLE:
+                continue
+            conn = stream.conn
+            if conn is not None and conn.remote_lid == new_lid:
+                continue  # already on the new path
+            stream.failures = 0
+            self._break_stream(stream, "path_changed", now_ns)
+            self._start_attempt(stream, now_ns)
+
+    def receive_intra_host(self, message: HostToGuest, now_ns: int) -> None:
+        """A message from dom0 (a forwarded path-change event)."""
+        if isinstance(message, ForwardPathChange):
+            self.path_changed(message.gid, message.new_lid, now_ns, via="dom0")
+        else:
+            self.counters["intra_host_ignored"] += 1
+
+    def announce(self, now_ns: int) -> int:
+        """Send a gratuitous ARP for this VM's IP and GID to every neighbour whose LID
+        is known; returns how many were sent."""
+        if not self.attached:
+            return 0
+        payload = IpoibArp.gratuitous(self.ip, IPOIB_QPN, self.gid).pack()
+        sent = 0
+        for _, entry in self.neighbours.items():
+            if not entry.lid:
+                self.counters["arp_no_lid"] += 1
+                continue
+            self._outbox.append(
+                Datagram(payload, self.port_num, self.lid, entry.lid, IPOIB_QPN, entry.qpn, 0,
+                         DEFAULT_PKEY, IPOIB_QKEY, self.gid, entry.gid, OP_UD_SEND_ONLY, 0)
+            )  # fmt: skip
+            sent += 1
+        self.sent["arp"] += sent
+        self._emit(GratuitousArpSent(now_ns, self.ip, self.gid, sent))
+        return sent
+
+    # --- introspection -------------------------------------------------------------------
+
+    @property
+    def streams(self) -> dict[IPv4Address, ClientStream]:
+        """The client streams by server IP (live objects: read, do not modify)."""
+        return self._streams
+
+    def connections(self) -> list[Connection]:
+        """Every connection not yet closed, in creation order."""
+        return list(self._conns.values())
+
+    def server_connections(self) -> dict[tuple[bytes, int], Connection]:
+        """Passive-side connections by (client GID, Service ID)."""
+        return dict(self._server_conns)
+
+    def qp(self, qpn: int) -> RcQp | None:
+        conn = self._by_qpn.get(qpn)
+        return None if conn is None else conn.qp
+
+    # --- timers --------------------------------------------------------------------------
+
+    def _push(self, deadline: int, handler: _Handler, owner: _TimerOwner) -> None:
+        owner.armed = deadline
+        heapq.heappush(self._timers, (deadline, self._timer_seq, handler, owner))
+        self._timer_seq += 1
+
+    def _sync(self, owner: _TimerOwner, handler: _Handler) -> None:
+        deadline = owner.deadline
+        if deadline is not None and (owner.armed is None or deadline < owner.armed):
+            self._push(deadline, handler, owner)
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _emit(self, event: Any) -> None:
+        if self.record_events:
+            self._events.append(event)
+
+    def _new_tid(self) -> int:
+        tid = self._tid_next
+        self._tid_next = (tid + 1) & TID_MASK or 1
+        return tid
+
+    def _new_comm_id(self) -> int:
+        comm_id = self._comm_id_next
+        while comm_id in self._conns or comm_id == 0:
+            comm_id = (comm_id + 1) & 0xFFFFFFFF
+        self._comm_id_next = (comm_id + 1) & 0xFFFFFFFF
+        return comm_id
+
+    def _new_qp(self) -> RcQp:
+        qpn = self._qpn_next
+        while qpn in self._by_qpn or qpn < FIRST_QPN:
+            qpn = (qpn + 1) & QPN_MASK
+        self._qpn_next = (qpn + 1) & QPN_MASK
+        qp = RcQp(qpn, self.config.send_queue_depth)
+        qp.init(self.port_num, DEFAULT_PKEY)
+        return qp
+
+    def _mad(self, payload: bytes, dlid: int, dgid: bytes | None, sl: int = 0) -> Datagram:
+        return Datagram(payload, self.port_num, self.lid, dlid, QP1, QP1, sl, DEFAULT_PKEY,
+                        QP1_QKEY, self.gid, dgid, OP_UD_SEND_ONLY, 0)  # fmt: skip
+
+    def _send_cm(self, datagram: Datagram, kind: str) -> None:
+        self._outbox.append(datagram)
+        self.sent[kind] += 1
+
+    def _note_interest(self, gid: bytes) -> None:
+        if gid not in self._interest:
+            self._interest[gid] = None
+            self._intra.append(PathRegistered(gid))
+
+    def _drop_interest(self, gid: bytes) -> None:
+        if gid in self._interest and not any(s.gid == gid for s in self._streams.values()):
+            del self._interest[gid]
+            if self.attached:
+                self._intra.append(PathUnregistered(gid))
+
+    # --- client streams ------------------------------------------------------------------
+
+    def _start_attempt(self, stream: ClientStream, now_ns: int) -> None:
+        """Resolve the path to the stream's server and send a REQ."""
+        stream.token += 1
+        stream.attempts += 1
+        stream.deadline = None
+        stream.conn = None
+        gid = stream.gid
+        self._note_interest(gid)
+        record = self.paths.lookup(gid)
+        if record is not None:
+            self._emit(PathResolved(now_ns, gid, record.dlid, "cache"))
+            self._send_req(stream, record, now_ns)
+            return
+        stream.state = _RESOLVING
+        query = self.paths.pending(gid)
+        if query is None:
+            tid = self._new_tid()
+            payload = path_query(self.gid, gid, tid)
+            query = self.paths.start_query(gid, tid, payload, now_ns)
+            self._send_cm(self._mad(payload, self.sa_lid, None), "sa_path_query")
+            self._sync(query, self._on_query_timer)
+        query.waiters.append((stream, stream.token))
+
+    def _send_req(self, stream: ClientStream, record: Any, now_ns: int) -> None:
+        cfg = self.config
+        qp = self._new_qp()
+        conn = Connection(
+            "client", self._new_comm_id(), cfg.service_id, stream.gid, record.dlid, record.sl, qp
+        )
+        conn.stream = stream
+        ack_timeout = (
+            cfg.local_ack_timeout
+            if cfg.local_ack_timeout is not None
+            else cm_ack_timeout(cfg.ca_ack_delay, record.packet_life_time)
+        )
+        conn.local_ack_timeout = ack_timeout
+        conn.retry_count = cfg.retry_count
+        conn.starting_psn = self.rng.getrandbits(24)
+        tid = self._new_tid()
+        conn.tid = tid
+        req = Req(
+            local_comm_id=conn.local_comm_id,
+            service_id=cfg.service_id,
+            local_ca_guid=int.from_bytes(self.gid[8:], "big"),
+            local_qpn=qp.qpn,
+            remote_cm_response_timeout=cfg.cm_response_timeout,
+            transport_service_type=TransportServiceType.RC,
+            starting_psn=conn.starting_psn,
+            local_cm_response_timeout=cfg.cm_response_timeout,
+            retry_count=cfg.retry_count,
+            partition_key=record.pkey or DEFAULT_PKEY,
+            path_packet_payload_mtu=record.mtu,
+            rnr_retry_count=cfg.rnr_retry_count,
+            max_cm_retries=cfg.max_cm_retries,
+            primary_path=CmPath(
+                local_lid=self.lid,
+                remote_lid=record.dlid,
+                local_gid=self.gid,
+                remote_gid=stream.gid,
+                flow_label=record.flow_label,
+                packet_rate=record.rate,
+                traffic_class=record.tclass,
+                hop_limit=record.hop_limit,
+                sl=record.sl,
+                subnet_local=record.hop_limit <= 1,
+                local_ack_timeout=ack_timeout,
+            ),
+            private_data=cma_header(self.ip, stream.ip).ljust(Req.PRIVATE_DATA_SIZE, b"\0"),
+        )
+        datagram = self._mad(CmMad(req, tid=tid).pack(), record.dlid, stream.gid, record.sl)
+        conn.transition(_REQ_SENT)
+        conn.cm_timeout_ns = 2 * iba_time_ns(record.packet_life_time) + iba_time_ns(
+            cfg.cm_response_timeout
+        )
+        self._expect_answer(conn, datagram, "cm_req", cfg.max_cm_retries, now_ns)
+        self._conns[conn.local_comm_id] = conn
+        self._by_qpn[qp.qpn] = conn
+        stream.conn = conn
+        stream.state = _CONNECTING
+        self._send_cm(datagram, "cm_req")
+
+    def _expect_answer(
+        self, conn: Connection, datagram: Datagram, kind: str, retries: int, now_ns: int
+    ) -> None:
+        conn.resend = datagram
+        conn.resend_kind = kind
+        conn.retries_left = retries
+        conn.deadline = now_ns + conn.cm_timeout_ns
+        self._sync(conn, self._on_conn_timer)
+
+    def _attempt_failed(self, stream: ClientStream, reason: str, now_ns: int) -> None:
+        stream.conn = None
+        stream.failures += 1
+        delay = backoff_ns(self.config, stream.failures, self.rng)
+        stream.state = _BACKOFF
+        stream.token += 1
+        stream.deadline = now_ns + delay
+        self._sync(stream, self._on_stream_timer)
+        self._emit(ConnectFailed(now_ns, self.gid, stream.gid, reason, stream.attempts, delay))
+
+    def _break_stream(
+        self, stream: ClientStream, reason: str, now_ns: int, *, send_dreq: bool | None = None
+    ) -> None:
+        """End the stream's current connection or attempt (before a new attempt). An
+        established connection reports `ConnectionBroken(reason)` and is released
+        with a DREQ if `send_dreq` (default: `disconnect_on_error`)."""
+        conn = stream.conn
+        stream.conn = None
+        stream.deadline = None
+        stream.token += 1
+        if conn is not None:
+            if conn.state is _ESTABLISHED:
+                self._emit(ConnectionBroken(now_ns, self.gid, conn.remote_gid, "client", reason))
+                if stream.broken_ns is None:
+                    stream.broken_ns = now_ns
+                if send_dreq is None:
+                    send_dreq = self.config.disconnect_on_error
+                if send_dreq:
+                    self._disconnect(conn, now_ns)
+                else:
+                    self._close(conn)
+            else:
+                self._close(conn)
+        stream.state = _IDLE
+
+    def _stream_up(self, stream: ClientStream, conn: Connection, now_ns: int) -> None:
+        stream.state = _CONNECTED
+        self._emit(
+            ConnectionUp(now_ns, self.gid, conn.remote_gid, "client", conn.remote_lid,
+                         conn.local_comm_id)
+        )  # fmt: skip
+        if stream.broken_ns is not None:
+            self._emit(
+                Reconnected(now_ns, self.gid, stream.gid, now_ns - stream.broken_ns,
+                            stream.attempts)
+            )  # fmt: skip
+            stream.broken_ns = None
+        stream.failures = 0
+        stream.attempts = 0
+        stream.deadline = now_ns + self.rng.randrange(self._interval)
+        self._sync(stream, self._on_stream_timer)
+
+    def _on_stream_timer(self, stream: ClientStream, now_ns: int) -> None:
+        stream.deadline = None
+        state = stream.state
+        if state is _CONNECTED:
+            conn = stream.conn
+            assert conn is not None
+            qp = conn.qp
+            datagram = qp.post_send(stream.next_seq.to_bytes(8, "big") + self._pad, now_ns)
+            if datagram is None:
+                self.counters["send_queue_full"] += 1
+            else:
+                stream.next_seq += 1
+                self._outbox.append(datagram)
+                self.sent["data"] += 1
+                self._sync(qp, self._on_qp_timer)
+            stream.deadline = now_ns + self._interval
+            self._sync(stream, self._on_stream_timer)
+        elif state is _BACKOFF:
+            self._start_attempt(stream, now_ns)
+
+    # --- QPs -----------------------------------------------------------------------------
+
+    def _on_qp_timer(self, qp: RcQp, now_ns: int) -> None:
+        conn = self._by_qpn.get(qp.qpn)
+        if conn is None or conn.qp is not qp:
+            qp.deadline = None
+            return
+        resend = qp.on_timeout(now_ns)
+        if resend is None:
+            self._qp_failed(conn, "retry_exceeded", now_ns)
+            return
+        if resend:
+            self._outbox.extend(resend)
+            self.sent["data_retransmit"] += len(resend)
+        self._sync(qp, self._on_qp_timer)
+
+    def _qp_failed(self, conn: Connection, reason: str, now_ns: int) -> None:
+        """The QP went to ERROR by itself: the application sees the connection die."""
+        self.counters[f"qp_{reason}"] += 1
+        stream = conn.stream
+        if isinstance(stream, ClientStream) and stream.conn is conn:
+            self._break_stream(stream, reason, now_ns)
+            self._start_attempt(stream, now_ns)
+            return
+        if conn.state is _ESTABLISHED:
+            self._emit(ConnectionBroken(now_ns, self.gid, conn.remote_gid, conn.role, reason))
+        self._close(conn)
+
+    # --- CM --------------------------------------------------------------------------------
+
+    def _close(self, conn: Connection) -> None:
+        """Close without a word on the wire: QP to ERROR and forgotten."""
+        if conn.state is not _CLOSED:
+            conn.transition(_CLOSED)
+        qp = conn.qp
+        if qp.state is not QpState.ERROR:
+            qp.modify(QpState.ERROR)
+        if self._by_qpn.get(qp.qpn) is conn:
+            del self._by_qpn[qp.qpn]
+        if self._conns.get(conn.local_comm_id) is conn:
+            del self._conns[conn.local_comm_id]
+        key = (conn.remote_gid, conn.service_id)
+        if self._server_conns.get(key) is conn:
+            del self._server_conns[key]
+
+    def _disconnect(self, conn: Connection, now_ns: int) -> None:
+        """ESTABLISHED -> DREQ_SENT: QP to ERROR, DREQ sent and resent until a DREP."""
+        conn.transition(_DREQ_SENT)
+        qp = conn.qp
+        qp.modify(QpState.ERROR)
+        if self._by_qpn.get(qp.qpn) is conn:
+            del self._by_qpn[qp.qpn]
+        key = (conn.remote_gid, conn.service_id)
+        if self._server_conns.get(key) is conn:
+            del self._server_conns[key]
+        tid = self._new_tid()
+        conn.tid = tid
+        dreq = Dreq(conn.local_comm_id, conn.remote_comm_id, qp.remote_qpn)
+        datagram = self._mad(CmMad(dreq, tid=tid).pack(), conn.remote_lid, conn.remote_gid,
+                             conn.sl)  # fmt: skip
+        self._expect_answer(conn, datagram, "cm_dreq", self.config.max_cm_retries, now_ns)
+        self._send_cm(datagram, "cm_dreq")
+
+    def _on_conn_timer(self, conn: Connection, now_ns: int) -> None:
+        conn.deadline = None
+        if conn.state is _CLOSED or self._conns.get(conn.local_comm_id) is not conn:
+            return
+        resend = conn.resend
+        if conn.retries_left > 0 and resend is not None:
+            conn.retries_left -= 1
+            self._send_cm(resend, conn.resend_kind)
+            conn.deadline = now_ns + conn.cm_timeout_ns
+            self._sync(conn, self._on_conn_timer)
+            return
+        state = conn.state
+        self._close(conn)
+        if state is _REQ_SENT:
+            stream = conn.stream
+            if isinstance(stream, ClientStream) and stream.conn is conn:
+                self._attempt_failed(stream, "cm_timeout", now_ns)
+        elif state is _REP_SENT:
+            self.counters["rep_timeout"] += 1
+            rej = Rej(conn.local_comm_id, conn.remote_comm_id, RejectedMessage.OTHER,
+                      RejReason.TIMEOUT)  # fmt: skip
+            self._send_cm(
+                self._mad(CmMad(rej, tid=conn.tid).pack(), conn.remote_lid, conn.remote_gid,
+                          conn.sl),
+                "cm_rej",
+            )  # fmt: skip
+        else:
+            self.counters["dreq_timeout"] += 1
+
+    def _receive_mad(self, datagram: Datagram, now_ns: int) -> None:
+        payload = datagram.payload
+        if len(payload) != MAD_SIZE:
+            self.counters["mad_malformed"] += 1
+            return
+        mgmt_class = payload[1]
+        if mgmt_class == _CM_CLASS:
+            self._receive_cm(datagram, now_ns)
+        elif mgmt_class == _SA_CLASS:
+            self._receive_sa(datagram, now_ns)
+        else:
+            self.counters["mad_unknown_class"] += 1
+
+    def _receive_cm(self, datagram: Datagram, now_ns: int) -> None:
+        try:
+            mad = CmMad.unpack(datagram.payload)
+        except WireError:
+            self.counters["cm_malformed"] += 1
+            return
+        message = mad.message
+        if isinstance(message, Req):
+            self._on_req(mad.tid, message, datagram, now_ns)
+        elif isinstance(message, Rep):
+            self._on_rep(mad.tid, message, datagram, now_ns)
+        elif isinstance(message, Rtu):
+            self._on_rtu(message, now_ns)
+        elif isinstance(message, Rej):
+            self._on_rej(message, now_ns)
+        elif isinstance(message, Dreq):
+            self._on_dreq(mad.tid, message, datagram, now_ns)
+        elif isinstance(message, Drep):
+            self._on_drep(message)
+        else:
+            self.counters["cm_mra_ignored"] += 1
+
+    def _reject(
+        self,
+        datagram: Datagram,
+        tid: int,
+        remote_comm_id: int,
+        rejected: int,
+        reason: int,
+        local_comm_id: int = 0,
+    ) -> None:
+        rej = Rej(local_comm_id, remote_comm_id, rejected, reason)
+        self._send_cm(
+            self._mad(CmMad(rej, tid=tid).pack(), datagram.slid, datagram.sgid, datagram.sl),
+            "cm_rej",
+        )
+
+    def _on_req(self, tid: int, req: Req, datagram: Datagram, now_ns: int) -> None:
+        path = req.primary_path
+        reason = 0
+        if req.service_id != self.config.service_id:
+            reason = RejReason.INVALID_SERVICE_ID
+        elif req.transport_service_type != TransportServiceType.RC:
+            reason = RejReason.INVALID_TRANSPORT_SERVICE_TYPE
+        elif path.remote_gid != self.gid:
+            reason = RejReason.INVALID_PRIMARY_GID
+        elif path.remote_lid != self.lid:
+            reason = RejReason.INVALID_PRIMARY_LID
+        if reason:
+            self.counters["req_rejected"] += 1
+            self._reject(datagram, tid, req.local_comm_id, RejectedMessage.REQ, reason)
+            return
+        client_gid = path.local_gid
+        key = (client_gid, req.service_id)
+        old = self._server_conns.get(key)
+        if old is not None:
+            if old.remote_comm_id == req.local_comm_id:
+                # A resent REQ: our REP was lost (or is late). Resend it.
+                if old.state is _REP_SENT and old.resend is not None:
+                    self._send_cm(old.resend, "cm_rep")
+                else:
+                    self.counters["req_duplicate"] += 1
+                return
+            if old.state is _ESTABLISHED:
+                self._emit(ConnectionBroken(now_ns, self.gid, old.remote_gid, "server", "replaced"))
+            self._close(old)
+        qp = self._new_qp()
+        conn = Connection(
+            "server", self._new_comm_id(), req.service_id, client_gid, path.local_lid, path.sl, qp
+        )
+        conn.remote_comm_id = req.local_comm_id
+        conn.tid = tid
+        conn.starting_psn = self.rng.getrandbits(24)
+        conn.local_ack_timeout = path.local_ack_timeout
+        conn.retry_count = req.retry_count
+        addresses = parse_cma_header(req.private_data)
+        if addresses is not None:
+            conn.client_ip = addresses[0]
+            self.neighbours.learn(addresses[0], client_gid, path.local_lid)
+        qp.ready_to_receive(
+            remote_qpn=req.local_qpn,
+            remote_lid=path.local_lid,
+            remote_gid=client_gid,
+            local_lid=self.lid,
+            local_gid=self.gid,
+            sl=path.sl,
+            rq_psn=req.starting_psn,
+        )
+        rep = Rep(
+            local_comm_id=conn.local_comm_id,
+            remote_comm_id=req.local_comm_id,
+            local_qpn=qp.qpn,
+            starting_psn=conn.starting_psn,
+            target_ack_delay=self.config.ca_ack_delay,
+            rnr_retry_count=self.config.rnr_retry_count,
+            local_ca_guid=int.from_bytes(self.gid[8:], "big"),
+        )
+        reply = self._mad(CmMad(rep, tid=tid).pack(), datagram.slid, client_gid, path.sl)
+        conn.transition(_REP_SENT)
+        conn.cm_timeout_ns = iba_time_ns(req.local_cm_response_timeout)
+        self._expect_answer(conn, reply, "cm_rep", req.max_cm_retries, now_ns)
+        self._conns[conn.local_comm_id] = conn
+        self._by_qpn[qp.qpn] = conn
+        self._server_conns[key] = conn
+        self._send_cm(reply, "cm_rep")
+
+    def _on_rep(self, tid: int, rep: Rep, datagram: Datagram, now_ns: int) -> None:
+        conn = self._conns.get(rep.remote_comm_id)
+        if conn is None or conn.role != "client":
+            self.counters["rep_unknown"] += 1
+            self._reject(
+                datagram, tid, rep.local_comm_id, RejectedMessage.REP, RejReason.INVALID_COMM_ID
+            )
+            return
+        rtu_for = self._mad(
+            CmMad(Rtu(conn.local_comm_id, rep.local_comm_id), tid=conn.tid).pack(),
+            conn.remote_lid,
+            conn.remote_gid,
+            conn.sl,
+        )
+        if conn.state is _ESTABLISHED:
+            if conn.remote_comm_id == rep.local_comm_id:
+                self._send_cm(rtu_for, "cm_rtu")  # our RTU was lost: send it again
+            return
+        if conn.state is not _REQ_SENT:
+            self.counters["rep_unexpected"] += 1
+            return
+        conn.remote_comm_id = rep.local_comm_id
+        qp = conn.qp
+        qp.ready_to_receive(
+            remote_qpn=rep.local_qpn,
+            remote_lid=conn.remote_lid,
+            remote_gid=conn.remote_gid,
+            local_lid=self.lid,
+            local_gid=self.gid,
+            sl=conn.sl,
+            rq_psn=rep.starting_psn,
+        )
+        qp.ready_to_send(
+            sq_psn=conn.starting_psn, timeout=conn.local_ack_timeout, retry_count=conn.retry_count
+        )
+        conn.transition(_ESTABLISHED)
+        self._send_cm(rtu_for, "cm_rtu")
+        stream = conn.stream
+        if isinstance(stream, ClientStream) and stream.conn is conn:
+            self._stream_up(stream, conn, now_ns)
+
+    def _establish_passive(self, conn: Connection, now_ns: int) -> None:
+        conn.qp.ready_to_send(
+            sq_psn=conn.starting_psn, timeout=conn.local_ack_timeout, retry_count=conn.retry_count
+        )
+        conn.transition(_ESTABLISHED)
+        self._emit(
+            ConnectionUp(now_ns, self.gid, conn.remote_gid, "server", conn.remote_lid,
+                         conn.local_comm_id)
+        )  # fmt: skip
+
+    def _on_rtu(self, rtu: Rtu, now_ns: int) -> None:
+        conn = self._conns.get(rtu.remote_comm_id)
+        if conn is None or conn.state is not _REP_SENT or conn.remote_comm_id != rtu.local_comm_id:
+            self.counters["rtu_ignored"] += 1
+            return
+        self._establish_passive(conn, now_ns)
+
+    def _on_rej(self, rej: Rej, now_ns: int) -> None:
+        conn = self._conns.get(rej.remote_comm_id)
+        if conn is None:
+            self.counters["rej_unknown"] += 1
+            return
+        state = conn.state
+        stream = conn.stream
+        if state is _REQ_SENT:
+            self._close(conn)
+            if isinstance(stream, ClientStream) and stream.conn is conn:
+                self._attempt_failed(stream, f"rejected_{int(rej.reason):#04x}", now_ns)
+        elif state is _REP_SENT:
+            self.counters["rep_rejected"] += 1
+            self._close(conn)
+        elif state is _ESTABLISHED:
+            if isinstance(stream, ClientStream) and stream.conn is conn:
+                self._break_stream(stream, "rejected", now_ns)
+                self._start_attempt(stream, now_ns)
+            else:
+                self._emit(
+                    ConnectionBroken(now_ns, self.gid, conn.remote_gid, conn.role, "rejected")
+                )
+                self._close(conn)
+        else:
+            self.counters["rej_ignored"] += 1
+
+    def _on_dreq(self, tid: int, dreq: Dreq, datagram: Datagram, now_ns: int) -> None:
+        conn = self._conns.get(dreq.remote_comm_id)
+        drep = Drep(dreq.remote_comm_id, dreq.local_comm_id)
+        reply = self._mad(CmMad(drep, tid=tid).pack(), datagram.slid, datagram.sgid, datagram.sl)
+        if conn is None or conn.remote_comm_id != dreq.local_comm_id:
+            self.counters["dreq_unknown"] += 1
+            self._send_cm(reply, "cm_drep")  # already gone: answer so the peer stops
+            return
+        self._send_cm(reply, "cm_drep")
+        if conn.state is _ESTABLISHED:
+            stream = conn.stream
+            if isinstance(stream, ClientStream) and stream.conn is conn:
+                self._break_stream(stream, "disconnect_request", now_ns, send_dreq=False)
+                self._start_attempt(stream, now_ns)
+                return
+            self._emit(
+                ConnectionBroken(now_ns, self.gid, conn.remote_gid, conn.role,
+                                 "disconnect_request")
+            )  # fmt: skip
+        self._close(conn)
+
+    def _on_drep(self, drep: Drep) -> None:
+        conn = self._conns.get(drep.remote_comm_id)
+        if conn is None or conn.state is not _DREQ_SENT:
+            self.counters["drep_ignored"] += 1
+            return
+        self._close(conn)
+
+    # --- SA ------------------------------------------------------------------------------
+
+    def _receive_sa(self, datagram: Datagram, now_ns: int) -> None:
+        payload = datagram.payload
+        method = payload[3]
+        attribute = (payload[16] << 8) | payload[17]
+        if method == _REPORT and attribute == _ATTR_NOTICE:
+            self._on_report(datagram, now_ns)
+        elif method == _GET_RESP and attribute == _ATTR_PATH_RECORD:
+            self._on_path_response(payload, now_ns)
+        elif method == _GET_RESP and attribute == _ATTR_INFORM_INFO:
+            self._on_subscription_response(payload, now_ns)
+        else:
+            self.counters["sa_ignored"] += 1
+
+    def _on_path_response(self, payload: bytes, now_ns: int) -> None:
+        try:
+            tid, status, record = parse_path_response(payload)
+        except WireError:
+            self.counters["sa_malformed"] += 1
+            return
+        query = self.paths.answer(tid, record)
+        if query is None:
+            self.counters["sa_unmatched"] += 1
+            return
+        if record is None:
+            reason = f"status_{status:#06x}"
+            self._emit(PathQueryFailed(now_ns, query.dgid, reason))
+            self._fail_waiters(query, f"sa_{reason}", now_ns)
+            return
+        self._emit(PathResolved(now_ns, query.dgid, record.dlid, "sa"))
+        self.neighbours.note_lid(query.dgid, record.dlid)
+        for stream, token in query.waiters:
+            assert isinstance(stream, ClientStream)
+            if stream.token == token and stream.state is _RESOLVING:
+                self._send_req(stream, record, now_ns)
+
+    def _fail_waiters(self, query: PathQuery, reason: str, now_ns: int) -> None:
+        for stream, token in query.waiters:
+            assert isinstance(stream, ClientStream)
+            if stream.token == token and stream.state is _RESOLVING:
+                self._attempt_failed(stream, reason, now_ns)
+
+    def _on_query_timer(self, query: PathQuery, now_ns: int) -> None:
+        query.deadline = None
+        if self.paths.expire(query, now_ns):
+            self._send_cm(self._mad(query.payload, self.sa_lid, None), "sa_path_query")
+            self._sync(query, self._on_query_timer)
+            return
+        self._emit(PathQueryFailed(now_ns, query.dgid, "timeout"))
+        self._fail_waiters(query, "sa_timeout", now_ns)
+
+    def _send_subscription(self, now_ns: int) -> None:
+        info = InformInfo(
+            gid=bytes(16),
+            lid_range_begin=0xFFFF,
+            lid_range_end=0,
+            is_generic=1,
+            subscribe=1,
+            type=0xFFFF,
+            trap_number=PATH_CHANGE_TRAP,
+            qpn=QP1,
+            resp_time_value=self.config.inform_resp_time_value,
+            producer_type=0xFFFFFF,
+        )
+        tid = self._new_tid()
+        request = _SaRequest(tid, SaMad.from_record(info, method=Method.SET, tid=tid).pack())
+        self._subscription = request
+        self._send_cm(self._mad(request.payload, self.sa_lid, None), "sa_inform_info")
+        request.deadline = now_ns + self.config.sa_timeout_ns
+        self._sync(request, self._on_subscription_timer)
+
+    def _on_subscription_timer(self, request: _SaRequest, now_ns: int) -> None:
+        request.deadline = None
+        if self._subscription is not request:
+            return
+        if request.attempt < self.config.sa_retries:
+            request.attempt += 1
+            self._send_cm(self._mad(request.payload, self.sa_lid, None), "sa_inform_info")
+            request.deadline = now_ns + self.config.sa_timeout_ns
+            self._sync(request, self._on_subscription_timer)
+            return
+        self._subscription = None
+        self._emit(SubscriptionFailed(now_ns, self.gid, "timeout"))
+
+    def _on_subscription_response(self, payload: bytes, now_ns: int) -> None:
+        request = self._subscription
+        tid = int.from_bytes(payload[8:16], "big") & TID_MASK
+        if request is None or request.tid != tid:
+            self.counters["sa_unmatched"] += 1
+            return
+        self._subscription = None
+        request.deadline = None
+        status = (payload[4] << 8) | payload[5]
+        if status:
+            self._emit(SubscriptionFailed(now_ns, self.gid, f"status_{status:#06x}"))
+        else:
+            self._emit(SubscriptionConfirmed(now_ns, self.gid, self.lid))
+
+    def _on_report(self, datagram: Datagram, now_ns: int) -> None:
+        payload = datagram.payload
+        # ReportResp: the Report echoed with the response method (same TID).
+        answer = payload[:3] + bytes((_REPORT_RESP,)) + payload[4:]
+        self._outbox.append(
+            Datagram(answer, self.port_num, self.lid, datagram.slid, QP1, datagram.sqp,
+                     datagram.sl, datagram.pkey, QP1_QKEY, self.gid, datagram.sgid,
+                     OP_UD_SEND_ONLY, 0)
+        )  # fmt: skip
+        self.sent["sa_report_resp"] += 1
+        tid = int.from_bytes(payload[8:16], "big") & TID_MASK
+        try:
+            notice = Notice.unpack(payload, SA_HEADER_SIZE)
+        except WireError:
+            self.counters["report_malformed"] += 1
+            return
+        duplicate = tid in self._seen_reports
+        if not duplicate:
+            self._seen_reports.append(tid)
+        self._emit(ReportReceived(now_ns, int(notice.trap_number), tid, duplicate))
+        details = notice.details
+        if not duplicate and notice.is_generic and isinstance(details, PathChangeDetails):
+            self.path_changed(details.gid, details.new_lid, now_ns, via="report")
+
+    # --- IPoIB ---------------------------------------------------------------------------
+
+    def _receive_ipoib(self, datagram: Datagram, now_ns: int) -> None:
+        try:
+            arp = IpoibArp.unpack(datagram.payload)
+        except WireError:
+            self.counters["ipoib_malformed"] += 1
+            return
+        ip, new_gid = arp.sender_ip, arp.sender_gid
+        old_gid = self.neighbours.update(ip, arp.sender_qpn, new_gid, datagram.slid)
+        if old_gid is None:
+            self.counters["arp_unknown_ip"] += 1
+            return
+        if old_gid == new_gid:
+            return
+        self._emit(NeighbourUpdated(now_ns, ip, old_gid, new_gid))
+        stream = self._streams.get(ip)
+        if stream is not None and stream.gid == old_gid:
+            stream.gid = new_gid
+            self._drop_interest(old_gid)
+            if self.paths.flush(old_gid):
+                self._emit(PathFlushed(now_ns, old_gid))
+            if stream.state is not _IDLE:
+                stream.failures = 0
+                self._break_stream(stream, "neighbour_changed", now_ns)
+                self._start_attempt(stream, now_ns)
+        for conn in list(self._server_conns.values()):
+            if conn.remote_gid == old_gid:
+                if conn.state is _ESTABLISHED:
+                    self._emit(
+                        ConnectionBroken(now_ns, self.gid, old_gid, "server", "neighbour_changed")
+                    )
+                self._close(conn)
+
+
+__all__ = ["DEFAULT_PKEY", "FIRST_QPN", "QP1_QKEY", "GuestAgent"]

@@ -1,0 +1,191 @@
+"""The communication manager's connection state (IBA Vol 1, chapter 12).
+
+One `Connection` per connection attempt, on either side. Its states are a reduced
+form of the CM state diagrams of IBA Vol 1, 12.9.6 ("Communication Establishment
+- Active" / "- Passive") and 12.9.7 ("Connection Release"), kept in one transition
+table, `CM_TRANSITIONS`; `Connection.transition` raises `CmTransitionError` for
+any other move:
+
+    active:   IDLE --REQ sent--> REQ_SENT --REP received, RTU sent--> ESTABLISHED
+    passive:  IDLE --REQ received, REP sent--> REP_SENT --RTU (or first SEND)-->
+              ESTABLISHED
+    release:  ESTABLISHED --DREQ sent--> DREQ_SENT --DREP or time-out--> CLOSED
+              ESTABLISHED --DREQ received, DREP sent--> CLOSED
+    failure:  REQ_SENT / REP_SENT --REJ, time-out, abort--> CLOSED;
+              ESTABLISHED --QP error torn down without DREQ--> CLOSED
+
+MRA is not sent and is ignored when received; LAP/APR (path migration) and the
+TimeWait delay are not modelled (a closed connection's comm ID is never reused,
+so nothing can be confused with it).
+
+Time-outs, as Linux's ib_cm computes them (drivers/infiniband/core/cm.c,
+`ib_send_cm_req` and `cm_req_handler`), in exact IBA units (4.096 us * 2**x):
+the active side waits 2 * PacketLifeTime + the Remote CM Response Timeout for a
+REP and resends the REQ up to Max CM Retries times; the passive side waits the
+REQ's Local CM Response Timeout for the RTU, resending the REP up to the REQ's
+Max CM Retries times, then sends a REJ (Timeout); a DREQ is resent with the
+side's time-out the same way, after which the connection is closed anyway.
+
+TIDs: a REP and the RTU reuse the REQ's TID, a DREP the DREQ's, a REJ the TID of
+what it rejects; a REQ and a DREQ take a new one (as ib_cm does).
+
+The private data of a REQ starts with rdma_cm's IP addressing header (IBA Vol 1,
+Annex A11 "RDMA IP CM Service", A11.4; Linux `struct cma_hdr`): byte 0 version
+0x00, byte 1 IP version in bits 7..4 (4), bytes 2-3 source port, bytes 4-19 the
+source address and 20-35 the destination address, an IPv4 address in the last 4
+bytes of its 16. That is how a server learns a client's IP address for its IPoIB
+neighbour table.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from ipaddress import IPv4Address
+from typing import Final
+
+from ibmig.core.engine import Datagram
+from ibmig.core.guest.rc import RcQp
+
+CMA_HEADER_SIZE: Final = 36
+CMA_VERSION: Final = 0x00
+
+
+class CmState(IntEnum):
+    IDLE = 0
+    REQ_SENT = 1
+    REP_SENT = 2
+    ESTABLISHED = 3
+    DREQ_SENT = 4
+    CLOSED = 5
+
+
+CM_TRANSITIONS: Final[dict[CmState, frozenset[CmState]]] = {
+    CmState.IDLE: frozenset({CmState.REQ_SENT, CmState.REP_SENT, CmState.CLOSED}),
+    CmState.REQ_SENT: frozenset({CmState.ESTABLISHED, CmState.CLOSED}),
+    CmState.REP_SENT: frozenset({CmState.ESTABLISHED, CmState.CLOSED}),
+    CmState.ESTABLISHED: frozenset({CmState.DREQ_SENT, CmState.CLOSED}),
+    CmState.DREQ_SENT: frozenset({CmState.CLOSED}),
+    CmState.CLOSED: frozenset(),
+}
+"""current CM state -> the states it may move to (module docstring)."""
+
+
+class CmTransitionError(Exception):
+    """An illegal CM state transition (a bug in the caller, never a wire event)."""
+
+
+def cma_header(src_ip: IPv4Address, dst_ip: IPv4Address, src_port: int = 0) -> bytes:
+    """rdma_cm's 36-byte IP addressing header for IPv4 (module docstring)."""
+    return (
+        bytes((CMA_VERSION, 0x40))
+        + src_port.to_bytes(2, "big")
+        + bytes(12)
+        + src_ip.packed
+        + bytes(12)
+        + dst_ip.packed
+    )
+
+
+def parse_cma_header(private_data: bytes) -> tuple[IPv4Address, IPv4Address] | None:
+    """(source, destination) IPv4 addresses of a REQ's private data, or None when it
+    does not start with an IPv4 rdma_cm header."""
+    if len(private_data) < CMA_HEADER_SIZE or private_data[0] != CMA_VERSION:
+        return None
+    if private_data[1] >> 4 != 4:
+        return None
+    return IPv4Address(private_data[16:20]), IPv4Address(private_data[32:36])
+
+
+class Connection:
+    """One connection (attempt) as the CM and the application see it.
+
+    `qp` is the RC QP the connection set up; `stream` is the client stream it
+    serves (None on the server side). `deadline`/`armed` belong to the engine's
+    timer heap (CM resends); `resend` is the MAD to resend when it expires and
+    `resend_kind` how it is counted.
+    """
+
+    __slots__ = (
+        "armed",
+        "cm_timeout_ns",
+        "client_ip",
+        "deadline",
+        "local_ack_timeout",
+        "local_comm_id",
+        "qp",
+        "remote_comm_id",
+        "remote_gid",
+        "remote_lid",
+        "resend",
+        "resend_kind",
+        "retries_left",
+        "retry_count",
+        "role",
+        "service_id",
+        "sl",
+        "starting_psn",
+        "state",
+        "stream",
+        "tid",
+    )
+
+    def __init__(
+        self,
+        role: str,
+        local_comm_id: int,
+        service_id: int,
+        remote_gid: bytes,
+        remote_lid: int,
+        sl: int,
+        qp: RcQp,
+    ) -> None:
+        self.role = role
+        self.state = CmState.IDLE
+        self.local_comm_id = local_comm_id
+        self.remote_comm_id = 0
+        self.service_id = service_id
+        self.remote_gid = remote_gid
+        self.remote_lid = remote_lid
+        self.sl = sl
+        self.qp = qp
+        self.stream: object | None = None
+        self.client_ip: IPv4Address | None = None
+        self.tid = 0
+        self.starting_psn = 0  # our first send PSN (REQ or REP Starting PSN)
+        self.local_ack_timeout = 0  # exponent for our QP's transport timer
+        self.retry_count = 7
+        self.cm_timeout_ns = 0
+        self.retries_left = 0
+        self.resend: Datagram | None = None
+        self.resend_kind = ""
+        self.deadline: int | None = None
+        self.armed: int | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"Connection({self.role}, {self.state.name}, comm_id={self.local_comm_id:#x}, "
+            f"remote_lid={self.remote_lid})"
+        )
+
+    def transition(self, to: CmState) -> None:
+        """Move to `to`; `CmTransitionError` if `CM_TRANSITIONS` does not allow it."""
+        if to not in CM_TRANSITIONS[self.state]:
+            raise CmTransitionError(
+                f"CM {self.role} connection {self.local_comm_id:#x}: "
+                f"{self.state.name} -> {CmState(to).name} is not a legal transition"
+            )
+        self.state = to
+        if to is CmState.CLOSED or to is CmState.ESTABLISHED:
+            self.deadline = None
+            self.resend = None
+
+
+__all__ = [
+    "CMA_HEADER_SIZE",
+    "CM_TRANSITIONS",
+    "CmState",
+    "CmTransitionError",
+    "Connection",
+    "cma_header",
+    "parse_cma_header",
+]

@@ -1,0 +1,185 @@
+"""Every timing and size default of the guest stack, in one place.
+
+Each default is cited (where a real stack has the same knob) or labelled
+ASSUMPTION. Scenarios override them from `[timing.guest]` through
+`GuestConfig.with_overrides`, which validates names, types and ranges and raises
+`ConfigError` naming the key.
+
+InfiniBand expresses its time-outs as 5-bit exponents: the time is
+4.096 us * 2**value (IBA Vol 1, 12.6.5 "REQ" for the CM response time-outs,
+9.7.6.1.3 for the local ACK time-out, 13.4.6.2 for RespTimeValue). `iba_time_ns`
+converts one exactly (4.096 us is 4096 ns).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ibmig.errors import ConfigError
+
+IBA_TIME_UNIT_NS: Final = 4096
+"""4.096 us, the unit of every IBA time-out exponent."""
+
+PATH_CACHE_POLICIES: Final = ("cached", "query")
+
+
+def iba_time_ns(exponent: int) -> int:
+    """4.096 us * 2**exponent, in ns (IBA Vol 1, 12.6.5 and 9.7.6.1.3)."""
+    return IBA_TIME_UNIT_NS << exponent
+
+
+def cm_ack_timeout(ca_ack_delay: int, packet_life_time: int) -> int:
+    """The Local ACK Timeout exponent Linux's ib_cm puts in a REQ (`cm_ack_timeout`
+    in drivers/infiniband/core/cm.c): about 2 * PacketLifeTime + the CA's ACK delay,
+    computed on the exponents, capped at 31."""
+    ack_timeout = packet_life_time + 1
+    if ack_timeout >= ca_ack_delay:
+        ack_timeout += 1 if ca_ack_delay >= ack_timeout - 1 else 0
+    else:
+        ack_timeout = ca_ack_delay + (1 if ack_timeout >= ca_ack_delay - 1 else 0)
+    return min(31, ack_timeout)
+
+
+@dataclass(frozen=True, slots=True)
+class GuestConfig:
+    """Settings of one guest's RDMA stack and workload.
+
+    Exponents are 5-bit IBA time-out values (module docstring); everything else
+    carries its unit in its name.
+    """
+
+    path_cache: str = "cached"
+    """`cached`: a resolved PathRecord is kept until flushed (a path-change event);
+    `query`: every connection attempt asks the SA and nothing is reused."""
+
+    sa_timeout_ns: int = 1_000_000_000
+    """Wait for an SA response before resending (libibmad MAD_DEF_TIMEOUT_MS 1000)."""
+    sa_retries: int = 3
+    """Resends of an unanswered SA request (libibmad MAD_DEF_RETRIES 3)."""
+
+    cm_response_timeout: int = 20
+    """Local and Remote CM Response Timeout of a REQ (Linux rdma_cm
+    CMA_CM_RESPONSE_TIMEOUT 20, about 4.3 s)."""
+    max_cm_retries: int = 15
+    """Resends of an unanswered REQ, REP or DREQ (Linux rdma_cm CMA_MAX_CM_RETRIES 15)."""
+
+    local_ack_timeout: int | None = 14
+    """QP Local ACK Timeout exponent (14: 67 ms, perftest DEF_QP_TIME). None derives
+    it from the PathRecord's PacketLifeTime and `ca_ack_delay` as Linux ib_cm does
+    (`cm_ack_timeout`). 0 disables the timer (IBA Vol 1, 9.7.6.1.3)."""
+    ca_ack_delay: int = 16
+    """Local CA ACK Delay exponent, sent as REP Target ACK Delay. ASSUMPTION: what
+    ConnectX HCAs report as local_ca_ack_delay."""
+    retry_count: int = 7
+    """RC retransmissions before the QP goes to Error (rping's conn_param.retry_count
+    7, the 3-bit maximum; IBA Vol 1, 9.7.6.1.3)."""
+    rnr_retry_count: int = 7
+    """Sent in REQ/REP (rping/librdmacm examples use 7). No RNR NAK is modelled."""
+    send_queue_depth: int = 128
+    """Outstanding (unacknowledged) SENDs a QP holds; a message posted to a full
+    queue is not sent. ASSUMPTION (perftest's bandwidth tests default to a TX
+    depth of 128)."""
+
+    message_interval_ns: int = 20_000
+    """A client sends one message per interval. ASSUMPTION (the scenario default
+    interval_us = 20)."""
+    message_bytes: int = 64
+    """SEND payload: an 8-byte big-endian sequence number, zero padded. ASSUMPTION
+    (the scenario default message_bytes = 64)."""
+
+    reconnect_backoff_ns: int = 1_000_000
+    """Wait after the first failed connection attempt; doubles per further failure.
+    ASSUMPTION (1 ms)."""
+    reconnect_backoff_max_ns: int = 100_000_000
+    """Backoff ceiling. ASSUMPTION (100 ms)."""
+    backoff_jitter: float = 0.25
+    """Each backoff is lengthened by a random fraction in [0, jitter) of itself,
+    drawn from the agent's rng. ASSUMPTION."""
+
+    service_port: int = 18515
+    """Every guest listens on rdma_cm's TCP port space at this port: Service ID
+    0x0000000001060000 + port (Linux cma_get_service_id, RDMA_PS_TCP 0x0106).
+    ASSUMPTION: perftest's default port 18515."""
+    inform_resp_time_value: int = 16
+    """InformInfo RespTimeValue of the per-VM subscription: the SA resends an
+    unanswered Report after 4.096 us * 2**value (268 ms). ASSUMPTION."""
+    disconnect_on_error: bool = True
+    """After a QP error or a path change the client sends a DREQ on the old
+    connection before reconnecting (an rdma_disconnect(), as rping does on an
+    error). ASSUMPTION: applications tear connections down this way."""
+
+    def __post_init__(self) -> None:
+        if self.path_cache not in PATH_CACHE_POLICIES:
+            raise ConfigError(
+                f"must be one of {', '.join(PATH_CACHE_POLICIES)}, got {self.path_cache!r}",
+                "path_cache",
+            )
+        _check_int("sa_timeout_ns", self.sa_timeout_ns, 1)
+        _check_int("sa_retries", self.sa_retries, 0)
+        _check_int("cm_response_timeout", self.cm_response_timeout, 0, 31)
+        _check_int("max_cm_retries", self.max_cm_retries, 0, 15)
+        if self.local_ack_timeout is not None:
+            _check_int("local_ack_timeout", self.local_ack_timeout, 0, 31)
+        _check_int("ca_ack_delay", self.ca_ack_delay, 0, 31)
+        _check_int("retry_count", self.retry_count, 0, 7)
+        _check_int("rnr_retry_count", self.rnr_retry_count, 0, 7)
+        _check_int("send_queue_depth", self.send_queue_depth, 1)
+        _check_int("message_interval_ns", self.message_interval_ns, 1)
+        _check_int("message_bytes", self.message_bytes, 8)
+        _check_int("reconnect_backoff_ns", self.reconnect_backoff_ns, 0)
+        _check_int("reconnect_backoff_max_ns", self.reconnect_backoff_max_ns, 0)
+        if isinstance(self.backoff_jitter, bool) or not isinstance(
+            self.backoff_jitter, int | float
+        ):
+            raise ConfigError(f"must be a number, got {self.backoff_jitter!r}", "backoff_jitter")
+        if not 0.0 <= self.backoff_jitter <= 1.0:
+            raise ConfigError(f"must be 0..1, got {self.backoff_jitter}", "backoff_jitter")
+        _check_int("service_port", self.service_port, 0, 0xFFFF)
+        _check_int("inform_resp_time_value", self.inform_resp_time_value, 0, 31)
+        if not isinstance(self.disconnect_on_error, bool):
+            raise ConfigError(
+                f"must be true or false, got {self.disconnect_on_error!r}",
+                "disconnect_on_error",
+            )
+
+    def with_overrides(self, pairs: Iterable[tuple[str, Any]], where: str = "") -> GuestConfig:
+        """A copy with `pairs` (name, value) applied; `ConfigError` naming
+        `where`.name for an unknown name or a bad value."""
+        names = {f.name for f in dataclasses.fields(self)}
+        changes: dict[str, Any] = {}
+        for name, value in pairs:
+            if name not in names:
+                raise ConfigError(
+                    f"unknown key (known: {', '.join(sorted(names))})", _key(where, name)
+                )
+            changes[name] = value
+        try:
+            return dataclasses.replace(self, **changes)
+        except ConfigError as error:
+            raise ConfigError(error.message, _key(where, error.where or "")) from None
+
+    @property
+    def service_id(self) -> int:
+        """The Service ID every guest listens on (see `service_port`)."""
+        return RDMA_PS_TCP_SERVICE_BASE + self.service_port
+
+
+RDMA_PS_TCP_SERVICE_BASE: Final = 0x0106 << 16
+"""rdma_cm's Service ID for port-space TCP: (RDMA_PS_TCP 0x0106 << 16) + port."""
+
+
+def _key(where: str, name: str) -> str:
+    if not where:
+        return name
+    return f"{where} {name}" if where.endswith(":") else f"{where}.{name}"
+
+
+def _check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"must be an integer, got {value!r}", name)
+    if value < low or (high is not None and value > high):
+        bound = f"{low}..{high}" if high is not None else f">= {low}"
+        raise ConfigError(f"must be {bound}, got {value}", name)

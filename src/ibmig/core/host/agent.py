@@ -1,0 +1,949 @@
+"""The management domain (dom0) of one physical host: VFs, alias GUIDs, path changes.
+
+One `HostAgent` serves one HCA port in the shared-port SR-IOV model: the physical
+function (PF) and `num_vfs` virtual functions share the port's LID, and VF i owns
+GUIDInfo index i of the port (IBA Vol 1, 14.2.5.5 GUIDInfo; index 0 is the port
+GUID, the PF's). A VM on VF i is addressed by its GID, subnet prefix || the GUID at
+index i, and the HCA hands arriving datagrams to it by DGID.
+
+Alias GUIDs through the SA
+--------------------------
+dom0 does not write GUIDInfo itself: it asks the SA with a SubnAdmSet of a
+GUIDInfoRecord (IBA Vol 1, 15.2.5.18; OpenSM osm_sa_guidinfo_record.c), and the SM
+writes the port. The record names the port's LID and the block (index // 8); the
+ComponentMask selects LID, BlockNum and GUIDn of the one entry (index % 8), so the
+other entries of the block are left alone. SubnAdmDelete with the same mask
+removes the entry. The SA answers a Set with GetResp and a Delete with DeleteResp,
+both carrying the block as the port now holds it. A Set is acknowledged when that
+block holds the requested GUID at the entry; if it does not, the SA refused it
+(another port holds that GUID: a migrating VM's source has not released it yet).
+Operations on one entry run one at a time, in the order asked; a Delete whose GUID
+is no longer at the entry when its turn comes is done without asking the SA.
+
+A vport is up (`VfUp(vm, vf, gid, lid)`) once the VF is attached to the VM *and*
+the SA has acknowledged its alias GUID. Address assignment:
+
+- `static`: the VM brings its own vGUID, which follows it when it migrates:
+  `release_alias(vguid)` at the source sends the Delete, `set_alias(vm, vguid=...)`
+  (or `attach_vf`) at the destination the Set. The SA refuses a GUID another port
+  still holds, so the Delete must come first (the migration engine orders them).
+- `dynamic`: the VM takes the GUID of the VF it lands on. Each VF has its own GUID
+  (`vf_guids`, or `derived_vf_guid`: a locally administered EUI-64 built from the
+  port GUID and the VF index) and it is still registered with the SA, so that the
+  VF's GID resolves; it stays registered when the VM leaves (it is the VF's).
+
+SA transactions
+---------------
+Requests go from QP1 of the port (SLID = port LID) to QP1 at the SA's LID, Q_Key
+0x80010000, with a GRH (SGID = prefix || port GUID, DGID = the SA's GID) only when
+`HostConfig.send_grh` asks and the SA's GID is known. Each request has a fresh
+32-bit TID; an answer is matched on its low 32 bits, as libibmad matches them
+(rpc.c `_do_madrpc`). A request with no usable answer after `sa_timeout_ns` is
+sent again with the same TID, up to `sa_attempts` sends in all (libibmad's
+defaults: 1 s, 3 sends), then given up (`AliasFailed` / `SubscriptionFailed`,
+reason "timeout"). Answers that may change on a retry -- status busy (0x0001), the SA's
+ERR_NO_RESOURCES (the SM's write of the port timed out) and a refused alias -- wait
+for that timer; any other error status fails the request at once.
+
+Path changes (the per-host strategy)
+------------------------------------
+With `subscribe_path_changes` dom0 subscribes once, from the physical port, with an
+InformInfo Set (IBA Vol 1, 13.4.8.3): generic, trap 69 (ibmig's path-change notice,
+`ibmig.wire.notice`), GID zero and LIDRangeBegin 0xFFFF (every subject), Type and
+ProducerType wildcards, QPN 1. It subscribes when the port becomes active
+(`port_active`) and again after `client_reregister` (PortInfo:ClientReregister,
+IBA Vol 1, 14.2.5.6: the SA may have lost its subscriptions). Every
+SubnAdmReport(Notice) is answered with a ReportResp carrying the same TID and
+Notice, back to the sender's LID and QP. A Report with a TID the same SA used
+recently is a resend (our ReportResp was lost): answered again, processed once.
+
+A path-change notice updates the vGUID -> LID mapping table (GIDADDR's interface
+ID -> NewLID) and is forwarded over the intra-host channel
+(`ibmig.core.host.messages`) to the local VMs that registered a path to GIDADDR:
+one `ForwardPathChange(vm_id, gid, new_lid)` each, out of `intra_host_to_send()`,
+counted in `counters["intra_host_sent"]`, apart from the MADs
+(`counters["mads_sent"]`). The table also holds this host's own VMs (their alias
+GUID -> the port LID, entered when the SA acknowledges the alias). Registrations
+stay until the guest withdraws them (`PathUnregistered`) or the runtime removes
+the VM (`remove_vm`, when it leaves the host).
+
+The channel's latency belongs to the runtime, as the fabric's does.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections import Counter, OrderedDict, deque
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Final
+
+from ibmig.core.engine import QP1, Datagram
+from ibmig.core.host.events import (
+    AliasAcknowledged,
+    AliasFailed,
+    AliasReleased,
+    HostEvent,
+    MappingUpdated,
+    PathChangeForwarded,
+    ReportReceived,
+    SaRequestRetried,
+    Subscribed,
+    SubscriptionFailed,
+    Unsubscribed,
+    VfDown,
+    VfUp,
+)
+from ibmig.core.host.messages import (
+    ForwardPathChange,
+    GuestToHost,
+    HostToGuest,
+    PathRegistered,
+    PathUnregistered,
+)
+from ibmig.errors import ConfigError, WireError
+from ibmig.wire.mad import MAD_SIZE, MadStatus, Method, MgmtClass, RmppHeader
+from ibmig.wire.notice import PATH_CHANGE_TRAP, Notice, PathChangeDetails
+from ibmig.wire.packet import QP1_QKEY
+from ibmig.wire.sa import (
+    GUIDInfoRecord,
+    GUIDInfoRecordComp,
+    InformInfo,
+    SaAttr,
+    SaMad,
+    SaStatus,
+)
+from ibmig.wire.smp_attrs import GUID_BLOCK_SIZE, GUIDInfo
+
+DEFAULT_GID_PREFIX: Final = 0xFE80_0000_0000_0000
+"""The link-local subnet prefix (IBA Vol 1, 4.1.1)."""
+
+TID_MASK: Final = 0xFFFF_FFFF
+"""dom0 uses 32-bit TIDs and matches answers on the low 32 bits: the layers below
+(the kernel's umad agent, ibsim) may rewrite the upper ones."""
+
+ALL_LIDS: Final = 0xFFFF
+ALL_TYPES: Final = 0xFFFF
+ALL_PRODUCERS: Final = 0xFFFFFF
+DEFAULT_PKEY: Final = 0xFFFF
+MAX_GUID: Final = (1 << 64) - 1
+MAX_VFS: Final = 254  # GUIDCap is one byte and index 0 is the PF's
+
+_GUID_SET_KEY: Final = int(GUIDInfoRecordComp.LID | GUIDInfoRecordComp.BLOCK_NUM)
+_RETRYABLE: Final = frozenset((int(MadStatus.BUSY), int(SaStatus.ERR_NO_RESOURCES)))
+_GET_RESP: Final = int(Method.GET_RESP)
+_DELETE_RESP: Final = int(Method.DELETE_RESP)
+_REPORT: Final = int(Method.REPORT)
+_REPORT_RESP: Final = int(Method.REPORT_RESP)
+_NOTICE: Final = int(SaAttr.NOTICE)
+
+
+class AddressAssignment(StrEnum):
+    """How a VM's GUID is chosen (module docstring)."""
+
+    STATIC = "static"
+    DYNAMIC = "dynamic"
+
+
+class HostError(RuntimeError):
+    """A call the host agent cannot honour in its current state (no free VF, an
+    unknown VM, ...): a bug or a scenario the runtime should not have produced."""
+
+
+@dataclass(frozen=True, slots=True)
+class HostConfig:
+    """Settings of a host agent; validated on construction (ConfigError, where
+    "host.<field>")."""
+
+    num_vfs: int = 16
+    """Virtual functions of the port (VF i uses GUIDInfo index i, 1..num_vfs).
+    ASSUMPTION: 16; the SMA's default GUIDCap of 32 leaves room for 31."""
+    assignment: AddressAssignment = AddressAssignment.STATIC
+    """`static` or `dynamic` address assignment (module docstring)."""
+    subscribe_path_changes: bool = True
+    """The per-host strategy: subscribe to trap 69 and forward to local VMs."""
+    sa_timeout_ns: int = 1_000_000_000
+    """Wait for an SA answer before resending: libibmad MAD_DEF_TIMEOUT_MS (1000)."""
+    sa_attempts: int = 3
+    """Sends of an SA request in all, the first included: libibmad MAD_DEF_RETRIES (3),
+    which counts every send (libibmad rpc.c `_do_madrpc`), so 2 resends."""
+    inform_resp_time_value: int = 18
+    """InformInfo RespTimeValue (4.096 us x 2^n: how long the SA waits for our
+    ReportResp). ASSUMPTION: 18 (about 1.07 s), OpenSM's default subnet_timeout."""
+    send_grh: bool = False
+    """Send SA requests with a GRH (SGID = the port GID) when the SA's GID is known."""
+    report_memory: int = 256
+    """Recent (SA LID, TID) pairs of Reports remembered to spot resends."""
+
+    def __post_init__(self) -> None:
+        try:
+            assignment = AddressAssignment(self.assignment)
+        except ValueError:
+            raise ConfigError(
+                f"assignment must be 'static' or 'dynamic', not {self.assignment!r}",
+                "host.assignment",
+            ) from None
+        object.__setattr__(self, "assignment", assignment)
+        for name, low, high in (
+            ("num_vfs", 1, MAX_VFS),
+            ("sa_timeout_ns", 1, None),
+            ("sa_attempts", 1, None),
+            ("inform_resp_time_value", 0, 31),
+            ("report_memory", 1, None),
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"{name} must be an integer, not {value!r}", f"host.{name}")
+            if value < low or (high is not None and value > high):
+                bounds = f"{low}..{high}" if high is not None else f">= {low}"
+                raise ConfigError(f"{name} {value} is outside {bounds}", f"host.{name}")
+        for name in ("subscribe_path_changes", "send_grh"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false", f"host.{name}")
+
+
+def derived_vf_guid(port_guid: int, index: int) -> int:
+    """The GUID dom0 gives VF `index` under dynamic assignment unless told otherwise:
+    a locally administered EUI-64 (bit 1 of the first octet set, so it cannot
+    collide with a manufacturer-assigned GUID), the VF index in the second octet and
+    the low 48 bits of the port GUID."""
+    if not 0 < index <= 0xFF:
+        raise ValueError(f"VF index {index} outside 1..255")
+    return (0x02 << 56) | (index << 48) | (port_guid & 0xFFFF_FFFF_FFFF)
+
+
+def make_gid(prefix: int, guid: int) -> bytes:
+    """GID = 64-bit subnet prefix || 64-bit GUID (IBA Vol 1, 4.1.1)."""
+    return prefix.to_bytes(8, "big") + guid.to_bytes(8, "big")
+
+
+# --- internal state ------------------------------------------------------------------
+
+
+class _Vf:
+    __slots__ = ("acked", "alias", "attached", "index", "own_guid", "vm")
+
+    def __init__(self, index: int, own_guid: int) -> None:
+        self.index = index
+        self.own_guid = own_guid
+        self.vm: str | None = None  # the VM the VF is reserved for / attached to
+        self.alias = 0  # the GUID wanted at the VF's entry for that VM
+        self.acked = False  # the SA acknowledged `alias`
+        self.attached = False
+
+
+class _EntryOp:
+    """One GUIDInfoRecord Set or Delete of one entry, queued per entry."""
+
+    __slots__ = ("guid", "index", "setting", "tid", "vm")
+
+    def __init__(self, index: int, guid: int, setting: bool, vm: str | None) -> None:
+        self.index = index
+        self.guid = guid
+        self.setting = setting
+        self.vm = vm
+        self.tid: int | None = None  # the transaction carrying it, once started
+
+
+class _Transaction:
+    __slots__ = (
+        "attempt",
+        "attribute_id",
+        "datagram",
+        "deadline_ns",
+        "method",
+        "op",
+        "reason",
+        "subscribe",
+        "tid",
+    )
+
+    def __init__(
+        self,
+        tid: int,
+        attribute_id: int,
+        method: int,
+        datagram: Datagram,
+        deadline_ns: int,
+        op: _EntryOp | None = None,
+        subscribe: bool = True,
+    ) -> None:
+        self.tid = tid
+        self.attribute_id = attribute_id
+        self.method = method
+        self.datagram = datagram
+        self.deadline_ns = deadline_ns
+        self.op = op
+        self.subscribe = subscribe
+        self.attempt = 0
+        self.reason = "timeout"  # why a give-up happens, if it does
+
+
+class HostAgent:
+    """dom0 of one host (module docstring); an `ibmig.core.engine.Engine`."""
+
+    def __init__(
+        self,
+        host_id: str,
+        port_guid: int,
+        *,
+        rng: random.Random,
+        config: HostConfig | None = None,
+        subnet_prefix: int = DEFAULT_GID_PREFIX,
+        port_num: int = 1,
+        vf_guids: Sequence[int] | None = None,
+        record_events: bool = True,
+    ) -> None:
+        self.host_id = host_id
+        self.port_guid = port_guid
+        self.config = config or HostConfig()
+        self.subnet_prefix = subnet_prefix
+        self.port_num = port_num
+        self.record_events = record_events
+        self.rng = rng
+        k = self.config.num_vfs
+        if vf_guids is None:
+            guids = [derived_vf_guid(port_guid, i) for i in range(1, k + 1)]
+        else:
+            guids = list(vf_guids)
+            if len(guids) != k:
+                raise ConfigError(f"{len(guids)} VF GUIDs for {k} VFs", "host.vf_guids")
+            if any(not 0 < g <= MAX_GUID for g in guids) or len(set(guids)) != k:
+                raise ConfigError(
+                    "VF GUIDs must be distinct non-zero 64-bit values", "host.vf_guids"
+                )
+        self.port_lid: int | None = None
+        self.sa_lid: int | None = None
+        self.sa_gid: bytes | None = None
+        self.mapping: dict[int, int] = {}
+        """The vGUID -> LID mapping table (from Reports and from this host's VMs)."""
+        self.counters: Counter[str] = Counter()
+        self._vfs: dict[int, _Vf] = {i: _Vf(i, guids[i - 1]) for i in range(1, k + 1)}
+        self._vm_vf: dict[str, int] = {}
+        self._entries: dict[int, int] = {}  # GUIDInfo index -> GUID the SA acknowledged
+        self._queues: dict[int, deque[_EntryOp]] = {}
+        self._transactions: dict[int, _Transaction] = {}
+        self._inform_tid: int | None = None
+        self._subscribed = False
+        self._want_subscription = self.config.subscribe_path_changes
+        self._registrations: dict[bytes, dict[str, None]] = {}  # GID -> VMs, ordered
+        self._seen_reports: OrderedDict[tuple[int, int], None] = OrderedDict()
+        self._timers: list[tuple[int, int, int]] = []
+        self._timer_seq = 0
+        self._tid = rng.getrandbits(32)
+        self._outbox: list[Datagram] = []
+        self._intra_outbox: list[HostToGuest] = []
+        self._events: deque[HostEvent] = deque()
+
+    # --- engine contract ------------------------------------------------------------
+
+    def packets_to_send(self) -> list[Datagram]:
+        out, self._outbox = self._outbox, []
+        return out
+
+    def intra_host_to_send(self) -> list[HostToGuest]:
+        """Messages for local guests (each names its guest: `vm_id`)."""
+        out, self._intra_outbox = self._intra_outbox, []
+        return out
+
+    def next_event(self) -> HostEvent | None:
+        return self._events.popleft() if self._events else None
+
+    def get_timer(self) -> int | None:
+        timers = self._timers
+        while timers:
+            deadline, _, tid = timers[0]
+            transaction = self._transactions.get(tid)
+            if transaction is not None and transaction.deadline_ns == deadline:
+                return deadline
+            heapq.heappop(timers)
+        return None
+
+    def handle_timer(self, now_ns: int) -> None:
+        timers = self._timers
+        while timers and timers[0][0] <= now_ns:
+            deadline, _, tid = heapq.heappop(timers)
+            transaction = self._transactions.get(tid)
+            if transaction is None or transaction.deadline_ns != deadline:
+                continue
+            if transaction.attempt + 1 >= self.config.sa_attempts:
+                self._give_up(transaction, transaction.reason, now_ns)
+                continue
+            transaction.attempt += 1
+            transaction.reason = "timeout"
+            self._transmit(transaction, now_ns)
+            self.counters["sa_retries"] += 1
+            self._emit(
+                SaRequestRetried(
+                    transaction.attribute_id,
+                    transaction.method,
+                    transaction.tid,
+                    transaction.attempt,
+                    now_ns,
+                )
+            )
+
+    def receive(self, datagram: Datagram, now_ns: int) -> None:
+        self.counters["mads_received"] += 1
+        payload = datagram.payload
+        if len(payload) == MAD_SIZE and payload[1] != MgmtClass.SUBN_ADM:
+            self.counters["not_sa"] += 1  # dom0 only speaks SA on QP1
+            return
+        try:
+            mad = SaMad.unpack(payload)
+        except WireError:
+            self.counters["malformed"] += 1
+            return
+        method = mad.header.method
+        if method == _REPORT:
+            self._on_report(mad, datagram, now_ns)
+        elif method in (_GET_RESP, _DELETE_RESP):
+            self._on_response(mad, now_ns)
+        else:
+            self.counters["unexpected_method"] += 1
+
+    # --- port -----------------------------------------------------------------------
+
+    @property
+    def port_gid(self) -> bytes:
+        return make_gid(self.subnet_prefix, self.port_guid)
+
+    def port_active(
+        self,
+        lid: int,
+        sa_lid: int,
+        now_ns: int,
+        *,
+        subnet_prefix: int | None = None,
+        sa_gid: bytes | None = None,
+    ) -> None:
+        """The port is active with base LID `lid` and the SA answers at `sa_lid`
+        (the SM's LID): start the subscription and any queued alias writes. Called
+        again with other values (the SM moved the port or itself), it subscribes
+        again and re-announces the VFs that are up with the new LID."""
+        if not 0 < lid < 0xC000 or not 0 < sa_lid < 0xC000:
+            raise HostError(f"LIDs must be unicast: port {lid}, SA {sa_lid}")
+        changed = (lid, sa_lid) != (self.port_lid, self.sa_lid)
+        lid_changed = self.port_lid is not None and lid != self.port_lid
+        self.port_lid = lid
+        self.sa_lid = sa_lid
+        if subnet_prefix is not None:
+            self.subnet_prefix = subnet_prefix
+        if sa_gid is not None:
+            self.sa_gid = sa_gid
+        if changed and self._want_subscription:
+            self._subscribed = False
+            self._send_inform(True, now_ns)
+        if lid_changed:
+            for vf in self._vfs.values():
+                if vf.vm is not None and vf.acked:
+                    self._set_mapping(vf.alias, lid, "local", now_ns)
+                    if vf.attached:
+                        self._emit(VfUp(vf.vm, vf.index, self._gid(vf.alias), lid, now_ns))
+        for index in list(self._queues):
+            self._pump(index, now_ns)
+
+    def client_reregister(self, now_ns: int) -> None:
+        """The SM set PortInfo:ClientReregister (IBA Vol 1, 14.2.5.6): the SA may have
+        lost its subscriptions, so subscribe again."""
+        if self._want_subscription and self.port_lid is not None:
+            self._subscribed = False
+            self._send_inform(True, now_ns)
+
+    def subscribe(self, now_ns: int) -> None:
+        """Subscribe to path changes (also done by `port_active` when configured)."""
+        self._want_subscription = True
+        if self.port_lid is not None:
+            self._send_inform(True, now_ns)
+
+    def unsubscribe(self, now_ns: int) -> None:
+        """Withdraw the subscription (InformInfo Set with Subscribe 0)."""
+        self._want_subscription = False
+        if self.port_lid is not None and (self._subscribed or self._inform_tid is not None):
+            self._send_inform(False, now_ns)
+
+    @property
+    def subscribed(self) -> bool:
+        return self._subscribed
+
+    # --- VFs and alias GUIDs ------------------------------------------------------------
+
+    def vf_guid(self, vf: int) -> int:
+        """The VF's own GUID (what a VM gets on it under dynamic assignment)."""
+        return self._vf(vf).own_guid
+
+    def vf_of(self, vm: str) -> int | None:
+        """The VF reserved for or attached to `vm`, if any."""
+        return self._vm_vf.get(vm)
+
+    def free_vfs(self) -> list[int]:
+        return [i for i, vf in self._vfs.items() if vf.vm is None]
+
+    def is_up(self, vm: str) -> bool:
+        index = self._vm_vf.get(vm)
+        if index is None:
+            return False
+        vf = self._vfs[index]
+        return vf.attached and vf.acked
+
+    def entry(self, index: int) -> int:
+        """The GUID the SA last acknowledged at GUIDInfo index `index` (0: none)."""
+        return self._entries.get(index, 0)
+
+    def set_alias(
+        self, vm: str, now_ns: int, *, vguid: int | None = None, vf: int | None = None
+    ) -> int:
+        """Reserve a VF for `vm` (the one it has, `vf`, or the lowest free one) and
+        register its GUID with the SA: `vguid` under static assignment, the VF's own
+        GUID under dynamic. Returns the VF index. `AliasAcknowledged` follows when
+        the SA has it (at once when it already does)."""
+        if vm in self._vm_vf:
+            index = self._vm_vf[vm]
+            if vf is not None and vf != index:
+                raise HostError(f"{vm} already holds VF {index}, not {vf}")
+            slot = self._vfs[index]
+        else:
+            slot = self._reserve(vm, vf)
+        guid = self._alias_for(slot, vguid)
+        if slot.alias == guid and (slot.acked or self._pending_set(slot.index, guid)):
+            return slot.index
+        slot.alias = guid
+        slot.acked = False
+        queue = self._queues.get(slot.index)
+        if not queue and self._entries.get(slot.index) == guid:
+            self._acknowledge(slot, now_ns)  # the SA has it already
+            return slot.index
+        self._enqueue(_EntryOp(slot.index, guid, True, vm), now_ns)
+        return slot.index
+
+    def attach_vf(
+        self, vm: str, now_ns: int, *, vguid: int | None = None, vf: int | None = None
+    ) -> int:
+        """Attach a VF to `vm` (reserving one and setting its alias first if
+        `set_alias` was not called). `VfUp` follows once the alias is acknowledged."""
+        index = self._vm_vf.get(vm)
+        if index is None:
+            index = self.set_alias(vm, now_ns, vguid=vguid, vf=vf)
+        elif vf is not None and vf != index:
+            raise HostError(f"{vm} already holds VF {index}, not {vf}")
+        slot = self._vfs[index]
+        if slot.attached:
+            raise HostError(f"VF {index} is already attached to {vm}")
+        slot.attached = True
+        if slot.acked:
+            self._vf_up(slot, now_ns)
+        return index
+
+    def detach_vf(self, vm: str, now_ns: int) -> int:
+        """Detach `vm` from its VF and free the VF. The alias stays registered: under
+        static assignment `release_alias` removes it (the migration's source does);
+        under dynamic assignment it is the VF's own GUID and stays."""
+        index = self._vm_vf.pop(vm, None)
+        if index is None:
+            raise HostError(f"{vm} holds no VF on {self.host_id}")
+        slot = self._vfs[index]
+        if slot.attached:
+            self._emit(VfDown(vm, index, now_ns))
+        slot.vm = None
+        slot.attached = False
+        slot.acked = False
+        slot.alias = 0
+        return index
+
+    def release_alias(self, vguid: int, now_ns: int) -> int:
+        """Remove `vguid` from this port with a GUIDInfoRecord Delete; returns the
+        index. `AliasReleased` follows. The VF holding it must be detached."""
+        index = self._index_of(vguid)
+        if index is None:
+            raise HostError(f"{vguid:#018x} is not an alias GUID of {self.host_id}")
+        slot = self._vfs[index]
+        if slot.vm is not None and slot.alias == vguid:
+            raise HostError(f"{vguid:#018x} still belongs to {slot.vm} on VF {index}")
+        self._enqueue(_EntryOp(index, vguid, False, None), now_ns)
+        return index
+
+    # --- intra-host channel ---------------------------------------------------------
+
+    def receive_intra_host(self, vm_id: str, message: GuestToHost, now_ns: int) -> None:
+        """A message from guest `vm_id` over the intra-host channel."""
+        self.counters["intra_host_received"] += 1
+        if isinstance(message, PathRegistered):
+            self._registrations.setdefault(message.gid, {})[vm_id] = None
+        elif isinstance(message, PathUnregistered):
+            vms = self._registrations.get(message.gid)
+            if vms is not None:
+                vms.pop(vm_id, None)
+                if not vms:
+                    del self._registrations[message.gid]
+        else:
+            self.counters["intra_host_unknown"] += 1
+
+    def remove_vm(self, vm_id: str) -> None:
+        """Forget the path registrations of a VM that left this host."""
+        for gid in list(self._registrations):
+            vms = self._registrations[gid]
+            vms.pop(vm_id, None)
+            if not vms:
+                del self._registrations[gid]
+
+    def registered_vms(self, gid: bytes) -> tuple[str, ...]:
+        """The local VMs that hold a path to `gid`, in registration order."""
+        return tuple(self._registrations.get(gid, ()))
+
+    def lookup(self, gid: bytes) -> int | None:
+        """The mapping table's LID for the GUID of `gid`."""
+        return self.mapping.get(int.from_bytes(gid[8:16], "big"))
+
+    # --- internals: VFs -------------------------------------------------------------
+
+    def _vf(self, index: int) -> _Vf:
+        slot = self._vfs.get(index)
+        if slot is None:
+            raise HostError(f"{self.host_id} has VFs 1..{len(self._vfs)}, not {index}")
+        return slot
+
+    def _reserve(self, vm: str, index: int | None) -> _Vf:
+        if index is None:
+            free = self.free_vfs()
+            if not free:
+                raise HostError(f"no free VF on {self.host_id} for {vm}")
+            index = free[0]
+        slot = self._vf(index)
+        if slot.vm is not None:
+            raise HostError(f"VF {index} of {self.host_id} is taken by {slot.vm}")
+        slot.vm = vm
+        self._vm_vf[vm] = index
+        return slot
+
+    def _alias_for(self, slot: _Vf, vguid: int | None) -> int:
+        if self.config.assignment is AddressAssignment.DYNAMIC:
+            if vguid is not None and vguid != slot.own_guid:
+                raise HostError(
+                    f"dynamic assignment: VF {slot.index} has GUID {slot.own_guid:#018x}, "
+                    f"not {vguid:#018x}"
+                )
+            return slot.own_guid
+        if vguid is None:
+            raise HostError("static assignment needs the VM's vGUID")
+        if not 0 < vguid <= MAX_GUID:
+            raise HostError(f"vGUID {vguid:#x} is not a non-zero 64-bit GUID")
+        return vguid
+
+    def _index_of(self, guid: int) -> int | None:
+        for index, held in self._entries.items():
+            if held == guid:
+                return index
+        for index, queue in self._queues.items():
+            if any(op.setting and op.guid == guid for op in queue):
+                return index
+        return None
+
+    def _pending_set(self, index: int, guid: int) -> bool:
+        queue = self._queues.get(index)
+        if not queue:
+            return False
+        last = queue[-1]
+        return last.setting and last.guid == guid
+
+    def _gid(self, guid: int) -> bytes:
+        return make_gid(self.subnet_prefix, guid)
+
+    def _acknowledge(self, slot: _Vf, now_ns: int) -> None:
+        slot.acked = True
+        assert slot.vm is not None
+        self._emit(AliasAcknowledged(slot.vm, slot.index, slot.alias, now_ns))
+        if self.port_lid is not None:
+            self._set_mapping(slot.alias, self.port_lid, "local", now_ns)
+        if slot.attached:
+            self._vf_up(slot, now_ns)
+
+    def _vf_up(self, slot: _Vf, now_ns: int) -> None:
+        assert slot.vm is not None and self.port_lid is not None
+        self.counters["vf_up"] += 1
+        self._emit(VfUp(slot.vm, slot.index, self._gid(slot.alias), self.port_lid, now_ns))
+
+    def _set_mapping(self, vguid: int, lid: int, source: str, now_ns: int) -> None:
+        old = self.mapping.get(vguid)
+        if old == lid:
+            return
+        self.mapping[vguid] = lid
+        self._emit(MappingUpdated(vguid, old, lid, source, now_ns))
+
+    # --- internals: GUIDInfoRecord writes ---------------------------------------------
+
+    def _enqueue(self, op: _EntryOp, now_ns: int) -> None:
+        self._queues.setdefault(op.index, deque()).append(op)
+        self._pump(op.index, now_ns)
+
+    def _pump(self, index: int, now_ns: int) -> None:
+        """Start the operation at the head of the entry's queue, if none is running."""
+        queue = self._queues.get(index)
+        while queue:
+            op = queue[0]
+            if op.tid is not None or self.port_lid is None or self.sa_lid is None:
+                return
+            if not op.setting and self._entries.get(index) != op.guid:
+                queue.popleft()  # nothing to delete any more
+                self._emit(AliasReleased(op.guid, index, now_ns))
+                continue
+            block, entry = divmod(index, GUID_BLOCK_SIZE)
+            guids = [0] * GUID_BLOCK_SIZE
+            guids[entry] = op.guid  # OpenSM's Delete, too, names the GUID it removes
+            record = GUIDInfoRecord(self.port_lid, block, GUIDInfo(tuple(guids)))
+            mask = _GUID_SET_KEY | (int(GUIDInfoRecordComp.GUID0) << entry)
+            method = Method.SET if op.setting else Method.DELETE
+            tid = self._next_tid()
+            op.tid = tid
+            mad = SaMad.from_record(record, method=method, tid=tid, component_mask=mask)
+            self._start(
+                _Transaction(
+                    tid,
+                    SaAttr.GUID_INFO_RECORD,
+                    method,
+                    self._request(mad.pack()),
+                    now_ns + self.config.sa_timeout_ns,
+                    op=op,
+                ),
+                now_ns,
+            )
+            return
+        if queue is not None:
+            del self._queues[index]
+
+    def _entry_done(self, op: _EntryOp, now_ns: int, reason: str | None) -> None:
+        """Finish `op` (reason None: success) and start the next one of its entry."""
+        queue = self._queues.get(op.index)
+        if queue and queue[0] is op:
+            queue.popleft()
+        slot = self._vfs[op.index]
+        if reason is None:
+            if op.setting:
+                self._entries[op.index] = op.guid
+                if slot.vm is not None and slot.vm == op.vm and slot.alias == op.guid:
+                    self._acknowledge(slot, now_ns)
+            else:
+                self._entries.pop(op.index, None)
+                self._emit(AliasReleased(op.guid, op.index, now_ns))
+        else:
+            self.counters["alias_failed"] += 1
+            operation = "set" if op.setting else "delete"
+            self._emit(AliasFailed(op.vm, op.index, op.guid, operation, reason, now_ns))
+        self._pump(op.index, now_ns)
+
+    # --- internals: subscription ------------------------------------------------------
+
+    def _send_inform(self, subscribe: bool, now_ns: int) -> None:
+        if self._inform_tid is not None:
+            self._transactions.pop(self._inform_tid, None)  # superseded
+            self._inform_tid = None
+        if self.port_lid is None or self.sa_lid is None:
+            return
+        info = InformInfo(
+            gid=bytes(16),
+            lid_range_begin=ALL_LIDS,
+            lid_range_end=0,
+            is_generic=1,
+            subscribe=1 if subscribe else 0,
+            type=ALL_TYPES,
+            trap_number=PATH_CHANGE_TRAP,
+            qpn=QP1,
+            resp_time_value=self.config.inform_resp_time_value,
+            producer_type=ALL_PRODUCERS,
+        )
+        tid = self._next_tid()
+        mad = SaMad.from_record(info, method=Method.SET, tid=tid)
+        self._inform_tid = tid
+        self._start(
+            _Transaction(
+                tid,
+                SaAttr.INFORM_INFO,
+                Method.SET,
+                self._request(mad.pack()),
+                now_ns + self.config.sa_timeout_ns,
+                subscribe=subscribe,
+            ),
+            now_ns,
+        )
+
+    def _inform_done(self, transaction: _Transaction, now_ns: int, reason: str | None) -> None:
+        self._inform_tid = None
+        trap = int(PATH_CHANGE_TRAP)
+        if reason is not None:
+            self.counters["subscription_failed"] += 1
+            self._emit(SubscriptionFailed(trap, transaction.subscribe, reason, now_ns))
+            return
+        self._subscribed = transaction.subscribe
+        if transaction.subscribe:
+            self._emit(Subscribed(trap, now_ns))
+        else:
+            self._emit(Unsubscribed(trap, now_ns))
+
+    # --- internals: SA transactions -------------------------------------------------------
+
+    def _next_tid(self) -> int:
+        self._tid = (self._tid + 1) & TID_MASK or 1
+        return self._tid
+
+    def _request(self, payload: bytes) -> Datagram:
+        assert self.port_lid is not None and self.sa_lid is not None
+        grh = self.config.send_grh and self.sa_gid is not None
+        return Datagram(
+            payload,
+            self.port_num,
+            self.port_lid,
+            self.sa_lid,
+            QP1,
+            QP1,
+            pkey=DEFAULT_PKEY,
+            qkey=QP1_QKEY,
+            sgid=self.port_gid if grh else None,
+            dgid=self.sa_gid if grh else None,
+        )
+
+    def _start(self, transaction: _Transaction, now_ns: int) -> None:
+        self._transactions[transaction.tid] = transaction
+        self.counters["sa_requests"] += 1
+        self._transmit(transaction, now_ns)
+
+    def _transmit(self, transaction: _Transaction, now_ns: int) -> None:
+        transaction.deadline_ns = now_ns + self.config.sa_timeout_ns
+        self._timer_seq += 1
+        heapq.heappush(self._timers, (transaction.deadline_ns, self._timer_seq, transaction.tid))
+        self._send(transaction.datagram)
+
+    def _send(self, datagram: Datagram) -> None:
+        self._outbox.append(datagram)
+        self.counters["mads_sent"] += 1
+
+    def _give_up(self, transaction: _Transaction, reason: str, now_ns: int) -> None:
+        del self._transactions[transaction.tid]
+        self.counters["sa_gave_up"] += 1
+        if transaction.op is not None:
+            self._entry_done(transaction.op, now_ns, reason)
+        elif transaction.tid == self._inform_tid:
+            self._inform_done(transaction, now_ns, reason)
+
+    def _on_response(self, mad: SaMad, now_ns: int) -> None:
+        tid = mad.header.tid & TID_MASK
+        transaction = self._transactions.get(tid)
+        if transaction is None or mad.header.attribute_id != transaction.attribute_id:
+            self.counters["responses_unmatched"] += 1
+            return
+        status = mad.header.status
+        if status:
+            reason = f"status {status:#06x}"
+            if status in _RETRYABLE:
+                transaction.reason = reason  # the timer resends or gives up
+                self.counters["sa_retryable_errors"] += 1
+                return
+            self._give_up(transaction, reason, now_ns)
+            return
+        op = transaction.op
+        if op is None:
+            del self._transactions[tid]
+            self._inform_done(transaction, now_ns, None)
+            return
+        try:
+            record = mad.record()
+        except WireError:
+            self.counters["malformed"] += 1
+            return
+        if not isinstance(record, GUIDInfoRecord):
+            self.counters["malformed"] += 1
+            return
+        held = record.guid_info.guids[op.index % GUID_BLOCK_SIZE]
+        if (held != op.guid) if op.setting else (held == op.guid):
+            # A Set refused: another port holds the GUID (the source of a migration
+            # has not released it yet): try again when the timer says so.
+            transaction.reason = "refused"
+            self.counters["alias_refused"] += 1
+            return
+        del self._transactions[tid]
+        self._entry_done(op, now_ns, None)
+
+    # --- internals: Reports -----------------------------------------------------------
+
+    def _on_report(self, mad: SaMad, datagram: Datagram, now_ns: int) -> None:
+        if mad.header.attribute_id != _NOTICE:
+            self.counters["unexpected_report"] += 1
+            return
+        try:
+            notice = mad.record()
+        except WireError:
+            self.counters["malformed"] += 1
+            return
+        if not isinstance(notice, Notice):
+            self.counters["malformed"] += 1
+            return
+        self._send_report_resp(mad, datagram)
+        tid = mad.header.tid
+        key = (datagram.slid, tid)
+        seen = self._seen_reports
+        duplicate = key in seen
+        trap = int(notice.trap_number)
+        self._emit(ReportReceived(trap, tid, duplicate, now_ns))
+        if duplicate:
+            self.counters["reports_duplicate"] += 1
+            seen.move_to_end(key)
+            return
+        seen[key] = None
+        if len(seen) > self.config.report_memory:
+            seen.popitem(last=False)
+        self.counters["reports_received"] += 1
+        details = notice.details
+        if not notice.is_generic or not isinstance(details, PathChangeDetails):
+            return
+        self._set_mapping(details.vguid, details.new_lid, "report", now_ns)
+        for vm in self._registrations.get(details.gid, ()):
+            self._intra_outbox.append(ForwardPathChange(vm, details.gid, details.new_lid))
+            self.counters["intra_host_sent"] += 1
+            self._emit(PathChangeForwarded(vm, details.gid, details.new_lid, now_ns))
+
+    def _send_report_resp(self, mad: SaMad, datagram: Datagram) -> None:
+        """ReportResp: the Report's header with the response method, its Notice
+        echoed, back to the sender's LID and QP (with a GRH if it had one)."""
+        response = SaMad(
+            replace(mad.header, method=_REPORT_RESP, status=0),
+            RmppHeader.NONE,
+            0,
+            0,
+            0,
+            mad.data,
+        )
+        grh = datagram.sgid is not None
+        self._send(
+            Datagram(
+                response.pack(),
+                datagram.port,
+                self.port_lid if self.port_lid is not None else datagram.dlid,
+                datagram.slid,
+                QP1,
+                datagram.sqp,
+                sl=datagram.sl,
+                pkey=datagram.pkey,
+                qkey=QP1_QKEY,
+                sgid=(datagram.dgid or self.port_gid) if grh else None,
+                dgid=datagram.sgid if grh else None,
+            )
+        )
+        self.counters["report_resps_sent"] += 1
+
+    # --- plumbing ---------------------------------------------------------------------
+
+    def _emit(self, event: HostEvent) -> None:
+        if self.record_events:
+            self._events.append(event)
+
+
+__all__ = [
+    "DEFAULT_GID_PREFIX",
+    "TID_MASK",
+    "AddressAssignment",
+    "HostAgent",
+    "HostConfig",
+    "HostError",
+    "derived_vf_guid",
+    "make_gid",
+]

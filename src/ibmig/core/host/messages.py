@@ -1,0 +1,60 @@
+"""Messages of the intra-host channel between dom0 and its guests.
+
+The channel is not InfiniBand: it stands for whatever a hypervisor offers between
+the management domain and a guest (Xen's xenstore or an event channel). Its
+messages are plain frozen dataclasses that never touch the fabric, so the runtime
+delivers them with the channel's own latency and counts them apart from MADs.
+
+Guest -> dom0 (`HostAgent.receive_intra_host(vm, message, now_ns)`):
+
+- `PathRegistered(gid)`: the guest holds a path to `gid` (a cached PathRecord or
+  a connection); dom0 forwards path changes of that GID to it.
+- `PathUnregistered(gid)`: it no longer does.
+
+dom0 -> guest (`HostAgent.intra_host_to_send()`):
+
+- `ForwardPathChange(vm_id, gid, new_lid)`: the SA reported that the VM behind
+  `gid` now sits behind `new_lid` (trap 69); `vm_id` names the receiving guest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class PathRegistered:
+    """A guest tells dom0 it holds a path to `gid` (16 bytes)."""
+
+    gid: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PathUnregistered:
+    """A guest tells dom0 it no longer holds a path to `gid`."""
+
+    gid: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardPathChange:
+    """dom0 tells guest `vm_id` that `gid` now resolves to `new_lid`."""
+
+    vm_id: str
+    gid: bytes
+    new_lid: int
+
+
+GuestToHost = PathRegistered | PathUnregistered
+"""What a guest may send dom0 over the intra-host channel."""
+
+HostToGuest = ForwardPathChange
+"""What dom0 sends a guest over the intra-host channel."""
+
+__all__ = [
+    "ForwardPathChange",
+    "GuestToHost",
+    "HostToGuest",
+    "PathRegistered",
+    "PathUnregistered",
+]

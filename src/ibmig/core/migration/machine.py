@@ -1,0 +1,463 @@
+"""Xen-style live migration of a VM with an SR-IOV VF, as one state machine.
+
+A VF is passed through to the guest, and its state lives in the HCA, so it cannot
+be copied with the guest's memory: it is hot-unplugged before the migration and a
+VF of the destination is hot-plugged afterwards (Zhai et al., "Live Migration with
+Pass-through Device for Linux VM", OLS 2008; Guay et al., ICPADS 2012 and JPDC 2015
+for InfiniBand). The phases, in order:
+
+    IDLE
+    DETACHING_VF       DetachVf(src_host, vm) on entry; `vf_detach_ns`. On exit,
+                       under static assignment, ReleaseAlias(src_host, vguid).
+    PRE_COPY(round i)  the rounds of `plan_precopy`, each its own duration.
+    STOP_AND_COPY      PauseVm(vm) on entry; the last dirty memory and the device
+                       state (`PreCopyPlan.stop_copy_ns`).
+    RESUMING           `resume_ns`; ResumeVm(vm, dst_host) on exit.
+    SETTING_ALIAS      SetAlias(dst_host, vm, vguid) on entry (vguid None: dynamic
+                       assignment, the VM takes the destination VF's GUID); ends on
+                       `alias_set_acknowledged(now)` (the SA's GetResp reached dom0),
+                       so its length is the fabric's, not a configured one.
+    ATTACHING_VF       AttachVf(dst_host, vm) on entry; ends when both `vf_attach_ns`
+                       have passed and `vf_attached(now)` was confirmed (the host's
+                       VfUp).
+    REINIT_DRIVER      ReinitDriver(vm, dst_host) on entry; `driver_reinit_ns`;
+                       MigrationDone(vm, dst_host) on exit: the guest's stack is up.
+    DONE
+
+Under static assignment the SA refuses the destination's alias while the source
+still holds it, so with `await_alias_release` (default) SetAlias waits for
+`alias_released(now)` (the source dom0's DeleteResp) if that has not come by then.
+
+The engine never touches hosts or guests: it hands the runtime typed actions
+(`next_action()`), keeps a deadline (`get_timer()`, `handle_timer(now)`) and is told
+of confirmations. All transitions go through the one table `TRANSITIONS`; a
+stimulus the current phase has no entry for -- a confirmation at the wrong time, a
+second start -- raises `MigrationStateError`.
+
+Measured (`timeline`, `total_time_ns`, `vm_downtime_ns`, `rc_downtime_ns`): the
+VM's own downtime runs from PauseVm to ResumeVm (stop-and-copy and resume); its RC
+service is down from the VF detach to the end of the driver re-initialisation.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+from ibmig.core.host.agent import AddressAssignment
+from ibmig.core.migration.timing import MigrationTiming, PreCopyPlan, plan_precopy
+
+
+class Phase(StrEnum):
+    IDLE = "idle"
+    DETACHING_VF = "detaching_vf"
+    PRE_COPY = "pre_copy"
+    STOP_AND_COPY = "stop_and_copy"
+    RESUMING = "resuming"
+    SETTING_ALIAS = "setting_alias"
+    ATTACHING_VF = "attaching_vf"
+    REINIT_DRIVER = "reinit_driver"
+    DONE = "done"
+
+
+class Stimulus(StrEnum):
+    """What moves the machine: a call, a timer or a confirmation."""
+
+    START = "start"  # migrate()
+    VF_DETACHED = "vf_detached"  # timer
+    ROUND_DONE = "round_done"  # timer: another pre-copy round follows
+    PRECOPY_DONE = "precopy_done"  # timer: stop-and-copy follows
+    STATE_COPIED = "state_copied"  # timer
+    RESUMED = "resumed"  # timer
+    ALIAS_ACKNOWLEDGED = "alias_acknowledged"  # confirmation
+    VF_ATTACHED = "vf_attached"  # timer and confirmation, both
+    DRIVER_READY = "driver_ready"  # timer
+
+
+TRANSITIONS: Final[Mapping[tuple[Phase, Stimulus], Phase]] = {
+    (Phase.IDLE, Stimulus.START): Phase.DETACHING_VF,
+    (Phase.DETACHING_VF, Stimulus.VF_DETACHED): Phase.PRE_COPY,
+    (Phase.PRE_COPY, Stimulus.ROUND_DONE): Phase.PRE_COPY,
+    (Phase.PRE_COPY, Stimulus.PRECOPY_DONE): Phase.STOP_AND_COPY,
+    (Phase.STOP_AND_COPY, Stimulus.STATE_COPIED): Phase.RESUMING,
+    (Phase.RESUMING, Stimulus.RESUMED): Phase.SETTING_ALIAS,
+    (Phase.SETTING_ALIAS, Stimulus.ALIAS_ACKNOWLEDGED): Phase.ATTACHING_VF,
+    (Phase.ATTACHING_VF, Stimulus.VF_ATTACHED): Phase.REINIT_DRIVER,
+    (Phase.REINIT_DRIVER, Stimulus.DRIVER_READY): Phase.DONE,
+}
+"""The migration's one transition table: (phase, stimulus) -> next phase."""
+
+
+class MigrationStateError(RuntimeError):
+    """A stimulus or confirmation the migration's current state does not allow."""
+
+
+def next_phase(phase: Phase, stimulus: Stimulus) -> Phase:
+    """The table's answer; MigrationStateError when it has none."""
+    try:
+        return TRANSITIONS[(phase, stimulus)]
+    except KeyError:
+        raise MigrationStateError(f"no transition from {phase} on {stimulus}") from None
+
+
+# --- actions for the runtime ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DetachVf:
+    """Hot-unplug the VM's VF at the source: the guest loses its IB device now
+    (HostAgent.detach_vf; the guest engine's detach)."""
+
+    src_host: str
+    vm: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseAlias:
+    """Static assignment: the source dom0 removes the VM's vGUID from its port
+    (HostAgent.release_alias); confirm with `alias_released`."""
+
+    src_host: str
+    vguid: int
+
+
+@dataclass(frozen=True, slots=True)
+class PauseVm:
+    """Suspend the VM (start of stop-and-copy)."""
+
+    vm: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeVm:
+    """The VM runs again, now on `dst_host` (still without a VF)."""
+
+    vm: str
+    dst_host: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetAlias:
+    """The destination dom0 registers the VM's GUID on a VF: `vguid` under static
+    assignment, None under dynamic (the VF's own GUID) (HostAgent.set_alias);
+    confirm with `alias_set_acknowledged`."""
+
+    dst_host: str
+    vm: str
+    vguid: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class AttachVf:
+    """Hot-plug the reserved VF into the VM (HostAgent.attach_vf); confirm with
+    `vf_attached` (the host's VfUp)."""
+
+    dst_host: str
+    vm: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReinitDriver:
+    """The guest's IB driver starts re-initialising on the new VF."""
+
+    vm: str
+    dst_host: str
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationDone:
+    """The guest's IB stack is usable on `dst_host`: attach the guest engine."""
+
+    vm: str
+    dst_host: str
+
+
+MigrationAction = (
+    DetachVf
+    | ReleaseAlias
+    | PauseVm
+    | ResumeVm
+    | SetAlias
+    | AttachVf
+    | ReinitDriver
+    | MigrationDone
+)
+"""Any action the migration asks of the runtime."""
+
+
+# --- records ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseRecord:
+    """One phase (one pre-copy round) on the timeline; `end_ns` None while it runs.
+    `sent_bytes`: what a copy phase sent."""
+
+    phase: Phase
+    round: int | None
+    start_ns: int
+    end_ns: int | None
+    sent_bytes: int = 0
+
+    @property
+    def duration_ns(self) -> int | None:
+        return None if self.end_ns is None else self.end_ns - self.start_ns
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseEntered:
+    """Event: the migration of `vm` entered `phase` (round `round` of pre-copy)."""
+
+    vm: str
+    phase: Phase
+    round: int | None
+    time_ns: int
+
+
+class LiveMigration:
+    """One migration of `vm` from `src_host` to `dst_host` (module docstring)."""
+
+    def __init__(
+        self,
+        vm: str,
+        src_host: str,
+        dst_host: str,
+        *,
+        timing: MigrationTiming | None = None,
+        assignment: AddressAssignment = AddressAssignment.STATIC,
+        vguid: int | None = None,
+        await_alias_release: bool = True,
+    ) -> None:
+        self.vm = vm
+        self.src_host = src_host
+        self.dst_host = dst_host
+        self.timing = timing or MigrationTiming()
+        self.assignment = AddressAssignment(assignment)
+        if self.assignment is AddressAssignment.STATIC:
+            if vguid is None or not 0 < vguid < 1 << 64:
+                raise ValueError("static assignment needs the VM's vGUID (non-zero, 64 bits)")
+        elif vguid is not None:
+            raise ValueError("dynamic assignment: the destination VF chooses the GUID")
+        self.vguid = vguid
+        self.await_alias_release = await_alias_release
+        self.plan: PreCopyPlan = plan_precopy(self.timing)
+        self.phase = Phase.IDLE
+        self.round: int | None = None
+        self._phase_start = 0
+        self._timeline: list[PhaseRecord] = []
+        self._deadline: int | None = None
+        self._actions: deque[MigrationAction] = deque()
+        self._events: deque[PhaseEntered] = deque()
+        self._release_pending = False  # ReleaseAlias sent, not yet confirmed
+        self._released = self.assignment is AddressAssignment.DYNAMIC
+        self._alias_requested = False
+        self._attach_timer_done = False
+        self._attach_confirmed = False
+        self.started_ns: int | None = None
+        self.paused_ns: int | None = None
+        self.resumed_ns: int | None = None
+        self.alias_released_ns: int | None = None
+        self.alias_requested_ns: int | None = None
+        self.alias_acknowledged_ns: int | None = None
+        self.vf_attached_ns: int | None = None
+        self.done_ns: int | None = None
+
+    # --- engine-like outputs ----------------------------------------------------------
+
+    def next_action(self) -> MigrationAction | None:
+        return self._actions.popleft() if self._actions else None
+
+    def next_event(self) -> PhaseEntered | None:
+        return self._events.popleft() if self._events else None
+
+    def get_timer(self) -> int | None:
+        return self._deadline
+
+    def handle_timer(self, now_ns: int) -> None:
+        """Advance through every phase whose time is up at `now_ns`; each phase ends
+        at its own deadline, not at `now_ns`, so a late call loses no time."""
+        while self._deadline is not None and self._deadline <= now_ns:
+            at = self._deadline
+            self._deadline = None
+            self._on_timer(at)
+
+    # --- inputs -----------------------------------------------------------------------
+
+    def migrate(self, now_ns: int) -> None:
+        """Start the migration."""
+        self._advance(Stimulus.START, now_ns)
+
+    def alias_released(self, now_ns: int) -> None:
+        """The source dom0's Delete of the vGUID was answered (its AliasReleased)."""
+        if not self._release_pending:
+            raise MigrationStateError(f"no alias release of {self.vm} is outstanding")
+        self._release_pending = False
+        self._released = True
+        self.alias_released_ns = now_ns
+        if self.phase is Phase.SETTING_ALIAS and not self._alias_requested:
+            self._request_alias(now_ns)
+
+    def alias_set_acknowledged(self, now_ns: int) -> None:
+        """The destination dom0's Set of the VM's GUID was acknowledged."""
+        if self.phase is Phase.SETTING_ALIAS and not self._alias_requested:
+            raise MigrationStateError(f"the alias of {self.vm} was not requested yet")
+        self.alias_acknowledged_ns = now_ns
+        self._advance(Stimulus.ALIAS_ACKNOWLEDGED, now_ns)
+
+    def vf_attached(self, now_ns: int) -> None:
+        """The destination VF is attached and up (the host's VfUp)."""
+        if self.phase is not Phase.ATTACHING_VF or self._attach_confirmed:
+            raise MigrationStateError(f"{self.vm}: vf_attached in phase {self.phase}")
+        self._attach_confirmed = True
+        self.vf_attached_ns = now_ns
+        if self._attach_timer_done:
+            self._advance(Stimulus.VF_ATTACHED, now_ns)
+
+    # --- results ----------------------------------------------------------------------
+
+    @property
+    def done(self) -> bool:
+        return self.phase is Phase.DONE
+
+    @property
+    def timeline(self) -> tuple[PhaseRecord, ...]:
+        """Every phase so far, the running one last (with `end_ns` None)."""
+        if self.phase in (Phase.IDLE, Phase.DONE):
+            return tuple(self._timeline)
+        running = PhaseRecord(self.phase, self.round, self._phase_start, None)
+        return (*self._timeline, running)
+
+    @property
+    def precopy_rounds(self) -> int:
+        return len(self.plan.rounds)
+
+    @property
+    def total_time_ns(self) -> int | None:
+        """From the start to the guest's stack being up again."""
+        if self.started_ns is None or self.done_ns is None:
+            return None
+        return self.done_ns - self.started_ns
+
+    @property
+    def vm_downtime_ns(self) -> int | None:
+        """The VM is paused: stop-and-copy and resume."""
+        if self.paused_ns is None or self.resumed_ns is None:
+            return None
+        return self.resumed_ns - self.paused_ns
+
+    @property
+    def rc_downtime_ns(self) -> int | None:
+        """The VM has no usable IB device: VF detach to driver re-initialised."""
+        return self.total_time_ns
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _advance(self, stimulus: Stimulus, now_ns: int) -> None:
+        new = next_phase(self.phase, stimulus)
+        old = self.phase
+        if old is not Phase.IDLE:
+            self._timeline.append(
+                PhaseRecord(old, self.round, self._phase_start, now_ns, self._sent_in(old))
+            )
+        self._exit(old, now_ns)
+        self.phase = new
+        self.round = (
+            (0 if old is not Phase.PRE_COPY else (self.round or 0) + 1)
+            if new is Phase.PRE_COPY
+            else None
+        )
+        self._phase_start = now_ns
+        self._events.append(PhaseEntered(self.vm, new, self.round, now_ns))
+        self._enter(new, now_ns)
+
+    def _sent_in(self, phase: Phase) -> int:
+        if phase is Phase.PRE_COPY and self.round is not None:
+            return self.plan.rounds[self.round].sent_bytes
+        if phase is Phase.STOP_AND_COPY:
+            return self.plan.stop_copy_bytes
+        return 0
+
+    def _exit(self, phase: Phase, now_ns: int) -> None:
+        if phase is Phase.DETACHING_VF and self.assignment is AddressAssignment.STATIC:
+            assert self.vguid is not None
+            self._release_pending = True
+            self._actions.append(ReleaseAlias(self.src_host, self.vguid))
+        elif phase is Phase.RESUMING:
+            self.resumed_ns = now_ns
+            self._actions.append(ResumeVm(self.vm, self.dst_host))
+        elif phase is Phase.REINIT_DRIVER:
+            self.done_ns = now_ns
+            self._actions.append(MigrationDone(self.vm, self.dst_host))
+
+    def _enter(self, phase: Phase, now_ns: int) -> None:
+        timing = self.timing
+        if phase is Phase.DETACHING_VF:
+            self.started_ns = now_ns
+            self._actions.append(DetachVf(self.src_host, self.vm))
+            self._deadline = now_ns + timing.vf_detach_ns
+        elif phase is Phase.PRE_COPY:
+            assert self.round is not None
+            self._deadline = now_ns + self.plan.rounds[self.round].duration_ns
+        elif phase is Phase.STOP_AND_COPY:
+            self.paused_ns = now_ns
+            self._actions.append(PauseVm(self.vm))
+            self._deadline = now_ns + self.plan.stop_copy_ns
+        elif phase is Phase.RESUMING:
+            self._deadline = now_ns + timing.resume_ns
+        elif phase is Phase.SETTING_ALIAS:
+            if self._released or not self.await_alias_release:
+                self._request_alias(now_ns)
+        elif phase is Phase.ATTACHING_VF:
+            self._actions.append(AttachVf(self.dst_host, self.vm))
+            self._deadline = now_ns + timing.vf_attach_ns
+        elif phase is Phase.REINIT_DRIVER:
+            self._actions.append(ReinitDriver(self.vm, self.dst_host))
+            self._deadline = now_ns + timing.driver_reinit_ns
+
+    def _request_alias(self, now_ns: int) -> None:
+        self._alias_requested = True
+        self.alias_requested_ns = now_ns
+        self._actions.append(SetAlias(self.dst_host, self.vm, self.vguid))
+
+    def _on_timer(self, at_ns: int) -> None:
+        phase = self.phase
+        if phase is Phase.DETACHING_VF:
+            self._advance(Stimulus.VF_DETACHED, at_ns)
+        elif phase is Phase.PRE_COPY:
+            assert self.round is not None
+            more = self.round + 1 < len(self.plan.rounds)
+            self._advance(Stimulus.ROUND_DONE if more else Stimulus.PRECOPY_DONE, at_ns)
+        elif phase is Phase.STOP_AND_COPY:
+            self._advance(Stimulus.STATE_COPIED, at_ns)
+        elif phase is Phase.RESUMING:
+            self._advance(Stimulus.RESUMED, at_ns)
+        elif phase is Phase.ATTACHING_VF:
+            self._attach_timer_done = True
+            if self._attach_confirmed:
+                self._advance(Stimulus.VF_ATTACHED, at_ns)
+        elif phase is Phase.REINIT_DRIVER:
+            self._advance(Stimulus.DRIVER_READY, at_ns)
+
+
+__all__ = [
+    "TRANSITIONS",
+    "AttachVf",
+    "DetachVf",
+    "LiveMigration",
+    "MigrationAction",
+    "MigrationDone",
+    "MigrationStateError",
+    "PauseVm",
+    "Phase",
+    "PhaseEntered",
+    "PhaseRecord",
+    "ReinitDriver",
+    "ReleaseAlias",
+    "ResumeVm",
+    "SetAlias",
+    "Stimulus",
+    "next_phase",
+]

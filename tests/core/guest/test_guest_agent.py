@@ -1,0 +1,287 @@
+"""The guest agent under migration: the workload, stale paths under both cache
+policies, path-change events (dom0 forward and the per-VM Report), intra-host
+registrations, detach/resume, and determinism."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+from ipaddress import IPv4Address
+
+from ibmig.core.engine import QP1
+from ibmig.core.guest import (
+    Attached,
+    ConnectFailed,
+    ConnectionBroken,
+    ConnectionUp,
+    Detached,
+    ForwardPathChange,
+    MessageDelivered,
+    PathChangeReceived,
+    PathFlushed,
+    PathRegistered,
+    PathResolved,
+    Reconnected,
+    ReportReceived,
+    StreamState,
+    SubscriptionConfirmed,
+)
+from ibmig.wire.mad import Method
+from ibmig.wire.notice import PATH_CHANGE_TRAP
+from ibmig.wire.sa import InformInfo, SaAttr, SaMad
+from tests.core.guest.guest_util import FAST, SA_LID, Wire, gid
+
+S_GUID, S_LID, S_IP = 0x100, 10, "10.0.0.1"
+C_GUID, C_LID, C_IP = 0x200, 20, "10.0.0.2"
+D_GUID, D_LID, D_IP = 0x300, 40, "10.0.0.3"
+NEW_LID = 30
+
+
+def two(config: object = FAST, *, subscribe: bool = False, seed: int = 0) -> Wire:
+    wire = Wire()
+    wire.add("s", S_GUID, S_LID, ip=S_IP, config=config, seed=seed)  # type: ignore[arg-type]
+    wire.add(
+        "c", C_GUID, C_LID, ip=C_IP, peers=[(S_IP, S_GUID)], config=config,  # type: ignore[arg-type]
+        subscribe=subscribe, seed=seed,
+    )  # fmt: skip
+    return wire
+
+
+def delivered(wire: Wire, since_ns: int = 0) -> list[MessageDelivered]:
+    return [e for e in wire.events_of(MessageDelivered) if e.time_ns >= since_ns]
+
+
+def test_messages_are_delivered_in_order() -> None:
+    wire = two()
+    wire.run_for(1_000_000)
+    events = delivered(wire)
+    assert len(events) >= 95
+    assert [e.seq for e in events] == list(range(len(events)))
+    assert {(e.server_gid, e.client_gid) for e in events} == {(gid(S_GUID), gid(C_GUID))}
+    gaps = {b.time_ns - a.time_ns for a, b in itertools.pairwise(events)}
+    assert gaps == {FAST.message_interval_ns}
+    c, s = wire.guests["c"], wire.guests["s"]
+    assert s.delivered[gid(C_GUID)] == len(events)
+    assert c.sent["data"] - len(events) <= 1  # at most one still in flight
+    assert s.sent["ack"] == len(events)
+    assert c.sent["data_retransmit"] == 0
+    # Every data packet is an RC SEND from the client's port LID and GID.
+    data = [d for d in wire.sent_by("c") if d.opcode == 0x04]
+    assert {(d.slid, d.dlid, d.sgid, d.dgid) for d in data} == {
+        (C_LID, S_LID, gid(C_GUID), gid(S_GUID))
+    }
+    assert {len(d.payload) for d in data} == {FAST.message_bytes}
+    acks = [d for d in wire.sent_by("s") if d.opcode == 0x11]
+    assert {(d.slid, d.dlid, d.sgid, d.dgid, len(d.payload)) for d in acks} == {
+        (S_LID, C_LID, gid(S_GUID), gid(C_GUID), 4)
+    }
+
+
+def test_cached_policy_stays_broken_after_a_silent_migration() -> None:
+    wire = two()
+    wire.run_for(100_000)
+    moved_at = wire.now
+    wire.migrate("s", NEW_LID)
+    wire.run_for(80_000_000)
+    assert not delivered(wire, moved_at + 10_000)
+    broken = wire.events_of(ConnectionBroken, "c")
+    assert [e.reason for e in broken] == ["retry_exceeded"]
+    # 4 sends of each SEND (retry_count 3), 1.05 ms apart, then the QP gave up.
+    assert broken[0].time_ns - moved_at < 5_000_000
+    failures = wire.events_of(ConnectFailed, "c")
+    assert len(failures) >= 3 and {f.reason for f in failures} == {"cm_timeout"}
+    assert {e.via for e in wire.events_of(PathResolved, "c")[1:]} == {"cache"}
+    record = wire.guests["c"].paths.lookup(gid(S_GUID))
+    assert record is not None and record.dlid == S_LID  # the stale entry is still there
+    assert wire.drops["no_vf"] > 0
+    assert not wire.events_of(Reconnected)
+
+
+def test_query_policy_recovers_after_retry_exhaustion() -> None:
+    wire = two(replace(FAST, path_cache="query"))
+    wire.run_for(100_000)
+    moved_at = wire.now
+    wire.migrate("s", NEW_LID)
+    wire.run_for(20_000_000)
+    broken = wire.events_of(ConnectionBroken, "c")[0]
+    assert broken.reason == "retry_exceeded"
+    reconnected = wire.events_of(Reconnected)
+    assert len(reconnected) == 1
+    assert reconnected[0].down_ns < 100_000  # an SA query and a REQ after the error
+    up = wire.events_of(ConnectionUp, "c")[-1]
+    assert up.peer_lid == NEW_LID
+    after = delivered(wire, moved_at + 10_000)
+    assert after
+    seqs = [e.seq for e in delivered(wire)]
+    assert seqs == sorted(seqs)  # in order, with a gap for the messages lost
+    assert seqs[-1] + 1 > len(seqs)
+
+
+def test_path_change_from_dom0_reconnects_promptly() -> None:
+    wire = two()
+    wire.run_for(100_000)
+    wire.migrate("s", NEW_LID)
+    c = wire.guests["c"]
+    c.receive_intra_host(ForwardPathChange("c", gid(S_GUID), NEW_LID), wire.now)
+    wire.pump("c")
+    changed_at = wire.now
+    wire.run_for(1_000_000)
+    assert wire.events_of(PathChangeReceived) == [
+        PathChangeReceived(changed_at, gid(S_GUID), NEW_LID, "dom0")
+    ]
+    assert wire.events_of(PathFlushed) == [PathFlushed(changed_at, gid(S_GUID))]
+    assert [e.reason for e in wire.events_of(ConnectionBroken, "c")] == ["path_changed"]
+    resolved = wire.events_of(PathResolved, "c")[-1]
+    assert (resolved.via, resolved.lid) == ("sa", NEW_LID)
+    reconnected = wire.events_of(Reconnected)
+    assert len(reconnected) == 1 and reconnected[0].time_ns - changed_at == 4_000
+    assert c.paths.lookup(gid(S_GUID)).dlid == NEW_LID  # type: ignore[union-attr]
+    assert delivered(wire, changed_at + 4_000)
+    assert c.sent["cm_dreq"] == 1  # the old connection was released (into the void)
+
+
+def test_path_change_naming_the_current_lid_changes_nothing() -> None:
+    wire = two()
+    wire.run_for(100_000)
+    c = wire.guests["c"]
+    c.path_changed(gid(S_GUID), S_LID, wire.now)
+    wire.pump("c")
+    wire.run_for(100_000)
+    assert not wire.events_of(PathFlushed)
+    assert not wire.events_of(ConnectionBroken)
+    assert c.streams[IPv4Address(S_IP)].state is StreamState.CONNECTED
+
+
+def test_per_vm_subscription_and_report() -> None:
+    wire = two(subscribe=True)
+    wire.run_for(100_000)
+    c = wire.guests["c"]
+    sets = [(t, m, d) for t, m, d in wire.sa.requests if m.attribute_id == SaAttr.INFORM_INFO]
+    assert len(sets) == 1
+    _, mad, datagram = sets[0]
+    assert mad.method == Method.SET
+    info = InformInfo.unpack(mad.data)
+    assert (info.subscribe, info.is_generic, info.trap_number) == (1, 1, PATH_CHANGE_TRAP)
+    assert info.gid == bytes(16) and info.lid_range_begin == 0xFFFF
+    assert (datagram.slid, datagram.sgid, datagram.sqp) == (C_LID, gid(C_GUID), QP1)
+    assert wire.events_of(SubscriptionConfirmed) == [
+        SubscriptionConfirmed(2_000, gid(C_GUID), C_LID)
+    ]
+    assert wire.sa.subscribers == [(C_LID, QP1, gid(C_GUID))]
+    # The server migrates; the SA reports the path change to the subscriber.
+    wire.migrate("s", NEW_LID)
+    reports = wire.sa.reports(gid(S_GUID), NEW_LID, S_LID)
+    wire.inject(reports)
+    wire.run_for(1_000_000)
+    assert len(wire.sa.report_resps) == 1
+    _, resp, resp_datagram = wire.sa.report_resps[0]
+    report = SaMad.unpack(reports[0].payload)
+    assert resp.method == Method.REPORT_RESP and resp.tid == report.tid
+    assert resp.data == report.data
+    assert (resp_datagram.dlid, resp_datagram.sgid, resp_datagram.slid) == (
+        SA_LID,
+        gid(C_GUID),
+        C_LID,
+    )
+    assert c.sent["sa_report_resp"] == 1
+    assert wire.events_of(ReportReceived) == [
+        ReportReceived(101_000, PATH_CHANGE_TRAP, report.tid, False)
+    ]
+    assert [e.via for e in wire.events_of(PathChangeReceived)] == ["report"]
+    assert len(wire.events_of(Reconnected)) == 1
+    # A resent Report (our ReportResp was lost) is answered again, acted on once.
+    wire.inject(reports)
+    wire.run_for(1_000_000)
+    assert c.sent["sa_report_resp"] == 2
+    assert wire.events_of(ReportReceived)[-1].duplicate
+    assert len(wire.events_of(PathChangeReceived)) == 1
+    assert len(wire.events_of(Reconnected)) == 1
+
+
+def test_subscriber_subscribes_again_after_it_moves() -> None:
+    wire = two(subscribe=True)
+    wire.run_for(100_000)
+    wire.migrate("c", 50)
+    wire.run_for(100_000)
+    sets = [d for _, m, d in wire.sa.requests if m.attribute_id == SaAttr.INFORM_INFO]
+    assert [(d.slid, d.sgid) for d in sets] == [(C_LID, gid(C_GUID)), (50, gid(C_GUID))]
+    assert len(wire.events_of(SubscriptionConfirmed)) == 2
+
+
+def test_registrations_with_dom0() -> None:
+    wire = two()
+    wire.run_for(100_000)
+    assert [(n, m) for _, n, m in wire.intra] == [("c", PathRegistered(gid(S_GUID)))]
+    wire.migrate("c", 50)
+    # At the new host the guest registers its paths again.
+    assert [(n, m) for _, n, m in wire.intra][1:] == [("c", PathRegistered(gid(S_GUID)))]
+
+
+def test_detach_stops_everything_and_resume_reconnects() -> None:
+    wire = two()
+    wire.run_for(100_000)
+    c = wire.guests["c"]
+    c.detach(wire.now)
+    wire.pump("c")
+    detached_at = wire.now
+    assert c.get_timer() is None and not c.packets_to_send() and not c.connections()
+    assert wire.events_of(Detached) == [Detached(detached_at, gid(C_GUID))]
+    assert [e.reason for e in wire.events_of(ConnectionBroken, "c")] == ["detached"]
+    wire.run_for(10_000_000)
+    assert not wire.sent_by("c", detached_at + 1)
+    ack = next(d for d in wire.sent_by("s") if d.opcode == 0x11)
+    c.receive(ack, wire.now)  # whatever still arrives is dropped
+    assert c.counters["dropped_detached"] == 1 and not c.packets_to_send()
+    c.resume(wire.now, port_num=1, lid=C_LID, gid=gid(C_GUID), sa_lid=SA_LID)
+    wire.pump("c")
+    resumed_at = wire.now
+    wire.run_for(100_000)
+    assert wire.events_of(Attached, "c")[-1] == Attached(resumed_at, gid(C_GUID), C_LID, True)
+    # The path cache survived the pause: no SA query to reconnect.
+    assert wire.events_of(PathResolved, "c")[-1].via == "cache"
+    reconnected = wire.events_of(Reconnected)
+    assert len(reconnected) == 1 and reconnected[0].down_ns == resumed_at + 2_000 - detached_at
+    assert delivered(wire, resumed_at)
+
+
+def test_a_client_of_several_peers() -> None:
+    wire = Wire()
+    wire.add("s", S_GUID, S_LID, ip=S_IP)
+    wire.add("d", D_GUID, D_LID, ip=D_IP)
+    wire.add("c", C_GUID, C_LID, ip=C_IP, peers=[(S_IP, S_GUID), (D_IP, D_GUID)])
+    wire.run_for(500_000)
+    by_server: dict[bytes, list[int]] = {}
+    for e in delivered(wire):
+        assert e.client_gid == gid(C_GUID)
+        by_server.setdefault(e.server_gid, []).append(e.seq)
+    assert set(by_server) == {gid(S_GUID), gid(D_GUID)}
+    for seqs in by_server.values():
+        assert seqs == list(range(len(seqs))) and len(seqs) >= 45
+
+
+def test_detached_guest_ignores_path_changes() -> None:
+    wire = two()
+    c = wire.guests["c"]
+    c.detach(0)
+    c.path_changed(gid(S_GUID), NEW_LID, 0)
+    assert c.counters["path_change_while_detached"] == 1
+
+
+def _run(seed: int) -> tuple[list[tuple[int, str, bytes, int, int]], list[tuple[int, str, str]]]:
+    wire = two(replace(FAST, backoff_jitter=0.25), seed=seed)
+    wire.run_for(100_000)
+    wire.migrate("s", NEW_LID)
+    wire.run_for(20_000_000)
+    wire.guests["c"].path_changed(gid(S_GUID), NEW_LID, wire.now)
+    wire.pump("c")
+    wire.run_for(1_000_000)
+    packets = [(t, n, d.payload, d.dlid, d.psn) for t, n, d in wire.sent]
+    events = [(t, n, repr(e)) for t, n, e in wire.events]
+    return packets, events
+
+
+def test_same_seed_same_run() -> None:
+    first, second = _run(7), _run(7)
+    assert first == second
+    other = _run(8)
+    assert other[0] != first[0]  # PSNs, comm IDs and offsets come from the rng
