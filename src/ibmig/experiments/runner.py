@@ -35,7 +35,7 @@ from ibmig.core.guest.events import MessageDelivered
 from ibmig.core.host import HostAgent, HostConfig
 from ibmig.core.migration.machine import LiveMigration
 from ibmig.core.migration.timing import MigrationTiming
-from ibmig.core.sa import SaConfig
+from ibmig.core.sa import PathChangeDetected, ReportSent, SaConfig
 from ibmig.core.sm.manager import SmConfig
 from ibmig.errors import ConfigError
 from ibmig.experiments.scenario import Scenario
@@ -45,6 +45,7 @@ from ibmig.sim.hosting import VirtualizedSubnet, make_rng
 from ibmig.sim.latency import LatencyModel
 from ibmig.sim.subnet import TraceWriter
 from ibmig.wire.capture import CaptureWriter
+from ibmig.wire.notice import PATH_CHANGE_TRAP
 
 VGUID_BASE = 0x0002_C9FE_0000_0000  # locally chosen OUI-style block for VM vGUIDs
 SA_CLASS = 0x03
@@ -92,6 +93,9 @@ class RunResult:
     data_packets: int
     sa_load_per_ms: list[int]
     subscriptions: int
+    path_change_events: int
+    path_change_reports: int
+    path_change_resends: int
     wall_s: float
     events: int
     sim_end_ns: int
@@ -173,10 +177,20 @@ class _Collector:
         # carry traffic, and clients never move, so the client GID names a connection
         # even when the server's GID changes (dynamic assignment).
         self.deliveries: dict[bytes, list[int]] = {}
+        self.path_changes = 0  # PathChangeDetected: migration events the SA saw
+        self.reports_69 = 0  # first sends of trap 69 Reports
+        self.reports_69_resent = 0
 
     def on_event(self, node: int, event: Any) -> None:
         if isinstance(event, MessageDelivered):
             self.deliveries.setdefault(event.client_gid, []).append(event.time_ns)
+        elif isinstance(event, ReportSent) and event.trap_number == PATH_CHANGE_TRAP:
+            if event.attempt == 0:
+                self.reports_69 += 1
+            else:
+                self.reports_69_resent += 1
+        elif isinstance(event, PathChangeDetected):
+            self.path_changes += 1
 
 
 def run_scenario(
@@ -329,6 +343,9 @@ def run_scenario(
         data_packets=sim.data_packets,
         sa_load_per_ms=[bins.get(i, 0) for i in range(max(bins, default=-1) + 1)],
         subscriptions=len(sim.sa.subscriptions),
+        path_change_events=collector.path_changes,
+        path_change_reports=collector.reports_69,
+        path_change_resends=collector.reports_69_resent,
         wall_s=time.perf_counter() - started,
         events=sim.kernel.events_run,
         sim_end_ns=sim.kernel.now_ns,

@@ -186,7 +186,7 @@ class VirtualizedSubnet(SubnetSim):
 
     @staticmethod
     def _awaiting_alias(migration: LiveMigration) -> bool:
-        return migration.phase.value == "setting_alias"
+        return migration.phase.value == "setting_alias" and migration.alias_acknowledged_ns is None
 
     def _vf_up(self, node: int, event: VfUp) -> None:
         host = self.host_at[node]
@@ -221,13 +221,11 @@ class VirtualizedSubnet(SubnetSim):
                 src.agent.release_alias(action.vguid, now)
                 self._pump(src.node, src.agent, self.latency.sa_ns)
             elif isinstance(action, SetAlias):
+                # The VF's driver is up: dom0 registers its GUID and the vport comes
+                # up when the SA acknowledges it (VfUp).
                 dst = self.hosts[action.dst_host]
                 vm.host = action.dst_host
-                dst.agent.set_alias(action.vm, now, vguid=action.vguid)
-                self._pump(dst.node, dst.agent, self.latency.sa_ns)
-            elif isinstance(action, AttachVf):
-                dst = self.hosts[action.dst_host]
-                dst.agent.attach_vf(action.vm, now)
+                dst.agent.attach_vf(action.vm, now, vguid=action.vguid)
                 self._pump(dst.node, dst.agent, self.latency.sa_ns)
             elif isinstance(action, MigrationDone):
                 dst = self.hosts[action.dst_host]
@@ -239,8 +237,8 @@ class VirtualizedSubnet(SubnetSim):
                 vm.up = True
                 vm.guest.resume(now, port_num=dst.port, lid=lid, gid=gid, sa_lid=self.sm.db.sm_lid)
                 self._pump(dst.node, vm.guest, self.latency.guest_ns)
-            elif isinstance(action, PauseVm | ResumeVm | ReinitDriver):
-                pass  # the guest's network stack is already down (VF detached)
+            elif isinstance(action, PauseVm | ResumeVm | AttachVf | ReinitDriver):
+                pass  # hypervisor and guest work with nothing on the fabric
         deadline = migration.get_timer()
         if deadline is not None:
             self.kernel.schedule(max(0, deadline - now), self._migration_timer, migration)

@@ -41,10 +41,11 @@ from ibmig.sim.latency import LatencyModel
 from ibmig.wire.capture import CaptureWriter
 from ibmig.wire.jsonify import to_json
 from ibmig.wire.mad import MgmtClass
-from ibmig.wire.packet import build_ud_packet
+from ibmig.wire.packet import Bth, Grh, Lrh, OpCode, Packet, build_ud_packet
 from ibmig.wire.smp_attrs import NodeType, PortState
 
 _DR_CLASS = MgmtClass.SUBN_DIRECTED_ROUTE.value
+QP1_QKEY = 0x80010000  # the well-known Q_Key of QP1 (IBA Vol 1, 13.5.3.1)
 _UNREACHABLE = 0xFF
 _MAX_HOPS = 64
 _INITIAL_PATH = 128
@@ -67,6 +68,10 @@ def node_spec(node: Node, fabric: Fabric) -> NodeSpec:
         description=node.description,
         vendor_id=node.vendor_id,
         device_id=node.device_id,
+        # ConnectX-3 and later hold 128 GIDs per port in SR-IOV mode (mlx4 driver,
+        # MLX4_ROCE_MAX_GIDS / the GUIDInfo table of 16 blocks): room for a PF and
+        # 127 VFs.
+        guid_cap=128,
     )
 
 
@@ -251,17 +256,37 @@ class SubnetSim:
             self._send_lid_routed(node, datagram, delay_ns)
 
     def _capture(self, datagram: Datagram, delay_ns: int) -> None:
+        """Frame the datagram as the packet it would be on the wire: LRH, a GRH when
+        it carries GIDs (guests behind a shared port always do), BTH, and a DETH for
+        UD; RC packets (opcode != UD SEND only) have none. ICRC and VCRC computed."""
         assert self.capture is not None
-        frame = build_ud_packet(
-            datagram.payload,
-            dlid=datagram.dlid,
-            slid=PERMISSIVE_LID if datagram.dlid == PERMISSIVE_LID else datagram.slid,
-            dest_qp=datagram.dqp,
-            src_qp=datagram.sqp,
-            sl=datagram.sl,
-            pkey=datagram.pkey,
-            qkey=datagram.qkey if datagram.dqp > 1 else None,
-        )
+        slid = PERMISSIVE_LID if datagram.dlid == PERMISSIVE_LID else datagram.slid
+        qkey = datagram.qkey or (QP1_QKEY if datagram.dqp == QP1 else 0)
+        grh = None
+        if datagram.dgid is not None:
+            grh = Grh(datagram.sgid or bytes(16), datagram.dgid)
+        if datagram.opcode != OpCode.UD_SEND_ONLY:
+            vl = 0
+            frame = Packet.build(
+                Lrh(vl, 0, datagram.sl, 0, datagram.dlid, 0, slid),
+                grh,
+                Bth(datagram.opcode, datagram.dqp, datagram.psn & 0xFFFFFF, datagram.pkey),
+                None,
+                datagram.payload,
+            ).pack()
+        else:
+            frame = build_ud_packet(
+                datagram.payload,
+                dlid=datagram.dlid,
+                slid=slid,
+                dest_qp=datagram.dqp,
+                src_qp=datagram.sqp,
+                sl=datagram.sl,
+                pkey=datagram.pkey,
+                qkey=qkey,
+                grh=grh,
+                psn=datagram.psn & 0xFFFFFF,
+            )
         self.capture.write(frame, self.kernel.now_ns + delay_ns)
 
     def _cross(self, node: int, port: int) -> tuple[int, int] | None:

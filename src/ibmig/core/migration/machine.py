@@ -13,16 +13,22 @@ for InfiniBand). The phases, in order:
     STOP_AND_COPY      PauseVm(vm) on entry; the last dirty memory and the device
                        state (`PreCopyPlan.stop_copy_ns`).
     RESUMING           `resume_ns`; ResumeVm(vm, dst_host) on exit.
+    ATTACHING_VF       AttachVf(dst_host, vm) on entry: the VF is hot-plugged into
+                       the guest; `vf_attach_ns`.
+    REINIT_DRIVER      ReinitDriver(vm, dst_host) on entry; `driver_reinit_ns`.
     SETTING_ALIAS      SetAlias(dst_host, vm, vguid) on entry (vguid None: dynamic
-                       assignment, the VM takes the destination VF's GUID); ends on
-                       `alias_set_acknowledged(now)` (the SA's GetResp reached dom0),
-                       so its length is the fabric's, not a configured one.
-    ATTACHING_VF       AttachVf(dst_host, vm) on entry; ends when both `vf_attach_ns`
-                       have passed and `vf_attached(now)` was confirmed (the host's
-                       VfUp).
-    REINIT_DRIVER      ReinitDriver(vm, dst_host) on entry; `driver_reinit_ns`;
-                       MigrationDone(vm, dst_host) on exit: the guest's stack is up.
+                       assignment, the VM takes the destination VF's GUID); ends when
+                       both `alias_set_acknowledged(now)` (the SA's GetResp reached
+                       dom0) and `vf_attached(now)` (the host's VfUp: the vport is up)
+                       were confirmed, so its length is the fabric's, not a configured
+                       one. MigrationDone(vm, dst_host) on exit: the guest's stack is up.
     DONE
+
+The alias GUID is set last because that is when a VF's port comes up in the
+shared-port model: the VF driver initialises, dom0 asks the SM for the VF's alias
+GUID, and the vport becomes active only once the SM has acknowledged it (mlx4's
+alias GUID service, drivers/infiniband/hw/mlx4/alias_GUID.c). So the subnet learns
+that the vGUID moved -- and peers are told -- at the moment the VM can answer them.
 
 Under static assignment the SA refuses the destination's alias while the source
 still holds it, so with `await_alias_release` (default) SetAlias waits for
@@ -72,8 +78,8 @@ class Stimulus(StrEnum):
     PRECOPY_DONE = "precopy_done"  # timer: stop-and-copy follows
     STATE_COPIED = "state_copied"  # timer
     RESUMED = "resumed"  # timer
-    ALIAS_ACKNOWLEDGED = "alias_acknowledged"  # confirmation
-    VF_ATTACHED = "vf_attached"  # timer and confirmation, both
+    ALIAS_ACKNOWLEDGED = "alias_acknowledged"  # confirmations: alias acked and vport up
+    VF_ATTACHED = "vf_attached"  # timer
     DRIVER_READY = "driver_ready"  # timer
 
 
@@ -83,10 +89,10 @@ TRANSITIONS: Final[Mapping[tuple[Phase, Stimulus], Phase]] = {
     (Phase.PRE_COPY, Stimulus.ROUND_DONE): Phase.PRE_COPY,
     (Phase.PRE_COPY, Stimulus.PRECOPY_DONE): Phase.STOP_AND_COPY,
     (Phase.STOP_AND_COPY, Stimulus.STATE_COPIED): Phase.RESUMING,
-    (Phase.RESUMING, Stimulus.RESUMED): Phase.SETTING_ALIAS,
-    (Phase.SETTING_ALIAS, Stimulus.ALIAS_ACKNOWLEDGED): Phase.ATTACHING_VF,
+    (Phase.RESUMING, Stimulus.RESUMED): Phase.ATTACHING_VF,
     (Phase.ATTACHING_VF, Stimulus.VF_ATTACHED): Phase.REINIT_DRIVER,
-    (Phase.REINIT_DRIVER, Stimulus.DRIVER_READY): Phase.DONE,
+    (Phase.REINIT_DRIVER, Stimulus.DRIVER_READY): Phase.SETTING_ALIAS,
+    (Phase.SETTING_ALIAS, Stimulus.ALIAS_ACKNOWLEDGED): Phase.DONE,
 }
 """The migration's one transition table: (phase, stimulus) -> next phase."""
 
@@ -141,9 +147,10 @@ class ResumeVm:
 
 @dataclass(frozen=True, slots=True)
 class SetAlias:
-    """The destination dom0 registers the VM's GUID on a VF: `vguid` under static
-    assignment, None under dynamic (the VF's own GUID) (HostAgent.set_alias);
-    confirm with `alias_set_acknowledged`."""
+    """The destination dom0 registers the VM's GUID on its VF: `vguid` under static
+    assignment, None under dynamic (the VF's own GUID) (HostAgent.attach_vf, which
+    sets the alias and brings the vport up on the SA's answer); confirm with
+    `alias_set_acknowledged` and `vf_attached`."""
 
     dst_host: str
     vm: str
@@ -152,8 +159,8 @@ class SetAlias:
 
 @dataclass(frozen=True, slots=True)
 class AttachVf:
-    """Hot-plug the reserved VF into the VM (HostAgent.attach_vf); confirm with
-    `vf_attached` (the host's VfUp)."""
+    """The hypervisor hot-plugs a VF of the destination into the VM (a PCI event;
+    dom0's fabric work comes with SetAlias)."""
 
     dst_host: str
     vm: str
@@ -254,7 +261,6 @@ class LiveMigration:
         self._release_pending = False  # ReleaseAlias sent, not yet confirmed
         self._released = self.assignment is AddressAssignment.DYNAMIC
         self._alias_requested = False
-        self._attach_timer_done = False
         self._attach_confirmed = False
         self.started_ns: int | None = None
         self.paused_ns: int | None = None
@@ -302,19 +308,23 @@ class LiveMigration:
 
     def alias_set_acknowledged(self, now_ns: int) -> None:
         """The destination dom0's Set of the VM's GUID was acknowledged."""
-        if self.phase is Phase.SETTING_ALIAS and not self._alias_requested:
+        if self.phase is not Phase.SETTING_ALIAS or not self._alias_requested:
             raise MigrationStateError(f"the alias of {self.vm} was not requested yet")
+        if self.alias_acknowledged_ns is not None:
+            raise MigrationStateError(f"the alias of {self.vm} was already acknowledged")
         self.alias_acknowledged_ns = now_ns
-        self._advance(Stimulus.ALIAS_ACKNOWLEDGED, now_ns)
+        if self._attach_confirmed:
+            self._advance(Stimulus.ALIAS_ACKNOWLEDGED, now_ns)
 
     def vf_attached(self, now_ns: int) -> None:
-        """The destination VF is attached and up (the host's VfUp)."""
-        if self.phase is not Phase.ATTACHING_VF or self._attach_confirmed:
+        """The destination VF's port is up (the host's VfUp, which follows the alias
+        acknowledgement)."""
+        if self.phase is not Phase.SETTING_ALIAS or self._attach_confirmed:
             raise MigrationStateError(f"{self.vm}: vf_attached in phase {self.phase}")
         self._attach_confirmed = True
         self.vf_attached_ns = now_ns
-        if self._attach_timer_done:
-            self._advance(Stimulus.VF_ATTACHED, now_ns)
+        if self.alias_acknowledged_ns is not None:
+            self._advance(Stimulus.ALIAS_ACKNOWLEDGED, now_ns)
 
     # --- results ----------------------------------------------------------------------
 
@@ -388,7 +398,7 @@ class LiveMigration:
         elif phase is Phase.RESUMING:
             self.resumed_ns = now_ns
             self._actions.append(ResumeVm(self.vm, self.dst_host))
-        elif phase is Phase.REINIT_DRIVER:
+        elif phase is Phase.SETTING_ALIAS:
             self.done_ns = now_ns
             self._actions.append(MigrationDone(self.vm, self.dst_host))
 
@@ -435,9 +445,7 @@ class LiveMigration:
         elif phase is Phase.RESUMING:
             self._advance(Stimulus.RESUMED, at_ns)
         elif phase is Phase.ATTACHING_VF:
-            self._attach_timer_done = True
-            if self._attach_confirmed:
-                self._advance(Stimulus.VF_ATTACHED, at_ns)
+            self._advance(Stimulus.VF_ATTACHED, at_ns)
         elif phase is Phase.REINIT_DRIVER:
             self._advance(Stimulus.DRIVER_READY, at_ns)
 
