@@ -35,14 +35,14 @@ def _fmt(value: Any) -> str:
 def downtime_table(rows: Sequence[Row]) -> list[str]:
     head = (
         f"{'assignment':<10} {'strategy':<9} {'paths':<7} {'peers':>5} {'reconnected':>11} "
-        f"{'downtime median us':>19} {'max us':>10} {'VM downtime us':>15} {'migration ms':>13}"
+        f"{'downtime median us':>19} {'max us':>12} {'VM RDMA down us':>15} {'migration ms':>13}"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
         sd = r["service_downtime_us"]
         lines.append(
             f"{r['assignment']:<10} {r['strategy']:<9} {r['path_cache']:<7} {r['peers']:>5} "
-            f"{r['connected_after']:>11} {_fmt(sd['median']):>19} {_fmt(sd['max']):>10} "
+            f"{r['connected_after']:>11} {_fmt(sd['median']):>19} {_fmt(sd['max']):>12} "
             f"{_fmt(r['migration_downtime_us']):>15} {_fmt(r['migration_time_ms']):>13}"
         )
     return lines
@@ -88,8 +88,15 @@ def _flatten(row: Row, prefix: str = "") -> Row:
     return out
 
 
-def plot_timelines(path: Path, timelines: dict[str, list[list[float]]], window_us: float) -> None:
-    """One panel per run: a dot per delivered message, one row per peer connection."""
+def plot_timelines(
+    path: Path,
+    timelines: dict[str, list[list[float]]],
+    window_us: float,
+    migration_done_us: dict[str, float] | None = None,
+) -> None:
+    """One panel per run: a tick per delivered message, one row per peer connection;
+    the migration (start to the VM's vport being up) is shaded."""
+    migration_done_us = migration_done_us or {}
     import matplotlib
 
     matplotlib.use("Agg")
@@ -104,10 +111,13 @@ def plot_timelines(path: Path, timelines: dict[str, list[list[float]]], window_u
             shown = [t for t in times if -window_us * 0.2 <= t <= window_us]
             ax.plot(shown, [row] * len(shown), "|", markersize=6)
         ax.axvline(0, color="grey", linewidth=0.8, linestyle="--")
+        done = migration_done_us.get(label)
+        if done is not None:
+            ax.axvspan(0, done, color="grey", alpha=0.12, linewidth=0)
         ax.set_ylabel("peer", fontsize=8)
         ax.set_title(label, fontsize=9, loc="left")
         ax.set_ylim(-0.8, max(1, len(timelines[label])) - 0.2)
-    axes[-1, 0].set_xlabel("time since migration start (us)")
+    axes[-1, 0].set_xlabel("time since the migration started (us)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -121,10 +131,18 @@ def plot_messages(path: Path, rows: Sequence[Row]) -> None:
     import matplotlib.pyplot as plt
 
     fig, (by_n, by_m) = plt.subplots(1, 2, figsize=(11, 4.2))
-    ms = sorted({r["m"] for r in rows})
-    ns = sorted({r["n"] for r in rows})
-    m_fixed = ms[-1]
-    n_fixed = ns[-1]
+
+    # The n sweep is the m value seen with the most n values, and vice versa.
+    def commonest(key: str, other: str) -> int:
+        seen: dict[int, set[int]] = {}
+        for r in rows:
+            seen.setdefault(r[key], set()).add(r[other])
+        return max(seen, key=lambda k: (len(seen[k]), k))
+
+    m_fixed = commonest("m", "n")
+    n_fixed = commonest("n", "m")
+    ns = sorted({r["n"] for r in rows if r["m"] == m_fixed})
+    ms = sorted({r["m"] for r in rows if r["n"] == n_fixed})
     for strategy, marker in (("per-vm", "o"), ("per-host", "s")):
         pts = sorted((r["n"], r["reports_per_event"]) for r in rows
                      if r["strategy"] == strategy and r["m"] == m_fixed)  # fmt: skip
@@ -169,7 +187,7 @@ DOWNTIME_COLUMNS = [
     ("service_downtime_us.median", "service downtime median (us)"),
     ("service_downtime_us.max", "max (us)"),
     ("reconnect_us.median", "reconnect after resume, median (us)"),
-    ("migration_downtime_us", "VM downtime (us)"),
+    ("migration_downtime_us", "VM RDMA downtime (us)"),
     ("migration_time_ms", "migration time (ms)"),
     ("fabric_mads", "fabric MADs"),
     ("path_records", "PathRecord queries"),
@@ -196,6 +214,7 @@ def write_report(
     timelines: dict[str, list[list[float]]],
     window_us: float,
     notes: Sequence[str] = (),
+    migration_done_us: dict[str, float] | None = None,
 ) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "downtime.csv", downtime)
@@ -219,7 +238,7 @@ def write_report(
         parts.append("<h2>Service downtime around one migration</h2>")
         parts.append(_html_table(downtime, DOWNTIME_COLUMNS))
     if timelines:
-        plot_timelines(out / "timeline.png", timelines, window_us)
+        plot_timelines(out / "timeline.png", timelines, window_us, migration_done_us)
         parts.append("<h3>Per-peer delivery timeline</h3><img src='timeline.png' width='100%'>")
     if messages:
         parts.append("<h2>Management messages per migration event</h2>")
