@@ -285,3 +285,25 @@ def test_same_seed_same_run() -> None:
     assert first == second
     other = _run(8)
     assert other[0] != first[0]  # PSNs, comm IDs and offsets come from the rng
+
+
+def test_everything_sent_carries_the_current_port_lid_and_gid() -> None:
+    wire = two(subscribe=True)
+    wire.run_for(100_000)
+    moved_at = wire.now
+    wire.migrate("s", NEW_LID, new_guid=0x999)
+    wire.inject(wire.sa.reports(gid(0x999), NEW_LID, S_LID))
+    wire.run_for(2_000_000)
+    identity = {
+        "c": lambda t: (C_LID, gid(C_GUID)),
+        "s": lambda t: (S_LID, gid(S_GUID)) if t < moved_at else (NEW_LID, gid(0x999)),
+    }
+    kinds = set()
+    for t, name, d in wire.sent:
+        if name == "sa":
+            continue
+        assert (d.slid, d.sgid) == identity[name](t), (t, name, d)
+        kinds.add((name, d.opcode, d.dqp == QP1))
+    assert {("c", 0x04, False), ("s", 0x11, False), ("c", 0x64, True), ("s", 0x64, True),
+            ("s", 0x64, False)} <= kinds  # fmt: skip
+    assert wire.guests["c"].sent["sa_report_resp"] == 1

@@ -21,6 +21,7 @@ from ibmig.core.guest import (
     PathUnregistered,
     QpState,
     RcQp,
+    cm_ack_timeout,
     cma_header,
     iba_time_ns,
     parse_cma_header,
@@ -329,3 +330,24 @@ def test_cma_header_layout() -> None:
     assert parse_cma_header(header) == (IPv4Address("10.1.2.3"), IPv4Address("192.168.0.9"))
     assert parse_cma_header(bytes(10)) is None
     assert parse_cma_header(bytes([0x00, 0x60]) + bytes(34)) is None  # IPv6
+
+
+def test_local_ack_timeout_from_the_path_as_linux_ib_cm() -> None:
+    wire = Wire()
+    wire.sa.packet_life_time = 4
+    config = replace(FAST, local_ack_timeout=None)
+    wire.add("s", S_GUID, S_LID, ip=S_IP, config=config)
+    wire.add("c", C_GUID, C_LID, ip=C_IP, peers=[(S_IP, S_GUID)], config=config)
+    wire.drop_lids.add(S_LID)
+    wire.run_for(5_000_000)
+    reqs = [(t, CmMad.unpack(d.payload).message) for t, n, d in wire.sent
+            if n == "c" and d.payload[1] == 0x07]  # fmt: skip
+    req = reqs[0][1]
+    assert isinstance(req, Req)
+    assert req.primary_path.local_ack_timeout == cm_ack_timeout(FAST.ca_ack_delay, 4) == 16
+    # The REP wait counts the round trip: 2 * PacketLifeTime + Remote CM Response Timeout.
+    assert reqs[1][0] - reqs[0][0] == 2 * iba_time_ns(4) + iba_time_ns(10)
+    wire.drop_lids.clear()
+    wire.run_for(10_000_000)
+    conn = wire.guests["c"].connections()[0]
+    assert conn.qp.timeout_ns == iba_time_ns(16)

@@ -74,6 +74,30 @@ def run_timers(m: LiveMigration, until_ns: int) -> list[tuple[int, MigrationActi
     return out
 
 
+def drive_to(target: Phase, **kw: object) -> LiveMigration:
+    """A migration started at 0 (release awaited unless `kw` says otherwise) and
+    driven to `target`; DONE is reached with both SETTING_ALIAS confirmations at
+    its entry time. Pending actions and events are discarded."""
+    m = migration(**kw)
+    if target is not Phase.IDLE:
+        m.migrate(0)
+    while phase(m) is not target:
+        if phase(m) is Phase.SETTING_ALIAS:
+            now = m.timeline[-1].start_ns
+            if m.alias_requested_ns is None:
+                m.alias_released(now)
+            m.alias_set_acknowledged(now)
+            m.vf_attached(now)
+            continue
+        deadline = m.get_timer()
+        assert deadline is not None
+        m.handle_timer(deadline)
+    actions(m)
+    while m.next_event() is not None:
+        pass
+    return m
+
+
 def test_static_migration_timeline_exactly() -> None:
     m = migration()
     m.migrate(1_000)
@@ -81,24 +105,26 @@ def test_static_migration_timeline_exactly() -> None:
     assert m.get_timer() == 100_001_000
     log = run_timers(m, 10**12)
     # Detach done: the vGUID is released; then 4 pre-copy rounds (1 s, 250 ms,
-    # 62.5 ms, 15.625 ms), stop-and-copy of 13 906 bytes, 50 ms resume.
+    # 62.5 ms, 15.625 ms), stop-and-copy of 13 906 bytes, 50 ms resume, the VF
+    # hot-plug (200 ms) and the driver (300 ms).
     assert log == [
         (100_001_000, ReleaseAlias("h1", V1)),
         (1_428_126_000, PauseVm("vm1")),
         (1_492_032_000, ResumeVm("vm1", "h2")),
+        (1_492_032_000, AttachVf("h2", "vm1")),
+        (1_692_032_000, ReinitDriver("vm1", "h2")),
     ]
     assert phase(m) is Phase.SETTING_ALIAS and m.get_timer() is None
+    assert m.timeline[-1] == PhaseRecord(Phase.SETTING_ALIAS, None, 1_992_032_000, None)
     # The release was not confirmed yet: no SetAlias. It comes with the confirmation.
-    m.alias_released(1_500_000_000)
+    assert m.alias_requested_ns is None
+    m.alias_released(2_000_000_000)
     assert actions(m) == [SetAlias("h2", "vm1", V1)]
-    m.alias_set_acknowledged(1_500_400_000)  # the SA's GetResp reached dom0
-    assert actions(m) == [AttachVf("h2", "vm1")]
-    m.vf_attached(1_500_400_000)  # the host's VfUp, at once
-    assert phase(m) is Phase.ATTACHING_VF
-    assert run_timers(m, 10**12) == [
-        (1_700_400_000, ReinitDriver("vm1", "h2")),
-        (2_000_400_000, MigrationDone("vm1", "h2")),
-    ]
+    m.alias_set_acknowledged(2_000_400_000)  # the SA's GetResp reached dom0
+    assert actions(m) == [] and phase(m) is Phase.SETTING_ALIAS
+    assert m.done_ns is None and m.total_time_ns is None
+    m.vf_attached(2_000_400_000)  # the host's VfUp, at once
+    assert actions(m) == [MigrationDone("vm1", "h2")]
     assert m.done and m.get_timer() is None
     expected = [
         (Phase.DETACHING_VF, None, 1_000, 100_001_000, 0),
@@ -108,17 +134,23 @@ def test_static_migration_timeline_exactly() -> None:
         (Phase.PRE_COPY, 3, 1_412_501_000, 1_428_126_000, 15_625),
         (Phase.STOP_AND_COPY, None, 1_428_126_000, 1_442_032_000, 13_906),
         (Phase.RESUMING, None, 1_442_032_000, 1_492_032_000, 0),
-        (Phase.SETTING_ALIAS, None, 1_492_032_000, 1_500_400_000, 0),
-        (Phase.ATTACHING_VF, None, 1_500_400_000, 1_700_400_000, 0),
-        (Phase.REINIT_DRIVER, None, 1_700_400_000, 2_000_400_000, 0),
+        (Phase.ATTACHING_VF, None, 1_492_032_000, 1_692_032_000, 0),
+        (Phase.REINIT_DRIVER, None, 1_692_032_000, 1_992_032_000, 0),
+        (Phase.SETTING_ALIAS, None, 1_992_032_000, 2_000_400_000, 0),
     ]
     assert m.timeline == tuple(PhaseRecord(*row) for row in expected)
     assert m.precopy_rounds == 4
+    assert m.started_ns == 1_000
+    assert m.paused_ns == 1_428_126_000
+    assert m.resumed_ns == 1_492_032_000
     assert m.total_time_ns == 2_000_399_000
     assert m.vm_downtime_ns == 13_906_000 + 50_000_000  # stop-and-copy + resume
-    assert m.rc_downtime_ns == 2_000_400_000 - 1_000  # detach to driver ready
-    assert m.alias_requested_ns == 1_500_000_000
-    assert m.alias_acknowledged_ns == 1_500_400_000
+    assert m.rc_downtime_ns == 2_000_400_000 - 1_000  # detach to the vport up
+    assert m.alias_released_ns == 2_000_000_000
+    assert m.alias_requested_ns == 2_000_000_000
+    assert m.alias_acknowledged_ns == 2_000_400_000
+    assert m.vf_attached_ns == 2_000_400_000
+    assert m.done_ns == 2_000_400_000
 
 
 def test_release_confirmed_early_lets_set_alias_go_at_once() -> None:
@@ -127,44 +159,119 @@ def test_release_confirmed_early_lets_set_alias_go_at_once() -> None:
     actions(m)
     run_timers(m, 100_000_000)
     m.alias_released(100_000_500)
+    assert actions(m) == []  # nothing to set yet: the alias is set last
     log = run_timers(m, 10**12)
-    assert log[-2:] == [
+    assert log[-4:] == [
         (1_492_031_000, ResumeVm("vm1", "h2")),
-        (1_492_031_000, SetAlias("h2", "vm1", V1)),
+        (1_492_031_000, AttachVf("h2", "vm1")),
+        (1_692_031_000, ReinitDriver("vm1", "h2")),
+        (1_992_031_000, SetAlias("h2", "vm1", V1)),
     ]
+    assert phase(m) is Phase.SETTING_ALIAS
+    assert m.alias_released_ns == 100_000_500
+    assert m.alias_requested_ns == 1_992_031_000
+
+
+def test_set_alias_comes_after_the_release_whenever_that_is() -> None:
+    """Release-before-set: SetAlias is never handed out before `alias_released`,
+    however long the release takes; it follows the confirmation at once."""
+    m = migration()
+    m.migrate(0)
+    log = [a for _, a in run_timers(m, 10**12)]
+    assert [a for a in log if isinstance(a, ReleaseAlias | SetAlias)] == [ReleaseAlias("h1", V1)]
+    assert phase(m) is Phase.SETTING_ALIAS
+    with pytest.raises(MigrationStateError):
+        m.alias_set_acknowledged(5_000_000_000)  # nothing was asked of the SA yet
+    assert actions(m) == []
+    m.alias_released(7_000_000_000)
+    assert actions(m) == [SetAlias("h2", "vm1", V1)]
+    assert m.alias_requested_ns == 7_000_000_000
+    m.vf_attached(7_000_000_100)
+    m.alias_set_acknowledged(7_000_000_200)
+    assert actions(m) == [MigrationDone("vm1", "h2")]
+    assert m.timeline[-1] == PhaseRecord(Phase.SETTING_ALIAS, None, 1_992_031_000, 7_000_000_200)
+    assert m.total_time_ns == 7_000_000_200
 
 
 def test_without_awaiting_the_release() -> None:
     m = migration(await_alias_release=False)
     m.migrate(0)
     log = run_timers(m, 10**12)
-    assert log[-1] == (1_492_031_000, SetAlias("h2", "vm1", V1))
-    m.alias_released(1_492_031_001)  # still accepted later
-    assert actions(m) == []
+    assert log[-1] == (1_992_031_000, SetAlias("h2", "vm1", V1))
+    assert [a for _, a in log].count(SetAlias("h2", "vm1", V1)) == 1
+    assert m.alias_requested_ns == 1_992_031_000
+    m.alias_released(1_992_031_001)  # still accepted later
+    assert actions(m) == []  # and no second SetAlias
+    assert m.alias_released_ns == 1_992_031_001
 
 
 def test_dynamic_assignment_releases_nothing_and_lets_the_vf_choose() -> None:
     m = migration(assignment=AddressAssignment.DYNAMIC, vguid=None)
     m.migrate(0)
-    log = [a for _, a in run_timers(m, 10**12)]
-    assert not any(isinstance(a, ReleaseAlias) for a in log)
-    assert log[-1] == SetAlias("h2", "vm1", None)
+    log = run_timers(m, 10**12)
+    assert not any(isinstance(a, ReleaseAlias) for _, a in log)
+    assert log[-1] == (1_992_031_000, SetAlias("h2", "vm1", None))
     with pytest.raises(MigrationStateError):
         m.alias_released(5)
+    m.alias_set_acknowledged(1_992_031_000)
+    m.vf_attached(1_992_031_000)
+    assert actions(m) == [MigrationDone("vm1", "h2")]
+    assert m.total_time_ns == 1_992_031_000
 
 
-def test_attach_ends_at_the_later_of_timer_and_confirmation() -> None:
+def test_attaching_vf_ends_on_its_timer_alone() -> None:
+    """The hot-plug is a PCI event of the hypervisor: it ends when `vf_attach_ns` is
+    over, and no confirmation is taken (VfUp belongs to SETTING_ALIAS)."""
     m = migration(await_alias_release=False)
     m.migrate(0)
-    run_timers(m, 10**12)
-    m.alias_set_acknowledged(2_000_000_000)
-    assert actions(m) == [AttachVf("h2", "vm1")]
-    m.handle_timer(2_200_000_000)  # hot-plug time is over; VfUp not yet
-    assert phase(m) is Phase.ATTACHING_VF and m.get_timer() is None
-    m.vf_attached(2_250_000_000)
+    run_timers(m, 1_492_031_000)
+    assert phase(m) is Phase.ATTACHING_VF
+    assert m.get_timer() == 1_692_031_000
+    with pytest.raises(MigrationStateError):
+        m.vf_attached(1_500_000_000)
+    with pytest.raises(MigrationStateError):
+        m.alias_set_acknowledged(1_500_000_000)
+    assert m.vf_attached_ns is None and m.alias_acknowledged_ns is None
+    m.handle_timer(1_692_030_999)
+    assert phase(m) is Phase.ATTACHING_VF and actions(m) == []
+    m.handle_timer(1_692_031_000)
     assert phase(m) is Phase.REINIT_DRIVER
-    assert m.timeline[-2].end_ns == 2_250_000_000
-    assert m.vf_attached_ns == 2_250_000_000
+    assert actions(m) == [ReinitDriver("vm1", "h2")]
+    assert m.timeline[-2] == PhaseRecord(Phase.ATTACHING_VF, None, 1_492_031_000, 1_692_031_000)
+    assert m.get_timer() == 1_992_031_000
+
+
+@pytest.mark.parametrize("vf_first", [False, True])
+def test_setting_alias_ends_on_both_confirmations_in_either_order(vf_first: bool) -> None:
+    m = drive_to(Phase.SETTING_ALIAS, await_alias_release=False)
+    assert m.timeline[-1].start_ns == 1_992_031_000
+    assert m.alias_requested_ns == 1_992_031_000
+
+    def first(now_ns: int) -> None:
+        (m.vf_attached if vf_first else m.alias_set_acknowledged)(now_ns)
+
+    def second(now_ns: int) -> None:
+        (m.alias_set_acknowledged if vf_first else m.vf_attached)(now_ns)
+
+    first(2_100_000_000)
+    # One of two: nothing moves, no timer, nothing to do.
+    assert phase(m) is Phase.SETTING_ALIAS
+    assert m.get_timer() is None and actions(m) == [] and m.next_event() is None
+    assert m.done_ns is None and m.total_time_ns is None and m.rc_downtime_ns is None
+    assert m.timeline[-1] == PhaseRecord(Phase.SETTING_ALIAS, None, 1_992_031_000, None)
+    with pytest.raises(MigrationStateError):
+        first(2_150_000_000)  # the same confirmation twice
+    assert phase(m) is Phase.SETTING_ALIAS
+    second(2_300_000_000)
+    assert actions(m) == [MigrationDone("vm1", "h2")]
+    assert m.next_event() == PhaseEntered("vm1", Phase.DONE, None, 2_300_000_000)
+    assert m.done and m.get_timer() is None
+    assert m.timeline[-1] == PhaseRecord(Phase.SETTING_ALIAS, None, 1_992_031_000, 2_300_000_000)
+    assert m.done_ns == 2_300_000_000 and m.total_time_ns == 2_300_000_000
+    assert m.rc_downtime_ns == 2_300_000_000
+    acked, attached = (2_300_000_000, 2_100_000_000) if vf_first else (2_100_000_000, 2_300_000_000)
+    assert m.alias_acknowledged_ns == acked
+    assert m.vf_attached_ns == attached
 
 
 def test_a_late_timer_call_keeps_every_deadline() -> None:
@@ -181,7 +288,10 @@ def test_a_late_timer_call_keeps_every_deadline() -> None:
         1_428_125_000,
         1_442_031_000,
         1_492_031_000,
+        1_692_031_000,
+        1_992_031_000,
     ]
+    assert m.timeline[-1] == PhaseRecord(Phase.SETTING_ALIAS, None, 1_992_031_000, None)
 
 
 def test_phase_events() -> None:
@@ -194,6 +304,22 @@ def test_phase_events() -> None:
     assert found == [
         PhaseEntered("vm1", Phase.DETACHING_VF, None, 0),
         PhaseEntered("vm1", Phase.PRE_COPY, 0, 100_000_000),
+    ]
+    run_timers(m, 10**12)
+    m.alias_set_acknowledged(2_000_000_000)
+    m.vf_attached(2_000_000_000)
+    while (event := m.next_event()) is not None:
+        found.append(event)
+    assert found[2:] == [
+        PhaseEntered("vm1", Phase.PRE_COPY, 1, 1_100_000_000),
+        PhaseEntered("vm1", Phase.PRE_COPY, 2, 1_350_000_000),
+        PhaseEntered("vm1", Phase.PRE_COPY, 3, 1_412_500_000),
+        PhaseEntered("vm1", Phase.STOP_AND_COPY, None, 1_428_125_000),
+        PhaseEntered("vm1", Phase.RESUMING, None, 1_442_031_000),
+        PhaseEntered("vm1", Phase.ATTACHING_VF, None, 1_492_031_000),
+        PhaseEntered("vm1", Phase.REINIT_DRIVER, None, 1_692_031_000),
+        PhaseEntered("vm1", Phase.SETTING_ALIAS, None, 1_992_031_000),
+        PhaseEntered("vm1", Phase.DONE, None, 2_000_000_000),
     ]
 
 
@@ -209,15 +335,29 @@ def test_table_is_one_path_from_idle_to_done() -> None:
         Stimulus.PRECOPY_DONE,
         Stimulus.STATE_COPIED,
         Stimulus.RESUMED,
-        Stimulus.ALIAS_ACKNOWLEDGED,
         Stimulus.VF_ATTACHED,
         Stimulus.DRIVER_READY,
+        Stimulus.ALIAS_ACKNOWLEDGED,
     ]
     for stimulus in path:
         phase = next_phase(phase, stimulus)
         seen.append(phase)
-    assert phase is Phase.DONE
+    assert seen == [
+        Phase.IDLE,
+        Phase.DETACHING_VF,
+        Phase.PRE_COPY,
+        Phase.PRE_COPY,
+        Phase.STOP_AND_COPY,
+        Phase.RESUMING,
+        Phase.ATTACHING_VF,
+        Phase.REINIT_DRIVER,
+        Phase.SETTING_ALIAS,
+        Phase.DONE,
+    ]
     assert set(seen) == set(Phase)
+    # The path uses every entry of the table, and the table has no other.
+    assert set(zip(seen, path, strict=False)) == set(TRANSITIONS)
+    assert len(TRANSITIONS) == len(path)
     assert not [key for key in TRANSITIONS if key[0] is Phase.DONE]
 
 
@@ -228,6 +368,30 @@ def test_table_is_one_path_from_idle_to_done() -> None:
 def test_every_other_transition_raises(phase: Phase, stimulus: Stimulus) -> None:
     with pytest.raises(MigrationStateError):
         next_phase(phase, stimulus)
+
+
+@pytest.mark.parametrize("where", [p for p in Phase if p is not Phase.SETTING_ALIAS])
+def test_vf_attached_outside_setting_alias_raises(where: Phase) -> None:
+    m = drive_to(where)
+    before = m.timeline
+    with pytest.raises(MigrationStateError):
+        m.vf_attached(3_000_000_000)
+    assert phase(m) is where and m.timeline == before
+    assert actions(m) == [] and m.next_event() is None
+    if where is not Phase.DONE:
+        assert m.vf_attached_ns is None
+
+
+@pytest.mark.parametrize("where", [p for p in Phase if p is not Phase.SETTING_ALIAS])
+def test_alias_acknowledged_outside_setting_alias_raises(where: Phase) -> None:
+    m = drive_to(where)
+    before = m.timeline
+    with pytest.raises(MigrationStateError):
+        m.alias_set_acknowledged(3_000_000_000)
+    assert phase(m) is where and m.timeline == before
+    assert actions(m) == [] and m.next_event() is None
+    if where is not Phase.DONE:
+        assert m.alias_acknowledged_ns is None
 
 
 def test_confirmations_at_the_wrong_time_raise() -> None:
@@ -243,7 +407,10 @@ def test_confirmations_at_the_wrong_time_raise() -> None:
         m.migrate(1)
     with pytest.raises(MigrationStateError):
         m.alias_set_acknowledged(1)  # still detaching
+    with pytest.raises(MigrationStateError):
+        m.vf_attached(1)  # still detaching
     run_timers(m, 10**12)
+    assert phase(m) is Phase.SETTING_ALIAS
     # In SETTING_ALIAS but the SetAlias waits for the release: no ack possible yet.
     with pytest.raises(MigrationStateError):
         m.alias_set_acknowledged(2)
@@ -251,13 +418,18 @@ def test_confirmations_at_the_wrong_time_raise() -> None:
     with pytest.raises(MigrationStateError):
         m.alias_released(4)  # twice
     m.alias_set_acknowledged(5)
-    m.vf_attached(6)
     with pytest.raises(MigrationStateError):
-        m.vf_attached(7)  # twice
-    run_timers(m, 10**12)
+        m.alias_set_acknowledged(6)  # twice
+    assert phase(m) is Phase.SETTING_ALIAS and m.alias_acknowledged_ns == 5
+    m.vf_attached(6)
     assert m.done
     with pytest.raises(MigrationStateError):
+        m.vf_attached(7)  # twice, and after the end
+    with pytest.raises(MigrationStateError):
         m.alias_set_acknowledged(10**13)
+    with pytest.raises(MigrationStateError):
+        m.migrate(10**13)
+    assert m.done_ns == 6
 
 
 def test_constructor_checks_the_assignment() -> None:
@@ -277,10 +449,19 @@ def test_constructor_checks_the_assignment() -> None:
     bandwidth=st.integers(1, 1 << 32),
     durations=st.lists(st.integers(0, 10**10), min_size=4, max_size=4),
     ack_delay=st.integers(0, 10**9),
+    up_delay=st.integers(0, 10**9),
+    vf_first_on_tie=st.booleans(),
     start=st.integers(0, 10**12),
 )
 def test_total_time_is_the_sum_of_the_phases(
-    memory: int, dirty: int, bandwidth: int, durations: list[int], ack_delay: int, start: int
+    memory: int,
+    dirty: int,
+    bandwidth: int,
+    durations: list[int],
+    ack_delay: int,
+    up_delay: int,
+    vf_first_on_tie: bool,
+    start: int,
 ) -> None:
     timing = dataclasses.replace(
         TIMING,
@@ -295,15 +476,38 @@ def test_total_time_is_the_sum_of_the_phases(
     m = LiveMigration("vm", "a", "b", timing=timing, vguid=V1, await_alias_release=False)
     m.migrate(start)
     run_timers(m, 1 << 100)
+    assert phase(m) is Phase.SETTING_ALIAS and m.get_timer() is None
+    entered = m.timeline[-1].start_ns
+    # The two confirmations, in the order of their times (either may come first).
+    confirmations = [
+        (entered + ack_delay, 1 if vf_first_on_tie else 0, m.alias_set_acknowledged),
+        (entered + up_delay, 0 if vf_first_on_tie else 1, m.vf_attached),
+    ]
+    confirmations.sort(key=lambda c: (c[0], c[1]))
+    (t1, _, call1), (t2, _, call2) = confirmations
+    call1(t1)
     assert phase(m) is Phase.SETTING_ALIAS
-    m.alias_set_acknowledged(m.timeline[-1].start_ns + ack_delay)
-    m.vf_attached(m.timeline[-1].start_ns)
-    run_timers(m, 1 << 100)
-    assert m.done
+    call2(t2)
+    assert m.done and m.get_timer() is None
     plan = plan_precopy(timing)
-    assert m.total_time_ns == (sum(durations) + plan.precopy_ns + plan.stop_copy_ns + ack_delay)
+    assert m.total_time_ns == (
+        sum(durations) + plan.precopy_ns + plan.stop_copy_ns + max(ack_delay, up_delay)
+    )
     assert m.vm_downtime_ns == plan.stop_copy_ns + timing.resume_ns
+    assert m.rc_downtime_ns == m.total_time_ns
     assert sum(r.duration_ns or 0 for r in m.timeline) == m.total_time_ns
     assert [r.round for r in m.timeline if r.phase is Phase.PRE_COPY] == list(
         range(len(plan.rounds))
     )
+    order = [r.phase for r in m.timeline if r.phase is not Phase.PRE_COPY]
+    assert order == [
+        Phase.DETACHING_VF,
+        Phase.STOP_AND_COPY,
+        Phase.RESUMING,
+        Phase.ATTACHING_VF,
+        Phase.REINIT_DRIVER,
+        Phase.SETTING_ALIAS,
+    ]
+    setting = m.timeline[-1]
+    assert (setting.start_ns, setting.end_ns) == (entered, entered + max(ack_delay, up_delay))
+    assert setting.start_ns == start + sum(durations) + plan.precopy_ns + plan.stop_copy_ns

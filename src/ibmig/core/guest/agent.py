@@ -37,6 +37,17 @@ sends a new REQ at once. A QP error (retry exceeded) reconnects too, but flushes
 nothing: under the `cached` policy the stale path is used again, so the stream
 stays broken until an event flushes it.
 
+IPoIB. Each client stream names its server by IP address; the neighbour table
+starts with the peers' GIDs and learns clients' addresses from the rdma_cm header
+of their REQs. A gratuitous ARP that moves an IP to a new GID (dynamic address
+assignment) makes the stream to that IP flush the old GID's path, re-register with
+dom0 and reconnect to the new GID; server-side connections from the old GID are
+closed. Under static assignment the GID does not change and no ARP is sent.
+
+The passive side accepts any REQ for its Service ID. A REQ from a (client GID,
+Service ID) pair that already has a connection replaces it (the client came back
+after a migration or an error); a resent REQ (same comm ID) gets the REP again.
+
 Timers live in one heap. Every timer owner (stream, connection, QP, query) has a
 single slot: `deadline` (wanted) and `armed` (the heap entry). Moving a deadline
 later costs nothing (the entry is re-pushed when it comes up); earlier pushes a
@@ -47,7 +58,8 @@ Counters: `sent` counts what the guest sends by kind: "sa_path_query",
 "sa_inform_info", "sa_report_resp", "cm_req", "cm_rep", "cm_rtu", "cm_rej",
 "cm_dreq", "cm_drep" (first sends and resends alike), "data" (first
 transmissions), "data_retransmit", "ack", "nak", "arp". `counters` counts what it
-received and dropped, and the rest.
+received and dropped, and the rest. `record_events=False` suppresses every event
+(for very large runs); `delivered` still counts messages per client GID.
 """
 
 from __future__ import annotations
@@ -738,9 +750,8 @@ class GuestAgent:
     def _on_stream_timer(self, stream: ClientStream, now_ns: int) -> None:
         stream.deadline = None
         state = stream.state
-        if state is _CONNECTED:
-            conn = stream.conn
-            assert conn is not None
+        conn = stream.conn
+        if state is _CONNECTED and conn is not None:
             qp = conn.qp
             datagram = qp.post_send(stream.next_seq.to_bytes(8, "big") + self._pad, now_ns)
             if datagram is None:
@@ -1111,14 +1122,20 @@ class GuestAgent:
         self._emit(PathResolved(now_ns, query.dgid, record.dlid, "sa"))
         self.neighbours.note_lid(query.dgid, record.dlid)
         for stream, token in query.waiters:
-            assert isinstance(stream, ClientStream)
-            if stream.token == token and stream.state is _RESOLVING:
+            if (
+                isinstance(stream, ClientStream)
+                and stream.token == token
+                and stream.state is _RESOLVING
+            ):
                 self._send_req(stream, record, now_ns)
 
     def _fail_waiters(self, query: PathQuery, reason: str, now_ns: int) -> None:
         for stream, token in query.waiters:
-            assert isinstance(stream, ClientStream)
-            if stream.token == token and stream.state is _RESOLVING:
+            if (
+                isinstance(stream, ClientStream)
+                and stream.token == token
+                and stream.state is _RESOLVING
+            ):
                 self._attempt_failed(stream, reason, now_ns)
 
     def _on_query_timer(self, query: PathQuery, now_ns: int) -> None:

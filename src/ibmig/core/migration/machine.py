@@ -42,7 +42,8 @@ second start -- raises `MigrationStateError`.
 
 Measured (`timeline`, `total_time_ns`, `vm_downtime_ns`, `rc_downtime_ns`): the
 VM's own downtime runs from PauseVm to ResumeVm (stop-and-copy and resume); its RC
-service is down from the VF detach to the end of the driver re-initialisation.
+service is down from the VF detach until its vport is up at the destination (the
+alias GUID acknowledged), which is also the end of the migration.
 """
 
 from __future__ import annotations
@@ -360,7 +361,7 @@ class LiveMigration:
 
     @property
     def rc_downtime_ns(self) -> int | None:
-        """The VM has no usable IB device: VF detach to driver re-initialised."""
+        """The VM has no usable IB port: VF detach to the destination vport up."""
         return self.total_time_ns
 
     # --- internals ----------------------------------------------------------------------

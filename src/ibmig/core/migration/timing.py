@@ -105,8 +105,9 @@ class MigrationTiming:
     """Restoring the received state and unpausing the guest at the destination.
     ASSUMPTION: 0.1 s (the order of the downtimes Clark et al. 2005 report)."""
     vf_attach_ns: int = 500_000_000
-    """Hot-plug of the destination VF into the resumed guest (after the SA has
-    acknowledged its alias GUID). ASSUMPTION: 0.5 s (see `vf_detach_ns`)."""
+    """Hot-plug of the destination VF into the resumed guest (its vport comes up
+    later, once the SA has acknowledged its alias GUID). ASSUMPTION: 0.5 s (see
+    `vf_detach_ns`)."""
     driver_reinit_ns: int = 2_000_000_000
     """The guest's IB driver stack re-initialising on the new VF until its port is
     usable (device probe, port active, address resolution ready). ASSUMPTION: 2 s
