@@ -34,16 +34,18 @@ def _fmt(value: Any) -> str:
 
 def downtime_table(rows: Sequence[Row]) -> list[str]:
     head = (
-        f"{'assignment':<10} {'strategy':<9} {'paths':<7} {'peers':>5} {'reconnected':>11} "
-        f"{'downtime median us':>19} {'max us':>12} {'VM RDMA down us':>15} {'migration ms':>13}"
+        f"{'assignment':<10} {'strategy':<9} {'paths':<6} {'peers':>5} {'back':>4} "
+        f"{'downtime median us':>19} {'max us':>12} {'VM RDMA down us':>15} "
+        f"{'PathRec':>7} {'CM':>4} {'MADs':>5}"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
         sd = r["service_downtime_us"]
         lines.append(
-            f"{r['assignment']:<10} {r['strategy']:<9} {r['path_cache']:<7} {r['peers']:>5} "
-            f"{r['connected_after']:>11} {_fmt(sd['median']):>19} {_fmt(sd['max']):>12} "
-            f"{_fmt(r['migration_downtime_us']):>15} {_fmt(r['migration_time_ms']):>13}"
+            f"{r['assignment']:<10} {r['strategy']:<9} {r['path_cache']:<6} {r['peers']:>5} "
+            f"{r['connected_after']:>4} {_fmt(sd['median']):>19} {_fmt(sd['max']):>12} "
+            f"{_fmt(r['migration_downtime_us']):>15} {r['path_records']:>7} "
+            f"{r['cm_mads']:>4} {r['fabric_mads']:>5}"
         )
     return lines
 
