@@ -190,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_up(sub)
     _add_path(sub)
     _add_experiments(sub)
+    from ibmig.sm_cmd import add_sm_parser
+
+    add_sm_parser(sub)
     return parser
 
 

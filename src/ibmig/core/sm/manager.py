@@ -432,7 +432,9 @@ class SubnetManager:
         path: DrPath = smp.initial_ports
         info = NodeInfo.unpack(smp.data)
         arrival = info.local_port_num
+        new_link = False
         if ctx is not None:  # (node_guid, port) we probed from
+            new_link = self.db.links.get(ctx) != (info.node_guid, arrival)
             self._add_link(ctx, (info.node_guid, arrival))
         db = self.db
         node = db.nodes.get(info.node_guid)
@@ -455,6 +457,14 @@ class SubnetManager:
                     self._issue_get(
                         SmpAttr.PORT_INFO, path, self._on_port_info, (node, port), now_ns, port
                     )
+            elif new_link and self.light:
+                # A link came (back) up and a light sweep reads only the trapping
+                # switch: the far port's state on record is stale (Active from before
+                # it went down). Read it, so that ARM and ACTIVATE set both ends: ibsim
+                # refuses Active (status 0x001C) while the neighbour is still Init.
+                self._issue_get(
+                    SmpAttr.PORT_INFO, path, self._on_port_info, (node, arrival), now_ns, arrival
+                )
         elif fresh or arrival not in node.ports:
             # A CA answers for the port the SMP arrived on; each port has its own path.
             record = node.ports.get(arrival)
