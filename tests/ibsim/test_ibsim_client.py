@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ibmig.errors import WireError
+from ibmig.fabric import preset
 from ibmig.ibsim.client import (
     IBSIM_MAX_CLIENTS,
     SIM_MAGIC,
@@ -259,7 +260,6 @@ def test_refusals(sim: Ibsim) -> None:
         pass
 
 
-@pytest.mark.interop
 def test_no_ibsim_listening() -> None:
     assert not is_listening("ibmig-nobody-listens-here")
     with pytest.raises(IbsimError, match="no ibsim listening"):
@@ -272,9 +272,7 @@ def test_first_ca_found_from_the_default_node(sim: Ibsim) -> None:
     assert find_first_ca(sim.sockname) == "h0_0" == first_ca(sim.fabric)
 
 
-def test_table_sizes_grow_past_ibsim_defaults(net_file: Callable[[str], Path]) -> None:
-    from ibmig.fabric import preset
-
+def test_table_sizes_grow_past_ibsim_defaults() -> None:
     assert table_args(preset("ft2-36")) == []
     args = table_args(preset("ft3-3240"))
     assert args[0::2] == ["-N", "-S", "-P"]
