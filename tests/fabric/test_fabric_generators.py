@@ -4,7 +4,6 @@ deterministic."""
 from __future__ import annotations
 
 from collections import Counter, deque
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,17 +18,16 @@ from ibmig.fabric.generators import (
     preset,
     random_topology,
 )
+from tests.shared_files import TOPOLOGIES
 
-SHARED = Path("/work/shared/topologies")
-if not SHARED.is_dir():
-    SHARED = Path(__file__).resolve().parents[3] / "shared" / "topologies"
+SHARED = TOPOLOGIES
 
 
 @pytest.mark.parametrize("name", ["ft2-36", "ft2-324", "ft2-648", "ft3-32", "ft3-1296", "ft3-3240"])
 def test_presets_rebuild_shared_files(name: str) -> None:
     path = SHARED / f"{name}.net"
     if not path.is_file():
-        pytest.skip(f"{path} is not available")
+        pytest.fail(f"{path} is not available (tests/data/topologies is part of the repository)")
     generated = preset(name)
     assert generated == read_net(path)
     text = path.read_text()

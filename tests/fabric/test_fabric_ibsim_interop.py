@@ -29,12 +29,11 @@ from ibmig.fabric import (
     write_net,
 )
 from ibmig.fabric.generators import fat_tree_3level, kary_ntree, random_topology
+from tests.shared_files import TOPOLOGIES
 
 pytestmark = pytest.mark.interop
 
-SHARED = Path("/work/shared/topologies")
-if not SHARED.is_dir():
-    SHARED = Path(__file__).resolve().parents[3] / "shared" / "topologies"
+SHARED = TOPOLOGIES
 
 Key = tuple[object, ...]
 
@@ -87,7 +86,7 @@ def check(ibsim_run: Callable[[Path], str], path: Path) -> Fabric:
 def test_shared_files(ibsim_run: Callable[[Path], str], name: str) -> None:
     path = SHARED / name
     if not path.is_file():
-        pytest.skip(f"{path} is not available")
+        pytest.fail(f"{path} is not available (tests/data/topologies is part of the repository)")
     check(ibsim_run, path)
 
 

@@ -22,10 +22,9 @@ from ibmig.fabric import (
     read_net,
     write_net,
 )
+from tests.shared_files import TOPOLOGIES
 
-SHARED = Path("/work/shared/topologies")
-if not SHARED.is_dir():  # the repository's own copy, wherever the tests run
-    SHARED = Path(__file__).resolve().parents[3] / "shared" / "topologies"
+SHARED = TOPOLOGIES
 
 # file, switches, CAs, links, ports per switch, ports per CA
 SHARED_COUNTS = [
@@ -42,7 +41,7 @@ SHARED_COUNTS = [
 def shared(name: str) -> Path:
     path = SHARED / name
     if not path.is_file():
-        pytest.skip(f"{path} is not available")
+        pytest.fail(f"{path} is not available (tests/data/topologies is part of the repository)")
     return path
 
 

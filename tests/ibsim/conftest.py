@@ -18,8 +18,7 @@ import pytest
 
 from ibmig.fabric import PRESETS, preset, write_net
 from ibmig.ibsim.harness import missing_tools
-
-TOPOLOGIES = Path(__file__).resolve().parents[3] / "shared" / "topologies"
+from tests.shared_files import TOPOLOGIES
 
 
 @pytest.fixture(scope="session")

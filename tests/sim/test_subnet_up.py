@@ -23,18 +23,15 @@ from ibmig.sim.subnet import SubnetSim, TraceWriter
 from ibmig.wire.capture import CaptureWriter, read_capture
 from ibmig.wire.packet import Packet
 from ibmig.wire.smp_attrs import PortState
+from tests.shared_files import TOPOLOGIES
 from tests.wire.tshark_util import tshark_fields
 
-TOPOLOGIES = Path(__file__).resolve().parents[3] / "shared" / "topologies"
 SMALL = ["ft2-36.net", "ft3-32.net", "ibsim-example.net.2sw2path4hca"]
 LARGE = ["ft2-324.net", "ft2-648.net", "ft3-1296.net", "ft3-3240.net"]
 
 
 def shared(name: str) -> Fabric:
-    path = TOPOLOGIES / name
-    if not path.exists():
-        pytest.skip(f"{path} not present")
-    return read_net(path)
+    return read_net(TOPOLOGIES / name)
 
 
 def programmed_lfts(sim: SubnetSim) -> tuple[U8Array, RoutingInput]:

@@ -48,6 +48,7 @@ from ibmig.core.sm.routing import (
     updn_roots,
     walk,
 )
+from tests.shared_files import TOPOLOGIES
 
 Link = tuple[int, int, int, int]
 
@@ -811,9 +812,7 @@ def test_previous_routes_must_match_the_switches() -> None:
 
 # --- against OpenSM itself (ibsim + opensm through the umad2sim shim) -----------------
 
-SHARED = Path("/work/shared/topologies")
-if not SHARED.is_dir():
-    SHARED = Path(__file__).resolve().parents[4] / "shared" / "topologies"
+SHARED = TOPOLOGIES
 _SHIMS = (
     "/usr/lib/x86_64-linux-gnu/umad2sim/libumad2sim.so",
     "/usr/lib/aarch64-linux-gnu/umad2sim/libumad2sim.so",
