@@ -15,16 +15,77 @@ from ibmig.wire.smp_attrs import NodeInfo, NodeType, PortInfo
 DrPath = tuple[int, ...]
 
 
-@dataclass(slots=True)
 class PortRecordData:
-    """One port as last read (and then set) by the SM."""
+    """One port as last read (and then set) by the SM.
 
-    node_guid: int
-    port_num: int
-    port_guid: int
-    info: PortInfo | None = None
-    # Alias GUIDs (GUIDInfo index -> GUID) the SM has pushed to this end port.
-    alias_guids: dict[int, int] = field(default_factory=dict)
+    The SM keeps each port's PortInfo as the 64 bytes the port last answered with
+    (`raw`) and decodes it into a `PortInfo` record only when something asks for
+    `info`: a sweep reads and writes tens of thousands of PortInfo attributes and
+    looks inside few of them, and the hot fields have byte-level accessors here.
+    """
+
+    __slots__ = ("_info", "_raw", "alias_guids", "node_guid", "port_guid", "port_num")
+
+    def __init__(
+        self, node_guid: int, port_num: int, port_guid: int, info: PortInfo | None = None
+    ) -> None:
+        self.node_guid = node_guid
+        self.port_num = port_num
+        self.port_guid = port_guid
+        self._info = info
+        self._raw: bytes | None = None
+        # Alias GUIDs (GUIDInfo index -> GUID) the SM has pushed to this end port.
+        self.alias_guids: dict[int, int] = {}
+
+    def __repr__(self) -> str:
+        return f"PortRecordData(0x{self.node_guid:x}, {self.port_num}, 0x{self.port_guid:x})"
+
+    @property
+    def info(self) -> PortInfo | None:
+        if self._info is None and self._raw is not None:
+            self._info = PortInfo.unpack(self._raw)
+        return self._info
+
+    @info.setter
+    def info(self, value: PortInfo | None) -> None:
+        self._info = value
+        self._raw = None
+
+    @property
+    def raw(self) -> bytes | None:
+        """PortInfo as the 64 bytes of an SMP data slot (IBA Vol 1, 14.2.5.6)."""
+        if self._raw is None and self._info is not None:
+            self._raw = self._info.pack()
+        return self._raw
+
+    def set_raw(self, data: bytes) -> None:
+        self._raw = bytes(data[:64])
+        self._info = None
+
+    @property
+    def known(self) -> bool:
+        return self._raw is not None or self._info is not None
+
+    # Byte-level reads of the fields a sweep needs (PortInfo layout, 14.2.5.6).
+    @property
+    def lid(self) -> int:
+        raw = self.raw
+        return 0 if raw is None else (raw[16] << 8) | raw[17]
+
+    @property
+    def master_sm_lid(self) -> int:
+        raw = self.raw
+        return 0 if raw is None else (raw[18] << 8) | raw[19]
+
+    @property
+    def port_state(self) -> int:
+        raw = self.raw
+        return 0 if raw is None else raw[32] & 0x0F
+
+    @property
+    def physical_state(self) -> int:
+        raw = self.raw
+        return 0 if raw is None else raw[33] >> 4
 
 
 @dataclass(slots=True)

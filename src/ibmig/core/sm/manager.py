@@ -37,7 +37,7 @@ from __future__ import annotations
 import random
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
 
@@ -55,7 +55,7 @@ from ibmig.core.sm.routing import (
 from ibmig.errors import WireError
 from ibmig.wire.mad import MadStatus, Method
 from ibmig.wire.notice import Notice, TrapNumber
-from ibmig.wire.smp import MAX_HOP_COUNT, Smp, make_get, make_get_resp, make_set
+from ibmig.wire.smp import MAX_HOP_COUNT, Smp, make_get, make_get_resp, make_request, make_set
 from ibmig.wire.smp_attrs import (
     LFT_BLOCK_SIZE,
     GUIDInfo,
@@ -63,7 +63,6 @@ from ibmig.wire.smp_attrs import (
     NodeDescription,
     NodeInfo,
     PhysPortState,
-    PortInfo,
     PortState,
     SMInfo,
     SmpAttr,
@@ -485,17 +484,16 @@ class SubnetManager:
 
     def _on_port_info(self, smp: Smp, ctx: tuple[NodeRecordData, int], now_ns: int) -> None:
         node, port = ctx
-        info = PortInfo.unpack(smp.data)
         guid = node.node_guid
         record = node.ports.get(port)
         if record is None:
             port_guid = guid if node.is_switch else node.info.port_guid
             record = node.ports[port] = PortRecordData(guid, port, port_guid)
-        record.info = info
+        record.set_raw(smp.data)
         if port == 0:
             return
         endpoint = (guid, port)
-        link_up = info.port_physical_state == PhysPortState.LINK_UP
+        link_up = record.physical_state == PhysPortState.LINK_UP
         known = endpoint in self.db.links
         if link_up and not known:
             path = self._path_to_port(node, port)
@@ -615,7 +613,7 @@ class SubnetManager:
         for node in db.nodes.values():
             for port in node.end_ports:
                 record = node.ports.get(port)
-                if record is None or record.info is None:
+                if record is None or not record.known:
                     continue
                 end_ports.append(record)
         # Ours first (stable across sweeps), then valid LIDs the ports already hold.
@@ -627,8 +625,7 @@ class SubnetManager:
         for record in end_ports:
             if record.port_guid in wanted:
                 continue
-            assert record.info is not None
-            lid = record.info.lid
+            lid = record.lid
             if 0 < lid <= MAX_UNICAST_LID and lid not in taken:
                 wanted[record.port_guid] = lid
                 taken.add(lid)
@@ -651,35 +648,57 @@ class SubnetManager:
         sm_record = db.nodes[self._sm_node_guid].ports.get(self.port_num)
         db.sm_lid = wanted.get(sm_record.port_guid, 0) if sm_record else 0
         for record in end_ports:
-            info = record.info
-            assert info is not None
             lid = wanted[record.port_guid]
-            if info.lid == lid and info.master_sm_lid == db.sm_lid:
+            if record.lid == lid and record.master_sm_lid == db.sm_lid:
                 continue
             node = db.nodes[record.node_guid]
-            update = replace(
-                info,
-                lid=lid,
-                master_sm_lid=db.sm_lid,
-                master_sm_sl=self.config.sm_sl,
-                subnet_timeout=self.config.subnet_timeout,
-                gid_prefix=self.config.subnet_prefix,
-                m_key=self.config.m_key,
-                port_state=PortState.NO_CHANGE,
-                port_physical_state=PhysPortState.NO_CHANGE,
-                link_down_default_state=PhysPortState.NO_CHANGE,
-                link_width_enabled=0,
-                link_speed_enabled=0,
-                link_speed_ext_enabled=0,
-            )
-            self._issue_set(
-                update,
-                self._path_to_port(node, record.port_num),
-                self._on_port_info,
-                (node, record.port_num),
-                now_ns,
-                record.port_num,
-            )
+            self._issue_port_info_set(node, record, now_ns, lid=lid, master_sm_lid=db.sm_lid)
+
+    def _issue_port_info_set(
+        self,
+        node: NodeRecordData,
+        record: PortRecordData,
+        now_ns: int,
+        *,
+        lid: int | None = None,
+        master_sm_lid: int | None = None,
+        port_state: int = PortState.NO_CHANGE,
+    ) -> None:
+        """SubnSet(PortInfo) built from the bytes the port last answered with, every
+        writable "enable" field set to its no-change value (IBA Vol 1, 14.2.5.6:
+        PortState, PortPhysicalState and LinkDownDefaultState 0, LinkWidthEnabled,
+        LinkSpeedEnabled and LinkSpeedExtEnabled 0), and the fields being written
+        patched in place: a sweep sends tens of thousands of these, and patching 64
+        bytes is far cheaper than rebuilding a 51-field record."""
+        raw = record.raw
+        assert raw is not None
+        data = bytearray(raw)
+        if lid is not None:
+            config = self.config
+            data[0:8] = config.m_key.to_bytes(8, "big")
+            data[8:16] = config.subnet_prefix.to_bytes(8, "big")
+            data[16:18] = lid.to_bytes(2, "big")
+            data[18:20] = (master_sm_lid or 0).to_bytes(2, "big")
+            data[36] = (data[36] & 0xF0) | (config.sm_sl & 0x0F)  # NeighborMTU | MasterSMSL
+            data[51] = (data[51] & 0xE0) | (config.subnet_timeout & 0x1F)
+        data[29] = 0  # LinkWidthEnabled: no change
+        data[32] = (data[32] & 0xF0) | (port_state & 0x0F)  # LinkSpeedSupported | PortState
+        data[33] = 0  # PortPhysicalState, LinkDownDefaultState: no change
+        data[35] &= 0xF0  # LinkSpeedActive | LinkSpeedEnabled: no change
+        data[63] &= 0xE0  # LinkSpeedExtEnabled: no change
+        smp = make_request(
+            Method.SET,
+            SmpAttr.PORT_INFO,
+            tid=self._next_tid(),
+            attribute_modifier=record.port_num,
+            data=bytes(data),
+            path=self._path_to_port(node, record.port_num),
+            m_key=self.config.m_key,
+        )
+        self._issue(
+            smp, self._path_to_port(node, record.port_num), self._on_port_info,
+            (node, record.port_num), now_ns,
+        )  # fmt: skip
 
     # --- ROUTE ----------------------------------------------------------------------
 
@@ -784,28 +803,11 @@ class SubnetManager:
     def _set_port_states(self, current: PortState, target: PortState, now_ns: int) -> None:
         for node in self.db.nodes.values():
             for port, record in node.ports.items():
-                info = record.info
-                if info is None or info.port_state != current:
+                if not record.known or record.port_state != current:
                     continue
                 if port != 0 and (node.node_guid, port) not in self.db.links:
                     continue
-                update = replace(
-                    info,
-                    port_state=target,
-                    port_physical_state=PhysPortState.NO_CHANGE,
-                    link_down_default_state=PhysPortState.NO_CHANGE,
-                    link_width_enabled=0,
-                    link_speed_enabled=0,
-                    link_speed_ext_enabled=0,
-                )
-                self._issue_set(
-                    update,
-                    self._path_to_port(node, port),
-                    self._on_port_info,
-                    (node, port),
-                    now_ns,
-                    port,
-                )
+                self._issue_port_info_set(node, record, now_ns, port_state=target)
 
     def _subnet_up(self, now_ns: int) -> None:
         db = self.db
@@ -813,9 +815,9 @@ class SubnetManager:
         for guid, port in db.lid_owner.values():
             node = db.nodes[guid]
             record = node.ports.get(port)
-            if record is None or record.info is None:
+            if record is None or not record.known:
                 continue
-            if node.is_switch or record.info.port_state == PortState.ACTIVE:
+            if node.is_switch or record.port_state == PortState.ACTIVE:
                 in_service.add(record.port_guid)
         came = tuple(sorted(in_service - self._active_ports))
         went = tuple(sorted(self._active_ports - in_service))
