@@ -433,12 +433,15 @@ class SubnetAdministrator:
         self._outbox: list[Datagram] = []
         self._events: deque[Any] = deque()
         self._ever_up = sm.subnet_up
-        self._subscriptions: list[Subscription] = []  # oldest first
+        # Oldest first, keyed as OpenSM tells subscriptions apart (match_inf_rec);
+        # the Enums each subscriber GID uses.
+        self._subscriptions: dict[tuple[Any, ...], Subscription] = {}
+        self._enums: dict[bytes, set[int]] = {}
         self._reports: dict[int, _PendingReport] = {}
         self._transfers: dict[tuple[int, int], _Transfer] = {}
         self._guid_writes: dict[int, _GuidWrite] = {}
         self._next_write = 0
-        self._written_blocks: dict[tuple[int, int], tuple[int, ...]] = {}  # in flight
+        self._written_blocks = _BlocksInFlight()
         self._last_lid: dict[int, tuple[int, int]] = {}  # alias GUID -> (LID, port GUID)
         self._assigned: dict[tuple[int, int], int] = {}  # (port GUID, index) -> GUID
         self._assigned_count = 0
@@ -567,9 +570,9 @@ class SubnetAdministrator:
                 self._report_notice(self._sm_notice(number, guid), now_ns)
         if self.config.drop_event_subscriptions:
             gone = set(change.out_of_service)
-            for subscription in list(self._subscriptions):
+            for key, subscription in list(self._subscriptions.items()):
                 if guid_of(subscription.subscriber_gid) in gone:
-                    self._subscriptions.remove(subscription)
+                    self._drop_subscription(key)
                     self._emit(SubscriptionRemoved(subscription, now_ns, "port_out_of_service"))
 
     def subnet_up(self, event: SubnetUp, now_ns: int) -> None:
@@ -595,7 +598,7 @@ class SubnetAdministrator:
     @property
     def subscriptions(self) -> tuple[Subscription, ...]:
         """Current subscriptions, newest first (the order notices are matched in)."""
-        return tuple(reversed(self._subscriptions))
+        return tuple(reversed(self._subscriptions.values()))
 
     @property
     def outstanding_reports(self) -> int:
@@ -1214,10 +1217,9 @@ class SubnetAdministrator:
     def _alias_holder(self, guid: int) -> tuple[int, int] | None:
         """(port GUID, index) of the entry holding `guid`, counting writes in flight;
         aliases of ports that left the subnet are free again."""
-        for (port_guid, block), guids in self._written_blocks.items():
-            for i, held in enumerate(guids):
-                if held == guid and (block or i):
-                    return port_guid, block * GUID_BLOCK_SIZE + i
+        in_flight = self._written_blocks.holder(guid)
+        if in_flight is not None:
+            return in_flight
         db = self.db
         if guid in db.port_lid:
             return guid, 0
@@ -1308,14 +1310,14 @@ class SubnetAdministrator:
         if timeout is None:
             sm_config = self.sm.config
             timeout = (sm_config.max_retries + 2) * sm_config.transaction_timeout_ns
-        self._written_blocks[(port_guid, block)] = guids
+        self._written_blocks.put((port_guid, block), guids)
         write = _GuidWrite(mad, datagram, query, port_guid, guids, now_ns + timeout)
 
         def written(result: GUIDInfo | None, when_ns: int) -> None:
             self._guid_info_written(token, write, result, when_ns)
 
         if not self.sm.set_guid_info(port_guid, block, guids, now_ns, written):
-            del self._written_blocks[(port_guid, block)]
+            self._written_blocks.remove((port_guid, block))
             raise _RequestError(SaStatus.ERR_NO_RECORDS)
         self._guid_writes[token] = write
         self._arm("guid", token, write.deadline_ns)
@@ -1334,9 +1336,7 @@ class SubnetAdministrator:
     def _guid_info_written(
         self, token: int, write: _GuidWrite, result: GUIDInfo | None, now_ns: int
     ) -> None:
-        key = (write.port_guid, write.block)
-        if self._written_blocks.get(key) is write.guids:
-            del self._written_blocks[key]
+        self._written_blocks.remove_if((write.port_guid, write.block), write.guids)
         if result is not None and self.config.detect_alias_moves:
             self._check_alias_moves(write.block, result.guids, now_ns)
         if self._guid_writes.pop(token, None) is None:
@@ -1348,9 +1348,7 @@ class SubnetAdministrator:
 
     def _guid_write_timeout(self, token: int, now_ns: int) -> None:
         write = self._guid_writes.pop(token)
-        key = (write.port_guid, write.block)
-        if self._written_blocks.get(key) is write.guids:
-            del self._written_blocks[key]
+        self._written_blocks.remove_if((write.port_guid, write.block), write.guids)
         self.counters["guid_info_write_timeouts"] += 1
         self._error(write.mad, write.datagram, SaStatus.ERR_NO_RESOURCES, now_ns)
 
@@ -1414,32 +1412,25 @@ class SubnetAdministrator:
         report_gid = sgid if sgid is not None and sgid != port_gid else None
         stored = replace(info, qpn=datagram.sqp) if info.subscribe else info
         key = _subscription_key(datagram.slid, datagram.sqp, report_gid, stored)
-        existing = next(
-            (
-                s
-                for s in self._subscriptions
-                if _subscription_key(s.lid, s.qpn, s.report_gid, s.inform_info) == key
-            ),
-            None,
-        )
+        existing = self._subscriptions.get(key)
         if info.subscribe:
             if not self._valid_subscription(info):
                 raise _RequestError(SaStatus.ERR_REQ_INVALID, refused)
             if existing is not None:
-                index = self._subscriptions.index(existing)
-                self._subscriptions[index] = replace(existing, inform_info=stored)
+                self._subscriptions[key] = replace(existing, inform_info=stored)
             else:
-                used = {s.enum for s in self._subscriptions if s.subscriber_gid == subscriber_gid}
+                used = self._enums.setdefault(subscriber_gid, set())
                 enum = next(n for n in range(len(used) + 1) if n not in used)
+                used.add(enum)
                 subscription = Subscription(
                     subscriber_gid, enum, datagram.slid, datagram.sqp, report_gid, stored
                 )
-                self._subscriptions.append(subscription)
+                self._subscriptions[key] = subscription
                 self._emit(SubscriptionAdded(subscription, now_ns))
         else:
             if existing is None:
                 raise _RequestError(SaStatus.ERR_REQ_INVALID, refused)
-            self._subscriptions.remove(existing)
+            self._drop_subscription(key)
             self._emit(SubscriptionRemoved(existing, now_ns))
         self._respond(mad, datagram, (info,), InformInfo.ATTRIBUTE_OFFSET, now_ns)
 
@@ -1452,6 +1443,14 @@ class SubnetAdministrator:
             return True
         return info.lid_range_begin <= self.db.max_lid
 
+    def _drop_subscription(self, key: tuple[Any, ...]) -> None:
+        subscription = self._subscriptions.pop(key)
+        used = self._enums.get(subscription.subscriber_gid)
+        if used is not None:
+            used.discard(subscription.enum)
+            if not used:
+                del self._enums[subscription.subscriber_gid]
+
     def _inform_info_record(
         self, mad: SaMad, datagram: Datagram, requester: PortRecordData, now_ns: int
     ) -> None:
@@ -1459,7 +1458,7 @@ class SubnetAdministrator:
         mask = mad.component_mask
         trusted = mad.sm_key != 0
         records: list[InformInfoRecord] = []
-        for subscription in reversed(self._subscriptions):
+        for subscription in reversed(self._subscriptions.values()):
             if (
                 mask & InformInfoRecordComp.SUBSCRIBER_GID
                 and subscription.subscriber_gid != query.subscriber_gid
@@ -1493,7 +1492,7 @@ class SubnetAdministrator:
         subject_gid, subject_lid = notice_subject(notice, self.db)
         matched = 0
         lid_owner = self.db.lid_owner
-        for subscription in reversed(self._subscriptions):
+        for subscription in reversed(self._subscriptions.values()):
             if not inform_matches(subscription.inform_info, notice, subject_gid, subject_lid):
                 continue
             if subscription.lid not in lid_owner:
@@ -1588,6 +1587,52 @@ def _port_info_matches(info: PortInfo, checks: list[tuple[str, Any]], enhanced: 
         elif have != wanted:
             return False
     return True
+
+
+class _BlocksInFlight:
+    """GUIDInfo blocks being written, keyed by (port GUID, block), with an index from
+    each alias GUID to where it is being written: a data centre registers tens of
+    thousands of vGUIDs at once, and finding a GUID's holder must not scan them all."""
+
+    __slots__ = ("_blocks", "_by_guid")
+
+    def __init__(self) -> None:
+        self._blocks: dict[tuple[int, int], tuple[int, ...]] = {}
+        self._by_guid: dict[int, dict[tuple[int, int], int]] = {}
+
+    def get(self, key: tuple[int, int]) -> tuple[int, ...] | None:
+        return self._blocks.get(key)
+
+    def put(self, key: tuple[int, int], guids: tuple[int, ...]) -> None:
+        self.remove(key)
+        self._blocks[key] = guids
+        for i, guid in enumerate(guids):
+            if guid and (key[1] or i):  # entry 0 of block 0 is the port GUID
+                self._by_guid.setdefault(guid, {}).setdefault(key, i)
+
+    def remove(self, key: tuple[int, int]) -> None:
+        guids = self._blocks.pop(key, None)
+        if guids is None:
+            return
+        for guid in set(guids):
+            holders = self._by_guid.get(guid)
+            if holders is not None:
+                holders.pop(key, None)
+                if not holders:
+                    del self._by_guid[guid]
+
+    def remove_if(self, key: tuple[int, int], guids: tuple[int, ...]) -> None:
+        """Remove the block at `key` if it is still the write of `guids`."""
+        if self._blocks.get(key) is guids:
+            self.remove(key)
+
+    def holder(self, guid: int) -> tuple[int, int] | None:
+        """(port GUID, index) of the first block in flight holding `guid`."""
+        holders = self._by_guid.get(guid)
+        if not holders:
+            return None
+        (port_guid, block), index = next(iter(holders.items()))
+        return port_guid, block * GUID_BLOCK_SIZE + index
 
 
 def _subscription_key(
