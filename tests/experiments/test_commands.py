@@ -104,3 +104,13 @@ def test_reproduce_json_has_the_documented_shape(
     for name in ("report.html", "timeline.png", "messages.png", "results.json",
                  "downtime.csv", "messages.csv"):  # fmt: skip
         assert (tmp_path / name).stat().st_size > 0
+
+
+def test_the_example_scenario_is_valid() -> None:
+    from ibmig.experiments.scenario import load_scenario
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "lab.toml"
+    scenario = load_scenario(str(path))
+    assert (scenario.hosts.n, scenario.hosts.m, scenario.workload.peers) == (6, 2, 3)
+    assert scenario.signalling.strategy == "per-host"
+    assert dict(scenario.migration_timing) == {"memory_bytes": 268435456}
