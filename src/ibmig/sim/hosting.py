@@ -34,6 +34,7 @@ from ibmig.core.migration.machine import (
     LiveMigration,
     MigrationDone,
     PauseVm,
+    Phase,
     ReinitDriver,
     ReleaseAlias,
     ResumeVm,
@@ -186,7 +187,7 @@ class VirtualizedSubnet(SubnetSim):
 
     @staticmethod
     def _awaiting_alias(migration: LiveMigration) -> bool:
-        return migration.phase.value == "setting_alias" and migration.alias_acknowledged_ns is None
+        return migration.phase is Phase.SETTING_ALIAS and migration.alias_acknowledged_ns is None
 
     def _vf_up(self, node: int, event: VfUp) -> None:
         host = self.host_at[node]
