@@ -155,13 +155,8 @@ class VirtualizedSubnet(SubnetSim):
                 return
             super()._deliver(arg)
             return
-        guid = int.from_bytes(dgid[8:], "big")
-        try:
-            index = self.agents[node].guid_table(host.port).index(guid)
-        except ValueError:
-            self._drop("no_vf")
-            return
-        guest = host.vf_guests.get(index)
+        index = self.agents[node].guid_index(host.port, int.from_bytes(dgid[8:], "big"))
+        guest = None if index is None else host.vf_guests.get(index)
         if guest is None or not guest.attached:
             self._drop("no_vf")
             return

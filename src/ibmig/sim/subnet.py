@@ -40,12 +40,27 @@ from ibmig.sim.kernel import EventKernel, Timer
 from ibmig.sim.latency import LatencyModel
 from ibmig.wire.capture import CaptureWriter
 from ibmig.wire.jsonify import to_json
-from ibmig.wire.mad import MgmtClass
+from ibmig.wire.mad import Method, MgmtClass
 from ibmig.wire.packet import Bth, Grh, Lrh, OpCode, Packet, build_ud_packet
 from ibmig.wire.smp_attrs import NodeType, PortState
 
 _DR_CLASS = MgmtClass.SUBN_DIRECTED_ROUTE.value
 QP1_QKEY = 0x80010000  # the well-known Q_Key of QP1 (IBA Vol 1, 13.5.3.1)
+# GSI methods answered by a response with the R bit set (IBA Vol 1, 13.4.5): only
+# these leave a requester to route the answer back to. Send (CM) and TrapRepress
+# are never answered that way, so remembering them would only grow the table.
+_ANSWERED = frozenset(
+    int(m)
+    for m in (
+        Method.GET,
+        Method.SET,
+        Method.REPORT,
+        Method.GET_TABLE,
+        Method.GET_TRACE_TABLE,
+        Method.GET_MULTI,
+        Method.DELETE,
+    )
+)
 _UNREACHABLE = 0xFF
 _MAX_HOPS = 64
 _INITIAL_PATH = 128
@@ -193,7 +208,7 @@ class SubnetSim:
         requesters = self._gsi_requesters
         for datagram in engine.packets_to_send():
             payload = datagram.payload
-            if datagram.dqp == QP1 and len(payload) >= 16 and not payload[3] & 0x80:
+            if datagram.dqp == QP1 and len(payload) >= 16 and payload[3] in _ANSWERED:
                 # A GSI request: its response comes back to this engine by TID (the
                 # way a node's GSI agent hands responses to the client that asked).
                 requesters[(node, payload[8:16])] = engine

@@ -28,7 +28,7 @@ import struct
 from dataclasses import dataclass
 from enum import IntEnum
 from operator import attrgetter
-from typing import ClassVar
+from typing import ClassVar, Self
 
 from ibmig.errors import WireError
 from ibmig.wire.mad import (
@@ -708,14 +708,14 @@ assert _IDS_ONLY.size == _DREQ.size == CM_DATA_SIZE
 
 
 @dataclass(frozen=True, slots=True)
-class Rtu:
-    """RTU, ready to use (IBA Vol 1, 12.6.9)."""
+class _IdsOnly:
+    """The layout RTU and DREP share: both communication IDs, 224 bytes of private data."""
 
     local_comm_id: int = 0
     remote_comm_id: int = 0
     private_data: bytes = bytes(224)
 
-    ATTRIBUTE_ID: ClassVar[int] = CmAttributeId.RTU
+    NAME: ClassVar[str] = ""
     SIZE: ClassVar[int] = CM_DATA_SIZE
     PRIVATE_DATA_SIZE: ClassVar[int] = 224
 
@@ -725,17 +725,25 @@ class Rtu:
         try:
             return _IDS_ONLY.pack(self.local_comm_id, self.remote_comm_id, self.private_data)
         except struct.error as exc:
-            raise WireError(f"RTU field out of range: {exc}") from None
+            raise WireError(f"{self.NAME} field out of range: {exc}") from None
 
     @classmethod
-    def unpack(cls, data: bytes) -> Rtu:
-        _check_size("RTU", data, CM_DATA_SIZE)
+    def unpack(cls, data: bytes) -> Self:
+        _check_size(cls.NAME, data, CM_DATA_SIZE)
         return cls.unpack_from(data)
 
     @classmethod
-    def unpack_from(cls, data: bytes, offset: int = 0) -> Rtu:
-        _check_room("RTU", data, offset, CM_DATA_SIZE)
+    def unpack_from(cls, data: bytes, offset: int = 0) -> Self:
+        _check_room(cls.NAME, data, offset, CM_DATA_SIZE)
         return cls(*_IDS_ONLY.unpack_from(data, offset))
+
+
+@dataclass(frozen=True, slots=True)
+class Rtu(_IdsOnly):
+    """RTU, ready to use (IBA Vol 1, 12.6.9)."""
+
+    NAME: ClassVar[str] = "RTU"
+    ATTRIBUTE_ID: ClassVar[int] = CmAttributeId.RTU
 
 
 @dataclass(frozen=True, slots=True)
@@ -779,34 +787,11 @@ class Dreq:
 
 
 @dataclass(frozen=True, slots=True)
-class Drep:
+class Drep(_IdsOnly):
     """DREP, reply to disconnection request (IBA Vol 1, 12.6.11)."""
 
-    local_comm_id: int = 0
-    remote_comm_id: int = 0
-    private_data: bytes = bytes(224)
-
+    NAME: ClassVar[str] = "DREP"
     ATTRIBUTE_ID: ClassVar[int] = CmAttributeId.DREP
-    SIZE: ClassVar[int] = CM_DATA_SIZE
-    PRIVATE_DATA_SIZE: ClassVar[int] = 224
-
-    def pack(self) -> bytes:
-        if len(self.private_data) != 224:
-            raise _bad_blob(self, "private_data", 224)
-        try:
-            return _IDS_ONLY.pack(self.local_comm_id, self.remote_comm_id, self.private_data)
-        except struct.error as exc:
-            raise WireError(f"DREP field out of range: {exc}") from None
-
-    @classmethod
-    def unpack(cls, data: bytes) -> Drep:
-        _check_size("DREP", data, CM_DATA_SIZE)
-        return cls.unpack_from(data)
-
-    @classmethod
-    def unpack_from(cls, data: bytes, offset: int = 0) -> Drep:
-        _check_room("DREP", data, offset, CM_DATA_SIZE)
-        return cls(*_IDS_ONLY.unpack_from(data, offset))
 
 
 # --- the whole MAD ---------------------------------------------------------------------

@@ -782,6 +782,16 @@ class SubnetManagementAgent:
         """GUIDInfo of `port` (index 0 = the port GUID; 0 = unused entry)."""
         return tuple(self._guids[port])
 
+    def guid_index(self, port: int, guid: int) -> int | None:
+        """The GUIDInfo index of `port` that holds `guid`, or None: how the HCA tells
+        apart the virtual functions sharing the port's LID (by their GIDs)."""
+        if not guid:
+            return None  # 0 marks an unused entry, not a GUID
+        try:
+            return self._guids[port].index(guid)
+        except ValueError:
+            return None
+
     def pkey_table(self, port: int) -> tuple[int, ...]:
         return tuple(self._pkeys[port])
 
