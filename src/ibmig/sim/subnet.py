@@ -62,6 +62,9 @@ _ANSWERED = frozenset(
     )
 )
 _UNREACHABLE = 0xFF
+# Where a LID-routed walk ends: (node, arrival port, cables crossed), or the reason
+# the packet is dropped. Every cable but the last ends at a switch that forwards.
+_Route = tuple[int, int, int] | str
 _MAX_HOPS = 64
 _INITIAL_PATH = 128
 _RETURN_PATH = 192
@@ -133,10 +136,16 @@ class SubnetSim:
         self.capture = capture
         self.trace = trace
         self.stats = TransportStats()
+        # Memoised LID-routed walks, (node, port, DLID, management) -> `_Route`. A
+        # walk depends only on cables, link states, LFTs, port LIDs and port states;
+        # every SMA tells us when one of its own changes, and link changes here clear
+        # it too, so a hit is the walk itself, at the cost of a dict lookup.
+        self._routes: dict[tuple[int, int, int, bool], _Route] = {}
         self.rng = random.Random(seed)
         self.agents = [SubnetManagementAgent(node_spec(n, fabric)) for n in fabric.nodes]
         for agent in self.agents:
             agent.record_events = trace is not None
+            agent.forwarding_listener = self._forget_routes
         self.is_switch = [n.is_switch for n in fabric.nodes]
         self.names = [n.name for n in fabric.nodes]
         # peer[node][port] = (node, port) across the cable, or None.
@@ -319,6 +328,18 @@ class SubnetSim:
                 return None
         return far
 
+    def _cross_or_reason(self, node: int, port: int) -> tuple[int, int] | str:
+        """`_cross` for the LID-routed walk: the drop reason instead of counting it."""
+        peers = self.peer[node]
+        far = peers[port] if port < len(peers) else None
+        if far is None or (node, port) not in self.link_up:
+            return "link_down"
+        if self.loss_rate:
+            rate = self.loss_rate.get((node, port))
+            if rate is not None and self.loss_rng.random() < rate:
+                return "lost"
+        return far
+
     def _drop(self, reason: str) -> None:
         self.stats.drops[reason] += 1
 
@@ -383,58 +404,73 @@ class SubnetSim:
             elapsed += latency.switch_ns
 
     def _send_lid_routed(self, node: int, datagram: Datagram, delay_ns: int) -> None:
-        dlid = datagram.dlid
         management = datagram.dqp == QP0
+        route: _Route | None
+        if self.loss_rate:
+            # Loss is drawn per crossing, so a lossy fabric walks every packet.
+            route = self._walk(node, datagram.port, datagram.dlid, management)
+        else:
+            key = (node, datagram.port, datagram.dlid, management)
+            route = self._routes.get(key)
+            if route is None:
+                route = self._routes[key] = self._walk(
+                    node, datagram.port, datagram.dlid, management
+                )
+        if isinstance(route, str):
+            self.stats.drops[route] += 1
+            return
+        far_node, in_port, links = route
+        if links:
+            latency = self.latency
+            delay_ns += links * latency.link_ns + (links - 1) * latency.switch_ns
+        self._deliver_at(delay_ns, far_node, in_port, datagram, datagram.payload)
+
+    def _forget_routes(self) -> None:
+        self._routes.clear()
+
+    def _walk(self, node: int, port: int, dlid: int, management: bool) -> _Route:
+        """Where a LID-routed packet from `node` (a CA sends out of `port`) ends up:
+        (node, arrival port, cables crossed) or the reason it is dropped. Only
+        management packets (VL15) may cross ports that are not Active."""
         agents = self.agents
-        latency = self.latency
-        elapsed = delay_ns
         if self.is_switch[node]:
             if agents[node].port_lid(0) == dlid:
-                self._deliver_at(elapsed, node, 0, datagram, datagram.payload)
-                return
-            out = self._lft_port(node, dlid)
-            if out is None:
-                return
+                return (node, 0, 0)
+            first = self._lft_port(node, dlid)
+            if isinstance(first, str):
+                return first
+            out = first
         else:
-            out = datagram.port
+            out = port
             if agents[node].port_lid(out) == dlid:  # loopback
-                self._deliver_at(elapsed, node, out, datagram, datagram.payload)
-                return
-        for _ in range(_MAX_HOPS):
+                return (node, out, 0)
+        for links in range(1, _MAX_HOPS + 1):
             if not management and agents[node].port_state(out) != PortState.ACTIVE:
-                self._drop("port_not_active")
-                return
-            far = self._cross(node, out)
-            if far is None:
-                return
-            elapsed += latency.link_ns
+                return "port_not_active"
+            far = self._cross_or_reason(node, out)
+            if isinstance(far, str):
+                return far
             node, in_port = far
             agent = agents[node]
             if not management and agent.port_state(in_port) != PortState.ACTIVE:
-                self._drop("port_not_active")
-                return
+                return "port_not_active"
             if not self.is_switch[node]:
                 if agent.port_lid(in_port) != dlid:
-                    self._drop("wrong_lid")
-                    return
-                self._deliver_at(elapsed, node, in_port, datagram, datagram.payload)
-                return
+                    return "wrong_lid"
+                return (node, in_port, links)
             if agent.port_lid(0) == dlid:
-                self._deliver_at(elapsed, node, 0, datagram, datagram.payload)
-                return
+                return (node, 0, links)
             next_port = self._lft_port(node, dlid)
-            if next_port is None:
-                return
+            if isinstance(next_port, str):
+                return next_port
             out = next_port
-            elapsed += latency.switch_ns
-        self._drop("loop")
+        return "loop"
 
-    def _lft_port(self, node: int, dlid: int) -> int | None:
+    def _lft_port(self, node: int, dlid: int) -> int | str:
         lft = self.agents[node].lft
         port = lft[dlid] if dlid < len(lft) else _UNREACHABLE
         if port in (_UNREACHABLE, 0):
-            self._drop("no_route")
-            return None
+            return "no_route"
         return port
 
     def _deliver_at(
@@ -482,6 +518,7 @@ class SubnetSim:
 
     def _set_link_state(self, node_a: int, port_a: int, node_b: int, port_b: int, up: bool) -> None:
         now = self.kernel.now_ns
+        self._routes.clear()
         for node, port in ((node_a, port_a), (node_b, port_b)):
             if up:
                 self.link_up.add((node, port))

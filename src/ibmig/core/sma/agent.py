@@ -411,6 +411,10 @@ class SubnetManagementAgent:
         self.sm_info_handler = sm_info_handler
         self.record_events = record_events
         self.trap_retry_limit = trap_retry_limit
+        self.forwarding_listener: Callable[[], None] | None = None
+        """Called after anything that changes where this node forwards or accepts a
+        packet (an LFT block, a port's LID or state): lets a transport that memoises
+        routes forget them."""
         self.counters = SmaCounters()
         self.is_switch = spec.node_type == NodeType.SWITCH
         self._first_port = spec.first_port
@@ -537,6 +541,8 @@ class SubnetManagementAgent:
         self._m_key[port] = m_key
         self._lid[port] = lid
         self._protect[port] = protect_lmc >> 6
+        if self.forwarding_listener is not None:
+            self.forwarding_listener()
 
     # --- Engine interface ---------------------------------------------------------------
 
@@ -893,7 +899,10 @@ class SubnetManagementAgent:
         start = amod * LFT_BLOCK_SIZE
         if is_set:
             block = payload[64:128]
-            self.lft[start : start + LFT_BLOCK_SIZE] = block
+            if self.lft[start : start + LFT_BLOCK_SIZE] != block:
+                self.lft[start : start + LFT_BLOCK_SIZE] = block
+                if self.forwarding_listener is not None:
+                    self.forwarding_listener()
             if self.record_events:
                 self._events.append(LftBlockWritten(amod))
             return _OK, block
