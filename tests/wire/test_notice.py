@@ -29,6 +29,8 @@ from ibmig.wire.notice import (
     TrapNumber,
     details_class,
     path_change_notice,
+    peek_path_change,
+    peek_trap_number,
 )
 
 GID_A = bytes.fromhex("fe800000000000000002c90300001234")
@@ -411,3 +413,24 @@ def test_short_buffers_raise_wire_error() -> None:
         Notice.unpack_smp(PATH_CHANGE_BYTES[:63])
     with pytest.raises(WireError):
         Notice.unpack(PATH_CHANGE_BYTES, -1)
+
+
+@given(notices(), st.binary(max_size=40))
+def test_peeking_agrees_with_decoding(notice: Notice, before: bytes) -> None:
+    raw = before + notice.pack() + b"\xee" * 7
+    decoded = Notice.unpack(raw, len(before))
+    trap = peek_trap_number(raw, len(before))
+    assert trap == (decoded.trap_number if decoded.is_generic else None)
+    details = peek_path_change(raw, len(before))
+    if decoded.is_generic and decoded.trap_number == PATH_CHANGE_TRAP:
+        assert details == decoded.details
+    else:
+        assert details is None
+
+
+def test_peeking_a_vendor_notice_with_device_id_69_finds_no_path_change() -> None:
+    vendor = Notice(is_generic=False, producer_type=0x02C9, trap_number=PATH_CHANGE_TRAP)
+    assert peek_trap_number(vendor.pack()) is None
+    assert peek_path_change(vendor.pack()) is None
+    with pytest.raises(WireError):
+        peek_path_change(vendor.pack()[:79])

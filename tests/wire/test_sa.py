@@ -9,7 +9,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ibmig.errors import WireError
-from ibmig.wire.mad import MadHeader, Method, MgmtClass, RmppFlags, RmppHeader, RmppType
+from ibmig.wire.mad import (
+    MadHeader,
+    Method,
+    MgmtClass,
+    RmppFlags,
+    RmppHeader,
+    RmppType,
+    peek_tid,
+    with_tid,
+)
 from ibmig.wire.notice import GidDetails, Notice
 from ibmig.wire.sa import (
     SA_DATA_SIZE,
@@ -31,6 +40,7 @@ from ibmig.wire.sa import (
     _fast_constructor,
     decode_records,
     record_class,
+    report_response,
 )
 from ibmig.wire.smp_attrs import GUIDInfo, NodeDescription, NodeInfo, PortInfo
 
@@ -841,3 +851,51 @@ def test_fast_constructor_falls_back_for_post_init() -> None:
                 raise ValueError("negative")
 
     assert _fast_constructor(Checked) is Checked
+
+
+# ---------------------------------------------------------------- byte-level helpers
+
+
+@given(sa_mads, u64)
+def test_with_tid_is_the_same_mad_with_another_tid(mad: SaMad, tid: int) -> None:
+    stamped = with_tid(mad.pack(), tid)
+    expected = dataclasses.replace(mad, header=dataclasses.replace(mad.header, tid=tid))
+    assert SaMad.unpack(stamped) == expected
+    assert peek_tid(stamped) == tid
+
+
+def test_with_tid_and_peek_tid_refuse_what_is_not_a_mad_header() -> None:
+    raw = SaMad(MadHeader(0x03, Method.REPORT, SaAttr.NOTICE, tid=7)).pack()
+    with pytest.raises(WireError):
+        with_tid(raw, 1 << 64)
+    with pytest.raises(WireError):
+        with_tid(raw, -1)
+    with pytest.raises(WireError):
+        with_tid(raw[:23], 1)
+    with pytest.raises(WireError):
+        peek_tid(raw[:23])
+
+
+@given(sa_mads)
+def test_report_response_acknowledges_the_report_it_answers(mad: SaMad) -> None:
+    report = dataclasses.replace(mad, header=dataclasses.replace(mad.header, method=Method.REPORT))
+    response = SaMad.unpack(report_response(report.pack()))
+    # Same transaction and attribute, the response method, status 0; RMPP and the SA
+    # header cleared; the Notice echoed.
+    assert response == SaMad(
+        dataclasses.replace(report.header, method=Method.REPORT_RESP, status=0),
+        data=report.data,
+    )
+
+
+def test_report_response_refuses_anything_but_an_sa_report() -> None:
+    report = SaMad.from_record(
+        Notice(trap_number=64, details=GidDetails(GID_A)), method=Method.REPORT, tid=5
+    ).pack()
+    assert report_response(report)[3] == Method.REPORT_RESP
+    with pytest.raises(WireError):
+        report_response(report[:255])
+    with pytest.raises(WireError):
+        report_response(report[:3] + bytes([Method.GET]) + report[4:])
+    with pytest.raises(WireError):
+        report_response(report[:1] + bytes([MgmtClass.SUBN_LID_ROUTED]) + report[2:])

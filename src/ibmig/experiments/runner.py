@@ -20,6 +20,7 @@ What is measured, per run:
 
 from __future__ import annotations
 
+import gc
 import random
 import statistics
 import time
@@ -201,7 +202,27 @@ def run_scenario(
     progress: Callable[[int], None] | None = None,
     traffic: bool = True,
 ) -> RunResult:
-    """Run `scenario`; `traffic=False` skips the workload (message-count sweeps)."""
+    """Run `scenario`; `traffic=False` skips the workload (message-count sweeps).
+
+    The subnet, hosts and VMs built during the set-up live as long as the run
+    (millions of objects at data-centre scale). They are moved out of the garbage
+    collector's sight (`gc.freeze`) once built, and handed back at the end: left in
+    view, every collection the run's short-lived packets trigger would rescan
+    them, which cost a third of the run time of 100 migrations among 20,720 VMs.
+    """
+    try:
+        return _run_scenario(scenario, capture, trace, progress, traffic)
+    finally:
+        gc.unfreeze()
+
+
+def _run_scenario(
+    scenario: Scenario,
+    capture: CaptureWriter | None,
+    trace: TraceWriter | None,
+    progress: Callable[[int], None] | None,
+    traffic: bool,
+) -> RunResult:
     started = time.perf_counter()
     fabric = build_fabric(scenario)
     seed = scenario.run.seed
@@ -231,6 +252,7 @@ def run_scenario(
     sim.start()
     if sim.run_until_up(progress) is None:
         raise ConfigError("the subnet did not come up", scenario.source)
+    gc.freeze()
 
     hosts_cfg = scenario.hosts
     host_nodes = pick_hosts(fabric, sim.sm_node, hosts_cfg.n, hosts_cfg.placement, seed)
@@ -262,6 +284,7 @@ def run_scenario(
     not_up = [v.name for v in sim.vms.values() if not v.up]
     if not_up:
         raise ConfigError(f"VMs never came up: {', '.join(not_up[:5])}", scenario.source)
+    gc.freeze()
 
     # Workload: p clients, on other hosts, for each VM that will migrate.
     rng = random.Random(f"{seed}:peers")

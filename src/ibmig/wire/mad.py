@@ -241,6 +241,24 @@ def check_mad_size(data: bytes) -> None:
         raise WireError(f"a MAD is {MAD_SIZE} bytes, got {len(data)}")
 
 
+def peek_tid(data: bytes) -> int:
+    """The 64-bit TransactionID of an encoded MAD, without decoding the rest."""
+    if len(data) < MAD_HEADER_SIZE:
+        raise WireError(f"MAD header needs {MAD_HEADER_SIZE} bytes, got {len(data)}")
+    return int.from_bytes(data[8:16], "big")
+
+
+def with_tid(data: bytes, tid: int) -> bytes:
+    """An encoded MAD with its TransactionID replaced. One MAD sent to many
+    receivers, each transaction with its own TID (the SA's Reports of one notice),
+    is encoded once and stamped per receiver."""
+    if len(data) < MAD_HEADER_SIZE:
+        raise WireError(f"MAD header needs {MAD_HEADER_SIZE} bytes, got {len(data)}")
+    if not 0 <= tid <= 0xFFFF_FFFF_FFFF_FFFF:
+        raise WireError(f"TransactionID {tid:#x} does not fit 64 bits")
+    return data[:8] + tid.to_bytes(8, "big") + data[16:]
+
+
 def peek_class(data: bytes) -> tuple[int, int, int]:
     """(mgmt_class, method, attribute_id) of a MAD without decoding it."""
     if len(data) < MAD_HEADER_SIZE:

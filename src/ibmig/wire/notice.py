@@ -404,6 +404,7 @@ _PRODUCER_TYPES: dict[int, int] = {int(m): m for m in ProducerType}
 _TRAP_NUMBERS: dict[int, int] = {int(m): m for m in TrapNumber}
 
 _NOTICE = struct.Struct(">IHHH54s16s")
+_DETAILS_OFFSET = 10
 _NOTICE_SMP = struct.Struct(">IHHH54s")
 
 
@@ -522,6 +523,24 @@ class Notice:
         """Decode the 64-byte SMP form; `issuer_gid` comes back as zeros."""
         _need(data, offset, NOTICE_SMP_SIZE, "SMP Notice")
         return cls._decode(_NOTICE_SMP.unpack_from(data, offset), bytes(GID_SIZE))
+
+
+def peek_trap_number(data: bytes, offset: int = 0) -> int | None:
+    """TrapNumber of the encoded Notice at `offset`, or None for a vendor-specific
+    notice (whose bytes 4..5 are a DeviceID), without decoding the rest."""
+    _need(data, offset, NOTICE_SIZE, "Notice")
+    if not data[offset] & 0x80:
+        return None
+    return (data[offset + 4] << 8) | data[offset + 5]
+
+
+def peek_path_change(data: bytes, offset: int = 0) -> PathChangeDetails | None:
+    """The DataDetails of the encoded Notice at `offset` when it is the generic
+    path-change notice (trap 69), else None; nothing else is decoded (what a
+    dom0 receiving one Report per migration needs, at data-centre scale)."""
+    if peek_trap_number(data, offset) != PATH_CHANGE_TRAP:
+        return None
+    return PathChangeDetails.unpack(data, offset + _DETAILS_OFFSET)
 
 
 def path_change_notice(

@@ -870,6 +870,24 @@ SA_RECORDS: Final[dict[int, type[SaRecord]]] = {
 """SA attribute ID -> record class."""
 
 
+def report_response(report: bytes) -> bytes:
+    """The SubnAdmReportResp() acknowledging an encoded SubnAdmReport(): the same
+    common header (TID, attribute, modifier) with the ReportResp method and status
+    0, RMPP and SA header cleared, the Notice echoed in the data (the Report and
+    ReportResp methods: IBA Vol 1, 13.4.5; the SA MAD layout: 15.2.1.1)."""
+    if len(report) != MAD_SIZE:
+        raise WireError(f"an SA MAD is {MAD_SIZE} bytes, got {len(report)}")
+    if report[1] != _SUBN_ADM or report[3] != Method.REPORT:
+        raise WireError(f"not an SA Report: class {report[1]:#04x}, method {report[3]:#04x}")
+    return b"".join(
+        (report[:3], _REPORT_RESP_METHOD_STATUS, report[6:24], _CLEARED_SA_HEADER, report[56:])
+    )
+
+
+_REPORT_RESP_METHOD_STATUS: Final = bytes((Method.REPORT_RESP, 0, 0))
+_CLEARED_SA_HEADER: Final = bytes(SA_HEADER_SIZE - 24)
+
+
 def record_class(attribute_id: int) -> type[SaRecord]:
     """The record class of an SA attribute ID; WireError if ibmig has none."""
     try:

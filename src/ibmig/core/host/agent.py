@@ -76,7 +76,7 @@ import heapq
 import random
 from collections import Counter, OrderedDict, deque
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
@@ -104,16 +104,18 @@ from ibmig.core.host.messages import (
     PathUnregistered,
 )
 from ibmig.errors import ConfigError, WireError
-from ibmig.wire.mad import MAD_SIZE, MadStatus, Method, MgmtClass, RmppHeader
-from ibmig.wire.notice import PATH_CHANGE_TRAP, Notice, PathChangeDetails
+from ibmig.wire.mad import MAD_SIZE, MadStatus, Method, MgmtClass, peek_tid
+from ibmig.wire.notice import PATH_CHANGE_TRAP, peek_path_change
 from ibmig.wire.packet import QP1_QKEY
 from ibmig.wire.sa import (
+    SA_HEADER_SIZE,
     GUIDInfoRecord,
     GUIDInfoRecordComp,
     InformInfo,
     SaAttr,
     SaMad,
     SaStatus,
+    report_response,
 )
 from ibmig.wire.smp_attrs import GUID_BLOCK_SIZE, GUIDInfo
 
@@ -138,6 +140,7 @@ _DELETE_RESP: Final = int(Method.DELETE_RESP)
 _REPORT: Final = int(Method.REPORT)
 _REPORT_RESP: Final = int(Method.REPORT_RESP)
 _NOTICE: Final = int(SaAttr.NOTICE)
+_NOTICE_TRAP: Final = SA_HEADER_SIZE + 4  # the Notice's TrapNumber in an SA MAD
 
 
 class AddressAssignment(StrEnum):
@@ -391,15 +394,17 @@ class HostAgent:
         if len(payload) == MAD_SIZE and payload[1] != MgmtClass.SUBN_ADM:
             self.counters["not_sa"] += 1  # dom0 only speaks SA on QP1
             return
+        if len(payload) == MAD_SIZE and payload[3] == _REPORT:
+            # One per migration in the subnet: read from the bytes, not decoded.
+            self._on_report(payload, datagram, now_ns)
+            return
         try:
             mad = SaMad.unpack(payload)
         except WireError:
             self.counters["malformed"] += 1
             return
         method = mad.header.method
-        if method == _REPORT:
-            self._on_report(mad, datagram, now_ns)
-        elif method in (_GET_RESP, _DELETE_RESP):
+        if method in (_GET_RESP, _DELETE_RESP):
             self._on_response(mad, now_ns)
         else:
             self.counters["unexpected_method"] += 1
@@ -865,24 +870,17 @@ class HostAgent:
 
     # --- internals: Reports -----------------------------------------------------------
 
-    def _on_report(self, mad: SaMad, datagram: Datagram, now_ns: int) -> None:
-        if mad.header.attribute_id != _NOTICE:
+    def _on_report(self, payload: bytes, datagram: Datagram, now_ns: int) -> None:
+        if (payload[16] << 8) | payload[17] != _NOTICE:
             self.counters["unexpected_report"] += 1
             return
-        try:
-            notice = mad.record()
-        except WireError:
-            self.counters["malformed"] += 1
-            return
-        if not isinstance(notice, Notice):
-            self.counters["malformed"] += 1
-            return
-        self._send_report_resp(mad, datagram)
-        tid = mad.header.tid
+        # TrapNumber, or the DeviceID of a vendor-specific notice (same bytes).
+        trap = (payload[_NOTICE_TRAP] << 8) | payload[_NOTICE_TRAP + 1]
+        self._send_report_resp(payload, datagram)
+        tid = peek_tid(payload)
         key = (datagram.slid, tid)
         seen = self._seen_reports
         duplicate = key in seen
-        trap = int(notice.trap_number)
         self._emit(ReportReceived(trap, tid, duplicate, now_ns))
         if duplicate:
             self.counters["reports_duplicate"] += 1
@@ -892,8 +890,8 @@ class HostAgent:
         if len(seen) > self.config.report_memory:
             seen.popitem(last=False)
         self.counters["reports_received"] += 1
-        details = notice.details
-        if not notice.is_generic or not isinstance(details, PathChangeDetails):
+        details = peek_path_change(payload, SA_HEADER_SIZE)
+        if details is None:
             return
         self._set_mapping(details.vguid, details.new_lid, "report", now_ns)
         for vm in self._registrations.get(details.gid, ()):
@@ -901,21 +899,13 @@ class HostAgent:
             self.counters["intra_host_sent"] += 1
             self._emit(PathChangeForwarded(vm, details.gid, details.new_lid, now_ns))
 
-    def _send_report_resp(self, mad: SaMad, datagram: Datagram) -> None:
-        """ReportResp: the Report's header with the response method, its Notice
-        echoed, back to the sender's LID and QP (with a GRH if it had one)."""
-        response = SaMad(
-            replace(mad.header, method=_REPORT_RESP, status=0),
-            RmppHeader.NONE,
-            0,
-            0,
-            0,
-            mad.data,
-        )
+    def _send_report_resp(self, report: bytes, datagram: Datagram) -> None:
+        """ReportResp (`ibmig.wire.sa.report_response`), back to the sender's LID
+        and QP (with a GRH if the Report had one)."""
         grh = datagram.sgid is not None
         self._send(
             Datagram(
-                response.pack(),
+                report_response(report),
                 datagram.port,
                 self.port_lid if self.port_lid is not None else datagram.dlid,
                 datagram.slid,

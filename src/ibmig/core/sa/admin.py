@@ -177,11 +177,15 @@ from ibmig.core.sm.manager import PortsChanged, SubnetManager, SubnetUp
 from ibmig.errors import ConfigError, WireError
 from ibmig.wire.mad import (
     BASE_VERSION,
+    MAD_SIZE,
     RESPONSE_BIT,
     MadStatus,
     Method,
+    MgmtClass,
     RmppFlags,
     RmppType,
+    peek_tid,
+    with_tid,
 )
 from ibmig.wire.notice import (
     GidDetails,
@@ -221,6 +225,9 @@ DEFAULT_PKEY: Final = 0xFFFF
 OPENIB_VENDOR_ID: Final = 0x001405
 """OUI in SM-assigned alias GUIDs (OpenSM OSM_VENDOR_ID_OPENIB)."""
 RESP_TIME_UNIT_NS: Final = 4096  # 4.096 us: RespTimeValue / PacketLifeTime unit
+_REPORT_RESP: Final = int(Method.REPORT_RESP)
+_SUBN_ADM: Final = int(MgmtClass.SUBN_ADM)
+_RMPP_FLAGS: Final = 26  # RRespTime (5 bits) | RMPPFlags (3 bits) in the RMPP header
 _TID_MASK: Final = (1 << 48) - 1  # ibsim rewrites the top 16 bits of request TIDs
 _SUPPORTED_METHODS: Final = frozenset({Method.GET, Method.SET, Method.GET_TABLE, Method.DELETE})
 _SILENT_METHODS: Final = frozenset({Method.SEND, Method.TRAP, Method.TRAP_REPRESS})
@@ -501,8 +508,20 @@ class SubnetAdministrator:
 
     def receive(self, datagram: Datagram, now_ns: int) -> None:
         self.counters["received"] += 1
+        payload = datagram.payload
+        if (
+            len(payload) == MAD_SIZE
+            and payload[3] == _REPORT_RESP
+            and payload[0] == BASE_VERSION
+            and payload[1] == _SUBN_ADM
+            and not payload[_RMPP_FLAGS] & RmppFlags.ACTIVE
+        ):
+            # A subscriber acknowledging a Report: per notice there is one per
+            # subscriber, and the TID is all the SA needs of it.
+            self._on_report_resp(peek_tid(payload), now_ns)
+            return
         try:
-            mad = SaMad.unpack(datagram.payload)
+            mad = SaMad.unpack(payload)
         except WireError:
             self.counters["malformed"] += 1
             return
@@ -517,7 +536,7 @@ class SubnetAdministrator:
         method = header.method
         if method & RESPONSE_BIT:
             if method == Method.REPORT_RESP:
-                self._on_report_resp(mad, now_ns)
+                self._on_report_resp(mad.tid, now_ns)
             else:
                 self.counters["responses_ignored"] += 1
             return
@@ -1492,6 +1511,10 @@ class SubnetAdministrator:
         subject_gid, subject_lid = notice_subject(notice, self.db)
         matched = 0
         lid_owner = self.db.lid_owner
+        # One notice, many subscribers: the Report is encoded once and each
+        # subscriber's copy differs only in its TID.
+        report: bytes | None = None
+        sm_gid = self._gid(self.db.sm_port_guid)
         for subscription in reversed(self._subscriptions.values()):
             if not inform_matches(subscription.inform_info, notice, subject_gid, subject_lid):
                 continue
@@ -1499,16 +1522,24 @@ class SubnetAdministrator:
                 self.counters["report_to_unknown_lid"] += 1
                 continue
             matched += 1
-            self._send_report(subscription, notice, now_ns)
+            if report is None:
+                report = SaMad.from_record(notice, method=Method.REPORT).pack()
+            self._send_report(subscription, notice.trap_number, report, sm_gid, now_ns)
         self._emit(NoticeReported(notice.trap_number, matched, now_ns))
         return matched
 
-    def _send_report(self, subscription: Subscription, notice: Notice, now_ns: int) -> None:
+    def _send_report(
+        self,
+        subscription: Subscription,
+        trap_number: int,
+        report: bytes,
+        sm_gid: bytes,
+        now_ns: int,
+    ) -> None:
         tid = self._next_tid()
-        payload = SaMad.from_record(notice, method=Method.REPORT, tid=tid).pack()
         report_gid = subscription.report_gid
         datagram = Datagram(
-            payload,
+            with_tid(report, tid),
             self.sm.port_num,
             self.db.sm_lid,
             subscription.lid,
@@ -1516,23 +1547,23 @@ class SubnetAdministrator:
             subscription.qpn,
             pkey=DEFAULT_PKEY,
             qkey=QP1_QKEY,
-            sgid=self._gid(self.db.sm_port_guid) if report_gid is not None else None,
+            sgid=sm_gid if report_gid is not None else None,
             dgid=report_gid,
         )
         timeout = max(
             RESP_TIME_UNIT_NS << subscription.inform_info.resp_time_value,
             self.config.transaction_timeout_ns,
         )
-        pending = _PendingReport(subscription, notice.trap_number, datagram, timeout)
+        pending = _PendingReport(subscription, trap_number, datagram, timeout)
         pending.deadline_ns = now_ns + timeout
         self._reports[tid] = pending
         self._send(datagram, SaAttr.NOTICE, Method.REPORT)
         self.counters["reports_sent"] += 1
-        self._emit(ReportSent(subscription, notice.trap_number, tid, now_ns))
+        self._emit(ReportSent(subscription, trap_number, tid, now_ns))
         self._arm("report", tid, pending.deadline_ns)
 
-    def _on_report_resp(self, mad: SaMad, now_ns: int) -> None:
-        tid = mad.tid & _TID_MASK
+    def _on_report_resp(self, tid: int, now_ns: int) -> None:
+        tid &= _TID_MASK
         pending = self._reports.pop(tid, None)
         if pending is None:
             self.counters["report_resp_unmatched"] += 1
