@@ -83,3 +83,56 @@ def _replay(seed: int) -> list[tuple[int, int]]:
 def test_same_seed_same_order_including_ties() -> None:
     assert _replay(7) == _replay(7)
     assert _replay(7) != _replay(8)
+
+
+def test_run_until_includes_events_at_the_horizon_and_peek_gives_times() -> None:
+    kernel = EventKernel()
+    seen: list[str] = []
+    kernel.schedule(200, seen.append, "at", priority=255)
+    kernel.schedule(201, seen.append, "after")
+    assert kernel.peek_ns() == 200
+    kernel.run(until_ns=200)
+    assert seen == ["at"]
+    assert kernel.peek_ns() == 201
+
+
+def test_priority_outside_a_byte_is_refused() -> None:
+    kernel = EventKernel()
+    for bad in (-1, 256):
+        with pytest.raises(ValueError, match="priority"):
+            kernel.schedule(0, print, priority=bad)
+    assert kernel.pending == 0
+
+
+@pytest.mark.parametrize("time_ns", [0, 1, 2**40, 2**62])
+def test_late_low_priority_events_never_overtake_earlier_times(time_ns: int) -> None:
+    kernel = EventKernel()
+    seen: list[str] = []
+    kernel.schedule(time_ns + 1, seen.append, "later", priority=0)
+    kernel.schedule(time_ns, seen.append, "earlier", priority=255)
+    for _ in range(3):
+        kernel.schedule(time_ns, seen.append, "earlier-p0")
+    kernel.run()
+    assert seen == ["earlier-p0"] * 3 + ["earlier", "later"]
+
+
+def test_cancelled_timers_are_dropped_when_they_fill_the_heap_and_order_holds() -> None:
+    kernel = EventKernel()
+    fired: list[int] = []
+    timers = [kernel.start_timer(10_000 + i, fired.append, i) for i in range(20_000)]
+    for i in range(0, 20_000, 3):
+        kernel.schedule(10_000 + i, fired.append, -i)  # plain events among them
+    kept = set(range(0, 20_000, 97))
+    for i, timer in enumerate(timers):
+        if i not in kept:
+            timer.cancel()
+            timer.cancel()  # a second cancel changes nothing
+    # The dead timers outnumbered the live entries at some point and were dropped.
+    assert kernel.pending < 20_000
+    kernel.run()
+    # Same time: the timer was scheduled first, so it runs first.
+    expected = sorted(
+        [(10_000 + i, 0, i) for i in kept] + [(10_000 + i, 1, -i) for i in range(0, 20_000, 3)]
+    )
+    assert fired == [value for _, _, value in expected]
+    assert kernel._cancelled == 0

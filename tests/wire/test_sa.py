@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ibmig.errors import WireError
+from ibmig.wire.fastrecord import fast_constructor as _fast_constructor
 from ibmig.wire.mad import (
     MadHeader,
     Method,
@@ -37,7 +38,6 @@ from ibmig.wire.sa import (
     SaMad,
     SaRecord,
     SaStatus,
-    _fast_constructor,
     decode_records,
     record_class,
     report_response,

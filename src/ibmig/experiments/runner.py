@@ -248,7 +248,7 @@ def _run_scenario(
     for sma in sim.agents:
         sma.record_events = trace is not None
     collector = _Collector(sim)
-    sim.event_hooks.append(collector.on_event)
+    sim.add_event_hook(collector.on_event, MessageDelivered, ReportSent, PathChangeDetected)
     sim.start()
     if sim.run_until_up(progress) is None:
         raise ConfigError("the subnet did not come up", scenario.source)

@@ -76,7 +76,7 @@ class VirtualizedSubnet(SubnetSim):
         self.migrations: list[LiveMigration] = []
         self._migration_of: dict[str, LiveMigration] = {}
         self.intra_host: Counter[str] = Counter()
-        self.event_hooks.append(self._on_engine_event)
+        self.add_event_hook(self._on_engine_event, VfUp, AliasReleased, AliasAcknowledged)
 
     # --- building ---------------------------------------------------------------------
 

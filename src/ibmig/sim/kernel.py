@@ -5,8 +5,12 @@ reorder events between runs. The heap key is (time, priority, sequence): events 
 the same instant run by priority (lower first) and then in the order they were
 scheduled, which makes every run with the same inputs replay the same order.
 
-Heap entries are plain tuples, the cheapest thing to build and compare; the unique
-sequence number ends every comparison before it reaches the callback. Most events
+Heap entries are plain tuples (key, callback, arg), the cheapest thing to build and
+compare. The key packs (time, priority, sequence) into one integer, time in the
+high bits: unique, so every comparison ends at it, and one integer comparison
+instead of up to three. It matters when thousands of packets arrive at the same
+instant (an SA's Reports to every host), where tuple keys compared time, then
+priority, then sequence: heap operations took 1.6 times as long. Most events
 (packet deliveries) are never cancelled, so `schedule` returns nothing; timers that
 may be cancelled go through `start_timer`, whose handle blanks itself and is skipped
 when it fires (lazy deletion: cancelling is O(1)).
@@ -20,68 +24,113 @@ from typing import Any
 
 Callback = Callable[[Any], None]
 
+_SEQ_BITS = 64  # sequence numbers: far more events than any run schedules
+_MAX_PRIORITY = 0xFF
+_TIME_SHIFT = _SEQ_BITS + 8  # time above the priority byte
+_COMPACT_AT_LEAST = 4096  # cancelled timers below this are not worth a heap rebuild
+
 
 class Timer:
     """A cancellable event; `cancel()` before it fires and it never runs."""
 
-    __slots__ = ("callback", "arg", "time_ns")
+    __slots__ = ("callback", "arg", "time_ns", "_kernel")
 
-    def __init__(self, time_ns: int, callback: Callback | None, arg: Any) -> None:
+    def __init__(
+        self,
+        time_ns: int,
+        callback: Callback | None,
+        arg: Any,
+        kernel: EventKernel | None = None,
+    ) -> None:
         self.time_ns = time_ns
         self.callback = callback
         self.arg = arg
+        self._kernel = kernel
 
     @property
     def cancelled(self) -> bool:
         return self.callback is None
 
     def cancel(self) -> None:
+        if self.callback is None:
+            return  # fired or cancelled already
         self.callback = None
         self.arg = None
+        if self._kernel is not None:
+            self._kernel._timer_cancelled()
 
-    def _fire(self, _: object) -> None:
-        callback = self.callback
-        if callback is not None:
-            self.callback = None
-            callback(self.arg)
+
+def _fire_timer(timer: Timer) -> None:
+    callback = timer.callback
+    if callback is None:
+        if timer._kernel is not None:
+            timer._kernel._cancelled -= 1  # a cancelled entry leaves the heap
+        return
+    timer.callback = None
+    callback(timer.arg)
 
 
 class EventKernel:
     """Runs callbacks in (time, priority, sequence) order."""
 
-    __slots__ = ("_heap", "_seq", "now_ns", "events_run")
+    __slots__ = ("_heap", "_seq", "_cancelled", "now_ns", "events_run")
 
     def __init__(self) -> None:
-        self._heap: list[tuple[int, int, int, Callback, Any]] = []
+        self._heap: list[tuple[int, Callback, Any]] = []
         self._seq = 0
+        self._cancelled = 0  # cancelled timers still in the heap
         self.now_ns = 0
         self.events_run = 0
 
     def schedule(
         self, delay_ns: int, callback: Callback, arg: Any = None, priority: int = 0
     ) -> None:
-        """Run `callback(arg)` `delay_ns` from now."""
+        """Run `callback(arg)` `delay_ns` from now; among events at the same time,
+        lower `priority` (0..255) first, then in the order scheduled."""
         if delay_ns < 0:
             raise ValueError(f"cannot schedule into the past (delay {delay_ns} ns)")
         self._seq = seq = self._seq + 1
-        heapq.heappush(self._heap, (self.now_ns + delay_ns, priority, seq, callback, arg))
+        key = ((self.now_ns + delay_ns) << _TIME_SHIFT) | seq
+        if priority:
+            if not 0 <= priority <= _MAX_PRIORITY:
+                raise ValueError(f"priority {priority} is not in 0..{_MAX_PRIORITY}")
+            key |= priority << _SEQ_BITS
+        heapq.heappush(self._heap, (key, callback, arg))
 
     def start_timer(
         self, delay_ns: int, callback: Callback, arg: Any = None, priority: int = 0
     ) -> Timer:
         """Like `schedule`, but returns a `Timer` that can be cancelled."""
-        timer = Timer(self.now_ns + delay_ns, callback, arg)
-        self.schedule(delay_ns, timer._fire, None, priority)
+        timer = Timer(self.now_ns + delay_ns, callback, arg, self)
+        self.schedule(delay_ns, _fire_timer, timer, priority)
         return timer
+
+    def _timer_cancelled(self) -> None:
+        """Lazy deletion leaves cancelled timers in the heap until their time. An
+        engine re-arming its timer on every answer it gets leaves one behind each
+        time: 186,608 VMs registering their GUIDs left more dead entries than live
+        ones for the first simulated second, deepening every push and pop. When
+        they are the majority, they are dropped at once (the order of the others
+        is untouched: their keys are unique)."""
+        self._cancelled += 1
+        heap = self._heap
+        if self._cancelled > _COMPACT_AT_LEAST and self._cancelled * 2 > len(heap):
+            heap[:] = [
+                entry
+                for entry in heap
+                if entry[1] is not _fire_timer or entry[2].callback is not None
+            ]
+            heapq.heapify(heap)
+            self._cancelled = 0
 
     @property
     def pending(self) -> int:
-        """Events in the heap, cancelled timers included."""
+        """Events in the heap, cancelled timers not yet dropped included."""
         return len(self._heap)
 
     def peek_ns(self) -> int | None:
         """Time of the next event (possibly a cancelled timer), or None when idle."""
-        return self._heap[0][0] if self._heap else None
+        return self._heap[0][0] >> _TIME_SHIFT if self._heap else None
 
     def run(self, until_ns: int | None = None, max_events: int | None = None) -> int:
         """Run events until the heap is empty, time passes `until_ns`, or `max_events` ran.
@@ -92,23 +141,25 @@ class EventKernel:
         heap = self._heap
         pop = heapq.heappop
         ran = 0
+        shift = _TIME_SHIFT
         if until_ns is None and max_events is None:
             while heap:
-                time_ns, _, _, callback, arg = pop(heap)
-                self.now_ns = time_ns
+                key, callback, arg = pop(heap)
+                self.now_ns = key >> shift
                 callback(arg)
                 ran += 1
         else:
             limit = -1 if max_events is None else max_events
-            horizon = until_ns
+            # Keys of events at until_ns or earlier are below this one.
+            beyond = None if until_ns is None else (until_ns + 1) << shift
             while heap and ran != limit:
-                if horizon is not None and heap[0][0] > horizon:
+                if beyond is not None and heap[0][0] >= beyond:
                     break
-                time_ns, _, _, callback, arg = pop(heap)
-                self.now_ns = time_ns
+                key, callback, arg = pop(heap)
+                self.now_ns = key >> shift
                 callback(arg)
                 ran += 1
-            if horizon is not None and ran != limit and self.now_ns < horizon:
-                self.now_ns = horizon
+            if until_ns is not None and ran != limit and self.now_ns < until_ns:
+                self.now_ns = until_ns
         self.events_run += ran
         return ran

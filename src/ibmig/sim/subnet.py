@@ -181,7 +181,10 @@ class SubnetSim:
         self._engine_node: dict[int, int] = {}
         self.subnet_up_events: list[SubnetUp] = []
         self.event_hooks: list[Callable[[int, Any], None]] = []
+        """Called with (node, event) for every engine event."""
+        self._typed_hooks: dict[type, list[Callable[[int, Any], None]]] = {}
         self.attach_gsi(self.sm_node, MgmtClass.SUBN_ADM, self.sa)
+        self.add_event_hook(self._on_subnet_up, SubnetUp)
         for link in fabric.links:
             self._set_link_state(link.node_a, link.port_a, link.node_b, link.port_b, True)
 
@@ -208,6 +211,13 @@ class SubnetSim:
         self.gsi[(node, mgmt_class)] = engine
         self._engine_node[id(engine)] = node
 
+    def add_event_hook(self, hook: Callable[[int, Any], None], *types: type) -> None:
+        """Call `hook(node, event)` for the engine events of exactly these types. At
+        scale most events interest nobody (four per Report); dispatching by type
+        spares each of them a call to every hook."""
+        for event_type in types:
+            self._typed_hooks.setdefault(event_type, []).append(hook)
+
     def start(self) -> None:
         """Start the SM's first sweep at the current time."""
         self.sm.start_sweep(self.kernel.now_ns)
@@ -224,8 +234,10 @@ class SubnetSim:
             self.send(node, datagram, delay_ns)
         event = engine.next_event()
         while event is not None:
-            if isinstance(event, SubnetUp):
-                self.subnet_up_events.append(event)
+            typed = self._typed_hooks.get(event.__class__)
+            if typed is not None:
+                for hook in typed:
+                    hook(node, event)
             for hook in self.event_hooks:
                 hook(node, event)
             if self.trace is not None:
@@ -249,6 +261,9 @@ class SubnetSim:
         elif engine is self.sa and self.sm.packets_pending():
             self._pump(node, self.sm, self.latency.sm_ns)
 
+    def _on_subnet_up(self, node: int, event: SubnetUp) -> None:
+        self.subnet_up_events.append(event)
+
     def _on_timer(self, arg: tuple[int, Any]) -> None:
         node, engine = arg
         self._timers.pop(id(engine), None)
@@ -268,16 +283,40 @@ class SubnetSim:
         """Carry `datagram` from `node`, leaving `delay_ns` from now."""
         self.stats.sent += 1
         payload = datagram.payload
-        if datagram.dqp <= QP1:
+        dqp = datagram.dqp
+        if dqp <= QP1:
             self.mad_counts[(payload[1], payload[3], (payload[16] << 8) | payload[17])] += 1
         else:
             self.data_packets += 1
         if self.capture is not None:
             self._capture(datagram, delay_ns)
-        if datagram.dqp == QP0 and len(payload) > 7 and payload[1] == _DR_CLASS:
+        if dqp == QP0 and len(payload) > 7 and payload[1] == _DR_CLASS:
             self._send_directed(node, datagram, delay_ns)
+            return
+        # LID routed. Every Report, ReportResp and data packet comes this way, so
+        # the memoised walk is looked up here rather than in a helper.
+        management = dqp == QP0
+        route: _Route | None
+        if self.loss_rate:
+            # Loss is drawn per crossing, so a lossy fabric walks every packet.
+            route = self._walk(node, datagram.port, datagram.dlid, management)
         else:
-            self._send_lid_routed(node, datagram, delay_ns)
+            key = (node, datagram.port, datagram.dlid, management)
+            route = self._routes.get(key)
+            if route is None:
+                route = self._routes[key] = self._walk(
+                    node, datagram.port, datagram.dlid, management
+                )
+        if isinstance(route, str):
+            self.stats.drops[route] += 1
+            return
+        far_node, in_port, links = route
+        if links:
+            latency = self.latency
+            delay_ns += links * latency.link_ns + (links - 1) * latency.switch_ns
+        if datagram.port != in_port:  # it arrives on its own port number
+            datagram = Datagram._make((payload, in_port, *datagram[2:]))
+        self.kernel.schedule(delay_ns, self._deliver, (far_node, datagram))
 
     def _capture(self, datagram: Datagram, delay_ns: int) -> None:
         """Frame the datagram as the packet it would be on the wire: LRH, a GRH when
@@ -403,28 +442,6 @@ class SubnetSim:
             out = packet[_RETURN_PATH + hop_pointer]
             elapsed += latency.switch_ns
 
-    def _send_lid_routed(self, node: int, datagram: Datagram, delay_ns: int) -> None:
-        management = datagram.dqp == QP0
-        route: _Route | None
-        if self.loss_rate:
-            # Loss is drawn per crossing, so a lossy fabric walks every packet.
-            route = self._walk(node, datagram.port, datagram.dlid, management)
-        else:
-            key = (node, datagram.port, datagram.dlid, management)
-            route = self._routes.get(key)
-            if route is None:
-                route = self._routes[key] = self._walk(
-                    node, datagram.port, datagram.dlid, management
-                )
-        if isinstance(route, str):
-            self.stats.drops[route] += 1
-            return
-        far_node, in_port, links = route
-        if links:
-            latency = self.latency
-            delay_ns += links * latency.link_ns + (links - 1) * latency.switch_ns
-        self._deliver_at(delay_ns, far_node, in_port, datagram, datagram.payload)
-
     def _forget_routes(self) -> None:
         self._routes.clear()
 
@@ -476,7 +493,8 @@ class SubnetSim:
     def _deliver_at(
         self, delay_ns: int, node: int, in_port: int, datagram: Datagram, payload: bytes
     ) -> None:
-        arrived = datagram._replace(payload=payload, port=in_port)
+        # The same datagram as it arrives: its (possibly rewritten) payload, the port.
+        arrived = Datagram._make((payload, in_port, *datagram[2:]))
         self.kernel.schedule(delay_ns, self._deliver, (node, arrived))
 
     def _deliver(self, arg: tuple[int, Datagram]) -> None:

@@ -95,6 +95,7 @@ from enum import IntEnum, IntFlag
 from typing import ClassVar, Final
 
 from ibmig.errors import WireError
+from ibmig.wire.fastrecord import fast_constructor
 
 NOTICE_ATTRIBUTE_ID: Final = 0x0002
 NOTICE_SIZE: Final = 80
@@ -365,7 +366,12 @@ class PathChangeDetails:
         mask, wait, gid, new_lid, old_lid, new_guid, old_guid = _PATH_DETAILS.unpack_from(
             data, offset
         )
-        return cls(gid, new_lid, old_lid, new_guid, old_guid, mask, bool(wait & 0x80))
+        build = _new_path_change_details if cls is PathChangeDetails else cls
+        return build(gid, new_lid, old_lid, new_guid, old_guid, mask, bool(wait & 0x80))
+
+
+# Every dom0 decodes one per migration in the subnet.
+_new_path_change_details = fast_constructor(PathChangeDetails)
 
 
 NoticeDetails = (

@@ -104,6 +104,7 @@ from ibmig.core.host.messages import (
     PathUnregistered,
 )
 from ibmig.errors import ConfigError, WireError
+from ibmig.wire.fastrecord import fast_constructor
 from ibmig.wire.mad import MAD_SIZE, MadStatus, Method, MgmtClass, peek_tid
 from ibmig.wire.notice import PATH_CHANGE_TRAP, peek_path_change
 from ibmig.wire.packet import QP1_QKEY
@@ -140,6 +141,9 @@ _DELETE_RESP: Final = int(Method.DELETE_RESP)
 _REPORT: Final = int(Method.REPORT)
 _REPORT_RESP: Final = int(Method.REPORT_RESP)
 _NOTICE: Final = int(SaAttr.NOTICE)
+# Built once per Report: one per migration in the subnet, at every dom0.
+_new_report_received = fast_constructor(ReportReceived)
+_new_mapping_updated = fast_constructor(MappingUpdated)
 _NOTICE_TRAP: Final = SA_HEADER_SIZE + 4  # the Notice's TrapNumber in an SA MAD
 
 
@@ -674,7 +678,8 @@ class HostAgent:
         if old == lid:
             return
         self.mapping[vguid] = lid
-        self._emit(MappingUpdated(vguid, old, lid, source, now_ns))
+        if self.record_events:
+            self._events.append(_new_mapping_updated(vguid, old, lid, source, now_ns))
 
     # --- internals: GUIDInfoRecord writes ---------------------------------------------
 
@@ -881,7 +886,8 @@ class HostAgent:
         key = (datagram.slid, tid)
         seen = self._seen_reports
         duplicate = key in seen
-        self._emit(ReportReceived(trap, tid, duplicate, now_ns))
+        if self.record_events:
+            self._events.append(_new_report_received(trap, tid, duplicate, now_ns))
         if duplicate:
             self.counters["reports_duplicate"] += 1
             seen.move_to_end(key)

@@ -175,6 +175,7 @@ from ibmig.core.sa.rmpp import RmppSender, RmppStatus, control_mad, segment_tabl
 from ibmig.core.sm.db import NodeRecordData, PortRecordData, SubnetDb
 from ibmig.core.sm.manager import PortsChanged, SubnetManager, SubnetUp
 from ibmig.errors import ConfigError, WireError
+from ibmig.wire.fastrecord import fast_constructor
 from ibmig.wire.mad import (
     BASE_VERSION,
     MAD_SIZE,
@@ -225,6 +226,9 @@ DEFAULT_PKEY: Final = 0xFFFF
 OPENIB_VENDOR_ID: Final = 0x001405
 """OUI in SM-assigned alias GUIDs (OpenSM OSM_VENDOR_ID_OPENIB)."""
 RESP_TIME_UNIT_NS: Final = 4096  # 4.096 us: RespTimeValue / PacketLifeTime unit
+# Built once per Report and ReportResp: a subscriber per host at data-centre scale.
+_new_report_sent = fast_constructor(ReportSent)
+_new_report_acked = fast_constructor(ReportAcked)
 _REPORT_RESP: Final = int(Method.REPORT_RESP)
 _SUBN_ADM: Final = int(MgmtClass.SUBN_ADM)
 _RMPP_FLAGS: Final = 26  # RRespTime (5 bits) | RMPPFlags (3 bits) in the RMPP header
@@ -1559,7 +1563,8 @@ class SubnetAdministrator:
         self._reports[tid] = pending
         self._send(datagram, SaAttr.NOTICE, Method.REPORT)
         self.counters["reports_sent"] += 1
-        self._emit(ReportSent(subscription, trap_number, tid, now_ns))
+        if self.record_events:
+            self._events.append(_new_report_sent(subscription, trap_number, tid, now_ns, 0))
         self._arm("report", tid, pending.deadline_ns)
 
     def _on_report_resp(self, tid: int, now_ns: int) -> None:
@@ -1569,7 +1574,10 @@ class SubnetAdministrator:
             self.counters["report_resp_unmatched"] += 1
             return
         self.counters["reports_acked"] += 1
-        self._emit(ReportAcked(pending.subscription, pending.trap_number, tid, now_ns))
+        if self.record_events:
+            self._events.append(
+                _new_report_acked(pending.subscription, pending.trap_number, tid, now_ns)
+            )
 
     def _report_timeout(self, tid: int, now_ns: int) -> None:
         pending = self._reports[tid]
