@@ -5,6 +5,7 @@ management messages."""
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 from pathlib import Path
@@ -13,6 +14,8 @@ from typing import Any
 import pytest
 
 from ibmig.cli import main
+from ibmig.errors import ConfigError
+from ibmig.experiments import runner
 from ibmig.experiments.runner import RunResult, run_scenario, summarize_downtime
 from ibmig.experiments.scenario import scenario_from_dict
 from ibmig.sim.subnet import TraceWriter
@@ -213,3 +216,31 @@ def test_a_bad_scenario_is_one_line_and_status_2(
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1, err
         assert str(path) in err[0] and expected[name] in err[0]
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_run_hands_the_garbage_collector_back_as_it_found_it(
+    enabled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The runner pauses automatic collection and freezes the set-up's objects; a
+    # bad scenario stopping the run half-way must not leave either behind.
+    monkeypatch.setattr(runner, "GC_EVERY_EVENTS", 500)  # collect during the run too
+    collections = []
+    monkeypatch.setattr(runner.gc, "collect", lambda *a: collections.append(a) or 0)
+    (gc.enable if enabled else gc.disable)()
+    try:
+        result = lab("static", "per-host", "cached")
+        assert result.events > 4 * 500
+        # Once after bring-up, once after the VMs are up, and every 500 events (the
+        # chunks the runner runs between checks are up to 5,000 events long).
+        assert len(collections) >= 2 + result.events // 5_000
+        assert gc.isenabled() is enabled
+        assert gc.get_freeze_count() == 0
+        data = json.loads(json.dumps(LAB))
+        data["hosts"]["n"] = 99  # more hypervisors than the tree has CAs
+        with pytest.raises(ConfigError):
+            run_scenario(scenario_from_dict(data, "lab"))
+        assert gc.isenabled() is enabled
+        assert gc.get_freeze_count() == 0
+    finally:
+        gc.enable()

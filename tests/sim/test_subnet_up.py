@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ibmig.core.engine import Datagram
 from ibmig.core.sm.manager import RoutingFallback, SmConfig, SubnetManager, SubnetUp
 from ibmig.core.sm.routing import (
     RoutingInput,
@@ -267,3 +268,65 @@ def test_ibmig_path_asks_the_sa_and_prints_the_route() -> None:
     assert "dgid                         fe80::10:47" in text
     assert "route (4 links):" in text  # host, leaf, spine, leaf, host
     assert text.rstrip().endswith("-> h3_8[1] (LID 43)")
+
+
+def _memo_matches_fresh_walks(sim: SubnetSim) -> None:
+    for (node, port, dlid, management), route in sim._routes.items():
+        assert sim._walk(node, port, dlid, management) == route
+
+
+def test_memoised_routes_follow_link_lft_and_port_changes() -> None:
+    fabric = shared("ft3-32.net")
+    sim = bring_up(fabric)
+    arrivals: list[tuple[int, int, int]] = []
+    deliver = sim._deliver
+
+    def record(arg: tuple[int, Datagram]) -> None:
+        node, datagram = arg
+        if datagram.dqp == 2:
+            arrivals.append((node, datagram.port, sim.kernel.now_ns))
+        deliver(arg)
+
+    sim._deliver = record  # type: ignore[method-assign]
+    src, dst = fabric.cas[0], fabric.cas[-1]
+    dst_lid = sim.agents[dst.index].port_lid(1)
+    src_lid = sim.agents[src.index].port_lid(1)
+
+    def settle() -> None:
+        # Bounded: with stale routes the SM's sweeps may never settle.
+        sim.run(until_ns=sim.kernel.now_ns + 2_000_000_000)
+
+    def send() -> None:
+        sim.send(src.index, Datagram(bytes(64), 1, src_lid, dst_lid, 2, 2, opcode=0x04))
+        settle()
+
+    send()
+    send()  # the second from the memo
+    assert [a[:2] for a in arrivals] == [(dst.index, 1)] * 2
+    assert sim._routes and len(sim._routes) == 1
+    _memo_matches_fresh_walks(sim)
+
+    # The destination's cable goes: data is dropped where it went, not where it was.
+    sim.set_link(dst.index, 1, False)
+    drops = sim.stats.drops["link_down"] + sim.stats.drops["port_not_active"]
+    send()
+    assert len(arrivals) == 2
+    assert sim.stats.drops["link_down"] + sim.stats.drops["port_not_active"] == drops + 1
+    sim.set_link(dst.index, 1, True)
+    settle()  # the SM brings the port back to Active (an SMA port state change)
+    send()
+    assert arrivals[-1][:2] == (dst.index, 1)
+    _memo_matches_fresh_walks(sim)
+
+    # A switch-to-switch cable on the way goes: the SM reprograms LFTs, packets
+    # take the new route and the memo agrees with a fresh walk.
+    first_switch = sim.peer[src.index][1]
+    assert first_switch is not None
+    leaf = first_switch[0]
+    uplink = sim.agents[leaf].lft[dst_lid]
+    sim.set_link(leaf, uplink, False)
+    settle()
+    assert sim.agents[leaf].lft[dst_lid] != uplink
+    send()
+    assert arrivals[-1][:2] == (dst.index, 1)
+    _memo_matches_fresh_walks(sim)

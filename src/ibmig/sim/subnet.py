@@ -19,6 +19,13 @@ event that sends the packet, adding `link_ns` per cable and `switch_ns` per swit
 and the packet is delivered by one event at its arrival time. There is no queueing
 model, so per-hop events would give exactly the same times; walking in a loop is
 what lets an 11,664-host bring-up (hundreds of thousands of SMPs) run in seconds.
+
+A LID-routed walk depends only on cables, link states, LFTs, port LIDs and port
+states, so its outcome is memoised per (node, port, DLID, VL15 or not). Every SMA
+tells the transport when one of its own LFT blocks, LIDs or port states changes, and
+link changes go through the transport: either clears the memo. A migration's
+thousands of Reports and ReportResps then cost a dictionary lookup each instead of
+a walk. Lossy links (loss drawn per crossing) are walked every time.
 """
 
 from __future__ import annotations
@@ -136,10 +143,7 @@ class SubnetSim:
         self.capture = capture
         self.trace = trace
         self.stats = TransportStats()
-        # Memoised LID-routed walks, (node, port, DLID, management) -> `_Route`. A
-        # walk depends only on cables, link states, LFTs, port LIDs and port states;
-        # every SMA tells us when one of its own changes, and link changes here clear
-        # it too, so a hit is the walk itself, at the cost of a dict lookup.
+        # Memoised LID-routed walks (module docstring).
         self._routes: dict[tuple[int, int, int, bool], _Route] = {}
         self.rng = random.Random(seed)
         self.agents = [SubnetManagementAgent(node_spec(n, fabric)) for n in fabric.nodes]
