@@ -293,6 +293,7 @@ def _run_scenario(
     if not_up:
         raise ConfigError(f"VMs never came up: {', '.join(not_up[:5])}", scenario.source)
     _settle_heap()
+    sim.narrow_engine_events()
 
     # Workload: p clients, on other hosts, for each VM that will migrate.
     rng = random.Random(f"{seed}:peers")

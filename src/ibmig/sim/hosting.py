@@ -100,6 +100,12 @@ class VirtualizedSubnet(SubnetSim):
         self._pump(host_slot.node, host_slot.agent, self.latency.sa_ns)
         return slot
 
+    def narrow_engine_events(self) -> None:
+        super().narrow_engine_events()
+        wanted = self.wanted_event_types()
+        for vm in self.vms.values():
+            vm.guest.event_filter = wanted
+
     def migrate(self, migration: LiveMigration) -> None:
         self.migrations.append(migration)
         self._migration_of[migration.vm] = migration

@@ -222,6 +222,21 @@ class SubnetSim:
         for event_type in types:
             self._typed_hooks.setdefault(event_type, []).append(hook)
 
+    def wanted_event_types(self) -> frozenset[type] | None:
+        """The engine event types some observer uses: those typed hooks asked for,
+        or None (all of them) when there is a trace or a hook for every event."""
+        if self.trace is not None or self.event_hooks:
+            return None
+        return frozenset(self._typed_hooks)
+
+    def narrow_engine_events(self) -> None:
+        """Have the SA and the other QP1 engines record only the events somebody
+        uses (`wanted_event_types`). Hooks added later are not seen: call again."""
+        wanted = self.wanted_event_types()
+        for engine in {id(e): e for e in self.gsi.values()}.values():
+            if hasattr(engine, "event_filter"):
+                engine.event_filter = wanted
+
     def start(self) -> None:
         """Start the SM's first sweep at the current time."""
         self.sm.start_sweep(self.kernel.now_ns)
@@ -534,7 +549,9 @@ class SubnetSim:
         if engine is self.sa:
             self.sa_received_bins[now // 1_000_000] += 1
         engine.receive(datagram, now)
-        self._pump(node, engine, self._processing_ns(engine))
+        # GSI agents (the SA, dom0s) answer in sa_ns: `_processing_ns` says so too,
+        # without asking which kind of engine, once per MAD.
+        self._pump(node, engine, self.latency.sa_ns)
 
     # --- links ------------------------------------------------------------------------
 

@@ -75,7 +75,7 @@ from __future__ import annotations
 import heapq
 import random
 from collections import Counter, OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
@@ -309,6 +309,10 @@ class HostAgent:
         self.subnet_prefix = subnet_prefix
         self.port_num = port_num
         self.record_events = record_events
+        self.event_filter: Container[type] | None = None
+        """When set, only events of these types are recorded (an observer that wants
+        a few kinds spares the engine building the rest: at data-centre scale the
+        SA and every dom0 make several per Report)."""
         self.rng = rng
         k = self.config.num_vfs
         if vf_guids is None:
@@ -678,7 +682,7 @@ class HostAgent:
         if old == lid:
             return
         self.mapping[vguid] = lid
-        if self.record_events:
+        if self._wants(MappingUpdated):
             self._events.append(_new_mapping_updated(vguid, old, lid, source, now_ns))
 
     # --- internals: GUIDInfoRecord writes ---------------------------------------------
@@ -886,7 +890,7 @@ class HostAgent:
         key = (datagram.slid, tid)
         seen = self._seen_reports
         duplicate = key in seen
-        if self.record_events:
+        if self._wants(ReportReceived):
             self._events.append(_new_report_received(trap, tid, duplicate, now_ns))
         if duplicate:
             self.counters["reports_duplicate"] += 1
@@ -929,8 +933,14 @@ class HostAgent:
     # --- plumbing ---------------------------------------------------------------------
 
     def _emit(self, event: HostEvent) -> None:
-        if self.record_events:
+        if self._wants(event.__class__):
             self._events.append(event)
+
+    def _wants(self, event_type: type) -> bool:
+        """Whether an event of `event_type` would be recorded (checked before
+        building one on a hot path)."""
+        wanted = self.event_filter
+        return self.record_events and (wanted is None or event_type in wanted)
 
 
 __all__ = [

@@ -143,7 +143,7 @@ from __future__ import annotations
 import heapq
 import random
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -438,6 +438,10 @@ class SubnetAdministrator:
         self.config = config or SaConfig()
         self.rng = rng
         self.record_events = True
+        self.event_filter: Container[type] | None = None
+        """When set, only events of these types are recorded (an observer that wants
+        a few kinds spares the engine building the rest: at data-centre scale the
+        SA and every dom0 make several per Report)."""
         self.mad_counts: Counter[tuple[int, int]] = Counter()
         """MADs sent, by (attribute ID, method), every segment and resend included."""
         self.counters: Counter[str] = Counter()
@@ -634,8 +638,14 @@ class SubnetAdministrator:
     # --- plumbing -------------------------------------------------------------------
 
     def _emit(self, event: Any) -> None:
-        if self.record_events:
+        if self._wants(event.__class__):
             self._events.append(event)
+
+    def _wants(self, event_type: type) -> bool:
+        """Whether an event of `event_type` would be recorded (checked before
+        building one on a hot path)."""
+        wanted = self.event_filter
+        return self.record_events and (wanted is None or event_type in wanted)
 
     def _gid(self, guid: int) -> bytes:
         return make_gid(self.db.subnet_prefix, guid)
@@ -1513,59 +1523,59 @@ class SubnetAdministrator:
 
     def _report_notice(self, notice: Notice, now_ns: int) -> int:
         subject_gid, subject_lid = notice_subject(notice, self.db)
-        matched = 0
         lid_owner = self.db.lid_owner
-        # One notice, many subscribers: the Report is encoded once and each
-        # subscriber's copy differs only in its TID.
-        report: bytes | None = None
-        sm_gid = self._gid(self.db.sm_port_guid)
-        for subscription in reversed(self._subscriptions.values()):
-            if not inform_matches(subscription.inform_info, notice, subject_gid, subject_lid):
-                continue
-            if subscription.lid not in lid_owner:
-                self.counters["report_to_unknown_lid"] += 1
-                continue
-            matched += 1
-            if report is None:
-                report = SaMad.from_record(notice, method=Method.REPORT).pack()
-            self._send_report(subscription, notice.trap_number, report, sm_gid, now_ns)
-        self._emit(NoticeReported(notice.trap_number, matched, now_ns))
-        return matched
+        matched = [
+            subscription
+            for subscription in reversed(self._subscriptions.values())
+            if inform_matches(subscription.inform_info, notice, subject_gid, subject_lid)
+        ]
+        reachable = [s for s in matched if s.lid in lid_owner]
+        if len(reachable) != len(matched):
+            self.counters["report_to_unknown_lid"] += len(matched) - len(reachable)
+        if reachable:
+            self._send_reports(reachable, notice, now_ns)
+        self._emit(NoticeReported(notice.trap_number, len(reachable), now_ns))
+        return len(reachable)
 
-    def _send_report(
-        self,
-        subscription: Subscription,
-        trap_number: int,
-        report: bytes,
-        sm_gid: bytes,
-        now_ns: int,
-    ) -> None:
-        tid = self._next_tid()
-        report_gid = subscription.report_gid
-        datagram = Datagram(
-            with_tid(report, tid),
-            self.sm.port_num,
-            self.db.sm_lid,
-            subscription.lid,
-            QP1,
-            subscription.qpn,
-            pkey=DEFAULT_PKEY,
-            qkey=QP1_QKEY,
-            sgid=sm_gid if report_gid is not None else None,
-            dgid=report_gid,
-        )
-        timeout = max(
-            RESP_TIME_UNIT_NS << subscription.inform_info.resp_time_value,
-            self.config.transaction_timeout_ns,
-        )
-        pending = _PendingReport(subscription, trap_number, datagram, timeout)
-        pending.deadline_ns = now_ns + timeout
-        self._reports[tid] = pending
-        self._send(datagram, SaAttr.NOTICE, Method.REPORT)
-        self.counters["reports_sent"] += 1
-        if self.record_events:
-            self._events.append(_new_report_sent(subscription, trap_number, tid, now_ns, 0))
-        self._arm("report", tid, pending.deadline_ns)
+    def _send_reports(self, subscriptions: list[Subscription], notice: Notice, now_ns: int) -> None:
+        """One Report per subscriber. A notice can go to every host of a data centre,
+        so the Report is encoded once (each copy differs only in its TID) and what
+        every copy shares is looked up once."""
+        report = SaMad.from_record(notice, method=Method.REPORT).pack()
+        trap_number = notice.trap_number
+        port_num = self.sm.port_num
+        sm_lid = self.db.sm_lid
+        sm_gid = self._gid(self.db.sm_port_guid)
+        floor_ns = self.config.transaction_timeout_ns
+        record_sent = self._wants(ReportSent)
+        reports, outbox, events = self._reports, self._outbox, self._events
+        for subscription in subscriptions:
+            tid = self._next_tid()
+            report_gid = subscription.report_gid
+            datagram = Datagram(
+                with_tid(report, tid),
+                port_num,
+                sm_lid,
+                subscription.lid,
+                QP1,
+                subscription.qpn,
+                0,
+                DEFAULT_PKEY,
+                QP1_QKEY,
+                sm_gid if report_gid is not None else None,
+                report_gid,
+            )
+            timeout = max(RESP_TIME_UNIT_NS << subscription.inform_info.resp_time_value, floor_ns)
+            pending = _PendingReport(subscription, trap_number, datagram, timeout)
+            pending.deadline_ns = now_ns + timeout
+            reports[tid] = pending
+            outbox.append(datagram)
+            if record_sent:
+                events.append(_new_report_sent(subscription, trap_number, tid, now_ns, 0))
+            self._arm("report", tid, pending.deadline_ns)
+        # As `_send` counts, for all of them at once.
+        self.mad_counts[(SaAttr.NOTICE, Method.REPORT)] += len(subscriptions)
+        self.counters["reports_sent"] += len(subscriptions)
 
     def _on_report_resp(self, tid: int, now_ns: int) -> None:
         tid &= _TID_MASK
@@ -1574,7 +1584,7 @@ class SubnetAdministrator:
             self.counters["report_resp_unmatched"] += 1
             return
         self.counters["reports_acked"] += 1
-        if self.record_events:
+        if self._wants(ReportAcked):
             self._events.append(
                 _new_report_acked(pending.subscription, pending.trap_number, tid, now_ns)
             )
