@@ -8,6 +8,7 @@ from typing import Any
 
 from ibmig.core.engine import QP1, Datagram
 from ibmig.core.sa import ReportAcked, ReportSent
+from ibmig.core.sm.manager import SubnetUp
 from ibmig.fabric import Fabric, preset
 from ibmig.sim.subnet import SubnetSim
 from ibmig.wire.mad import MadHeader, Method, MgmtClass
@@ -127,3 +128,17 @@ def test_lost_reports_are_sent_again_until_acknowledged() -> None:
     assert {n.trap_number for _, n in subscriber.notices} >= {128, 65}
     assert len(sent) > len(distinct)
     assert sim.sa.get_timer() is None  # all acknowledged or given up, nothing pending
+
+
+def test_engines_record_only_what_observers_ask_for_unless_everything_is_watched() -> None:
+    sim = SubnetSim(preset("ft2-36"))
+    seen: list[object] = []
+    sim.add_event_hook(lambda node, event: seen.append(event), ReportSent)
+    assert sim.wanted_event_types() == frozenset({ReportSent, SubnetUp})
+    sim.narrow_engine_events()
+    assert sim.sa.event_filter == frozenset({ReportSent, SubnetUp})
+    assert sim.sa._wants(ReportSent) and not sim.sa._wants(ReportAcked)
+    sim.event_hooks.append(lambda node, event: None)  # a hook for every event
+    assert sim.wanted_event_types() is None
+    sim.narrow_engine_events()
+    assert sim.sa.event_filter is None and sim.sa._wants(ReportAcked)

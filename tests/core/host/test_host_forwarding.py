@@ -279,3 +279,26 @@ def test_arbitrary_sa_mads_never_raise(body: bytes, method: int, attr: int, stat
     )
     h3.receive(Datagram(header + body, 1, SA_LID, H3_LID, 1, 1), 0)
     h3.handle_timer(10 * SECOND)
+
+
+def test_event_filter_keeps_only_the_wanted_events_and_changes_nothing_else() -> None:
+    def run(event_filter: frozenset[type] | None) -> tuple[list[object], list[bytes]]:
+        h3 = host("h3", H3_GUID, H3_LID, subscribe_path_changes=False)
+        h3.event_filter = event_filter
+        h3.receive_intra_host("vmA", PathRegistered(gid(V1)), 0)
+        h3.receive(FakeSa().report(move_notice(V1, H2_LID, H1_LID), H3_LID, tid=9), 10)
+        sent = [d.payload for d in h3.packets_to_send()]
+        assert h3.mapping == {V1: H2_LID}
+        assert h3.intra_host_to_send() == [ForwardPathChange("vmA", gid(V1), H2_LID)]
+        return events(h3), sent
+
+    everything, sent = run(None)
+    assert [type(e) for e in everything] == [
+        ReportReceived,
+        MappingUpdated,
+        PathChangeForwarded,
+    ]
+    only_forwards, sent_filtered = run(frozenset({PathChangeForwarded}))
+    assert only_forwards == everything[2:]
+    assert sent_filtered == sent  # the same ReportResp either way
+    assert run(frozenset())[0] == []
