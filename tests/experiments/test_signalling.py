@@ -225,8 +225,13 @@ def test_a_run_hands_the_garbage_collector_back_as_it_found_it(
     # The runner pauses automatic collection and freezes the set-up's objects; a
     # bad scenario stopping the run half-way must not leave either behind.
     monkeypatch.setattr(runner, "GC_EVERY_EVENTS", 500)  # collect during the run too
-    collections = []
-    monkeypatch.setattr(runner.gc, "collect", lambda *a: collections.append(a) or 0)
+    collections: list[tuple[object, ...]] = []
+
+    def collect(*args: object) -> int:
+        collections.append(args)
+        return 0
+
+    monkeypatch.setattr(gc, "collect", collect)
     (gc.enable if enabled else gc.disable)()
     try:
         result = lab("static", "per-host", "cached")

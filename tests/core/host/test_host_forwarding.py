@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Sequence
 from typing import Any
 
 from hypothesis import given, settings
@@ -282,7 +283,7 @@ def test_arbitrary_sa_mads_never_raise(body: bytes, method: int, attr: int, stat
 
 
 def test_event_filter_keeps_only_the_wanted_events_and_changes_nothing_else() -> None:
-    def run(event_filter: frozenset[type] | None) -> tuple[list[object], list[bytes]]:
+    def run(event_filter: frozenset[type] | None) -> tuple[Sequence[object], list[bytes]]:
         h3 = host("h3", H3_GUID, H3_LID, subscribe_path_changes=False)
         h3.event_filter = event_filter
         h3.receive_intra_host("vmA", PathRegistered(gid(V1)), 0)
