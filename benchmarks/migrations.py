@@ -89,7 +89,7 @@ def main() -> None:
         default=3,
         help="per-VM signalling sends n*m Reports per migration: run fewer",
     )
-    parser.add_argument("--strategies", default="per-host,per-vm")
+    parser.add_argument("--strategies", default="per-host,per-vm,none")
     parser.add_argument("--spacing-ms", type=float, default=5.0)
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -373,21 +373,16 @@ class SubnetSim:
 
     def _cross(self, node: int, port: int) -> tuple[int, int] | None:
         """The (node, port) across the cable, or None (drop counted) when the packet
-        does not make it: no cable, link down, or lost on a lossy link."""
-        peers = self.peer[node]
-        far = peers[port] if port < len(peers) else None
-        if far is None or (node, port) not in self.link_up:
-            self.stats.drops["link_down"] += 1
+        does not make it."""
+        far = self._cross_or_reason(node, port)
+        if isinstance(far, str):
+            self.stats.drops[far] += 1
             return None
-        if self.loss_rate:
-            rate = self.loss_rate.get((node, port))
-            if rate is not None and self.loss_rng.random() < rate:
-                self.stats.drops["lost"] += 1
-                return None
         return far
 
     def _cross_or_reason(self, node: int, port: int) -> tuple[int, int] | str:
-        """`_cross` for the LID-routed walk: the drop reason instead of counting it."""
+        """The (node, port) across the cable, or why the packet does not make it: no
+        cable or link down ("link_down"), or lost on a lossy link ("lost")."""
         peers = self.peer[node]
         far = peers[port] if port < len(peers) else None
         if far is None or (node, port) not in self.link_up:

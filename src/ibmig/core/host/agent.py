@@ -139,7 +139,6 @@ _RETRYABLE: Final = frozenset((int(MadStatus.BUSY), int(SaStatus.ERR_NO_RESOURCE
 _GET_RESP: Final = int(Method.GET_RESP)
 _DELETE_RESP: Final = int(Method.DELETE_RESP)
 _REPORT: Final = int(Method.REPORT)
-_REPORT_RESP: Final = int(Method.REPORT_RESP)
 _NOTICE: Final = int(SaAttr.NOTICE)
 # Built once per Report: one per migration in the subnet, at every dom0.
 _new_report_received = fast_constructor(ReportReceived)
