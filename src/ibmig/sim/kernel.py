@@ -108,10 +108,10 @@ class EventKernel:
     def _timer_cancelled(self) -> None:
         """Lazy deletion leaves cancelled timers in the heap until their time. An
         engine re-arming its timer on every answer it gets leaves one behind each
-        time: 186,608 VMs registering their GUIDs left more dead entries than live
-        ones for the first simulated second, deepening every push and pop. When
-        they are the majority, they are dropped at once (the order of the others
-        is untouched: their keys are unique)."""
+        time: after 51,840 VMs registered their GUIDs (3,240 hosts), 67,719 dead
+        entries were still in the heap when the migrations began, deepening every
+        push and pop. When they are the majority, they are dropped at once (the
+        order of the others is untouched: their keys are unique)."""
         self._cancelled += 1
         heap = self._heap
         if self._cancelled > _COMPACT_AT_LEAST and self._cancelled * 2 > len(heap):
