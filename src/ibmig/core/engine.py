@@ -13,7 +13,9 @@ need one (captures, ibsim).
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Protocol
+from collections import deque
+from collections.abc import Container
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 PERMISSIVE_LID = 0xFFFF
 QP0 = 0
@@ -59,3 +61,36 @@ class Engine(Protocol):
     def get_timer(self) -> int | None: ...
 
     def next_event(self) -> Any | None: ...
+
+
+EventT = TypeVar("EventT")
+
+
+class EventLog(Generic[EventT]):
+    """The `next_event()` side of the contract, for engines that queue typed events.
+
+    `record_events` False records nothing. `event_filter`, when set, records only
+    events of those types: an observer that wants a few kinds spares the engine
+    building the rest (at data-centre scale the SA and every dom0 make several per
+    Report). Hot paths ask `_wants(type)` before building an event at all.
+    """
+
+    record_events: bool
+    event_filter: Container[type] | None
+    _events: deque[EventT]
+
+    def _init_event_log(self, record_events: bool) -> None:
+        self.record_events = record_events
+        self.event_filter = None
+        self._events = deque()
+
+    def next_event(self) -> EventT | None:
+        return self._events.popleft() if self._events else None
+
+    def _wants(self, event_type: type) -> bool:
+        wanted = self.event_filter
+        return self.record_events and (wanted is None or event_type in wanted)
+
+    def _emit(self, event: EventT) -> None:
+        if self._wants(event.__class__):
+            self._events.append(event)

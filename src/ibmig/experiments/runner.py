@@ -420,11 +420,12 @@ def _collecting(
     sim: VirtualizedSubnet, progress: Callable[[int], None] | None
 ) -> Callable[[int], None]:
     """A progress callback for `run_until_up` that also collects when due."""
-    last = [sim.kernel.events_run]
+    last = sim.kernel.events_run
 
     def tick(value: int) -> None:
-        _collect_if_due(sim, last[0])
-        last[0] = sim.kernel.events_run
+        nonlocal last
+        _collect_if_due(sim, last)
+        last = sim.kernel.events_run
         if progress is not None:
             progress(value)
 

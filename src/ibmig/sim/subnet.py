@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from ibmig.core.engine import PERMISSIVE_LID, QP0, QP1, Datagram, Engine
+from ibmig.core.engine import PERMISSIVE_LID, QP0, QP1, Datagram, Engine, EventLog
 from ibmig.core.sa import SaConfig, SubnetAdministrator
 from ibmig.core.sm.manager import SmConfig, SubnetManager, SubnetUp
 from ibmig.core.sma import NodeSpec, SubnetManagementAgent
@@ -233,8 +233,8 @@ class SubnetSim:
         """Have the SA and the other QP1 engines record only the events somebody
         uses (`wanted_event_types`). Hooks added later are not seen: call again."""
         wanted = self.wanted_event_types()
-        for engine in {id(e): e for e in self.gsi.values()}.values():
-            if hasattr(engine, "event_filter"):
+        for engine in self.gsi.values():
+            if isinstance(engine, EventLog):
                 engine.event_filter = wanted
 
     def start(self) -> None:

@@ -67,11 +67,11 @@ from __future__ import annotations
 import heapq
 import random
 from collections import Counter, deque
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Iterable
 from ipaddress import IPv4Address
 from typing import Any, Final, Protocol
 
-from ibmig.core.engine import QP1, Datagram
+from ibmig.core.engine import QP1, Datagram, EventLog
 from ibmig.core.guest.cm import CmState, Connection, cma_header, parse_cma_header
 from ibmig.core.guest.config import GuestConfig, cm_ack_timeout, iba_time_ns
 from ibmig.core.guest.events import (
@@ -197,7 +197,7 @@ def _ip(value: IPv4Address | str) -> IPv4Address:
     return value if isinstance(value, IPv4Address) else IPv4Address(value)
 
 
-class GuestAgent:
+class GuestAgent(EventLog[Any]):
     """One VM's RDMA stack and workload (module docstring).
 
     `ip` is the VM's IPoIB address, `peers` the servers it is a client of (IP and
@@ -222,11 +222,7 @@ class GuestAgent:
         self.ip = _ip(ip)
         self.name = name
         self.subscribe = subscribe
-        self.record_events = record_events
-        self.event_filter: Container[type] | None = None
-        """When set, only events of these types are recorded (an observer that wants
-        a few kinds spares the engine building the rest: at data-centre scale the
-        SA and every dom0 make several per Report)."""
+        self._init_event_log(record_events)
 
         self.attached = False
         self.port_num = 0
@@ -259,7 +255,6 @@ class GuestAgent:
 
         self._outbox: list[Datagram] = []
         self._intra: list[GuestToHost] = []
-        self._events: deque[Any] = deque()
         self._timers: list[tuple[int, int, _Handler, Any]] = []
         self._timer_seq = 0
 
@@ -282,9 +277,6 @@ class GuestAgent:
         """Messages for dom0 over the intra-host channel."""
         out, self._intra = self._intra, []
         return out
-
-    def next_event(self) -> Any | None:
-        return self._events.popleft() if self._events else None
 
     def get_timer(self) -> int | None:
         timers = self._timers
@@ -335,7 +327,7 @@ class GuestAgent:
                 if conn.state is _REP_SENT:
                     self._establish_passive(conn, now_ns)  # the first SEND stands for the RTU
                 self.delivered[conn.remote_gid] += 1
-                if self.record_events:
+                if self._wants(MessageDelivered):
                     self._events.append(
                         MessageDelivered(now_ns, self.gid, conn.remote_gid, message_seq(payload))
                     )
@@ -562,16 +554,6 @@ class GuestAgent:
             self._push(deadline, handler, owner)
 
     # --- helpers -------------------------------------------------------------------------
-
-    def _emit(self, event: Any) -> None:
-        if self._wants(event.__class__):
-            self._events.append(event)
-
-    def _wants(self, event_type: type) -> bool:
-        """Whether an event of `event_type` would be recorded (checked before
-        building one on a hot path)."""
-        wanted = self.event_filter
-        return self.record_events and (wanted is None or event_type in wanted)
 
     def _new_tid(self) -> int:
         tid = self._tid_next

@@ -75,12 +75,12 @@ from __future__ import annotations
 import heapq
 import random
 from collections import Counter, OrderedDict, deque
-from collections.abc import Container, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from ibmig.core.engine import QP1, Datagram
+from ibmig.core.engine import QP1, Datagram, EventLog
 from ibmig.core.host.events import (
     AliasAcknowledged,
     AliasFailed,
@@ -287,7 +287,7 @@ class _Transaction:
         self.reason = "timeout"  # why a give-up happens, if it does
 
 
-class HostAgent:
+class HostAgent(EventLog[HostEvent]):
     """dom0 of one host (module docstring); an `ibmig.core.engine.Engine`."""
 
     def __init__(
@@ -307,11 +307,7 @@ class HostAgent:
         self.config = config or HostConfig()
         self.subnet_prefix = subnet_prefix
         self.port_num = port_num
-        self.record_events = record_events
-        self.event_filter: Container[type] | None = None
-        """When set, only events of these types are recorded (an observer that wants
-        a few kinds spares the engine building the rest: at data-centre scale the
-        SA and every dom0 make several per Report)."""
+        self._init_event_log(record_events)
         self.rng = rng
         k = self.config.num_vfs
         if vf_guids is None:
@@ -345,7 +341,6 @@ class HostAgent:
         self._tid = rng.getrandbits(32)
         self._outbox: list[Datagram] = []
         self._intra_outbox: list[HostToGuest] = []
-        self._events: deque[HostEvent] = deque()
 
     # --- engine contract ------------------------------------------------------------
 
@@ -357,9 +352,6 @@ class HostAgent:
         """Messages for local guests (each names its guest: `vm_id`)."""
         out, self._intra_outbox = self._intra_outbox, []
         return out
-
-    def next_event(self) -> HostEvent | None:
-        return self._events.popleft() if self._events else None
 
     def get_timer(self) -> int | None:
         timers = self._timers
@@ -930,16 +922,6 @@ class HostAgent:
         self.counters["report_resps_sent"] += 1
 
     # --- plumbing ---------------------------------------------------------------------
-
-    def _emit(self, event: HostEvent) -> None:
-        if self._wants(event.__class__):
-            self._events.append(event)
-
-    def _wants(self, event_type: type) -> bool:
-        """Whether an event of `event_type` would be recorded (checked before
-        building one on a hot path)."""
-        wanted = self.event_filter
-        return self.record_events and (wanted is None or event_type in wanted)
 
 
 __all__ = [

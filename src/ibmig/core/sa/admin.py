@@ -142,12 +142,12 @@ from __future__ import annotations
 
 import heapq
 import random
-from collections import Counter, deque
-from collections.abc import Callable, Container, Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from ibmig.core.engine import QP1, Datagram
+from ibmig.core.engine import QP1, Datagram, EventLog
 from ibmig.core.sa.events import (
     NoticeReported,
     PathChangeDetected,
@@ -428,7 +428,7 @@ class _RequestError(Exception):
 _Handler = Callable[[SaMad, Datagram, PortRecordData, int], None]
 
 
-class SubnetAdministrator:
+class SubnetAdministrator(EventLog[Any]):
     """The SA engine (see the module docstring)."""
 
     def __init__(
@@ -437,16 +437,11 @@ class SubnetAdministrator:
         self.sm = sm
         self.config = config or SaConfig()
         self.rng = rng
-        self.record_events = True
-        self.event_filter: Container[type] | None = None
-        """When set, only events of these types are recorded (an observer that wants
-        a few kinds spares the engine building the rest: at data-centre scale the
-        SA and every dom0 make several per Report)."""
+        self._init_event_log(True)
         self.mad_counts: Counter[tuple[int, int]] = Counter()
         """MADs sent, by (attribute ID, method), every segment and resend included."""
         self.counters: Counter[str] = Counter()
         self._outbox: list[Datagram] = []
-        self._events: deque[Any] = deque()
         self._ever_up = sm.subnet_up
         # Oldest first, keyed as OpenSM tells subscriptions apart (match_inf_rec);
         # the Enums each subscriber GID uses.
@@ -488,9 +483,6 @@ class SubnetAdministrator:
     def packets_to_send(self) -> list[Datagram]:
         out, self._outbox = self._outbox, []
         return out
-
-    def next_event(self) -> Any | None:
-        return self._events.popleft() if self._events else None
 
     def get_timer(self) -> int | None:
         timers = self._timers
@@ -636,16 +628,6 @@ class SubnetAdministrator:
         return self._report_notice(notice, now_ns)
 
     # --- plumbing -------------------------------------------------------------------
-
-    def _emit(self, event: Any) -> None:
-        if self._wants(event.__class__):
-            self._events.append(event)
-
-    def _wants(self, event_type: type) -> bool:
-        """Whether an event of `event_type` would be recorded (checked before
-        building one on a hot path)."""
-        wanted = self.event_filter
-        return self.record_events and (wanted is None or event_type in wanted)
 
     def _gid(self, guid: int) -> bytes:
         return make_gid(self.db.subnet_prefix, guid)
