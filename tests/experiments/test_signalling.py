@@ -165,6 +165,31 @@ def test_same_scenario_and_seed_give_a_byte_identical_trace() -> None:
     assert first == _traced(7)
 
 
+def test_the_trace_holds_every_phase_of_the_migration() -> None:
+    """The toolstack's PhaseEntered events reach the trace (they once piled up
+    inside the migration, unread), in order, at the times the phases began."""
+    trace, _ = _traced(7)
+    phases = [r for r in map(json.loads, trace.splitlines()) if r["event"] == "PhaseEntered"]
+    assert {(r["node"], r["vm"]) for r in phases} == {("toolstack", "vm0")}
+    names = [r["phase"] for r in phases]
+    rounds = names.count("pre_copy")
+    assert rounds >= 1
+    assert names == [
+        "detaching_vf",
+        *["pre_copy"] * rounds,
+        "stop_and_copy",
+        "resuming",
+        "attaching_vf",
+        "reinit_driver",
+        "setting_alias",
+        "done",
+    ]
+    assert [r["round"] for r in phases if r["phase"] == "pre_copy"] == list(range(rounds))
+    assert all(r["t_ns"] == r["time_ns"] for r in phases)
+    times = [r["t_ns"] for r in phases]
+    assert times == sorted(times) and times[0] >= 30_000_000
+
+
 @pytest.mark.interop
 def test_tshark_decodes_a_migration_capture_with_the_path_change_notices(
     tshark: str, tmp_path: Path

@@ -157,7 +157,11 @@ def test_outgoing_lid_routed_mads_keep_their_addresses() -> None:
         def next_event(self) -> None:
             return None
 
-    runtime._collect_from(Once())  # type: ignore[arg-type]
+        def get_timer(self) -> None:
+            return None
+
+    runtime.engine.sa = Once()  # type: ignore[assignment]  # an SA that sends one MAD
+    runtime._collect()
     runtime.step(0)
     frame = REQUEST_STRUCT.pack(9, 5, 7, 1, 0, 256, reply.payload)
     assert [f.pack() for f in client.sent] == [frame]

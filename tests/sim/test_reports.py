@@ -4,11 +4,13 @@ again."""
 
 from __future__ import annotations
 
+from collections.abc import Container
 from typing import Any
 
 from ibmig.core.engine import QP1, Datagram
 from ibmig.core.sa import ReportAcked, ReportSent
 from ibmig.core.sm.manager import SubnetUp
+from ibmig.core.sma import ForwardingChanged
 from ibmig.fabric import Fabric, preset
 from ibmig.sim.subnet import SubnetSim
 from ibmig.wire.mad import MadHeader, Method, MgmtClass
@@ -20,6 +22,8 @@ QP1_QKEY = 0x80010000
 
 class Subscriber:
     """A minimal GSI client: subscribes to every generic trap, acknowledges Reports."""
+
+    event_filter: Container[type] | None = None  # it has no events
 
     def __init__(self, port: int, lid: int, sa_lid: int) -> None:
         self.port, self.lid, self.sa_lid = port, lid, sa_lid
@@ -67,7 +71,7 @@ def up_with_subscriber(fabric: Fabric) -> tuple[SubnetSim, Subscriber, int]:
     assert sim.run_until_up() is not None
     host = next(n for n in fabric.cas if n.index != sim.sm_node)
     subscriber = Subscriber(1, sim.agents[host.index].port_lid(1), sim.sm.db.sm_lid)
-    sim.attach_gsi(host.index, MgmtClass.SUBN_ADM, subscriber)
+    sim.attach(host.index, subscriber, sim.latency.sa_ns, gsi_classes=(MgmtClass.SUBN_ADM,))
     sim._pump(host.index, subscriber, 0)
     sim.run()
     assert subscriber.subscribed
@@ -134,9 +138,11 @@ def test_engines_record_only_what_observers_ask_for_unless_everything_is_watched
     sim = SubnetSim(preset("ft2-36"))
     seen: list[object] = []
     sim.add_event_hook(lambda node, event: seen.append(event), ReportSent)
-    assert sim.wanted_event_types() == frozenset({ReportSent, SubnetUp})
+    # SubnetUp and ForwardingChanged are the simulator's own (SUBNET UP, the route memo).
+    wanted = frozenset({ReportSent, SubnetUp, ForwardingChanged})
+    assert sim.wanted_event_types() == wanted
     sim.narrow_engine_events()
-    assert sim.sa.event_filter == frozenset({ReportSent, SubnetUp})
+    assert sim.sa.event_filter == wanted
     assert sim.sa._wants(ReportSent) and not sim.sa._wants(ReportAcked)
     sim.event_hooks.append(lambda node, event: None)  # a hook for every event
     assert sim.wanted_event_types() is None

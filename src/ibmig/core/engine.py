@@ -52,6 +52,10 @@ class Datagram(NamedTuple):
 
 
 class Engine(Protocol):
+    # Which event types to record (None: all): observers that want a few kinds spare
+    # the engine building the rest. `EventLog` provides it.
+    event_filter: Container[type] | None
+
     def receive(self, datagram: Datagram, now_ns: int) -> None: ...
 
     def handle_timer(self, now_ns: int) -> None: ...

@@ -4,6 +4,7 @@ SRC's port), and print it with the hop-by-hop route through the programmed LFTs.
 
 from __future__ import annotations
 
+from collections.abc import Container
 from typing import IO, Any
 
 from ibmig.core.engine import QP1, Datagram
@@ -22,6 +23,8 @@ QP1_QKEY = 0x80010000
 
 class PathQuery:
     """A one-shot SA client: sends one PathRecord Get and keeps the answer."""
+
+    event_filter: Container[type] | None = None  # it has no events
 
     def __init__(self, port: int, slid: int, sa_lid: int, sgid: bytes, dgid: bytes) -> None:
         record = PathRecord(sgid=sgid, dgid=dgid, numb_path=1, reversible=True)
@@ -82,7 +85,8 @@ def run_path(fabric: Fabric, src: str, dst: str, *, routing: str, out: IO[str]) 
     dgid = prefix + dst_guid.to_bytes(8, "big")
     slid = sim.agents[src_node].port_lid(src_port)
     query = PathQuery(src_port, slid, sim.sm.db.sm_lid, sgid, dgid)
-    sim._pump(src_node, query, 0)
+    sim.attach(src_node, query, 0)  # the query leaves now; its answer comes back to it
+    sim._pump(src_node, query)
     sim.run()
     answer = query.answer
     if answer is None:

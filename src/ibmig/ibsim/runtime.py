@@ -41,6 +41,7 @@ from typing import Any
 
 from ibmig.core.engine import PERMISSIVE_LID, QP0, Datagram, Engine
 from ibmig.core.sm.manager import SubnetManager, SubnetUp, SweepStarted
+from ibmig.core.sm.node import SmNode
 from ibmig.errors import WireError
 from ibmig.ibsim.client import (
     REQUEST_STRUCT,
@@ -83,7 +84,8 @@ def response_length(payload: bytes) -> int:
 
 
 class IbsimRuntime:
-    """Pumps one SM engine (and optionally an SA engine) over an issm client."""
+    """Pumps the SM (and optionally the SA) over an issm client, as one engine: the
+    `SmNode` of the client's port."""
 
     def __init__(
         self,
@@ -97,7 +99,7 @@ class IbsimRuntime:
     ) -> None:
         self.client = client
         self.sm = sm
-        self.sa = sa
+        self.engine = SmNode(sm, sa)
         self.clock = clock
         self.port_num = sm.port_num
         self.event_hooks: list[EventHook] = []
@@ -110,7 +112,6 @@ class IbsimRuntime:
         self.dropped: Counter[int] = Counter()  # by management class
         self.unclaimed: Counter[int] = Counter()  # frames no engine takes, by class
         self._pending: deque[bytes] = deque()  # packed sim_request frames
-        self._engines: list[Engine] = [sm] if sa is None else [sm, sa]
         self._smps_before = 0  # sm.smps_sent before the engine call being collected
         self._last_send_ns = 0
         self.timer_grace_ns = timer_grace_ns
@@ -124,7 +125,7 @@ class IbsimRuntime:
     def start(self) -> None:
         """Start the SM's first (heavy) sweep."""
         self._smps_before = self.sm.smps_sent
-        self.sm.start_sweep(self.now())
+        self.engine.start_sweep(self.now())
         self._collect()
 
     def run_until(self, done: Callable[[], bool], timeout_s: float | None = None) -> bool:
@@ -170,15 +171,10 @@ class IbsimRuntime:
         # See the module docstring: a timer is due once nothing has left for
         # `timer_grace_ns`, or when it is overdue by a whole `timer_overdue_ns`.
         quiet = now - self._last_send_ns >= self.timer_grace_ns
-        for engine in self._engines:
-            timer = engine.get_timer()
-            if (
-                timer is not None
-                and timer <= now
-                and (quiet or now - timer >= self.timer_overdue_ns)
-            ):
-                self._smps_before = self.sm.smps_sent
-                engine.handle_timer(now)
+        timer = self.engine.get_timer()
+        if timer is not None and timer <= now and (quiet or now - timer >= self.timer_overdue_ns):
+            self._smps_before = self.sm.smps_sent
+            self.engine.handle_timer(now)
         self._collect()
         self._flush()
 
@@ -188,8 +184,8 @@ class IbsimRuntime:
         recv = self.client.recv_frame
         unpack = REQUEST_STRUCT.unpack
         size = REQUEST_STRUCT.size
-        sm = self.sm
-        sa = self.sa
+        engine = self.engine
+        classes = frozenset(engine.management_classes)
         port = self.port_num
         clock = self.clock
         while True:
@@ -202,25 +198,15 @@ class IbsimRuntime:
             dlid, slid, dqp, sqp, status, _length, mad = unpack(raw)
             mgmt_class = mad[1]
             now = clock()
-            self._smps_before = sm.smps_sent
+            self._smps_before = self.sm.smps_sent
             if status == STATUS_DROPPED:
                 self.dropped[mgmt_class] += 1
-                if mgmt_class in _SMP_CLASSES and not mad[3] & 0x80:
-                    sm.transaction_dropped(int.from_bytes(mad[8:16], "big"), now)
-                    self._collect_from(sm)
-                    if sa is not None:
-                        self._collect_from(sa)
-            elif mgmt_class in _SMP_CLASSES:
-                sm.receive(Datagram(mad, port, slid, dlid, sqp, dqp), now)
-                self._collect_from(sm)
-                if sa is not None:  # the SM tells the SA (traps, ports, GUIDInfo writes)
-                    self._collect_from(sa)
-            elif mgmt_class == _SUBN_ADM and sa is not None:
-                sa.receive(Datagram(mad, port, slid, dlid, sqp, dqp), now)
-                self._collect_from(sa)
-                self._collect_from(sm)  # an SA request may have the SM write GUIDInfo
+                engine.undeliverable(mad, now)
+            elif mgmt_class in classes:
+                engine.receive(Datagram(mad, port, slid, dlid, sqp, dqp), now)
             else:
                 self.unclaimed[mgmt_class] += 1
+            self._collect()
             # Keep ibsim's input moving while we read: it waits for us otherwise.
             if self._pending:
                 self._flush()
@@ -228,10 +214,7 @@ class IbsimRuntime:
     # --- output ---------------------------------------------------------------------
 
     def _collect(self) -> None:
-        for engine in self._engines:
-            self._collect_from(engine)
-
-    def _collect_from(self, engine: Engine) -> None:
+        engine = self.engine
         pending = self._pending
         pack = REQUEST_STRUCT.pack
         for datagram in engine.packets_to_send():
@@ -275,8 +258,7 @@ class IbsimRuntime:
         self._last_send_ns = self.clock()
 
     def _next_deadline(self) -> int | None:
-        timers = [t for t in (e.get_timer() for e in self._engines) if t is not None]
-        return min(timers) if timers else None
+        return self.engine.get_timer()
 
 
 # --- finding where to attach -----------------------------------------------------------

@@ -22,8 +22,16 @@ what lets an 11,664-host bring-up (hundreds of thousands of SMPs) run in seconds
 
 A LID-routed walk depends only on cables, link states, LFTs, port LIDs and port
 states, so its outcome is memoised per (node, port, DLID, VL15 or not). Every SMA
-tells the transport when one of its own LFT blocks, LIDs or port states changes, and
-link changes go through the transport: either clears the memo. A migration's
+says when one of its own LFT blocks, LIDs or port states changes (its
+`ForwardingChanged` event), and link changes go through the transport: either
+clears the memo.
+
+Engines. The runtime only pumps engines: each is attached to a node with its
+processing time (`attach`), the delay its outputs leave with, given per management
+class where one engine answers several (the SM's SMPs and the SA's MADs of an
+`SmNode`). QP0 requests go to the node's SMA, QP0 responses and traps to the engine
+attached there as the SM, QP1 MADs to the engine that sent the request they answer
+(by TID) or else to the engine attached for their class. A migration's
 thousands of Reports and ReportResps then cost a dictionary lookup each instead of
 a walk. Lossy links (loss drawn per crossing) are walked every time.
 """
@@ -33,14 +41,15 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from ibmig.core.engine import PERMISSIVE_LID, QP0, QP1, Datagram, Engine, EventLog
+from ibmig.core.engine import PERMISSIVE_LID, QP0, QP1, Datagram, Engine
 from ibmig.core.sa import SaConfig, SubnetAdministrator
 from ibmig.core.sm.manager import SmConfig, SubnetManager, SubnetUp
-from ibmig.core.sma import NodeSpec, SubnetManagementAgent
+from ibmig.core.sm.node import SA_CLASS, SMP_CLASSES, SmNode
+from ibmig.core.sma import ForwardingChanged, NodeSpec, SubnetManagementAgent
 from ibmig.errors import ConfigError
 from ibmig.fabric.model import Fabric, Node
 from ibmig.sim.kernel import EventKernel, Timer
@@ -48,11 +57,10 @@ from ibmig.sim.latency import LatencyModel
 from ibmig.wire.capture import CaptureWriter
 from ibmig.wire.jsonify import to_json
 from ibmig.wire.mad import Method, MgmtClass
-from ibmig.wire.packet import Bth, Grh, Lrh, OpCode, Packet, build_ud_packet
+from ibmig.wire.packet import QP1_QKEY, Bth, Grh, Lrh, OpCode, Packet, build_ud_packet
 from ibmig.wire.smp_attrs import NodeType, PortState
 
 _DR_CLASS = MgmtClass.SUBN_DIRECTED_ROUTE.value
-QP1_QKEY = 0x80010000  # the well-known Q_Key of QP1 (IBA Vol 1, 13.5.3.1)
 # GSI methods answered by a response with the R bit set (IBA Vol 1, 13.4.5): only
 # these leave a requester to route the answer back to. Send (CM) and TrapRepress
 # are never answered that way, so remembering them would only grow the table.
@@ -69,6 +77,13 @@ _ANSWERED = frozenset(
     )
 )
 _UNREACHABLE = 0xFF
+# An engine's processing time: one delay for all it sends, or one per management class.
+Processing = int | Mapping[int, int]
+# What a runtime does with an engine's outputs other than datagrams (an intra-host
+# channel, a toolstack's commands), called with (node, engine) after each pump.
+OutputHandler = Callable[[int, Engine], None]
+TOOLSTACK = -1
+"""The node of engines attached off the fabric (the migration toolstack)."""
 # Where a LID-routed walk ends: (node, arrival port, cables crossed), or the reason
 # the packet is dropped. Every cable but the last ends at a switch that forwards.
 _Route = tuple[int, int, int] | str
@@ -147,9 +162,11 @@ class SubnetSim:
         self._routes: dict[tuple[int, int, int, bool], _Route] = {}
         self.rng = random.Random(seed)
         self.agents = [SubnetManagementAgent(node_spec(n, fabric)) for n in fabric.nodes]
+        self._processing: dict[int, Processing] = {}
+        self._outputs: dict[int, OutputHandler] = {}
         for agent in self.agents:
             agent.record_events = trace is not None
-            agent.forwarding_listener = self._forget_routes
+            self._processing[id(agent)] = self.latency.sma_ns
         self.is_switch = [n.is_switch for n in fabric.nodes]
         self.names = [n.name for n in fabric.nodes]
         # peer[node][port] = (node, port) across the cable, or None.
@@ -173,7 +190,9 @@ class SubnetSim:
         self.sa = SubnetAdministrator(
             self.sm, rng=random.Random(self.rng.getrandbits(64)), config=sa_config
         )
-        self.qp0_managers: dict[int, SubnetManager] = {self.sm_node: self.sm}
+        self.sm_engine = SmNode(self.sm, self.sa)
+        """The SM and SA as the one engine attached at `sm_node`."""
+        self.qp0_managers: dict[int, Engine] = {}
         self.gsi: dict[tuple[int, int], Engine] = {}
         # MADs sent, by (class, method, attribute); data-plane packets; SA MADs received
         # per millisecond of simulated time.
@@ -182,13 +201,16 @@ class SubnetSim:
         self.sa_received_bins: Counter[int] = Counter()
         self._gsi_requesters: dict[tuple[int, bytes], Engine] = {}
         self._timers: dict[int, Timer] = {}
-        self._engine_node: dict[int, int] = {}
         self.subnet_up_events: list[SubnetUp] = []
         self.event_hooks: list[Callable[[int, Any], None]] = []
         """Called with (node, event) for every engine event."""
         self._typed_hooks: dict[type, list[Callable[[int, Any], None]]] = {}
-        self.attach_gsi(self.sm_node, MgmtClass.SUBN_ADM, self.sa)
+        latency = self.latency
+        sm_processing = dict.fromkeys(SMP_CLASSES, latency.sm_ns)
+        sm_processing[SA_CLASS] = latency.sa_ns
+        self.attach(self.sm_node, self.sm_engine, sm_processing, gsi_classes=(SA_CLASS,), smi=True)
         self.add_event_hook(self._on_subnet_up, SubnetUp)
+        self.add_event_hook(self._forget_routes, ForwardingChanged)
         for link in fabric.links:
             self._set_link_state(link.node_a, link.port_a, link.node_b, link.port_b, True)
 
@@ -210,10 +232,31 @@ class SubnetSim:
 
     # --- engines ----------------------------------------------------------------------
 
-    def attach_gsi(self, node: int, mgmt_class: int, engine: Engine) -> None:
-        """Deliver QP1 MADs of `mgmt_class` arriving at `node` to `engine`."""
-        self.gsi[(node, mgmt_class)] = engine
-        self._engine_node[id(engine)] = node
+    def attach(
+        self,
+        node: int,
+        engine: Engine,
+        processing_ns: Processing,
+        *,
+        gsi_classes: Iterable[int] = (),
+        smi: bool = False,
+        outputs: OutputHandler | None = None,
+    ) -> None:
+        """Attach `engine` at `node` (`TOOLSTACK`: off the fabric): what it sends
+        leaves `processing_ns` after the step that made it (a mapping gives the delay
+        per management class); QP1 MADs of `gsi_classes` arriving at `node` are
+        delivered to it, and with `smi` so are the node's QP0 responses and traps (it
+        is the node's SM). `outputs` takes its other outputs after every pump.
+        Attaching again (a guest that migrated) replaces the processing time and
+        output handler."""
+        key = id(engine)
+        self._processing[key] = processing_ns
+        if outputs is not None:
+            self._outputs[key] = outputs
+        for mgmt_class in gsi_classes:
+            self.gsi[(node, mgmt_class)] = engine
+        if smi:
+            self.qp0_managers[node] = engine
 
     def add_event_hook(self, hook: Callable[[int, Any], None], *types: type) -> None:
         """Call `hook(node, event)` for the engine events of exactly these types. At
@@ -234,23 +277,29 @@ class SubnetSim:
         uses (`wanted_event_types`). Hooks added later are not seen: call again."""
         wanted = self.wanted_event_types()
         for engine in self.gsi.values():
-            if isinstance(engine, EventLog):
-                engine.event_filter = wanted
+            engine.event_filter = wanted
 
     def start(self) -> None:
         """Start the SM's first sweep at the current time."""
-        self.sm.start_sweep(self.kernel.now_ns)
-        self._pump(self.sm_node, self.sm, self.latency.sm_ns)
+        self.sm_engine.start_sweep(self.kernel.now_ns)
+        self._pump(self.sm_node, self.sm_engine)
 
-    def _pump(self, node: int, engine: Engine | SubnetManagementAgent, delay_ns: int) -> None:
+    def _pump(self, node: int, engine: Engine, delay_ns: int | None = None) -> None:
+        """Send what `engine` has to send, `delay_ns` from now (its processing time
+        when None), hand its events to the observers and keep its timer."""
         requesters = self._gsi_requesters
+        processing: Processing = self._processing[id(engine)] if delay_ns is None else delay_ns
+        by_class = None if isinstance(processing, int) else processing
         for datagram in engine.packets_to_send():
             payload = datagram.payload
             if datagram.dqp == QP1 and len(payload) >= 16 and payload[3] in _ANSWERED:
                 # A GSI request: its response comes back to this engine by TID (the
                 # way a node's GSI agent hands responses to the client that asked).
                 requesters[(node, payload[8:16])] = engine
-            self.send(node, datagram, delay_ns)
+            if by_class is None:
+                self.send(node, datagram, processing)  # type: ignore[arg-type]
+            else:
+                self.send(node, datagram, by_class[payload[1]])
         event = engine.next_event()
         while event is not None:
             typed = self._typed_hooks.get(event.__class__)
@@ -260,7 +309,8 @@ class SubnetSim:
             for hook in self.event_hooks:
                 hook(node, event)
             if self.trace is not None:
-                self.trace.write(self.kernel.now_ns, self.names[node], event)
+                name = self.names[node] if node != TOOLSTACK else "toolstack"
+                self.trace.write(self.kernel.now_ns, name, event)
             event = engine.next_event()
         deadline = engine.get_timer()
         key = id(engine)
@@ -272,29 +322,18 @@ class SubnetSim:
         if deadline is not None and timer is None:
             delay = max(0, deadline - self.kernel.now_ns)
             self._timers[key] = self.kernel.start_timer(delay, self._on_timer, (node, engine))
-        # The SA lives in the SM's process and each calls the other directly (the SM
-        # tells the SA of ports and traps; the SA has the SM write GUIDInfo blocks):
-        # whatever one made the other send goes out now.
-        if engine is self.sm:
-            self._pump(node, self.sa, self.latency.sa_ns)
-        elif engine is self.sa and self.sm.packets_pending():
-            self._pump(node, self.sm, self.latency.sm_ns)
+        outputs = self._outputs.get(key)
+        if outputs is not None:
+            outputs(node, engine)
 
     def _on_subnet_up(self, node: int, event: SubnetUp) -> None:
         self.subnet_up_events.append(event)
 
-    def _on_timer(self, arg: tuple[int, Any]) -> None:
+    def _on_timer(self, arg: tuple[int, Engine]) -> None:
         node, engine = arg
         self._timers.pop(id(engine), None)
         engine.handle_timer(self.kernel.now_ns)
-        self._pump(node, engine, self._processing_ns(engine))
-
-    def _processing_ns(self, engine: object) -> int:
-        if isinstance(engine, SubnetManagementAgent):
-            return self.latency.sma_ns
-        if isinstance(engine, SubnetManager):
-            return self.latency.sm_ns
-        return self.latency.sa_ns
+        self._pump(node, engine)
 
     # --- transport --------------------------------------------------------------------
 
@@ -456,7 +495,7 @@ class SubnetSim:
             out = packet[_RETURN_PATH + hop_pointer]
             elapsed += latency.switch_ns
 
-    def _forget_routes(self) -> None:
+    def _forget_routes(self, node: int, event: ForwardingChanged) -> None:
         self._routes.clear()
 
     def _walk(self, node: int, port: int, dlid: int, management: bool) -> _Route:
@@ -525,12 +564,12 @@ class SubnetSim:
                     return
                 self.stats.delivered += 1
                 manager.receive(datagram, now)
-                self._pump(node, manager, self.latency.sm_ns)
+                self._pump(node, manager)
                 return
             agent = self.agents[node]
             self.stats.delivered += 1
             agent.receive(datagram, now)
-            self._pump(node, agent, self.latency.sma_ns)
+            self._pump(node, agent)
             return
         engine: Engine | None = None
         if payload[3] & 0x80:
@@ -541,12 +580,10 @@ class SubnetSim:
             self._drop("no_listener")
             return
         self.stats.delivered += 1
-        if engine is self.sa:
+        if node == self.sm_node and payload[1] == SA_CLASS:
             self.sa_received_bins[now // 1_000_000] += 1
         engine.receive(datagram, now)
-        # GSI agents (the SA, dom0s) answer in sa_ns: `_processing_ns` says so too,
-        # without asking which kind of engine, once per MAD.
-        self._pump(node, engine, self.latency.sa_ns)
+        self._pump(node, engine)
 
     # --- links ------------------------------------------------------------------------
 
@@ -560,7 +597,7 @@ class SubnetSim:
                 self.link_up.discard((node, port))
             agent = self.agents[node]
             agent.set_link(port, up, now)
-            self._pump(node, agent, self.latency.sma_ns)
+            self._pump(node, agent)
 
     def set_link(self, node: int, port: int, up: bool) -> None:
         """Take the cable at (node, port) down or bring it back up, both ends."""

@@ -17,7 +17,7 @@ runs on sm-host port 1. DR paths are the ones the SM would have found.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -321,18 +321,7 @@ def report_resp(report: SaMad, *, slid: int) -> Datagram:
 
 
 class SaSim(SubnetSim):
-    """SubnetSim, which runs the SA next to the SM and pumps the SA after the SM,
-    made to pump the SM after the SA as well: a GUIDInfoRecord Set makes the SM send
-    a SubnSet(GUIDInfo) from within the SA's receive()."""
-
-    def _pump(self, node: int, engine: Any, delay_ns: int) -> None:
-        super()._pump(node, engine, delay_ns)
-        if engine is getattr(self, "sa", None) and not getattr(self, "_pumping_sm", False):
-            self._pumping_sm = True
-            try:
-                super()._pump(node, self.sm, self.latency.sm_ns)
-            finally:
-                self._pumping_sm = False
+    """SubnetSim with helpers to name nodes and their LIDs."""
 
     def node_index(self, name: str) -> int:
         return self.names.index(name)
@@ -357,8 +346,9 @@ class SaClient:
     _window_last: dict[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.sim.attach_gsi(self.node, MgmtClass.SUBN_ADM, self)
+        self.sim.attach(self.node, self, self.sim.latency.sa_ns, gsi_classes=(MgmtClass.SUBN_ADM,))
         self._outbox: list[Datagram] = []
+        self.event_filter: Container[type] | None = None  # it has no events
 
     @property
     def lid(self) -> int:

@@ -328,6 +328,9 @@ class HostAgent(EventLog[HostEvent]):
         self.counters: Counter[str] = Counter()
         self._vfs: dict[int, _Vf] = {i: _Vf(i, guids[i - 1]) for i in range(1, k + 1)}
         self._vm_vf: dict[str, int] = {}
+        # VF index -> VM whose vport came up there (VfUp) and has not been detached:
+        # the VFs the HCA delivers to (`vm_behind`).
+        self._vport_up: dict[int, str] = {}
         self._entries: dict[int, int] = {}  # GUIDInfo index -> GUID the SA acknowledged
         self._queues: dict[int, deque[_EntryOp]] = {}
         self._transactions: dict[int, _Transaction] = {}
@@ -445,6 +448,7 @@ class HostAgent(EventLog[HostEvent]):
                 if vf.vm is not None and vf.acked:
                     self._set_mapping(vf.alias, lid, "local", now_ns)
                     if vf.attached:
+                        self._vport_up[vf.index] = vf.vm
                         self._emit(VfUp(vf.vm, vf.index, self._gid(vf.alias), lid, now_ns))
         for index in list(self._queues):
             self._pump(index, now_ns)
@@ -477,6 +481,10 @@ class HostAgent(EventLog[HostEvent]):
     def vf_guid(self, vf: int) -> int:
         """The VF's own GUID (what a VM gets on it under dynamic assignment)."""
         return self._vf(vf).own_guid
+
+    def vm_behind(self, vf: int) -> str | None:
+        """The VM whose vport is up on VF `vf` (VfUp seen, not detached since)."""
+        return self._vport_up.get(vf)
 
     def vf_of(self, vm: str) -> int | None:
         """The VF reserved for or attached to `vm`, if any."""
@@ -548,6 +556,7 @@ class HostAgent(EventLog[HostEvent]):
         if index is None:
             raise HostError(f"{vm} holds no VF on {self.host_id}")
         slot = self._vfs[index]
+        self._vport_up.pop(index, None)
         if slot.attached:
             self._emit(VfDown(vm, index, now_ns))
         slot.vm = None
@@ -666,6 +675,7 @@ class HostAgent(EventLog[HostEvent]):
     def _vf_up(self, slot: _Vf, now_ns: int) -> None:
         assert slot.vm is not None and self.port_lid is not None
         self.counters["vf_up"] += 1
+        self._vport_up[slot.index] = slot.vm
         self._emit(VfUp(slot.vm, slot.index, self._gid(slot.alias), self.port_lid, now_ns))
 
     def _set_mapping(self, vguid: int, lid: int, source: str, now_ns: int) -> None:

@@ -35,7 +35,7 @@ up to `max_retries` times; then the node is treated as unreachable.
 from __future__ import annotations
 
 import random
-from collections import Counter, OrderedDict, deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -43,7 +43,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ibmig.core.engine import PERMISSIVE_LID, QP0, Datagram
+from ibmig.core.engine import PERMISSIVE_LID, QP0, Datagram, EventLog
 from ibmig.core.sm.db import DrPath, NodeRecordData, PortRecordData, SubnetDb
 from ibmig.core.sm.routing import (
     RoutingError,
@@ -52,6 +52,7 @@ from ibmig.core.sm.routing import (
     roots_from_guids,
     route,
 )
+from ibmig.core.timers import Timers
 from ibmig.errors import WireError
 from ibmig.wire.mad import MadStatus, Method
 from ibmig.wire.notice import Notice, TrapNumber
@@ -206,7 +207,7 @@ class _Request:
         self.on_error: ErrorHandler | None = None
 
 
-class SubnetManager:
+class SubnetManager(EventLog[Any]):
     """The SM engine (see the module docstring)."""
 
     def __init__(
@@ -227,12 +228,12 @@ class SubnetManager:
         self.smps_sent = 0
         self.smp_counts: Counter[tuple[int, int]] = Counter()
         self.retransmissions = 0
-        self.record_events = True
+        self._init_event_log(True)
         self._tid = self.rng.getrandbits(24) << 24
         self._outbox: list[Datagram] = []
-        self._events: deque[Any] = deque()
         self._queue: deque[_Request] = deque()
-        self._outstanding: OrderedDict[int, _Request] = OrderedDict()
+        self._outstanding: dict[int, _Request] = {}
+        self._timeouts: Timers[int] = Timers()  # outstanding TIDs (match bits) by deadline
         self._guid_to_lid: dict[int, int] = {}  # stable LIDs across sweeps
         self._active_ports: set[int] = set()  # end-port GUIDs in service
         self._resweep_lids: set[int] = set()
@@ -251,31 +252,18 @@ class SubnetManager:
         out, self._outbox = self._outbox, []
         return out
 
-    def packets_pending(self) -> bool:
-        """Whether `packets_to_send()` has anything (co-located engines ask)."""
-        return bool(self._outbox)
-
-    def next_event(self) -> Any | None:
-        return self._events.popleft() if self._events else None
-
     def get_timer(self) -> int | None:
-        if not self._outstanding:
-            return None
-        return next(iter(self._outstanding.values())).deadline_ns
+        return self._timeouts.next_deadline()
 
     def handle_timer(self, now_ns: int) -> None:
-        while self._outstanding:
-            request = next(iter(self._outstanding.values()))
-            if request.deadline_ns > now_ns:
-                break
-            del self._outstanding[request.tid & _TID_MATCH_MASK]
-            self._expire(request, now_ns)
+        while (key := self._timeouts.pop_due(now_ns)) is not None:
+            self._expire(self._outstanding.pop(key), now_ns)
 
     def transaction_dropped(self, tid: int, now_ns: int) -> None:
         """The transport says the SMP with `tid` cannot be delivered (ibsim returns
         such a MAD at once with status 110): treat it as timed out now instead of at
         its deadline. Unknown TIDs (already answered or expired) are ignored."""
-        request = self._outstanding.pop(tid & _TID_MATCH_MASK, None)
+        request = self._answered(tid)
         if request is not None:
             self._expire(request, now_ns)
 
@@ -296,7 +284,7 @@ class SubnetManager:
         except WireError:
             return
         if smp.is_response:
-            request = self._outstanding.pop(smp.tid & _TID_MATCH_MASK, None)
+            request = self._answered(smp.tid)
             if request is None:
                 return  # late answer to a retransmitted request
             status = smp.status
@@ -407,9 +395,19 @@ class SubnetManager:
         )
         self._issue(smp, path, handler, ctx, now_ns, on_error)
 
+    def _answered(self, tid: int) -> _Request | None:
+        """The outstanding request with `tid`, no longer outstanding; None if unknown."""
+        key = tid & _TID_MATCH_MASK
+        request = self._outstanding.pop(key, None)
+        if request is not None:
+            self._timeouts.cancel(key)
+        return request
+
     def _transmit(self, request: _Request, now_ns: int) -> None:
         request.deadline_ns = now_ns + self.config.transaction_timeout_ns
-        self._outstanding[request.tid & _TID_MATCH_MASK] = request
+        key = request.tid & _TID_MATCH_MASK
+        self._outstanding[key] = request
+        self._timeouts.arm(key, request.deadline_ns)
         self.smps_sent += 1
         self._outbox.append(
             Datagram(request.payload, self.port_num, self.db.sm_lid or 0, PERMISSIVE_LID, QP0, QP0)
@@ -420,10 +418,6 @@ class SubnetManager:
             self._transmit(self._queue.popleft(), now_ns)
         if not self._queue and not self._outstanding:
             self._phase_done(now_ns)
-
-    def _emit(self, event: Any) -> None:
-        if self.record_events:
-            self._events.append(event)
 
     # --- DISCOVER -------------------------------------------------------------------
 

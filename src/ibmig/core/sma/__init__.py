@@ -21,6 +21,7 @@ from ibmig.core.sma.agent import (
 )
 from ibmig.core.sma.events import (
     ClientReregisterRequested,
+    ForwardingChanged,
     GuidInfoChanged,
     LftBlockWritten,
     LidAssigned,
@@ -45,6 +46,7 @@ __all__ = [
     "PORT_TRANSITIONS",
     "TRAP_INTERVAL_UNIT_NS",
     "ClientReregisterRequested",
+    "ForwardingChanged",
     "GuidInfoChanged",
     "LftBlockWritten",
     "LidAssigned",

@@ -116,15 +116,15 @@ The response is built from the request bytes with one precompiled `struct` call.
 from __future__ import annotations
 
 import struct
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from enum import IntEnum
 from typing import Final, Protocol
 
-from ibmig.core.engine import PERMISSIVE_LID, QP0, Datagram
+from ibmig.core.engine import PERMISSIVE_LID, QP0, Datagram, EventLog
 from ibmig.core.sma.events import (
     ClientReregisterRequested,
+    ForwardingChanged,
     GuidInfoChanged,
     LftBlockWritten,
     LidAssigned,
@@ -147,6 +147,7 @@ from ibmig.core.sma.spec import (
     NodeSpec,
     blocks_for,
 )
+from ibmig.core.timers import Timers
 from ibmig.errors import WireError
 from ibmig.wire.mad import MAD_SIZE, RESPONSE_BIT, MadStatus, Method, MgmtClass
 from ibmig.wire.notice import (
@@ -391,10 +392,14 @@ def _trap_interval_ns(subnet_timeout: int) -> int:
 _Handler = Callable[[bool, int, int, bytes, bool], tuple[int, bytes]]
 
 
-class SubnetManagementAgent:
+_FORWARDING_CHANGED = ForwardingChanged()
+
+
+class SubnetManagementAgent(EventLog[SmaEvent]):
     """The SMA of one node (module docstring). Implements `ibmig.core.engine.Engine`.
 
-    `record_events` False skips building events (for large simulations);
+    `record_events` False skips building events (for large simulations), except
+    `ForwardingChanged`, which a transport that memoises routes needs;
     `sm_info_handler` answers SMInfo where an SM lives (it can be set later);
     `trap_retry_limit` bounds the repeats of an unrepressed trap (None: forever).
     """
@@ -409,20 +414,18 @@ class SubnetManagementAgent:
     ) -> None:
         self.spec = spec
         self.sm_info_handler = sm_info_handler
-        self.record_events = record_events
+        self._init_event_log(record_events)
         self.trap_retry_limit = trap_retry_limit
-        self.forwarding_listener: Callable[[], None] | None = None
-        """Called after anything that changes where this node forwards or accepts a
-        packet (an LFT block, a port's LID or state): lets a transport that memoises
-        routes forget them."""
         self.counters = SmaCounters()
         self.is_switch = spec.node_type == NodeType.SWITCH
         self._first_port = spec.first_port
         self._num_ports = spec.num_ports
-        self._events: deque[SmaEvent] = deque()
         self._outbox: list[Datagram] = []
         self._traps: dict[int, _PendingTrap] = {}
         self._lease_deadline_ns: dict[int, int] = {}
+        # Keys: ("trap", TID) for an unrepressed trap's repeat, ("lease", port) for an
+        # M_Key lease running out.
+        self._timers: Timers[tuple[str, int]] = Timers()
         self._tid_high = (spec.node_guid & 0xFFFFFFFF) << 32
         self._tid_low = 0
 
@@ -541,8 +544,7 @@ class SubnetManagementAgent:
         self._m_key[port] = m_key
         self._lid[port] = lid
         self._protect[port] = protect_lmc >> 6
-        if self.forwarding_listener is not None:
-            self.forwarding_listener()
+        self._forwarding_changed()
 
     # --- Engine interface ---------------------------------------------------------------
 
@@ -596,8 +598,10 @@ class SubnetManagementAgent:
             else:
                 self._m_key_violation(key_port, method, attr, now_ns)
                 return
-        elif self._lease_deadline_ns:
-            self._lease_deadline_ns.pop(key_port, None)
+        elif key_port in self._lease_deadline_ns:
+            # A request with the right key stops the lease (IBA 14.2.4.2).
+            del self._lease_deadline_ns[key_port]
+            self._timers.cancel(("lease", key_port))
 
         if method == _TRAP_REPRESS:
             self._trap_repress(tid, attr)
@@ -622,26 +626,23 @@ class SubnetManagementAgent:
 
     def handle_timer(self, now_ns: int) -> None:
         """Repeat due traps and expire M_Key leases."""
-        for trap in list(self._traps.values()):
-            if trap.deadline_ns > now_ns:
-                continue
-            limit = self.trap_retry_limit
-            if limit is not None and trap.attempts > limit:
-                del self._traps[trap.tid]
-                if self.record_events:
-                    self._events.append(TrapAbandoned(trap.trap_number, trap.tid))
-                continue
-            trap.attempts += 1
-            self._send_trap(trap, now_ns)
-        if self._lease_deadline_ns:
-            for port, deadline in list(self._lease_deadline_ns.items()):
-                if deadline <= now_ns:
-                    del self._lease_deadline_ns[port]
-                    # The lease ran out: protection falls back to level 0 (IBA 14.2.4.2).
-                    self._pi_raw[port][_PI_PROTECT_LMC] &= 0x3F
-                    self._refresh(port)
-                    if self.record_events:
-                        self._events.append(MKeyLeaseExpired(port))
+        while (key := self._timers.pop_due(now_ns)) is not None:
+            kind, which = key
+            if kind == "trap":
+                trap = self._traps[which]
+                limit = self.trap_retry_limit
+                if limit is not None and trap.attempts > limit:
+                    del self._traps[trap.tid]
+                    self._emit(TrapAbandoned(trap.trap_number, trap.tid))
+                    continue
+                trap.attempts += 1
+                self._send_trap(trap, now_ns)
+            else:
+                del self._lease_deadline_ns[which]
+                # The lease ran out: protection falls back to level 0 (IBA 14.2.4.2).
+                self._pi_raw[which][_PI_PROTECT_LMC] &= 0x3F
+                self._refresh(which)
+                self._emit(MKeyLeaseExpired(which))
 
     def packets_to_send(self) -> list[Datagram]:
         out = self._outbox
@@ -650,17 +651,15 @@ class SubnetManagementAgent:
         return out
 
     def get_timer(self) -> int | None:
-        deadline: int | None = None
-        for trap in self._traps.values():
-            if deadline is None or trap.deadline_ns < deadline:
-                deadline = trap.deadline_ns
-        for lease in self._lease_deadline_ns.values():
-            if deadline is None or lease < deadline:
-                deadline = lease
-        return deadline
+        return self._timers.next_deadline()
 
-    def next_event(self) -> SmaEvent | None:
-        return self._events.popleft() if self._events else None
+    def _forwarding_changed(self) -> None:
+        """Where this node forwards or accepts a packet changed (an LFT block, a
+        port's LID or state): a transport that memoises routes must forget them. One
+        event until it is collected; recorded whatever `record_events` says."""
+        events = self._events
+        if not events or events[-1] is not _FORWARDING_CHANGED:
+            events.append(_FORWARDING_CHANGED)
 
     # --- runtime API --------------------------------------------------------------------
 
@@ -712,7 +711,7 @@ class SubnetManagementAgent:
         if new_state == old_state:
             return
         if self.record_events:
-            self._events.append(PortStateChanged(port, old_state, new_state))
+            self._emit(PortStateChanged(port, old_state, new_state))
         if self.is_switch:
             info = self._switch_info
             assert info is not None
@@ -888,7 +887,7 @@ class SubnetManagementAgent:
                     )
                 )
                 if new.linear_fdb_top != info.linear_fdb_top and self.record_events:
-                    self._events.append(LinearFdbTopChanged(new.linear_fdb_top))
+                    self._emit(LinearFdbTopChanged(new.linear_fdb_top))
         return _OK, self._switch_info_bytes
 
     def _attr_lft(
@@ -901,10 +900,9 @@ class SubnetManagementAgent:
             block = payload[64:128]
             if self.lft[start : start + LFT_BLOCK_SIZE] != block:
                 self.lft[start : start + LFT_BLOCK_SIZE] = block
-                if self.forwarding_listener is not None:
-                    self.forwarding_listener()
+                self._forwarding_changed()
             if self.record_events:
-                self._events.append(LftBlockWritten(amod))
+                self._emit(LftBlockWritten(amod))
             return _OK, block
         return _OK, bytes(self.lft[start : start + LFT_BLOCK_SIZE])
 
@@ -947,7 +945,7 @@ class SubnetManagementAgent:
                 table[index] = guid
                 changed = True
             if changed and self.record_events:
-                self._events.append(GuidInfoChanged(target, amod))
+                self._emit(GuidInfoChanged(target, amod))
         block = table[start : start + GUID_BLOCK_SIZE]
         block.extend([0] * (GUID_BLOCK_SIZE - len(block)))
         return _OK, _GUID_BLOCK.pack(*block)
@@ -975,7 +973,7 @@ class SubnetManagementAgent:
                 table[index] = pkey
                 changed = True
             if changed and self.record_events:
-                self._events.append(PKeyTableChanged(target, block_num))
+                self._emit(PKeyTableChanged(target, block_num))
         block = table[start : start + PKEY_BLOCK_SIZE]
         block.extend([0] * (PKEY_BLOCK_SIZE - len(block)))
         return _OK, _PKEY_BLOCK.pack(*block)
@@ -1100,23 +1098,23 @@ class SubnetManagementAgent:
         self._refresh(target)
         if not self.record_events:
             return
-        events = self._events
+        emit = self._emit
         if new[16:18] != cur[16:18] or (new[_PI_PROTECT_LMC] ^ cur[_PI_PROTECT_LMC]) & 0x07:
-            events.append(LidAssigned(target, self._lid[target], new[_PI_PROTECT_LMC] & 0x07))
+            emit(LidAssigned(target, self._lid[target], new[_PI_PROTECT_LMC] & 0x07))
         if new[18:20] != cur[18:20]:
-            events.append(MasterSmLidChanged(target, _U16.unpack_from(new, 18)[0]))
+            emit(MasterSmLidChanged(target, _U16.unpack_from(new, 18)[0]))
         if new_state != old_state:
-            events.append(PortStateChanged(target, old_state, new_state))
+            emit(PortStateChanged(target, old_state, new_state))
         was_disabled = old_phys in _DISABLED_PHYS
         now_disabled = new_phys in _DISABLED_PHYS
         if new_state == PortState.DOWN and old_state != PortState.DOWN:
-            events.append(LinkDownRequested(target, now_disabled))
+            emit(LinkDownRequested(target, now_disabled))
         elif now_disabled and not was_disabled:
-            events.append(LinkDownRequested(target, True))
+            emit(LinkDownRequested(target, True))
         elif was_disabled and not now_disabled:
-            events.append(LinkEnableRequested(target))
+            emit(LinkEnableRequested(target))
         if req[_PI_REREG_TIMEOUT] & 0x80:
-            events.append(ClientReregisterRequested(target))
+            emit(ClientReregisterRequested(target))
 
     def _set_switch_info(self, info: SwitchInfo) -> None:
         self._switch_info = info
@@ -1135,8 +1133,9 @@ class SubnetManagementAgent:
         lease_s = _U16.unpack_from(raw, _PI_M_KEY_LEASE)[0]
         if lease_s and key_port not in self._lease_deadline_ns:
             self._lease_deadline_ns[key_port] = now_ns + lease_s * 1_000_000_000
+            self._timers.arm(("lease", key_port), self._lease_deadline_ns[key_port])
         if self.record_events:
-            self._events.append(MKeyViolation(key_port, method, attr))
+            self._emit(MKeyViolation(key_port, method, attr))
 
     # --- traps ----------------------------------------------------------------------------
 
@@ -1174,17 +1173,20 @@ class SubnetManagementAgent:
         self.counters.traps_sent += 1
         subnet_timeout = self._pi_raw[trap.port][_PI_REREG_TIMEOUT] & 0x1F
         trap.deadline_ns = now_ns + _trap_interval_ns(subnet_timeout)
+        self._timers.arm(("trap", trap.tid), trap.deadline_ns)
         if self.record_events:
-            self._events.append(TrapSent(trap.trap_number, trap.tid, trap.attempts))
+            self._emit(TrapSent(trap.trap_number, trap.tid, trap.attempts))
 
     def _trap_repress(self, tid: int, attr: int) -> None:
         trap = self._traps.pop(tid, None) if attr == NOTICE_ATTRIBUTE_ID else None
+        if trap is not None:
+            self._timers.cancel(("trap", tid))
         if trap is None:
             self.counters.unmatched_represses += 1
             return
         self.counters.trap_represses += 1
         if self.record_events:
-            self._events.append(TrapRepressed(trap.trap_number, tid))
+            self._emit(TrapRepressed(trap.trap_number, tid))
 
 
 __all__ = [

@@ -128,8 +128,16 @@ class MKeyLeaseExpired:
     port: int
 
 
+@dataclass(frozen=True, slots=True)
+class ForwardingChanged:
+    """Where this node forwards or accepts a packet changed: an LFT block, a port's
+    LID or its state. Emitted even when other events are not recorded: it is how a
+    transport that memoises routes learns to forget them."""
+
+
 SmaEvent = (
-    PortStateChanged
+    ForwardingChanged
+    | PortStateChanged
     | LidAssigned
     | MasterSmLidChanged
     | LftBlockWritten

@@ -1,0 +1,250 @@
+"""The toolstack: starts VMs and drives their live migrations across dom0s.
+
+A `LiveMigration` only says what should happen (`DetachVf`, `ReleaseAlias`,
+`SetAlias`, `MigrationDone`, ...) and waits to be told of confirmations. Somebody has
+to turn those actions into work on the source and destination hosts and turn the
+hosts' events back into confirmations -- in Xen, the toolstack (`xl migrate`) talking
+to both dom0s. `MigrationCoordinator` is that somebody, as an engine, so that every
+runtime (the simulator, a real host) reuses it instead of re-implementing the glue:
+
+- inputs: `start_vm(vm, host, vguid, now)`, `migrate(migration, now)`,
+  `confirm(event, now)` with the dom0 events it `CONFIRMATIONS` lists (`VfUp`,
+  `AliasReleased`, `AliasAcknowledged`) and `handle_timer(now)`;
+- outputs: `next_command()`, one at a time, for the runtime to carry out in order:
+  `HostCall` (run a call on a dom0 engine, then pump it), `GuestCall` (the same on a
+  guest engine) and `GuestMoved` (the guest engine now runs behind another host);
+  `get_timer()` (the earliest phase deadline of any migration); `next_event()` (each
+  migration's `PhaseEntered`).
+
+Commands are taken one at a time because carrying one out can bring a confirmation
+at once (a host call whose answer is already known); the commands that follow from it
+then queue behind the ones still waiting, in the order the migration asked for them.
+
+Rules kept from the migration's own contract: a VF's vport coming up (`VfUp`) starts
+the guest's stack the first time (`GuestAgent.attach`), and during a migration
+confirms the attach; the guest resumes (`GuestAgent.resume`) at the LID and GID its
+vport came up with; `AliasReleased` confirms every running migration of that vGUID;
+`AliasAcknowledged` confirms the migration of that VM while it waits for it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from ibmig.core.engine import Datagram, EventLog
+from ibmig.core.guest import GuestAgent
+from ibmig.core.host import HostAgent
+from ibmig.core.host.events import AliasAcknowledged, AliasReleased, VfUp
+from ibmig.core.migration.machine import (
+    DetachVf,
+    LiveMigration,
+    MigrationDone,
+    Phase,
+    PhaseEntered,
+    ReleaseAlias,
+    SetAlias,
+)
+from ibmig.core.timers import Timers
+
+
+@dataclass(frozen=True, slots=True)
+class HostCall:
+    """Run `call(dom0, now_ns)` on the dom0 engine of `host`, then pump it."""
+
+    host: str
+    call: Callable[[HostAgent, int], object]
+
+
+@dataclass(frozen=True, slots=True)
+class GuestCall:
+    """Run `call(guest, now_ns)` on the guest engine of `vm`, then pump it."""
+
+    vm: str
+    call: Callable[[GuestAgent, int], object]
+
+
+@dataclass(frozen=True, slots=True)
+class GuestMoved:
+    """The guest engine of `vm` now runs behind `host` (its HCA, its dom0's
+    intra-host channel)."""
+
+    vm: str
+    host: str
+
+
+Command = HostCall | GuestCall | GuestMoved
+
+
+class CoordinatorError(RuntimeError):
+    """A VM or host the coordinator was not told of."""
+
+
+def _detach_vf(vm: str, dom0: HostAgent, now_ns: int) -> None:
+    dom0.detach_vf(vm, now_ns)
+    dom0.remove_vm(vm)
+
+
+def _release_alias(vguid: int, dom0: HostAgent, now_ns: int) -> None:
+    dom0.release_alias(vguid, now_ns)
+
+
+def _attach_vf(vm: str, vguid: int | None, dom0: HostAgent, now_ns: int) -> None:
+    dom0.attach_vf(vm, now_ns, vguid=vguid)
+
+
+def _detach_guest(guest: GuestAgent, now_ns: int) -> None:
+    guest.detach(now_ns)
+
+
+def _attach_guest(
+    port_num: int, lid: int, gid: bytes, sa_lid: int, guest: GuestAgent, now_ns: int
+) -> None:
+    guest.attach(port_num, lid, gid, sa_lid, now_ns)
+
+
+def _resume_guest(
+    port_num: int, lid: int, gid: bytes, sa_lid: int, guest: GuestAgent, now_ns: int
+) -> None:
+    guest.resume(now_ns, port_num=port_num, lid=lid, gid=gid, sa_lid=sa_lid)
+
+
+class MigrationCoordinator(EventLog[PhaseEntered]):
+    """Starts VMs and drives live migrations across dom0s (module docstring)."""
+
+    CONFIRMATIONS: tuple[type, ...] = (VfUp, AliasReleased, AliasAcknowledged)
+    """The dom0 event types `confirm` needs to see."""
+
+    def __init__(self, hosts: Mapping[str, HostAgent], *, record_events: bool = True) -> None:
+        self._init_event_log(record_events)
+        self.hosts = hosts
+        self.migrations: list[LiveMigration] = []
+        self._migration_of: dict[str, LiveMigration] = {}
+        self._location: dict[str, str] = {}  # VM -> host its guest runs behind
+        self._running: set[str] = set()  # VMs whose guest stack is up
+        self._vport: dict[str, tuple[int, bytes]] = {}  # VM -> (LID, GID) of its last VfUp
+        self._commands: deque[Command] = deque()
+        self._timers: Timers[int] = Timers()  # index in `migrations` -> phase deadline
+
+    # --- inputs -----------------------------------------------------------------------
+
+    def start_vm(self, vm: str, host: str, vguid: int | None, now_ns: int) -> None:
+        """Place `vm` on `host`: dom0 attaches a VF with the VM's GUID (`vguid`, or the
+        VF's own when None); the guest's stack starts when its vport is up."""
+        self._host(host)
+        self._location[vm] = host
+        self._commands.append(GuestMoved(vm, host))
+        self._commands.append(HostCall(host, partial(_attach_vf, vm, vguid)))
+
+    def migrate(self, migration: LiveMigration, now_ns: int) -> None:
+        if self._location.get(migration.vm) != migration.src_host:
+            raise CoordinatorError(f"{migration.vm} does not run on {migration.src_host}")
+        self._host(migration.dst_host)
+        self.migrations.append(migration)
+        self._migration_of[migration.vm] = migration
+        migration.migrate(now_ns)
+        self._drive(len(self.migrations) - 1)
+
+    def confirm(self, event: Any, now_ns: int) -> None:
+        """A dom0 event of a type in `CONFIRMATIONS`; others are ignored."""
+        if isinstance(event, VfUp):
+            self._vf_up(event, now_ns)
+        elif isinstance(event, AliasReleased):
+            for index, running in enumerate(self.migrations):
+                if running.vguid == event.guid and not running.done:
+                    running.alias_released(now_ns)
+                    self._drive(index)
+        elif isinstance(event, AliasAcknowledged):
+            migration = self._migration_of.get(event.vm)
+            if (
+                migration is not None
+                and not migration.done
+                and migration.phase is Phase.SETTING_ALIAS
+                and migration.alias_acknowledged_ns is None
+            ):
+                migration.alias_set_acknowledged(now_ns)
+                self._drive(self.migrations.index(migration))
+
+    def receive(self, datagram: Datagram, now_ns: int) -> None:
+        """The toolstack has no port on the fabric: nothing arrives."""
+
+    def handle_timer(self, now_ns: int) -> None:
+        while (index := self._timers.pop_due(now_ns)) is not None:
+            self.migrations[index].handle_timer(now_ns)
+            self._drive(index)
+
+    # --- outputs ----------------------------------------------------------------------
+
+    def next_command(self) -> Command | None:
+        return self._commands.popleft() if self._commands else None
+
+    def packets_to_send(self) -> list[Datagram]:
+        return []
+
+    def get_timer(self) -> int | None:
+        return self._timers.next_deadline()
+
+    def host_of(self, vm: str) -> str | None:
+        """The host `vm`'s guest runs behind (its destination from SetAlias on)."""
+        return self._location.get(vm)
+
+    # --- internals --------------------------------------------------------------------
+
+    def _host(self, name: str) -> HostAgent:
+        dom0 = self.hosts.get(name)
+        if dom0 is None:
+            raise CoordinatorError(f"no host named {name!r}")
+        return dom0
+
+    def _vf_up(self, event: VfUp, now_ns: int) -> None:
+        vm = event.vm
+        self._vport[vm] = (event.lid, event.gid)
+        migration = self._migration_of.get(vm)
+        if migration is not None and not migration.done:
+            migration.vf_attached(now_ns)
+            self._drive(self.migrations.index(migration))
+            return
+        if vm not in self._running:
+            dom0 = self._host(self._location[vm])
+            assert dom0.sa_lid is not None  # a vport is up only on an active port
+            self._running.add(vm)
+            call = partial(_attach_guest, dom0.port_num, event.lid, event.gid, dom0.sa_lid)
+            self._commands.append(GuestCall(vm, call))
+
+    def _drive(self, index: int) -> None:
+        """Turn what migration `index` asks for into commands; keep its deadline."""
+        migration = self.migrations[index]
+        commands = self._commands
+        while (action := migration.next_action()) is not None:
+            vm = migration.vm
+            if isinstance(action, DetachVf):
+                commands.append(HostCall(action.src_host, partial(_detach_vf, vm)))
+                self._running.discard(vm)
+                commands.append(GuestCall(vm, _detach_guest))
+            elif isinstance(action, ReleaseAlias):
+                commands.append(HostCall(action.src_host, partial(_release_alias, action.vguid)))
+            elif isinstance(action, SetAlias):
+                # The VF's driver is up: dom0 registers its GUID and the vport comes
+                # up when the SA acknowledges it (VfUp).
+                self._location[vm] = action.dst_host
+                commands.append(GuestMoved(vm, action.dst_host))
+                commands.append(HostCall(action.dst_host, partial(_attach_vf, vm, action.vguid)))
+            elif isinstance(action, MigrationDone):
+                dom0 = self._host(action.dst_host)
+                lid, gid = self._vport[vm]
+                assert dom0.sa_lid is not None
+                self._running.add(vm)
+                call = partial(_resume_guest, dom0.port_num, lid, gid, dom0.sa_lid)
+                commands.append(GuestCall(vm, call))
+            # PauseVm, ResumeVm, AttachVf, ReinitDriver: hypervisor and guest work
+            # with nothing on the fabric.
+        while (event := migration.next_event()) is not None:
+            self._emit(event)
+        deadline = migration.get_timer()
+        if deadline is None:
+            self._timers.cancel(index)
+        elif self._timers.deadline(index) != deadline:
+            self._timers.arm(index, deadline)

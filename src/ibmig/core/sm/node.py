@@ -1,0 +1,143 @@
+"""The SM and SA of one port, seen from outside as one engine.
+
+OpenSM's subnet manager and subnet administrator live in one process behind one
+port, and each calls the other directly: the SM tells the SA of ports, traps and
+sweeps (`SmListener`); the SA has the SM write GUIDInfo blocks. Whatever one call
+makes either of them send has to leave together, so a runtime must not pump them as
+two engines (it would have to know which of its engines are the SM and the SA).
+`SmNode` is the one engine it attaches instead:
+
+- `receive()` dispatches by management class: SMPs (0x01, 0x81) to the SM, SA MADs
+  (0x03) to the SA; anything else is counted in `unclaimed`;
+- `packets_to_send()` collects both engines' output, starting with the engine that
+  was just called and alternating until neither has anything (an SA Set can make the
+  SM send a GUIDInfo SMP whose answer the SA waits on, and so on);
+- `get_timer()` is the earlier of the two deadlines and `handle_timer()` runs
+  whichever is due, as aioquic's `QuicConnection.get_timer()` merges its subsystems';
+- `next_event()` gives both engines' events in the order their outputs were taken.
+
+Runtimes that charge a processing time per datagram tell SMPs from SA MADs by their
+management class (`processing_classes`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Container
+from typing import Any
+
+from ibmig.core.engine import Datagram, Engine
+from ibmig.core.sm.manager import SubnetManager
+from ibmig.wire.mad import MgmtClass
+
+SMP_CLASSES = frozenset((MgmtClass.SUBN_LID_ROUTED.value, MgmtClass.SUBN_DIRECTED_ROUTE.value))
+SA_CLASS = MgmtClass.SUBN_ADM.value
+
+
+class SmNode:
+    """The SM and (optionally) the SA of one port as one engine (module docstring)."""
+
+    def __init__(self, sm: SubnetManager, sa: Engine | None = None) -> None:
+        self.sm = sm
+        self.sa = sa
+        self.port_num = sm.port_num
+        self.unclaimed: Counter[int] = Counter()  # MADs of no class of ours, by class
+        self._events: deque[Any] = deque()
+        self._sm_first = True  # whose output is taken first: the engine last called
+
+    @property
+    def event_filter(self) -> Container[type] | None:
+        return self.sm.event_filter
+
+    @event_filter.setter
+    def event_filter(self, wanted: Container[type] | None) -> None:
+        self.sm.event_filter = wanted
+        if self.sa is not None:
+            self.sa.event_filter = wanted
+
+    @property
+    def management_classes(self) -> tuple[int, ...]:
+        """The classes this node answers on QP0 and QP1."""
+        smp = tuple(sorted(SMP_CLASSES))
+        return smp if self.sa is None else (*smp, SA_CLASS)
+
+    # --- inputs -----------------------------------------------------------------------
+
+    def start_sweep(self, now_ns: int) -> None:
+        self._sm_first = True
+        self.sm.start_sweep(now_ns)
+
+    def receive(self, datagram: Datagram, now_ns: int) -> None:
+        mgmt_class = datagram.payload[1]
+        if mgmt_class in SMP_CLASSES:
+            self._sm_first = True
+            self.sm.receive(datagram, now_ns)
+        elif mgmt_class == SA_CLASS and self.sa is not None:
+            self._sm_first = False
+            self.sa.receive(datagram, now_ns)
+        else:
+            self.unclaimed[mgmt_class] += 1
+
+    def undeliverable(self, payload: bytes, now_ns: int) -> None:
+        """The transport says a MAD we sent cannot be delivered (ibsim returns it at
+        once with status 110): an SMP request of the SM's is expired now rather than
+        at its deadline. Anything else waits for its own timeout."""
+        if payload[1] in SMP_CLASSES and not payload[3] & 0x80:
+            self._sm_first = True
+            self.sm.transaction_dropped(int.from_bytes(payload[8:16], "big"), now_ns)
+
+    def handle_timer(self, now_ns: int) -> None:
+        sm_due = (deadline := self.sm.get_timer()) is not None and deadline <= now_ns
+        sa = self.sa
+        sa_due = sa is not None and (deadline := sa.get_timer()) is not None and deadline <= now_ns
+        self._sm_first = sm_due or not sa_due
+        if sm_due:
+            self.sm.handle_timer(now_ns)
+        if sa is not None and sa_due:
+            sa.handle_timer(now_ns)
+
+    # --- outputs ----------------------------------------------------------------------
+
+    def packets_to_send(self) -> list[Datagram]:
+        out: list[Datagram] = []
+        sm = self.sm
+        sa = self.sa
+        if sa is None:
+            self._take(sm, out)
+            return out
+        if self._sm_first:
+            self._take(sm, out)
+        self._take(sa, out)
+        # What the SA asked of the SM (a GUIDInfo write) goes out now, and what that
+        # made the SA send, until neither has more.
+        while self._take(sm, out):
+            self._take(sa, out)
+        return out
+
+    def get_timer(self) -> int | None:
+        deadline = self.sm.get_timer()
+        if self.sa is not None:
+            other = self.sa.get_timer()
+            if other is not None and (deadline is None or other < deadline):
+                return other
+        return deadline
+
+    def next_event(self) -> Any | None:
+        events = self._events
+        if not events:
+            # Events made outside `packets_to_send` (an API call's) are taken here.
+            self._take_events(self.sm)
+            if self.sa is not None:
+                self._take_events(self.sa)
+        return events.popleft() if events else None
+
+    def _take(self, engine: Engine, out: list[Datagram]) -> bool:
+        batch = engine.packets_to_send()
+        out.extend(batch)
+        self._take_events(engine)
+        return bool(batch)
+
+    def _take_events(self, engine: Engine) -> None:
+        events = self._events
+        while (event := engine.next_event()) is not None:
+            events.append(event)
