@@ -28,7 +28,7 @@ Life cycle (driven by the host and migration engines):
   the current port, and only the remote end from the record.
 
 Path-change events arrive as the SA's Report(Notice trap 69) (per-VM strategy;
-answered with a ReportResp, duplicates recognised by TID) or as a
+answered and de-duplicated by the SA client, `ibmig.core.sa_client`) or as a
 `ForwardPathChange` from dom0 (per-host strategy), or through `path_changed()`.
 Each flushes the cached path (unless it already names the new LID), and every
 client stream to that GID that is not already using the new LID tears its
@@ -48,11 +48,12 @@ The passive side accepts any REQ for its Service ID. A REQ from a (client GID,
 Service ID) pair that already has a connection replaces it (the client came back
 after a migration or an error); a resent REQ (same comm ID) gets the REP again.
 
-Timers live in one heap. Every timer owner (stream, connection, QP, query) has a
-single slot: `deadline` (wanted) and `armed` (the heap entry). Moving a deadline
-later costs nothing (the entry is re-pushed when it comes up); earlier pushes a
-new entry. So a QP's ACK timer, restarted on every ACK, costs one heap operation
-per time-out period, not per packet.
+Timers live in one `ibmig.core.timers.Timers`, keyed by their owner (stream,
+connection, QP, query, subscription), each owner type with its handler. An owner's
+`deadline` is when it wants to fire; the timer holds when it is armed to. Moving
+a deadline later costs nothing (the owner is re-armed when its old time comes
+up); earlier re-arms it at once. So a QP's ACK timer, restarted on every ACK,
+costs one heap operation per time-out period, not per packet.
 
 Counters: `sent` counts what the guest sends by kind: "sa_path_query",
 "sa_inform_info", "sa_report_resp", "cm_req", "cm_rep", "cm_rtu", "cm_rej",
@@ -64,9 +65,8 @@ received and dropped, and the rest. `record_events=False` suppresses every event
 
 from __future__ import annotations
 
-import heapq
 import random
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable
 from ipaddress import IPv4Address
 from typing import Any, Final, Protocol
@@ -123,6 +123,8 @@ from ibmig.core.guest.workload import (
     backoff_ns,
     message_seq,
 )
+from ibmig.core.sa_client import SaClient, SaRequest
+from ibmig.core.timers import Timers
 from ibmig.errors import WireError
 from ibmig.wire.cm import (
     CmMad,
@@ -138,19 +140,17 @@ from ibmig.wire.cm import (
     TransportServiceType,
 )
 from ibmig.wire.mad import MAD_SIZE, Method, MgmtClass
-from ibmig.wire.notice import PATH_CHANGE_TRAP, Notice, PathChangeDetails
-from ibmig.wire.sa import SA_HEADER_SIZE, InformInfo, SaAttr, SaMad
+from ibmig.wire.notice import Notice, PathChangeDetails
+from ibmig.wire.sa import SA_HEADER_SIZE, SaAttr
 
 QP1_QKEY: Final = 0x80010000
 DEFAULT_PKEY: Final = 0xFFFF
 FIRST_QPN: Final = 0x000100
 """Data QPs are numbered from here (below it: QP0, QP1 and the IPoIB QP)."""
-_REPORTS_REMEMBERED: Final = 64
 
 _CM_CLASS: Final = int(MgmtClass.COMM_MGT)
 _SA_CLASS: Final = int(MgmtClass.SUBN_ADM)
 _REPORT: Final = int(Method.REPORT)
-_REPORT_RESP: Final = int(Method.REPORT_RESP)
 _GET_RESP: Final = int(Method.GET_RESP)
 _ATTR_NOTICE: Final = int(SaAttr.NOTICE)
 _ATTR_PATH_RECORD: Final = int(SaAttr.PATH_RECORD)
@@ -174,20 +174,17 @@ _REQ_SENT, _REP_SENT, _ESTABLISHED, _DREQ_SENT, _CLOSED = (
 
 class _TimerOwner(Protocol):
     deadline: int | None
-    armed: int | None
 
 
-class _SaRequest:
+class _SaRequest(SaRequest):
     """An SA request other than a path query (the InformInfo subscription)."""
 
-    __slots__ = ("armed", "attempt", "deadline", "payload", "tid")
+    __slots__ = ("deadline", "payload")
 
     def __init__(self, tid: int, payload: bytes) -> None:
-        self.tid = tid
+        super().__init__(tid)
         self.payload = payload
-        self.attempt = 0
         self.deadline: int | None = None
-        self.armed: int | None = None
 
 
 _Handler = Callable[[Any, int], None]
@@ -236,7 +233,13 @@ class GuestAgent(EventLog[Any]):
         """Messages delivered to this server, by client GID."""
 
         cfg = self.config
-        self.paths = PathCache(cfg.path_cache, timeout_ns=cfg.sa_timeout_ns, retries=cfg.sa_retries)
+        self.sa = SaClient(
+            timeout_ns=cfg.sa_timeout_ns,
+            retries=cfg.sa_retries,
+            report_memory=cfg.report_memory,
+            inform_resp_time_value=cfg.inform_resp_time_value,
+        )
+        self.paths = PathCache(cfg.path_cache, self.sa.retry)
         self.neighbours = NeighbourTable()
         self._pad = bytes(cfg.message_bytes - 8)
         self._interval = cfg.message_interval_ns
@@ -247,7 +250,6 @@ class GuestAgent(EventLog[Any]):
         self._server_conns: dict[tuple[bytes, int], Connection] = {}
         self._interest: dict[bytes, None] = {}
         self._subscription: _SaRequest | None = None
-        self._seen_reports: deque[int] = deque(maxlen=_REPORTS_REMEMBERED)
 
         self._qpn_next = FIRST_QPN
         self._comm_id_next = rng.getrandbits(32) or 1
@@ -255,8 +257,15 @@ class GuestAgent(EventLog[Any]):
 
         self._outbox: list[Datagram] = []
         self._intra: list[GuestToHost] = []
-        self._timers: list[tuple[int, int, _Handler, Any]] = []
-        self._timer_seq = 0
+        self._timers: Timers[Any] = Timers()
+        # Every owner of a timer, by type, and what its timer does.
+        self._timer_handlers: dict[type, _Handler] = {
+            ClientStream: self._on_stream_timer,
+            Connection: self._on_conn_timer,
+            RcQp: self._on_qp_timer,
+            PathQuery: self._on_query_timer,
+            _SaRequest: self._on_subscription_timer,
+        }
 
         for peer in peers:
             if isinstance(peer, Peer):
@@ -280,34 +289,28 @@ class GuestAgent(EventLog[Any]):
 
     def get_timer(self) -> int | None:
         timers = self._timers
-        while timers:
-            deadline, _, handler, owner = timers[0]
-            if owner.armed != deadline:
-                heapq.heappop(timers)  # superseded by an earlier entry
-                continue
+        while (first := timers.peek()) is not None:
+            armed, owner = first
             wanted = owner.deadline
-            if wanted == deadline:
-                return deadline
-            heapq.heappop(timers)
-            owner.armed = None
+            if wanted == armed:
+                return armed
+            # Moved (later, or off) since it was armed: re-arm it where it is wanted.
+            timers.cancel(owner)
             if wanted is not None:
-                self._push(wanted, handler, owner)
+                timers.arm(owner, wanted)
         return None
 
     def handle_timer(self, now_ns: int) -> None:
         timers = self._timers
-        while timers and timers[0][0] <= now_ns:
-            deadline, _, handler, owner = heapq.heappop(timers)
-            if owner.armed != deadline:
-                continue
-            owner.armed = None
+        handlers = self._timer_handlers
+        while (owner := timers.pop_due(now_ns)) is not None:
             wanted = owner.deadline
             if wanted is None:
                 continue
             if wanted > now_ns:
-                self._push(wanted, handler, owner)
+                timers.arm(owner, wanted)
                 continue
-            handler(owner, now_ns)
+            handlers[type(owner)](owner, now_ns)
 
     def receive(self, datagram: Datagram, now_ns: int) -> None:
         if not self.attached:
@@ -348,7 +351,7 @@ class GuestAgent(EventLog[Any]):
                 fatal = datagram.payload[0] != AethSyndrome.NAK_PSN_SEQUENCE_ERROR
                 self._qp_failed(conn, "remote_nak" if fatal else "retry_exceeded", now_ns)
             else:
-                self._sync(qp, self._on_qp_timer)
+                self._sync(qp)
             return
         if opcode == OP_UD_SEND_ONLY:
             if datagram.dqp == QP1:
@@ -428,7 +431,7 @@ class GuestAgent(EventLog[Any]):
             stream.state = _IDLE
             stream.conn = None
             stream.token += 1
-            stream.deadline = stream.armed = None
+            stream.deadline = None
         self._conns.clear()
         self._by_qpn.clear()
         self._server_conns.clear()
@@ -543,15 +546,14 @@ class GuestAgent(EventLog[Any]):
 
     # --- timers --------------------------------------------------------------------------
 
-    def _push(self, deadline: int, handler: _Handler, owner: _TimerOwner) -> None:
-        owner.armed = deadline
-        heapq.heappush(self._timers, (deadline, self._timer_seq, handler, owner))
-        self._timer_seq += 1
-
-    def _sync(self, owner: _TimerOwner, handler: _Handler) -> None:
+    def _sync(self, owner: _TimerOwner) -> None:
+        """Arm `owner`'s timer if its deadline is earlier than the one armed (a later
+        one is re-armed when the armed one comes up: module docstring)."""
         deadline = owner.deadline
-        if deadline is not None and (owner.armed is None or deadline < owner.armed):
-            self._push(deadline, handler, owner)
+        if deadline is not None:
+            armed = self._timers.deadline(owner)
+            if armed is None or deadline < armed:
+                self._timers.arm(owner, deadline)
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -617,7 +619,7 @@ class GuestAgent(EventLog[Any]):
             payload = path_query(self.gid, gid, tid)
             query = self.paths.start_query(gid, tid, payload, now_ns)
             self._send_cm(self._mad(payload, self.sa_lid, None), "sa_path_query")
-            self._sync(query, self._on_query_timer)
+            self._sync(query)
         query.waiters.append((stream, stream.token))
 
     def _send_req(self, stream: ClientStream, record: Any, now_ns: int) -> None:
@@ -685,7 +687,7 @@ class GuestAgent(EventLog[Any]):
         conn.resend_kind = kind
         conn.retries_left = retries
         conn.deadline = now_ns + conn.cm_timeout_ns
-        self._sync(conn, self._on_conn_timer)
+        self._sync(conn)
 
     def _attempt_failed(self, stream: ClientStream, reason: str, now_ns: int) -> None:
         stream.conn = None
@@ -694,7 +696,7 @@ class GuestAgent(EventLog[Any]):
         stream.state = _BACKOFF
         stream.token += 1
         stream.deadline = now_ns + delay
-        self._sync(stream, self._on_stream_timer)
+        self._sync(stream)
         self._emit(ConnectFailed(now_ns, self.gid, stream.gid, reason, stream.attempts, delay))
 
     def _break_stream(
@@ -737,7 +739,7 @@ class GuestAgent(EventLog[Any]):
         stream.failures = 0
         stream.attempts = 0
         stream.deadline = now_ns + self.rng.randrange(self._interval)
-        self._sync(stream, self._on_stream_timer)
+        self._sync(stream)
 
     def _on_stream_timer(self, stream: ClientStream, now_ns: int) -> None:
         stream.deadline = None
@@ -752,9 +754,9 @@ class GuestAgent(EventLog[Any]):
                 stream.next_seq += 1
                 self._outbox.append(datagram)
                 self.sent["data"] += 1
-                self._sync(qp, self._on_qp_timer)
+                self._sync(qp)
             stream.deadline = now_ns + self._interval
-            self._sync(stream, self._on_stream_timer)
+            self._sync(stream)
         elif state is _BACKOFF:
             self._start_attempt(stream, now_ns)
 
@@ -772,7 +774,7 @@ class GuestAgent(EventLog[Any]):
         if resend:
             self._outbox.extend(resend)
             self.sent["data_retransmit"] += len(resend)
-        self._sync(qp, self._on_qp_timer)
+        self._sync(qp)
 
     def _qp_failed(self, conn: Connection, reason: str, now_ns: int) -> None:
         """The QP went to ERROR by itself: the application sees the connection die."""
@@ -830,7 +832,7 @@ class GuestAgent(EventLog[Any]):
             conn.retries_left -= 1
             self._send_cm(resend, conn.resend_kind)
             conn.deadline = now_ns + conn.cm_timeout_ns
-            self._sync(conn, self._on_conn_timer)
+            self._sync(conn)
             return
         state = conn.state
         self._close(conn)
@@ -1134,40 +1136,27 @@ class GuestAgent(EventLog[Any]):
         query.deadline = None
         if self.paths.expire(query, now_ns):
             self._send_cm(self._mad(query.payload, self.sa_lid, None), "sa_path_query")
-            self._sync(query, self._on_query_timer)
+            self._sync(query)
             return
         self._emit(PathQueryFailed(now_ns, query.dgid, "timeout"))
         self._fail_waiters(query, "sa_timeout", now_ns)
 
     def _send_subscription(self, now_ns: int) -> None:
-        info = InformInfo(
-            gid=bytes(16),
-            lid_range_begin=0xFFFF,
-            lid_range_end=0,
-            is_generic=1,
-            subscribe=1,
-            type=0xFFFF,
-            trap_number=PATH_CHANGE_TRAP,
-            qpn=QP1,
-            resp_time_value=self.config.inform_resp_time_value,
-            producer_type=0xFFFFFF,
-        )
         tid = self._new_tid()
-        request = _SaRequest(tid, SaMad.from_record(info, method=Method.SET, tid=tid).pack())
+        request = _SaRequest(tid, self.sa.subscription(tid))
         self._subscription = request
         self._send_cm(self._mad(request.payload, self.sa_lid, None), "sa_inform_info")
-        request.deadline = now_ns + self.config.sa_timeout_ns
-        self._sync(request, self._on_subscription_timer)
+        request.deadline = now_ns + self.sa.timeout_ns
+        self._sync(request)
 
     def _on_subscription_timer(self, request: _SaRequest, now_ns: int) -> None:
         request.deadline = None
         if self._subscription is not request:
             return
-        if request.attempt < self.config.sa_retries:
-            request.attempt += 1
+        if self.sa.resend(request):
             self._send_cm(self._mad(request.payload, self.sa_lid, None), "sa_inform_info")
-            request.deadline = now_ns + self.config.sa_timeout_ns
-            self._sync(request, self._on_subscription_timer)
+            request.deadline = now_ns + self.sa.timeout_ns
+            self._sync(request)
             return
         self._subscription = None
         self._emit(SubscriptionFailed(now_ns, self.gid, "timeout"))
@@ -1188,13 +1177,7 @@ class GuestAgent(EventLog[Any]):
 
     def _on_report(self, datagram: Datagram, now_ns: int) -> None:
         payload = datagram.payload
-        # ReportResp: the Report echoed with the response method (same TID).
-        answer = payload[:3] + bytes((_REPORT_RESP,)) + payload[4:]
-        self._outbox.append(
-            Datagram(answer, self.port_num, self.lid, datagram.slid, QP1, datagram.sqp,
-                     datagram.sl, datagram.pkey, QP1_QKEY, self.gid, datagram.sgid,
-                     OP_UD_SEND_ONLY, 0)
-        )  # fmt: skip
+        self._outbox.append(self.sa.answer_report(datagram, lid=self.lid, gid=self.gid))
         self.sent["sa_report_resp"] += 1
         tid = int.from_bytes(payload[8:16], "big") & TID_MASK
         try:
@@ -1202,9 +1185,7 @@ class GuestAgent(EventLog[Any]):
         except WireError:
             self.counters["report_malformed"] += 1
             return
-        duplicate = tid in self._seen_reports
-        if not duplicate:
-            self._seen_reports.append(tid)
+        duplicate = self.sa.is_resend(datagram, tid)
         self._emit(ReportReceived(now_ns, int(notice.trap_number), tid, duplicate))
         details = notice.details
         if not duplicate and notice.is_generic and isinstance(details, PathChangeDetails):

@@ -51,13 +51,12 @@ class ClientStream:
     """A client's stream of messages to one server, across reconnections.
 
     `token` changes at every new attempt, so that a late answer to an abandoned
-    attempt (an SA response, a REP) is recognised and ignored. `deadline`/`armed`
-    belong to the engine's timer heap: the next message while CONNECTED, the end
-    of the backoff while in BACKOFF.
+    attempt (an SA response, a REP) is recognised and ignored. `deadline` is when
+    the engine's timer should fire: the next message while CONNECTED, the end of
+    the backoff while in BACKOFF.
     """
 
     __slots__ = (
-        "armed",
         "attempts",
         "broken_ns",
         "conn",
@@ -81,7 +80,6 @@ class ClientStream:
         self.broken_ns: int | None = None
         self.token = 0
         self.deadline: int | None = None
-        self.armed: int | None = None
 
     def __repr__(self) -> str:
         return f"ClientStream({self.ip}, {self.state.name}, next_seq={self.next_seq})"
