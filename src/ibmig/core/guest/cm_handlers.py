@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Any, Final
 
 from ibmig.core.engine import Datagram, EventLog
@@ -65,7 +66,7 @@ class GuestCm(EventLog[Any]):
     port_num: int
     lid: int
     gid: bytes
-    ip: Any
+    ip: IPv4Address
     counters: Counter[str]
     neighbours: NeighbourTable
     _conns: dict[int, Connection]
