@@ -84,3 +84,15 @@ def test_matches_a_plain_dictionary(ops: list[tuple[int, int, bool]]) -> None:
     expected = sorted(model, key=lambda k: model[k])
     assert timers.next_deadline() == (model[expected[0]][0] if expected else None)
     assert drain(timers, 10_000) == expected
+
+
+def test_peek_leaves_the_earliest_armed() -> None:
+    timers: Timers[str] = Timers()
+    assert timers.peek() is None
+    timers.arm("a", 5)
+    timers.arm("b", 5)
+    timers.arm("a", 9)  # moved: "b" is now first, "a"'s old entry is dead
+    assert timers.peek() == (5, "b")
+    assert timers.peek() == (5, "b") and "b" in timers
+    timers.cancel("b")
+    assert timers.peek() == (9, "a")

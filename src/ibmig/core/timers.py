@@ -68,6 +68,19 @@ class Timers(Generic[K]):
             heapq.heappop(heap)
         return None
 
+    def peek(self) -> tuple[int, K] | None:
+        """The earliest live (deadline, key), left armed; None when nothing is armed.
+        For an engine that must look at the key before deciding to fire it (the
+        guest moves deadlines later lazily: `ibmig.core.guest.agent`)."""
+        heap = self._heap
+        live = self._live
+        while heap:
+            deadline, seq, key = heap[0]
+            if live.get(key) == (deadline, seq):
+                return deadline, key
+            heapq.heappop(heap)
+        return None
+
     def pop_due(self, now_ns: int) -> K | None:
         """The key with the earliest deadline at or before `now_ns`, disarmed; None
         when no deadline is due. Keys armed while handling a due one are seen by

@@ -22,13 +22,11 @@ from typing import Any
 from ibmig.core.engine import QP1, Datagram
 from ibmig.core.guest import GuestAgent, GuestConfig, Peer
 from ibmig.wire.mad import MadHeader, Method
-from ibmig.wire.notice import path_change_notice
+from ibmig.wire.packet import QP1_QKEY as QKEY
 from ibmig.wire.sa import InformInfo, PathRecord, SaAttr, SaMad, SaStatus
+from tests.core.sa_fakes import SA_GID, SA_LID, gid, move_notice, report
 
-PREFIX = 0xFE80_0000_0000_0000
-SA_LID = 1
-QKEY = 0x80010000
-SA_GIDS = (None, PREFIX.to_bytes(8, "big") + (0xA1).to_bytes(8, "big"))
+SA_GIDS = (None, SA_GID)
 """What reaches the SA's port: no GRH, or its port GID."""
 
 FAST = GuestConfig(
@@ -44,10 +42,6 @@ FAST = GuestConfig(
     backoff_jitter=0.0,
 )
 """Short timings so a test covers several time-outs in a few simulated ms."""
-
-
-def gid(guid: int) -> bytes:
-    return PREFIX.to_bytes(8, "big") + guid.to_bytes(8, "big")
 
 
 @dataclass
@@ -135,22 +129,11 @@ class FakeSa:
 
     def reports(self, moved_gid: bytes, new_lid: int, old_lid: int) -> list[Datagram]:
         """A path-change Report for every subscriber (one TID per subscriber)."""
-        notice = path_change_notice(
-            gid=moved_gid,
-            new_lid=new_lid,
-            old_lid=old_lid,
-            new_port_guid=0x77,
-            issuer_lid=self.lid,
-            issuer_gid=gid(0xA1),
-        )
+        notice = move_notice(moved_gid, new_lid, old_lid, new_port_guid=0x77)
         out = []
         for lid, qpn, report_gid in self.subscribers:
             self.tid += 1
-            payload = SaMad.from_record(notice, method=Method.REPORT, tid=self.tid).pack()
-            out.append(
-                Datagram(payload, 1, self.lid, lid, QP1, qpn, qkey=QKEY,
-                         sgid=gid(0xA1) if report_gid else None, dgid=report_gid)
-            )  # fmt: skip
+            out.append(report(notice, self.tid, lid, qpn, sa_lid=self.lid, dgid=report_gid))
         return out
 
 
@@ -280,3 +263,6 @@ class Wire:
         agent.resume(self.now, port_num=1, lid=new_lid, gid=new_gid, sa_lid=self.sa.lid)
         self.pump(name)
         return agent
+
+
+__all__ = ["FAST", "QKEY", "SA_GIDS", "SA_LID", "FakeSa", "Wire", "gid"]

@@ -25,11 +25,13 @@ from ibmig.core.guest import (
     ReportReceived,
     StreamState,
     SubscriptionConfirmed,
+    SubscriptionFailed,
 )
 from ibmig.wire.mad import Method
 from ibmig.wire.notice import PATH_CHANGE_TRAP
-from ibmig.wire.sa import InformInfo, SaAttr, SaMad
+from ibmig.wire.sa import InformInfo, SaAttr, SaMad, report_response
 from tests.core.guest.guest_util import FAST, SA_LID, Wire, gid
+from tests.core.sa_fakes import move_notice, report
 
 S_GUID, S_LID, S_IP = 0x100, 10, "10.0.0.1"
 C_GUID, C_LID, C_IP = 0x200, 20, "10.0.0.2"
@@ -307,3 +309,34 @@ def test_everything_sent_carries_the_current_port_lid_and_gid() -> None:
     assert {("c", 0x04, False), ("s", 0x11, False), ("c", 0x64, True), ("s", 0x64, True),
             ("s", 0x64, False)} <= kinds  # fmt: skip
     assert wire.guests["c"].sent["sa_report_resp"] == 1
+
+
+def test_subscription_goes_out_one_plus_sa_retries_times() -> None:
+    wire = two(subscribe=True)
+    wire.sa.silent = True
+    wire.run_for(100 * FAST.sa_timeout_ns)
+    sets = [d for _, m, d in wire.sa.requests if m.attribute_id == SaAttr.INFORM_INFO]
+    assert len(sets) == 1 + FAST.sa_retries
+    assert len({d.payload for d in sets}) == 1  # the same TID every time
+    [failed] = wire.events_of(SubscriptionFailed)
+    assert failed.reason == "timeout"
+
+
+def test_report_resp_bytes_are_report_response_and_resends_are_told_by_sa_lid() -> None:
+    wire = two(subscribe=True)
+    wire.run_for(100_000)
+    c = wire.guests["c"]
+    wire.migrate("s", NEW_LID)
+    [received] = wire.sa.reports(gid(S_GUID), NEW_LID, S_LID)
+    wire.inject([received])
+    wire.run_for(1_000_000)
+    [(_, _, resp)] = wire.sa.report_resps
+    assert resp.payload == report_response(received.payload)
+    # The same TID from another SA LID is another SA's Report, not a resend.
+    tid = SaMad.unpack(received.payload).tid
+    notice = move_notice(gid(S_GUID), NEW_LID + 1, NEW_LID)
+    wire.inject([report(notice, tid, C_LID, sa_lid=SA_LID + 1, dgid=gid(C_GUID))])
+    wire.run_for(1_000_000)
+    assert c.sent["sa_report_resp"] == 2
+    assert [e.duplicate for e in wire.events_of(ReportReceived)] == [False, False]
+    assert len(wire.events_of(PathChangeReceived)) == 2

@@ -17,6 +17,7 @@ from ibmig.core.guest import (
     parse_path_response,
     path_query,
 )
+from ibmig.core.sa_client import SaRetry
 from ibmig.errors import ConfigError, WireError
 from ibmig.wire.mad import Method
 from ibmig.wire.sa import PathRecord, PathRecordComp, SaMad
@@ -61,19 +62,19 @@ def test_parse_response() -> None:
 
 def test_policies() -> None:
     record = PathRecord(dgid=gid(1), dlid=5)
-    cached = PathCache("cached", timeout_ns=1, retries=0)
+    cached = PathCache("cached", SaRetry(1, 0))
     cached.store(gid(1), record)
     assert cached.lookup(gid(1)) == record and gid(1) in cached and len(cached) == 1
     assert cached.flush(gid(1)) and not cached.flush(gid(1))
-    query = PathCache("query", timeout_ns=1, retries=0)
+    query = PathCache("query", SaRetry(1, 0))
     query.store(gid(1), record)
     assert query.lookup(gid(1)) is None and len(query) == 0
     with pytest.raises(ConfigError):
-        PathCache("sometimes", timeout_ns=1, retries=0)
+        PathCache("sometimes", SaRetry(1, 0))
 
 
 def test_pending_queries_are_shared_retried_and_superseded() -> None:
-    cache = PathCache("cached", timeout_ns=100, retries=1)
+    cache = PathCache("cached", SaRetry(100, 1))
     q = cache.start_query(gid(1), 5, b"q", 0)
     assert cache.pending(gid(1)) is q and q.deadline == 100
     assert cache.expire(q, 100) and q.deadline == 200 and q.attempt == 1

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from ibmig.core.engine import QP1, Datagram
 from ibmig.wire.mad import MadHeader, Method, MgmtClass, RmppHeader
-from ibmig.wire.notice import Notice, path_change_notice
+from ibmig.wire.notice import Notice
 from ibmig.wire.packet import QP1_QKEY
 from ibmig.wire.sa import (
     SA_CLASS_VERSION,
@@ -28,14 +28,10 @@ from ibmig.wire.sa import (
     SaMad,
 )
 from ibmig.wire.smp_attrs import GUIDInfo
+from tests.core.sa_fakes import PREFIX, SA_LID, SA_PORT_GUID, gid, move_notice
+from tests.core.sa_fakes import report as report_datagram
 
-PREFIX = 0xFE80_0000_0000_0000
-SA_LID = 1
-SA_PORT_GUID = 0xA1
-
-
-def gid(guid: int) -> bytes:
-    return PREFIX.to_bytes(8, "big") + guid.to_bytes(8, "big")
+__all__ = ["PREFIX", "SA_LID", "SA_PORT_GUID", "FakeSa", "exchange", "gid", "sa_mad"]
 
 
 @dataclass
@@ -103,14 +99,7 @@ class FakeSa:
         method = Method.GET_RESP if setting else Method.DELETE_RESP
         out = [self._reply(datagram, mad, method, answer.pack())]
         for guid, old_lid, new_lid in moved:
-            notice = path_change_notice(
-                gid=gid(guid),
-                new_lid=new_lid,
-                old_lid=old_lid,
-                new_port_guid=0,
-                issuer_lid=self.lid,
-                issuer_gid=gid(SA_PORT_GUID),
-            )
+            notice = move_notice(gid(guid), new_lid, old_lid)
             out.extend(self.report(notice, lid, qpn) for lid, qpn in self.subscribers)
         return out
 
@@ -119,8 +108,7 @@ class FakeSa:
         if tid is None:
             self.report_tid += 1
             tid = self.report_tid
-        mad = SaMad.from_record(notice, method=Method.REPORT, tid=tid)
-        return Datagram(mad.pack(), 1, self.lid, lid, QP1, qpn, qkey=QP1_QKEY)
+        return report_datagram(notice, tid, lid, qpn, sa_lid=self.lid)
 
     def _reply(
         self, datagram: Datagram, mad: SaMad, method: int, data: bytes, status: int = 0

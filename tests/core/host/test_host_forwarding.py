@@ -29,7 +29,7 @@ from ibmig.core.host import (
 from ibmig.wire.mad import MAD_SIZE, Method
 from ibmig.wire.notice import GidDetails, Notice, TrapNumber, path_change_notice
 from ibmig.wire.packet import QP1_QKEY
-from ibmig.wire.sa import InformInfo, SaAttr, SaMad
+from ibmig.wire.sa import InformInfo, SaAttr, SaMad, report_response
 from tests.core.host.fake_sa import SA_LID, SA_PORT_GUID, FakeSa, exchange, gid
 
 H1_GUID, H1_LID = 0x0002_C903_0000_0B01, 3
@@ -303,3 +303,36 @@ def test_event_filter_keeps_only_the_wanted_events_and_changes_nothing_else() ->
     assert only_forwards == everything[2:]
     assert sent_filtered == sent  # the same ReportResp either way
     assert run(frozenset())[0] == []
+
+
+def test_sa_retries_counts_resends_after_the_first_send() -> None:
+    for retries in (0, 1, 4):
+        h3 = host("h3", H3_GUID, H3_LID, sa_retries=retries)
+        sends = len(h3.packets_to_send())
+        t = 0
+        while (deadline := h3.get_timer()) is not None:
+            t = deadline
+            h3.handle_timer(t)
+            sends += len(h3.packets_to_send())
+        assert sends == 1 + retries
+        assert t == (1 + retries) * SECOND
+        assert events(h3)[-1] == SubscriptionFailed(69, True, "timeout", t)
+
+
+def test_report_resp_bytes_are_report_response() -> None:
+    h3 = host("h3", H3_GUID, H3_LID, subscribe_path_changes=False)
+    received = FakeSa().report(move_notice(V1, H2_LID, H1_LID), H3_LID, tid=0x51)
+    h3.receive(received, 1)
+    [resp] = h3.packets_to_send()
+    assert resp.payload == report_response(received.payload)
+
+
+def test_same_tid_from_another_sa_is_a_new_report() -> None:
+    h3 = host("h3", H3_GUID, H3_LID, subscribe_path_changes=False)
+    h3.receive_intra_host("vmA", PathRegistered(gid(V1)), 0)
+    first = FakeSa().report(move_notice(V1, H2_LID, H1_LID), H3_LID, tid=7)
+    other_sa = FakeSa(lid=SA_LID + 1).report(move_notice(V1, H1_LID, H2_LID), H3_LID, tid=7)
+    h3.receive(first, 10)
+    h3.receive(other_sa, 20)
+    assert h3.counters["reports_duplicate"] == 0
+    assert len(h3.intra_host_to_send()) == 2

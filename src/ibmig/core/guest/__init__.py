@@ -61,7 +61,13 @@ from ibmig.core.guest.rc import (
     QpTransitionError,
     RcQp,
 )
-from ibmig.core.guest.workload import ClientStream, Peer, StreamState
+from ibmig.core.guest.workload import (
+    STREAM_TRANSITIONS,
+    ClientStream,
+    Peer,
+    StreamState,
+    StreamTransitionError,
+)
 
 __all__ = [
     "CM_TRANSITIONS",
@@ -75,6 +81,7 @@ __all__ = [
     "PATH_QUERY_MASK",
     "QP1_QKEY",
     "QP_TRANSITIONS",
+    "STREAM_TRANSITIONS",
     "Aeth",
     "AethSyndrome",
     "Attached",
@@ -112,6 +119,7 @@ __all__ = [
     "Reconnected",
     "ReportReceived",
     "StreamState",
+    "StreamTransitionError",
     "SubscriptionConfirmed",
     "SubscriptionFailed",
     "cm_ack_timeout",

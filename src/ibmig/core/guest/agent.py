@@ -28,7 +28,7 @@ Life cycle (driven by the host and migration engines):
   the current port, and only the remote end from the record.
 
 Path-change events arrive as the SA's Report(Notice trap 69) (per-VM strategy;
-answered with a ReportResp, duplicates recognised by TID) or as a
+answered and de-duplicated by the SA client, `ibmig.core.sa_client`) or as a
 `ForwardPathChange` from dom0 (per-host strategy), or through `path_changed()`.
 Each flushes the cached path (unless it already names the new LID), and every
 client stream to that GID that is not already using the new LID tears its
@@ -44,15 +44,15 @@ assignment) makes the stream to that IP flush the old GID's path, re-register wi
 dom0 and reconnect to the new GID; server-side connections from the old GID are
 closed. Under static assignment the GID does not change and no ARP is sent.
 
-The passive side accepts any REQ for its Service ID. A REQ from a (client GID,
-Service ID) pair that already has a connection replaces it (the client came back
-after a migration or an error); a resent REQ (same comm ID) gets the REP again.
+The CM MAD handlers (REQ/REP/RTU/REJ/DREQ/DREP, resends, the passive side's
+rules) are in `ibmig.core.guest.cm_handlers`, which this class inherits.
 
-Timers live in one heap. Every timer owner (stream, connection, QP, query) has a
-single slot: `deadline` (wanted) and `armed` (the heap entry). Moving a deadline
-later costs nothing (the entry is re-pushed when it comes up); earlier pushes a
-new entry. So a QP's ACK timer, restarted on every ACK, costs one heap operation
-per time-out period, not per packet.
+Timers live in one `ibmig.core.timers.Timers`, keyed by their owner (stream,
+connection, QP, query, subscription), each owner type with its handler. An owner's
+`deadline` is when it wants to fire; the timer holds when it is armed to. Moving
+a deadline later costs nothing (the owner is re-armed when its old time comes
+up); earlier re-arms it at once. So a QP's ACK timer, restarted on every ACK,
+costs one heap operation per time-out period, not per packet.
 
 Counters: `sent` counts what the guest sends by kind: "sa_path_query",
 "sa_inform_info", "sa_report_resp", "cm_req", "cm_rep", "cm_rtu", "cm_rej",
@@ -64,16 +64,16 @@ received and dropped, and the rest. `record_events=False` suppresses every event
 
 from __future__ import annotations
 
-import heapq
 import random
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable
 from ipaddress import IPv4Address
 from typing import Any, Final, Protocol
 
-from ibmig.core.engine import QP1, Datagram, EventLog
-from ibmig.core.guest.cm import CmState, Connection, cma_header, parse_cma_header
-from ibmig.core.guest.config import GuestConfig, cm_ack_timeout, iba_time_ns
+from ibmig.core.engine import QP1, Datagram
+from ibmig.core.guest.cm import CmState, Connection
+from ibmig.core.guest.cm_handlers import DEFAULT_PKEY, FIRST_QPN, GuestCm
+from ibmig.core.guest.config import GuestConfig
 from ibmig.core.guest.events import (
     Attached,
     ConnectFailed,
@@ -111,7 +111,6 @@ from ibmig.core.guest.rc import (
     OP_RC_ACKNOWLEDGE,
     OP_RC_SEND_ONLY,
     OP_UD_SEND_ONLY,
-    QPN_MASK,
     AethSyndrome,
     QpState,
     RcQp,
@@ -123,34 +122,18 @@ from ibmig.core.guest.workload import (
     backoff_ns,
     message_seq,
 )
+from ibmig.core.sa_client import SaClient, SaRequest
+from ibmig.core.timers import Timers
 from ibmig.errors import WireError
-from ibmig.wire.cm import (
-    CmMad,
-    CmPath,
-    Drep,
-    Dreq,
-    Rej,
-    RejectedMessage,
-    RejReason,
-    Rep,
-    Req,
-    Rtu,
-    TransportServiceType,
-)
 from ibmig.wire.mad import MAD_SIZE, Method, MgmtClass
-from ibmig.wire.notice import PATH_CHANGE_TRAP, Notice, PathChangeDetails
-from ibmig.wire.sa import SA_HEADER_SIZE, InformInfo, SaAttr, SaMad
+from ibmig.wire.notice import Notice, PathChangeDetails
+from ibmig.wire.sa import SA_HEADER_SIZE, SaAttr
 
 QP1_QKEY: Final = 0x80010000
-DEFAULT_PKEY: Final = 0xFFFF
-FIRST_QPN: Final = 0x000100
-"""Data QPs are numbered from here (below it: QP0, QP1 and the IPoIB QP)."""
-_REPORTS_REMEMBERED: Final = 64
 
 _CM_CLASS: Final = int(MgmtClass.COMM_MGT)
 _SA_CLASS: Final = int(MgmtClass.SUBN_ADM)
 _REPORT: Final = int(Method.REPORT)
-_REPORT_RESP: Final = int(Method.REPORT_RESP)
 _GET_RESP: Final = int(Method.GET_RESP)
 _ATTR_NOTICE: Final = int(SaAttr.NOTICE)
 _ATTR_PATH_RECORD: Final = int(SaAttr.PATH_RECORD)
@@ -174,20 +157,17 @@ _REQ_SENT, _REP_SENT, _ESTABLISHED, _DREQ_SENT, _CLOSED = (
 
 class _TimerOwner(Protocol):
     deadline: int | None
-    armed: int | None
 
 
-class _SaRequest:
+class _SaRequest(SaRequest):
     """An SA request other than a path query (the InformInfo subscription)."""
 
-    __slots__ = ("armed", "attempt", "deadline", "payload", "tid")
+    __slots__ = ("deadline", "payload")
 
     def __init__(self, tid: int, payload: bytes) -> None:
-        self.tid = tid
+        super().__init__(tid)
         self.payload = payload
-        self.attempt = 0
         self.deadline: int | None = None
-        self.armed: int | None = None
 
 
 _Handler = Callable[[Any, int], None]
@@ -197,7 +177,7 @@ def _ip(value: IPv4Address | str) -> IPv4Address:
     return value if isinstance(value, IPv4Address) else IPv4Address(value)
 
 
-class GuestAgent(EventLog[Any]):
+class GuestAgent(GuestCm):
     """One VM's RDMA stack and workload (module docstring).
 
     `ip` is the VM's IPoIB address, `peers` the servers it is a client of (IP and
@@ -236,7 +216,13 @@ class GuestAgent(EventLog[Any]):
         """Messages delivered to this server, by client GID."""
 
         cfg = self.config
-        self.paths = PathCache(cfg.path_cache, timeout_ns=cfg.sa_timeout_ns, retries=cfg.sa_retries)
+        self.sa = SaClient(
+            timeout_ns=cfg.sa_timeout_ns,
+            retries=cfg.sa_retries,
+            report_memory=cfg.report_memory,
+            inform_resp_time_value=cfg.inform_resp_time_value,
+        )
+        self.paths = PathCache(cfg.path_cache, self.sa.retry)
         self.neighbours = NeighbourTable()
         self._pad = bytes(cfg.message_bytes - 8)
         self._interval = cfg.message_interval_ns
@@ -247,7 +233,6 @@ class GuestAgent(EventLog[Any]):
         self._server_conns: dict[tuple[bytes, int], Connection] = {}
         self._interest: dict[bytes, None] = {}
         self._subscription: _SaRequest | None = None
-        self._seen_reports: deque[int] = deque(maxlen=_REPORTS_REMEMBERED)
 
         self._qpn_next = FIRST_QPN
         self._comm_id_next = rng.getrandbits(32) or 1
@@ -255,8 +240,15 @@ class GuestAgent(EventLog[Any]):
 
         self._outbox: list[Datagram] = []
         self._intra: list[GuestToHost] = []
-        self._timers: list[tuple[int, int, _Handler, Any]] = []
-        self._timer_seq = 0
+        self._timers: Timers[Any] = Timers()
+        # Every owner of a timer, by type, and what its timer does.
+        self._timer_handlers: dict[type, _Handler] = {
+            ClientStream: self._on_stream_timer,
+            Connection: self._on_conn_timer,
+            RcQp: self._on_qp_timer,
+            PathQuery: self._on_query_timer,
+            _SaRequest: self._on_subscription_timer,
+        }
 
         for peer in peers:
             if isinstance(peer, Peer):
@@ -280,34 +272,28 @@ class GuestAgent(EventLog[Any]):
 
     def get_timer(self) -> int | None:
         timers = self._timers
-        while timers:
-            deadline, _, handler, owner = timers[0]
-            if owner.armed != deadline:
-                heapq.heappop(timers)  # superseded by an earlier entry
-                continue
+        while (first := timers.peek()) is not None:
+            armed, owner = first
             wanted = owner.deadline
-            if wanted == deadline:
-                return deadline
-            heapq.heappop(timers)
-            owner.armed = None
+            if wanted == armed:
+                return armed
+            # Moved (later, or off) since it was armed: re-arm it where it is wanted.
+            timers.cancel(owner)
             if wanted is not None:
-                self._push(wanted, handler, owner)
+                timers.arm(owner, wanted)
         return None
 
     def handle_timer(self, now_ns: int) -> None:
         timers = self._timers
-        while timers and timers[0][0] <= now_ns:
-            deadline, _, handler, owner = heapq.heappop(timers)
-            if owner.armed != deadline:
-                continue
-            owner.armed = None
+        handlers = self._timer_handlers
+        while (owner := timers.pop_due(now_ns)) is not None:
             wanted = owner.deadline
             if wanted is None:
                 continue
             if wanted > now_ns:
-                self._push(wanted, handler, owner)
+                timers.arm(owner, wanted)
                 continue
-            handler(owner, now_ns)
+            handlers[type(owner)](owner, now_ns)
 
     def receive(self, datagram: Datagram, now_ns: int) -> None:
         if not self.attached:
@@ -348,7 +334,7 @@ class GuestAgent(EventLog[Any]):
                 fatal = datagram.payload[0] != AethSyndrome.NAK_PSN_SEQUENCE_ERROR
                 self._qp_failed(conn, "remote_nak" if fatal else "retry_exceeded", now_ns)
             else:
-                self._sync(qp, self._on_qp_timer)
+                self._sync(qp)
             return
         if opcode == OP_UD_SEND_ONLY:
             if datagram.dqp == QP1:
@@ -425,10 +411,11 @@ class GuestAgent(EventLog[Any]):
         for stream in self._streams.values():
             if stream.state is _CONNECTED and stream.broken_ns is None:
                 stream.broken_ns = now_ns
-            stream.state = _IDLE
+            if stream.state is not _IDLE:
+                stream.transition(_IDLE)
             stream.conn = None
             stream.token += 1
-            stream.deadline = stream.armed = None
+            stream.deadline = None
         self._conns.clear()
         self._by_qpn.clear()
         self._server_conns.clear()
@@ -543,15 +530,14 @@ class GuestAgent(EventLog[Any]):
 
     # --- timers --------------------------------------------------------------------------
 
-    def _push(self, deadline: int, handler: _Handler, owner: _TimerOwner) -> None:
-        owner.armed = deadline
-        heapq.heappush(self._timers, (deadline, self._timer_seq, handler, owner))
-        self._timer_seq += 1
-
-    def _sync(self, owner: _TimerOwner, handler: _Handler) -> None:
+    def _sync(self, owner: _TimerOwner) -> None:
+        """Arm `owner`'s timer if its deadline is earlier than the one armed (a later
+        one is re-armed when the armed one comes up: module docstring)."""
         deadline = owner.deadline
-        if deadline is not None and (owner.armed is None or deadline < owner.armed):
-            self._push(deadline, handler, owner)
+        if deadline is not None:
+            armed = self._timers.deadline(owner)
+            if armed is None or deadline < armed:
+                self._timers.arm(owner, deadline)
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -559,22 +545,6 @@ class GuestAgent(EventLog[Any]):
         tid = self._tid_next
         self._tid_next = (tid + 1) & TID_MASK or 1
         return tid
-
-    def _new_comm_id(self) -> int:
-        comm_id = self._comm_id_next
-        while comm_id in self._conns or comm_id == 0:
-            comm_id = (comm_id + 1) & 0xFFFFFFFF
-        self._comm_id_next = (comm_id + 1) & 0xFFFFFFFF
-        return comm_id
-
-    def _new_qp(self) -> RcQp:
-        qpn = self._qpn_next
-        while qpn in self._by_qpn or qpn < FIRST_QPN:
-            qpn = (qpn + 1) & QPN_MASK
-        self._qpn_next = (qpn + 1) & QPN_MASK
-        qp = RcQp(qpn, self.config.send_queue_depth)
-        qp.init(self.port_num, DEFAULT_PKEY)
-        return qp
 
     def _mad(self, payload: bytes, dlid: int, dgid: bytes | None, sl: int = 0) -> Datagram:
         return Datagram(payload, self.port_num, self.lid, dlid, QP1, QP1, sl, DEFAULT_PKEY,
@@ -610,91 +580,24 @@ class GuestAgent(EventLog[Any]):
             self._emit(PathResolved(now_ns, gid, record.dlid, "cache"))
             self._send_req(stream, record, now_ns)
             return
-        stream.state = _RESOLVING
+        stream.transition(_RESOLVING)
         query = self.paths.pending(gid)
         if query is None:
             tid = self._new_tid()
             payload = path_query(self.gid, gid, tid)
             query = self.paths.start_query(gid, tid, payload, now_ns)
             self._send_cm(self._mad(payload, self.sa_lid, None), "sa_path_query")
-            self._sync(query, self._on_query_timer)
+            self._sync(query)
         query.waiters.append((stream, stream.token))
-
-    def _send_req(self, stream: ClientStream, record: Any, now_ns: int) -> None:
-        cfg = self.config
-        qp = self._new_qp()
-        conn = Connection(
-            "client", self._new_comm_id(), cfg.service_id, stream.gid, record.dlid, record.sl, qp
-        )
-        conn.stream = stream
-        ack_timeout = (
-            cfg.local_ack_timeout
-            if cfg.local_ack_timeout is not None
-            else cm_ack_timeout(cfg.ca_ack_delay, record.packet_life_time)
-        )
-        conn.local_ack_timeout = ack_timeout
-        conn.retry_count = cfg.retry_count
-        conn.starting_psn = self.rng.getrandbits(24)
-        tid = self._new_tid()
-        conn.tid = tid
-        req = Req(
-            local_comm_id=conn.local_comm_id,
-            service_id=cfg.service_id,
-            local_ca_guid=int.from_bytes(self.gid[8:], "big"),
-            local_qpn=qp.qpn,
-            remote_cm_response_timeout=cfg.cm_response_timeout,
-            transport_service_type=TransportServiceType.RC,
-            starting_psn=conn.starting_psn,
-            local_cm_response_timeout=cfg.cm_response_timeout,
-            retry_count=cfg.retry_count,
-            partition_key=record.pkey or DEFAULT_PKEY,
-            path_packet_payload_mtu=record.mtu,
-            rnr_retry_count=cfg.rnr_retry_count,
-            max_cm_retries=cfg.max_cm_retries,
-            primary_path=CmPath(
-                local_lid=self.lid,
-                remote_lid=record.dlid,
-                local_gid=self.gid,
-                remote_gid=stream.gid,
-                flow_label=record.flow_label,
-                packet_rate=record.rate,
-                traffic_class=record.tclass,
-                hop_limit=record.hop_limit,
-                sl=record.sl,
-                subnet_local=record.hop_limit <= 1,
-                local_ack_timeout=ack_timeout,
-            ),
-            private_data=cma_header(self.ip, stream.ip).ljust(Req.PRIVATE_DATA_SIZE, b"\0"),
-        )
-        datagram = self._mad(CmMad(req, tid=tid).pack(), record.dlid, stream.gid, record.sl)
-        conn.transition(_REQ_SENT)
-        conn.cm_timeout_ns = 2 * iba_time_ns(record.packet_life_time) + iba_time_ns(
-            cfg.cm_response_timeout
-        )
-        self._expect_answer(conn, datagram, "cm_req", cfg.max_cm_retries, now_ns)
-        self._conns[conn.local_comm_id] = conn
-        self._by_qpn[qp.qpn] = conn
-        stream.conn = conn
-        stream.state = _CONNECTING
-        self._send_cm(datagram, "cm_req")
-
-    def _expect_answer(
-        self, conn: Connection, datagram: Datagram, kind: str, retries: int, now_ns: int
-    ) -> None:
-        conn.resend = datagram
-        conn.resend_kind = kind
-        conn.retries_left = retries
-        conn.deadline = now_ns + conn.cm_timeout_ns
-        self._sync(conn, self._on_conn_timer)
 
     def _attempt_failed(self, stream: ClientStream, reason: str, now_ns: int) -> None:
         stream.conn = None
         stream.failures += 1
         delay = backoff_ns(self.config, stream.failures, self.rng)
-        stream.state = _BACKOFF
+        stream.transition(_BACKOFF)
         stream.token += 1
         stream.deadline = now_ns + delay
-        self._sync(stream, self._on_stream_timer)
+        self._sync(stream)
         self._emit(ConnectFailed(now_ns, self.gid, stream.gid, reason, stream.attempts, delay))
 
     def _break_stream(
@@ -720,10 +623,10 @@ class GuestAgent(EventLog[Any]):
                     self._close(conn)
             else:
                 self._close(conn)
-        stream.state = _IDLE
+        stream.transition(_IDLE)
 
     def _stream_up(self, stream: ClientStream, conn: Connection, now_ns: int) -> None:
-        stream.state = _CONNECTED
+        stream.transition(_CONNECTED)
         self._emit(
             ConnectionUp(now_ns, self.gid, conn.remote_gid, "client", conn.remote_lid,
                          conn.local_comm_id)
@@ -737,7 +640,7 @@ class GuestAgent(EventLog[Any]):
         stream.failures = 0
         stream.attempts = 0
         stream.deadline = now_ns + self.rng.randrange(self._interval)
-        self._sync(stream, self._on_stream_timer)
+        self._sync(stream)
 
     def _on_stream_timer(self, stream: ClientStream, now_ns: int) -> None:
         stream.deadline = None
@@ -752,9 +655,9 @@ class GuestAgent(EventLog[Any]):
                 stream.next_seq += 1
                 self._outbox.append(datagram)
                 self.sent["data"] += 1
-                self._sync(qp, self._on_qp_timer)
+                self._sync(qp)
             stream.deadline = now_ns + self._interval
-            self._sync(stream, self._on_stream_timer)
+            self._sync(stream)
         elif state is _BACKOFF:
             self._start_attempt(stream, now_ns)
 
@@ -772,7 +675,7 @@ class GuestAgent(EventLog[Any]):
         if resend:
             self._outbox.extend(resend)
             self.sent["data_retransmit"] += len(resend)
-        self._sync(qp, self._on_qp_timer)
+        self._sync(qp)
 
     def _qp_failed(self, conn: Connection, reason: str, now_ns: int) -> None:
         """The QP went to ERROR by itself: the application sees the connection die."""
@@ -788,68 +691,6 @@ class GuestAgent(EventLog[Any]):
 
     # --- CM --------------------------------------------------------------------------------
 
-    def _close(self, conn: Connection) -> None:
-        """Close without a word on the wire: QP to ERROR and forgotten."""
-        if conn.state is not _CLOSED:
-            conn.transition(_CLOSED)
-        qp = conn.qp
-        if qp.state is not QpState.ERROR:
-            qp.modify(QpState.ERROR)
-        if self._by_qpn.get(qp.qpn) is conn:
-            del self._by_qpn[qp.qpn]
-        if self._conns.get(conn.local_comm_id) is conn:
-            del self._conns[conn.local_comm_id]
-        key = (conn.remote_gid, conn.service_id)
-        if self._server_conns.get(key) is conn:
-            del self._server_conns[key]
-
-    def _disconnect(self, conn: Connection, now_ns: int) -> None:
-        """ESTABLISHED -> DREQ_SENT: QP to ERROR, DREQ sent and resent until a DREP."""
-        conn.transition(_DREQ_SENT)
-        qp = conn.qp
-        qp.modify(QpState.ERROR)
-        if self._by_qpn.get(qp.qpn) is conn:
-            del self._by_qpn[qp.qpn]
-        key = (conn.remote_gid, conn.service_id)
-        if self._server_conns.get(key) is conn:
-            del self._server_conns[key]
-        tid = self._new_tid()
-        conn.tid = tid
-        dreq = Dreq(conn.local_comm_id, conn.remote_comm_id, qp.remote_qpn)
-        datagram = self._mad(CmMad(dreq, tid=tid).pack(), conn.remote_lid, conn.remote_gid,
-                             conn.sl)  # fmt: skip
-        self._expect_answer(conn, datagram, "cm_dreq", self.config.max_cm_retries, now_ns)
-        self._send_cm(datagram, "cm_dreq")
-
-    def _on_conn_timer(self, conn: Connection, now_ns: int) -> None:
-        conn.deadline = None
-        if conn.state is _CLOSED or self._conns.get(conn.local_comm_id) is not conn:
-            return
-        resend = conn.resend
-        if conn.retries_left > 0 and resend is not None:
-            conn.retries_left -= 1
-            self._send_cm(resend, conn.resend_kind)
-            conn.deadline = now_ns + conn.cm_timeout_ns
-            self._sync(conn, self._on_conn_timer)
-            return
-        state = conn.state
-        self._close(conn)
-        if state is _REQ_SENT:
-            stream = conn.stream
-            if isinstance(stream, ClientStream) and stream.conn is conn:
-                self._attempt_failed(stream, "cm_timeout", now_ns)
-        elif state is _REP_SENT:
-            self.counters["rep_timeout"] += 1
-            rej = Rej(conn.local_comm_id, conn.remote_comm_id, RejectedMessage.OTHER,
-                      RejReason.TIMEOUT)  # fmt: skip
-            self._send_cm(
-                self._mad(CmMad(rej, tid=conn.tid).pack(), conn.remote_lid, conn.remote_gid,
-                          conn.sl),
-                "cm_rej",
-            )  # fmt: skip
-        else:
-            self.counters["dreq_timeout"] += 1
-
     def _receive_mad(self, datagram: Datagram, now_ns: int) -> None:
         payload = datagram.payload
         if len(payload) != MAD_SIZE:
@@ -862,224 +703,6 @@ class GuestAgent(EventLog[Any]):
             self._receive_sa(datagram, now_ns)
         else:
             self.counters["mad_unknown_class"] += 1
-
-    def _receive_cm(self, datagram: Datagram, now_ns: int) -> None:
-        try:
-            mad = CmMad.unpack(datagram.payload)
-        except WireError:
-            self.counters["cm_malformed"] += 1
-            return
-        message = mad.message
-        if isinstance(message, Req):
-            self._on_req(mad.tid, message, datagram, now_ns)
-        elif isinstance(message, Rep):
-            self._on_rep(mad.tid, message, datagram, now_ns)
-        elif isinstance(message, Rtu):
-            self._on_rtu(message, now_ns)
-        elif isinstance(message, Rej):
-            self._on_rej(message, now_ns)
-        elif isinstance(message, Dreq):
-            self._on_dreq(mad.tid, message, datagram, now_ns)
-        elif isinstance(message, Drep):
-            self._on_drep(message)
-        else:
-            self.counters["cm_mra_ignored"] += 1
-
-    def _reject(
-        self,
-        datagram: Datagram,
-        tid: int,
-        remote_comm_id: int,
-        rejected: int,
-        reason: int,
-        local_comm_id: int = 0,
-    ) -> None:
-        rej = Rej(local_comm_id, remote_comm_id, rejected, reason)
-        self._send_cm(
-            self._mad(CmMad(rej, tid=tid).pack(), datagram.slid, datagram.sgid, datagram.sl),
-            "cm_rej",
-        )
-
-    def _on_req(self, tid: int, req: Req, datagram: Datagram, now_ns: int) -> None:
-        path = req.primary_path
-        reason = 0
-        if req.service_id != self.config.service_id:
-            reason = RejReason.INVALID_SERVICE_ID
-        elif req.transport_service_type != TransportServiceType.RC:
-            reason = RejReason.INVALID_TRANSPORT_SERVICE_TYPE
-        elif path.remote_gid != self.gid:
-            reason = RejReason.INVALID_PRIMARY_GID
-        elif path.remote_lid != self.lid:
-            reason = RejReason.INVALID_PRIMARY_LID
-        if reason:
-            self.counters["req_rejected"] += 1
-            self._reject(datagram, tid, req.local_comm_id, RejectedMessage.REQ, reason)
-            return
-        client_gid = path.local_gid
-        key = (client_gid, req.service_id)
-        old = self._server_conns.get(key)
-        if old is not None:
-            if old.remote_comm_id == req.local_comm_id:
-                # A resent REQ: our REP was lost (or is late). Resend it.
-                if old.state is _REP_SENT and old.resend is not None:
-                    self._send_cm(old.resend, "cm_rep")
-                else:
-                    self.counters["req_duplicate"] += 1
-                return
-            if old.state is _ESTABLISHED:
-                self._emit(ConnectionBroken(now_ns, self.gid, old.remote_gid, "server", "replaced"))
-            self._close(old)
-        qp = self._new_qp()
-        conn = Connection(
-            "server", self._new_comm_id(), req.service_id, client_gid, path.local_lid, path.sl, qp
-        )
-        conn.remote_comm_id = req.local_comm_id
-        conn.tid = tid
-        conn.starting_psn = self.rng.getrandbits(24)
-        conn.local_ack_timeout = path.local_ack_timeout
-        conn.retry_count = req.retry_count
-        addresses = parse_cma_header(req.private_data)
-        if addresses is not None:
-            conn.client_ip = addresses[0]
-            self.neighbours.learn(addresses[0], client_gid, path.local_lid)
-        qp.ready_to_receive(
-            remote_qpn=req.local_qpn,
-            remote_lid=path.local_lid,
-            remote_gid=client_gid,
-            local_lid=self.lid,
-            local_gid=self.gid,
-            sl=path.sl,
-            rq_psn=req.starting_psn,
-        )
-        rep = Rep(
-            local_comm_id=conn.local_comm_id,
-            remote_comm_id=req.local_comm_id,
-            local_qpn=qp.qpn,
-            starting_psn=conn.starting_psn,
-            target_ack_delay=self.config.ca_ack_delay,
-            rnr_retry_count=self.config.rnr_retry_count,
-            local_ca_guid=int.from_bytes(self.gid[8:], "big"),
-        )
-        reply = self._mad(CmMad(rep, tid=tid).pack(), datagram.slid, client_gid, path.sl)
-        conn.transition(_REP_SENT)
-        conn.cm_timeout_ns = iba_time_ns(req.local_cm_response_timeout)
-        self._expect_answer(conn, reply, "cm_rep", req.max_cm_retries, now_ns)
-        self._conns[conn.local_comm_id] = conn
-        self._by_qpn[qp.qpn] = conn
-        self._server_conns[key] = conn
-        self._send_cm(reply, "cm_rep")
-
-    def _on_rep(self, tid: int, rep: Rep, datagram: Datagram, now_ns: int) -> None:
-        conn = self._conns.get(rep.remote_comm_id)
-        if conn is None or conn.role != "client":
-            self.counters["rep_unknown"] += 1
-            self._reject(
-                datagram, tid, rep.local_comm_id, RejectedMessage.REP, RejReason.INVALID_COMM_ID
-            )
-            return
-        rtu_for = self._mad(
-            CmMad(Rtu(conn.local_comm_id, rep.local_comm_id), tid=conn.tid).pack(),
-            conn.remote_lid,
-            conn.remote_gid,
-            conn.sl,
-        )
-        if conn.state is _ESTABLISHED:
-            if conn.remote_comm_id == rep.local_comm_id:
-                self._send_cm(rtu_for, "cm_rtu")  # our RTU was lost: send it again
-            return
-        if conn.state is not _REQ_SENT:
-            self.counters["rep_unexpected"] += 1
-            return
-        conn.remote_comm_id = rep.local_comm_id
-        qp = conn.qp
-        qp.ready_to_receive(
-            remote_qpn=rep.local_qpn,
-            remote_lid=conn.remote_lid,
-            remote_gid=conn.remote_gid,
-            local_lid=self.lid,
-            local_gid=self.gid,
-            sl=conn.sl,
-            rq_psn=rep.starting_psn,
-        )
-        qp.ready_to_send(
-            sq_psn=conn.starting_psn, timeout=conn.local_ack_timeout, retry_count=conn.retry_count
-        )
-        conn.transition(_ESTABLISHED)
-        self._send_cm(rtu_for, "cm_rtu")
-        stream = conn.stream
-        if isinstance(stream, ClientStream) and stream.conn is conn:
-            self._stream_up(stream, conn, now_ns)
-
-    def _establish_passive(self, conn: Connection, now_ns: int) -> None:
-        conn.qp.ready_to_send(
-            sq_psn=conn.starting_psn, timeout=conn.local_ack_timeout, retry_count=conn.retry_count
-        )
-        conn.transition(_ESTABLISHED)
-        self._emit(
-            ConnectionUp(now_ns, self.gid, conn.remote_gid, "server", conn.remote_lid,
-                         conn.local_comm_id)
-        )  # fmt: skip
-
-    def _on_rtu(self, rtu: Rtu, now_ns: int) -> None:
-        conn = self._conns.get(rtu.remote_comm_id)
-        if conn is None or conn.state is not _REP_SENT or conn.remote_comm_id != rtu.local_comm_id:
-            self.counters["rtu_ignored"] += 1
-            return
-        self._establish_passive(conn, now_ns)
-
-    def _on_rej(self, rej: Rej, now_ns: int) -> None:
-        conn = self._conns.get(rej.remote_comm_id)
-        if conn is None:
-            self.counters["rej_unknown"] += 1
-            return
-        state = conn.state
-        stream = conn.stream
-        if state is _REQ_SENT:
-            self._close(conn)
-            if isinstance(stream, ClientStream) and stream.conn is conn:
-                self._attempt_failed(stream, f"rejected_{int(rej.reason):#04x}", now_ns)
-        elif state is _REP_SENT:
-            self.counters["rep_rejected"] += 1
-            self._close(conn)
-        elif state is _ESTABLISHED:
-            if isinstance(stream, ClientStream) and stream.conn is conn:
-                self._break_stream(stream, "rejected", now_ns)
-                self._start_attempt(stream, now_ns)
-            else:
-                self._emit(
-                    ConnectionBroken(now_ns, self.gid, conn.remote_gid, conn.role, "rejected")
-                )
-                self._close(conn)
-        else:
-            self.counters["rej_ignored"] += 1
-
-    def _on_dreq(self, tid: int, dreq: Dreq, datagram: Datagram, now_ns: int) -> None:
-        conn = self._conns.get(dreq.remote_comm_id)
-        drep = Drep(dreq.remote_comm_id, dreq.local_comm_id)
-        reply = self._mad(CmMad(drep, tid=tid).pack(), datagram.slid, datagram.sgid, datagram.sl)
-        if conn is None or conn.remote_comm_id != dreq.local_comm_id:
-            self.counters["dreq_unknown"] += 1
-            self._send_cm(reply, "cm_drep")  # already gone: answer so the peer stops
-            return
-        self._send_cm(reply, "cm_drep")
-        if conn.state is _ESTABLISHED:
-            stream = conn.stream
-            if isinstance(stream, ClientStream) and stream.conn is conn:
-                self._break_stream(stream, "disconnect_request", now_ns, send_dreq=False)
-                self._start_attempt(stream, now_ns)
-                return
-            self._emit(
-                ConnectionBroken(now_ns, self.gid, conn.remote_gid, conn.role,
-                                 "disconnect_request")
-            )  # fmt: skip
-        self._close(conn)
-
-    def _on_drep(self, drep: Drep) -> None:
-        conn = self._conns.get(drep.remote_comm_id)
-        if conn is None or conn.state is not _DREQ_SENT:
-            self.counters["drep_ignored"] += 1
-            return
-        self._close(conn)
 
     # --- SA ------------------------------------------------------------------------------
 
@@ -1134,40 +757,27 @@ class GuestAgent(EventLog[Any]):
         query.deadline = None
         if self.paths.expire(query, now_ns):
             self._send_cm(self._mad(query.payload, self.sa_lid, None), "sa_path_query")
-            self._sync(query, self._on_query_timer)
+            self._sync(query)
             return
         self._emit(PathQueryFailed(now_ns, query.dgid, "timeout"))
         self._fail_waiters(query, "sa_timeout", now_ns)
 
     def _send_subscription(self, now_ns: int) -> None:
-        info = InformInfo(
-            gid=bytes(16),
-            lid_range_begin=0xFFFF,
-            lid_range_end=0,
-            is_generic=1,
-            subscribe=1,
-            type=0xFFFF,
-            trap_number=PATH_CHANGE_TRAP,
-            qpn=QP1,
-            resp_time_value=self.config.inform_resp_time_value,
-            producer_type=0xFFFFFF,
-        )
         tid = self._new_tid()
-        request = _SaRequest(tid, SaMad.from_record(info, method=Method.SET, tid=tid).pack())
+        request = _SaRequest(tid, self.sa.subscription(tid))
         self._subscription = request
         self._send_cm(self._mad(request.payload, self.sa_lid, None), "sa_inform_info")
-        request.deadline = now_ns + self.config.sa_timeout_ns
-        self._sync(request, self._on_subscription_timer)
+        request.deadline = now_ns + self.sa.timeout_ns
+        self._sync(request)
 
     def _on_subscription_timer(self, request: _SaRequest, now_ns: int) -> None:
         request.deadline = None
         if self._subscription is not request:
             return
-        if request.attempt < self.config.sa_retries:
-            request.attempt += 1
+        if self.sa.resend(request):
             self._send_cm(self._mad(request.payload, self.sa_lid, None), "sa_inform_info")
-            request.deadline = now_ns + self.config.sa_timeout_ns
-            self._sync(request, self._on_subscription_timer)
+            request.deadline = now_ns + self.sa.timeout_ns
+            self._sync(request)
             return
         self._subscription = None
         self._emit(SubscriptionFailed(now_ns, self.gid, "timeout"))
@@ -1188,13 +798,7 @@ class GuestAgent(EventLog[Any]):
 
     def _on_report(self, datagram: Datagram, now_ns: int) -> None:
         payload = datagram.payload
-        # ReportResp: the Report echoed with the response method (same TID).
-        answer = payload[:3] + bytes((_REPORT_RESP,)) + payload[4:]
-        self._outbox.append(
-            Datagram(answer, self.port_num, self.lid, datagram.slid, QP1, datagram.sqp,
-                     datagram.sl, datagram.pkey, QP1_QKEY, self.gid, datagram.sgid,
-                     OP_UD_SEND_ONLY, 0)
-        )  # fmt: skip
+        self._outbox.append(self.sa.answer_report(datagram, lid=self.lid, gid=self.gid))
         self.sent["sa_report_resp"] += 1
         tid = int.from_bytes(payload[8:16], "big") & TID_MASK
         try:
@@ -1202,9 +806,7 @@ class GuestAgent(EventLog[Any]):
         except WireError:
             self.counters["report_malformed"] += 1
             return
-        duplicate = tid in self._seen_reports
-        if not duplicate:
-            self._seen_reports.append(tid)
+        duplicate = self.sa.is_resend(datagram, tid)
         self._emit(ReportReceived(now_ns, int(notice.trap_number), tid, duplicate))
         details = notice.details
         if not duplicate and notice.is_generic and isinstance(details, PathChangeDetails):

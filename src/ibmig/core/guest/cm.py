@@ -100,13 +100,12 @@ class Connection:
     """One connection (attempt) as the CM and the application see it.
 
     `qp` is the RC QP the connection set up; `stream` is the client stream it
-    serves (None on the server side). `deadline`/`armed` belong to the engine's
-    timer heap (CM resends); `resend` is the MAD to resend when it expires and
+    serves (None on the server side). `deadline` is when the engine's timer
+    should fire (CM resends); `resend` is the MAD to resend when it expires and
     `resend_kind` how it is counted.
     """
 
     __slots__ = (
-        "armed",
         "cm_timeout_ns",
         "client_ip",
         "deadline",
@@ -159,7 +158,6 @@ class Connection:
         self.resend: Datagram | None = None
         self.resend_kind = ""
         self.deadline: int | None = None
-        self.armed: int | None = None
 
     def __repr__(self) -> str:
         return (

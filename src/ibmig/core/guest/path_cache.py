@@ -12,7 +12,8 @@ MTU, rate, PacketLifeTime...). Two policies:
 A query is SubnAdmGet(PathRecord) (IBA Vol 1, 15.2.5.16; 15.4 "SA Path Record
 query") with SGID = the guest's GID, DGID = the destination and NumbPath = 1, those
 three components in the ComponentMask. It goes to the SA's LID on QP1 from QP1
-and is resent with the same TID after `sa_timeout_ns`, at most `sa_retries` times.
+and is resent with the same TID by the SA client's rule (`ibmig.core.sa_client`):
+after `sa_timeout_ns`, at most `sa_retries` times after the first send.
 Concurrent resolutions of one GID share a single query. A flush while a query is
 out marks it superseded: its answer may predate the change, so it is not cached
 and the waiters have already started over.
@@ -27,6 +28,7 @@ import struct
 from typing import Final
 
 from ibmig.core.guest.config import PATH_CACHE_POLICIES
+from ibmig.core.sa_client import SaRequest, SaRetry
 from ibmig.errors import ConfigError, WireError
 from ibmig.wire.mad import MAD_SIZE, Method, MgmtClass
 from ibmig.wire.sa import SA_HEADER_SIZE, PathRecord, PathRecordComp, SaAttr, SaMad
@@ -64,37 +66,35 @@ def parse_path_response(payload: bytes) -> tuple[int, int, PathRecord | None]:
     return tid & TID_MASK, 0, PathRecord.unpack(payload, SA_HEADER_SIZE)
 
 
-class PathQuery:
+class PathQuery(SaRequest):
     """One outstanding PathRecord query (shared by everyone resolving `dgid`).
 
     `waiters` are (requester, token) pairs the engine hands back to whoever asked;
-    `deadline`/`armed` belong to the engine's timer heap.
+    `deadline` is when the engine's timer should fire (None: not running).
     """
 
-    __slots__ = ("armed", "attempt", "deadline", "dgid", "payload", "superseded", "tid", "waiters")
+    __slots__ = ("deadline", "dgid", "payload", "superseded", "waiters")
 
     def __init__(self, dgid: bytes, tid: int, payload: bytes) -> None:
+        super().__init__(tid)
         self.dgid = dgid
-        self.tid = tid
         self.payload = payload
-        self.attempt = 0
         self.waiters: list[tuple[object, int]] = []
         self.superseded = False
         self.deadline: int | None = None
-        self.armed: int | None = None
 
 
 class PathCache:
     """Destination GID -> PathRecord under a policy, and the queries in flight."""
 
-    def __init__(self, policy: str = "cached", *, timeout_ns: int, retries: int) -> None:
+    def __init__(self, policy: str, retry: SaRetry) -> None:
         if policy not in PATH_CACHE_POLICIES:
             raise ConfigError(
                 f"must be one of {', '.join(PATH_CACHE_POLICIES)}, got {policy!r}", "path_cache"
             )
         self.policy = policy
-        self.timeout_ns = timeout_ns
-        self.retries = retries
+        self.retry = retry
+        self.timeout_ns = retry.timeout_ns
         self._records: dict[bytes, PathRecord] = {}
         self._by_gid: dict[bytes, PathQuery] = {}
         self._by_tid: dict[int, PathQuery] = {}
@@ -165,8 +165,7 @@ class PathCache:
     def expire(self, query: PathQuery, now_ns: int) -> bool:
         """The query's time-out passed: True to resend it (deadline re-armed), False
         when every retry is spent (the query is dropped)."""
-        if query.attempt < self.retries:
-            query.attempt += 1
+        if self.retry.resend(query):
             query.deadline = now_ns + self.timeout_ns
             return True
         query.deadline = None

@@ -171,11 +171,10 @@ class RcQp:
 
     The QP never sends by itself: `post_send`, `on_ack`, `on_send` and `on_timeout`
     return the datagrams to send. `deadline` is when the transport timer expires
-    (None: not running); `armed` belongs to the agent's timer heap.
+    (None: not running).
     """
 
     __slots__ = (
-        "armed",
         "deadline",
         "msn",
         "nak_sent",
@@ -219,7 +218,6 @@ class RcQp:
         self.retries_left = 7
         self.timeout_ns = 0
         self.deadline: int | None = None
-        self.armed: int | None = None
         # Responder.
         self.rq_psn = 0
         self.msn = 0

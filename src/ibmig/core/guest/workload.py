@@ -1,13 +1,17 @@
 """The workload: every VM is a server, and a client of its peers.
 
 A client keeps one `ClientStream` per server it talks to (named by IP address;
-the GID comes from the IPoIB neighbour table). The stream's life:
+the GID comes from the IPoIB neighbour table). The stream's life, kept in one
+transition table, `STREAM_TRANSITIONS`; `ClientStream.transition` raises
+`StreamTransitionError` for any other move:
 
-    IDLE -> RESOLVING (PathRecord from the cache or the SA) -> CONNECTING (REQ
-    sent) -> CONNECTED (one message every `message_interval_ns`) -> ... on a QP
-    error, a path-change event for the server's GID or a neighbour update: tear
-    down and start again at once (RESOLVING); a failed attempt (SA time-out or
-    error, REJ, CM time-out) waits in BACKOFF, then tries again, forever.
+    IDLE -> RESOLVING (PathRecord query to the SA) -> CONNECTING (REQ sent) ->
+    CONNECTED (one message every `message_interval_ns`); IDLE -> CONNECTING
+    directly when the path is cached. On a QP error, a path-change event for the
+    server's GID, a neighbour update, a DREQ or a REJ the connection is torn down
+    (-> IDLE) and the stream starts again at once; detaching the VF also stops it
+    (-> IDLE). A failed attempt (SA time-out or error, REJ, CM time-out) waits in
+    BACKOFF, then tries again (-> RESOLVING or CONNECTING), forever.
 
 Backoff after the n-th consecutive failed attempt: `reconnect_backoff_ns` *
 2**(n-1), capped at `reconnect_backoff_max_ns`, lengthened by a random fraction
@@ -26,6 +30,7 @@ import random
 from dataclasses import dataclass
 from enum import IntEnum
 from ipaddress import IPv4Address
+from typing import Final
 
 from ibmig.core.guest.cm import Connection
 from ibmig.core.guest.config import GuestConfig
@@ -47,17 +52,36 @@ class StreamState(IntEnum):
     BACKOFF = 4
 
 
+STREAM_TRANSITIONS: Final[dict[StreamState, frozenset[StreamState]]] = {
+    StreamState.IDLE: frozenset({StreamState.RESOLVING, StreamState.CONNECTING}),
+    StreamState.RESOLVING: frozenset(
+        {StreamState.CONNECTING, StreamState.BACKOFF, StreamState.IDLE}
+    ),
+    StreamState.CONNECTING: frozenset(
+        {StreamState.CONNECTED, StreamState.BACKOFF, StreamState.IDLE}
+    ),
+    StreamState.CONNECTED: frozenset({StreamState.IDLE}),
+    StreamState.BACKOFF: frozenset(
+        {StreamState.RESOLVING, StreamState.CONNECTING, StreamState.IDLE}
+    ),
+}
+"""current stream state -> the states it may move to (module docstring)."""
+
+
+class StreamTransitionError(Exception):
+    """An illegal client-stream transition (a bug in the engine, never a wire event)."""
+
+
 class ClientStream:
     """A client's stream of messages to one server, across reconnections.
 
     `token` changes at every new attempt, so that a late answer to an abandoned
-    attempt (an SA response, a REP) is recognised and ignored. `deadline`/`armed`
-    belong to the engine's timer heap: the next message while CONNECTED, the end
-    of the backoff while in BACKOFF.
+    attempt (an SA response, a REP) is recognised and ignored. `deadline` is when
+    the engine's timer should fire: the next message while CONNECTED, the end of
+    the backoff while in BACKOFF.
     """
 
     __slots__ = (
-        "armed",
         "attempts",
         "broken_ns",
         "conn",
@@ -81,10 +105,19 @@ class ClientStream:
         self.broken_ns: int | None = None
         self.token = 0
         self.deadline: int | None = None
-        self.armed: int | None = None
 
     def __repr__(self) -> str:
         return f"ClientStream({self.ip}, {self.state.name}, next_seq={self.next_seq})"
+
+    def transition(self, to: StreamState) -> None:
+        """Move to `to`; `StreamTransitionError` if `STREAM_TRANSITIONS` does not
+        allow it."""
+        if to not in STREAM_TRANSITIONS[self.state]:
+            raise StreamTransitionError(
+                f"stream to {self.ip}: {self.state.name} -> {StreamState(to).name} "
+                "is not a legal transition"
+            )
+        self.state = to
 
 
 def backoff_ns(config: GuestConfig, failures: int, rng: random.Random) -> int:

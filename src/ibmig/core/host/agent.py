@@ -39,23 +39,22 @@ Requests go from QP1 of the port (SLID = port LID) to QP1 at the SA's LID, Q_Key
 `HostConfig.send_grh` asks and the SA's GID is known. Each request has a fresh
 32-bit TID; an answer is matched on its low 32 bits, as libibmad matches them
 (rpc.c `_do_madrpc`). A request with no usable answer after `sa_timeout_ns` is
-sent again with the same TID, up to `sa_attempts` sends in all (libibmad's
-defaults: 1 s, 3 sends), then given up (`AliasFailed` / `SubscriptionFailed`,
-reason "timeout"). Answers that may change on a retry -- status busy (0x0001), the SA's
+sent again with the same TID, at most `sa_retries` times after the first send
+(the SA-client rule, `ibmig.core.sa_client`; the defaults are libibmad's: 1 s, 3
+sends in all), then given up (`AliasFailed` / `SubscriptionFailed`, reason
+"timeout"). Answers that may change on a retry -- status busy (0x0001), the SA's
 ERR_NO_RESOURCES (the SM's write of the port timed out) and a refused alias -- wait
 for that timer; any other error status fails the request at once.
 
 Path changes (the per-host strategy)
 ------------------------------------
-With `subscribe_path_changes` dom0 subscribes once, from the physical port, with an
-InformInfo Set (IBA Vol 1, 13.4.8.3): generic, trap 69 (ibmig's path-change notice,
-`ibmig.wire.notice`), GID zero and LIDRangeBegin 0xFFFF (every subject), Type and
-ProducerType wildcards, QPN 1. It subscribes when the port becomes active
-(`port_active`) and again after `client_reregister` (PortInfo:ClientReregister,
-IBA Vol 1, 14.2.5.6: the SA may have lost its subscriptions). Every
-SubnAdmReport(Notice) is answered with a ReportResp carrying the same TID and
-Notice, back to the sender's LID and QP. A Report with a TID the same SA used
-recently is a resend (our ReportResp was lost): answered again, processed once.
+With `subscribe_path_changes` dom0 subscribes once, from the physical port, with
+the SA client's path-change InformInfo Set (`ibmig.core.sa_client`: trap 69 from
+every subject). It subscribes when the port becomes active (`port_active`) and
+again after `client_reregister` (PortInfo:ClientReregister, IBA Vol 1, 14.2.5.6:
+the SA may have lost its subscriptions). Every SubnAdmReport(Notice) is answered
+with a ReportResp, and a resend of a Report (the same SA and TID, recently) is
+answered again but processed once, by the SA client's rules.
 
 A path-change notice updates the vGUID -> LID mapping table (GIDADDR's interface
 ID -> NewLID) and is forwarded over the intra-host channel
@@ -72,9 +71,8 @@ The channel's latency belongs to the runtime, as the fabric's does.
 
 from __future__ import annotations
 
-import heapq
 import random
-from collections import Counter, OrderedDict, deque
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -103,6 +101,8 @@ from ibmig.core.host.messages import (
     PathRegistered,
     PathUnregistered,
 )
+from ibmig.core.sa_client import LIBIBMAD_SENDS, LIBIBMAD_TIMEOUT_NS, SaClient, SaRequest
+from ibmig.core.timers import Timers
 from ibmig.errors import ConfigError, WireError
 from ibmig.wire.fastrecord import fast_constructor
 from ibmig.wire.mad import MAD_SIZE, MadStatus, Method, MgmtClass, peek_tid
@@ -112,11 +112,9 @@ from ibmig.wire.sa import (
     SA_HEADER_SIZE,
     GUIDInfoRecord,
     GUIDInfoRecordComp,
-    InformInfo,
     SaAttr,
     SaMad,
     SaStatus,
-    report_response,
 )
 from ibmig.wire.smp_attrs import GUID_BLOCK_SIZE, GUIDInfo
 
@@ -127,9 +125,6 @@ TID_MASK: Final = 0xFFFF_FFFF
 """dom0 uses 32-bit TIDs and matches answers on the low 32 bits: the layers below
 (the kernel's umad agent, ibsim) may rewrite the upper ones."""
 
-ALL_LIDS: Final = 0xFFFF
-ALL_TYPES: Final = 0xFFFF
-ALL_PRODUCERS: Final = 0xFFFFFF
 DEFAULT_PKEY: Final = 0xFFFF
 MAX_GUID: Final = (1 << 64) - 1
 MAX_VFS: Final = 254  # GUIDCap is one byte and index 0 is the PF's
@@ -170,18 +165,21 @@ class HostConfig:
     """`static` or `dynamic` address assignment (module docstring)."""
     subscribe_path_changes: bool = True
     """The per-host strategy: subscribe to trap 69 and forward to local VMs."""
-    sa_timeout_ns: int = 1_000_000_000
+    sa_timeout_ns: int = LIBIBMAD_TIMEOUT_NS
     """Wait for an SA answer before resending: libibmad MAD_DEF_TIMEOUT_MS (1000)."""
-    sa_attempts: int = 3
-    """Sends of an SA request in all, the first included: libibmad MAD_DEF_RETRIES (3),
-    which counts every send (libibmad rpc.c `_do_madrpc`), so 2 resends."""
+    sa_retries: int = LIBIBMAD_SENDS - 1
+    """Resends of an unanswered SA request after the first send (`ibmig.core.sa_client`):
+    2, so 3 sends in all, as libibmad's MAD_DEF_RETRIES (3), which counts every send
+    (rdma-core libibmad/rpc.c `_do_madrpc`). (Formerly `sa_attempts`, which counted
+    sends: sa_attempts = n is sa_retries = n - 1.)"""
     inform_resp_time_value: int = 18
     """InformInfo RespTimeValue (4.096 us x 2^n: how long the SA waits for our
     ReportResp). ASSUMPTION: 18 (about 1.07 s), OpenSM's default subnet_timeout."""
     send_grh: bool = False
     """Send SA requests with a GRH (SGID = the port GID) when the SA's GID is known."""
     report_memory: int = 256
-    """Recent (SA LID, TID) pairs of Reports remembered to spot resends."""
+    """Recent (SA LID, TID) pairs of Reports remembered to spot resends
+    (`ibmig.core.sa_client.ReportMemory`)."""
 
     def __post_init__(self) -> None:
         try:
@@ -195,7 +193,7 @@ class HostConfig:
         for name, low, high in (
             ("num_vfs", 1, MAX_VFS),
             ("sa_timeout_ns", 1, None),
-            ("sa_attempts", 1, None),
+            ("sa_retries", 0, None),
             ("inform_resp_time_value", 0, 31),
             ("report_memory", 1, None),
         ):
@@ -253,18 +251,8 @@ class _EntryOp:
         self.tid: int | None = None  # the transaction carrying it, once started
 
 
-class _Transaction:
-    __slots__ = (
-        "attempt",
-        "attribute_id",
-        "datagram",
-        "deadline_ns",
-        "method",
-        "op",
-        "reason",
-        "subscribe",
-        "tid",
-    )
+class _Transaction(SaRequest):
+    __slots__ = ("attribute_id", "datagram", "method", "op", "reason", "subscribe")
 
     def __init__(
         self,
@@ -272,18 +260,15 @@ class _Transaction:
         attribute_id: int,
         method: int,
         datagram: Datagram,
-        deadline_ns: int,
         op: _EntryOp | None = None,
         subscribe: bool = True,
     ) -> None:
-        self.tid = tid
+        super().__init__(tid)
         self.attribute_id = attribute_id
         self.method = method
         self.datagram = datagram
-        self.deadline_ns = deadline_ns
         self.op = op
         self.subscribe = subscribe
-        self.attempt = 0
         self.reason = "timeout"  # why a give-up happens, if it does
 
 
@@ -338,9 +323,14 @@ class HostAgent(EventLog[HostEvent]):
         self._subscribed = False
         self._want_subscription = self.config.subscribe_path_changes
         self._registrations: dict[bytes, dict[str, None]] = {}  # GID -> VMs, ordered
-        self._seen_reports: OrderedDict[tuple[int, int], None] = OrderedDict()
-        self._timers: list[tuple[int, int, int]] = []
-        self._timer_seq = 0
+        cfg = self.config
+        self.sa = SaClient(
+            timeout_ns=cfg.sa_timeout_ns,
+            retries=cfg.sa_retries,
+            report_memory=cfg.report_memory,
+            inform_resp_time_value=cfg.inform_resp_time_value,
+        )
+        self._timers: Timers[int] = Timers()  # TID -> when to resend or give up
         self._tid = rng.getrandbits(32)
         self._outbox: list[Datagram] = []
         self._intra_outbox: list[HostToGuest] = []
@@ -357,26 +347,15 @@ class HostAgent(EventLog[HostEvent]):
         return out
 
     def get_timer(self) -> int | None:
-        timers = self._timers
-        while timers:
-            deadline, _, tid = timers[0]
-            transaction = self._transactions.get(tid)
-            if transaction is not None and transaction.deadline_ns == deadline:
-                return deadline
-            heapq.heappop(timers)
-        return None
+        return self._timers.next_deadline()
 
     def handle_timer(self, now_ns: int) -> None:
         timers = self._timers
-        while timers and timers[0][0] <= now_ns:
-            deadline, _, tid = heapq.heappop(timers)
-            transaction = self._transactions.get(tid)
-            if transaction is None or transaction.deadline_ns != deadline:
-                continue
-            if transaction.attempt + 1 >= self.config.sa_attempts:
+        while (tid := timers.pop_due(now_ns)) is not None:
+            transaction = self._transactions[tid]
+            if not self.sa.resend(transaction):
                 self._give_up(transaction, transaction.reason, now_ns)
                 continue
-            transaction.attempt += 1
             transaction.reason = "timeout"
             self._transmit(transaction, now_ns)
             self.counters["sa_retries"] += 1
@@ -714,12 +693,7 @@ class HostAgent(EventLog[HostEvent]):
             mad = SaMad.from_record(record, method=method, tid=tid, component_mask=mask)
             self._start(
                 _Transaction(
-                    tid,
-                    SaAttr.GUID_INFO_RECORD,
-                    method,
-                    self._request(mad.pack()),
-                    now_ns + self.config.sa_timeout_ns,
-                    op=op,
+                    tid, SaAttr.GUID_INFO_RECORD, method, self._request(mad.pack()), op=op
                 ),
                 now_ns,
             )
@@ -751,33 +725,16 @@ class HostAgent(EventLog[HostEvent]):
 
     def _send_inform(self, subscribe: bool, now_ns: int) -> None:
         if self._inform_tid is not None:
-            self._transactions.pop(self._inform_tid, None)  # superseded
+            self._end(self._inform_tid)  # superseded
             self._inform_tid = None
         if self.port_lid is None or self.sa_lid is None:
             return
-        info = InformInfo(
-            gid=bytes(16),
-            lid_range_begin=ALL_LIDS,
-            lid_range_end=0,
-            is_generic=1,
-            subscribe=1 if subscribe else 0,
-            type=ALL_TYPES,
-            trap_number=PATH_CHANGE_TRAP,
-            qpn=QP1,
-            resp_time_value=self.config.inform_resp_time_value,
-            producer_type=ALL_PRODUCERS,
-        )
         tid = self._next_tid()
-        mad = SaMad.from_record(info, method=Method.SET, tid=tid)
+        payload = self.sa.subscription(tid, subscribe=subscribe)
         self._inform_tid = tid
         self._start(
             _Transaction(
-                tid,
-                SaAttr.INFORM_INFO,
-                Method.SET,
-                self._request(mad.pack()),
-                now_ns + self.config.sa_timeout_ns,
-                subscribe=subscribe,
+                tid, SaAttr.INFORM_INFO, Method.SET, self._request(payload), subscribe=subscribe
             ),
             now_ns,
         )
@@ -823,17 +780,20 @@ class HostAgent(EventLog[HostEvent]):
         self._transmit(transaction, now_ns)
 
     def _transmit(self, transaction: _Transaction, now_ns: int) -> None:
-        transaction.deadline_ns = now_ns + self.config.sa_timeout_ns
-        self._timer_seq += 1
-        heapq.heappush(self._timers, (transaction.deadline_ns, self._timer_seq, transaction.tid))
+        self._timers.arm(transaction.tid, now_ns + self.sa.timeout_ns)
         self._send(transaction.datagram)
+
+    def _end(self, tid: int) -> None:
+        """Forget a transaction (answered, given up or superseded) and its timer."""
+        self._transactions.pop(tid, None)
+        self._timers.cancel(tid)
 
     def _send(self, datagram: Datagram) -> None:
         self._outbox.append(datagram)
         self.counters["mads_sent"] += 1
 
     def _give_up(self, transaction: _Transaction, reason: str, now_ns: int) -> None:
-        del self._transactions[transaction.tid]
+        self._end(transaction.tid)
         self.counters["sa_gave_up"] += 1
         if transaction.op is not None:
             self._entry_done(transaction.op, now_ns, reason)
@@ -857,7 +817,7 @@ class HostAgent(EventLog[HostEvent]):
             return
         op = transaction.op
         if op is None:
-            del self._transactions[tid]
+            self._end(tid)
             self._inform_done(transaction, now_ns, None)
             return
         try:
@@ -875,7 +835,7 @@ class HostAgent(EventLog[HostEvent]):
             transaction.reason = "refused"
             self.counters["alias_refused"] += 1
             return
-        del self._transactions[tid]
+        self._end(tid)
         self._entry_done(op, now_ns, None)
 
     # --- internals: Reports -----------------------------------------------------------
@@ -886,20 +846,16 @@ class HostAgent(EventLog[HostEvent]):
             return
         # TrapNumber, or the DeviceID of a vendor-specific notice (same bytes).
         trap = (payload[_NOTICE_TRAP] << 8) | payload[_NOTICE_TRAP + 1]
-        self._send_report_resp(payload, datagram)
+        port_lid = self.port_lid if self.port_lid is not None else datagram.dlid
+        self._send(self.sa.answer_report(datagram, lid=port_lid, gid=self.port_gid))
+        self.counters["report_resps_sent"] += 1
         tid = peek_tid(payload)
-        key = (datagram.slid, tid)
-        seen = self._seen_reports
-        duplicate = key in seen
+        duplicate = self.sa.is_resend(datagram, tid)
         if self._wants(ReportReceived):
             self._events.append(_new_report_received(trap, tid, duplicate, now_ns))
         if duplicate:
             self.counters["reports_duplicate"] += 1
-            seen.move_to_end(key)
             return
-        seen[key] = None
-        if len(seen) > self.config.report_memory:
-            seen.popitem(last=False)
         self.counters["reports_received"] += 1
         details = peek_path_change(payload, SA_HEADER_SIZE)
         if details is None:
@@ -909,27 +865,6 @@ class HostAgent(EventLog[HostEvent]):
             self._intra_outbox.append(ForwardPathChange(vm, details.gid, details.new_lid))
             self.counters["intra_host_sent"] += 1
             self._emit(PathChangeForwarded(vm, details.gid, details.new_lid, now_ns))
-
-    def _send_report_resp(self, report: bytes, datagram: Datagram) -> None:
-        """ReportResp (`ibmig.wire.sa.report_response`), back to the sender's LID
-        and QP (with a GRH if the Report had one)."""
-        grh = datagram.sgid is not None
-        self._send(
-            Datagram(
-                report_response(report),
-                datagram.port,
-                self.port_lid if self.port_lid is not None else datagram.dlid,
-                datagram.slid,
-                QP1,
-                datagram.sqp,
-                sl=datagram.sl,
-                pkey=datagram.pkey,
-                qkey=QP1_QKEY,
-                sgid=(datagram.dgid or self.port_gid) if grh else None,
-                dgid=datagram.sgid if grh else None,
-            )
-        )
-        self.counters["report_resps_sent"] += 1
 
     # --- plumbing ---------------------------------------------------------------------
 

@@ -140,11 +140,11 @@ Alias GUIDs present when the subnet comes up are remembered as they are.
 
 from __future__ import annotations
 
-import heapq
 import random
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from enum import Enum
 from typing import Any, Final
 
 from ibmig.core.engine import QP1, Datagram, EventLog
@@ -174,6 +174,7 @@ from ibmig.core.sa.paths import (
 from ibmig.core.sa.rmpp import RmppSender, RmppStatus, control_mad, segment_table
 from ibmig.core.sm.db import NodeRecordData, PortRecordData, SubnetDb
 from ibmig.core.sm.manager import PortsChanged, SubnetManager, SubnetUp
+from ibmig.core.timers import Timers
 from ibmig.errors import ConfigError, WireError
 from ibmig.wire.fastrecord import fast_constructor
 from ibmig.wire.mad import (
@@ -372,7 +373,7 @@ class SaConfig:
 
 
 class _PendingReport:
-    __slots__ = ("attempt", "datagram", "deadline_ns", "subscription", "timeout_ns", "trap_number")
+    __slots__ = ("attempt", "datagram", "subscription", "timeout_ns", "trap_number")
 
     def __init__(
         self, subscription: Subscription, trap_number: int, datagram: Datagram, timeout_ns: int
@@ -382,7 +383,6 @@ class _PendingReport:
         self.datagram = datagram
         self.timeout_ns = timeout_ns
         self.attempt = 0
-        self.deadline_ns = 0
 
 
 class _Transfer:
@@ -396,7 +396,7 @@ class _Transfer:
 
 
 class _GuidWrite:
-    __slots__ = ("block", "datagram", "deadline_ns", "guids", "mad", "port_guid", "record")
+    __slots__ = ("block", "datagram", "guids", "mad", "port_guid", "record")
 
     def __init__(
         self,
@@ -405,7 +405,6 @@ class _GuidWrite:
         record: GUIDInfoRecord,
         port_guid: int,
         guids: tuple[int, ...],
-        deadline_ns: int,
     ) -> None:
         self.mad = mad
         self.datagram = datagram
@@ -413,7 +412,6 @@ class _GuidWrite:
         self.port_guid = port_guid
         self.block = record.block_num
         self.guids = guids
-        self.deadline_ns = deadline_ns
 
 
 class _RequestError(Exception):
@@ -426,6 +424,20 @@ class _RequestError(Exception):
 
 
 _Handler = Callable[[SaMad, Datagram, PortRecordData, int], None]
+
+
+class _Timeout(Enum):
+    """What an SA timer waits for; a timer key is (`_Timeout`, identifier)."""
+
+    REPORT = "report"
+    """A Report's ReportResp; identifier: the Report's TID."""
+    RMPP = "rmpp"
+    """An RMPP transfer's ACK; identifier: (requester LID, TID)."""
+    GUID_WRITE = "guid_write"
+    """The SM's write of a GUIDInfo block; identifier: the write's token."""
+
+
+_TimerKey = tuple[_Timeout, Any]
 
 
 class SubnetAdministrator(EventLog[Any]):
@@ -455,8 +467,12 @@ class SubnetAdministrator(EventLog[Any]):
         self._last_lid: dict[int, tuple[int, int]] = {}  # alias GUID -> (LID, port GUID)
         self._assigned: dict[tuple[int, int], int] = {}  # (port GUID, index) -> GUID
         self._assigned_count = 0
-        self._timers: list[tuple[int, int, str, Any]] = []
-        self._timer_seq = 0
+        self._timers: Timers[_TimerKey] = Timers()
+        self._timeouts: dict[_Timeout, Callable[[Any, int], None]] = {
+            _Timeout.REPORT: self._report_timeout,
+            _Timeout.RMPP: self._transfer_timeout,
+            _Timeout.GUID_WRITE: self._guid_write_timeout,
+        }
         self._tid = rng.getrandbits(32)
         self._handlers: dict[tuple[int, int], _Handler] = {
             (SaAttr.CLASS_PORT_INFO, Method.GET): self._class_port_info,
@@ -485,26 +501,14 @@ class SubnetAdministrator(EventLog[Any]):
         return out
 
     def get_timer(self) -> int | None:
-        timers = self._timers
-        while timers:
-            deadline, _, kind, key = timers[0]
-            if self._deadline_of(kind, key) == deadline:
-                return deadline
-            heapq.heappop(timers)
-        return None
+        return self._timers.next_deadline()
 
     def handle_timer(self, now_ns: int) -> None:
         timers = self._timers
-        while timers and timers[0][0] <= now_ns:
-            deadline, _, kind, key = heapq.heappop(timers)
-            if self._deadline_of(kind, key) != deadline:
-                continue
-            if kind == "report":
-                self._report_timeout(key, now_ns)
-            elif kind == "rmpp":
-                self._transfer_timeout(key, now_ns)
-            else:
-                self._guid_write_timeout(key, now_ns)
+        timeouts = self._timeouts
+        while (key := timers.pop_due(now_ns)) is not None:
+            kind, identifier = key
+            timeouts[kind](identifier, now_ns)
 
     def receive(self, datagram: Datagram, now_ns: int) -> None:
         self.counters["received"] += 1
@@ -636,19 +640,12 @@ class SubnetAdministrator(EventLog[Any]):
         self._tid = (self._tid + 1) & _TID_MASK or 1
         return self._tid
 
-    def _arm(self, kind: str, key: Any, deadline_ns: int) -> None:
-        self._timer_seq += 1
-        heapq.heappush(self._timers, (deadline_ns, self._timer_seq, kind, key))
-
-    def _deadline_of(self, kind: str, key: Any) -> int | None:
-        if kind == "report":
-            report = self._reports.get(key)
-            return None if report is None else report.deadline_ns
-        if kind == "rmpp":
-            transfer = self._transfers.get(key)
-            return None if transfer is None else transfer.sender.deadline_ns
-        write = self._guid_writes.get(key)
-        return None if write is None else write.deadline_ns
+    def _arm(self, kind: _Timeout, identifier: Any, deadline_ns: int) -> None:
+        key = (kind, identifier)
+        # Re-arming at the deadline already armed keeps its place among equal
+        # deadlines (an RMPP ACK that does not move the window's timer).
+        if self._timers.deadline(key) != deadline_ns:
+            self._timers.arm(key, deadline_ns)
 
     def _send(self, datagram: Datagram, attribute: int, method: int) -> None:
         self._outbox.append(datagram)
@@ -777,7 +774,7 @@ class SubnetAdministrator(EventLog[Any]):
         self._transfers[key] = transfer
         self._emit(QueryAnswered(attribute, header.method, 0, len(records), now_ns))
         self._send_segments(transfer, sender.start(now_ns))
-        self._arm("rmpp", key, sender.deadline_ns)
+        self._arm(_Timeout.RMPP, key, sender.deadline_ns)
 
     def _send_segments(self, transfer: _Transfer, numbers: list[int]) -> None:
         segments = transfer.sender.segments
@@ -800,7 +797,7 @@ class SubnetAdministrator(EventLog[Any]):
         rmpp = mad.rmpp
         sender = transfer.sender
         if rmpp.rmpp_type != RmppType.ACK:  # STOP or ABORT from the receiver
-            del self._transfers[key]
+            self._end_transfer(key)
             self._emit(
                 RmppTransferDone(
                     key[0], transfer.tid, sender.count, False, now_ns, rmpp.rmpp_status
@@ -811,17 +808,21 @@ class SubnetAdministrator(EventLog[Any]):
         if outcome.abort_status is not None:
             self._abort_transfer(key, transfer, outcome.abort_status, now_ns)
         elif outcome.complete:
-            del self._transfers[key]
+            self._end_transfer(key)
             self._emit(RmppTransferDone(key[0], transfer.tid, sender.count, True, now_ns))
         else:
             if outcome.send:
                 self._send_segments(transfer, outcome.send)
-            self._arm("rmpp", key, sender.deadline_ns)
+            self._arm(_Timeout.RMPP, key, sender.deadline_ns)
+
+    def _end_transfer(self, key: tuple[int, int]) -> None:
+        del self._transfers[key]
+        self._timers.cancel((_Timeout.RMPP, key))
 
     def _abort_transfer(
         self, key: tuple[int, int], transfer: _Transfer, status: int, now_ns: int
     ) -> None:
-        del self._transfers[key]
+        self._end_transfer(key)
         first = SaMad.unpack(transfer.sender.segments[0])
         abort = control_mad(first, RmppType.ABORT, status)
         self._send(
@@ -840,7 +841,7 @@ class SubnetAdministrator(EventLog[Any]):
             return
         self.counters["rmpp_retransmissions"] += 1
         self._send_segments(transfer, numbers)
-        self._arm("rmpp", key, transfer.sender.deadline_ns)
+        self._arm(_Timeout.RMPP, key, transfer.sender.deadline_ns)
 
     # --- ClassPortInfo --------------------------------------------------------------
 
@@ -1326,7 +1327,7 @@ class SubnetAdministrator(EventLog[Any]):
             sm_config = self.sm.config
             timeout = (sm_config.max_retries + 2) * sm_config.transaction_timeout_ns
         self._written_blocks.put((port_guid, block), guids)
-        write = _GuidWrite(mad, datagram, query, port_guid, guids, now_ns + timeout)
+        write = _GuidWrite(mad, datagram, query, port_guid, guids)
 
         def written(result: GUIDInfo | None, when_ns: int) -> None:
             self._guid_info_written(token, write, result, when_ns)
@@ -1335,7 +1336,7 @@ class SubnetAdministrator(EventLog[Any]):
             self._written_blocks.remove((port_guid, block))
             raise _RequestError(SaStatus.ERR_NO_RECORDS)
         self._guid_writes[token] = write
-        self._arm("guid", token, write.deadline_ns)
+        self._timers.arm((_Timeout.GUID_WRITE, token), now_ns + timeout)
 
     def _respond_guid_info(
         self,
@@ -1356,6 +1357,7 @@ class SubnetAdministrator(EventLog[Any]):
             self._check_alias_moves(write.block, result.guids, now_ns)
         if self._guid_writes.pop(token, None) is None:
             return  # answered already (timed out)
+        self._timers.cancel((_Timeout.GUID_WRITE, token))
         if result is None:
             self._error(write.mad, write.datagram, SaStatus.ERR_NO_RESOURCES, now_ns)
             return
@@ -1531,6 +1533,7 @@ class SubnetAdministrator(EventLog[Any]):
         floor_ns = self.config.transaction_timeout_ns
         record_sent = self._wants(ReportSent)
         reports, outbox, events = self._reports, self._outbox, self._events
+        arm = self._timers.arm
         for subscription in subscriptions:
             tid = self._next_tid()
             report_gid = subscription.report_gid
@@ -1548,13 +1551,11 @@ class SubnetAdministrator(EventLog[Any]):
                 report_gid,
             )
             timeout = max(RESP_TIME_UNIT_NS << subscription.inform_info.resp_time_value, floor_ns)
-            pending = _PendingReport(subscription, trap_number, datagram, timeout)
-            pending.deadline_ns = now_ns + timeout
-            reports[tid] = pending
+            reports[tid] = _PendingReport(subscription, trap_number, datagram, timeout)
             outbox.append(datagram)
             if record_sent:
                 events.append(_new_report_sent(subscription, trap_number, tid, now_ns, 0))
-            self._arm("report", tid, pending.deadline_ns)
+            arm((_Timeout.REPORT, tid), now_ns + timeout)
         # As `_send` counts, for all of them at once.
         self.mad_counts[(SaAttr.NOTICE, Method.REPORT)] += len(subscriptions)
         self.counters["reports_sent"] += len(subscriptions)
@@ -1565,6 +1566,7 @@ class SubnetAdministrator(EventLog[Any]):
         if pending is None:
             self.counters["report_resp_unmatched"] += 1
             return
+        self._timers.cancel((_Timeout.REPORT, tid))
         self.counters["reports_acked"] += 1
         if self._wants(ReportAcked):
             self._events.append(
@@ -1579,13 +1581,12 @@ class SubnetAdministrator(EventLog[Any]):
             self._emit(ReportGaveUp(pending.subscription, pending.trap_number, tid, now_ns))
             return
         pending.attempt += 1
-        pending.deadline_ns = now_ns + pending.timeout_ns
         self._send(pending.datagram, SaAttr.NOTICE, Method.REPORT)
         self.counters["report_retransmissions"] += 1
         self._emit(
             ReportSent(pending.subscription, pending.trap_number, tid, now_ns, pending.attempt)
         )
-        self._arm("report", tid, pending.deadline_ns)
+        self._timers.arm((_Timeout.REPORT, tid), now_ns + pending.timeout_ns)
 
 
 # --- helpers ------------------------------------------------------------------------------
