@@ -18,28 +18,10 @@ from pathlib import Path
 
 import pytest
 
-SHIM_CANDIDATES = (
-    "/usr/lib/x86_64-linux-gnu/umad2sim/libumad2sim.so",
-    "/usr/lib/aarch64-linux-gnu/umad2sim/libumad2sim.so",
-    "/usr/lib/umad2sim/libumad2sim.so",
-)
+from ibmig.ibsim.harness import find_umad2sim
+from tests.helpers import missing_tools
+
 _counter = itertools.count()
-
-
-def _find_shim() -> str | None:
-    for candidate in SHIM_CANDIDATES:
-        if Path(candidate).is_file():
-            return candidate
-    try:
-        listing = subprocess.run(
-            ["dpkg", "-L", "libumad2sim0"], capture_output=True, text=True, check=False
-        ).stdout
-    except OSError:
-        return None
-    for line in listing.splitlines():
-        if line.endswith("libumad2sim.so"):
-            return line
-    return None
 
 
 def _tools() -> tuple[str, str, str]:
@@ -49,17 +31,14 @@ def _tools() -> tuple[str, str, str]:
     ibnetdiscover = shutil.which("ibnetdiscover") or (
         "/usr/sbin/ibnetdiscover" if Path("/usr/sbin/ibnetdiscover").is_file() else None
     )
-    shim = _find_shim()
+    shim = find_umad2sim()
     if ibsim is None or ibnetdiscover is None or shim is None:
         missing = [
             name
             for name, path in (("ibsim", ibsim), ("ibnetdiscover", ibnetdiscover), ("shim", shim))
             if path is None
         ]
-        message = f"not installed: {', '.join(missing)} (ibsim-utils, infiniband-diags)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message + " but CI=true")
-        pytest.skip(message)
+        missing_tools(f"not installed: {', '.join(missing)} (ibsim-utils, infiniband-diags)")
     return ibsim, ibnetdiscover, shim
 
 

@@ -15,9 +15,8 @@ from ibmig.fabric import Fabric, preset
 from ibmig.sim.subnet import SubnetSim
 from ibmig.wire.mad import MadHeader, Method, MgmtClass
 from ibmig.wire.notice import GidDetails, LinkStateChangeDetails, Notice
+from ibmig.wire.packet import QP1_QKEY
 from ibmig.wire.sa import InformInfo, SaAttr, SaMad
-
-QP1_QKEY = 0x80010000
 
 
 class Subscriber:

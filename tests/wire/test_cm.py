@@ -36,21 +36,11 @@ from ibmig.wire.cm import (
     TransportServiceType,
 )
 from ibmig.wire.mad import MAD_HEADER_SIZE, MAD_SIZE, Method, MgmtClass
+from tests.wire.strategies import bits, blob, gids
 
 T = TypeVar("T")
 
 # --- strategies ----------------------------------------------------------------------
-
-
-def bits(n: int) -> st.SearchStrategy[int]:
-    return st.integers(min_value=0, max_value=(1 << n) - 1)
-
-
-gids = st.binary(min_size=16, max_size=16)
-
-
-def blob(n: int) -> st.SearchStrategy[bytes]:
-    return st.binary(min_size=n, max_size=n)
 
 
 paths = st.builds(

@@ -17,6 +17,7 @@ import pytest
 from ibmig.cli import main
 from ibmig.wire.capture import write_capture
 from ibmig.wire.crc import icrc, vcrc
+from ibmig.wire.packet import QP1_QKEY
 from tests.wire.tshark_util import tshark_fields
 
 GID_A = bytes.fromhex("fe800000000000000002c90300001234")
@@ -30,7 +31,7 @@ def frame(mad: bytes, *, dlid: int, slid: int, qp: int) -> bytes:
     lrh = bytes([vl << 4, 0x02]) + struct.pack(">HHH", dlid, words, slid)  # LNH 2: IBA local
     bth = bytes([0x64, 0x00]) + struct.pack(">H", 0xFFFF) + struct.pack(">I", qp)
     bth += struct.pack(">I", 0)  # AckReq 0, PSN 0
-    qkey = 0 if qp == 0 else 0x80010000
+    qkey = 0 if qp == 0 else QP1_QKEY
     deth = struct.pack(">II", qkey, qp)
     body = lrh + bth + deth + mad
     crc_i = icrc(body).to_bytes(4, "big")

@@ -15,7 +15,6 @@ Service ID is outside the RDMA IP CM range, which tshark dissects as IP CM data.
 
 from __future__ import annotations
 
-import ipaddress
 import random
 from pathlib import Path
 
@@ -34,21 +33,10 @@ from ibmig.wire.cm import (
     Req,
     Rtu,
 )
-from tests.wire.tshark_util import mad_packet, tshark_fields
+from ibmig.wire.rdma_cm import is_ip_cm_service_id
+from tests.wire.tshark_util import h, ipv6, mad_packet, random_gid, tshark_fields
 
 pytestmark = pytest.mark.interop
-
-RDMA_IP_CM_PREFIX_MASK = 0xFFFFFFFFFF000000
-RDMA_IP_CM_PREFIX = 0x0000000001000000
-
-
-def h(value: int, bits: int) -> str:
-    """An integer as tshark prints a BASE_HEX field of that width."""
-    return f"0x{value:0{bits // 4}x}"
-
-
-def ipv6(gid: bytes) -> str:
-    return str(ipaddress.IPv6Address(gid))
 
 
 def header_fields(mad: CmMad) -> dict[str, str]:
@@ -111,7 +99,7 @@ def req_fields(m: Req) -> dict[str, str]:
         "infiniband.cm.req.alt_subnetlocal": h(a.subnet_local, 8),
         "infiniband.cm.req.alt_localacktout": h(a.local_ack_timeout, 8),
     }
-    if m.service_id & RDMA_IP_CM_PREFIX_MASK != RDMA_IP_CM_PREFIX:
+    if not is_ip_cm_service_id(m.service_id):
         fields["infiniband.cm.req.private"] = m.private_data.hex()
     return fields
 
@@ -207,12 +195,6 @@ def expected_fields(mad: CmMad) -> dict[str, str]:
 # --- the records ---------------------------------------------------------------------
 
 
-def random_gid(rng: random.Random) -> bytes:
-    # Link-local prefix and a random GUID: printed the same by Python and tshark (no
-    # IPv4-mapped forms).
-    return bytes.fromhex("fe80000000000000") + rng.getrandbits(64).to_bytes(8, "big")
-
-
 def random_path(rng: random.Random) -> CmPath:
     return CmPath(
         local_lid=rng.getrandbits(16),
@@ -237,7 +219,7 @@ def random_messages(rng: random.Random) -> list[CmMessage]:
         return rng.randbytes(n)
 
     service_id = b(64)
-    if service_id & RDMA_IP_CM_PREFIX_MASK == RDMA_IP_CM_PREFIX:
+    if is_ip_cm_service_id(service_id):
         service_id ^= 1 << 63
     req = Req(
         b(32), service_id, b(64), b(32), b(24), b(8), b(24), b(8), b(24), b(5), b(2),

@@ -21,7 +21,6 @@ Dissector quirks (Wireshark 4.0 packet-infiniband.c) the expectations follow:
 
 from __future__ import annotations
 
-import ipaddress
 import random
 from pathlib import Path
 
@@ -57,20 +56,11 @@ from ibmig.wire.sa import (
 )
 from ibmig.wire.smp import Smp
 from ibmig.wire.smp_attrs import GUIDInfo, NodeDescription, NodeInfo, PortInfo
-from tests.wire.tshark_util import mad_packet, tshark_fields
+from tests.wire.tshark_util import h, ipv6, mad_packet, random_gid, tshark_fields
 
 pytestmark = pytest.mark.interop
 
 Expected = dict[str, list[str]]
-
-
-def h(value: int, bits: int) -> str:
-    """An integer as tshark prints a BASE_HEX field of that width."""
-    return f"0x{value:0{bits // 4}x}"
-
-
-def ipv6(gid: bytes) -> str:
-    return str(ipaddress.IPv6Address(gid))
 
 
 # --- expected fields ------------------------------------------------------------------
@@ -526,11 +516,6 @@ def hand_picked() -> list[SaMad]:
             tid=0x0600000000000002,
         ),
     ]
-
-
-def random_gid(rng: random.Random) -> bytes:
-    # Link-local prefix and a random GUID: printed the same by Python and tshark.
-    return bytes.fromhex("fe80000000000000") + rng.getrandbits(64).to_bytes(8, "big")
 
 
 def random_records(rng: random.Random) -> list[SaRecord]:

@@ -44,17 +44,12 @@ from ibmig.wire.smp_attrs import (
     SmState,
     SwitchInfo,
 )
-from tests.wire.tshark_util import mad_packet, tshark_fields
+from tests.wire.tshark_util import h, mad_packet, tshark_fields
 
 pytestmark = pytest.mark.interop
 
 SEED = 20261125
 RANDOM_PER_ATTRIBUTE = 12
-
-
-def h(value: int, bits: int) -> str:
-    """An integer as tshark prints a BASE_HEX field of that width."""
-    return f"0x{value:0{bits // 4}x}"
 
 
 def flag(value: bool) -> str:

@@ -32,15 +32,11 @@ from ibmig.wire.notice import (
     peek_path_change,
     peek_trap_number,
 )
+from tests.wire.strategies import gids, u8, u16, u32, u64
 
 GID_A = bytes.fromhex("fe800000000000000002c90300001234")
 GID_B = bytes.fromhex("fe80000000000000000000000000abcd")
 
-u8 = st.integers(0, 0xFF)
-u16 = st.integers(0, 0xFFFF)
-u32 = st.integers(0, 0xFFFFFFFF)
-u64 = st.integers(0, 2**64 - 1)
-gids = st.binary(min_size=16, max_size=16)
 
 details_strategies: dict[type[NoticeDetails], st.SearchStrategy[NoticeDetails]] = {
     GidDetails: st.builds(GidDetails, gids),

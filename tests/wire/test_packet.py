@@ -26,6 +26,7 @@ from ibmig.wire.packet import (
     Packet,
     build_ud_packet,
 )
+from tests.wire.strategies import gids, u4, u8, u16, u24, u32
 from tests.wire.test_crc import reference_icrc, reference_vcrc
 from tests.wire.tshark_util import tshark_fields
 
@@ -161,12 +162,6 @@ def test_header_vectors() -> None:
 
 # --- strategies and round trips ---------------------------------------------------
 
-u4 = st.integers(0, 0xF)
-u8 = st.integers(0, 0xFF)
-u16 = st.integers(0, 0xFFFF)
-u24 = st.integers(0, 0xFFFFFF)
-u32 = st.integers(0, 0xFFFFFFFF)
-gids = st.binary(min_size=16, max_size=16)
 
 lrhs = st.builds(
     Lrh, vl=u4, lver=u4, sl=u4, lnh=st.integers(0, 3), dlid=u16,

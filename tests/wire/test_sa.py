@@ -43,19 +43,10 @@ from ibmig.wire.sa import (
     report_response,
 )
 from ibmig.wire.smp_attrs import GUIDInfo, NodeDescription, NodeInfo, PortInfo
+from tests.wire.strategies import bits, gids, u8, u16, u32, u64
 
 GID_A = bytes.fromhex("fe800000000000000002c90300001234")
 GID_B = bytes.fromhex("fe80000000000000000000000000abcd")
-
-u8 = st.integers(0, 0xFF)
-u16 = st.integers(0, 0xFFFF)
-u32 = st.integers(0, 0xFFFFFFFF)
-u64 = st.integers(0, 2**64 - 1)
-gids = st.binary(min_size=16, max_size=16)
-
-
-def bits(n: int) -> st.SearchStrategy[int]:
-    return st.integers(0, (1 << n) - 1)
 
 
 path_records = st.builds(

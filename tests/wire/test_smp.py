@@ -35,12 +35,9 @@ from ibmig.wire.smp_attrs import (
     SMInfo,
     SmpAttr,
 )
+from tests.wire.strategies import bits
 
 FAST = settings(deadline=None, max_examples=150)
-
-
-def bits(n: int) -> st.SearchStrategy[int]:
-    return st.integers(0, (1 << n) - 1)
 
 
 blocks64 = st.binary(min_size=64, max_size=64)

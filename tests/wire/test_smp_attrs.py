@@ -33,12 +33,9 @@ from ibmig.wire.smp_attrs import (
     lft_block_lids,
     unpack_attribute,
 )
+from tests.wire.strategies import bits
 
 FAST = settings(deadline=None, max_examples=150)
-
-
-def bits(n: int) -> st.SearchStrategy[int]:
-    return st.integers(0, (1 << n) - 1)
 
 
 # --- strategies ----------------------------------------------------------------------

@@ -3,7 +3,7 @@
 Usage from a test module in tests/wire (the `tshark` fixture lives in
 tests/conftest.py; it skips without tshark, or fails when CI=true):
 
-    from tshark_util import mad_packet, tshark_fields
+    from tests.wire.tshark_util import mad_packet, tshark_fields
 
     def test_nodeinfo(tshark: str, tmp_path: Path) -> None:
         [row] = tshark_fields(tmp_path, [mad_packet(mad, qp=0)],
@@ -14,20 +14,22 @@ tests/conftest.py; it skips without tshark, or fails when CI=true):
 value as tshark prints it (integers of BASE_HEX fields print as hex with the
 field's width, e.g. "0x0011"; BASE_DEC ones in decimal; booleans "1"/"0"; GIDs
 as IPv6 text); an absent field maps to []. tshark decodes a MAD only when the
-destination or source QP is 0 or 1, which `mad_packet` guarantees.
+destination or source QP is 0 or 1, which `mad_packet` guarantees. `h`, `ipv6`
+and `random_gid` write and pick values the way tshark prints them; `rc_ack_packet`
+frames an AETH, `build_ud_packet` any UD payload.
 """
 
 from __future__ import annotations
 
-import os
+import ipaddress
+import random
 import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from ibmig.wire.capture import write_capture
-from ibmig.wire.packet import PERMISSIVE_LID, build_ud_packet
+from ibmig.wire.packet import PERMISSIVE_LID, Bth, Lrh, OpCode, Packet, build_ud_packet
+from tests.helpers import missing_tools
 
 TSHARK = shutil.which("tshark")
 
@@ -44,10 +46,24 @@ DIRECTED_ROUTE_CLASS = 0x81
 def require_tshark() -> str:
     """tshark's path; skips the test without it, or fails when CI=true."""
     if TSHARK is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("tshark is not installed but CI=true: install it (apt-get install tshark)")
-        pytest.skip("tshark is not installed")
+        missing_tools("tshark is not installed (apt-get install tshark)")
     return TSHARK
+
+
+def h(value: int, bits: int) -> str:
+    """An integer as tshark prints a BASE_HEX field of that width."""
+    return f"0x{value:0{bits // 4}x}"
+
+
+def ipv6(gid: bytes) -> str:
+    """A GID (or any 16 bytes) as tshark prints an FT_IPv6 field."""
+    return str(ipaddress.IPv6Address(gid))
+
+
+def random_gid(rng: random.Random) -> bytes:
+    """A link-local prefix and a random GUID: printed the same by Python and tshark
+    (no IPv4-mapped or IPv4-compatible forms)."""
+    return bytes.fromhex("fe80000000000000") + rng.getrandbits(64).to_bytes(8, "big")
 
 
 def mad_packet(mad: bytes, qp: int = 1) -> bytes:
@@ -64,6 +80,18 @@ def mad_packet(mad: bytes, qp: int = 1) -> bytes:
     else:
         dlid, slid = PORT_LID, SM_LID
     return build_ud_packet(mad, dlid=dlid, slid=slid, dest_qp=qp, src_qp=qp)
+
+
+def rc_packet(opcode: int, payload: bytes, *, dest_qp: int, psn: int) -> bytes:
+    """A complete local RC packet (LRH, BTH, `payload`, ICRC, VCRC) from LID 2 to
+    LID 1, e.g. an RC Acknowledge carrying an AETH."""
+    lrh = Lrh(vl=0, lver=0, sl=0, lnh=0, dlid=SM_LID, pkt_len=0, slid=PORT_LID)
+    return Packet.build(lrh, None, Bth(opcode, dest_qp, psn), None, payload).pack()
+
+
+def rc_ack_packet(aeth: bytes, *, dest_qp: int = 0x000100, psn: int = 0) -> bytes:
+    """An RC Acknowledge (BTH OpCode 0x11) whose payload is `aeth`."""
+    return rc_packet(OpCode.RC_ACKNOWLEDGE, aeth, dest_qp=dest_qp, psn=psn)
 
 
 def tshark_fields(

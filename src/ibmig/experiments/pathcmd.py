@@ -16,9 +16,8 @@ from ibmig.fabric import Fabric
 from ibmig.sim.subnet import SubnetSim
 from ibmig.wire.jsonify import gid_text, to_json
 from ibmig.wire.mad import MadStatus, Method
+from ibmig.wire.packet import QP1_QKEY
 from ibmig.wire.sa import PathRecord, PathRecordComp, SaMad
-
-QP1_QKEY = 0x80010000
 
 
 class PathQuery:

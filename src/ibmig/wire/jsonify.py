@@ -3,7 +3,7 @@
 Every codec names GUID fields `*guid` (ints) and GID fields `*gid` (16 bytes), so
 one generic walk over a record's dataclass fields can render them the way network
 engineers read them: GUIDs as 0x-prefixed 16-digit hex, GIDs in IPv6 text form,
-integers as numbers, other byte strings as hex.
+integers as numbers, IP addresses as text, other byte strings as hex.
 """
 
 from __future__ import annotations
@@ -54,4 +54,6 @@ def to_json(record: object) -> JsonValue:
         return bytes(record).hex()
     if isinstance(record, (tuple, list)):
         return [to_json(item) for item in record]
+    if isinstance(record, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+        return str(record)  # IPoIB ARP and the IP CM header carry IP addresses
     raise TypeError(f"cannot render {type(record).__name__} as JSON")

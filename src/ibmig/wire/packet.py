@@ -36,12 +36,20 @@ Datagram Extended Transport Header, IBA Vol 1, 9.3.2 "DETH - 8 Bytes":
     byte 0  Q_Key (32)
     byte 4  reserved (8) | SrcQP (24)
 
+ACK Extended Transport Header, IBA Vol 1, 9.3.5 "AETH - 4 Bytes" (RC ACK and NAK,
+OpCode 0x11, and the read/atomic responses):
+
+    byte 0  Syndrome: reserved (7) | opcode (6..5: 00 ACK, 01 RNR NAK, 11 NAK) |
+            credit count, RNR timer or NAK code (4..0)
+    byte 1  MSN (24): Message Sequence Number
+
 Scope: LNH 0b10 (IBA local) and 0b11 (IBA global) packets. The DETH is decoded
 for the Unreliable Datagram opcodes (OpCode bits 7..5 = 0b011, 9.2.1);
 any other extended transport header (RDETH, RETH, ImmDt, AETH...) stays in
-`payload`. Raw packets (LNH 0b00, 0b01) raise WireError. Reserved fields are
-sent as zero and ignored on receipt; pad bytes are sent as zero and stripped on
-receipt, so CRCs are checked over the re-encoded packet.
+`payload` (`Aeth.unpack(packet.payload)` reads an ACK's). Raw packets (LNH 0b00,
+0b01) raise WireError. Reserved fields are sent as zero and ignored on receipt;
+pad bytes are sent as zero and stripped on receipt, so CRCs are checked over the
+re-encoded packet.
 """
 
 from __future__ import annotations
@@ -58,6 +66,7 @@ LRH_SIZE = 8
 GRH_SIZE = 40
 BTH_SIZE = 12
 DETH_SIZE = 8
+AETH_SIZE = 4
 GID_SIZE = 16
 
 PERMISSIVE_LID = 0xFFFF
@@ -84,8 +93,11 @@ class NxtHdr(IntEnum):
 
 class OpCode(IntEnum):
     """BTH opcodes used here (IBA Vol 1, 9.2.1). Bits 7..5 are the
-    transport (0b011 = Unreliable Datagram), bits 4..0 the operation."""
+    transport (0b000 = Reliable Connection, 0b011 = Unreliable Datagram), bits
+    4..0 the operation."""
 
+    RC_SEND_ONLY = 0x04
+    RC_ACKNOWLEDGE = 0x11
     UD_SEND_ONLY = 0x64
     UD_SEND_ONLY_WITH_IMMEDIATE = 0x65
 
@@ -103,6 +115,7 @@ _LRH = struct.Struct(">BBHHH")
 _GRH = struct.Struct(">IHBB16s16s")
 _BTH = struct.Struct(">BBHII")
 _DETH = struct.Struct(">II")
+_AETH = struct.Struct(">I")
 _ICRC_VCRC = struct.Struct(">IH")
 # LRH + BTH + DETH in one call for the common case (local UD packet).
 _UD_LOCAL = struct.Struct(">BBHHHBBHIIII")
@@ -273,6 +286,66 @@ class Deth:
             raise WireError(f"DETH needs {DETH_SIZE} bytes, got {len(data)}")
         qkey, w1 = _DETH.unpack_from(data)
         return cls(qkey, w1 & 0xFFFFFF)
+
+
+class AethSyndrome(IntEnum):
+    """AETH Syndrome values (IBA Vol 1, 9.3.5, Tables "AETH Syndrome" and "NAK codes").
+
+    An ACK's low 5 bits are its credit count and an RNR NAK's its RNR timer, so
+    only the values this project sends or tests for are named.
+    """
+
+    ACK = 0x00  # | credit count
+    ACK_NO_CREDIT = 0x1F  # credit count 31: invalid, no end-to-end credits advertised
+    RNR_NAK = 0x20  # | RNR timer
+    NAK_PSN_SEQUENCE_ERROR = 0x60
+    NAK_INVALID_REQUEST = 0x61
+    NAK_REMOTE_ACCESS_ERROR = 0x62
+    NAK_REMOTE_OPERATIONAL_ERROR = 0x63
+    NAK_INVALID_RD_REQUEST = 0x64
+
+
+AETH_KIND_MASK = 0x60  # Syndrome bits 6..5: ACK, RNR NAK or NAK
+
+
+def pack_aeth(syndrome: int, msn: int) -> bytes:
+    """The 4 AETH bytes without building a record: the RC responder sends one per
+    message, so this sits on the simulator's hot path."""
+    if syndrome >> 8 or msn >> 24:  # a negative value shifts to -1, caught too
+        raise WireError(f"AETH Syndrome {syndrome!r} / MSN {msn!r} do not fit 8 / 24 bits")
+    return _AETH.pack((syndrome << 24) | msn)
+
+
+@dataclass(frozen=True, slots=True)
+class Aeth:
+    """ACK Extended Transport Header (IBA Vol 1, 9.3.5): Syndrome (8) | MSN (24)."""
+
+    syndrome: int
+    msn: int
+
+    SIZE: ClassVar[int] = AETH_SIZE
+
+    @property
+    def is_ack(self) -> bool:
+        return self.syndrome & AETH_KIND_MASK == 0x00
+
+    @property
+    def is_rnr_nak(self) -> bool:
+        return self.syndrome & AETH_KIND_MASK == 0x20
+
+    @property
+    def is_nak(self) -> bool:
+        return self.syndrome & AETH_KIND_MASK == 0x60
+
+    def pack(self) -> bytes:
+        return pack_aeth(self.syndrome, self.msn)
+
+    @classmethod
+    def unpack(cls, data: bytes) -> Aeth:
+        if len(data) != AETH_SIZE:
+            raise WireError(f"an AETH is {AETH_SIZE} bytes, got {len(data)}")
+        (word,) = _AETH.unpack(data)
+        return cls(word >> 24, word & 0xFFFFFF)
 
 
 @dataclass(frozen=True, slots=True)

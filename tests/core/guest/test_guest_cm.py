@@ -22,7 +22,6 @@ from ibmig.core.guest import (
     QpState,
     RcQp,
     cm_ack_timeout,
-    cma_header,
     iba_time_ns,
     parse_cma_header,
 )
@@ -318,18 +317,6 @@ def test_cm_transitions_follow_the_table(start: CmState, target: CmState) -> Non
     else:
         with pytest.raises(CmTransitionError):
             conn.transition(target)
-
-
-def test_cma_header_layout() -> None:
-    header = cma_header(IPv4Address("10.1.2.3"), IPv4Address("192.168.0.9"), 0x1234)
-    assert header == (
-        bytes([0x00, 0x40, 0x12, 0x34])
-        + bytes(12) + bytes([10, 1, 2, 3])
-        + bytes(12) + bytes([192, 168, 0, 9])
-    )  # fmt: skip
-    assert parse_cma_header(header) == (IPv4Address("10.1.2.3"), IPv4Address("192.168.0.9"))
-    assert parse_cma_header(bytes(10)) is None
-    assert parse_cma_header(bytes([0x00, 0x60]) + bytes(34)) is None  # IPv6
 
 
 def test_local_ack_timeout_from_the_path_as_linux_ib_cm() -> None:

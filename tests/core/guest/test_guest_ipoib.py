@@ -1,13 +1,9 @@
-"""IPoIB: the ARP codec, the neighbour table, and the gratuitous ARP after a
-migration with dynamic address assignment."""
+"""IPoIB: the neighbour table, and the gratuitous ARP after a migration with dynamic
+address assignment (the ARP codec is tested in tests/wire/test_ipoib.py)."""
 
 from __future__ import annotations
 
 from ipaddress import IPv4Address
-
-import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from ibmig.core.guest import (
     IPOIB_QKEY,
@@ -22,69 +18,10 @@ from ibmig.core.guest import (
     PathUnregistered,
     Reconnected,
 )
-from ibmig.errors import WireError
 from tests.core.guest.guest_util import Wire, gid
 
 S_GUID, S_LID, S_IP = 0x100, 10, "10.0.0.1"
 C_GUID, C_LID, C_IP = 0x200, 20, "10.0.0.2"
-
-
-def test_gratuitous_arp_hand_vector() -> None:
-    sender_gid = bytes(range(0xF0, 0x100))
-    raw = (
-        bytes([0x08, 0x06, 0x00, 0x00])  # IPoIB header: ARP, reserved (RFC 4391, 6)
-        + bytes([0x00, 0x20, 0x08, 0x00, 20, 4, 0x00, 0x01])  # hrd 32, IPv4, 20, 4, request
-        + bytes([0x00, 0x00, 0x00, 0x48]) + sender_gid  # flags, QPN 0x48, GID
-        + bytes([10, 0, 0, 7])  # sender IP
-        + bytes(20)  # target hardware address: unknown
-        + bytes([10, 0, 0, 7])  # target IP = sender IP: gratuitous
-    )  # fmt: skip
-    arp = IpoibArp.gratuitous(IPv4Address("10.0.0.7"), 0x48, sender_gid)
-    assert arp.pack() == raw
-    assert IpoibArp.unpack(raw) == arp
-
-
-ips = st.integers(0, 0xFFFFFFFF).map(IPv4Address)
-arps = st.builds(
-    IpoibArp,
-    op=st.sampled_from([1, 2]),
-    sender_qpn=st.integers(0, 0xFFFFFF),
-    sender_gid=st.binary(min_size=16, max_size=16),
-    sender_ip=ips,
-    target_ip=ips,
-    target_qpn=st.integers(0, 0xFFFFFF),
-    target_gid=st.binary(min_size=16, max_size=16),
-    sender_flags=st.integers(0, 0xFF),
-    target_flags=st.integers(0, 0xFF),
-)
-
-
-@given(arps)
-def test_arp_round_trip(arp: IpoibArp) -> None:
-    assert IpoibArp.unpack(arp.pack()) == arp
-
-
-@given(st.binary(min_size=0, max_size=80))
-def test_arp_any_bytes(data: bytes) -> None:
-    try:
-        arp = IpoibArp.unpack(data)
-    except WireError:
-        return
-    assert arp.pack() == data
-
-
-def test_arp_out_of_range() -> None:
-    ip = IPv4Address("10.0.0.1")
-    with pytest.raises(WireError):
-        IpoibArp(1, 1 << 24, bytes(16), ip, ip).pack()
-    with pytest.raises(WireError):
-        IpoibArp(1, 1, bytes(15), ip, ip).pack()
-    with pytest.raises(WireError):
-        IpoibArp(1, 1, bytes(16), ip, ip, sender_flags=0x100).pack()
-    with pytest.raises(WireError):
-        IpoibArp(0x10000, 1, bytes(16), ip, ip).pack()
-    with pytest.raises(WireError, match="not ARP"):
-        IpoibArp.unpack(bytes(60))
 
 
 def test_neighbour_table() -> None:

@@ -1,12 +1,11 @@
-"""RC queue pairs: the state table, PSNs, ACK/NAK, retries, and the AETH codec."""
+"""RC queue pairs: the state table, PSNs, ACK/NAK and retries (the AETH codec is
+tested in tests/wire/test_aeth.py)."""
 
 from __future__ import annotations
 
 import itertools
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from ibmig.core.engine import Datagram
 from ibmig.core.guest.rc import (
@@ -14,15 +13,13 @@ from ibmig.core.guest.rc import (
     OP_RC_SEND_ONLY,
     PSN_MASK,
     QP_TRANSITIONS,
-    Aeth,
-    AethSyndrome,
     QpState,
     QpTransitionError,
     RcQp,
     psn_add,
     psn_diff,
 )
-from ibmig.errors import WireError
+from ibmig.wire.packet import Aeth, AethSyndrome
 
 GID_A = bytes.fromhex("fe800000000000000000000000000a0a")
 GID_B = bytes.fromhex("fe800000000000000000000000000b0b")
@@ -263,38 +260,3 @@ def test_fatal_nak_moves_to_error() -> None:
 def test_nothing_is_accepted_before_rtr() -> None:
     qp = qp_in(QpState.INIT)
     assert qp.on_send(0, bytes(8)) == (None, None)
-
-
-# --- AETH -----------------------------------------------------------------------------
-
-
-def test_aeth_hand_vector() -> None:
-    # IBA Vol 1, 9.3.5: Syndrome in byte 0, MSN in bytes 1..3 (big-endian).
-    raw = bytes([0x1F, 0x00, 0x01, 0x02])
-    assert Aeth.unpack(raw) == Aeth(0x1F, 0x000102)
-    assert Aeth(0x1F, 0x000102).pack() == raw
-    nak = bytes([0x60, 0xAB, 0xCD, 0xEF])
-    assert Aeth.unpack(nak) == Aeth(AethSyndrome.NAK_PSN_SEQUENCE_ERROR, 0xABCDEF)
-    assert Aeth.unpack(nak).is_nak
-
-
-@given(st.integers(0, 0xFF), st.integers(0, 0xFFFFFF))
-def test_aeth_round_trip(syndrome: int, msn: int) -> None:
-    record = Aeth(syndrome, msn)
-    assert Aeth.unpack(record.pack()) == record
-
-
-@given(st.binary(max_size=8))
-def test_aeth_any_bytes(data: bytes) -> None:
-    try:
-        record = Aeth.unpack(data)
-    except WireError:
-        assert len(data) != 4
-    else:
-        assert record.pack() == data
-
-
-@pytest.mark.parametrize(("syndrome", "msn"), [(0x100, 0), (-1, 0), (0, 1 << 24), (0, -1)])
-def test_aeth_out_of_range(syndrome: int, msn: int) -> None:
-    with pytest.raises(WireError):
-        Aeth(syndrome, msn).pack()

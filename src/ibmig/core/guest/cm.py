@@ -30,11 +30,9 @@ TIDs: a REP and the RTU reuse the REQ's TID, a DREP the DREQ's, a REJ the TID of
 what it rejects; a REQ and a DREQ take a new one (as ib_cm does).
 
 The private data of a REQ starts with rdma_cm's IP addressing header (IBA Vol 1,
-Annex A11 "RDMA IP CM Service", A11.4; Linux `struct cma_hdr`): byte 0 version
-0x00, byte 1 IP version in bits 7..4 (4), bytes 2-3 source port, bytes 4-19 the
-source address and 20-35 the destination address, an IPv4 address in the last 4
-bytes of its 16. That is how a server learns a client's IP address for its IPoIB
-neighbour table.
+Annex A11 "RDMA IP CM Service", A11.4; codec `ibmig.wire.rdma_cm.IpCmHeader`): the
+IP version, source port, source and destination addresses. That is how a server
+learns a client's IP address for its IPoIB neighbour table.
 """
 
 from __future__ import annotations
@@ -45,9 +43,7 @@ from typing import Final
 
 from ibmig.core.engine import Datagram
 from ibmig.core.guest.rc import RcQp
-
-CMA_HEADER_SIZE: Final = 36
-CMA_VERSION: Final = 0x00
+from ibmig.wire.rdma_cm import cma_header, parse_cma_header
 
 
 class CmState(IntEnum):
@@ -72,28 +68,6 @@ CM_TRANSITIONS: Final[dict[CmState, frozenset[CmState]]] = {
 
 class CmTransitionError(Exception):
     """An illegal CM state transition (a bug in the caller, never a wire event)."""
-
-
-def cma_header(src_ip: IPv4Address, dst_ip: IPv4Address, src_port: int = 0) -> bytes:
-    """rdma_cm's 36-byte IP addressing header for IPv4 (module docstring)."""
-    return (
-        bytes((CMA_VERSION, 0x40))
-        + src_port.to_bytes(2, "big")
-        + bytes(12)
-        + src_ip.packed
-        + bytes(12)
-        + dst_ip.packed
-    )
-
-
-def parse_cma_header(private_data: bytes) -> tuple[IPv4Address, IPv4Address] | None:
-    """(source, destination) IPv4 addresses of a REQ's private data, or None when it
-    does not start with an IPv4 rdma_cm header."""
-    if len(private_data) < CMA_HEADER_SIZE or private_data[0] != CMA_VERSION:
-        return None
-    if private_data[1] >> 4 != 4:
-        return None
-    return IPv4Address(private_data[16:20]), IPv4Address(private_data[32:36])
 
 
 class Connection:
@@ -179,7 +153,6 @@ class Connection:
 
 
 __all__ = [
-    "CMA_HEADER_SIZE",
     "CM_TRANSITIONS",
     "CmState",
     "CmTransitionError",

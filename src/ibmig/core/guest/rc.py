@@ -40,7 +40,7 @@ MSN (24 bits). Syndrome bits 6..5 say ACK (00), RNR NAK (01) or NAK (11); bits
 4..0 are the credit count of an ACK (31 = "invalid", no end-to-end credits
 advertised, what is sent here), the RNR timer, or the NAK code (0 PSN sequence
 error, 1 invalid request, 2 remote access error, 3 remote operational error, 4
-invalid RD request).
+invalid RD request). Its codec is `ibmig.wire.packet.Aeth`.
 
 The outstanding queue is bounded by `send_queue_depth` (a full send queue
 refuses new messages, as ibv_post_send does).
@@ -48,18 +48,16 @@ refuses new messages, as ibv_post_send does).
 
 from __future__ import annotations
 
-import struct
 from collections import deque
-from dataclasses import dataclass
 from enum import IntEnum
-from typing import ClassVar, Final
+from typing import Final
 
 from ibmig.core.engine import Datagram
-from ibmig.errors import WireError
+from ibmig.wire.packet import Aeth, AethSyndrome, OpCode, pack_aeth
 
-OP_RC_SEND_ONLY: Final = 0x04
-OP_RC_ACKNOWLEDGE: Final = 0x11
-OP_UD_SEND_ONLY: Final = 0x64
+OP_RC_SEND_ONLY: Final = int(OpCode.RC_SEND_ONLY)
+OP_RC_ACKNOWLEDGE: Final = int(OpCode.RC_ACKNOWLEDGE)
+OP_UD_SEND_ONLY: Final = int(OpCode.UD_SEND_ONLY)
 
 PSN_MASK: Final = 0xFFFFFF
 PSN_HALF: Final = 0x800000
@@ -113,54 +111,8 @@ class QpTransitionError(Exception):
     """An illegal QP state transition (a bug in the caller, never a wire event)."""
 
 
-class AethSyndrome(IntEnum):
-    """AETH Syndrome values (IBA Vol 1, 9.3.5, Tables "AETH Syndrome" and "NAK codes")."""
-
-    ACK = 0x00  # | credit count
-    ACK_NO_CREDIT = 0x1F  # credit count 31: invalid, no credits advertised
-    RNR_NAK = 0x20  # | RNR timer
-    NAK_PSN_SEQUENCE_ERROR = 0x60
-    NAK_INVALID_REQUEST = 0x61
-    NAK_REMOTE_ACCESS_ERROR = 0x62
-    NAK_REMOTE_OPERATIONAL_ERROR = 0x63
-    NAK_INVALID_RD_REQUEST = 0x64
-
-
-_AETH = struct.Struct(">I")
 _NAK_SEQ: Final = int(AethSyndrome.NAK_PSN_SEQUENCE_ERROR)
 _ACK: Final = int(AethSyndrome.ACK_NO_CREDIT)
-
-
-@dataclass(frozen=True, slots=True)
-class Aeth:
-    """ACK Extended Transport Header (IBA Vol 1, 9.3.5): Syndrome (8) | MSN (24)."""
-
-    syndrome: int
-    msn: int
-
-    SIZE: ClassVar[int] = 4
-
-    @property
-    def is_ack(self) -> bool:
-        return self.syndrome & 0x60 == 0x00
-
-    @property
-    def is_nak(self) -> bool:
-        return self.syndrome & 0x60 == 0x60
-
-    def pack(self) -> bytes:
-        if not 0 <= self.syndrome <= 0xFF:
-            raise WireError(f"AETH Syndrome {self.syndrome!r} does not fit 8 bits")
-        if not 0 <= self.msn <= 0xFFFFFF:
-            raise WireError(f"AETH MSN {self.msn!r} does not fit 24 bits")
-        return _AETH.pack((self.syndrome << 24) | self.msn)
-
-    @classmethod
-    def unpack(cls, data: bytes) -> Aeth:
-        if len(data) != cls.SIZE:
-            raise WireError(f"an AETH is {cls.SIZE} bytes, got {len(data)}")
-        (word,) = _AETH.unpack(data)
-        return cls(word >> 24, word & 0xFFFFFF)
 
 
 _NO_PACKETS: Final[tuple[Datagram, ...]] = ()
@@ -404,7 +356,7 @@ class RcQp:
 
     def _ack_packet(self, psn: int, syndrome: int, msn: int) -> Datagram:
         return Datagram(
-            _AETH.pack((syndrome << 24) | msn),
+            pack_aeth(syndrome, msn),
             self.port,
             self.local_lid,
             self.remote_lid,
