@@ -9,14 +9,11 @@ from ibmig.wire.mad import Method
 from ibmig.wire.notice import Notice, path_change_notice
 from ibmig.wire.packet import QP1_QKEY
 from ibmig.wire.sa import SaMad
+from tests.helpers import gid
 
 PREFIX = 0xFE80_0000_0000_0000
 SA_LID = 1
 SA_PORT_GUID = 0xA1
-
-
-def gid(guid: int) -> bytes:
-    return PREFIX.to_bytes(8, "big") + guid.to_bytes(8, "big")
 
 
 SA_GID = gid(SA_PORT_GUID)

@@ -22,7 +22,8 @@ from ibmig.wire.mad import Method
 from ibmig.wire.notice import PATH_CHANGE_TRAP
 from ibmig.wire.packet import QP1_QKEY
 from ibmig.wire.sa import InformInfo, SaAttr, SaMad, report_response
-from tests.core.sa_fakes import SA_GID, SA_LID, gid, move_notice, report
+from tests.core.sa_fakes import SA_GID, SA_LID, move_notice, report
+from tests.helpers import gid
 
 LID = 7
 GUID = 0x0002_C903_0000_0D01

@@ -10,7 +10,6 @@ from ibmig's built-in preset of that name when the shared folder is absent.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 
 from ibmig.fabric import PRESETS, preset, write_net
 from ibmig.ibsim.harness import missing_tools
+from tests.helpers import missing_tools as skip_or_fail
 from tests.shared_files import TOPOLOGIES
 
 
@@ -25,12 +25,10 @@ from tests.shared_files import TOPOLOGIES
 def ibsim_tools() -> None:
     missing = missing_tools()
     if missing:
-        message = f"ibsim interop tools missing: {', '.join(missing)}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(
-                f"{message} but CI=true: install ibsim-utils libumad2sim0 opensm infiniband-diags"
-            )
-        pytest.skip(message)
+        skip_or_fail(
+            f"ibsim interop tools missing: {', '.join(missing)}"
+            " (install ibsim-utils libumad2sim0 opensm infiniband-diags)"
+        )
 
 
 @pytest.fixture(scope="session")

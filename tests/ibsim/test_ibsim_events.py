@@ -27,16 +27,13 @@ from ibmig.ibsim.harness import Harness, IbmigSm, Ibsim
 from ibmig.ibsim.sa_client import SaClient
 from ibmig.wire.notice import GidDetails, LinkStateChangeDetails, PathChangeDetails, TrapNumber
 from ibmig.wire.sa import GUIDInfoRecord, PathRecord
+from tests.helpers import gid
 
 pytestmark = pytest.mark.interop
 
 PREFIX = (0xFE80_0000_0000_0000).to_bytes(8, "big")
 VGUID = 0x0002_C900_00AB_CDEF
 QUIET_S = 1.5  # how long we listen for notices that must not come
-
-
-def gid(guid: int) -> bytes:
-    return PREFIX + guid.to_bytes(8, "big")
 
 
 @dataclass

@@ -24,7 +24,8 @@ from ibmig.core.guest import GuestAgent, GuestConfig, Peer
 from ibmig.wire.mad import MadHeader, Method
 from ibmig.wire.packet import QP1_QKEY as QKEY
 from ibmig.wire.sa import InformInfo, PathRecord, SaAttr, SaMad, SaStatus
-from tests.core.sa_fakes import SA_GID, SA_LID, gid, move_notice, report
+from tests.core.sa_fakes import SA_GID, SA_LID, move_notice, report
+from tests.helpers import gid
 
 SA_GIDS = (None, SA_GID)
 """What reaches the SA's port: no GRH, or its port GID."""

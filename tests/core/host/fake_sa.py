@@ -28,8 +28,9 @@ from ibmig.wire.sa import (
     SaMad,
 )
 from ibmig.wire.smp_attrs import GUIDInfo
-from tests.core.sa_fakes import PREFIX, SA_LID, SA_PORT_GUID, gid, move_notice
+from tests.core.sa_fakes import PREFIX, SA_LID, SA_PORT_GUID, move_notice
 from tests.core.sa_fakes import report as report_datagram
+from tests.helpers import gid
 
 __all__ = ["PREFIX", "SA_LID", "SA_PORT_GUID", "FakeSa", "exchange", "gid", "sa_mad"]
 

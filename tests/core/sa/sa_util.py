@@ -27,6 +27,7 @@ from ibmig.core.sm.db import NodeRecordData, PortRecordData
 from ibmig.core.sm.manager import SmConfig, SubnetManager, SubnetUp
 from ibmig.sim.subnet import SubnetSim
 from ibmig.wire.mad import MadHeader, Method, MgmtClass, RmppFlags, RmppHeader, RmppType
+from ibmig.wire.packet import QP1_QKEY
 from ibmig.wire.sa import SA_CLASS_VERSION, SA_DATA_SIZE, SaMad, SaRecord
 from ibmig.wire.smp import Smp, make_get_resp
 from ibmig.wire.smp_attrs import (
@@ -38,9 +39,10 @@ from ibmig.wire.smp_attrs import (
     PortInfo,
     PortState,
 )
+from tests.helpers import gid
 
 PREFIX = 0xFE80_0000_0000_0000
-QKEY = 0x80010000
+QKEY = QP1_QKEY
 
 SM_NODE, SM_PORT_GUID, SM_LID = 0xA0, 0xA1, 1
 SW1, SW1_LID = 0x10, 2
@@ -55,10 +57,6 @@ CA_CAPS = int(
     | PortCapability.IS_SYSTEM_IMAGE_GUID_SUPPORTED
 )
 SWITCH_CAPS = int(PortCapability.IS_SYSTEM_IMAGE_GUID_SUPPORTED)
-
-
-def gid(guid: int, prefix: int = PREFIX) -> bytes:
-    return prefix.to_bytes(8, "big") + guid.to_bytes(8, "big")
 
 
 def port_info(

@@ -43,11 +43,11 @@ from tests.core.sa.sa_util import (
     ask,
     build_subnet,
     events,
-    gid,
     make_sa,
     one,
     request,
 )
+from tests.helpers import gid
 
 PR_MASK = PathRecordComp.SLID | PathRecordComp.DLID
 PATH_QUERY = PathRecord(slid=H1_LID, dlid=H2_LID)

@@ -40,11 +40,11 @@ from tests.core.sa.sa_util import (
     build_subnet,
     drain,
     events,
-    gid,
     make_sa,
     one,
     request,
 )
+from tests.helpers import gid
 
 GIR = SaAttr.GUID_INFO_RECORD
 LID, BLOCK = GUIDInfoRecordComp.LID, GUIDInfoRecordComp.BLOCK_NUM

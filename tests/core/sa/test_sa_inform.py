@@ -57,12 +57,12 @@ from tests.core.sa.sa_util import (
     build_subnet,
     drain,
     events,
-    gid,
     make_sa,
     one,
     report_resp,
     request,
 )
+from tests.helpers import gid
 
 II = SaAttr.INFORM_INFO
 IIR = SaAttr.INFORM_INFO_RECORD

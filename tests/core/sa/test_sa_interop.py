@@ -29,12 +29,12 @@ from tests.core.sa.sa_util import (
     H3_LID,
     answer_smps,
     drain,
-    gid,
     make_sa,
     one,
     request,
     rmpp_ack,
 )
+from tests.helpers import gid
 from tests.wire.tshark_util import mad_packet, tshark_fields
 
 pytestmark = pytest.mark.interop

@@ -45,12 +45,12 @@ from tests.core.sa.sa_util import (
     SaSim,
     ask,
     build_subnet,
-    gid,
     make_sa,
     one,
     port_info,
     request,
 )
+from tests.helpers import gid
 
 PR = SaAttr.PATH_RECORD
 SGID, DGID = PathRecordComp.SGID, PathRecordComp.DGID

@@ -28,12 +28,12 @@ from tests.core.sa.sa_util import (
     ask,
     drain,
     events,
-    gid,
     make_sa,
     request,
     rmpp_ack,
     table_records,
 )
+from tests.helpers import gid
 
 HEADER = MadHeader(
     MgmtClass.SUBN_ADM, Method.GET_TABLE_RESP, SaAttr.PATH_RECORD, 0x99, 0, class_version=2

@@ -127,9 +127,8 @@ from ibmig.core.timers import Timers
 from ibmig.errors import WireError
 from ibmig.wire.mad import MAD_SIZE, Method, MgmtClass
 from ibmig.wire.notice import Notice, PathChangeDetails
+from ibmig.wire.packet import QP1_QKEY
 from ibmig.wire.sa import SA_HEADER_SIZE, SaAttr
-
-QP1_QKEY: Final = 0x80010000
 
 _CM_CLASS: Final = int(MgmtClass.COMM_MGT)
 _SA_CLASS: Final = int(MgmtClass.SUBN_ADM)

@@ -197,6 +197,7 @@ from ibmig.wire.notice import (
     TrapNumber,
     path_change_notice,
 )
+from ibmig.wire.packet import QP1_QKEY
 from ibmig.wire.sa import (
     SA_CLASS_VERSION,
     SA_DATA_SIZE,
@@ -221,7 +222,6 @@ from ibmig.wire.sa import (
 )
 from ibmig.wire.smp_attrs import GUID_BLOCK_SIZE, GUIDInfo, NodeDescription, NodeInfo, PortInfo
 
-QP1_QKEY: Final = 0x80010000
 """The well-known Q_Key of QP1 (IBA Vol 1, 13.5.1)."""
 DEFAULT_PKEY: Final = 0xFFFF
 OPENIB_VENDOR_ID: Final = 0x001405
