@@ -36,7 +36,7 @@ OPENSM: dict[str, tuple[int, float]] = {
 
 def measure_one(name: str) -> dict[str, Any]:
     from ibmig.core.sm.routing import RoutingError, route
-    from ibmig.experiments.topology import load_topology
+    from ibmig.fabric import load_topology
     from ibmig.sim.subnet import SubnetSim
 
     path = SHARED / f"{name}.net"

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ibmig.cli import main
+from ibmig.experiments.strategies import STRATEGIES
 from ibmig.fabric import preset
 
 
@@ -112,5 +113,5 @@ def test_the_example_scenario_is_valid() -> None:
     path = Path(__file__).resolve().parents[2] / "examples" / "lab.toml"
     scenario = load_scenario(str(path))
     assert (scenario.hosts.n, scenario.hosts.m, scenario.workload.peers) == (6, 2, 3)
-    assert scenario.signalling.strategy == "per-host"
+    assert scenario.signalling.strategy is STRATEGIES["per-host"]
     assert dict(scenario.migration_timing) == {"memory_bytes": 268435456}

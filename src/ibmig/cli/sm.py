@@ -1,0 +1,335 @@
+"""`ibmig sm --ibsim`: ibmig's SM and SA as the subnet manager of an ibsim fabric.
+
+Attaches to ibsim as an issm=1 client at a channel adapter (`--node`, default the
+first CA found from ibsim's default port), brings the fabric to Active, prints
+"SUBNET UP ..." with the SMP count and time, then stays resident: answers SA
+queries from other clients (saquery, subscribers), handles traps 128 from ibsim's
+console (Unlink/ReLink) with a light resweep and Reports to subscribers, and exits
+cleanly (status 0) on SIGINT or SIGTERM.
+
+What differs from the simulator, because ibsim is what it is:
+
+- ibsim has no RMPP: the SA answers a GetTable with one MAD holding the records
+  that fit (`SaConfig(rmpp=False)`), sent with the length OpenSM's answers have
+  through umad2sim, so saquery counts the records right.
+- ibsim's ports implement GUIDInfo Get only (a Set returns MAD status 0x0008), so
+  no port can hold an alias GUID. The SM keeps the alias GUIDs the SA writes in
+  its own database anyway (`SmConfig.keep_refused_alias_guids`): GUIDInfoRecord
+  queries, PathRecords to vGUIDs and the path-change notice (trap 69) work, but a
+  SubnGet(GUIDInfo) to the port (`smpquery guids`) shows its port GUID only.
+- At most 10 clients attach to one ibsim: this SM takes one (and one more for a
+  moment when it looks for the first CA).
+
+`python -m ibmig.cli.sm --ibsim ...` runs the same code as `ibmig sm --ibsim ...`
+(the interop harness starts it that way).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+from ibmig.cli.common import Subparsers, add_routing_argument, check_output_file
+from ibmig.cli.tables import smp_table
+from ibmig.core.engine import Engine
+from ibmig.core.sm.manager import (
+    PortsChanged,
+    RoutingFallback,
+    SmConfig,
+    SmpFailed,
+    SubnetManager,
+    SubnetUp,
+    SweepStarted,
+    TrapReceived,
+)
+from ibmig.errors import ConfigError, WireError
+from ibmig.experiments.heap import paused_gc
+from ibmig.ibsim.client import IbsimClient
+from ibmig.ibsim.runtime import IbsimRuntime, find_first_ca
+from ibmig.wire.mad import MadStatus
+from ibmig.wire.smp_attrs import SmpAttr
+
+_UNSUPPORTED = MadStatus.METHOD_NOT_SUPPORTED
+
+
+def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
+    """Add the `sm` subcommand; its handler is `run_sm` (set as `handler`)."""
+    parser = subparsers.add_parser(
+        "sm",
+        help="run ibmig's SM and SA on an ibsim fabric",
+        description=(
+            "Attach to ibsim as its subnet manager (issm client), bring every port to "
+            "Active, print SUBNET UP with the SMPs sent and the time taken, then stay "
+            "resident answering SA queries and handling traps until SIGINT/SIGTERM."
+        ),
+    )
+    _add_arguments(parser)
+    parser.set_defaults(handler=run_sm)
+    return parser
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ibsim", action="store_true", help="run on ibsim's socket protocol (required)"
+    )
+    parser.add_argument(
+        "--sockname", help="ibsim socket base name (default: $IBSIM_SOCKNAME or 'sim')"
+    )
+    parser.add_argument(
+        "--node", help="node (net-file name or NodeDescription) to attach at; default first CA"
+    )
+    add_routing_argument(parser)
+    parser.add_argument(
+        "--max-outstanding",
+        type=int,
+        default=SmConfig().max_outstanding,
+        metavar="N",
+        help="SMPs on the wire at once (OpenSM max_wire_smps; default %(default)s)",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-sa", action="store_true", help="run the SM without the SA")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="give up when the subnet is not up after S seconds (default %(default)s)",
+    )
+    parser.add_argument(
+        "--exit-after-up", action="store_true", help="exit after the first SUBNET UP"
+    )
+    parser.add_argument(
+        "--dump", metavar="FILE", help="write LIDs and LFTs as JSON at every SUBNET UP"
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="print SUBNET UP lines only, no per-event lines"
+    )
+
+
+def build_sa(sm: SubnetManager, seed: int) -> Engine | None:
+    """The SA engine for ibsim: one MAD per answer (ibsim has no RMPP)."""
+    try:
+        from ibmig.core.sa import SaConfig, SubnetAdministrator
+    except ImportError:  # pragma: no cover - the SA package is part of ibmig
+        return None
+    return SubnetAdministrator(sm, rng=random.Random(seed), config=SaConfig(rmpp=False))
+
+
+def state_dump(sm: SubnetManager) -> dict[str, Any]:
+    """What the SM programmed: every end port's LID and every switch's LFT."""
+    db = sm.db
+    ports = []
+    for lid, (node_guid, port_num) in sorted(db.lid_owner.items()):
+        node = db.nodes[node_guid]
+        record = node.ports.get(port_num)
+        ports.append(
+            {
+                "lid": lid,
+                "node_guid": f"0x{node_guid:016x}",
+                "port_num": port_num,
+                "port_guid": f"0x{record.port_guid:016x}" if record else None,
+                "switch": node.is_switch,
+                "description": node.description,
+            }
+        )
+    lfts = {}
+    for node in db.nodes.values():
+        if node.is_switch and node.lft is not None:
+            lfts[f"0x{node.node_guid:016x}"] = list(node.lft[: db.max_lid + 1])
+    return {
+        "sweep": sm.sweep,
+        "sm_lid": db.sm_lid,
+        "sm_port_guid": f"0x{db.sm_port_guid:016x}",
+        "max_lid": db.max_lid,
+        "smps_sent": sm.smps_sent,
+        "ports": ports,
+        "lfts": lfts,
+        "aliases": {f"0x{a:016x}": f"0x{p:016x}" for a, p in sorted(db.alias_owner.items())},
+    }
+
+
+def _write_dump(path: str, sm: SubnetManager) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        Path(tmp).write_text(json.dumps(state_dump(sm), indent=1) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ConfigError(exc.strerror or str(exc), path) from None
+
+
+class _Printer:
+    """Turns engine events into output lines."""
+
+    def __init__(self, runtime: IbsimRuntime, out: IO[str], quiet: bool, dump: str | None) -> None:
+        self.runtime = runtime
+        self.sm = runtime.sm
+        self.out = out
+        self.quiet = quiet
+        self.dump = dump
+        self.sweep_start_ns = 0
+        self.sweep_cpu_s = 0.0
+        self.light = False
+
+    def line(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def __call__(self, event: Any) -> None:
+        if isinstance(event, SweepStarted):
+            self.sweep_start_ns = event.time_ns
+            self.sweep_cpu_s = time.process_time()
+            self.light = event.light
+            if not self.quiet and event.light:
+                self.line(f"light sweep {event.sweep} started")
+        elif isinstance(event, SubnetUp):
+            took = (event.time_ns - self.sweep_start_ns) / 1e9
+            cpu = time.process_time() - self.sweep_cpu_s
+            smps = event.smps_sent - self.runtime.sweep_start_smps
+            kind = "light" if self.light else "heavy"
+            if self.dump:  # before the line, which is what others wait for
+                _write_dump(self.dump, self.sm)
+            self.line(
+                f"SUBNET UP sweep {event.sweep} ({kind}): {smps} SMPs in {took:.6f} s "
+                f"(CPU {cpu:.3f} s), "
+                f"{event.nodes} nodes, {event.end_ports} end ports, SM LID {self.sm.db.sm_lid}"
+            )
+            if not self.quiet and event.sweep == 1:
+                for row in smp_table(self.sm.smp_counts):
+                    self.line(row)
+        elif self.quiet:
+            return
+        elif isinstance(event, TrapReceived):
+            self.line(f"trap {event.trap_number} from LID {event.issuer_lid}")
+        elif isinstance(event, PortsChanged):
+            self.line(f"ports in service +{len(event.in_service)} -{len(event.out_of_service)}")
+        elif isinstance(event, SmpFailed):
+            note = ""
+            if event.attribute_id == SmpAttr.GUID_INFO and event.status == _UNSUPPORTED:
+                note = " (the port holds no alias GUIDs: kept in the SM's database)"
+            self.line(
+                f"SMP failed: attribute 0x{event.attribute_id:04x} path {list(event.path)} "
+                f"status 0x{event.status & 0xFFFF:04x}{note}"
+            )
+        elif isinstance(event, RoutingFallback):
+            self.line(f"routing {event.engine} refused the topology ({event.reason}); minhop")
+        else:
+            self._sa_event(event)
+
+    def _sa_event(self, event: Any) -> None:
+        name = type(event).__name__
+        if name == "SubscriptionAdded":
+            sub = event.subscription
+            info = sub.inform_info
+            self.line(
+                f"subscription: LID {sub.lid} QP {sub.qpn} trap {info.trap_number} "
+                f"generic {int(info.is_generic)}"
+            )
+        elif name == "SubscriptionRemoved":
+            sub = event.subscription
+            self.line(f"unsubscribed: LID {sub.lid} QP {sub.qpn} ({event.reason})")
+        elif name == "ReportSent":
+            sub = event.subscriber
+            self.line(
+                f"Report trap {event.trap_number} to LID {sub.lid} QP {sub.qpn} "
+                f"(attempt {event.attempt})"
+            )
+        elif name == "ReportAcked":
+            sub = event.subscriber
+            self.line(f"ReportResp trap {event.trap_number} from LID {sub.lid}")
+        elif name == "ReportGaveUp":
+            sub = event.subscriber
+            self.line(f"Report trap {event.trap_number} to LID {sub.lid}: no ReportResp")
+        elif name == "PathChangeDetected":
+            self.line(
+                f"path change: vGUID 0x{event.vguid:016x} LID {event.old_lid} -> {event.new_lid}"
+            )
+
+
+def run_sm(args: argparse.Namespace, out: IO[str] | None = None) -> int:
+    out = out or sys.stdout
+    if not args.ibsim:
+        raise ConfigError(
+            "`ibmig sm` runs on ibsim only: give --ibsim (`ibmig up` runs the simulator)",
+            "--ibsim",
+        )
+    if args.max_outstanding < 1:
+        raise ConfigError("must be at least 1", "--max-outstanding")
+    if args.dump:
+        check_output_file(args.dump, "--dump")
+    node = args.node or find_first_ca(args.sockname)
+    client = IbsimClient(sockname=args.sockname, node=node, issm=True).connect()
+    stop: list[str] = []
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.append(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        port_info = client.get_port_info(0)
+        node_info = client.get_node_info()
+        port_num = port_info.local_port_num or 1
+        config = SmConfig(
+            routing=args.routing,
+            max_outstanding=args.max_outstanding,
+            keep_refused_alias_guids=True,
+        )
+        sm = SubnetManager(port_num=port_num, config=config, rng=random.Random(args.seed))
+        sa = None if args.no_sa else build_sa(sm, args.seed + 1)
+        runtime = IbsimRuntime(client, sm, sa)
+        printer = _Printer(runtime, out, args.quiet, args.dump)
+        runtime.event_hooks.append(printer)
+        printer.line(
+            f"ibmig sm: ibsim {client.base}, client {client.slot} at node {client.node!r} "
+            f"port {port_num} (node GUID 0x{node_info.node_guid:016x}); routing "
+            f"{args.routing}, {args.max_outstanding} SMPs outstanding"
+            + ("" if sa is not None else "; no SA")
+        )
+        started = time.monotonic()
+        # The heavy sweep allocates hundreds of thousands of short-lived objects and
+        # hardly any cycles: the cyclic GC would spend up to a tenth of the sweep
+        # walking them. Pause it until the subnet is up.
+        with paused_gc() as heap:
+            heap.settle()
+            runtime.start()
+            up = runtime.run_until_up_or(lambda: bool(stop), args.timeout)
+        if up is None:
+            if stop:
+                printer.line(f"ibmig sm: {stop[0]} before SUBNET UP, exiting")
+                return 0
+            printer.line(
+                f"ibmig sm: no SUBNET UP after {time.monotonic() - started:.1f} s "
+                f"({sm.smps_sent} SMPs sent, phase {sm.phase.value})"
+            )
+            return 1
+        if args.exit_after_up:
+            return 0
+        runtime.run_until(lambda: bool(stop))
+        printer.line(f"ibmig sm: {stop[0]}, exiting")
+        return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        client.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ibmig sm", description=__doc__.splitlines()[0])
+    _add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run_sm(args)
+    except (ConfigError, WireError) as exc:  # IbsimError is a ConfigError
+        print(f"ibmig: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
