@@ -1,10 +1,12 @@
-"""What the subcommands share: output files checked before any work and opened as
-`ConfigError`s, the `--routing` argument."""
+"""What the subcommands share: output files checked before any work, file errors
+turned into `ConfigError`s, the `--routing` argument."""
 
 from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, TextIO, TypeAlias
 
@@ -33,8 +35,10 @@ def check_output_file(path: str, option: str) -> None:
     if target.is_dir():
         raise ConfigError("is a directory", where)
     parent = target.parent
-    if not parent.is_dir():
+    if not parent.exists():
         raise ConfigError(f"no such directory: {parent}", where)
+    if not parent.is_dir():
+        raise ConfigError(f"{parent} is not a directory", where)
     if not _writable(parent) or (target.exists() and not _writable(target)):
         raise ConfigError("permission denied", where)
 
@@ -58,15 +62,23 @@ def check_output_dir(path: str, option: str) -> None:
         raise ConfigError(f"permission denied in {ancestor}", where)
 
 
-def open_binary(path: str) -> BinaryIO:
+@contextmanager
+def file_errors(path: str) -> Iterator[None]:
+    """A user's file that cannot be read or written is bad input: one error line
+    naming the file ("No such file or directory"), not a traceback."""
     try:
-        return open(path, "wb")
+        yield
     except OSError as exc:
         raise ConfigError(exc.strerror or str(exc), path) from None
+
+
+def open_binary(path: str) -> BinaryIO:
+    """`path` opened for writing bytes; the caller closes it."""
+    with file_errors(path):
+        return open(path, "wb")
 
 
 def open_text(path: str) -> TextIO:
-    try:
+    """`path` opened for writing text; the caller closes it."""
+    with file_errors(path):
         return open(path, "w")
-    except OSError as exc:
-        raise ConfigError(exc.strerror or str(exc), path) from None

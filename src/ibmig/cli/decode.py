@@ -9,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 from typing import IO, Any
 
-from ibmig.cli.common import Subparsers
+from ibmig.cli.common import Subparsers, file_errors
 from ibmig.cli.tables import enum_name
 from ibmig.errors import ConfigError, WireError
 from ibmig.wire.capture import iter_capture
@@ -139,11 +139,8 @@ def run_decode(file: str | None, hex_text: str | None, as_tree: bool, out: IO[st
     elif file is None:
         packets = _from_capture(sample_capture(), f"<bundled {SAMPLE}>")
     else:
-        path = Path(file)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ConfigError(exc.strerror or str(exc), file) from None
+        with file_errors(file):
+            data = Path(file).read_bytes()
         packets = _from_capture(data, file)
     for packet in packets:
         if as_tree:

@@ -38,7 +38,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from ibmig.cli.common import Subparsers, add_routing_argument, check_output_file
+from ibmig.cli.common import Subparsers, add_routing_argument, check_output_file, file_errors
 from ibmig.cli.tables import smp_table
 from ibmig.core.engine import Engine
 from ibmig.core.sm.manager import (
@@ -159,11 +159,9 @@ def state_dump(sm: SubnetManager) -> dict[str, Any]:
 
 def _write_dump(path: str, sm: SubnetManager) -> None:
     tmp = f"{path}.tmp{os.getpid()}"
-    try:
+    with file_errors(path):
         Path(tmp).write_text(json.dumps(state_dump(sm), indent=1) + "\n")
         os.replace(tmp, path)
-    except OSError as exc:
-        raise ConfigError(exc.strerror or str(exc), path) from None
 
 
 class _Printer:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import IO
 
-from ibmig.cli.common import Subparsers, check_output_file
+from ibmig.cli.common import Subparsers, check_output_file, file_errors
 from ibmig.cli.progress import Progress
 from ibmig.errors import ConfigError
 
@@ -42,9 +42,7 @@ def sweep_command(path: str, params: list[str], out_csv: str, out: IO[str]) -> i
     points = grid_points(path, params)  # every point validated before any runs
     with Progress("sweep", unit="runs", stream=sys.stderr, total=len(points)) as progress:
         rows = run_grid(points, done=progress.update)
-    try:
+    with file_errors(out_csv):  # checked before the runs, but the disk may have changed
         write_csv(Path(out_csv), rows)
-    except OSError as exc:  # checked before the runs, but the disk may have changed since
-        raise ConfigError(exc.strerror or str(exc), out_csv) from None
     print(f"{len(rows)} runs written to {out_csv}", file=out)
     return 0

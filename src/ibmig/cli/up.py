@@ -15,6 +15,7 @@ from ibmig.cli.common import (
     Subparsers,
     add_routing_argument,
     check_output_file,
+    file_errors,
     open_binary,
     open_text,
 )
@@ -117,10 +118,8 @@ def run_up(
             file=out,
         )
         if args.dump_lfts:
-            try:
+            with file_errors(args.dump_lfts):
                 Path(args.dump_lfts).write_text(json.dumps(dump_lfts(sim), indent=1) + "\n")
-            except OSError as exc:
-                raise ConfigError(exc.strerror or str(exc), args.dump_lfts) from None
             print(f"LFTs written to {args.dump_lfts}", file=out)
     wall = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
