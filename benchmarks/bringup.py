@@ -35,8 +35,8 @@ OPENSM: dict[str, tuple[int, float]] = {
 
 
 def measure_one(name: str) -> dict[str, Any]:
-    from ibmig.core.sm.routing import RoutingError, route
-    from ibmig.experiments.topology import load_topology
+    from ibmig.core.sm.routing import ROUTING_ENGINES, RoutingError, route
+    from ibmig.fabric import load_topology
     from ibmig.sim.subnet import SubnetSim
 
     path = SHARED / f"{name}.net"
@@ -50,7 +50,7 @@ def measure_one(name: str) -> dict[str, Any]:
     inp = sim.sm.routing_input
     assert inp is not None
     routing: dict[str, float | None] = {}
-    for engine in ("minhop", "updn", "ftree"):
+    for engine in ROUTING_ENGINES:
         began = time.perf_counter()
         try:
             route(inp, engine)

@@ -25,7 +25,7 @@ from typing import Any
 def measure(
     topology: str, m: int, migrations: int, strategy: str, spacing_ms: float
 ) -> dict[str, Any]:
-    from ibmig.experiments import runner as runner_module
+    from ibmig.experiments.runner import run_scenario
     from ibmig.experiments.scenario import scenario_from_dict
     from ibmig.fabric import preset
 
@@ -47,17 +47,14 @@ def measure(
     scenario = scenario_from_dict(data, f"bench[{strategy}]")
     marks: dict[str, float] = {}
     events_at: dict[str, int] = {}
-    original = runner_module._run_until
 
-    def timed_run_until(sim: Any, until_ns: int, progress: Any) -> None:
-        if "migrations" not in marks:
+    def on_stage(stage: str, sim: Any) -> None:
+        if stage == "migrations":
             marks["migrations"] = time.perf_counter()
             events_at["migrations"] = sim.kernel.events_run
-        original(sim, until_ns, progress)
 
-    runner_module._run_until = timed_run_until
     started = time.perf_counter()
-    result = runner_module.run_scenario(scenario, traffic=False)
+    result = run_scenario(scenario, traffic=False, on_stage=on_stage)
     ended = time.perf_counter()
     migration_events = result.events - events_at.get("migrations", 0)
     migration_wall = ended - marks.get("migrations", ended)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ibmig.cli import main
+from ibmig.experiments.strategies import STRATEGIES
 from ibmig.fabric import preset
 
 
@@ -112,5 +113,59 @@ def test_the_example_scenario_is_valid() -> None:
     path = Path(__file__).resolve().parents[2] / "examples" / "lab.toml"
     scenario = load_scenario(str(path))
     assert (scenario.hosts.n, scenario.hosts.m, scenario.workload.peers) == (6, 2, 3)
-    assert scenario.signalling.strategy == "per-host"
+    assert scenario.signalling.strategy is STRATEGIES["per-host"]
     assert dict(scenario.migration_timing) == {"memory_bytes": 268435456}
+
+
+def test_sweep_refuses_an_unwritable_out_before_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Defect: the sweep ran every point, then died writing the CSV with a traceback.
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(
+        '[topology]\nfile = "ft2-36"\n[hosts]\nn = 2\nm = 1\nvfs = 2\n'
+        "[workload]\npeers = 0\n[[migrations]]\nvm = 0\nat_ms = 1\n"
+        "[run]\nduration_ms = 2000\n[timing.migration]\nmemory_bytes = 8388608\n"
+    )
+    out = tmp_path / "missing" / "x.csv"
+    code = main(["sweep", str(scenario), "--param", "n=2,3", "--out", str(out)])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(out) in err[0] and "--out" in err[0], err
+    assert not out.parent.exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "SCENARIO", "--capture", "BAD"],
+        ["run", "SCENARIO", "--trace", "BAD"],
+        ["reproduce", "--out", "BAD"],
+        ["up", "ft2-36", "--dump-lfts", "BAD"],
+        ["up", "ft2-36", "--capture", "BAD"],
+        ["up", "ft2-36", "--trace", "BAD"],
+    ],
+)
+def test_every_output_path_is_checked_before_any_work(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scenario = tmp_path / "s.toml"
+    scenario.write_text('[topology]\nfile = "ft2-36"\n')
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    bad = str(blocker / "x")  # under a regular file: neither writable nor creatable
+    args = [str(scenario) if a == "SCENARIO" else bad if a == "BAD" else a for a in argv]
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and bad in err[0], err
+    assert captured.out == ""  # nothing ran: not even the banner line
+
+
+def test_the_cli_offers_every_registered_routing_engine() -> None:
+    from ibmig.cli import build_parser
+    from ibmig.core.sm.routing import ROUTING_ENGINES
+
+    for name in ROUTING_ENGINES:
+        args = build_parser().parse_args(["up", "ft2-36", "--routing", name])
+        assert args.routing == name

@@ -15,8 +15,9 @@ import pytest
 
 from ibmig.cli import main
 from ibmig.errors import ConfigError
-from ibmig.experiments import runner
-from ibmig.experiments.runner import RunResult, run_scenario, summarize_downtime
+from ibmig.experiments import heap
+from ibmig.experiments.metrics import RunResult, summarize_downtime
+from ibmig.experiments.runner import run_scenario
 from ibmig.experiments.scenario import scenario_from_dict
 from ibmig.sim.subnet import TraceWriter
 from ibmig.wire.capture import CaptureWriter, read_capture
@@ -249,7 +250,7 @@ def test_a_run_hands_the_garbage_collector_back_as_it_found_it(
 ) -> None:
     # The runner pauses automatic collection and freezes the set-up's objects; a
     # bad scenario stopping the run half-way must not leave either behind.
-    monkeypatch.setattr(runner, "GC_EVERY_EVENTS", 500)  # collect during the run too
+    monkeypatch.setattr(heap, "GC_EVERY_EVENTS", 500)  # collect during the run too
     collections: list[tuple[object, ...]] = []
 
     def collect(*args: object) -> int:

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from ibmig.cli.sm import add_parser, main, run_sm
 from ibmig.ibsim.harness import Harness, Ibsim
-from ibmig.sm_cmd import add_sm_parser, main, run_sm
 
 
-def test_add_sm_parser_gives_a_subcommand_with_its_handler() -> None:
+def test_add_parser_gives_a_subcommand_with_its_handler() -> None:
     parser = argparse.ArgumentParser(prog="ibmig")
     sub = parser.add_subparsers(dest="command", required=True)
-    add_sm_parser(sub)
+    add_parser(sub)
     args = parser.parse_args(["sm", "--ibsim", "--node", "h0_1", "--routing", "updn"])
     assert args.handler is run_sm
     assert (args.ibsim, args.node, args.routing, args.sockname) == (True, "h0_1", "updn", None)
@@ -72,7 +72,7 @@ def test_a_second_sm_on_the_same_node_is_refused(sim: tuple[Harness, Ibsim]) -> 
     first = harness.start_ibmig_sm(ibsim)
     first.wait_up(120)
     second = subprocess.run(
-        [sys.executable, "-m", "ibmig.sm_cmd", "--ibsim", "--sockname", ibsim.sockname],
+        [sys.executable, "-m", "ibmig.cli.sm", "--ibsim", "--sockname", ibsim.sockname],
         check=False,
         capture_output=True,
         text=True,

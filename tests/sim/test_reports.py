@@ -71,7 +71,7 @@ def up_with_subscriber(fabric: Fabric) -> tuple[SubnetSim, Subscriber, int]:
     host = next(n for n in fabric.cas if n.index != sim.sm_node)
     subscriber = Subscriber(1, sim.agents[host.index].port_lid(1), sim.sm.db.sm_lid)
     sim.attach(host.index, subscriber, sim.latency.sa_ns, gsi_classes=(MgmtClass.SUBN_ADM,))
-    sim._pump(host.index, subscriber, 0)
+    sim.pump(host.index, subscriber, 0)
     sim.run()
     assert subscriber.subscribed
     return sim, subscriber, host.index

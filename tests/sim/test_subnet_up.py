@@ -282,7 +282,7 @@ def test_tshark_decodes_a_bring_up_capture_with_correct_crcs(tshark: str, tmp_pa
 
 
 def test_ibmig_path_asks_the_sa_and_prints_the_route() -> None:
-    from ibmig.experiments.pathcmd import run_path
+    from ibmig.cli.path import run_path
 
     fabric = shared("ft2-36.net")
     out = io.StringIO()

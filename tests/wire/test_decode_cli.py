@@ -220,7 +220,7 @@ def test_bundled_sample_is_what_the_script_writes(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from ibmig.decode_cmd import sample_capture
+    from ibmig.cli.decode import sample_capture
 
     root = Path(__file__).resolve().parents[2]
     out = tmp_path / "sample.pcap"

@@ -1,1 +1,2 @@
-"""Scenarios, runners, metrics, reports: the layer that may print and read the clock."""
+"""Scenarios, one run stage by stage, sweeps and reports: the layer that may read the
+clock. Printing is the CLI's (`ibmig.cli`)."""

@@ -66,11 +66,13 @@ def messages_table(rows: Sequence[Row]) -> list[str]:
 
 
 def write_csv(path: Path, rows: Sequence[Row]) -> None:
+    """Nested tables become dotted columns (`service_downtime_us.median`), lists
+    JSON; the columns are every row's, in order of first appearance."""
     if not rows:
         path.write_text("")
         return
     flat = [_flatten(r) for r in rows]
-    keys = list(flat[0])
+    keys = list(dict.fromkeys(k for r in flat for k in r))
     with path.open("w", newline="") as stream:
         writer = csv.DictWriter(stream, fieldnames=keys)
         writer.writeheader()

@@ -41,24 +41,31 @@ validated there.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from ibmig.core.guest.config import PATH_CACHE_POLICIES
+from ibmig.core.host import AddressAssignment
+from ibmig.core.sm.routing import ROUTING_ENGINES, RoutingEngine
 from ibmig.errors import ConfigError
+from ibmig.experiments.strategies import STRATEGIES, Strategy
+from ibmig.fabric import GENERATORS, TopologyGenerator
 
-STRATEGIES = ("none", "per-vm", "per-host")
-ASSIGNMENTS = ("static", "dynamic")
-PATH_CACHES = ("cached", "query")
+# The closed vocabularies a scenario names are registries defined next to what they
+# select (strategies, routing engines, generators, address assignment); the parser
+# turns names into their entries. Placement is the runner's own.
+ASSIGNMENTS: Mapping[str, AddressAssignment] = {a.value: a for a in AddressAssignment}
 PLACEMENTS = ("spread", "packed", "random")
-ROUTINGS = ("minhop", "updn", "ftree")
-GENERATORS = ("fat_tree_2level", "fat_tree_3level", "kary_ntree", "random_topology")
+
+_Entry = TypeVar("_Entry")
 
 
 @dataclass(frozen=True, slots=True)
 class TopologyConfig:
     file: str | None = "ft2-36"
-    generator: str | None = None
+    generator: TopologyGenerator | None = None
     params: tuple[tuple[str, int], ...] = ()
 
 
@@ -80,8 +87,8 @@ class WorkloadConfig:
 
 @dataclass(frozen=True, slots=True)
 class SignallingConfig:
-    assignment: str = "static"
-    strategy: str = "per-host"
+    assignment: AddressAssignment = AddressAssignment.STATIC
+    strategy: Strategy = STRATEGIES["per-host"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +102,7 @@ class MigrationEvent:
 class RunConfig:
     seed: int = 0
     duration_ms: float = 40.0
-    routing: str = "minhop"
+    routing: RoutingEngine = ROUTING_ENGINES["minhop"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +163,10 @@ class _Section:
             )
         return str(value)
 
+    def entry(self, key: str, default: str, registry: Mapping[str, _Entry]) -> _Entry:
+        """The registry entry named by `key` (a string in the file)."""
+        return registry[self.choice(key, default, tuple(registry))]
+
     def optional_str(self, key: str) -> str | None:
         value = self._get(key, None)
         if value is not None and not isinstance(value, str):
@@ -187,12 +198,14 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
 
     topo = _Section(root._get("topology", {}), f"{source}: topology")
     file = topo.optional_str("file")
-    generator = topo.optional_str("generator")
+    generator_name = topo.optional_str("generator")
+    generator: TopologyGenerator | None = None
     params: list[tuple[str, int]] = []
-    if generator is not None:
-        if generator not in GENERATORS:
+    if generator_name is not None:
+        generator = GENERATORS.get(generator_name)
+        if generator is None:
             raise ConfigError(
-                f"must be one of {', '.join(GENERATORS)}, got {generator!r}",
+                f"must be one of {', '.join(GENERATORS)}, got {generator_name!r}",
                 f"{source}: topology.generator",
             )
         if file is not None:
@@ -226,14 +239,14 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
         peers=work_s.int("peers", 3, 0),
         interval_us=work_s.float("interval_us", 20.0, 0.01),
         message_bytes=work_s.int("message_bytes", 64, 8, 4096),
-        path_cache=work_s.choice("path_cache", "cached", PATH_CACHES),
+        path_cache=work_s.choice("path_cache", "cached", PATH_CACHE_POLICIES),
     )
     work_s.finish()
 
     sig_s = _Section(root._get("signalling", {}), f"{source}: signalling")
     signalling = SignallingConfig(
-        assignment=sig_s.choice("assignment", "static", ASSIGNMENTS),
-        strategy=sig_s.choice("strategy", "per-host", STRATEGIES),
+        assignment=sig_s.entry("assignment", "static", ASSIGNMENTS),
+        strategy=sig_s.entry("strategy", "per-host", STRATEGIES),
     )
     sig_s.finish()
 
@@ -241,7 +254,7 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
     run = RunConfig(
         seed=run_s.int("seed", 0, 0),
         duration_ms=run_s.float("duration_ms", 40.0, 0.001),
-        routing=run_s.choice("routing", "minhop", ROUTINGS),
+        routing=run_s.entry("routing", "minhop", ROUTING_ENGINES),
     )
     run_s.finish()
 

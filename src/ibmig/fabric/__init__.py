@@ -1,14 +1,18 @@
 """The subnet as plain data: nodes, ports, links, GUIDs; ibsim/ibnetdiscover
-topology files; fat-tree, k-ary n-tree and irregular generators."""
+topology files; fat-tree, k-ary n-tree and irregular generators; a TOPOLOGY
+argument (file or preset) turned into a fabric (`load_topology`)."""
 
 from ibmig.fabric.generators import (
+    GENERATORS,
     PRESETS,
+    TopologyGenerator,
     fat_tree_2level,
     fat_tree_3level,
     kary_ntree,
     preset,
     random_topology,
 )
+from ibmig.fabric.loading import find_node, load_topology
 from ibmig.fabric.model import (
     IBSIM_CA_GUID_BASE,
     IBSIM_ROUTER_GUID_BASE,
@@ -32,6 +36,7 @@ __all__ = [
     "IBSIM_CA_GUID_BASE",
     "IBSIM_ROUTER_GUID_BASE",
     "IBSIM_SWITCH_GUID_BASE",
+    "GENERATORS",
     "MAX_PORTS",
     "PRESETS",
     "Fabric",
@@ -45,10 +50,13 @@ __all__ = [
     "Port",
     "PortArrays",
     "SwitchGraph",
+    "TopologyGenerator",
     "fat_tree_2level",
     "fat_tree_3level",
     "format_net",
+    "find_node",
     "kary_ntree",
+    "load_topology",
     "parse_net",
     "preset",
     "random_topology",

@@ -30,12 +30,15 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from ibmig.errors import ConfigError
 from ibmig.fabric.model import MAX_PORTS, Fabric, FabricBuilder, NodeType
 
 __all__ = [
+    "GENERATORS",
     "PRESETS",
+    "TopologyGenerator",
     "fat_tree_2level",
     "fat_tree_3level",
     "kary_ntree",
@@ -304,6 +307,30 @@ def random_topology(
         next_port[a] += 1
         next_port[b] += 1
     return builder.build()
+
+
+@dataclass(frozen=True, slots=True)
+class TopologyGenerator:
+    """A generator a scenario can name (`[topology] generator = "..."`), taking its
+    shape as integer keyword parameters."""
+
+    name: str
+    build: Callable[..., Fabric]
+
+    def __call__(self, **params: int) -> Fabric:
+        return self.build(**params)
+
+
+GENERATORS: Mapping[str, TopologyGenerator] = {
+    gen.name: gen
+    for gen in (
+        TopologyGenerator("fat_tree_2level", fat_tree_2level),
+        TopologyGenerator("fat_tree_3level", fat_tree_3level),
+        TopologyGenerator("kary_ntree", kary_ntree),
+        TopologyGenerator("random_topology", random_topology),
+    )
+}
+"""Every generator by the name scenarios give it (the function's own name)."""
 
 
 def _ft3(*shape: int) -> Fabric:

@@ -15,7 +15,7 @@ directory.
   `OSM_CACHE_DIR`/`OSM_TMP_DIR` and its working directory (umad2sim writes
   `./sys-<pid>/` there) in the temporary directory, `-s 0` (no periodic sweeps)
   and `-d2` (log flushed per line); `OpenSM.wait_up()` waits for "SUBNET UP".
-- `start_ibmig_sm(ibsim)`: `python -m ibmig.sm_cmd --ibsim ...` (the code of
+- `start_ibmig_sm(ibsim)`: `python -m ibmig.cli.sm --ibsim ...` (the code of
   `ibmig sm`); `IbmigSm.wait_up()` reads its "SUBNET UP" line.
 - `tool(ibsim, argv)`: an infiniband-diags tool attached at `SIM_HOST` through
   libumad2sim.so.
@@ -404,7 +404,7 @@ class Harness:
         env["PYTHONUNBUFFERED"] = "1"
         src = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        argv = [sys.executable, "-m", "ibmig.sm_cmd", "--ibsim", "--sockname", ibsim.sockname]
+        argv = [sys.executable, "-m", "ibmig.cli.sm", "--ibsim", "--sockname", ibsim.sockname]
         if node:
             argv += ["--node", node]
         argv += list(args)

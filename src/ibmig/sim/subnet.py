@@ -284,6 +284,12 @@ class SubnetSim:
         self.sm_engine.start_sweep(self.kernel.now_ns)
         self._pump(self.sm_node, self.sm_engine)
 
+    def pump(self, node: int, engine: Engine, delay_ns: int | None = None) -> None:
+        """`engine`, attached at `node`, has output now (after an API call made on
+        it from outside the simulator): send it, `delay_ns` from now (its processing
+        time when None), and keep its events and timer."""
+        self._pump(node, engine, delay_ns)
+
     def _pump(self, node: int, engine: Engine, delay_ns: int | None = None) -> None:
         """Send what `engine` has to send, `delay_ns` from now (its processing time
         when None), hand its events to the observers and keep its timer."""

@@ -6,11 +6,16 @@ that are up, the end ports), calls `route` (or `compute_lfts` for the bare table
 and programs `lft[switch]` into each switch, 64 entries per LinearForwardingTable
 block (IBA Vol 1, 14.2.5.10).
 
-Engines (theory of operation in each module):
+Engines (theory of operation in each module), registered once in
+`ROUTING_ENGINES` by the name OpenSM gives them (`routing_engine` in opensm.conf):
 
     minhop  shortest paths, ports balanced like OpenSM's minhop  (routing_updn)
     updn    up*/down*, deadlock free on any topology             (routing_updn)
     ftree   fat-tree routing, one top switch per destination     (routing_ftree)
+
+A new engine is its module plus one `RoutingEngine` entry; `route`, the SM's
+`SmConfig.routing`, the CLI's `--routing` and the scenario's `run.routing` all
+look names up there.
 
 Checks for tests and for the SM's own tests: `walk`, `trace_routes`,
 `check_all_pairs`, `is_shortest`, `obeys_updown` (routing_check).
@@ -18,7 +23,8 @@ Checks for tests and for the SM's own tests: `walk`, `trace_routes`,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -61,9 +67,11 @@ __all__ = [
     "NO_PATH",
     "NO_ROUTE",
     "UNREACHABLE_HOPS",
+    "ROUTING_ENGINES",
     "PairTrace",
     "RoutingError",
     "RoutingInput",
+    "RoutingEngine",
     "RoutingResult",
     "check_all_pairs",
     "compute_lfts",
@@ -84,7 +92,52 @@ __all__ = [
     "walk",
 ]
 
-ENGINES = ("minhop", "updn", "ftree")
+EngineFn = Callable[[RoutingInput, Sequence[int] | None, U8Array | None], RoutingResult]
+"""(input, roots, previous LFTs) -> result: the one signature `route` calls."""
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingEngine:
+    """One routing engine: its name and the function that computes its LFTs."""
+
+    name: str
+    compute: EngineFn
+    summary: str
+
+    def __call__(
+        self,
+        inp: RoutingInput,
+        roots: Sequence[int] | None = None,
+        previous: U8Array | None = None,
+    ) -> RoutingResult:
+        return self.compute(inp, roots, previous)
+
+
+def _minhop(
+    inp: RoutingInput, roots: Sequence[int] | None, previous: U8Array | None
+) -> RoutingResult:
+    return minhop(inp, previous)  # shortest paths need no roots
+
+
+def _ftree(
+    inp: RoutingInput, roots: Sequence[int] | None, previous: U8Array | None
+) -> RoutingResult:
+    return ftree(inp, roots)  # recomputes everything, as OpenSM's ftree does
+
+
+# Module-level functions, not lambdas: a scenario holding an entry is pickled to
+# the sweep's worker processes.
+ROUTING_ENGINES: Mapping[str, RoutingEngine] = {
+    engine.name: engine
+    for engine in (
+        RoutingEngine("minhop", _minhop, "shortest paths, ports balanced like OpenSM's minhop"),
+        RoutingEngine("updn", updn, "up*/down*, deadlock free on any topology"),
+        RoutingEngine("ftree", _ftree, "fat-tree routing, one top switch per destination"),
+    )
+}
+"""Every routing engine by name; the first is the default (OpenSM's too)."""
+
+ENGINES = tuple(ROUTING_ENGINES)
 
 
 def roots_from_guids(inp: RoutingInput, root_guids: Sequence[int]) -> tuple[int, ...]:
@@ -102,18 +155,17 @@ def route(
     roots: Sequence[int] | None = None,
     previous: U8Array | None = None,
 ) -> RoutingResult:
-    """Run `engine` ("minhop", "updn" or "ftree"); `roots` are switch indices
+    """Run `engine` (a name in `ROUTING_ENGINES`); `roots` are switch indices
     (up*/down* roots, or the top level of a fat tree; minhop ignores them).
     `previous` (row i: the LFT switch i holds now) lets minhop and updn keep every
     entry that is still allowed and shortest, as OpenSM does after its first sweep;
     ftree recomputes everything (so does OpenSM's)."""
-    if engine == "minhop":
-        return minhop(inp, previous)
-    if engine == "updn":
-        return updn(inp, roots, previous)
-    if engine == "ftree":
-        return ftree(inp, roots)
-    raise RoutingError(f"unknown routing engine {engine!r}; known: {', '.join(ENGINES)}")
+    try:
+        entry = ROUTING_ENGINES[engine]
+    except KeyError:
+        known = ", ".join(ROUTING_ENGINES)
+        raise RoutingError(f"unknown routing engine {engine!r}; known: {known}") from None
+    return entry(inp, roots, previous)
 
 
 def compute_lfts(

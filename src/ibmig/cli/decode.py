@@ -2,18 +2,41 @@
 
 from __future__ import annotations
 
+import argparse
 import json
-from enum import IntEnum
+import sys
 from importlib import resources
 from pathlib import Path
 from typing import IO, Any
 
+from ibmig.cli.common import Subparsers, file_errors
+from ibmig.cli.tables import enum_name
 from ibmig.errors import ConfigError, WireError
 from ibmig.wire.capture import iter_capture
 from ibmig.wire.describe import describe_mad, describe_packet
 from ibmig.wire.mad import MAD_SIZE, Method, MgmtClass
 
 SAMPLE = "sample.pcap"
+
+
+def add_parser(sub: Subparsers) -> None:
+    parser = sub.add_parser(
+        "decode",
+        help="decode InfiniBand packets from an ERF capture, or MAD bytes given in hex",
+        description=(
+            "Print one JSON object per packet: LRH/GRH/BTH/DETH, the MAD header and the "
+            "decoded attribute fields. Without FILE or --hex, decodes the bundled sample "
+            "capture."
+        ),
+    )
+    parser.add_argument("file", nargs="?", help="pcap file of link type ERF (197) or 247")
+    parser.add_argument("--hex", metavar="HEX", help="one MAD (256 bytes) or packet as hex")
+    parser.add_argument("--pretty", action="store_true", help="human-readable tree")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_decode(args.file, args.hex, args.pretty, sys.stdout)
 
 
 def sample_capture() -> bytes:
@@ -70,13 +93,6 @@ def _pretty(value: Any, indent: int, out: list[str]) -> None:
             out.append(f"{pad}{key}: {text}")
 
 
-def _enum_name(enum: type[IntEnum], value: int) -> str:
-    try:
-        return enum(value).name
-    except ValueError:
-        return f"0x{value:02x}"
-
-
 def summary(packet: dict[str, Any]) -> str:
     """One line in the spirit of Wireshark's Info column: LIDs, class, method, attribute."""
     parts = []
@@ -94,8 +110,8 @@ def summary(packet: dict[str, Any]) -> str:
         else:
             name = f"0x{mad['attribute_id']:04x}"
         parts.append(
-            f"{_enum_name(MgmtClass, mad['mgmt_class'])} "
-            f"{_enum_name(Method, mad['method'])}({name}) tid {mad['tid']}"
+            f"{enum_name(MgmtClass, mad['mgmt_class'])} "
+            f"{enum_name(Method, mad['method'])}({name}) tid {mad['tid']}"
         )
     return "  ".join(parts)
 
@@ -123,11 +139,8 @@ def run_decode(file: str | None, hex_text: str | None, as_tree: bool, out: IO[st
     elif file is None:
         packets = _from_capture(sample_capture(), f"<bundled {SAMPLE}>")
     else:
-        path = Path(file)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ConfigError(exc.strerror or str(exc), file) from None
+        with file_errors(file):
+            data = Path(file).read_bytes()
         packets = _from_capture(data, file)
     for packet in packets:
         if as_tree:

@@ -20,14 +20,13 @@ What differs from the simulator, because ibsim is what it is:
 - At most 10 clients attach to one ibsim: this SM takes one (and one more for a
   moment when it looks for the first CA).
 
-The lead wires `add_sm_parser` into `ibmig.cli`; `python -m ibmig.sm_cmd ...`
-runs the same code without it (the interop tests and the benchmark do).
+`python -m ibmig.cli.sm --ibsim ...` runs the same code as `ibmig sm --ibsim ...`
+(the interop harness starts it that way).
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import random
@@ -39,6 +38,8 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from ibmig.cli.common import Subparsers, add_routing_argument, check_output_file, file_errors
+from ibmig.cli.tables import smp_table
 from ibmig.core.engine import Engine
 from ibmig.core.sm.manager import (
     PortsChanged,
@@ -51,19 +52,16 @@ from ibmig.core.sm.manager import (
     TrapReceived,
 )
 from ibmig.errors import ConfigError, WireError
-from ibmig.experiments.bringup import smp_table
+from ibmig.experiments.heap import paused_gc
 from ibmig.ibsim.client import IbsimClient
 from ibmig.ibsim.runtime import IbsimRuntime, find_first_ca
 from ibmig.wire.mad import MadStatus
 from ibmig.wire.smp_attrs import SmpAttr
 
-ROUTING_ENGINES = ("minhop", "updn", "ftree")
 _UNSUPPORTED = MadStatus.METHOD_NOT_SUPPORTED
 
 
-def add_sm_parser(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-) -> argparse.ArgumentParser:
+def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     """Add the `sm` subcommand; its handler is `run_sm` (set as `handler`)."""
     parser = subparsers.add_parser(
         "sm",
@@ -89,7 +87,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--node", help="node (net-file name or NodeDescription) to attach at; default first CA"
     )
-    parser.add_argument("--routing", choices=ROUTING_ENGINES, default="minhop")
+    add_routing_argument(parser)
     parser.add_argument(
         "--max-outstanding",
         type=int,
@@ -161,11 +159,9 @@ def state_dump(sm: SubnetManager) -> dict[str, Any]:
 
 def _write_dump(path: str, sm: SubnetManager) -> None:
     tmp = f"{path}.tmp{os.getpid()}"
-    try:
+    with file_errors(path):
         Path(tmp).write_text(json.dumps(state_dump(sm), indent=1) + "\n")
         os.replace(tmp, path)
-    except OSError as exc:
-        raise ConfigError(exc.strerror or str(exc), path) from None
 
 
 class _Printer:
@@ -264,6 +260,8 @@ def run_sm(args: argparse.Namespace, out: IO[str] | None = None) -> int:
         )
     if args.max_outstanding < 1:
         raise ConfigError("must be at least 1", "--max-outstanding")
+    if args.dump:
+        check_output_file(args.dump, "--dump")
     node = args.node or find_first_ca(args.sockname)
     client = IbsimClient(sockname=args.sockname, node=node, issm=True).connect()
     stop: list[str] = []
@@ -296,13 +294,10 @@ def run_sm(args: argparse.Namespace, out: IO[str] | None = None) -> int:
         # The heavy sweep allocates hundreds of thousands of short-lived objects and
         # hardly any cycles: the cyclic GC would spend up to a tenth of the sweep
         # walking them. Pause it until the subnet is up.
-        gc.freeze()
-        gc.disable()
-        try:
+        with paused_gc() as heap:
+            heap.settle()
             runtime.start()
             up = runtime.run_until_up_or(lambda: bool(stop), args.timeout)
-        finally:
-            gc.enable()
         if up is None:
             if stop:
                 printer.line(f"ibmig sm: {stop[0]} before SUBNET UP, exiting")

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ibmig.errors import ConfigError
-from ibmig.fabric import PRESETS, Fabric, preset, read_net
+from ibmig.fabric.generators import PRESETS, preset
+from ibmig.fabric.model import Fabric
+from ibmig.fabric.netfile import read_net
 
 
 def load_topology(spec: str) -> Fabric:

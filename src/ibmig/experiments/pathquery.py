@@ -1,20 +1,20 @@
-"""`ibmig path TOPOLOGY SRC DST`: bring the subnet up, ask the SA for the PathRecord
-from SRC to DST over the simulated fabric (a real SubnAdmGet(PathRecord) MAD from
-SRC's port), and print it with the hop-by-hop route through the programmed LFTs."""
+"""A PathRecord asked of the simulated SA (`ibmig path TOPOLOGY SRC DST`): bring the
+subnet up, send a real SubnAdmGet(PathRecord) MAD from SRC's port to the SA over the
+simulated fabric, and walk the hop-by-hop route of the answer through the
+programmed LFTs."""
 
 from __future__ import annotations
 
 from collections.abc import Container
-from typing import IO, Any
+from dataclasses import dataclass
+from typing import Any
 
 from ibmig.core.engine import QP1, Datagram
-from ibmig.core.sa import PathError, resolve_path
+from ibmig.core.sa import PathError, PathInfo, resolve_path
 from ibmig.core.sm.manager import SmConfig
 from ibmig.errors import ConfigError, WireError
-from ibmig.experiments.topology import find_node
-from ibmig.fabric import Fabric
+from ibmig.fabric import Fabric, find_node
 from ibmig.sim.subnet import SubnetSim
-from ibmig.wire.jsonify import gid_text, to_json
 from ibmig.wire.mad import MadStatus, Method
 from ibmig.wire.packet import QP1_QKEY
 from ibmig.wire.sa import PathRecord, PathRecordComp, SaMad
@@ -70,7 +70,23 @@ def _end_port(fabric: Fabric, sim: SubnetSim, text: str) -> tuple[int, int, int]
     return index, port, fabric.ports[node.port_index(port)].port_guid
 
 
-def run_path(fabric: Fabric, src: str, dst: str, *, routing: str, out: IO[str]) -> int:
+@dataclass(frozen=True, slots=True)
+class PathAnswer:
+    """The SA's answer, and the route its LIDs take through the LFTs."""
+
+    sgid: bytes
+    dgid: bytes
+    status: int
+    record: PathRecord | None
+    """None unless the status is OK."""
+    route: PathInfo | None
+    route_error: str | None
+    dst_node: int
+    dst_port: int
+
+
+def query_path(fabric: Fabric, src: str, dst: str, *, routing: str) -> PathAnswer:
+    """SRC and DST are LIDs, GUIDs or node names; SRC must be a channel adapter."""
     sim = SubnetSim(fabric, sm_config=SmConfig(routing=routing))
     sim.start()
     if sim.run_until_up() is None:
@@ -85,27 +101,17 @@ def run_path(fabric: Fabric, src: str, dst: str, *, routing: str, out: IO[str]) 
     slid = sim.agents[src_node].port_lid(src_port)
     query = PathQuery(src_port, slid, sim.sm.db.sm_lid, sgid, dgid)
     sim.attach(src_node, query, 0)  # the query leaves now; its answer comes back to it
-    sim._pump(src_node, query)
+    sim.pump(src_node, query)
     sim.run()
     answer = query.answer
     if answer is None:
         raise ConfigError("the SA did not answer", "path")
     if answer.status != MadStatus.OK:
-        print(f"SA answered with status 0x{answer.status:04x}", file=out)
-        return 1
+        return PathAnswer(sgid, dgid, answer.status, None, None, None, dst_node, dst_port)
     record = answer.record()
     assert isinstance(record, PathRecord)
-    print(f"PathRecord {gid_text(sgid)} -> {gid_text(dgid)}", file=out)
-    for key, value in to_json(record).items():
-        print(f"  {key:<28} {value}", file=out)
     try:
         info = resolve_path(sim.sm.db, record.slid, record.dlid)
     except PathError as exc:
-        print(f"route: {exc}", file=out)
-        return 1
-    names = {n.node_guid: n.name for n in fabric.nodes}
-    print(f"route ({info.hop_count} links):", file=out)
-    for guid, port in info.hops:
-        print(f"  {names.get(guid, hex(guid))}[{port}]", file=out)
-    print(f"  -> {fabric.nodes[dst_node].name}[{dst_port}] (LID {record.dlid})", file=out)
-    return 0
+        return PathAnswer(sgid, dgid, answer.status, record, None, str(exc), dst_node, dst_port)
+    return PathAnswer(sgid, dgid, answer.status, record, info, None, dst_node, dst_port)

@@ -1,0 +1,99 @@
+"""The placement stage: choose the physical servers, start a dom0 on each and m VMs
+per server, and run until every VM is up (alias GUID registered, subscribed when
+its strategy says so)."""
+
+from __future__ import annotations
+
+import random
+from ipaddress import IPv4Address
+
+from ibmig.core.guest import GuestAgent
+from ibmig.core.guest.config import GuestConfig
+from ibmig.core.host import AddressAssignment, HostAgent, HostConfig
+from ibmig.errors import ConfigError
+from ibmig.experiments.scenario import Scenario
+from ibmig.experiments.stepping import Stepper
+from ibmig.fabric import Fabric
+from ibmig.sim.hosting import VirtualizedSubnet, make_rng
+
+VGUID_BASE = 0x0002_C9FE_0000_0000  # locally chosen OUI-style block for VM vGUIDs
+
+
+def pick_hosts(fabric: Fabric, sm_node: int, n: int, placement: str, seed: int) -> list[int]:
+    """n CA nodes (not the SM's) to act as physical servers."""
+    candidates = [
+        node.index
+        for node in fabric.cas
+        if node.index != sm_node and fabric.peer(node.index, 1) is not None
+    ]
+    if len(candidates) < n:
+        raise ConfigError(
+            f"the topology has {len(candidates)} cabled CAs besides the SM's, fewer than n = {n}",
+            "hosts.n",
+        )
+    if placement == "packed":
+        return candidates[:n]
+    if placement == "random":
+        return sorted(random.Random(f"{seed}:placement").sample(candidates, n))
+    # spread: round-robin over the switches the CAs hang off, so VMs and peers sit
+    # behind different leaves and paths cross the fabric.
+    by_switch: dict[int, list[int]] = {}
+    for node in candidates:
+        peer = fabric.peer(node, 1)
+        assert peer is not None
+        by_switch.setdefault(peer.node_index, []).append(node)
+    queues = list(by_switch.values())
+    chosen: list[int] = []
+    while len(chosen) < n:
+        for queue in queues:
+            if queue and len(chosen) < n:
+                chosen.append(queue.pop(0))
+    return chosen
+
+
+def vm_ip(index: int) -> IPv4Address:
+    """VM i's IPoIB address: 10.0.0.(i+1), ..."""
+    return IPv4Address(0x0A00_0000 + index + 1)
+
+
+def place(
+    scenario: Scenario,
+    fabric: Fabric,
+    sim: VirtualizedSubnet,
+    guest_config: GuestConfig,
+    stepper: Stepper,
+) -> list[str]:
+    """Hosts "host0".. and VMs "vm0".. (VM i on host i // m); the host names."""
+    seed = scenario.run.seed
+    hosts_cfg = scenario.hosts
+    strategy = scenario.signalling.strategy
+    assignment = scenario.signalling.assignment
+    host_nodes = pick_hosts(fabric, sim.sm_node, hosts_cfg.n, hosts_cfg.placement, seed)
+    host_config = HostConfig(
+        num_vfs=hosts_cfg.vfs,
+        assignment=assignment,
+        subscribe_path_changes=strategy.dom0_subscribes,
+    )
+    prefix = sim.sm.config.subnet_prefix
+    host_names = [f"host{i}" for i in range(hosts_cfg.n)]
+    for name, node in zip(host_names, host_nodes, strict=True):
+        port_guid = fabric.ports[fabric.nodes[node].port_index(1)].port_guid
+        agent = HostAgent(
+            name, port_guid, rng=make_rng(seed, "host", name), config=host_config,
+            subnet_prefix=prefix, record_events=True,
+        )  # fmt: skip
+        sim.add_host(name, node, agent)
+    static = assignment is AddressAssignment.STATIC
+    for i in range(hosts_cfg.n * hosts_cfg.m):
+        name = f"vm{i}"
+        guest = GuestAgent(
+            ip=vm_ip(i), rng=make_rng(seed, "vm", i), config=guest_config,
+            subscribe=strategy.guest_subscribes, record_events=True, name=name,
+        )  # fmt: skip
+        vguid = VGUID_BASE + i + 1 if static else 0
+        sim.add_vm(name, guest, host_names[i // hosts_cfg.m], vguid)
+    stepper.until_idle_or(lambda: all(v.up for v in sim.vms.values()))
+    not_up = [v.name for v in sim.vms.values() if not v.up]
+    if not_up:
+        raise ConfigError(f"VMs never came up: {', '.join(not_up[:5])}", scenario.source)
+    return host_names

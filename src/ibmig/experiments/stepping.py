@@ -1,0 +1,65 @@
+"""Advancing a run's simulator in chunks: between chunks the run reports progress
+and collects its own garbage when due (`ibmig.experiments.heap`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ibmig.core.sm.manager import SubnetUp
+from ibmig.experiments.heap import GcPause
+from ibmig.sim.hosting import VirtualizedSubnet
+
+Progress = Callable[[int], None]
+"""Called with the number of events run so far."""
+
+UNTIL_CHUNK_EVENTS = 50_000
+"""Events between two checks when running to a time."""
+IDLE_CHUNK_EVENTS = 5_000
+"""Events between two checks of a condition (the condition is cheap but not free)."""
+
+
+class Stepper:
+    """Runs `sim` in chunks for one run."""
+
+    def __init__(self, sim: VirtualizedSubnet, heap: GcPause, progress: Progress | None) -> None:
+        self.sim = sim
+        self.heap = heap
+        self.progress = progress
+
+    def until_up(self) -> SubnetUp | None:
+        """Run until SUBNET UP (None if the SM stops before)."""
+        sim = self.sim
+        last = sim.kernel.events_run
+
+        def tick(value: int) -> None:
+            nonlocal last
+            self.heap.collect_if_due(last, sim.kernel.events_run)
+            last = sim.kernel.events_run
+            if self.progress is not None:
+                self.progress(value)
+
+        return sim.run_until_up(tick)
+
+    def until(self, until_ns: int) -> None:
+        """Run until simulated time `until_ns`, or until nothing is left to run."""
+        sim = self.sim
+        while sim.kernel.now_ns < until_ns:
+            ran = self._chunk(until_ns, UNTIL_CHUNK_EVENTS)
+            if self.progress is not None:
+                self.progress(sim.kernel.events_run)
+            if ran == 0:
+                break
+
+    def until_idle_or(self, done: Callable[[], bool]) -> None:
+        """Run until `done()`, or until nothing is left to run."""
+        while not done():
+            if self._chunk(None, IDLE_CHUNK_EVENTS) == 0:
+                break
+            if self.progress is not None:
+                self.progress(self.sim.kernel.events_run)
+
+    def _chunk(self, until_ns: int | None, max_events: int) -> int:
+        before = self.sim.kernel.events_run
+        ran = self.sim.run(until_ns=until_ns, max_events=max_events)
+        self.heap.collect_if_due(before, self.sim.kernel.events_run)
+        return ran
