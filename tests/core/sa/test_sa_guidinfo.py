@@ -231,6 +231,20 @@ def test_duplicate_alias_is_refused() -> None:
     assert guid_record(answer).guid_info == block(H1_GUID, V1)
 
 
+def test_one_set_naming_a_guid_twice_writes_it_once() -> None:
+    """Found by the stateful test: a Set naming the same GUID for two entries of a
+    block wrote both, so the port held one alias GUID at two indices. The later
+    entry is refused as a duplicate (OpenSM finds the earlier entry in its alias
+    table)."""
+    sa = make_sa()
+    write(sa, Method.SET, H1_LID, block(0, V1, V1, V2), (1, 2, 3))
+    assert smp_blocks(answer_smps(sa.sm, 2_000)) == [(0, (H1_GUID, V1, 0, V2, 0, 0, 0, 0))]
+    [(_, answer)] = drain(sa)
+    assert guid_record(answer).guid_info == block(H1_GUID, V1, 0, V2)
+    assert sa.counters["duplicate_alias_refused"] == 1
+    assert sa.db.nodes[H1_NODE].ports[1].alias_guids == {1: V1, 3: V2}
+
+
 def test_sm_assigned_guid_for_zero() -> None:
     sa = make_sa(SaConfig(sm_assigned_guid=0x42))
     write(sa, Method.SET, H1_LID, block(), (1, 2))

@@ -1312,7 +1312,9 @@ class SubnetAdministrator(EventLog[Any]):
                 if not guid:
                     continue
             holder = self._alias_holder(guid)
-            if holder is not None and holder != (port_guid, base + i):
+            if (holder is not None and holder != (port_guid, base + i)) or any(
+                held == guid for j, held in enumerate(new) if j != i
+            ):  # another port or entry holds it, or an earlier entry of this request
                 self.counters["duplicate_alias_refused"] += 1
                 continue
             new[i] = guid
