@@ -229,6 +229,7 @@ class HostMachine(RuleBasedStateMachine):
         for agent in self.hosts.values():
             assert agent.get_timer() is None
             lid = agent.port_lid
+            assert lid is not None
             for index in range(1, NUM_VFS + 1):
                 assert agent.entry(index) == self.sa.entries.get((lid, index), 0), index
 
