@@ -24,6 +24,7 @@ class FakeClient:
         self.sent: list[SimRequest] = []
         self.incoming: deque[bytes] = deque()
         self.accept = True  # False: ibsim's queue is full
+        self.alive_checks = 0
 
     def send_frame(self, frame: bytes) -> bool:
         if not self.accept:
@@ -36,6 +37,9 @@ class FakeClient:
 
     def wait(self, timeout_s: float | None) -> bool:
         return bool(self.incoming)
+
+    def check_alive(self) -> None:
+        self.alive_checks += 1
 
 
 class Clock:
@@ -166,3 +170,14 @@ def test_outgoing_lid_routed_mads_keep_their_addresses() -> None:
     frame = REQUEST_STRUCT.pack(9, 5, 7, 1, 0, 256, reply.payload)
     assert [f.pack() for f in client.sent] == [frame]
     assert sm.smps_sent == 0
+
+
+def test_a_quiet_ibsim_is_checked_for_life_once_a_second() -> None:
+    runtime, client, clock, _sm = make()
+    runtime.step(0)
+    assert client.alive_checks == 0
+    clock.now_ns += 1_000_000_000
+    runtime.step(0)
+    assert client.alive_checks == 1
+    runtime.step(0)
+    assert client.alive_checks == 1  # not again until another quiet second

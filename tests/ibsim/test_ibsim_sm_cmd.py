@@ -89,3 +89,17 @@ def harness_env() -> dict[str, str]:
     src = str(Path(__file__).resolve().parents[2] / "src")
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
+
+
+@pytest.mark.interop
+def test_ibsim_dying_after_subnet_up_ends_the_sm(sim: tuple[Harness, Ibsim]) -> None:
+    """Issue 13: `ibmig sm` went on silently, idle, once ibsim had died."""
+    harness, ibsim = sim
+    sm = harness.start_ibmig_sm(ibsim)
+    sm.wait_up(120)
+    ibsim.proc.kill()
+    ibsim.proc.wait(10)
+    status = sm.proc.wait(30)  # before: never returned
+    assert status == 2
+    last = sm.output().rstrip().splitlines()[-1]
+    assert "ibsim on" in last and "is gone" in last, sm.output()

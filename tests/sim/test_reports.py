@@ -9,7 +9,7 @@ from typing import Any
 
 from ibmig.core.engine import QP1, Datagram
 from ibmig.core.sa import ReportAcked, ReportSent
-from ibmig.core.sm.manager import SubnetUp
+from ibmig.core.sm.manager import SubnetUp, SweepFailed
 from ibmig.core.sma import ForwardingChanged
 from ibmig.fabric import Fabric, preset
 from ibmig.sim.subnet import SubnetSim
@@ -137,8 +137,9 @@ def test_engines_record_only_what_observers_ask_for_unless_everything_is_watched
     sim = SubnetSim(preset("ft2-36"))
     seen: list[object] = []
     sim.add_event_hook(lambda node, event: seen.append(event), ReportSent)
-    # SubnetUp and ForwardingChanged are the simulator's own (SUBNET UP, the route memo).
-    wanted = frozenset({ReportSent, SubnetUp, ForwardingChanged})
+    # SubnetUp, SweepFailed and ForwardingChanged are the simulator's own (SUBNET UP or
+    # why not, the route memo).
+    wanted = frozenset({ReportSent, SubnetUp, SweepFailed, ForwardingChanged})
     assert sim.wanted_event_types() == wanted
     sim.narrow_engine_events()
     assert sim.sa.event_filter == wanted

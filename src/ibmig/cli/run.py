@@ -13,7 +13,7 @@ from ibmig.cli.common import Subparsers, check_output_file, open_binary, open_te
 from ibmig.cli.progress import Progress
 
 if TYPE_CHECKING:
-    from ibmig.experiments.metrics import MigrationResult
+    from ibmig.experiments.metrics import ConnectionResult, MigrationResult
 
 
 def add_parser(sub: Subparsers) -> None:
@@ -90,14 +90,22 @@ def run_command(
     for line in messages_table([messages]):
         print(line, file=out)
     for m in result.migrations:
-        print(f"\nmigration of {m.vm}: {m.src} -> {m.dst}", file=out)
+        print(f"\nmigration of {m.vm}: {m.src} -> {m.dst}: {m.outcome}", file=out)
         for phase, start, end in m.phases:
             took = "-" if end is None else f"{(end - start) / 1e6:,.3f} ms"
             print(f"  {phase:<15} at {start / 1e6:12,.3f} ms  {took}", file=out)
-    per_conn = ", ".join(
-        f"{c.client}: {'broken' if c.downtime_ns is None else f'{c.downtime_ns / 1e3:,.0f} us'}"
-        for c in result.connections
-    )
+    unfinished = {m.vm for m in result.migrations if m.done_ns is None}
+
+    def peer(c: ConnectionResult) -> str:
+        if c.downtime_ns is not None:
+            return f"{c.client}: {c.downtime_ns / 1e3:,.0f} us"
+        # No delivery after the migration began: broken, unless the migration
+        # itself never finished (then nothing could have come back yet).
+        if c.server in unfinished:
+            return f"{c.client}: no delivery, migration unfinished"
+        return f"{c.client}: broken"
+
+    per_conn = ", ".join(peer(c) for c in result.connections)
     print(f"\npeer connections: {per_conn or 'none'}", file=out)
     drops = ", ".join(f"{k} {v:,}" for k, v in sorted(result.drops.items())) or "none"
     print(
@@ -118,4 +126,5 @@ def migration_json(m: MigrationResult) -> dict[str, Any]:
         "vm_downtime_us": None if m.vm_downtime_ns is None else m.vm_downtime_ns / 1e3,
         "rc_downtime_us": None if m.rc_downtime_ns is None else m.rc_downtime_ns / 1e3,
         "phases": [{"phase": p, "start_ns": s, "end_ns": e} for p, s, e in m.phases],
+        "outcome": m.outcome,
     }

@@ -92,6 +92,7 @@ def run_up(
             capture=capture,
             trace=trace,
             sm_node=args.sm_node,
+            name=name,
         )
         sim = job.sim
         print(
@@ -104,12 +105,14 @@ def run_up(
         print_sweep(first, out)
         if first.up is None:
             return 1
+        last = first
         for node, port in fail_links:
             label = f"{fabric.nodes[node].name}[{port}]"
             sim.set_link(node, port, False)
             print_sweep(job.sweep(f"link {label} down"), out)
             sim.set_link(node, port, True)
-            print_sweep(job.sweep(f"link {label} up"), out)
+            last = job.sweep(f"link {label} up")
+            print_sweep(last, out)
         stats = sim.stats
         drops = ", ".join(f"{k} {v}" for k, v in sorted(stats.drops.items())) or "none"
         print(
@@ -124,12 +127,17 @@ def run_up(
     wall = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"wall time {wall:.2f} s, peak RSS {peak_mb:,.0f} MB", file=out)
-    return 0
+    return 0 if last.up is not None else 1
+
+
+def _names(names: list[str], shown: int = 10) -> str:
+    more = f" and {len(names) - shown:,} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def print_sweep(report: SweepReport, out: IO[str]) -> None:
     if report.up is None:
-        print(f"{report.label}: the SM stopped before SUBNET UP", file=out)
+        print(f"{report.label}: {report.failure or 'the SM stopped'}; subnet not up", file=out)
         return
     took_ns = report.up.time_ns - report.start_ns
     print(
@@ -139,3 +147,15 @@ def print_sweep(report: SweepReport, out: IO[str]) -> None:
     )
     for line in smp_table(report.smp_counts):
         print(line, file=out)
+    if report.beyond_hop_limit:
+        print(
+            f"  not reached: {len(report.beyond_hop_limit):,} nodes beyond the 63-hop limit "
+            f"of directed routes: {_names(report.beyond_hop_limit)}",
+            file=out,
+        )
+    if report.unreached:
+        print(
+            f"  not reached: {len(report.unreached):,} nodes with no path from the SM: "
+            f"{_names(report.unreached)}",
+            file=out,
+        )

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ibmig.core.sm.manager import SmConfig, SubnetUp
+from ibmig.core.sm.manager import LidSpaceExhausted, SmConfig, SubnetUp
+from ibmig.errors import ConfigError
 from ibmig.fabric import Fabric
 from ibmig.sim.subnet import SubnetSim, TraceWriter
 from ibmig.wire.capture import CaptureWriter
@@ -22,6 +23,12 @@ class SweepReport:
     start_ns: int
     smps: int
     smp_counts: Counter[tuple[int, int]] = field(default_factory=Counter)
+    failure: str | None = None
+    """Why the sweep ended without SUBNET UP (the SM's reason), when it did."""
+    beyond_hop_limit: list[str] = field(default_factory=list)
+    """Nodes cabled to the SM but further than a directed route reaches (63 hops)."""
+    unreached: list[str] = field(default_factory=list)
+    """Other nodes of the topology the SM does not know: cut off from its port."""
 
 
 @dataclass(slots=True)
@@ -34,8 +41,11 @@ class BringUp:
     capture: CaptureWriter | None = None
     trace: TraceWriter | None = None
     sm_node: str | None = None
+    name: str | None = None
+    """The topology's name or file, for error messages."""
     sim: SubnetSim = field(init=False)
     reports: list[SweepReport] = field(default_factory=list)
+    _lid_shortages: list[LidSpaceExhausted] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.sim = SubnetSim(
@@ -46,6 +56,7 @@ class BringUp:
             capture=self.capture,
             trace=self.trace,
         )
+        self.sim.add_event_hook(self._on_lid_shortage, LidSpaceExhausted)
 
     def sweep(
         self, label: str, progress: Callable[[int], None] | None = None, first: bool = False
@@ -55,14 +66,36 @@ class BringUp:
         before = Counter(sim.sm.smp_counts)
         sent = sim.sm.smps_sent
         start = sim.kernel.now_ns
+        failures = len(sim.sweep_failures)
+        lids_before = len(self._lid_shortages)
         if first:
             sim.start()
         up = sim.run_until_up(progress)
+        if len(self._lid_shortages) > lids_before:
+            shortage = self._lid_shortages[-1]
+            raise ConfigError(
+                f"the fabric needs {shortage.needed:,} unicast LIDs (one per end port); "
+                f"only {shortage.available:,} exist (0x0001-0xBFFF)",
+                self.name,
+            )
         counts = Counter(sim.sm.smp_counts)
         counts.subtract(before)
-        report = SweepReport(label, up, start, sim.sm.smps_sent - sent, +counts)
+        failure = None
+        if up is None:
+            failure = (
+                sim.sweep_failures[-1].reason
+                if len(sim.sweep_failures) > failures
+                else "the simulation ran out of events"
+            )
+        beyond, unreached = sim.unreached()
+        report = SweepReport(
+            label, up, start, sim.sm.smps_sent - sent, +counts, failure, beyond, unreached
+        )
         self.reports.append(report)
         return report
+
+    def _on_lid_shortage(self, node: int, event: LidSpaceExhausted) -> None:
+        self._lid_shortages.append(event)
 
 
 def dump_lfts(sim: SubnetSim) -> dict[str, Any]:

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ibmig.core.guest.events import MessageDelivered
+from ibmig.core.host.events import AliasFailed
+from ibmig.core.migration.machine import LiveMigration
 from ibmig.core.sa import PathChangeDetected, ReportSent
 from ibmig.experiments.migrations import Launched
 from ibmig.experiments.scenario import Scenario
@@ -61,6 +63,10 @@ class MigrationResult:
     vm_downtime_ns: int | None
     rc_downtime_ns: int | None
     phases: list[tuple[str, int, int | None]]
+    outcome: str = "completed"
+    """"completed"; "failed in PHASE: CAUSE" when something it waits on failed and
+    it never finished (an alias GUID request the SA did not carry out); or
+    "unfinished: in PHASE when the run ended" when the run cut it off."""
 
 
 @dataclass(slots=True)
@@ -107,7 +113,11 @@ class Collector:
         self.path_changes = 0  # PathChangeDetected: migration events the SA saw
         self.reports_69 = 0  # first sends of trap 69 Reports
         self.reports_69_resent = 0
-        sim.add_event_hook(self.on_event, MessageDelivered, ReportSent, PathChangeDetected)
+        # Per VM, the last alias GUID request of its dom0 that failed (time, what).
+        self.alias_failures: dict[str, tuple[int, str]] = {}
+        sim.add_event_hook(
+            self.on_event, MessageDelivered, ReportSent, PathChangeDetected, AliasFailed
+        )
 
     def on_event(self, node: int, event: Any) -> None:
         if isinstance(event, MessageDelivered):
@@ -119,6 +129,22 @@ class Collector:
                 self.reports_69_resent += 1
         elif isinstance(event, PathChangeDetected):
             self.path_changes += 1
+        elif isinstance(event, AliasFailed) and event.vm is not None:
+            self.alias_failures[event.vm] = (
+                event.time_ns,
+                f"alias GUID {event.operation} 0x{event.guid:016x} failed ({event.reason})",
+            )
+
+
+def migration_outcome(migration: LiveMigration, collector: Collector) -> str:
+    """What became of a migration by the end of the run (`MigrationResult.outcome`)."""
+    if migration.done_ns is not None:
+        return "completed"
+    phase = migration.phase.value
+    failure = collector.alias_failures.get(migration.vm)
+    if failure is not None and failure[0] >= (migration.started_ns or 0):
+        return f"failed in {phase}: {failure[1]}"
+    return f"unfinished: in {phase} when the run ended"
 
 
 def measure(
@@ -159,6 +185,7 @@ def measure(
             m.vm_downtime_ns,
             m.rc_downtime_ns,
             [(r.phase.value, r.start_ns, r.end_ns) for r in m.timeline],
+            migration_outcome(m, collector),
         )
         for m, src, dst in migrations
     ]

@@ -379,6 +379,15 @@ class IbsimClient:
         lid, state = _PORT.unpack_from(self._ctl_exchange(SimCtlType.GET_PORT))
         return lid, state
 
+    def check_alive(self) -> None:
+        """One control round trip; IbsimError when ibsim has gone (exited, killed):
+        its sockets vanish, and a datagram client that only listens would never
+        notice."""
+        try:
+            self.get_port()
+        except IbsimError as exc:
+            raise IbsimError(f"ibsim on {self.base} is gone ({exc.message})") from None
+
     def get_node_info(self) -> NodeInfo:
         return NodeInfo.unpack(self._ctl_exchange(SimCtlType.GET_NODEINFO))
 

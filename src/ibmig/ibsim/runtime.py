@@ -29,7 +29,11 @@ ibsim specifics handled here:
   passed before they are sent. So a timer fires only once nothing has been sent
   for `timer_grace_ns` (50 ms: answers to what just left have had time to
   arrive), or when it is overdue by `timer_overdue_ns` (1 s) whatever the
-  traffic, so that a lost MAD is retried even while others flow.
+  traffic, so that a lost MAD is retried even while others flow;
+- ibsim dying leaves nothing to notice on a datagram socket that only receives (a
+  subnet that is up is quiet): after `liveness_interval_ns` (1 s) without a frame
+  from ibsim, a control round trip checks that it is still there, and its failure
+  (`IbsimError`, a one-line error) ends the run.
 """
 
 from __future__ import annotations
@@ -96,6 +100,7 @@ class IbsimRuntime:
         clock: Callable[[], int] = time.monotonic_ns,
         timer_grace_ns: int = 50_000_000,
         timer_overdue_ns: int = 1_000_000_000,
+        liveness_interval_ns: int = 1_000_000_000,
     ) -> None:
         self.client = client
         self.sm = sm
@@ -116,6 +121,8 @@ class IbsimRuntime:
         self._last_send_ns = 0
         self.timer_grace_ns = timer_grace_ns
         self.timer_overdue_ns = timer_overdue_ns
+        self.liveness_interval_ns = liveness_interval_ns
+        self._last_heard_ns = clock()  # a frame from ibsim, or a liveness check
 
     # --- running --------------------------------------------------------------------
 
@@ -168,6 +175,9 @@ class IbsimRuntime:
         if client.wait(wait):
             self._drain()
         now = self.now()
+        if now - self._last_heard_ns >= self.liveness_interval_ns:
+            client.check_alive()  # IbsimError once ibsim has gone
+            self._last_heard_ns = now
         # See the module docstring: a timer is due once nothing has left for
         # `timer_grace_ns`, or when it is overdue by a whole `timer_overdue_ns`.
         quiet = now - self._last_send_ns >= self.timer_grace_ns
@@ -195,6 +205,7 @@ class IbsimRuntime:
             if len(raw) != size:
                 continue  # not a frame of ibsim's
             self.frames_in += 1
+            self._last_heard_ns = clock()
             dlid, slid, dqp, sqp, status, _length, mad = unpack(raw)
             mgmt_class = mad[1]
             now = clock()

@@ -73,7 +73,7 @@ def _fire_timer(timer: Timer) -> None:
 class EventKernel:
     """Runs callbacks in (time, priority, sequence) order."""
 
-    __slots__ = ("_heap", "_seq", "_cancelled", "now_ns", "events_run")
+    __slots__ = ("_heap", "_seq", "_cancelled", "_stop", "now_ns", "events_run")
 
     def __init__(self) -> None:
         self._heap: list[tuple[int, Callback, Any]] = []
@@ -81,6 +81,7 @@ class EventKernel:
         self._cancelled = 0  # cancelled timers still in the heap
         self.now_ns = 0
         self.events_run = 0
+        self._stop = False
 
     def schedule(
         self, delay_ns: int, callback: Callback, arg: Any = None, priority: int = 0
@@ -128,6 +129,11 @@ class EventKernel:
         """Events in the heap, cancelled timers not yet dropped included."""
         return len(self._heap)
 
+    def stop(self) -> None:
+        """End a `run` bounded by `until_ns` or `max_events` after the current event
+        (an observer saw what it waited for)."""
+        self._stop = True
+
     def peek_ns(self) -> int | None:
         """Time of the next event (possibly a cancelled timer), or None when idle."""
         return self._heap[0][0] >> _TIME_SHIFT if self._heap else None
@@ -152,14 +158,17 @@ class EventKernel:
             limit = -1 if max_events is None else max_events
             # Keys of events at until_ns or earlier are below this one.
             beyond = None if until_ns is None else (until_ns + 1) << shift
+            self._stop = False
             while heap and ran != limit:
                 if beyond is not None and heap[0][0] >= beyond:
+                    break
+                if self._stop:
                     break
                 key, callback, arg = pop(heap)
                 self.now_ns = key >> shift
                 callback(arg)
                 ran += 1
-            if until_ns is not None and ran != limit and self.now_ns < until_ns:
+            if until_ns is not None and ran != limit and not self._stop and self.now_ns < until_ns:
                 self.now_ns = until_ns
         self.events_run += ran
         return ran

@@ -47,7 +47,7 @@ from typing import IO, Any
 
 from ibmig.core.engine import PERMISSIVE_LID, QP0, QP1, Datagram, Engine
 from ibmig.core.sa import SaConfig, SubnetAdministrator
-from ibmig.core.sm.manager import SmConfig, SubnetManager, SubnetUp
+from ibmig.core.sm.manager import SmConfig, SubnetManager, SubnetUp, SweepFailed
 from ibmig.core.sm.node import SA_CLASS, SMP_CLASSES, SmNode
 from ibmig.core.sma import ForwardingChanged, NodeSpec, SubnetManagementAgent
 from ibmig.errors import ConfigError
@@ -58,6 +58,7 @@ from ibmig.wire.capture import CaptureWriter
 from ibmig.wire.jsonify import to_json
 from ibmig.wire.mad import Method, MgmtClass
 from ibmig.wire.packet import QP1_QKEY, Bth, Grh, Lrh, OpCode, Packet, build_ud_packet
+from ibmig.wire.smp import MAX_HOP_COUNT
 from ibmig.wire.smp_attrs import NodeType, PortState
 
 _DR_CLASS = MgmtClass.SUBN_DIRECTED_ROUTE.value
@@ -202,6 +203,11 @@ class SubnetSim:
         self._gsi_requesters: dict[tuple[int, bytes], Engine] = {}
         self._timers: dict[int, Timer] = {}
         self.subnet_up_events: list[SubnetUp] = []
+        self.sweep_failures: list[SweepFailed] = []
+        self._started = False
+        self._awaiting_up = False
+        """Sweeps that ended without SUBNET UP and with nothing more to do (the SM's
+        port down, too few LIDs, SMPs lost sweep after sweep)."""
         self.event_hooks: list[Callable[[int, Any], None]] = []
         """Called with (node, event) for every engine event."""
         self._typed_hooks: dict[type, list[Callable[[int, Any], None]]] = {}
@@ -210,6 +216,7 @@ class SubnetSim:
         sm_processing[SA_CLASS] = latency.sa_ns
         self.attach(self.sm_node, self.sm_engine, sm_processing, gsi_classes=(SA_CLASS,), smi=True)
         self.add_event_hook(self._on_subnet_up, SubnetUp)
+        self.add_event_hook(self._on_sweep_failed, SweepFailed)
         self.add_event_hook(self._forget_routes, ForwardingChanged)
         for link in fabric.links:
             self._set_link_state(link.node_a, link.port_a, link.node_b, link.port_b, True)
@@ -281,6 +288,7 @@ class SubnetSim:
 
     def start(self) -> None:
         """Start the SM's first sweep at the current time."""
+        self._started = True
         self.sm_engine.start_sweep(self.kernel.now_ns)
         self._pump(self.sm_node, self.sm_engine)
 
@@ -334,6 +342,11 @@ class SubnetSim:
 
     def _on_subnet_up(self, node: int, event: SubnetUp) -> None:
         self.subnet_up_events.append(event)
+
+    def _on_sweep_failed(self, node: int, event: SweepFailed) -> None:
+        self.sweep_failures.append(event)
+        if self._awaiting_up:
+            self.kernel.stop()  # `run_until_up` returns here, not a chunk later
 
     def _on_timer(self, arg: tuple[int, Engine]) -> None:
         node, engine = arg
@@ -604,6 +617,10 @@ class SubnetSim:
             agent = self.agents[node]
             agent.set_link(port, up, now)
             self._pump(node, agent)
+        if self._started and (self.sm_node, self.sm_port) in ((node_a, port_a), (node_b, port_b)):
+            # The SM's own port: its HCA tells the SM directly (no trap can reach it).
+            self.sm_engine.local_port_changed(now)
+            self._pump(self.sm_node, self.sm_engine)
 
     def set_link(self, node: int, port: int, up: bool) -> None:
         """Take the cable at (node, port) down or bring it back up, both ends."""
@@ -626,6 +643,41 @@ class SubnetSim:
             else:
                 self.loss_rate.pop(end, None)
 
+    # --- what the SM did not reach ------------------------------------------------------
+
+    def unreached(self) -> tuple[list[str], list[str]]:
+        """Nodes of the topology the SM's database does not hold: (those cabled to
+        the SM over links that are up but more than 63 hops away, beyond any
+        directed route; the rest, cut off from the SM or lost to faults). Names in
+        the topology's order. Hops count as directed routes do: switches forward,
+        channel adapters other than the SM's do not."""
+        known = self.sm.db.nodes
+        hops = {self.sm_node: 0}
+        frontier = [self.sm_node]
+        while frontier:
+            following = []
+            for node in frontier:
+                if node != self.sm_node and not self.is_switch[node]:
+                    continue
+                ports = (self.sm_port,) if node == self.sm_node else range(len(self.peer[node]))
+                for port in ports:
+                    far = self.peer[node][port]
+                    if far is None or (node, port) not in self.link_up or far[0] in hops:
+                        continue
+                    hops[far[0]] = hops[node] + 1
+                    following.append(far[0])
+            frontier = following
+        beyond: list[str] = []
+        cut_off: list[str] = []
+        for record in self.fabric.nodes:
+            if record.node_guid in known:
+                continue
+            if hops.get(record.index, 0) > MAX_HOP_COUNT:
+                beyond.append(record.name)
+            else:
+                cut_off.append(record.name)
+        return beyond, cut_off
+
     # --- running ----------------------------------------------------------------------
 
     def run(self, until_ns: int | None = None, max_events: int | None = None) -> int:
@@ -634,11 +686,19 @@ class SubnetSim:
     def run_until_up(
         self, progress: Callable[[int], None] | None = None, chunk: int = 20_000
     ) -> SubnetUp | None:
-        """Run until the SM reports SUBNET UP (or nothing is left to do)."""
+        """Run until the SM reports SUBNET UP (returned), or a sweep fails with
+        nothing left to try (`sweep_failures`), or nothing is left to do (None)."""
         count = len(self.subnet_up_events)
-        while len(self.subnet_up_events) == count:
-            if self.kernel.run(max_events=chunk) == 0:
-                return None
-            if progress is not None:
-                progress(self.sm.smps_sent)
+        failures = len(self.sweep_failures)
+        self._awaiting_up = True
+        try:
+            while len(self.subnet_up_events) == count:
+                if len(self.sweep_failures) > failures:
+                    return None
+                if self.kernel.run(max_events=chunk) == 0:
+                    return None
+                if progress is not None:
+                    progress(self.sm.smps_sent)
+        finally:
+            self._awaiting_up = False
         return self.subnet_up_events[-1]

@@ -30,6 +30,27 @@ during sweeps, so they work before any LFT exists. At most `max_outstanding` SMP
 are on the wire at once (OpenSM's max_wire_smps): an unbounded window overruns the
 agents, and ibsim deadlocks. Lost SMPs are resent after `transaction_timeout_ns`
 up to `max_retries` times; then the node is treated as unreachable.
+
+Faults (issue 13), as OpenSM handles them:
+
+- A sweep in which an SMP got no answer after every retry, or an agent refused a
+  Set, is not complete: OpenSM sets `subnet_initialization_error` and does not
+  declare SUBNET UP until a sweep is clean. Here the SM then starts a *repair*
+  sweep at once: a light sweep that issues again, as Gets, the SMPs that failed
+  (so discovery goes on past a node it lost, and a port whose Set failed is read
+  afresh), and whose LIDS, ROUTE, ARM and ACTIVATE phases touch only what is
+  still not as wanted (LFT blocks whose Set failed are written again).
+  Without OpenSM's periodic sweep (sweep_interval) nothing would ever retry a
+  permanent failure, so after `max_error_sweeps` such sweeps in a row the SM gives
+  up with `SweepFailed` and waits (for a trap, or its port) instead of looping.
+- The SM's own port going down (a local port event, `local_port_changed`): a heavy
+  sweep reads the port at hop 0, finds it down, and, as OpenSM's do_sweep does
+  ("SM port is down"), drops its ports from service, leaves MASTER for DISCOVERING
+  and stops with `SweepFailed`; the port coming back starts a heavy sweep.
+- More end ports than unicast LIDs (0x0001-0xBFFF): the LIDS phase refuses with
+  `LidSpaceExhausted` rather than assigning multicast or out-of-range LIDs.
+- A node more than 63 hops away cannot be reached by a directed-route SMP: each
+  such port skipped is reported (`HopLimitReached`), once per sweep.
 """
 
 from __future__ import annotations
@@ -94,6 +115,9 @@ class SmConfig:
     max_outstanding: int = 4  # OpenSM max_wire_smps
     transaction_timeout_ns: int = 200_000_000  # OpenSM transaction_timeout 200 ms
     max_retries: int = 3  # OpenSM transaction_retries
+    max_error_sweeps: int = 32
+    """Repair sweeps in a row (each after a sweep that lost SMPs) before the SM gives
+    up and waits; OpenSM would retry at every sweep_interval (module docstring)."""
     subnet_timeout: int = 18  # OpenSM subnet_timeout: 4.096 us * 2^18 ~ 1 s
     subnet_prefix: int = 0xFE80_0000_0000_0000
     m_key: int = 0
@@ -129,6 +153,45 @@ class SweepFailed:
     sweep: int
     time_ns: int
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SweepIncomplete:
+    """A sweep ended with SMPs that got no answer after every retry, or Sets the
+    agents refused: no SUBNET UP; a repair sweep follows (module docstring)."""
+
+    sweep: int
+    time_ns: int
+    failed_smps: int
+
+
+@dataclass(frozen=True, slots=True)
+class SmPortDown:
+    """The SM's own port is down: nothing can be configured until it comes back."""
+
+    sweep: int
+    time_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class LidSpaceExhausted:
+    """The fabric has more end ports than there are unicast LIDs."""
+
+    sweep: int
+    time_ns: int
+    needed: int
+    available: int
+
+
+@dataclass(frozen=True, slots=True)
+class HopLimitReached:
+    """A link up at (node_guid, port) leads further than a directed-route SMP can
+    go (63 hops, IBA Vol 1, 14.2.2): what lies beyond is not discovered."""
+
+    time_ns: int
+    node_guid: int
+    port: int
+    hops: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +249,7 @@ class _Request:
         "ctx",
         "deadline_ns",
         "handler",
+        "in_sweep",
         "on_error",
         "path",
         "payload",
@@ -205,6 +269,7 @@ class _Request:
         self.retries = 0
         self.deadline_ns = 0
         self.on_error: ErrorHandler | None = None
+        self.in_sweep = True  # part of a sweep (not an alias GUID write for the SA)
 
 
 class SubnetManager(EventLog[Any]):
@@ -242,6 +307,19 @@ class SubnetManager(EventLog[Any]):
         self._sm_node_guid = 0
         # Path to each CA port (a CA answers for the port an SMP arrives on).
         self._port_paths: dict[tuple[int, int], DrPath] = {}
+        # Faults (module docstring): sweep SMPs that got no answer (or Sets refused)
+        # in this sweep,
+        # the Gets among them to issue again, LFT blocks whose Set got no answer,
+        # sweeps in a row that lost SMPs, a heavy sweep owed to a local port event,
+        # endpoints already reported beyond the hop limit in this sweep.
+        self._sweep_errors = 0
+        self._failed_gets: list[_Request] = []
+        self._stale_lft_blocks: set[tuple[int, int]] = set()
+        self._error_sweeps = 0
+        self._heavy_pending = False
+        self._hop_limited: set[tuple[int, int]] = set()
+        self.hop_limited_ports: set[tuple[int, int]] = set()
+        """(node GUID, port) of links the last sweep could not follow: too far."""
         self.routing_input: RoutingInput | None = None
         self.routing_result: RoutingResult | None = None
         self.switch_order: list[int] = []
@@ -274,6 +352,8 @@ class SubnetManager(EventLog[Any]):
             self._transmit(request, now_ns)
         else:
             self._emit(SmpFailed(now_ns, request.attr, request.path, -1))
+            if request.in_sweep:
+                self._sweep_failed(request)
             if request.on_error is not None:
                 request.on_error(-1, now_ns)
             self._request_done(now_ns)
@@ -290,6 +370,9 @@ class SubnetManager(EventLog[Any]):
             status = smp.status
             if status != 0:
                 self._emit(SmpFailed(now_ns, smp.attribute_id, request.path, status))
+                if request.in_sweep and request.payload[3] == Method.SET:
+                    # OpenSM's "Set method failed" (ERR 3119): the sweep is not clean.
+                    self._sweep_failed(request)
                 if request.on_error is not None:
                     request.on_error(status, now_ns)
             else:
@@ -312,12 +395,29 @@ class SubnetManager(EventLog[Any]):
 
     def start_sweep(self, now_ns: int) -> None:
         """Start a full (heavy) sweep from the SM's own port."""
-        self.sweep += 1
-        self.light = False
-        self._sweep_start_ns = now_ns
-        self._emit(SweepStarted(self.sweep, False, now_ns))
-        self.phase = Phase.DISCOVER
+        self._heavy_pending = False
+        self._new_sweep(False, now_ns)
         self._issue_get(SmpAttr.NODE_INFO, (), self._on_node_info, None, now_ns)
+
+    def local_port_changed(self, now_ns: int) -> None:
+        """The SM's own port changed state (its HCA's port event, which reaches the
+        SM's process without an SMP: no trap can, its cable being the one that
+        failed). A heavy sweep then reads the port and finds it down or back up;
+        a sweep under way finishes first."""
+        if self.phase == Phase.IDLE:
+            self.start_sweep(now_ns)
+        else:
+            self._heavy_pending = True
+
+    def _new_sweep(self, light: bool, now_ns: int) -> None:
+        self.sweep += 1
+        self.light = light
+        self._sweep_start_ns = now_ns
+        self._sweep_errors = 0
+        self._failed_gets = []
+        self._hop_limited = set()
+        self._emit(SweepStarted(self.sweep, light, now_ns))
+        self.phase = Phase.DISCOVER
 
     def sm_info(self) -> SMInfo:
         """This SM's SMInfo: master once a sweep has brought the subnet up, with
@@ -349,9 +449,11 @@ class SubnetManager(EventLog[Any]):
         ctx: Any,
         now_ns: int,
         on_error: ErrorHandler | None = None,
+        in_sweep: bool = True,
     ) -> None:
         request = _Request(smp.tid, smp.pack(), path, smp.attribute_id, handler, ctx)
         request.on_error = on_error
+        request.in_sweep = in_sweep
         self.smp_counts[(smp.attribute_id, smp.method)] += 1
         if len(self._outstanding) < self.config.max_outstanding:
             self._transmit(request, now_ns)
@@ -385,6 +487,7 @@ class SubnetManager(EventLog[Any]):
         now_ns: int,
         modifier: int = 0,
         on_error: ErrorHandler | None = None,
+        in_sweep: bool = True,
     ) -> None:
         smp = make_set(
             attribute,
@@ -393,7 +496,7 @@ class SubnetManager(EventLog[Any]):
             path=path,
             m_key=self.config.m_key,
         )
-        self._issue(smp, path, handler, ctx, now_ns, on_error)
+        self._issue(smp, path, handler, ctx, now_ns, on_error, in_sweep)
 
     def _answered(self, tid: int) -> _Request | None:
         """The outstanding request with `tid`, no longer outstanding; None if unknown."""
@@ -495,6 +598,9 @@ class SubnetManager(EventLog[Any]):
                 probe = (*path, port) if node.is_switch else (port,)
                 if len(probe) <= MAX_HOP_COUNT:
                     self._issue_get(SmpAttr.NODE_INFO, probe, self._on_node_info, endpoint, now_ns)
+                elif endpoint not in self._hop_limited:
+                    self._hop_limited.add(endpoint)
+                    self._emit(HopLimitReached(now_ns, guid, port, len(probe)))
         elif not link_up and known:
             self._remove_link(endpoint)
 
@@ -526,9 +632,18 @@ class SubnetManager(EventLog[Any]):
                 self.phase = Phase.IDLE
                 self._emit(SweepFailed(self.sweep, now_ns, "the SM's own port did not answer"))
                 return
+            if not self.light and self._sm_port_is_down():
+                self._sm_port_lost(now_ns)
+                return
+            if self.light:
+                self.hop_limited_ports |= self._hop_limited
+            else:
+                self.hop_limited_ports = set(self._hop_limited)
             self._prune_unreachable(now_ns)
             self.phase = Phase.LIDS
-            self._assign_lids(now_ns)
+            if not self._assign_lids(now_ns):
+                self.phase = Phase.IDLE
+                return
         elif self.phase == Phase.LIDS:
             self.phase = Phase.ROUTE
             self._program_routes(now_ns)
@@ -540,12 +655,95 @@ class SubnetManager(EventLog[Any]):
             self._set_port_states(PortState.ARMED, PortState.ACTIVE, now_ns)
         elif self.phase == Phase.ACTIVATE:
             self.phase = Phase.IDLE
+            if self._heavy_pending:  # the SM's port changed meanwhile: look again
+                self.start_sweep(now_ns)
+                return
+            if self._sweep_errors:
+                self._sweep_incomplete(now_ns)
+                return
+            self._error_sweeps = 0
             self._subnet_up(now_ns)
             return
         else:
             return
         if not self._queue and not self._outstanding:
             self._phase_done(now_ns)  # the phase had nothing to do
+
+    # --- faults (module docstring) --------------------------------------------------
+
+    def _sm_port_is_down(self) -> bool:
+        """Whether the SM's own port, read at hop 0 in this heavy sweep, has no link."""
+        node = self.db.nodes[self._sm_node_guid]
+        record = node.ports.get(self.port_num)
+        if record is None or not record.known:
+            return False  # its PortInfo got no answer: a lost SMP, repaired as such
+        return record.physical_state != PhysPortState.LINK_UP
+
+    def _sm_port_lost(self, now_ns: int) -> None:
+        """OpenSM's "SM port is down": the drop manager clears every record (all
+        that lies beyond the SM's own port is unreachable now), the SM leaves MASTER
+        for DISCOVERING, and nothing more happens until the port comes back."""
+        self.phase = Phase.IDLE
+        self._up_since_sweep = False
+        self._error_sweeps = 0
+        self._prune_unreachable(now_ns)
+        db = self.db
+        db.lid_owner = {lid: owner for lid, owner in db.lid_owner.items() if owner[0] in db.nodes}
+        kept = {record.port_guid for node in db.nodes.values() for record in node.ports.values()}
+        kept.add(self._sm_node_guid)
+        db.port_lid = {guid: lid for guid, lid in db.port_lid.items() if guid in kept}
+        went = tuple(sorted(self._active_ports))
+        self._active_ports = set()
+        self._emit(SmPortDown(self.sweep, now_ns))
+        self._emit(SweepFailed(self.sweep, now_ns, "the SM's port is down"))
+        if went:
+            change = PortsChanged(now_ns, (), went)
+            self._emit(change)
+            for listener in self.listeners:
+                listener.ports_changed(change, now_ns)
+
+    def _sweep_incomplete(self, now_ns: int) -> None:
+        """A sweep lost SMPs: no SUBNET UP. Repair, or give up after
+        `max_error_sweeps` sweeps in a row (module docstring)."""
+        self._error_sweeps += 1
+        self._emit(SweepIncomplete(self.sweep, now_ns, self._sweep_errors))
+        if self._error_sweeps > self.config.max_error_sweeps:
+            self._error_sweeps = 0
+            self._emit(
+                SweepFailed(
+                    self.sweep,
+                    now_ns,
+                    f"{self.config.max_error_sweeps + 1} sweeps in a row had SMPs fail "
+                    f"({self._sweep_errors} in the last)",
+                )
+            )
+            return
+        failed = self._failed_gets
+        self._new_sweep(True, now_ns)
+        for node in self.db.nodes.values():
+            node.seen_in_sweep = self.sweep  # known nodes are not read again
+        for request in failed:
+            modifier = int.from_bytes(request.payload[20:24], "big")
+            self._issue_get(
+                request.attr, request.path, request.handler, request.ctx, now_ns, modifier
+            )
+        if not self._queue and not self._outstanding:
+            self._phase_done(now_ns)
+
+    def _sweep_failed(self, request: _Request) -> None:
+        """A sweep SMP failed. The repair sweep issues it again as a Get: what a
+        failed Get asked for, and what a failed Set left unknown (the port may have
+        taken a Set whose answer was lost, so the record is read afresh rather than
+        trusted). LFT blocks are written again instead (`_lft_block_failed`)."""
+        self._sweep_errors += 1
+        if request.attr != SmpAttr.LINEAR_FORWARDING_TABLE:
+            self._failed_gets.append(request)
+
+    def _lft_block_failed(self, guid: int, block: int) -> ErrorHandler:
+        def failed(_status: int, _now_ns: int) -> None:
+            self._stale_lft_blocks.add((guid, block))  # written again next sweep
+
+        return failed
 
     def _prune_unreachable(self, now_ns: int) -> None:
         """Drop nodes no longer reachable from the SM and recompute every DR path as a
@@ -599,7 +797,9 @@ class SubnetManager(EventLog[Any]):
 
     # --- LIDS -----------------------------------------------------------------------
 
-    def _assign_lids(self, now_ns: int) -> None:
+    def _assign_lids(self, now_ns: int) -> bool:
+        """Assign LIDs and write them; False (and `LidSpaceExhausted`) when the end
+        ports outnumber the unicast LIDs."""
         db = self.db
         wanted: dict[int, int] = {}
         taken: set[int] = set()
@@ -610,6 +810,20 @@ class SubnetManager(EventLog[Any]):
                 if record is None or not record.known:
                     continue
                 end_ports.append(record)
+        if len(end_ports) > MAX_UNICAST_LID:
+            # One LID per end port (LMC 0); unicast LIDs are 0x0001-0xBFFF (IBA Vol 1,
+            # 4.1.3). Refuse rather than hand out multicast or out-of-range LIDs.
+            needed = len(end_ports)
+            self._emit(LidSpaceExhausted(self.sweep, now_ns, needed, MAX_UNICAST_LID))
+            self._emit(
+                SweepFailed(
+                    self.sweep,
+                    now_ns,
+                    f"the fabric needs {needed:,} unicast LIDs; only {MAX_UNICAST_LID:,} "
+                    "exist (0x0001-0xBFFF)",
+                )
+            )
+            return False
         # Ours first (stable across sweeps), then valid LIDs the ports already hold.
         for record in end_ports:
             lid = self._guid_to_lid.get(record.port_guid)
@@ -647,6 +861,7 @@ class SubnetManager(EventLog[Any]):
                 continue
             node = db.nodes[record.node_guid]
             self._issue_port_info_set(node, record, now_ns, lid=lid, master_sm_lid=db.sm_lid)
+        return True
 
     def _issue_port_info_set(
         self,
@@ -780,8 +995,14 @@ class SubnetManager(EventLog[Any]):
             for block in range(blocks):
                 start = block * LFT_BLOCK_SIZE
                 chunk = new[start : start + LFT_BLOCK_SIZE]
-                if old is not None and old[start : start + LFT_BLOCK_SIZE] == chunk:
+                stale = self._stale_lft_blocks
+                if (
+                    old is not None
+                    and old[start : start + LFT_BLOCK_SIZE] == chunk
+                    and (not stale or (guid, block) not in stale)
+                ):
                     continue
+                stale.discard((guid, block))
                 self._issue_set(
                     LinearForwardingTable(tuple(chunk)),
                     node.path,
@@ -789,6 +1010,7 @@ class SubnetManager(EventLog[Any]):
                     None,
                     now_ns,
                     block,
+                    self._lft_block_failed(guid, block),
                 )
             node.lft = new
 
@@ -858,11 +1080,7 @@ class SubnetManager(EventLog[Any]):
 
     def _start_light_sweep(self, now_ns: int) -> None:
         lids, self._resweep_lids = self._resweep_lids, set()
-        self.sweep += 1
-        self.light = True
-        self._sweep_start_ns = now_ns
-        self._emit(SweepStarted(self.sweep, True, now_ns))
-        self.phase = Phase.DISCOVER
+        self._new_sweep(True, now_ns)
         for node in self.db.nodes.values():
             node.seen_in_sweep = self.sweep  # known nodes are not read again
         for lid in sorted(lids):
@@ -931,8 +1149,9 @@ class SubnetManager(EventLog[Any]):
 
         requested = GUIDInfo(guids)
         self._issue_set(
-            requested, self._path_to_port(node, port), on_reply, None, now_ns, block, on_error
-        )
+            requested, self._path_to_port(node, port), on_reply, None, now_ns, block, on_error,
+            in_sweep=False,  # the SA's write: a lost one is the SA client's to retry
+        )  # fmt: skip
         return True
 
 

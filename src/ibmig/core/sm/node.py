@@ -67,6 +67,11 @@ class SmNode:
         self._sm_first = True
         self.sm.start_sweep(now_ns)
 
+    def local_port_changed(self, now_ns: int) -> None:
+        """The port this node's SM sits on changed state (a port event of its HCA)."""
+        self._sm_first = True
+        self.sm.local_port_changed(now_ns)
+
     def receive(self, datagram: Datagram, now_ns: int) -> None:
         mgmt_class = datagram.payload[1]
         if mgmt_class in SMP_CLASSES:

@@ -1,0 +1,50 @@
+"""A migration that did not finish says so (issue 13), in the run result."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ibmig.cli.run import migration_json
+from ibmig.core.host.events import AliasFailed
+from ibmig.experiments.metrics import Collector
+from ibmig.experiments.runner import run_scenario
+from ibmig.experiments.scenario import scenario_from_dict
+from tests.experiments.test_signalling import LAB
+
+
+def test_migration_cut_off_by_the_run_end_says_so() -> None:
+    data: dict[str, Any] = json.loads(json.dumps(LAB))
+    data["signalling"] = {"assignment": "static", "strategy": "per-host"}
+    data["run"]["duration_ms"] = 500  # the migration takes about 3 s
+    result = run_scenario(scenario_from_dict(data, "lab"))
+    migration = result.migrations[0]
+    assert migration.done_ns is None
+    assert migration.outcome.startswith("unfinished: in ")
+    assert migration.outcome.endswith(" when the run ended")
+    assert migration_json(migration)["outcome"] == migration.outcome
+
+
+def test_completed_migration_outcome() -> None:
+    data: dict[str, Any] = json.loads(json.dumps(LAB))
+    data["signalling"] = {"assignment": "static", "strategy": "per-host"}
+    result = run_scenario(scenario_from_dict(data, "lab"))
+    assert result.migrations[0].outcome == "completed"
+
+
+def test_failed_alias_request_names_phase_and_cause() -> None:
+    from ibmig.core.migration.machine import LiveMigration, Phase
+    from ibmig.experiments import metrics
+
+    class FakeSim:
+        def add_event_hook(self, *args: object) -> None:
+            pass
+
+    collector = Collector(FakeSim())  # type: ignore[arg-type]
+    collector.on_event(0, AliasFailed("vm0", 1, 0xAB, "set", "timeout", 2_000))
+    migration = LiveMigration("vm0", "host0", "host1", vguid=0xAB)
+    migration.phase = Phase.SETTING_ALIAS
+    outcome = metrics.migration_outcome(migration, collector)
+    assert outcome == (
+        "failed in setting_alias: alias GUID set 0x00000000000000ab failed (timeout)"
+    )
