@@ -288,7 +288,7 @@ def test_ibmig_path_asks_the_sa_and_prints_the_route() -> None:
     out = io.StringIO()
     assert run_path(fabric, "h0_0", "h3_8", routing="minhop", out=out) == 0
     text = out.getvalue()
-    assert "dgid                         fe80::10:47" in text
+    assert "  DGID              fe80::10:47\n" in text
     assert "route (4 links):" in text  # host, leaf, spine, leaf, host
     assert text.rstrip().endswith("-> h3_8[1] (LID 43)")
 

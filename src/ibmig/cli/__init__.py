@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from importlib import metadata
 
 from ibmig.cli import decode, path, reproduce, run, sm, sweep, up
 from ibmig.errors import ConfigError, WireError
@@ -31,11 +32,20 @@ SUBCOMMANDS = (decode, up, path, run, reproduce, sweep, sm)
 """In the order `ibmig --help` lists them."""
 
 
+def _version() -> str:
+    """The installed distribution's version (pyproject's `version`)."""
+    try:
+        return metadata.version("ibmig")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ibmig",
         description="SR-IOV InfiniBand VM migration: subnet, signalling and evaluation.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for module in SUBCOMMANDS:
         module.add_parser(sub)

@@ -53,7 +53,7 @@ from ibmig.core.sm.manager import (
 )
 from ibmig.errors import ConfigError, WireError
 from ibmig.experiments.heap import paused_gc
-from ibmig.ibsim.client import IbsimClient
+from ibmig.ibsim.client import IbsimClient, is_listening, socket_basename
 from ibmig.ibsim.runtime import IbsimRuntime, find_first_ca
 from ibmig.wire.mad import MadStatus
 from ibmig.wire.smp_attrs import SmpAttr
@@ -112,6 +112,24 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--quiet", action="store_true", help="print SUBNET UP lines only, no per-event lines"
+    )
+
+
+def no_ibsim_error(sockname: str | None) -> ConfigError:
+    """Nobody listens on ibsim's control socket: say how to start ibsim, naming what
+    chose the socket name (ibsim itself reads only IBSIM_SOCKNAME)."""
+    base = socket_basename(sockname)
+    if sockname:
+        where = "--sockname"
+    elif os.environ.get("IBSIM_SOCKNAME"):
+        where = "IBSIM_SOCKNAME"
+    else:
+        where = "ibmig sm --ibsim"
+    env = "" if base == "sim" else f"IBSIM_SOCKNAME={base} "
+    return ConfigError(
+        f"no ibsim listening on {base}:ctl; start it first, e.g. `{env}ibsim -s NETFILE` "
+        "(NETFILE: an ibnetdiscover/ibsim net file such as tests/data/topologies/ft2-36.net)",
+        where,
     )
 
 
@@ -262,6 +280,8 @@ def run_sm(args: argparse.Namespace, out: IO[str] | None = None) -> int:
         raise ConfigError("must be at least 1", "--max-outstanding")
     if args.dump:
         check_output_file(args.dump, "--dump")
+    if not is_listening(args.sockname):
+        raise no_ibsim_error(args.sockname)
     node = args.node or find_first_ca(args.sockname)
     client = IbsimClient(sockname=args.sockname, node=node, issm=True).connect()
     stop: list[str] = []
