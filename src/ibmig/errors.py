@@ -25,3 +25,16 @@ class ConfigError(Exception):
         if self.where:
             return f"{self.where}: {self.message}"
         return self.message
+
+
+ECHO_LIMIT = 60
+"""Characters of a bad value an error line repeats; the rest is elided."""
+
+
+def shown(value: object, limit: int = ECHO_LIMIT) -> str:
+    """`repr(value)` for an error line, cut to `limit` characters: a bad token can be
+    megabytes long, and the line must stay one readable line."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text):,} characters)"

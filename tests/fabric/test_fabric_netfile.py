@@ -547,3 +547,39 @@ def test_arbitrary_text_gives_fabric_or_config_error(text: str) -> None:
         parse_net(text)
     except ConfigError as exc:
         assert exc.where is None or exc.where.startswith("<net>:")
+
+
+# `ibnetdiscover > f 2>&1` on a fabric with a dead link: libibmad's IBWARN lines
+# ("ibwarn: [pid] function: ...", on stderr, unbuffered, so first) and the tool's
+# IBEXIT-style "ibnetdiscover: iberror: ..." line land in the dump. ibsim ignores
+# any line it has no keyword for (sim_net.c parse_netconf); so does this reader for
+# these diagnostics, wherever they fall.
+STDERR_LINES = """\
+ibwarn: [22811] _do_madrpc: recv failed: Connection timed out
+ibwarn: [22811] mad_rpc: _do_madrpc failed; dport (DR path slid 0; dlid 0; 0,1,31,18)
+ibwarn: [22811] handle_port: NodeInfo on DR path slid 0; dlid 0; 0,1,31,18 failed, skipping port
+"""
+
+
+def test_a_dump_with_the_tools_own_stderr_lines_reads_as_without() -> None:
+    clean = parse_net(IBNETDISCOVER_DUMP, as_ibsim=False)
+    lines = IBNETDISCOVER_DUMP.splitlines(keepends=True)
+    inside = lines.index('Ca\t1 "H-f452140300ab1230"\t\t# "node01 HCA-1"\n') + 1
+    lines.insert(inside, "ibnetdiscover: iberror: [pid 22811] main: failed: discover failed\n")
+    noisy = STDERR_LINES + "".join(lines)
+    fabric = parse_net(noisy, source="dump.net", as_ibsim=False)
+    assert format_net(fabric, style="ibnetdiscover") == format_net(clean, style="ibnetdiscover")
+    assert format_net(parse_net(noisy)) == format_net(parse_net(IBNETDISCOVER_DUMP))
+
+
+def test_text_that_merely_looks_like_a_diagnostic_is_still_refused() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_net("ibwarnings are not diagnostics\n", source="d.net")
+    assert info.value.where == "d.net:1"
+
+
+def test_a_huge_bad_token_is_cut_in_the_error() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_net("y" * 3_000_000 + "\n", source="big.net")
+    assert len(str(info.value)) < 200
+    assert "3,000,002 characters" in info.value.message

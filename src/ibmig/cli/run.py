@@ -50,10 +50,12 @@ def run_command(
     from ibmig.experiments.metrics import summarize_downtime, summarize_messages
     from ibmig.experiments.report import downtime_table, messages_table
     from ibmig.experiments.runner import run_scenario
-    from ibmig.experiments.scenario import load_scenario
+    from ibmig.experiments.scenario import check_seed, load_scenario
     from ibmig.sim.subnet import TraceWriter
     from ibmig.wire.capture import CaptureWriter
 
+    if seed is not None:
+        check_seed(seed, "--seed")
     if capture:
         check_output_file(capture, "--capture")
     if trace:

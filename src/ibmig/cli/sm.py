@@ -53,6 +53,7 @@ from ibmig.core.sm.manager import (
 )
 from ibmig.errors import ConfigError, WireError
 from ibmig.experiments.heap import paused_gc
+from ibmig.experiments.scenario import check_seed
 from ibmig.ibsim.client import IbsimClient, is_listening, socket_basename
 from ibmig.ibsim.runtime import IbsimRuntime, find_first_ca
 from ibmig.wire.mad import MadStatus
@@ -269,6 +270,12 @@ class _Printer:
             )
 
 
+MAX_SOCKNAME_BYTES = 92
+"""The ibsim base name at most: an abstract AF_UNIX name is a NUL, the name and its
+trailing NUL in `sun_path`'s 108 bytes, and the longest name the client binds is
+BASE + ":ctl" + a 10-digit client id (`ibmig.ibsim.client`)."""
+
+
 def run_sm(args: argparse.Namespace, out: IO[str] | None = None) -> int:
     out = out or sys.stdout
     if not args.ibsim:
@@ -278,6 +285,15 @@ def run_sm(args: argparse.Namespace, out: IO[str] | None = None) -> int:
         )
     if args.max_outstanding < 1:
         raise ConfigError("must be at least 1", "--max-outstanding")
+    check_seed(args.seed, "--seed")
+    base = socket_basename(args.sockname)
+    if len(base.encode()) > MAX_SOCKNAME_BYTES:
+        where = "--sockname" if args.sockname else "$IBSIM_SOCKNAME"
+        raise ConfigError(
+            f"{len(base.encode())} bytes, longer than the {MAX_SOCKNAME_BYTES} an AF_UNIX "
+            "socket name leaves for it (the client binds BASE:ctlN and BASE:inN)",
+            where,
+        )
     if args.dump:
         check_output_file(args.dump, "--dump")
     if not is_listening(args.sockname):

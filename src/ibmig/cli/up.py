@@ -23,6 +23,8 @@ from ibmig.cli.progress import Progress
 from ibmig.cli.tables import smp_table
 from ibmig.errors import ConfigError
 from ibmig.experiments.bringup import BringUp, SweepReport, dump_lfts
+from ibmig.experiments.building import check_lid_space
+from ibmig.experiments.scenario import check_seed
 from ibmig.fabric import Fabric, find_node, load_topology
 from ibmig.sim.subnet import TraceWriter
 from ibmig.wire.capture import CaptureWriter
@@ -70,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
     ):
         if path:
             check_output_file(path, option)
+    check_seed(args.seed, "--seed")
     fabric = load_topology(args.topology)
+    check_lid_space(fabric, args.topology)
     links = [parse_link(fabric, text) for text in args.fail_link]
     return run_up(args, fabric, links, sys.stdout)
 

@@ -4,6 +4,7 @@ overrides, and the simulated subnet brought up by ibmig's SM."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from ibmig.core.guest.config import GuestConfig
 from ibmig.core.migration.timing import MigrationTiming
@@ -18,18 +19,37 @@ from ibmig.sim.latency import LatencyModel
 from ibmig.sim.subnet import TraceWriter
 from ibmig.wire.capture import CaptureWriter
 
+MAX_UNICAST_LIDS: Final = 0xBFFF
+"""Unicast LIDs 0x0001..0xBFFF (IBA Vol 1, 4.1.3): 49,151."""
+
+
+def check_lid_space(fabric: Fabric, where: str) -> None:
+    """Refuse a fabric the SM cannot address: with LMC 0 each switch takes one LID
+    (port 0) and each channel adapter or router port one."""
+    needed = fabric.num_switches + sum(
+        1 for node in fabric.nodes if not node.is_switch for _ in node.port_nums
+    )
+    if needed > MAX_UNICAST_LIDS:
+        raise ConfigError(
+            f"the fabric needs {needed:,} unicast LIDs ({fabric.num_switches:,} switches and "
+            f"the CA and router ports), more than the {MAX_UNICAST_LIDS:,} a subnet has",
+            where,
+        )
+
 
 def build_fabric(scenario: Scenario) -> Fabric:
     topo = scenario.topology
+    where = f"{scenario.source}: topology"
     if topo.generator is None:
         assert topo.file is not None
-        return load_topology(topo.file)
-    try:
-        return topo.generator(**dict(topo.params))
-    except TypeError as exc:
-        raise ConfigError(
-            f"bad generator parameters: {exc}", f"{scenario.source}: topology"
-        ) from None
+        fabric = load_topology(topo.file)
+    else:
+        try:
+            fabric = topo.generator(**dict(topo.params))
+        except TypeError as exc:
+            raise ConfigError(f"bad generator parameters: {exc}", where) from None
+    check_lid_space(fabric, where)
+    return fabric
 
 
 @dataclass(frozen=True, slots=True)

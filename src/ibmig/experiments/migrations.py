@@ -26,21 +26,45 @@ class Launched:
     """MADs sent before the first migration started (not counted as its cost)."""
 
 
-def pick_destination(sim: VirtualizedSubnet, names: list[str], src: str, wanted: int | None) -> str:
-    """Host `wanted` (an index into `names`), or the next host after `src` with a free VF."""
+def pick_destination(
+    sim: VirtualizedSubnet,
+    names: list[str],
+    src: str,
+    wanted: int | None,
+    *,
+    claimed: Counter[str] | None = None,
+    where: str = "migrations",
+) -> str:
+    """Host `wanted` (an index into `names`), or the next host after `src` with a free
+    VF. A VF counts as free only if no migration still running has it in view:
+    `claimed` counts, per host, the migrations heading there that have not taken
+    their VF yet (a destination VF is taken at the end, when the alias is set).
+    `where` names the scenario entry in errors."""
+    claimed = claimed if claimed is not None else Counter()
+
+    def spare(host: str) -> int:
+        return len(sim.hosts[host].agent.free_vfs()) - claimed[host]
+
     if wanted is not None:
         dst = names[wanted]
         if dst == src:
-            raise ConfigError(f"migration destination {dst} is the VM's own host", "migrations")
-        if not sim.hosts[dst].agent.free_vfs():
-            raise ConfigError(f"{dst} has no free VF", "migrations")
+            raise ConfigError(
+                f"migration destination {dst} is the VM's own host", f"{where}.to_host"
+            )
+        if spare(dst) <= 0:
+            raise ConfigError(
+                f"{dst} has no free VF then (VMs on it or migrating to it fill hosts.vfs)",
+                f"{where}.to_host",
+            )
         return dst
     start = names.index(src)
     for step in range(1, len(names)):
         candidate = names[(start + step) % len(names)]
-        if sim.hosts[candidate].agent.free_vfs():
+        if spare(candidate) > 0:
             return candidate
-    raise ConfigError("no host has a free VF for the migration (raise hosts.vfs)", "hosts.vfs")
+    raise ConfigError(
+        "no host has a free VF for the migration then (raise hosts.vfs)", f"{where}.vm"
+    )
 
 
 def run_migrations(
@@ -55,13 +79,21 @@ def run_migrations(
     static = assignment is AddressAssignment.STATIC
     baseline: Counter[tuple[int, int, int]] | None = None
     migrations: list[tuple[LiveMigration, str, str]] = []
-    for event in sorted(scenario.migrations, key=lambda e: e.at_ms):
+    order = sorted(range(len(scenario.migrations)), key=lambda i: scenario.migrations[i].at_ms)
+    for index in order:
+        event = scenario.migrations[index]
         stepper.until(base_ns + int(event.at_ms * 1e6))
         if baseline is None:
             baseline = Counter(sim.mad_counts)
         vm = sim.vms[f"vm{event.vm}"]
         src = vm.host
-        dst = pick_destination(sim, host_names, src, event.to_host)
+        # Destinations of migrations that have not yet reached SetAlias, when they
+        # take a VF there.
+        claimed = Counter(dst for m, _, dst in migrations if m.alias_requested_ns is None)
+        dst = pick_destination(
+            sim, host_names, src, event.to_host, claimed=claimed,
+            where=f"{scenario.source}: migrations[{index}]",
+        )  # fmt: skip
         migration = LiveMigration(
             vm.name, src, dst, timing=timing, assignment=assignment,
             vguid=vm.vguid if static else None,

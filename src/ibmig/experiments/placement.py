@@ -5,6 +5,7 @@ its strategy says so)."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from ipaddress import IPv4Address
 
 from ibmig.core.guest import GuestAgent
@@ -19,17 +20,33 @@ from ibmig.sim.hosting import VirtualizedSubnet, make_rng
 VGUID_BASE = 0x0002_C9FE_0000_0000  # locally chosen OUI-style block for VM vGUIDs
 
 
-def pick_hosts(fabric: Fabric, sm_node: int, n: int, placement: str, seed: int) -> list[int]:
-    """n CA nodes (not the SM's) to act as physical servers."""
+def pick_hosts(
+    fabric: Fabric,
+    sm_node: int,
+    n: int,
+    placement: str,
+    seed: int,
+    *,
+    addressed: Callable[[int], bool] = lambda node: True,
+    where: str = "hosts.n",
+) -> list[int]:
+    """n CA nodes (not the SM's) to act as physical servers: cabled, and given a LID
+    by the SM (`addressed(node)`) -- a dom0 on a port without one cannot reach the
+    SA. `where` names hosts.n in errors."""
     candidates = [
         node.index
         for node in fabric.cas
         if node.index != sm_node and fabric.peer(node.index, 1) is not None
     ]
+    cabled = len(candidates)
+    candidates = [node for node in candidates if addressed(node)]
     if len(candidates) < n:
+        unaddressed = cabled - len(candidates)
+        detail = f" ({unaddressed:,} more have no LID from the SM)" if unaddressed else ""
         raise ConfigError(
-            f"the topology has {len(candidates)} cabled CAs besides the SM's, fewer than n = {n}",
-            "hosts.n",
+            f"the topology has {len(candidates)} cabled CAs besides the SM's{detail}, "
+            f"fewer than n = {n}",
+            where,
         )
     if placement == "packed":
         return candidates[:n]
@@ -68,7 +85,11 @@ def place(
     hosts_cfg = scenario.hosts
     strategy = scenario.signalling.strategy
     assignment = scenario.signalling.assignment
-    host_nodes = pick_hosts(fabric, sim.sm_node, hosts_cfg.n, hosts_cfg.placement, seed)
+    host_nodes = pick_hosts(
+        fabric, sim.sm_node, hosts_cfg.n, hosts_cfg.placement, seed,
+        addressed=lambda node: sim.agents[node].port_lid(1) != 0,
+        where=f"{scenario.source}: hosts.n",
+    )  # fmt: skip
     host_config = HostConfig(
         num_vfs=hosts_cfg.vfs,
         assignment=assignment,

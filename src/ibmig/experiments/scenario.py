@@ -40,24 +40,54 @@ validated there.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from ibmig.core.guest.config import PATH_CACHE_POLICIES
 from ibmig.core.host import AddressAssignment
+from ibmig.core.sm.manager import SmConfig
 from ibmig.core.sm.routing import ROUTING_ENGINES, RoutingEngine
-from ibmig.errors import ConfigError
+from ibmig.errors import ConfigError, shown
 from ibmig.experiments.strategies import STRATEGIES, Strategy
 from ibmig.fabric import GENERATORS, TopologyGenerator
+from ibmig.sim.latency import LatencyModel
+from ibmig.wire.smp import MAX_HOP_COUNT
 
 # The closed vocabularies a scenario names are registries defined next to what they
 # select (strategies, routing engines, generators, address assignment); the parser
 # turns names into their entries. Placement is the runner's own.
 ASSIGNMENTS: Mapping[str, AddressAssignment] = {a.value: a for a in AddressAssignment}
 PLACEMENTS = ("spread", "packed", "random")
+
+# Bounds that keep a run finite, each with its reason in the error line.
+MAX_DURATION_MS: Final = 86_400_000
+"""run.duration_ms at most one day of simulated time: a migration takes seconds;
+past a day, broken connections retrying every 100 ms and the workload's messages
+make a run's events grow without telling anyone anything new."""
+MIN_INTERVAL_US: Final = 1.0
+"""workload.interval_us at least 1 us: each message is a few simulated events."""
+MAX_WORKLOAD_MESSAGES: Final = 10_000_000
+"""The workload's messages in a run at most (peers x migrations x duration /
+interval): each costs a few events, and the simulator runs on the order of 10^5
+events a second, so this is minutes of work."""
+HCA_GUID_CAP: Final = 128
+"""GUIDInfo entries per HCA port, as the simulator's HCAs answer
+(`ibmig.sim.subnet.node_spec`, ConnectX-3 and later in SR-IOV mode): index 0 is the
+PF's own GUID and each VF takes one, so at most 127 VFs."""
+MAX_VFS: Final = HCA_GUID_CAP - 1
+SEED_RULE: Final = "must be an integer >= 0"
+
+
+def check_seed(value: object, where: str) -> int:
+    """The one rule for a run's seed, in a file or on the command line."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{SEED_RULE}, got {shown(value)}", where)
+    return value
+
 
 _Entry = TypeVar("_Entry")
 
@@ -141,25 +171,33 @@ class _Section:
     def int(self, key: str, default: int, low: int, high: int | None = None) -> int:
         value = self._get(key, default)
         if not isinstance(value, int) or isinstance(value, bool):
-            raise ConfigError(f"must be an integer, got {value!r}", self._where(key))
+            raise ConfigError(f"must be an integer, got {shown(value)}", self._where(key))
         if value < low or (high is not None and value > high):
             bound = f"{low}..{high}" if high is not None else f">= {low}"
             raise ConfigError(f"must be {bound}, got {value}", self._where(key))
         return value
 
-    def float(self, key: str, default: float, low: float) -> float:
+    def float(
+        self, key: str, default: float, low: float, high: float | None = None, why: str = ""
+    ) -> float:
+        """A finite number in low..high (`why` says where `high` comes from)."""
         value = self._get(key, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"must be a number, got {value!r}", self._where(key))
+            raise ConfigError(f"must be a number, got {shown(value)}", self._where(key))
+        if not math.isfinite(value):
+            raise ConfigError(f"must be a finite number, got {value}", self._where(key))
         if value < low:
-            raise ConfigError(f"must be >= {low}, got {value}", self._where(key))
+            raise ConfigError(f"must be >= {low:g}, got {value:g}", self._where(key))
+        if high is not None and value > high:
+            bound = f"{int(high):,}" if float(high).is_integer() else f"{high:g}"
+            raise ConfigError(f"must be <= {bound}{why}, got {value:g}", self._where(key))
         return float(value)
 
     def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
         value = self._get(key, default)
         if value not in choices:
             raise ConfigError(
-                f"must be one of {', '.join(choices)}, got {value!r}", self._where(key)
+                f"must be one of {', '.join(choices)}, got {shown(value)}", self._where(key)
             )
         return str(value)
 
@@ -170,7 +208,7 @@ class _Section:
     def optional_str(self, key: str) -> str | None:
         value = self._get(key, None)
         if value is not None and not isinstance(value, str):
-            raise ConfigError(f"must be a string, got {value!r}", self._where(key))
+            raise ConfigError(f"must be a string, got {shown(value)}", self._where(key))
         return value
 
     def finish(self) -> None:
@@ -190,6 +228,8 @@ def _scalars(data: Any, where: str) -> tuple[tuple[str, Any], ...]:
     for key, value in data.items():
         if isinstance(value, dict | list):
             raise ConfigError("must be a number or string", f"{where}.{key}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"must be a finite number, got {value}", f"{where}.{key}")
     return tuple(sorted(data.items()))
 
 
@@ -205,7 +245,7 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
         generator = GENERATORS.get(generator_name)
         if generator is None:
             raise ConfigError(
-                f"must be one of {', '.join(GENERATORS)}, got {generator_name!r}",
+                f"must be one of {', '.join(GENERATORS)}, got {shown(generator_name)}",
                 f"{source}: topology.generator",
             )
         if file is not None:
@@ -215,7 +255,9 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
                 continue
             topo.used.add(key)
             if not isinstance(value, int) or isinstance(value, bool):
-                raise ConfigError(f"must be an integer, got {value!r}", f"{source}: topology.{key}")
+                raise ConfigError(
+                    f"must be an integer, got {shown(value)}", f"{source}: topology.{key}"
+                )
             params.append((key, value))
     elif file is None:
         file = "ft2-36"
@@ -224,20 +266,29 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
     hosts_s = _Section(root._get("hosts", {}), f"{source}: hosts")
     hosts = HostsConfig(
         n=hosts_s.int("n", 8, 2),
-        m=hosts_s.int("m", 2, 1, 255),
-        vfs=hosts_s.int("vfs", 0, 0, 255),
+        m=hosts_s.int("m", 2, 1),
+        vfs=hosts_s.int("vfs", 0, 0),
         placement=hosts_s.choice("placement", "spread", PLACEMENTS),
     )
     hosts_s.finish()
+    for key in ("vfs", "m"):
+        value = getattr(hosts, key)
+        if value > MAX_VFS:
+            raise ConfigError(
+                f"must be at most {MAX_VFS}: an HCA port's GUIDInfo table holds "
+                f"{HCA_GUID_CAP} GUIDs, the PF's own and one per VF (a VF per VM), got {value}",
+                f"{source}: hosts.{key}",
+            )
     if hosts.vfs == 0:
-        hosts = HostsConfig(hosts.n, hosts.m, hosts.m + 2, hosts.placement)
+        # Room for two incoming VMs, within the port's GUIDInfo table.
+        hosts = HostsConfig(hosts.n, hosts.m, min(hosts.m + 2, MAX_VFS), hosts.placement)
     if hosts.vfs < hosts.m:
         raise ConfigError(f"must be at least m = {hosts.m}", f"{source}: hosts.vfs")
 
     work_s = _Section(root._get("workload", {}), f"{source}: workload")
     workload = WorkloadConfig(
         peers=work_s.int("peers", 3, 0),
-        interval_us=work_s.float("interval_us", 20.0, 0.01),
+        interval_us=work_s.float("interval_us", 20.0, MIN_INTERVAL_US),
         message_bytes=work_s.int("message_bytes", 64, 8, 4096),
         path_cache=work_s.choice("path_cache", "cached", PATH_CACHE_POLICIES),
     )
@@ -252,8 +303,10 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
 
     run_s = _Section(root._get("run", {}), f"{source}: run")
     run = RunConfig(
-        seed=run_s.int("seed", 0, 0),
-        duration_ms=run_s.float("duration_ms", 40.0, 0.001),
+        seed=check_seed(run_s._get("seed", 0), f"{source}: run.seed"),
+        duration_ms=run_s.float(
+            "duration_ms", 40.0, 0.001, MAX_DURATION_MS, " (one day of simulated time)"
+        ),
         routing=run_s.entry("routing", "minhop", ROUTING_ENGINES),
     )
     run_s.finish()
@@ -262,15 +315,30 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
     if not isinstance(raw_migrations, list):
         raise ConfigError("must be an array of tables ([[migrations]])", f"{source}: migrations")
     migrations: list[MigrationEvent] = []
+    first_of: dict[int, int] = {}  # VM -> the entry that migrates it
     for i, entry in enumerate(raw_migrations):
         sec = _Section(entry, f"{source}: migrations[{i}]")
         vm = sec.int("vm", 0, 0, hosts.n * hosts.m - 1)
+        if vm in first_of:
+            # Its source would be wherever the first one left it, which the file
+            # cannot know; and its peers are the first one's.
+            raise ConfigError(
+                f"vm{vm} already migrates in migrations[{first_of[vm]}] "
+                "(a VM migrates at most once per run)",
+                f"{source}: migrations[{i}].vm",
+            )
+        first_of[vm] = i
         to = sec._get("to_host", None)
         if to is not None and (
             not isinstance(to, int) or isinstance(to, bool) or not 0 <= to < hosts.n
         ):
             raise ConfigError(
                 f"must be a host index 0..{hosts.n - 1}", f"{source}: migrations[{i}].to_host"
+            )
+        if to is not None and to == vm // hosts.m:
+            raise ConfigError(
+                f"host{to} is vm{vm}'s own host (VM i starts on host i // m)",
+                f"{source}: migrations[{i}].to_host",
             )
         at = sec.float("at_ms", 2.0, 0.0)
         if at >= run.duration_ms:
@@ -286,6 +354,9 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
             f"must be below the number of VMs ({hosts.n * hosts.m})", f"{source}: workload.peers"
         )
 
+    latency = _scalars(root._get("latency", None), f"{source}: latency")
+    _check_latency(latency, f"{source}: latency")
+
     timing = root._get("timing", {})
     if not isinstance(timing, dict):
         raise ConfigError("must be a table", f"{source}: timing")
@@ -299,13 +370,61 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
         signalling=signalling,
         migrations=tuple(migrations),
         run=run,
-        latency=_scalars(root._get("latency", None), f"{source}: latency"),
+        latency=latency,
         migration_timing=_scalars(timing.get("migration"), f"{source}: timing.migration"),
         guest_timing=_scalars(timing.get("guest"), f"{source}: timing.guest"),
         source=source,
     )
     root.finish()
+    _check_workload_budget(scenario)
     return scenario
+
+
+def _check_latency(latency: tuple[tuple[str, Any], ...], where: str) -> None:
+    """The overrides make a `LatencyModel` (its own checks), and one under which the
+    SM hears back from every node: a directed-route SMP over the longest path
+    (`MAX_HOP_COUNT` hops, IBA Vol 1, 14.2.2) and back, with the SMA's and the SM's processing,
+    must fit in the SM's transaction timeout, or every SMP is declared lost."""
+    model = LatencyModel().with_overrides(dict(latency), where)
+    timeout_ns = SmConfig().transaction_timeout_ns
+    round_trip_ns = (
+        2 * MAX_HOP_COUNT * (model.link_ns + model.switch_ns) + model.sma_ns + model.sm_ns
+    )
+    if round_trip_ns <= timeout_ns:
+        return
+    given = [key for key, _ in latency if key in ("link_ns", "switch_ns", "sma_ns", "sm_ns")]
+    key = max(given, key=lambda k: getattr(model, k)) if given else "link_ns"
+    raise ConfigError(
+        f"an SMP {MAX_HOP_COUNT} hops away would take {round_trip_ns / 1e6:,.1f} ms there "
+        f"and back, longer than the SM's {timeout_ns / 1e6:,.0f} ms transaction timeout "
+        f"(OpenSM's transaction_timeout): keep 2 x {MAX_HOP_COUNT} x (link_ns + switch_ns) "
+        "+ sma_ns + sm_ns within it",
+        f"{where}.{key}",
+    )
+
+
+def _check_workload_budget(scenario: Scenario) -> None:
+    """The workload's messages within `MAX_WORKLOAD_MESSAGES`, with the interval the
+    guests will use (a `[timing.guest]` message_interval_ns overrides the workload's)."""
+    source = scenario.source
+    connections = scenario.workload.peers * len(scenario.migrations)
+    if connections == 0:
+        return
+    interval_ns = scenario.workload.interval_us * 1000
+    key = f"{source}: workload.interval_us"
+    override = dict(scenario.guest_timing).get("message_interval_ns")
+    if isinstance(override, int) and not isinstance(override, bool) and override > 0:
+        interval_ns = override
+        key = f"{source}: timing.guest.message_interval_ns"
+    messages = connections * scenario.run.duration_ms * 1e6 / interval_ns
+    if messages > MAX_WORKLOAD_MESSAGES:
+        raise ConfigError(
+            f"the workload would send {messages:,.0f} messages ({scenario.workload.peers} "
+            f"peers x {len(scenario.migrations)} migrations x run.duration_ms / interval), "
+            f"more than the {MAX_WORKLOAD_MESSAGES:,} a run simulates in minutes: raise the "
+            "interval, or lower the peers or run.duration_ms",
+            key,
+        )
 
 
 def load_scenario(path: str) -> Scenario:

@@ -45,7 +45,7 @@ from enum import IntEnum
 import numpy as np
 import numpy.typing as npt
 
-from ibmig.errors import ConfigError
+from ibmig.errors import ConfigError, shown
 
 __all__ = [
     "IBSIM_CA_GUID_BASE",
@@ -762,7 +762,7 @@ class FabricBuilder:
         node_type = NodeType(node_type)
         if not name or len(name) > MAX_NAME_LENGTH or _NAME_FORBIDDEN.intersection(name):
             raise ConfigError(
-                f"bad node name {name!r}: 1..{MAX_NAME_LENGTH} characters, "
+                f"bad node name {shown(name)}: 1..{MAX_NAME_LENGTH} characters, "
                 "none of '\"', '#', '@' or a line break",
                 where,
             )

@@ -19,7 +19,10 @@ The grammar is the one ibsim 0.10 accepts (linux-rdma/ibsim, ibsim/sim_net.c:
 Also `width=N`/`speed=N` (enabled width/speed masks of the ports of later
 nodes), `include "file"`, `pdebug=`, ibnetdiscover's `Chassis`/`Hostname:`
 lines (ignored) and `[ext N]` port annotations. ibsim's aliases (`@`), `do`
-commands and `module` prefixes raise `ConfigError`.
+commands and `module` prefixes raise `ConfigError`. The diagnostics the tools write
+to stderr (`ibwarn: [pid] ...`, `PROG: iberror: ...`), which a dump taken with
+`2>&1` holds, are skipped like comments wherever they fall; ibsim skips every
+line it has no keyword for.
 
 Semantics mirror ibsim so that a file names the same fabric here and there:
 
@@ -59,7 +62,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from ibmig.errors import ConfigError
+from ibmig.errors import ConfigError, shown
 from ibmig.fabric.model import (
     Fabric,
     FabricBuilder,
@@ -88,6 +91,10 @@ _MAX_INCLUDE_DEPTH = 8
 _GUID_MAX = (1 << 64) - 1
 
 _WORD = re.compile(r"[A-Za-z]*")
+# What infiniband-diags and libibmad write to stderr, which lands in a dump taken
+# with `ibnetdiscover > f 2>&1`: IBWARN/IBPANIC/IBDEBUG ("ibwarn: [pid] func: ..."),
+# and IBEXIT/IBERROR ("ibnetdiscover: iberror: [pid N] func: failed: ...").
+_DIAGNOSTIC = re.compile(r"ib(?:warn|panic|debug): \[\d+\] |[\w.-]+: iberror: ")
 _HEADER = re.compile(r'(?P<kw>[A-Za-z]+)(?P<num>[^"]*)"(?P<name>[^"]*)"(?P<rest>.*)$')
 _PORT = re.compile(
     r"\[(?P<port>[^\]]*)\](?:\[ext\s+\d+\])?"
@@ -139,7 +146,7 @@ def _c_int(text: str, what: str, where: str) -> tuple[int, int]:
     (value, end offset). No digits at all is an error."""
     m = _C_INT.match(text)
     if m is None:
-        raise ConfigError(f"bad number for {what}: {text.strip()!r}", where)
+        raise ConfigError(f"bad number for {what}: {shown(text.strip())}", where)
     num = m.group("num")
     if num[:2] in ("0x", "0X"):
         return int(num[2:], 16), m.end()
@@ -151,14 +158,14 @@ def _c_int(text: str, what: str, where: str) -> tuple[int, int]:
 def _c_int_whole(text: str, what: str, where: str) -> int:
     value, end = _c_int(text, what, where)
     if text[end:].strip():
-        raise ConfigError(f"bad number for {what}: {text.strip()!r}", where)
+        raise ConfigError(f"bad number for {what}: {shown(text.strip())}", where)
     return value
 
 
 def _decimal(text: str, what: str, where: str) -> int:
     stripped = text.strip()
     if not stripped.isdigit() or not stripped.isascii():
-        raise ConfigError(f"bad {what}: {text!r}", where)
+        raise ConfigError(f"bad {what}: {shown(text)}", where)
     return int(stripped)
 
 
@@ -277,7 +284,7 @@ class _Reader:
                 continue
             if line[0] in " \t\f\v\r":
                 raise ConfigError("unexpected indentation", where)
-            if line[0] == "#":
+            if line[0] == "#" or _DIAGNOSTIC.match(line):
                 continue
             if line[0] == "[":
                 if self.current is None:
@@ -326,8 +333,7 @@ class _Reader:
         elif word in _UNSUPPORTED_KEYWORDS:
             raise ConfigError(_UNSUPPORTED_KEYWORDS[word], where)
         else:
-            shown = word or line.split(maxsplit=1)[0]
-            raise ConfigError(f"unknown keyword {shown!r}", where)
+            raise ConfigError(f"unknown keyword {shown(word or line.split(maxsplit=1)[0])}", where)
 
     @staticmethod
     def assignment(line: str, word: str, where: str) -> int:
@@ -378,7 +384,7 @@ class _Reader:
         tail: str | None = None
         if rest:
             if not rest.startswith("#"):
-                raise ConfigError(f"unexpected text after the node name: {rest!r}", where)
+                raise ConfigError(f"unexpected text after the node name: {shown(rest)}", where)
             description, tail = _split_description(rest[1:])
         if self.as_ibsim:
             description = (
@@ -457,7 +463,7 @@ class _Reader:
         for token in options.split():
             key, sep, value = token.partition("=")
             if not sep or key not in ("w", "s"):
-                raise ConfigError(f"unexpected text in port line: {token!r}", where)
+                raise ConfigError(f"unexpected text in port line: {shown(token)}", where)
             number = _c_int_whole(value, f"port option {key}", where)
             if key == "w":
                 decl.width_mask = self.mask(number, 15, "port option w", where)
@@ -480,7 +486,7 @@ class _Reader:
             if guid_text is not None:
                 hm = _HEX.match(guid_text)
                 if hm is None:
-                    raise ConfigError(f"bad port GUID {guid_text!r}", where)
+                    raise ConfigError(f"bad port GUID {shown(guid_text)}", where)
                 if not self.as_ibsim:
                     node.port_guids[port] = int(hm.group("hex"), 16)
         node.ports[port] = decl
@@ -503,7 +509,7 @@ class _Reader:
                 peer = by_name.get(end.peer)
                 if peer is None:
                     raise ConfigError(
-                        f"node {decl.name!r} port {port}: no node named {end.peer!r}", end.line
+                        f"node {decl.name!r} port {port}: no node named {shown(end.peer)}", end.line
                     )
                 if end.peer_port > peer.num_ports:
                     raise ConfigError(

@@ -148,6 +148,28 @@ def test_static_migration_delete_at_source_then_set_at_destination() -> None:
     assert sa.refused == 0
 
 
+def test_a_detached_vfs_alias_keeps_the_vf_until_it_is_released() -> None:
+    """Static assignment: vm1 leaves h1 (its alias still registered), vm2 arrives
+    before the source's Delete. vm2 must not take vm1's VF, whose entry the release
+    will delete (it used to, and the release then raised HostError)."""
+    sa = FakeSa()
+    h1 = host(config=HostConfig(subscribe_path_changes=False, num_vfs=2))
+    hosts = {H1_LID: h1}
+    h1.attach_vf("vm1", 0, vguid=V1)
+    exchange(sa, hosts, 0)
+    h1.detach_vf("vm1", 100)
+    assert h1.free_vfs() == [2]
+    assert h1.attach_vf("vm2", 200, vguid=V2) == 2
+    exchange(sa, hosts, 200)
+    assert h1.free_vfs() == []
+    assert h1.release_alias(V1, 300) == 1
+    assert h1.free_vfs() == []  # the Delete is under way
+    exchange(sa, hosts, 300)
+    assert h1.free_vfs() == [1]
+    assert sa.entries == {(H1_LID, 2): V2}
+    assert AliasReleased(V1, 1, 300) in events(h1)
+
+
 def test_set_before_release_is_refused_then_retried() -> None:
     """The destination asks first: the SA refuses the GUID the source still holds;
     dom0 tries again when its timer fires, after the source's Delete."""

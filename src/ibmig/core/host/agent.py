@@ -470,7 +470,19 @@ class HostAgent(EventLog[HostEvent]):
         return self._vm_vf.get(vm)
 
     def free_vfs(self) -> list[int]:
-        return [i for i, vf in self._vfs.items() if vf.vm is None]
+        """VFs a VM can take now: held by no VM and, under static assignment, with no
+        departed VM's alias in their GUIDInfo entry (registered, or being deleted).
+        That alias stays after `detach_vf` until `release_alias` deletes it; a VM
+        given the VF before then would overwrite the entry under the release."""
+        if self.config.assignment is AddressAssignment.DYNAMIC:
+            return [i for i, vf in self._vfs.items() if vf.vm is None]
+        return [
+            i
+            for i, vf in self._vfs.items()
+            if vf.vm is None
+            and not self._entries.get(i)
+            and not any(not op.setting for op in self._queues.get(i, ()))
+        ]
 
     def is_up(self, vm: str) -> bool:
         index = self._vm_vf.get(vm)
