@@ -84,7 +84,7 @@ def test_sm_ports_have_is_sm_and_the_higher_sm_is_master() -> None:
     # The master keeps its standby; every port points at the master.
     sm_lid = sm_a.db.sm_lid
     ports = end_ports(sim, -1)
-    assert all(master == sm_lid and state == PortState.ACTIVE for _, master, state in ports.values())
+    assert all(m == sm_lid and s == PortState.ACTIVE for _, m, s in ports.values())
     # The standby keeps polling the master (SMInfo Gets only).
     polls = sm_b.smp_counts[(0x0020, Method.GET)]
     sim.run(until_ns=sim.kernel.now_ns + 4 * POLL_NS)
@@ -120,7 +120,7 @@ def test_standby_takes_over_when_the_master_goes_silent() -> None:
     ups = len(sim.subnet_up_events)
     sim.set_link(sim.sm_node, 1, False)  # the master's only link
     sim.run(until_ns=sim.kernel.now_ns + 20 * POLL_NS)
-    assert sm_b.sm_state == SmState.MASTER and sm_b.subnet_up
+    assert sm_b.sm_info().sm_state == SmState.MASTER and sm_b.subnet_up
     took = [e for n, e in changes if n == node_b]
     assert [(e.old, e.new) for e in took] == [
         (SmState.DISCOVERING, SmState.STANDBY),
