@@ -119,7 +119,7 @@ class SmConfig:
     m_key: int = 0
     sm_sl: int = 0
     priority: int = 0  # OpenSM sm_priority (0..15)
-    sm_key: int = 0  # OpenSM sm_key
+    sm_key: int = 1  # OpenSM sm_key (its default is 1; SMs ignore SMs with another key)
     sminfo_polling_timeout_ns: int = 10_000_000_000  # OpenSM sminfo_polling_timeout 10 s
     polling_retry_number: int = 4  # OpenSM polling_retry_number
     keep_refused_alias_guids: bool = False
@@ -970,6 +970,8 @@ class SubnetManager(EventLog[Any]):
             return
         if info.guid != port_guid or port_guid == self.db.sm_port_guid:
             return  # not the SM we asked (a port moved), or ourselves
+        if self.config.sm_key and info.sm_key != self.config.sm_key:
+            return  # another subnet's SM (OpenSM ignores it too)
         self.remote_sms[port_guid] = info
         state = self.role.state
         remote_state = info.sm_state
