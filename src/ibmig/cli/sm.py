@@ -51,15 +51,17 @@ from ibmig.core.sm.manager import (
     SweepStarted,
     TrapReceived,
 )
+from ibmig.core.sm.roles import SmStateChanged
 from ibmig.errors import ConfigError, WireError
 from ibmig.experiments.heap import paused_gc
 from ibmig.experiments.scenario import check_seed
 from ibmig.ibsim.client import IbsimClient, is_listening, socket_basename
 from ibmig.ibsim.runtime import IbsimRuntime, find_first_ca
-from ibmig.wire.mad import MadStatus
-from ibmig.wire.smp_attrs import SmpAttr
+from ibmig.wire.mad import MadStatus, Method
+from ibmig.wire.smp_attrs import SmpAttr, SmState
 
 _UNSUPPORTED = MadStatus.METHOD_NOT_SUPPORTED
+_SET = Method.SET
 
 
 def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
@@ -95,6 +97,29 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         default=SmConfig().max_outstanding,
         metavar="N",
         help="SMPs on the wire at once (OpenSM max_wire_smps; default %(default)s)",
+    )
+    parser.add_argument(
+        "--priority",
+        type=int,
+        default=SmConfig().priority,
+        metavar="P",
+        help="SMInfo priority 0..15 (OpenSM -p); the higher SM is master (default %(default)s)",
+    )
+    parser.add_argument(
+        "--polling-timeout",
+        type=float,
+        default=SmConfig().sminfo_polling_timeout_ns / 1e9,
+        metavar="S",
+        help="a standby polls the master every S seconds (OpenSM sminfo_polling_timeout; "
+        "default %(default)s)",
+    )
+    parser.add_argument(
+        "--polling-retries",
+        type=int,
+        default=SmConfig().polling_retry_number,
+        metavar="N",
+        help="a standby takes over after more than N unanswered polls "
+        "(OpenSM polling_retry_number; default %(default)s)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-sa", action="store_true", help="run the SM without the SA")
@@ -221,6 +246,8 @@ class _Printer:
             if not self.quiet and event.sweep == 1:
                 for row in smp_table(self.sm.smp_counts):
                     self.line(row)
+        elif isinstance(event, SmStateChanged):
+            self._state(event)
         elif self.quiet:
             return
         elif isinstance(event, TrapReceived):
@@ -239,6 +266,15 @@ class _Printer:
             self.line(f"routing {event.engine} refused the topology ({event.reason}); minhop")
         else:
             self._sa_event(event)
+
+    def _state(self, event: SmStateChanged) -> None:
+        """One line per SM state change, also under --quiet (tests wait for it)."""
+        master = f" (master 0x{event.master_guid:016x})" if event.master_guid else ""
+        sets = sum(n for (_attr, method), n in self.sm.smp_counts.items() if method == _SET)
+        self.line(
+            f"SM state {event.new.name}{master}: {event.signal.value}; "
+            f"{self.sm.smps_sent} SMPs sent, {sets} Sets"
+        )
 
     def _sa_event(self, event: Any) -> None:
         name = type(event).__name__
@@ -294,6 +330,12 @@ def run_sm(args: argparse.Namespace, out: IO[str] | None = None) -> int:
             "socket name leaves for it (the client binds BASE:ctlN and BASE:inN)",
             where,
         )
+    if not 0 <= args.priority <= 15:
+        raise ConfigError("must be 0..15", "--priority")
+    if not args.polling_timeout > 0:
+        raise ConfigError("must be positive", "--polling-timeout")
+    if args.polling_retries < 0:
+        raise ConfigError("must be at least 0", "--polling-retries")
     if args.dump:
         check_output_file(args.dump, "--dump")
     if not is_listening(args.sockname):
@@ -307,6 +349,9 @@ def run_sm(args: argparse.Namespace, out: IO[str] | None = None) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
+        # IsSM in our port's CapabilityMask, as umad2sim sets it when OpenSM opens
+        # the issm device: other SMs (and `saquery -s`) find this SM by it.
+        client.set_issm(True)
         port_info = client.get_port_info(0)
         node_info = client.get_node_info()
         port_num = port_info.local_port_num or 1
@@ -314,6 +359,9 @@ def run_sm(args: argparse.Namespace, out: IO[str] | None = None) -> int:
             routing=args.routing,
             max_outstanding=args.max_outstanding,
             keep_refused_alias_guids=True,
+            priority=args.priority,
+            sminfo_polling_timeout_ns=int(args.polling_timeout * 1e9),
+            polling_retry_number=args.polling_retries,
         )
         sm = SubnetManager(port_num=port_num, config=config, rng=random.Random(args.seed))
         sa = None if args.no_sa else build_sa(sm, args.seed + 1)
@@ -323,7 +371,7 @@ def run_sm(args: argparse.Namespace, out: IO[str] | None = None) -> int:
         printer.line(
             f"ibmig sm: ibsim {client.base}, client {client.slot} at node {client.node!r} "
             f"port {port_num} (node GUID 0x{node_info.node_guid:016x}); routing "
-            f"{args.routing}, {args.max_outstanding} SMPs outstanding"
+            f"{args.routing}, {args.max_outstanding} SMPs outstanding, priority {args.priority}"
             + ("" if sa is not None else "; no SA")
         )
         started = time.monotonic()
@@ -333,7 +381,13 @@ def run_sm(args: argparse.Namespace, out: IO[str] | None = None) -> int:
         with paused_gc() as heap:
             heap.settle()
             runtime.start()
-            up = runtime.run_until_up_or(lambda: bool(stop), args.timeout)
+            up = runtime.run_until_up_or(
+                lambda: bool(stop) or sm.sm_state != SmState.DISCOVERING, args.timeout
+            )
+            if up is None and not stop and sm.sm_state != SmState.DISCOVERING:
+                # Another SM is master: wait (resident) as its standby.
+                runtime.run_until(lambda: bool(stop) or bool(runtime.subnet_up_events))
+                up = runtime.subnet_up_events[-1] if runtime.subnet_up_events else None
         if up is None:
             if stop:
                 printer.line(f"ibmig sm: {stop[0]} before SUBNET UP, exiting")

@@ -59,9 +59,10 @@ from ibmig.wire.jsonify import to_json
 from ibmig.wire.mad import Method, MgmtClass
 from ibmig.wire.packet import QP1_QKEY, Bth, Grh, Lrh, OpCode, Packet, build_ud_packet
 from ibmig.wire.smp import MAX_HOP_COUNT
-from ibmig.wire.smp_attrs import NodeType, PortState
+from ibmig.wire.smp_attrs import NodeType, PortCapability, PortState, SmpAttr
 
 _DR_CLASS = MgmtClass.SUBN_DIRECTED_ROUTE.value
+_SM_INFO = SmpAttr.SM_INFO.to_bytes(2, "big")
 # GSI methods answered by a response with the R bit set (IBA Vol 1, 13.4.5): only
 # these leave a requester to route the answer back to. Send (CM) and TrapRepress
 # are never answered that way, so remembering them would only grow the table.
@@ -214,7 +215,14 @@ class SubnetSim:
         latency = self.latency
         sm_processing = dict.fromkeys(SMP_CLASSES, latency.sm_ns)
         sm_processing[SA_CLASS] = latency.sa_ns
-        self.attach(self.sm_node, self.sm_engine, sm_processing, gsi_classes=(SA_CLASS,), smi=True)
+        self.attach(
+            self.sm_node,
+            self.sm_engine,
+            sm_processing,
+            gsi_classes=(SA_CLASS,),
+            smi=True,
+            sm_port=sm_port,
+        )
         self.add_event_hook(self._on_subnet_up, SubnetUp)
         self.add_event_hook(self._on_sweep_failed, SweepFailed)
         self.add_event_hook(self._forget_routes, ForwardingChanged)
@@ -247,13 +255,16 @@ class SubnetSim:
         *,
         gsi_classes: Iterable[int] = (),
         smi: bool = False,
+        sm_port: int | None = None,
         outputs: OutputHandler | None = None,
     ) -> None:
         """Attach `engine` at `node` (`TOOLSTACK`: off the fabric): what it sends
         leaves `processing_ns` after the step that made it (a mapping gives the delay
         per management class); QP1 MADs of `gsi_classes` arriving at `node` are
         delivered to it, and with `smi` so are the node's QP0 responses and traps (it
-        is the node's SM). `outputs` takes its other outputs after every pump.
+        is the node's SM: it also gets the SMInfo requests arriving there, and
+        `sm_port` has IsSM set in its CapabilityMask, as a host's umad layer sets it
+        when an SM opens the port). `outputs` takes its other outputs after every pump.
         Attaching again (a guest that migrated) replaces the processing time and
         output handler."""
         key = id(engine)
@@ -264,6 +275,10 @@ class SubnetSim:
             self.gsi[(node, mgmt_class)] = engine
         if smi:
             self.qp0_managers[node] = engine
+            if sm_port is not None:
+                agent = self.agents[node]
+                mask = agent.port_info(sm_port).capability_mask
+                agent.set_capability_mask(sm_port, mask | PortCapability.IS_SM)
 
     def add_event_hook(self, hook: Callable[[int, Any], None], *types: type) -> None:
         """Call `hook(node, event)` for the engine events of exactly these types. At
@@ -574,9 +589,14 @@ class SubnetSim:
         now = self.kernel.now_ns
         payload = datagram.payload
         if datagram.dqp == QP0:
-            # Responses and traps go to the SM; requests (and TrapRepress) to the SMA.
+            # Responses and traps go to the SM; requests (and TrapRepress) to the SMA,
+            # except SMInfo, which the node's SM answers (IBA Vol 1, 14.4.1).
             method = payload[3]
-            if method & 0x80 or method == 0x05:
+            if (
+                method & 0x80
+                or method == 0x05
+                or (payload[16:18] == _SM_INFO and node in self.qp0_managers)
+            ):
                 manager = self.qp0_managers.get(node)
                 if manager is None:
                     self._drop("no_sm")

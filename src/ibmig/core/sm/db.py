@@ -78,6 +78,11 @@ class PortRecordData:
         return 0 if raw is None else (raw[18] << 8) | raw[19]
 
     @property
+    def capability_mask(self) -> int:
+        raw = self.raw
+        return 0 if raw is None else int.from_bytes(raw[20:24], "big")
+
+    @property
     def port_state(self) -> int:
         raw = self.raw
         return 0 if raw is None else raw[32] & 0x0F

@@ -25,6 +25,14 @@ phase is seeded with PortInfo Gets of the trapping switch only; links that went
 down are removed (with what is no longer reachable), links that came up are probed
 as in a full sweep, and the later phases only touch what changed.
 
+SM roles (`ibmig.core.sm.roles`, IBA Vol 1, 14.4): DISCOVER also reads SMInfo of
+every other end port with IsSM in its CapabilityMask. When it ends, a master (or a
+higher SM) found makes this SM STANDBY: it stops there, sends no Set, and polls
+that SM's SMInfo every `sminfo_polling_timeout_ns`; after more than
+`polling_retry_number` unanswered polls it takes over with a heavy sweep that
+rewrites every port (MasterSMLID; ClientReregister where supported). Otherwise the
+SM becomes MASTER and the later phases run.
+
 SMPs go out directed-route (pure DR, DrSLID = DrDLID = 0xFFFF), as OpenSM does
 during sweeps, so they work before any LFT exists. At most `max_outstanding` SMPs
 are on the wire at once (OpenSM's max_wire_smps): an unbounded window overruns the
@@ -66,6 +74,14 @@ import numpy as np
 
 from ibmig.core.engine import PERMISSIVE_LID, QP0, Datagram, EventLog
 from ibmig.core.sm.db import DrPath, NodeRecordData, PortRecordData, SubnetDb
+from ibmig.core.sm.roles import (
+    SmInfoControl,
+    SmRole,
+    SmSignal,
+    SmStateChanged,
+    control_signal,
+    is_higher,
+)
 from ibmig.core.sm.routing import (
     RoutingError,
     RoutingInput,
@@ -85,6 +101,7 @@ from ibmig.wire.smp_attrs import (
     NodeDescription,
     NodeInfo,
     PhysPortState,
+    PortCapability,
     PortState,
     SMInfo,
     SmpAttr,
@@ -95,6 +112,9 @@ from ibmig.wire.smp_attrs import (
 UNREACHABLE_PORT = 0xFF
 MAX_UNICAST_LID = 0xBFFF
 _TID_MATCH_MASK = (1 << 48) - 1  # ibsim rewrites the top 16 bits of request TIDs
+_POLL_KEY = -1  # the polling deadline among the TID deadlines (TIDs are >= 0)
+_CLIENT_REREGISTER = 0x80  # PortInfo byte 51, bit 7 (IBA Vol 1, 14.2.5.6)
+_INVALID_FIELD = 0x001C
 
 
 class Phase(Enum):
@@ -122,6 +142,10 @@ class SmConfig:
     subnet_prefix: int = 0xFE80_0000_0000_0000
     m_key: int = 0
     sm_sl: int = 0
+    priority: int = 0  # OpenSM sm_priority (0..15)
+    sm_key: int = 1  # OpenSM sm_key (its default is 1; SMs ignore SMs with another key)
+    sminfo_polling_timeout_ns: int = 10_000_000_000  # OpenSM sminfo_polling_timeout 10 s
+    polling_retry_number: int = 4  # OpenSM polling_retry_number
     keep_refused_alias_guids: bool = False
     """When a port refuses SubnSet(GUIDInfo) as unsupported (MAD status 0x0008, as
     every port of ibsim does), keep the alias GUIDs in the SM's database anyway and
@@ -323,6 +347,15 @@ class SubnetManager(EventLog[Any]):
         self.routing_input: RoutingInput | None = None
         self.routing_result: RoutingResult | None = None
         self.switch_order: list[int] = []
+        # SM roles (module docstring; `ibmig.core.sm.roles`).
+        self.role = SmRole()
+        self.master_guid = 0  # the SM a standby polls
+        self.remote_sms: dict[int, SMInfo] = {}  # other SMs by port GUID, as last read
+        self._remote_sm_paths: dict[int, DrPath] = {}
+        self._master_found = False
+        self._poll_retries = 0
+        self._poll_tid: int | None = None  # the poll on the wire (match bits)
+        self._coming_out_of_standby = False
 
     # --- engine contract ------------------------------------------------------------
 
@@ -335,7 +368,10 @@ class SubnetManager(EventLog[Any]):
 
     def handle_timer(self, now_ns: int) -> None:
         while (key := self._timeouts.pop_due(now_ns)) is not None:
-            self._expire(self._outstanding.pop(key), now_ns)
+            if key == _POLL_KEY:
+                self._poll(now_ns)
+            else:
+                self._expire(self._outstanding.pop(key), now_ns)
 
     def transaction_dropped(self, tid: int, now_ns: int) -> None:
         """The transport says the SMP with `tid` cannot be delivered (ibsim returns
@@ -381,10 +417,13 @@ class SubnetManager(EventLog[Any]):
         elif smp.method == Method.TRAP and smp.attribute_id == SmpAttr.NOTICE:
             self._on_trap(smp, datagram, now_ns)
         else:
-            # An SM answers SMInfo Get (IBA Vol 1, 14.4.1; `sminfo` reads ActCount);
-            # everything else addressed to it is not supported.
+            # An SM answers SMInfo Get and Set (IBA Vol 1, 14.4.1; `sminfo` reads
+            # ActCount); everything else addressed to it is not supported.
             if smp.method == Method.GET and smp.attribute_id == SmpAttr.SM_INFO:
                 answer = make_get_resp(smp, self.sm_info())
+            elif smp.method == Method.SET and smp.attribute_id == SmpAttr.SM_INFO:
+                self._on_sm_info_set(smp, datagram, now_ns)
+                return
             else:
                 answer = make_get_resp(smp, status=0x000C)
             self._outbox.append(
@@ -394,7 +433,11 @@ class SubnetManager(EventLog[Any]):
     # --- API ------------------------------------------------------------------------
 
     def start_sweep(self, now_ns: int) -> None:
-        """Start a full (heavy) sweep from the SM's own port."""
+        """Start a full (heavy) sweep from the SM's own port. A STANDBY or NOTACTIVE
+        SM does not sweep (as OpenSM's do_sweep)."""
+        if self.role.state not in (SmState.DISCOVERING, SmState.MASTER):
+            return
+        self._master_found = False
         self._heavy_pending = False
         self._new_sweep(False, now_ns)
         self._issue_get(SmpAttr.NODE_INFO, (), self._on_node_info, None, now_ns)
@@ -420,20 +463,25 @@ class SubnetManager(EventLog[Any]):
         self.phase = Phase.DISCOVER
 
     def sm_info(self) -> SMInfo:
-        """This SM's SMInfo: master once a sweep has brought the subnet up, with
-        ActCount the number of SMPs sent (as OpenSM counts it)."""
-        state = SmState.MASTER if self._up_since_sweep else SmState.DISCOVERING
+        """This SM's SMInfo: its role's state and priority, with ActCount the number
+        of SMPs sent (as OpenSM counts it)."""
         return SMInfo(
             guid=self.db.sm_port_guid,
-            sm_key=0,
+            sm_key=self.config.sm_key,
             act_count=self.smps_sent & 0xFFFF_FFFF,
-            priority=0,
-            sm_state=state,
+            priority=self.config.priority,
+            sm_state=self.role.state,
         )
 
     @property
+    def sm_state(self) -> SmState:
+        return self.role.state
+
+    @property
     def subnet_up(self) -> bool:
-        return self._up_since_sweep and self.phase == Phase.IDLE
+        return (
+            self._up_since_sweep and self.phase == Phase.IDLE and self.role.state == SmState.MASTER
+        )
 
     # --- transactions ---------------------------------------------------------------
 
@@ -587,6 +635,8 @@ class SubnetManager(EventLog[Any]):
             port_guid = guid if node.is_switch else node.info.port_guid
             record = node.ports[port] = PortRecordData(guid, port, port_guid)
         record.set_raw(smp.data)
+        if (port == 0) == node.is_switch and record.port_guid != self.db.sm_port_guid:
+            self._check_sm_port(node, port, record, now_ns)
         if port == 0:
             return
         endpoint = (guid, port)
@@ -640,6 +690,8 @@ class SubnetManager(EventLog[Any]):
             else:
                 self.hop_limited_ports = set(self._hop_limited)
             self._prune_unreachable(now_ns)
+            if self._discovery_decides_role(now_ns):
+                return
             self.phase = Phase.LIDS
             if not self._assign_lids(now_ns):
                 self.phase = Phase.IDLE
@@ -857,10 +909,17 @@ class SubnetManager(EventLog[Any]):
         db.sm_lid = wanted.get(sm_record.port_guid, 0) if sm_record else 0
         for record in end_ports:
             lid = wanted[record.port_guid]
-            if record.lid == lid and record.master_sm_lid == db.sm_lid:
+            # Coming out of STANDBY, clients re-register with the new SM's SA (as
+            # OpenSM does on its first master sweep).
+            rereg = self._coming_out_of_standby and bool(
+                record.capability_mask & PortCapability.IS_CLIENT_REREGISTRATION_SUPPORTED
+            )
+            if record.lid == lid and record.master_sm_lid == db.sm_lid and not rereg:
                 continue
             node = db.nodes[record.node_guid]
-            self._issue_port_info_set(node, record, now_ns, lid=lid, master_sm_lid=db.sm_lid)
+            self._issue_port_info_set(
+                node, record, now_ns, lid=lid, master_sm_lid=db.sm_lid, client_reregister=rereg
+            )
         return True
 
     def _issue_port_info_set(
@@ -872,6 +931,7 @@ class SubnetManager(EventLog[Any]):
         lid: int | None = None,
         master_sm_lid: int | None = None,
         port_state: int = PortState.NO_CHANGE,
+        client_reregister: bool = False,
     ) -> None:
         """SubnSet(PortInfo) built from the bytes the port last answered with, every
         writable "enable" field set to its no-change value (IBA Vol 1, 14.2.5.6:
@@ -889,7 +949,9 @@ class SubnetManager(EventLog[Any]):
             data[16:18] = lid.to_bytes(2, "big")
             data[18:20] = (master_sm_lid or 0).to_bytes(2, "big")
             data[36] = (data[36] & 0xF0) | (config.sm_sl & 0x0F)  # NeighborMTU | MasterSMSL
-            data[51] = (data[51] & 0xE0) | (config.subnet_timeout & 0x1F)
+            data[51] = (data[51] & 0x60) | (config.subnet_timeout & 0x1F)
+            if client_reregister:
+                data[51] |= _CLIENT_REREGISTER
         data[29] = 0  # LinkWidthEnabled: no change
         data[32] = (data[32] & 0xF0) | (port_state & 0x0F)  # LinkSpeedSupported | PortState
         data[33] = 0  # PortPhysicalState, LinkDownDefaultState: no change
@@ -1039,6 +1101,7 @@ class SubnetManager(EventLog[Any]):
         went = tuple(sorted(self._active_ports - in_service))
         self._active_ports = in_service
         self._up_since_sweep = True
+        self._coming_out_of_standby = False
         event = SubnetUp(self.sweep, now_ns, self.smps_sent, len(db.nodes), len(db.lid_owner))
         self._emit(event)
         change = PortsChanged(now_ns, came, went)
@@ -1075,7 +1138,7 @@ class SubnetManager(EventLog[Any]):
             listener.trap_received(notice, now_ns)
         if notice.is_generic and notice.trap_number == TrapNumber.LINK_STATE_CHANGE:
             self._resweep_lids.add(notice.issuer_lid or datagram.slid)
-            if self.phase == Phase.IDLE and self._up_since_sweep:
+            if self.phase == Phase.IDLE and self.subnet_up:
                 self._start_light_sweep(now_ns)
 
     def _start_light_sweep(self, now_ns: int) -> None:
@@ -1096,6 +1159,187 @@ class SubnetManager(EventLog[Any]):
                 )
         if not self._queue and not self._outstanding:
             self._phase_done(now_ns)
+
+    # --- SM roles (IBA Vol 1, 14.4; `ibmig.core.sm.roles`) ---------------------------
+
+    def _change_state(self, signal: SmSignal, now_ns: int) -> None:
+        old = self.role.state
+        new = self.role.signal(signal)
+        if new != old:
+            master = self.master_guid if new == SmState.STANDBY else 0
+            self._emit(SmStateChanged(now_ns, old, new, signal, master))
+
+    def _check_sm_port(
+        self, node: NodeRecordData, port: int, record: PortRecordData, now_ns: int
+    ) -> None:
+        """An end port with IsSM: read its SMInfo (OpenSM's pi_rcv_process_endport)."""
+        if not record.capability_mask & PortCapability.IS_SM:
+            return
+        path = self._path_to_port(node, port)
+        self._remote_sm_paths[record.port_guid] = path
+        self._issue_get(SmpAttr.SM_INFO, path, self._on_sm_info, record.port_guid, now_ns)
+
+    def _on_sm_info(self, smp: Smp, port_guid: int, now_ns: int) -> None:
+        """SubnGetResp(SMInfo) from another SM, read during a sweep or a poll (what
+        it means depends on our state: OpenSM's smi_rcv_process_get_sm)."""
+        try:
+            info = SMInfo.unpack(smp.data)
+        except WireError:
+            return
+        if info.guid != port_guid or port_guid == self.db.sm_port_guid:
+            return  # not the SM we asked (a port moved), or ourselves
+        if self.config.sm_key and info.sm_key != self.config.sm_key:
+            return  # another subnet's SM (OpenSM ignores it too)
+        self.remote_sms[port_guid] = info
+        state = self.role.state
+        remote_state = info.sm_state
+        higher = is_higher(info.priority, info.guid, self.config.priority, self.db.sm_port_guid)
+        if state == SmState.DISCOVERING:
+            if remote_state == SmState.MASTER or (
+                remote_state in (SmState.DISCOVERING, SmState.STANDBY) and higher
+            ):
+                self._master_found = True
+                self.master_guid = port_guid
+        elif (
+            state == SmState.STANDBY
+            and port_guid == self.master_guid
+            and (remote_state == SmState.MASTER or (remote_state == SmState.STANDBY and higher))
+        ):
+            self._poll_retries = 0  # the master is alive
+
+    def _discovery_decides_role(self, now_ns: int) -> bool:
+        """At the end of DISCOVER: go STANDBY when a master or a higher SM was found
+        (True: the sweep stops, nothing is programmed); hand the subnet over when we
+        are master and a higher SM is waiting; else become (or stay) MASTER."""
+        state = self.role.state
+        if state == SmState.DISCOVERING and self._master_found:
+            self.phase = Phase.IDLE
+            self._change_state(SmSignal.MASTER_OR_HIGHER_SM_DETECTED, now_ns)
+            self._start_polling(now_ns)
+            return True
+        if state == SmState.MASTER:
+            highest = self._highest_remote_sm()
+            if highest is not None:
+                self.phase = Phase.IDLE
+                self._send_handover(highest, now_ns)
+                return True
+        if state == SmState.DISCOVERING:
+            self._change_state(SmSignal.DISCOVERY_COMPLETED, now_ns)
+        return False
+
+    def _highest_remote_sm(self) -> int | None:
+        """The port GUID of an active SM higher than this one (the highest), or None."""
+        best_priority, best_guid = self.config.priority, self.db.sm_port_guid
+        found = None
+        for guid, info in self.remote_sms.items():
+            if info.sm_state == SmState.NOT_ACTIVE:
+                continue
+            if is_higher(info.priority, guid, best_priority, best_guid):
+                best_priority, best_guid, found = info.priority, guid, guid
+        return found
+
+    def _send_handover(self, guid: int, now_ns: int) -> None:
+        """SubnSet(SMInfo) HANDOVER to the higher SM `guid`; then STANDBY, polling it."""
+        self.master_guid = guid
+        self._issue_set(
+            self.sm_info(),
+            self._remote_sm_paths[guid],
+            _ignore,
+            None,
+            now_ns,
+            SmInfoControl.HANDOVER,
+        )
+        self._change_state(SmSignal.HANDOVER_SENT, now_ns)
+        self._start_polling(now_ns)
+
+    def _start_polling(self, now_ns: int) -> None:
+        self._poll_retries = 0
+        self._send_poll(now_ns)
+        self._timeouts.arm(_POLL_KEY, now_ns + self.config.sminfo_polling_timeout_ns)
+
+    def _send_poll(self, now_ns: int) -> None:
+        """One SubnGet(SMInfo) to the polled SM, unless the last one is still on the
+        wire (retried by the transaction layer): polls do not pile up."""
+        if self._poll_tid is not None and self._poll_tid in self._outstanding:
+            return
+        path = self._remote_sm_paths.get(self.master_guid)
+        if path is not None:
+            self._poll_tid = (self._tid + 1) & _TID_MATCH_MASK  # the TID it gets
+            self._issue_get(SmpAttr.SM_INFO, path, self._on_sm_info, self.master_guid, now_ns)
+
+    def _cancel_poll(self) -> None:
+        self._timeouts.cancel(_POLL_KEY)
+        tid, self._poll_tid = self._poll_tid, None
+        if tid is not None and self._outstanding.pop(tid, None) is not None:
+            self._timeouts.cancel(tid)
+        self._queue = deque(r for r in self._queue if r.tid & _TID_MATCH_MASK != tid)
+
+    def _poll(self, now_ns: int) -> None:
+        """The polling timer of a STANDBY SM (OpenSM's polling callback): take over
+        after more than `polling_retry_number` polls without a master's answer."""
+        if self.role.state != SmState.STANDBY:
+            return
+        if self._poll_retries > self.config.polling_retry_number:
+            self._take_over(SmSignal.POLLING_TIMEOUT, now_ns)
+            return
+        self._send_poll(now_ns)
+        self._poll_retries += 1
+        self._timeouts.arm(_POLL_KEY, now_ns + self.config.sminfo_polling_timeout_ns)
+
+    def _take_over(self, signal: SmSignal, now_ns: int) -> None:
+        """STANDBY -> DISCOVERING (polling timeout) or MASTER (handover), then a heavy
+        sweep that rewrites every port, as OpenSM's first sweep out of standby."""
+        self._cancel_poll()
+        self._change_state(signal, now_ns)
+        self._coming_out_of_standby = True
+        # What a standby read is stale and DISCOVER only probes links it does not
+        # know: forget it all, so that this sweep reads the subnet as a first one.
+        db = self.db
+        db.nodes.clear()
+        db.links.clear()
+        db.lid_owner.clear()
+        db.port_lid.clear()
+        self._port_paths.clear()
+        self._guid_to_lid.clear()
+        self.remote_sms.pop(self.master_guid, None)
+        self.master_guid = 0
+        self.start_sweep(now_ns)
+
+    def _on_sm_info_set(self, smp: Smp, datagram: Datagram, now_ns: int) -> None:
+        """SubnSet(SMInfo) from another SM (IBA Vol 1, 14.4.1): answered with our
+        SMInfo, then acted on; a control code its sender may not send, or one our
+        state does not accept, gets status 0x001C and changes nothing."""
+        try:
+            sender: SMInfo | None = SMInfo.unpack(smp.data)
+        except WireError:
+            sender = None
+        signal = None if sender is None else control_signal(smp.attribute_modifier, sender.sm_state)
+        legal = signal is not None and self.role.allows(signal)
+        answer = make_get_resp(smp, self.sm_info(), status=0 if legal else _INVALID_FIELD)
+        self._outbox.append(
+            datagram._replace(payload=answer.pack(), slid=datagram.dlid, dlid=datagram.slid)
+        )
+        if not legal or sender is None or signal is None:
+            return
+        state = self.role.state
+        if signal == SmSignal.HANDOVER:
+            if state == SmState.STANDBY:
+                self._take_over(signal, now_ns)
+            else:  # MASTER or DISCOVERING: sweep again and decide at its end
+                self._change_state(signal, now_ns)
+                if self.phase == Phase.IDLE:
+                    self.start_sweep(now_ns)
+        elif signal == SmSignal.STANDBY:
+            self.master_guid = sender.guid
+            self._change_state(signal, now_ns)
+            if sender.guid in self._remote_sm_paths:
+                self._start_polling(now_ns)
+        elif signal == SmSignal.DISCOVER:
+            self._take_over(signal, now_ns)
+        else:  # DISABLE, ACKNOWLEDGE
+            if signal == SmSignal.DISABLE:
+                self._cancel_poll()
+            self._change_state(signal, now_ns)
 
     # --- alias GUIDs (pushed on behalf of the SA) -----------------------------------
 
