@@ -147,7 +147,9 @@ def _env() -> dict[str, str]:
     return env
 
 
-def test_preloaded_without_ibsim_is_one_clear_line_not_a_hang(ibsim_tools: None) -> None:
+def test_preloaded_without_ibsim_is_one_clear_line_not_a_hang(
+    ibsim_tools: None, tmp_path: Path
+) -> None:
     shim = find_umad2sim()
     assert shim is not None
     env = _env()
@@ -159,7 +161,31 @@ def test_preloaded_without_ibsim_is_one_clear_line_not_a_hang(ibsim_tools: None)
         text=True,
         timeout=60,
         env=env,
+        cwd=tmp_path,  # umad2sim writes ./sys-<pid>/ there
         check=False,
     )
     assert result.returncode == 2, result.stderr
     assert "libumad2sim.so is preloaded but no ibsim listens" in result.stderr
+
+
+def test_a_ca_or_port_that_is_not_there_is_one_clear_line(
+    sim: tuple[Harness, Ibsim], tmp_path: Path
+) -> None:
+    _harness, ibsim = sim
+    env = ibsim.tool_env("h1_1")
+    env.update({k: v for k, v in _env().items() if k == "PYTHONPATH"})
+    for argv, wanted in (
+        (["--ca", "mlx5_0"], "no umad device for mlx5_0 port any (have: ibsim0 port 1)"),
+        (["--ca", "ibsim0", "--port", "2"], "no umad device for ibsim0 port 2 (have: ibsim0"),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "ibmig.cli", "sm", "--umad", *argv],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            cwd=tmp_path,  # umad2sim writes ./sys-<pid>/ there
+            check=False,
+        )
+        assert result.returncode == 2, result.stderr
+        assert wanted in result.stderr, result.stderr

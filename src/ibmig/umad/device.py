@@ -273,17 +273,26 @@ class UmadPort:
             raise UmadError(f"cannot open {path} ({exc.strerror})") from None
 
     def close(self) -> None:
-        """Unregister agents, release issmN, close the device."""
+        """Release issmN (no more requests for us), unregister agents, close the device.
+
+        Under umad2sim a MAD that still arrives for an unregistered class crashes its
+        receiving thread (module docstring): the agents are left for its exit-time
+        cleanup there, which follows this at once."""
+        if self._issm_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._issm_fd)
+            self._issm_fd = -1
         if self._fd >= 0:
-            for agent in self.agents.values():
+            if not self.simulated:
+                for agent in self.agents.values():
+                    with contextlib.suppress(OSError):
+                        fcntl.ioctl(
+                            self._fd, IB_USER_MAD_UNREGISTER_AGENT, struct.pack("=I", agent)
+                        )
                 with contextlib.suppress(OSError):
-                    fcntl.ioctl(self._fd, IB_USER_MAD_UNREGISTER_AGENT, struct.pack("=I", agent))
-            self.agents.clear()
-        for fd in (self._issm_fd, self._fd):
-            if fd >= 0:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        self._fd = self._issm_fd = -1
+                    os.close(self._fd)
+            self._fd = -1
+        self.agents.clear()
         self._poll = None
 
     def __enter__(self) -> UmadPort:
