@@ -11,7 +11,7 @@ Everything is plain `os`, `fcntl` and `select.poll` except one call: files are
 opened with the C library's `open` through ctypes. The reason is ibsim's
 `libumad2sim.so`, which serves this interface when preloaded: it interposes `open`,
 `close`, `read`, `write`, `ioctl`, `poll`, `opendir` and `scandir` (umad2sim.c;
-`nm -D` on the Debian 0.10 library lists exactly these) and hands out fake file
+`nm -D` on the Debian 0.10 library lists these libc names and no others) and hands out fake file
 descriptors (1024 + ... for umadN, 2048 + N for issmN) that no kernel call knows.
 CPython opens files with `open64` (`nm -D libpython3.11.so` imports `open64` and
 `openat64`, not `open`), which umad2sim does not interpose: `os.open` and the
