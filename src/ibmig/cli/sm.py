@@ -57,6 +57,7 @@ from ibmig.experiments.heap import paused_gc
 from ibmig.experiments.scenario import check_seed
 from ibmig.ibsim.client import IbsimClient, is_listening, socket_basename
 from ibmig.ibsim.runtime import IbsimRuntime, find_first_ca
+from ibmig.umad.runtime import UmadRuntime
 from ibmig.wire.mad import MadStatus, Method
 from ibmig.wire.smp_attrs import SmpAttr, SmState
 
@@ -83,6 +84,16 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ibsim", action="store_true", help="run on ibsim's socket protocol (required)"
+    )
+    parser.add_argument(
+        "--umad",
+        action="store_true",
+        help="run on a port's /dev/infiniband/umad device (on ibsim: under "
+        "LD_PRELOAD=libumad2sim.so)",
+    )
+    parser.add_argument("--ca", help="with --umad: the CA (ibdev) to run on; default the first")
+    parser.add_argument(
+        "--port", type=int, metavar="N", help="with --umad: the CA's port; default the first"
     )
     parser.add_argument(
         "--sockname", help="ibsim socket base name (default: $IBSIM_SOCKNAME or 'sim')"
@@ -211,7 +222,9 @@ def _write_dump(path: str, sm: SubnetManager) -> None:
 class _Printer:
     """Turns engine events into output lines."""
 
-    def __init__(self, runtime: IbsimRuntime, out: IO[str], quiet: bool, dump: str | None) -> None:
+    def __init__(
+        self, runtime: IbsimRuntime | UmadRuntime, out: IO[str], quiet: bool, dump: str | None
+    ) -> None:
         self.runtime = runtime
         self.sm = runtime.sm
         self.out = out
@@ -314,14 +327,14 @@ BASE + ":ctl" + a 10-digit client id (`ibmig.ibsim.client`)."""
 
 def run_sm(args: argparse.Namespace, out: IO[str] | None = None) -> int:
     out = out or sys.stdout
+    if getattr(args, "umad", False):
+        return run_umad_sm(args, out)
     if not args.ibsim:
         raise ConfigError(
             "`ibmig sm` runs on ibsim only: give --ibsim (`ibmig up` runs the simulator)",
             "--ibsim",
         )
-    if args.max_outstanding < 1:
-        raise ConfigError("must be at least 1", "--max-outstanding")
-    check_seed(args.seed, "--seed")
+    _check_sm_arguments(args)
     base = socket_basename(args.sockname)
     if len(base.encode()) > MAX_SOCKNAME_BYTES:
         where = "--sockname" if args.sockname else "$IBSIM_SOCKNAME"
@@ -330,14 +343,6 @@ def run_sm(args: argparse.Namespace, out: IO[str] | None = None) -> int:
             "socket name leaves for it (the client binds BASE:ctlN and BASE:inN)",
             where,
         )
-    if not 0 <= args.priority <= 15:
-        raise ConfigError("must be 0..15", "--priority")
-    if not args.polling_timeout > 0:
-        raise ConfigError("must be positive", "--polling-timeout")
-    if args.polling_retries < 0:
-        raise ConfigError("must be at least 0", "--polling-retries")
-    if args.dump:
-        check_output_file(args.dump, "--dump")
     if not is_listening(args.sockname):
         raise no_ibsim_error(args.sockname)
     node = args.node or find_first_ca(args.sockname)
@@ -355,15 +360,7 @@ def run_sm(args: argparse.Namespace, out: IO[str] | None = None) -> int:
         port_info = client.get_port_info(0)
         node_info = client.get_node_info()
         port_num = port_info.local_port_num or 1
-        config = SmConfig(
-            routing=args.routing,
-            max_outstanding=args.max_outstanding,
-            keep_refused_alias_guids=True,
-            priority=args.priority,
-            sminfo_polling_timeout_ns=int(args.polling_timeout * 1e9),
-            polling_retry_number=args.polling_retries,
-        )
-        sm = SubnetManager(port_num=port_num, config=config, rng=random.Random(args.seed))
+        sm = SubnetManager(port_num=port_num, config=_sm_config(args), rng=random.Random(args.seed))
         sa = None if args.no_sa else build_sa(sm, args.seed + 1)
         runtime = IbsimRuntime(client, sm, sa)
         printer = _Printer(runtime, out, args.quiet, args.dump)
@@ -406,6 +403,92 @@ def run_sm(args: argparse.Namespace, out: IO[str] | None = None) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         client.close()
+
+
+def _check_sm_arguments(args: argparse.Namespace) -> None:
+    """What `--ibsim` and `--umad` check alike, before anything starts."""
+    if args.max_outstanding < 1:
+        raise ConfigError("must be at least 1", "--max-outstanding")
+    check_seed(args.seed, "--seed")
+    if not 0 <= args.priority <= 15:
+        raise ConfigError("must be 0..15", "--priority")
+    if not args.polling_timeout > 0:
+        raise ConfigError("must be positive", "--polling-timeout")
+    if args.polling_retries < 0:
+        raise ConfigError("must be at least 0", "--polling-retries")
+    if args.dump:
+        check_output_file(args.dump, "--dump")
+
+
+def _sm_config(args: argparse.Namespace) -> SmConfig:
+    return SmConfig(
+        routing=args.routing,
+        max_outstanding=args.max_outstanding,
+        keep_refused_alias_guids=True,
+        priority=args.priority,
+        sminfo_polling_timeout_ns=int(args.polling_timeout * 1e9),
+        polling_retry_number=args.polling_retries,
+    )
+
+
+def run_umad_sm(args: argparse.Namespace, out: IO[str]) -> int:
+    """`ibmig sm --umad`: the same SM and SA over a port's umad device."""
+    from ibmig.umad.device import UmadPort, find_port, under_umad2sim
+    from ibmig.umad.runtime import register_sm_agents
+
+    if args.ibsim:
+        raise ConfigError("give one of --ibsim and --umad", "--umad")
+    _check_sm_arguments(args)
+    if under_umad2sim() and not is_listening():
+        # umad2sim would retry connecting every 2 s, for ever.
+        raise ConfigError(
+            "libumad2sim.so is preloaded but no ibsim listens on $IBSIM_SOCKNAME", "--umad"
+        )
+    port = UmadPort(find_port(args.ca, args.port)).open()
+    stop: list[str] = []
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.append(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        sm = SubnetManager(
+            port_num=port.info.port, config=_sm_config(args), rng=random.Random(args.seed)
+        )
+        sa = None if args.no_sa else build_sa(sm, args.seed + 1)
+        register_sm_agents(port, sa is not None)
+        port.become_sm()  # requests reach us from here on: every agent is in place
+        runtime = UmadRuntime(port, sm, sa)
+        printer = _Printer(runtime, out, args.quiet, args.dump)
+        runtime.event_hooks.append(printer)
+        printer.line(
+            f"ibmig sm: umad {port.info.umad_path} ({port.info.ca} port {port.info.port}"
+            f"{', libumad2sim.so' if under_umad2sim() else ''}); routing {args.routing}, "
+            f"{args.max_outstanding} SMPs outstanding" + ("" if sa is not None else "; no SA")
+        )
+        started = time.monotonic()
+        with paused_gc() as heap:
+            heap.settle()
+            runtime.start()
+            up = runtime.run_until_up_or(lambda: bool(stop), args.timeout)
+        if up is None:
+            if stop:
+                printer.line(f"ibmig sm: {stop[0]} before SUBNET UP, exiting")
+                return 0
+            printer.line(
+                f"ibmig sm: no SUBNET UP after {time.monotonic() - started:.1f} s "
+                f"({sm.smps_sent} SMPs sent, phase {sm.phase.value})"
+            )
+            return 1
+        if args.exit_after_up:
+            return 0
+        runtime.run_until(lambda: bool(stop))
+        printer.line(f"ibmig sm: {stop[0]}, exiting")
+        return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        port.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -412,6 +412,21 @@ class Harness:
         proc = self._spawn(argv, cwd=here, env=env, out=out)
         return IbmigSm(proc, out)
 
+    def start_ibmig_sm_umad(
+        self, ibsim: Ibsim, *, node: str | None = None, args: Sequence[str] = ()
+    ) -> IbmigSm:
+        """`python -m ibmig.cli.sm --umad ...` under libumad2sim.so, attached at `node`
+        (default the first CA) as a tool is: the code path of a real umad device."""
+        here = self._subdir("ibmig-sm-umad")
+        env = ibsim.tool_env(node or first_ca(ibsim.fabric))
+        env["PYTHONUNBUFFERED"] = "1"
+        src = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        argv = [sys.executable, "-m", "ibmig.cli.sm", "--umad", *args]
+        out = here / "sm.out"
+        proc = self._spawn(argv, cwd=here, env=env, out=out)
+        return IbmigSm(proc, out)
+
     # --- tools ----------------------------------------------------------------------
 
     def tool(
