@@ -233,7 +233,9 @@ def test_class_port_info() -> None:
         capability_mask=ClassCapability.IS_TRAP_SUPPORTED
         | ClassCapability.IS_GET_SET_SUPPORTED
         | (1 << 13),
-        capability_mask2=(1 << 5) | (1 << 7),
+        # alias GUIDs, extended speeds, CapabilityMask2 match, 2x widths, HDR: the
+        # OpenSM bits (0xB5E8) that hold for ibmig; none of the multicast ones.
+        capability_mask2=(1 << 5) | (1 << 7) | (1 << 10) | (1 << 13) | (1 << 15),
         resp_time_value=16,
         redirect_qp=1,
         redirect_qkey=0x80010000,

@@ -171,6 +171,8 @@ from ibmig.core.sa.paths import (
     rate_below,
     resolve_path,
 )
+from ibmig.core.sa.records import QUERIES, Query
+from ibmig.core.sa.records import RequestError as _RequestError
 from ibmig.core.sa.rmpp import RmppSender, RmppStatus, control_mad, segment_table
 from ibmig.core.sm.db import NodeRecordData, PortRecordData, SubnetDb
 from ibmig.core.sm.manager import PortsChanged, SubnetManager, SubnetUp
@@ -239,10 +241,18 @@ _SILENT_METHODS: Final = frozenset({Method.SEND, Method.TRAP, Method.TRAP_REPRES
 _SECURITY_TRAPS: Final = range(0x0100, 0x0104)
 _CONTROL_RMPP: Final = frozenset({RmppType.ACK, RmppType.STOP, RmppType.ABORT})
 # ClassPortInfo CapabilityMask bit 13 (OpenSM OSM_CAP_IS_PORT_INFO_CAPMASK_MATCH_SUPPORTED)
-# and CapabilityMask2 bits 5 (alias GUIDs) and 7 (extended speeds).
+# and CapabilityMask2 bits (OpenSM OSM_CAP2_IS_*, osm_base.h): 5 alias GUIDs, 7 extended
+# speeds, 10 CapabilityMask2 matching in PortInfoRecord, 13 2x link widths and 15 HDR
+# lane speed (both in PathRecord rates, `ibmig.core.sa.paths`). Not set, as not served:
+# CapabilityMask bits 8 (optional records: RandomFTRecord, ServiceAssociationRecord),
+# 9 (UD multicast), 10 (MultiPathRecord, TraceRecord), 11 (reinit); CapabilityMask2
+# bits 3, 8 and 12 (multicast), 6 (the full-PortInfoRecord Options bit), 1 (QoS).
 _CAP_PORT_INFO_CAPMASK_MATCH: Final = 1 << 13
 _CAP2_ALIAS_GUIDS: Final = 1 << 5
 _CAP2_EXTENDED_SPEEDS: Final = 1 << 7
+_CAP2_PORT_INFO_CAPMASK2_MATCH: Final = 1 << 10
+_CAP2_LINK_WIDTH_2X: Final = 1 << 13
+_CAP2_LINK_SPEED_HDR: Final = 1 << 15
 _ENHANCED_COMPARE: Final = 1 << 31  # PortInfoRecord attribute modifier bit 31
 
 # PortInfoRecord ComponentMask bit -> PortInfo field (OpenSM IB_PIR_COMPMASK_*,
@@ -414,15 +424,6 @@ class _GuidWrite:
         self.guids = guids
 
 
-class _RequestError(Exception):
-    """Answer the request with this MAD status (and optionally other data)."""
-
-    def __init__(self, status: int, data: bytes | None = None) -> None:
-        super().__init__(status)
-        self.status = status
-        self.data = data
-
-
 _Handler = Callable[[SaMad, Datagram, PortRecordData, int], None]
 
 
@@ -490,6 +491,11 @@ class SubnetAdministrator(EventLog[Any]):
             (SaAttr.INFORM_INFO_RECORD, Method.GET): self._inform_info_record,
             (SaAttr.INFORM_INFO_RECORD, Method.GET_TABLE): self._inform_info_record,
         }
+        # The read-only table records (`ibmig.core.sa.records`): Get and GetTable.
+        for attribute, (query, offset) in QUERIES.items():
+            handler = self._query_handler(query, offset)
+            self._handlers[(attribute, Method.GET)] = handler
+            self._handlers[(attribute, Method.GET_TABLE)] = handler
         sm.listeners.append(self)
         if self._ever_up:
             self._remember_aliases()
@@ -843,6 +849,12 @@ class SubnetAdministrator(EventLog[Any]):
         self._send_segments(transfer, numbers)
         self._arm(_Timeout.RMPP, key, transfer.sender.deadline_ns)
 
+    def _query_handler(self, query: Query, attribute_offset: int) -> _Handler:
+        def handler(mad: SaMad, datagram: Datagram, requester: PortRecordData, now: int) -> None:
+            self._respond(mad, datagram, query(self.sm, mad), attribute_offset, now)
+
+        return handler
+
     # --- ClassPortInfo --------------------------------------------------------------
 
     def class_port_info(self) -> ClassPortInfo:
@@ -855,7 +867,11 @@ class SubnetAdministrator(EventLog[Any]):
                 | ClassCapability.IS_GET_SET_SUPPORTED
                 | _CAP_PORT_INFO_CAPMASK_MATCH
             ),
-            capability_mask2=_CAP2_ALIAS_GUIDS | _CAP2_EXTENDED_SPEEDS,
+            capability_mask2=_CAP2_ALIAS_GUIDS
+            | _CAP2_EXTENDED_SPEEDS
+            | _CAP2_PORT_INFO_CAPMASK2_MATCH
+            | _CAP2_LINK_WIDTH_2X
+            | _CAP2_LINK_SPEED_HDR,
             resp_time_value=resp_time_value(self.config.transaction_timeout_ns),
             redirect_qp=QP1,
             redirect_qkey=QP1_QKEY,
