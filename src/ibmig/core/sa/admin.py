@@ -102,11 +102,16 @@ Records
   always uses 0).
 - InformInfoRecord (15.2.5.12): Get/GetTable by SubscriberGID and Enum, newest
   first as OpenSM lists them, QPN 0 unless trusted (C15-0.2-1.16).
+- LinkRecord, SwitchInfoRecord, SMInfoRecord, P_KeyTableRecord,
+  SLtoVLMappingTableRecord, VLArbitrationTableRecord, LinearForwardingTableRecord
+  (Get/GetTable): `ibmig.core.sa.records`.
 - ClassPortInfo Get (13.4.8.1): RespTimeValue from `transaction_timeout_ns` as
   OpenSM computes it (at least 8; 16 for 200 ms), CapabilityMask IsTrapSupported
   (the SA forwards events; OpenSM leaves this bit clear), IsGetSetNoticeSupported
-  and PortInfo CapabilityMask matching, CapabilityMask2 alias GUIDs and extended
-  speeds; redirect and trap QP 1 with the well-known Q_Key.
+  and PortInfo CapabilityMask matching (0x2003; OpenSM's 0x2602 adds UD multicast
+  and MultiPathRecord, not served here), CapabilityMask2 alias GUIDs, extended
+  speeds, CapabilityMask2 matching, 2x widths and HDR (0xA4A0); redirect and trap
+  QP 1 with the well-known Q_Key.
 
 Events and Reports
 ------------------
