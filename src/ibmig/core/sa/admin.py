@@ -105,6 +105,7 @@ Records
 - LinkRecord, SwitchInfoRecord, SMInfoRecord, P_KeyTableRecord,
   SLtoVLMappingTableRecord, VLArbitrationTableRecord, LinearForwardingTableRecord
   (Get/GetTable): `ibmig.core.sa.records`.
+- ServiceRecord (Set, Delete, Get/GetTable, leases): `ibmig.core.sa.services`.
 - ClassPortInfo Get (13.4.8.1): RespTimeValue from `transaction_timeout_ns` as
   OpenSM computes it (at least 8; 16 for 200 ms), CapabilityMask IsTrapSupported
   (the SA forwards events; OpenSM leaves this bit clear), IsGetSetNoticeSupported
@@ -179,6 +180,7 @@ from ibmig.core.sa.paths import (
 from ibmig.core.sa.records import QUERIES, Query
 from ibmig.core.sa.records import RequestError as _RequestError
 from ibmig.core.sa.rmpp import RmppSender, RmppStatus, control_mad, segment_table
+from ibmig.core.sa.services import ServiceRegistry
 from ibmig.core.sm.db import NodeRecordData, PortRecordData, SubnetDb
 from ibmig.core.sm.manager import PortsChanged, SubnetManager, SubnetUp
 from ibmig.core.timers import Timers
@@ -226,6 +228,7 @@ from ibmig.wire.sa import (
     SaRecord,
     SaStatus,
     Selector,
+    ServiceRecord,
 )
 from ibmig.wire.smp_attrs import GUID_BLOCK_SIZE, GUIDInfo, NodeDescription, NodeInfo, PortInfo
 
@@ -501,6 +504,10 @@ class SubnetAdministrator(EventLog[Any]):
             handler = self._query_handler(query, offset)
             self._handlers[(attribute, Method.GET)] = handler
             self._handlers[(attribute, Method.GET_TABLE)] = handler
+        self.services = ServiceRegistry()
+        """Registered ServiceRecords (`ibmig.core.sa.services`)."""
+        for method in (Method.GET, Method.GET_TABLE, Method.SET, Method.DELETE):
+            self._handlers[(SaAttr.SERVICE_RECORD, method)] = self._service_record
         sm.listeners.append(self)
         if self._ever_up:
             self._remember_aliases()
@@ -859,6 +866,12 @@ class SubnetAdministrator(EventLog[Any]):
             self._respond(mad, datagram, query(self.sm, mad), attribute_offset, now)
 
         return handler
+
+    def _service_record(
+        self, mad: SaMad, datagram: Datagram, requester: PortRecordData, now_ns: int
+    ) -> None:
+        records = self.services.handle(mad, self.db, now_ns)
+        self._respond(mad, datagram, records, ServiceRecord.ATTRIBUTE_OFFSET, now_ns)
 
     # --- ClassPortInfo --------------------------------------------------------------
 
