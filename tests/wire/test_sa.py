@@ -31,6 +31,7 @@ from ibmig.wire.sa import (
     InformInfoRecord,
     LFTRecord,
     LinkRecord,
+    MultiPathRecord,
     NodeRecord,
     NodeRecordComp,
     PathRecord,
@@ -180,7 +181,31 @@ service_records = st.builds(
     st.tuples(*[u64] * 2),
 )
 
+multi_path_records = st.builds(
+    MultiPathRecord,
+    sgids=st.lists(gids, max_size=5).map(tuple),
+    dgids=st.lists(gids, max_size=6).map(tuple),
+    raw_traffic=st.booleans(),
+    flow_label=bits(20),
+    hop_limit=u8,
+    tclass=u8,
+    reversible=st.booleans(),
+    numb_path=bits(7),
+    pkey=u16,
+    qos_class=bits(12),
+    sl=bits(4),
+    mtu_selector=bits(2),
+    mtu=bits(6),
+    rate_selector=bits(2),
+    rate=bits(6),
+    packet_life_time_selector=bits(2),
+    packet_life_time=bits(6),
+    service_id=u64,
+    independence_selector=bits(2),
+)
+
 RECORD_STRATEGIES: dict[type[SaRecord], st.SearchStrategy[SaRecord]] = {
+    MultiPathRecord: multi_path_records,
     LinkRecord: link_records,
     SwitchInfoRecord: switch_info_records,
     SMInfoRecord: sm_info_records,
@@ -258,6 +283,7 @@ def test_record_sizes_and_offsets_match_opensm() -> None:
         VLArbitrationTableRecord: 72,
         LFTRecord: 72,
         ServiceRecord: 176,
+        MultiPathRecord: 200,  # ib_multipath_rec_t with its 11 GIDs
     }
     for klass, size in sizes.items():
         assert size == klass.SIZE
@@ -283,6 +309,7 @@ def test_attribute_ids() -> None:
         0x33,
         0x35,
         0x36,
+        0x3A,
         0xF3,
     }
     assert int(SaAttr.INFORM_INFO_RECORD) == 0xF3
@@ -548,7 +575,36 @@ SERVICE_RECORD_BYTES = (
     + bytes.fromhex("0000000000000007ffffffffffffffff")
 )
 
+MULTI_PATH_BYTES = (
+    bytes.fromhex("800123400782ffff00138486921240010134567890abcdef")
+    + GID_A
+    + GID_B
+    + bytes(200 - 24 - 32)
+)
+MULTI_PATH = MultiPathRecord(
+    sgids=(GID_A,),
+    dgids=(GID_B,),
+    raw_traffic=True,
+    flow_label=0x123,
+    hop_limit=0x40,
+    tclass=7,
+    reversible=True,
+    numb_path=2,
+    pkey=0xFFFF,
+    qos_class=1,
+    sl=3,
+    mtu_selector=2,
+    mtu=4,
+    rate_selector=2,
+    rate=6,
+    packet_life_time_selector=2,
+    packet_life_time=0x12,
+    service_id=0x1234567890ABCDEF,
+    independence_selector=1,
+)
+
 VECTORS: list[tuple[bytes, SaRecord]] = [
+    (MULTI_PATH_BYTES, MULTI_PATH),
     (LINK_RECORD_BYTES, LINK_RECORD),
     (SL_TO_VL_BYTES, SL_TO_VL),
     (VL_ARB_BYTES, VL_ARB),

@@ -38,6 +38,7 @@ Wireshark's dissector agrees with), in bytes and in AttributeOffset words:
     VLArbitrationTableRecord 0x0036 72 9  15.2.5.9
     LinearForwardingTableRecord 0x0015 72 9  15.2.5.6
     ServiceRecord     0x0031  176  22     15.2.5.14
+    MultiPathRecord   0x003A 24 + 16 per GID  15.2.5.20 (in SubnAdmGetMulti only)
 
 SA MADs use class version 2 (IBA 1.2 and later; OpenSM answers ClassPortInfo
 with class_ver 2).
@@ -1286,6 +1287,170 @@ class ServiceRecord:
         return self.service_name.split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
+# --------------------------------------------------------------------------- MultiPathRecord
+
+
+class MultiPathRecordComp(IntFlag):
+    """ComponentMask bits of a MultiPathRecord (IBA Vol 1, 15.2.5.20; OpenSM
+    IB_MPR_COMPMASK_*)."""
+
+    RAW_TRAFFIC = 1 << 0
+    RESERVED0 = 1 << 1
+    FLOW_LABEL = 1 << 2
+    HOP_LIMIT = 1 << 3
+    TCLASS = 1 << 4
+    REVERSIBLE = 1 << 5
+    NUMB_PATH = 1 << 6
+    PKEY = 1 << 7
+    QOS_CLASS = 1 << 8
+    SL = 1 << 9
+    MTU_SELECTOR = 1 << 10
+    MTU = 1 << 11
+    RATE_SELECTOR = 1 << 12
+    RATE = 1 << 13
+    PACKET_LIFE_TIME_SELECTOR = 1 << 14
+    PACKET_LIFE_TIME = 1 << 15
+    SERVICE_ID_MSB = 1 << 16
+    INDEPENDENCE_SELECTOR = 1 << 17
+    RESERVED3 = 1 << 18
+    SGID_COUNT = 1 << 19
+    DGID_COUNT = 1 << 20
+    SERVICE_ID_LSB = 1 << 21
+    SERVICE_ID = SERVICE_ID_MSB | SERVICE_ID_LSB
+
+
+_MULTI_PATH = struct.Struct(">IBBHHBBBBBBB7s")
+MULTI_PATH_MAX_GIDS: Final = 11
+"""GIDs a MultiPathRecord carries in one MAD (24 + 11 x 16 = 200 bytes; OpenSM
+IB_MULTIPATH_MAX_GIDS)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MultiPathRecord:
+    """MultiPathRecord (IBA Vol 1, 15.2.5.20; ib_multipath_rec_t), 24 bytes and then
+    SGIDCount source GIDs followed by DGIDCount destination GIDs:
+
+        byte 0   RawTraffic (1) | reserved (3) | FlowLabel (20) | HopLimit (8)
+        byte 4   TClass
+        byte 5   Reversible (1) | NumbPath (7)
+        byte 6   P_Key
+        byte 8   QoSClass (12) | SL (4)
+        byte 10  MTUSelector (2) | MTU (6)
+        byte 11  RateSelector (2) | Rate (6)
+        byte 12  PacketLifeTimeSelector (2) | PacketLifeTime (6)
+        byte 13  ServiceID, 8 most significant bits
+        byte 14  IndependenceSelector (2) | reserved (6)
+        byte 15  SGIDCount
+        byte 16  DGIDCount
+        byte 17  ServiceID, 56 least significant bits
+        byte 24  SGIDs, then DGIDs (16 bytes each)
+
+    It is sent in SubnAdmGetMulti only; the answer is PathRecords. `pack()` fills the
+    200 bytes of SA data (at most 11 GIDs)."""
+
+    sgids: tuple[bytes, ...] = ()
+    dgids: tuple[bytes, ...] = ()
+    raw_traffic: bool = False
+    flow_label: int = 0
+    hop_limit: int = 0
+    tclass: int = 0
+    reversible: bool = False
+    numb_path: int = 0
+    pkey: int = 0
+    qos_class: int = 0
+    sl: int = 0
+    mtu_selector: int = 0
+    mtu: int = 0
+    rate_selector: int = 0
+    rate: int = 0
+    packet_life_time_selector: int = 0
+    packet_life_time: int = 0
+    service_id: int = 0
+    independence_selector: int = 0
+
+    ATTRIBUTE_ID: ClassVar[int] = SaAttr.MULTI_PATH_RECORD
+    SIZE: ClassVar[int] = 200
+    ATTRIBUTE_OFFSET: ClassVar[int] = 25
+
+    def pack(self) -> bytes:
+        gids = (*self.sgids, *self.dgids)
+        if len(gids) > MULTI_PATH_MAX_GIDS:
+            raise WireError(f"a MultiPathRecord holds {MULTI_PATH_MAX_GIDS} GIDs, not {len(gids)}")
+        for gid in gids:
+            _check_gid("MultiPathRecord GID", gid)
+        checks = (
+            ("FlowLabel", self.flow_label, 20),
+            ("HopLimit", self.hop_limit, 8),
+            ("NumbPath", self.numb_path, 7),
+            ("QoSClass", self.qos_class, 12),
+            ("SL", self.sl, 4),
+            ("MTUSelector", self.mtu_selector, 2),
+            ("MTU", self.mtu, 6),
+            ("RateSelector", self.rate_selector, 2),
+            ("Rate", self.rate, 6),
+            ("PacketLifeTimeSelector", self.packet_life_time_selector, 2),
+            ("PacketLifeTime", self.packet_life_time, 6),
+            ("IndependenceSelector", self.independence_selector, 2),
+            ("ServiceID", self.service_id, 64),
+        )
+        for _name, value, bits in checks:
+            if not isinstance(value, int) or value < 0 or value >> bits:
+                raise _fields_out_of_range("MultiPathRecord", checks)
+        try:
+            head = _MULTI_PATH.pack(
+                (0x80000000 if self.raw_traffic else 0) | (self.flow_label << 8) | self.hop_limit,
+                self.tclass,
+                (0x80 if self.reversible else 0) | self.numb_path,
+                self.pkey,
+                (self.qos_class << 4) | self.sl,
+                (self.mtu_selector << 6) | self.mtu,
+                (self.rate_selector << 6) | self.rate,
+                (self.packet_life_time_selector << 6) | self.packet_life_time,
+                self.service_id >> 56,
+                self.independence_selector << 6,
+                len(self.sgids),
+                len(self.dgids),
+                (self.service_id & ((1 << 56) - 1)).to_bytes(7, "big"),
+            )
+        except struct.error as exc:
+            raise WireError(f"MultiPathRecord field out of range: {exc}") from None
+        return (head + b"".join(gids)).ljust(self.SIZE, b"\0")
+
+    @classmethod
+    def unpack(cls, data: bytes, offset: int = 0) -> MultiPathRecord:
+        """Decode the record at `offset`; its GIDs must all be there."""
+        _need(data, offset, 24, "MultiPathRecord")
+        (word, tclass, rev_nbp, pkey, qos_sl, mtu, rate, plt, sid_msb, indep, nsrc, ndst, lsb) = (
+            _MULTI_PATH.unpack_from(data, offset)
+        )
+        if nsrc + ndst > MULTI_PATH_MAX_GIDS:
+            raise WireError(f"MultiPathRecord SGIDCount {nsrc} + DGIDCount {ndst} exceed 11")
+        _need(data, offset, 24 + 16 * (nsrc + ndst), "MultiPathRecord with its GIDs")
+        base = offset + 24
+        gids = tuple(bytes(data[base + 16 * i : base + 16 * i + 16]) for i in range(nsrc + ndst))
+        return cls(
+            gids[:nsrc],
+            gids[nsrc:],
+            word >= 0x80000000,
+            (word >> 8) & 0xFFFFF,
+            word & 0xFF,
+            tclass,
+            rev_nbp >= 0x80,
+            rev_nbp & 0x7F,
+            pkey,
+            qos_sl >> 4,
+            qos_sl & 0xF,
+            mtu >> 6,
+            mtu & 0x3F,
+            rate >> 6,
+            rate & 0x3F,
+            plt >> 6,
+            plt & 0x3F,
+            (sid_msb << 56) | int.from_bytes(lsb, "big"),
+            indep >> 6,
+        )
+
+
 # --------------------------------------------------------------------------- registry
 
 SaRecord = (
@@ -1305,6 +1470,7 @@ SaRecord = (
     | VLArbitrationTableRecord
     | LFTRecord
     | ServiceRecord
+    | MultiPathRecord
 )
 """Any record class this module can put in or take out of an SA MAD."""
 
@@ -1325,6 +1491,7 @@ SA_RECORDS: Final[dict[int, type[SaRecord]]] = {
     SaAttr.VL_ARBITRATION_TABLE_RECORD: VLArbitrationTableRecord,
     SaAttr.LINEAR_FORWARDING_TABLE_RECORD: LFTRecord,
     SaAttr.SERVICE_RECORD: ServiceRecord,
+    SaAttr.MULTI_PATH_RECORD: MultiPathRecord,
 }
 """SA attribute ID -> record class."""
 
@@ -1394,6 +1561,7 @@ _SA = struct.Struct(">BBBBHHQHHIBBBBIIQH2xQ200s")
 # Plain ints: comparing with an IntEnum member costs a class attribute lookup per use.
 _SUBN_ADM: Final = int(MgmtClass.SUBN_ADM)
 _GET_TABLE_RESP: Final = int(Method.GET_TABLE_RESP)
+_GET_MULTI_RESP: Final = int(Method.GET_MULTI_RESP)  # PathRecords of a MultiPathRecord query
 _ZERO_DATA: Final = bytes(SA_DATA_SIZE)
 _TABLE_RMPP_FLAGS: Final = RmppFlags.ACTIVE | RmppFlags.FIRST | RmppFlags.LAST
 
@@ -1531,7 +1699,7 @@ class SaMad:
                     f"{record.__class__.__name__} cannot go in an SA MAD of attribute "
                     f"{attribute_id:#06x} ({klass.__name__})"
                 )
-        table = method == _GET_TABLE_RESP
+        table = method in (_GET_TABLE_RESP, _GET_MULTI_RESP)
         if attribute_offset is None:
             attribute_offset = klass.ATTRIBUTE_OFFSET if (table and records) else 0
         if len(records) > 1 and attribute_offset == 0:

@@ -20,7 +20,8 @@ Receive pipeline
    (C15-0.1.3, osm_sa_mad_ctrl.c); `answer_busy_before_up=False` does the same.
 8. A requester LID no end port has: dropped (OpenSM "Cannot find requester
    physical port").
-9. A method the SA does not implement (anything but Get, Set, GetTable, Delete):
+9. A method the SA does not implement (anything but Get, Set, GetTable, GetMulti,
+   Delete):
    0x0008; an attribute/method pair it does not serve: 0x000C (IBA 13.4.7 Table
    117; OpenSM silently drops unknown attributes).
 
@@ -106,11 +107,13 @@ Records
   SLtoVLMappingTableRecord, VLArbitrationTableRecord, LinearForwardingTableRecord
   (Get/GetTable): `ibmig.core.sa.records`.
 - ServiceRecord (Set, Delete, Get/GetTable, leases): `ibmig.core.sa.services`.
+- MultiPathRecord (GetMulti, answered with PathRecords in a GetMultiResp RMPP
+  transfer): `ibmig.core.sa.multipath`.
 - ClassPortInfo Get (13.4.8.1): RespTimeValue from `transaction_timeout_ns` as
   OpenSM computes it (at least 8; 16 for 200 ms), CapabilityMask IsTrapSupported
   (the SA forwards events; OpenSM leaves this bit clear), IsGetSetNoticeSupported
-  and PortInfo CapabilityMask matching (0x2003; OpenSM's 0x2602 adds UD multicast
-  and MultiPathRecord, not served here), CapabilityMask2 alias GUIDs, extended
+  MultiPathRecord and PortInfo CapabilityMask matching (0x2403; OpenSM's 0x2602
+  has UD multicast, not served here, and no traps), CapabilityMask2 alias GUIDs, extended
   speeds, CapabilityMask2 matching, 2x widths and HDR (0xA4A0); redirect and trap
   QP 1 with the well-known Q_Key.
 
@@ -167,6 +170,7 @@ from ibmig.core.sa.events import (
     SubscriptionRemoved,
 )
 from ibmig.core.sa.matching import guid_of, inform_matches, make_gid, notice_subject
+from ibmig.core.sa.multipath import multipath_records
 from ibmig.core.sa.paths import (
     MAX_MTU,
     MIN_MTU,
@@ -244,8 +248,11 @@ _REPORT_RESP: Final = int(Method.REPORT_RESP)
 _SUBN_ADM: Final = int(MgmtClass.SUBN_ADM)
 _RMPP_FLAGS: Final = 26  # RRespTime (5 bits) | RMPPFlags (3 bits) in the RMPP header
 _TID_MASK: Final = (1 << 48) - 1  # ibsim rewrites the top 16 bits of request TIDs
-_SUPPORTED_METHODS: Final = frozenset({Method.GET, Method.SET, Method.GET_TABLE, Method.DELETE})
+_SUPPORTED_METHODS: Final = frozenset(
+    {Method.GET, Method.SET, Method.GET_TABLE, Method.GET_MULTI, Method.DELETE}
+)
 _SILENT_METHODS: Final = frozenset({Method.SEND, Method.TRAP, Method.TRAP_REPRESS})
+_TABLE_METHODS: Final = frozenset({Method.GET_TABLE, Method.GET_MULTI})
 _SECURITY_TRAPS: Final = range(0x0100, 0x0104)
 _CONTROL_RMPP: Final = frozenset({RmppType.ACK, RmppType.STOP, RmppType.ABORT})
 # ClassPortInfo CapabilityMask bit 13 (OpenSM OSM_CAP_IS_PORT_INFO_CAPMASK_MATCH_SUPPORTED)
@@ -253,9 +260,10 @@ _CONTROL_RMPP: Final = frozenset({RmppType.ACK, RmppType.STOP, RmppType.ABORT})
 # speeds, 10 CapabilityMask2 matching in PortInfoRecord, 13 2x link widths and 15 HDR
 # lane speed (both in PathRecord rates, `ibmig.core.sa.paths`). Not set, as not served:
 # CapabilityMask bits 8 (optional records: RandomFTRecord, ServiceAssociationRecord),
-# 9 (UD multicast), 10 (MultiPathRecord, TraceRecord), 11 (reinit); CapabilityMask2
+# 9 (UD multicast), 11 (reinit); CapabilityMask2
 # bits 3, 8 and 12 (multicast), 6 (the full-PortInfoRecord Options bit), 1 (QoS).
 _CAP_PORT_INFO_CAPMASK_MATCH: Final = 1 << 13
+_CAP_MULTIPATH: Final = 1 << 10  # MultiPathRecord (OpenSM sets it without TraceRecord too)
 _CAP2_ALIAS_GUIDS: Final = 1 << 5
 _CAP2_EXTENDED_SPEEDS: Final = 1 << 7
 _CAP2_PORT_INFO_CAPMASK2_MATCH: Final = 1 << 10
@@ -504,6 +512,7 @@ class SubnetAdministrator(EventLog[Any]):
             handler = self._query_handler(query, offset)
             self._handlers[(attribute, Method.GET)] = handler
             self._handlers[(attribute, Method.GET_TABLE)] = handler
+        self._handlers[(SaAttr.MULTI_PATH_RECORD, Method.GET_MULTI)] = self._multipath_record
         self.services = ServiceRegistry()
         """Registered ServiceRecords (`ibmig.core.sa.services`)."""
         for method in (Method.GET, Method.GET_TABLE, Method.SET, Method.DELETE):
@@ -704,7 +713,7 @@ class SubnetAdministrator(EventLog[Any]):
             replace(header, method=method, status=status),
             mad.rmpp,
             0,
-            0 if header.method == Method.GET_TABLE else mad.attribute_offset,
+            0 if header.method in _TABLE_METHODS else mad.attribute_offset,
             mad.component_mask,
             mad.data if data is None else data.ljust(SA_DATA_SIZE, b"\0"),
         )
@@ -727,7 +736,7 @@ class SubnetAdministrator(EventLog[Any]):
             raise _RequestError(SaStatus.ERR_TOO_MANY_RECORDS)
         if method == Method.GET and not records:
             raise _RequestError(SaStatus.ERR_NO_RECORDS)
-        if method == Method.GET_TABLE:
+        if method in _TABLE_METHODS:
             self._respond_table(mad, datagram, records, attribute_offset, now_ns)
             return
         response_method = self._response_method(method)
@@ -755,6 +764,11 @@ class SubnetAdministrator(EventLog[Any]):
         attribute = header.attribute_id
         stride = attribute_offset * 8
         resp_method = int(Method.GET_TABLE_RESP)
+        if header.method == Method.GET_MULTI:
+            # GetMultiResp carrying PathRecords (o15-0.2.7), as OpenSM answers it.
+            resp_method = int(Method.GET_MULTI_RESP)
+            attribute = records[0].ATTRIBUTE_ID if records else int(SaAttr.PATH_RECORD)
+            header = replace(header, attribute_id=attribute)
         if not self.config.rmpp:
             fits = SA_DATA_SIZE // stride if stride else 0
             if len(records) > fits:
@@ -867,6 +881,12 @@ class SubnetAdministrator(EventLog[Any]):
 
         return handler
 
+    def _multipath_record(
+        self, mad: SaMad, datagram: Datagram, requester: PortRecordData, now_ns: int
+    ) -> None:
+        records = multipath_records(mad, self.db, self._path_record_for)
+        self._respond(mad, datagram, records, PathRecord.ATTRIBUTE_OFFSET, now_ns)
+
     def _service_record(
         self, mad: SaMad, datagram: Datagram, requester: PortRecordData, now_ns: int
     ) -> None:
@@ -883,6 +903,7 @@ class SubnetAdministrator(EventLog[Any]):
             capability_mask=int(
                 ClassCapability.IS_TRAP_SUPPORTED
                 | ClassCapability.IS_GET_SET_SUPPORTED
+                | _CAP_MULTIPATH
                 | _CAP_PORT_INFO_CAPMASK_MATCH
             ),
             capability_mask2=_CAP2_ALIAS_GUIDS
