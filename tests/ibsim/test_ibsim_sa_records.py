@@ -28,6 +28,7 @@ x86) and saquery prints it unconverted; ibmig sends it big-endian as IBA Vol 1,
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ from pathlib import Path
 import pytest
 
 from ibmig.ibsim.harness import Harness, Ibsim
+from tests.helpers import missing_tools as skip_or_fail
 
 pytestmark = pytest.mark.interop
 
@@ -120,6 +122,8 @@ def _run(harness: Harness, sim: Ibsim, node: str, *, ours: bool) -> SaSide:
 
 @pytest.fixture(scope="module")
 def sides(ibsim_tools: None, net_file: Callable[[str], Path]) -> Iterator[dict[str, SaSide]]:
+    if shutil.which("osmtest", path="/usr/sbin:/sbin:/usr/bin") is None:
+        skip_or_fail("osmtest missing (install opensm)")
     found = {}
     for which in ("opensm", "ibmig"):
         with Harness() as harness:
