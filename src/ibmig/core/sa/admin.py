@@ -113,9 +113,9 @@ Records
   OpenSM computes it (at least 8; 16 for 200 ms), CapabilityMask IsTrapSupported
   (the SA forwards events; OpenSM leaves this bit clear), IsGetSetNoticeSupported
   MultiPathRecord and PortInfo CapabilityMask matching (0x2403; OpenSM's 0x2602
-  has UD multicast, not served here, and no traps), CapabilityMask2 alias GUIDs, extended
-  speeds, CapabilityMask2 matching, 2x widths and HDR (0xA4A0); redirect and trap
-  QP 1 with the well-known Q_Key.
+  has UD multicast, not served here, and no traps), CapabilityMask2 alias GUIDs,
+  extended speeds, CapabilityMask2 matching, 2x widths and HDR (0xA4A0); redirect
+  and trap QP 1 with the well-known Q_Key.
 
 Events and Reports
 ------------------
@@ -260,8 +260,8 @@ _CONTROL_RMPP: Final = frozenset({RmppType.ACK, RmppType.STOP, RmppType.ABORT})
 # speeds, 10 CapabilityMask2 matching in PortInfoRecord, 13 2x link widths and 15 HDR
 # lane speed (both in PathRecord rates, `ibmig.core.sa.paths`). Not set, as not served:
 # CapabilityMask bits 8 (optional records: RandomFTRecord, ServiceAssociationRecord),
-# 9 (UD multicast), 11 (reinit); CapabilityMask2
-# bits 3, 8 and 12 (multicast), 6 (the full-PortInfoRecord Options bit), 1 (QoS).
+# 9 (UD multicast), 11 (reinit); CapabilityMask2 bits 3, 8 and 12 (multicast), 6 (the
+# full-PortInfoRecord Options bit), 1 (QoS).
 _CAP_PORT_INFO_CAPMASK_MATCH: Final = 1 << 13
 _CAP_MULTIPATH: Final = 1 << 10  # MultiPathRecord (OpenSM sets it without TraceRecord too)
 _CAP2_ALIAS_GUIDS: Final = 1 << 5
