@@ -1,7 +1,7 @@
 """OpenSM's own SA test client and `saquery` against `ibmig sm --ibsim`, with OpenSM
 on the same fabric as the yardstick (issue 12's acceptance for the SA records).
 
-`osmtest -f c` (inventory: NodeRecord, PortInfoRecord, PathRecord, LinkRecord
+On ft2-36 and ft3-32: `osmtest -f c` (inventory: NodeRecord, PortInfoRecord, PathRecord, LinkRecord
 tables), `-f e` (event forwarding; this build of osmtest has no event flow and
 passes once it has read ClassPortInfo) and `-f q` (a Get of every port's
 VLArbitrationTableRecord blocks and SLtoVLMappingTableRecords, for the ports of
@@ -120,14 +120,16 @@ def _run(harness: Harness, sim: Ibsim, node: str, *, ours: bool) -> SaSide:
     return SaSide(flows, found, cpi)
 
 
-@pytest.fixture(scope="module")
-def sides(ibsim_tools: None, net_file: Callable[[str], Path]) -> Iterator[dict[str, SaSide]]:
+@pytest.fixture(scope="module", params=["ft2-36", "ft3-32"])
+def sides(
+    request: pytest.FixtureRequest, ibsim_tools: None, net_file: Callable[[str], Path]
+) -> Iterator[dict[str, SaSide]]:
     if shutil.which("osmtest", path="/usr/sbin:/sbin:/usr/bin") is None:
         skip_or_fail("osmtest missing (install opensm)")
     found = {}
     for which in ("opensm", "ibmig"):
         with Harness() as harness:
-            sim = harness.start_ibsim(net_file("ft2-36"))
+            sim = harness.start_ibsim(net_file(request.param))
             if which == "opensm":
                 harness.start_opensm(sim).wait_up(120)
             else:
