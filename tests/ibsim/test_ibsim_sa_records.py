@@ -1,11 +1,11 @@
 """OpenSM's own SA test client and `saquery` against `ibmig sm --ibsim`, with OpenSM
 on the same fabric as the yardstick (issue 12's acceptance for the SA records).
 
-On ft2-36 and ft3-32: `osmtest -f c` (inventory: NodeRecord, PortInfoRecord, PathRecord, LinkRecord
-tables), `-f e` (event forwarding; this build of osmtest has no event flow and
-passes once it has read ClassPortInfo) and `-f q` (a Get of every port's
-VLArbitrationTableRecord blocks and SLtoVLMappingTableRecords, for the ports of
-the inventory) must pass against both SMs.
+On ft2-36 and ft3-32: `osmtest -f c` (inventory: NodeRecord, PortInfoRecord,
+PathRecord, LinkRecord tables), `-f e` (event forwarding; this build of osmtest
+has no event flow and passes once it has read ClassPortInfo) and `-f q` (a Get of
+every port's VLArbitrationTableRecord blocks and SLtoVLMappingTableRecords, for
+the ports of the inventory) must pass against both SMs.
 
 Then `saquery` for each table record ibmig serves must print what it prints for
 OpenSM. ibsim has no RMPP: a requester gets the first MAD of a table, and
@@ -17,12 +17,13 @@ the GUID of the node that has it (from `ibnetdiscover -p`). Known differences,
 not compared: SwitchInfo's LifeTimeValue/PortStateChange byte (OpenSM sets the
 switch lifetime 18 and clears PortStateChange; ibmig does not yet, issue 12 item
 4), SMInfo ActCount (SMPs sent), LFT contents (they name LIDs; the routes are
-compared in test_ibsim_fabric), and MulticastFDBTop, which saquery prints for
-OpenSM only (OpenSM advertises MulticastFDBTop support, CapabilityMask2 bit 3;
-ibmig, without multicast, does not). P_KeyTableRecord BlockNum: OpenSM writes it
-in host byte order (osm_sa_pkey_record.c, `block_num = block`, little-endian on
-x86) and saquery prints it unconverted; ibmig sends it big-endian as IBA Vol 1,
-15.2.5.11 says, so saquery prints block 1 as 256: compared byte-swapped.
+compared in test_ibsim_fabric), and MulticastFDBTop, which saquery prints only
+when the SA's CapabilityMask2 has IsMulticastFDBTopSupported (bit 3): OpenSM's
+does, ibmig's (no multicast) does not. P_KeyTableRecord BlockNum: OpenSM writes
+it in host byte order (osm_sa_pkey_record.c, `block_num = block`, little-endian
+on x86) and saquery prints it without conversion; ibmig sends it big-endian as
+IBA Vol 1, 15.2.5.11 says, so saquery prints block 1 as 256: compared
+byte-swapped.
 """
 
 from __future__ import annotations
