@@ -86,6 +86,7 @@ def test_every_pair_gets_the_path_a_path_record_query_gets() -> None:
     sa = make_sa()
     found = paths(sa, MultiPathRecord(sgids=(gid(H1_GUID),), dgids=(gid(H2_GUID), gid(H3_GUID))))
     assert [(p.slid, p.dlid) for p in found] == [(H1_LID, H2_LID), (H1_LID, H3_LID)]
+    assert sa.mad_counts[(SaAttr.PATH_RECORD, Method.GET_MULTI_RESP)] == 1  # one segment
     assert found == [path_record(sa, H1_GUID, H2_GUID), path_record(sa, H1_GUID, H3_GUID)]
 
 

@@ -412,13 +412,21 @@ class _PendingReport:
 
 
 class _Transfer:
-    __slots__ = ("attribute", "reply", "sender", "tid")
+    __slots__ = ("attribute", "method", "reply", "sender", "tid")
 
-    def __init__(self, sender: RmppSender, reply: Datagram, attribute: int, tid: int) -> None:
+    def __init__(
+        self,
+        sender: RmppSender,
+        reply: Datagram,
+        attribute: int,
+        tid: int,
+        method: int = Method.GET_TABLE_RESP,
+    ) -> None:
         self.sender = sender
         self.reply = reply
         self.attribute = attribute
         self.tid = tid
+        self.method = method  # GetTableResp, or GetMultiResp
 
 
 class _GuidWrite:
@@ -802,7 +810,8 @@ class SubnetAdministrator(EventLog[Any]):
         key = (datagram.slid, header.tid & _TID_MASK)
         if key in self._transfers:
             self.counters["rmpp_restarted"] += 1
-        transfer = _Transfer(sender, self._reply_to(datagram, b""), attribute, header.tid)
+        reply = self._reply_to(datagram, b"")
+        transfer = _Transfer(sender, reply, attribute, header.tid, resp_method)
         self._transfers[key] = transfer
         self._emit(QueryAnswered(attribute, header.method, 0, len(records), now_ns))
         self._send_segments(transfer, sender.start(now_ns))
@@ -814,7 +823,7 @@ class SubnetAdministrator(EventLog[Any]):
             self._send(
                 transfer.reply._replace(payload=segments[number - 1]),
                 transfer.attribute,
-                Method.GET_TABLE_RESP,
+                transfer.method,
             )
         self.counters["rmpp_segments"] += len(numbers)
 
@@ -858,7 +867,7 @@ class SubnetAdministrator(EventLog[Any]):
         first = SaMad.unpack(transfer.sender.segments[0])
         abort = control_mad(first, RmppType.ABORT, status)
         self._send(
-            transfer.reply._replace(payload=abort.pack()), transfer.attribute, Method.GET_TABLE_RESP
+            transfer.reply._replace(payload=abort.pack()), transfer.attribute, transfer.method
         )
         self.counters["rmpp_aborted"] += 1
         self._emit(
