@@ -288,6 +288,8 @@ def record_fields(record: SaRecord) -> Expected:
         return port_info_record_fields(record)
     if isinstance(record, GUIDInfoRecord):
         return guid_info_record_fields(record)
+    # The table records added for issue 12 are checked in test_interop_sa_records.
+    assert isinstance(record, ClassPortInfo), record
     return class_port_info_fields(record)
 
 

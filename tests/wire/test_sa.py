@@ -29,20 +29,38 @@ from ibmig.wire.sa import (
     GUIDInfoRecordComp,
     InformInfo,
     InformInfoRecord,
+    LFTRecord,
+    LinkRecord,
+    MultiPathRecord,
     NodeRecord,
     NodeRecordComp,
     PathRecord,
     PathRecordComp,
+    PKeyTableRecord,
     PortInfoRecord,
     SaAttr,
     SaMad,
     SaRecord,
     SaStatus,
+    ServiceRecord,
+    SLtoVLMappingTableRecord,
+    SMInfoRecord,
+    SwitchInfoRecord,
+    VLArbitrationTableRecord,
     decode_records,
     record_class,
     report_response,
 )
-from ibmig.wire.smp_attrs import GUIDInfo, NodeDescription, NodeInfo, PortInfo
+from ibmig.wire.smp_attrs import (
+    GUIDInfo,
+    LinearForwardingTable,
+    NodeDescription,
+    NodeInfo,
+    PKeyTable,
+    PortInfo,
+    SMInfo,
+    SwitchInfo,
+)
 from tests.wire.strategies import bits, gids, u8, u16, u32, u64
 
 GID_A = bytes.fromhex("fe800000000000000002c90300001234")
@@ -132,7 +150,70 @@ notices = st.builds(
     issuer_gid=gids,
 )
 
+link_records = st.builds(LinkRecord, u16, u8, u8, u16)
+switch_info_records = st.builds(
+    SwitchInfoRecord, u16, st.binary(min_size=20, max_size=20).map(SwitchInfo.unpack)
+)
+sm_info_records = st.builds(
+    SMInfoRecord, u16, st.binary(min_size=21, max_size=21).map(SMInfo.unpack)
+)
+pkey_table_records = st.builds(
+    PKeyTableRecord, u16, u16, u8, st.builds(PKeyTable, st.tuples(*[u16] * 32))
+)
+sl_to_vl_records = st.builds(SLtoVLMappingTableRecord, u16, u8, u8, st.tuples(*[bits(4)] * 16))
+vl_arbitration_records = st.builds(
+    VLArbitrationTableRecord, u16, u8, u8, st.tuples(*[st.tuples(bits(4), u8)] * 32)
+)
+lft_records = st.builds(
+    LFTRecord, u16, u16, st.builds(LinearForwardingTable, st.tuples(*[u8] * 64))
+)
+service_records = st.builds(
+    ServiceRecord,
+    u64,
+    gids,
+    u16,
+    u32,
+    st.binary(min_size=16, max_size=16),
+    st.binary(min_size=64, max_size=64),
+    st.binary(min_size=16, max_size=16),
+    st.tuples(*[u16] * 8),
+    st.tuples(*[u32] * 4),
+    st.tuples(*[u64] * 2),
+)
+
+multi_path_records = st.builds(
+    MultiPathRecord,
+    sgids=st.lists(gids, max_size=5).map(tuple),
+    dgids=st.lists(gids, max_size=6).map(tuple),
+    raw_traffic=st.booleans(),
+    flow_label=bits(20),
+    hop_limit=u8,
+    tclass=u8,
+    reversible=st.booleans(),
+    numb_path=bits(7),
+    pkey=u16,
+    qos_class=bits(12),
+    sl=bits(4),
+    mtu_selector=bits(2),
+    mtu=bits(6),
+    rate_selector=bits(2),
+    rate=bits(6),
+    packet_life_time_selector=bits(2),
+    packet_life_time=bits(6),
+    service_id=u64,
+    independence_selector=bits(2),
+)
+
 RECORD_STRATEGIES: dict[type[SaRecord], st.SearchStrategy[SaRecord]] = {
+    MultiPathRecord: multi_path_records,
+    LinkRecord: link_records,
+    SwitchInfoRecord: switch_info_records,
+    SMInfoRecord: sm_info_records,
+    PKeyTableRecord: pkey_table_records,
+    SLtoVLMappingTableRecord: sl_to_vl_records,
+    VLArbitrationTableRecord: vl_arbitration_records,
+    LFTRecord: lft_records,
+    ServiceRecord: service_records,
     PathRecord: path_records,
     InformInfo: inform_infos,
     InformInfoRecord: inform_info_records,
@@ -191,6 +272,18 @@ def test_record_sizes_and_offsets_match_opensm() -> None:
         InformInfoRecord: 64,
         ClassPortInfo: 72,
         Notice: 80,
+        # ib_link_record_t, ib_switch_info_record_t, ib_sminfo_record_t,
+        # ib_pkey_table_record_t, ib_slvl_table_record_t, ib_vl_arb_table_record_t,
+        # ib_lft_record_t, ib_service_record_t
+        LinkRecord: 8,
+        SwitchInfoRecord: 24,
+        SMInfoRecord: 32,
+        PKeyTableRecord: 72,
+        SLtoVLMappingTableRecord: 16,
+        VLArbitrationTableRecord: 72,
+        LFTRecord: 72,
+        ServiceRecord: 176,
+        MultiPathRecord: 200,  # ib_multipath_rec_t with its 11 GIDs
     }
     for klass, size in sizes.items():
         assert size == klass.SIZE
@@ -200,7 +293,25 @@ def test_record_sizes_and_offsets_match_opensm() -> None:
 
 
 def test_attribute_ids() -> None:
-    assert SA_RECORDS.keys() == {0x01, 0x02, 0x03, 0x11, 0x12, 0x30, 0x35, 0xF3}
+    assert SA_RECORDS.keys() == {
+        0x01,
+        0x02,
+        0x03,
+        0x11,
+        0x12,
+        0x13,
+        0x14,
+        0x15,
+        0x18,
+        0x20,
+        0x30,
+        0x31,
+        0x33,
+        0x35,
+        0x36,
+        0x3A,
+        0xF3,
+    }
     assert int(SaAttr.INFORM_INFO_RECORD) == 0xF3
     assert int(SaAttr.GUID_INFO_RECORD) == 0x30
     assert int(SaAttr.MC_MEMBER_RECORD) == 0x38
@@ -429,7 +540,76 @@ GUID_INFO_RECORD = GUIDInfoRecord(
     0x42, 1, GUIDInfo((0x0002C90300000008, 0x0002C90300000009, 0xA, 0, 0, 0, 0, 2**64 - 1))
 )
 
+# Hand-assembled from IBA Vol 1, 15.2.5 (and OpenSM ib_types.h for the padding).
+LINK_RECORD_BYTES = bytes.fromhex("00020401000b0000")
+LINK_RECORD = LinkRecord(from_lid=2, from_port_num=4, to_port_num=1, to_lid=11)
+SL_TO_VL_BYTES = bytes.fromhex("00020703000000000123456789abcdef")
+SL_TO_VL = SLtoVLMappingTableRecord(2, 7, 3, tuple(range(16)))
+VL_ARB_BYTES = bytes.fromhex("0005000300000000" + "0140" + "0f10" + "0000" * 30)
+VL_ARB = VLArbitrationTableRecord(5, 0, 3, ((1, 0x40), (15, 0x10)) + ((0, 0),) * 30)
+SM_INFO_RECORD_BYTES = bytes.fromhex(
+    "0001000000000000001000010000000000000000000004fb0300000000000000"
+)
+SM_INFO_RECORD = SMInfoRecord(1, SMInfo(0x100001, 0, 1275, 0, 3))
+SERVICE_RECORD = ServiceRecord(
+    service_id=0x0000_0000_0000_1234,
+    service_gid=GID_A,
+    service_pkey=0xFFFF,
+    service_lease=0xFFFF_FFFF,
+    service_key=bytes(range(16)),
+    service_name=b"osmtest".ljust(64, b"\0"),
+    service_data8=bytes(range(16, 32)),
+    service_data16=tuple(range(0x100, 0x108)),
+    service_data32=(1, 2, 3, 0xFFFF_FFFF),
+    service_data64=(7, 2**64 - 1),
+)
+SERVICE_RECORD_BYTES = (
+    bytes.fromhex("0000000000001234")
+    + GID_A
+    + bytes.fromhex("ffff0000ffffffff")
+    + bytes(range(16))
+    + b"osmtest".ljust(64, b"\0")
+    + bytes(range(16, 32))
+    + b"".join(n.to_bytes(2, "big") for n in range(0x100, 0x108))
+    + bytes.fromhex("000000010000000200000003ffffffff")
+    + bytes.fromhex("0000000000000007ffffffffffffffff")
+)
+
+MULTI_PATH_BYTES = (
+    bytes.fromhex("800123400782ffff00138486921240010134567890abcdef")
+    + GID_A
+    + GID_B
+    + bytes(200 - 24 - 32)
+)
+MULTI_PATH = MultiPathRecord(
+    sgids=(GID_A,),
+    dgids=(GID_B,),
+    raw_traffic=True,
+    flow_label=0x123,
+    hop_limit=0x40,
+    tclass=7,
+    reversible=True,
+    numb_path=2,
+    pkey=0xFFFF,
+    qos_class=1,
+    sl=3,
+    mtu_selector=2,
+    mtu=4,
+    rate_selector=2,
+    rate=6,
+    packet_life_time_selector=2,
+    packet_life_time=0x12,
+    service_id=0x1234567890ABCDEF,
+    independence_selector=1,
+)
+
 VECTORS: list[tuple[bytes, SaRecord]] = [
+    (MULTI_PATH_BYTES, MULTI_PATH),
+    (LINK_RECORD_BYTES, LINK_RECORD),
+    (SL_TO_VL_BYTES, SL_TO_VL),
+    (VL_ARB_BYTES, VL_ARB),
+    (SM_INFO_RECORD_BYTES, SM_INFO_RECORD),
+    (SERVICE_RECORD_BYTES, SERVICE_RECORD),
     (PATH_RECORD_BYTES, PATH_RECORD),
     (INFORM_INFO_BYTES, INFORM_INFO),
     (INFORM_INFO_RECORD_BYTES, INFORM_INFO_RECORD),

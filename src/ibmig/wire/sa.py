@@ -30,6 +30,15 @@ Wireshark's dissector agrees with), in bytes and in AttributeOffset words:
     InformInfo        0x0003   36   5     13.4.8.3 (never in a table)
     ClassPortInfo     0x0001   72   9     13.4.8.1
     Notice            0x0002   80  10     13.4.8.2 (`ibmig.wire.notice`)
+    LinkRecord        0x0020    8   1     15.2.5.13 (6 + 2 pad)
+    SwitchInfoRecord  0x0014   24   3     15.2.5.5
+    SMInfoRecord      0x0018   32   4     15.2.5.10 (25 + 7 pad)
+    P_KeyTableRecord  0x0033   72   9     15.2.5.11
+    SLtoVLMappingTableRecord 0x0013 16 2  15.2.5.4
+    VLArbitrationTableRecord 0x0036 72 9  15.2.5.9
+    LinearForwardingTableRecord 0x0015 72 9  15.2.5.6
+    ServiceRecord     0x0031  176  22     15.2.5.14
+    MultiPathRecord   0x003A 24 + 16 per GID  15.2.5.20 (in SubnAdmGetMulti only)
 
 SA MADs use class version 2 (IBA 1.2 and later; OpenSM answers ClassPortInfo
 with class_ver 2).
@@ -56,7 +65,16 @@ from ibmig.wire.mad import (
     RmppType,
 )
 from ibmig.wire.notice import Notice
-from ibmig.wire.smp_attrs import GUIDInfo, NodeDescription, NodeInfo, PortInfo
+from ibmig.wire.smp_attrs import (
+    GUIDInfo,
+    LinearForwardingTable,
+    NodeDescription,
+    NodeInfo,
+    PKeyTable,
+    PortInfo,
+    SMInfo,
+    SwitchInfo,
+)
 
 SA_CLASS_VERSION: Final = 2
 SA_HEADER_SIZE: Final = 56  # common header + RMPP header + SM_Key..ComponentMask
@@ -803,6 +821,636 @@ class GUIDInfoRecord:
         return cls(lid, block, GUIDInfo.unpack(data, offset + 8))
 
 
+# --------------------------------------------------------------------------- LinkRecord
+
+
+class LinkRecordComp(IntFlag):
+    """ComponentMask bits of a LinkRecord query (IBA Vol 1, 15.2.5.13; OpenSM IB_LR_COMPMASK_*)."""
+
+    FROM_LID = 1 << 0
+    FROM_PORT = 1 << 1
+    TO_PORT = 1 << 2
+    TO_LID = 1 << 3
+
+
+_LINK_RECORD = struct.Struct(">HBBH2x")
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRecord:
+    """LinkRecord (IBA Vol 1, 15.2.5.13), 8 bytes with padding (ib_link_record_t):
+
+    byte 0 FromLID (16), 2 FromPort (8), 3 ToPort (8), 4 ToLID (16), 6 padding (16).
+    A LID is the base LID of the port's node (a switch's port 0).
+    """
+
+    from_lid: int
+    from_port_num: int
+    to_port_num: int
+    to_lid: int
+
+    ATTRIBUTE_ID: ClassVar[int] = SaAttr.LINK_RECORD
+    SIZE: ClassVar[int] = 8
+    ATTRIBUTE_OFFSET: ClassVar[int] = 1
+
+    def pack(self) -> bytes:
+        try:
+            return _LINK_RECORD.pack(
+                self.from_lid, self.from_port_num, self.to_port_num, self.to_lid
+            )
+        except struct.error as exc:
+            raise WireError(f"LinkRecord field out of range: {exc}") from None
+
+    @classmethod
+    def unpack(cls, data: bytes, offset: int = 0) -> LinkRecord:
+        """Decode the record at `offset` (a fixed-size slot: trailing bytes are allowed)."""
+        _need(data, offset, 8, "LinkRecord")
+        return cls(*_LINK_RECORD.unpack_from(data, offset))
+
+
+# --------------------------------------------------------------------------- SwitchInfoRecord
+
+
+class SwitchInfoRecordComp(IntFlag):
+    """ComponentMask bits of a SwitchInfoRecord query (IBA Vol 1, 15.2.5.5; OpenSM
+    IB_SWIR_COMPMASK_*). OpenSM matches the LID only; so does ibmig."""
+
+    LID = 1 << 0
+    RESERVED1 = 1 << 1
+
+
+_SWITCH_INFO_RECORD = struct.Struct(">H2x")
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchInfoRecord:
+    """SwitchInfoRecord (IBA Vol 1, 15.2.5.5), 24 bytes (ib_switch_info_record_t):
+
+    byte 0 LID (16, the switch's port 0), 2 reserved (16), 4 SwitchInfo (20 bytes,
+    IBA Vol 1, 14.2.5.4).
+    """
+
+    lid: int
+    switch_info: SwitchInfo
+
+    ATTRIBUTE_ID: ClassVar[int] = SaAttr.SWITCH_INFO_RECORD
+    SIZE: ClassVar[int] = 24
+    ATTRIBUTE_OFFSET: ClassVar[int] = 3
+
+    def pack(self) -> bytes:
+        if not isinstance(self.switch_info, SwitchInfo):
+            raise WireError(f"SwitchInfoRecord needs a SwitchInfo, got {self.switch_info!r}")
+        try:
+            return _SWITCH_INFO_RECORD.pack(self.lid) + self.switch_info.pack()
+        except struct.error as exc:
+            raise WireError(f"SwitchInfoRecord field out of range: {exc}") from None
+
+    @classmethod
+    def unpack(cls, data: bytes, offset: int = 0) -> SwitchInfoRecord:
+        """Decode the record at `offset` (a fixed-size slot: trailing bytes are allowed)."""
+        _need(data, offset, 24, "SwitchInfoRecord")
+        (lid,) = _SWITCH_INFO_RECORD.unpack_from(data, offset)
+        return cls(lid, SwitchInfo.unpack(data, offset + 4))
+
+
+# --------------------------------------------------------------------------- SMInfoRecord
+
+
+class SMInfoRecordComp(IntFlag):
+    """ComponentMask bits of an SMInfoRecord query (IBA Vol 1, 15.2.5.10; OpenSM
+    IB_SMIR_COMPMASK_*)."""
+
+    LID = 1 << 0
+    RESERVED1 = 1 << 1
+    GUID = 1 << 2
+    SM_KEY = 1 << 3
+    ACT_COUNT = 1 << 4
+    PRIORITY = 1 << 5
+    SM_STATE = 1 << 6
+
+
+_SM_INFO_RECORD = struct.Struct(">H2x")
+_SM_INFO_PAD: Final = bytes(7)
+
+
+@dataclass(frozen=True, slots=True)
+class SMInfoRecord:
+    """SMInfoRecord (IBA Vol 1, 15.2.5.10), 32 bytes with padding (ib_sminfo_record_t):
+
+    byte 0 LID (16, the SM's port), 2 reserved (16), 4 SMInfo (21 bytes, IBA Vol 1,
+    14.2.5.13), 25 padding (7 bytes).
+    """
+
+    lid: int
+    sm_info: SMInfo
+
+    ATTRIBUTE_ID: ClassVar[int] = SaAttr.SM_INFO_RECORD
+    SIZE: ClassVar[int] = 32
+    ATTRIBUTE_OFFSET: ClassVar[int] = 4
+
+    def pack(self) -> bytes:
+        if not isinstance(self.sm_info, SMInfo):
+            raise WireError(f"SMInfoRecord needs an SMInfo, got {self.sm_info!r}")
+        try:
+            return _SM_INFO_RECORD.pack(self.lid) + self.sm_info.pack() + _SM_INFO_PAD
+        except struct.error as exc:
+            raise WireError(f"SMInfoRecord field out of range: {exc}") from None
+
+    @classmethod
+    def unpack(cls, data: bytes, offset: int = 0) -> SMInfoRecord:
+        """Decode the record at `offset` (a fixed-size slot: trailing bytes are allowed)."""
+        _need(data, offset, 32, "SMInfoRecord")
+        (lid,) = _SM_INFO_RECORD.unpack_from(data, offset)
+        return cls(lid, SMInfo.unpack(data, offset + 4))
+
+
+# --------------------------------------------------------------------------- PKeyTableRecord
+
+
+class PKeyTableRecordComp(IntFlag):
+    """ComponentMask bits of a P_KeyTableRecord query (IBA Vol 1, 15.2.5.11; OpenSM
+    IB_PKEY_COMPMASK_*)."""
+
+    LID = 1 << 0
+    BLOCK = 1 << 1
+    PORT = 1 << 2
+
+
+_PKEY_TABLE_RECORD = struct.Struct(">HHB3x")
+
+
+@dataclass(frozen=True, slots=True)
+class PKeyTableRecord:
+    """P_KeyTableRecord (IBA Vol 1, 15.2.5.11), 72 bytes (ib_pkey_table_record_t):
+
+    byte 0 LID (16; a switch's port 0 LID), 2 BlockNum (16), 4 PortNum (8; a CA's
+    own port), 5 reserved (24), 8 P_KeyTable block (64 bytes, IBA Vol 1, 14.2.5.7).
+    """
+
+    lid: int
+    block_num: int
+    port_num: int
+    pkey_table: PKeyTable
+
+    ATTRIBUTE_ID: ClassVar[int] = SaAttr.P_KEY_TABLE_RECORD
+    SIZE: ClassVar[int] = 72
+    ATTRIBUTE_OFFSET: ClassVar[int] = 9
+
+    def pack(self) -> bytes:
+        if not isinstance(self.pkey_table, PKeyTable):
+            raise WireError(f"PKeyTableRecord needs a PKeyTable, got {self.pkey_table!r}")
+        try:
+            head = _PKEY_TABLE_RECORD.pack(self.lid, self.block_num, self.port_num)
+        except struct.error as exc:
+            raise WireError(f"PKeyTableRecord field out of range: {exc}") from None
+        return head + self.pkey_table.pack()
+
+    @classmethod
+    def unpack(cls, data: bytes, offset: int = 0) -> PKeyTableRecord:
+        """Decode the record at `offset` (a fixed-size slot: trailing bytes are allowed)."""
+        _need(data, offset, 72, "PKeyTableRecord")
+        lid, block, port = _PKEY_TABLE_RECORD.unpack_from(data, offset)
+        return cls(lid, block, port, PKeyTable.unpack(data, offset + 8))
+
+
+# ------------------------------------------------------------ SLtoVLMappingTableRecord
+
+
+class SLtoVLMappingTableRecordComp(IntFlag):
+    """ComponentMask bits of an SLtoVLMappingTableRecord query (IBA Vol 1, 15.2.5.4;
+    OpenSM IB_SLVL_COMPMASK_*)."""
+
+    LID = 1 << 0
+    IN_PORT = 1 << 1
+    OUT_PORT = 1 << 2
+
+
+_SLVL_RECORD = struct.Struct(">HBB4x8s")
+SL_COUNT: Final = 16
+_ZERO_VLS: Final = (0,) * SL_COUNT
+
+
+@dataclass(frozen=True, slots=True)
+class SLtoVLMappingTableRecord:
+    """SLtoVLMappingTableRecord (IBA Vol 1, 15.2.5.4), 16 bytes (ib_slvl_table_record_t):
+
+    byte 0 LID (16; a switch's port 0 LID), 2 InputPortNum (8), 3 OutputPortNum (8)
+    (both reserved for a CA), 4 reserved (32), 8 SLtoVLMappingTable (IBA Vol 1,
+    14.2.5.8: 16 VLs of 4 bits, SL 0 in the high nibble of byte 0).
+    """
+
+    lid: int
+    in_port_num: int
+    out_port_num: int
+    vls: tuple[int, ...] = _ZERO_VLS
+
+    ATTRIBUTE_ID: ClassVar[int] = SaAttr.SL_TO_VL_MAPPING_TABLE_RECORD
+    SIZE: ClassVar[int] = 16
+    ATTRIBUTE_OFFSET: ClassVar[int] = 2
+
+    def pack(self) -> bytes:
+        vls = self.vls
+        if len(vls) != SL_COUNT or any(not 0 <= vl <= 0xF for vl in vls):
+            raise WireError(f"SLtoVLMappingTable holds 16 VLs of 4 bits, got {vls!r}")
+        table = bytes((vls[i] << 4) | vls[i + 1] for i in range(0, SL_COUNT, 2))
+        try:
+            return _SLVL_RECORD.pack(self.lid, self.in_port_num, self.out_port_num, table)
+        except struct.error as exc:
+            raise WireError(f"SLtoVLMappingTableRecord field out of range: {exc}") from None
+
+    @classmethod
+    def unpack(cls, data: bytes, offset: int = 0) -> SLtoVLMappingTableRecord:
+        """Decode the record at `offset` (a fixed-size slot: trailing bytes are allowed)."""
+        _need(data, offset, 16, "SLtoVLMappingTableRecord")
+        lid, in_port, out_port, table = _SLVL_RECORD.unpack_from(data, offset)
+        vls = tuple(nibble for byte in table for nibble in (byte >> 4, byte & 0x0F))
+        return cls(lid, in_port, out_port, vls)
+
+
+# ------------------------------------------------------------ VLArbitrationTableRecord
+
+
+class VLArbitrationTableRecordComp(IntFlag):
+    """ComponentMask bits of a VLArbitrationTableRecord query (IBA Vol 1, 15.2.5.9;
+    OpenSM IB_VLA_COMPMASK_*)."""
+
+    LID = 1 << 0
+    OUT_PORT = 1 << 1
+    BLOCK = 1 << 2
+
+
+_VLARB_RECORD = struct.Struct(">HBB4x")
+VL_ARB_BLOCK_SIZE: Final = 32
+_ZERO_ARB: Final = ((0, 0),) * VL_ARB_BLOCK_SIZE
+
+
+@dataclass(frozen=True, slots=True)
+class VLArbitrationTableRecord:
+    """VLArbitrationTableRecord (IBA Vol 1, 15.2.5.9), 72 bytes (ib_vl_arb_table_record_t):
+
+    byte 0 LID (16; a switch's port 0 LID), 2 OutputPortNum (8), 3 BlockNum (8: 1, 2
+    low priority, 3, 4 high priority), 4 reserved (32), 8 VLArbitrationTable block
+    (IBA Vol 1, 14.2.5.9): 32 entries of reserved (4) | VL (4), Weight (8).
+    """
+
+    lid: int
+    out_port_num: int
+    block_num: int
+    entries: tuple[tuple[int, int], ...] = _ZERO_ARB
+    """(VL, Weight) per entry."""
+
+    ATTRIBUTE_ID: ClassVar[int] = SaAttr.VL_ARBITRATION_TABLE_RECORD
+    SIZE: ClassVar[int] = 72
+    ATTRIBUTE_OFFSET: ClassVar[int] = 9
+
+    def pack(self) -> bytes:
+        entries = self.entries
+        if len(entries) != VL_ARB_BLOCK_SIZE or any(
+            not (0 <= vl <= 0xF and 0 <= weight <= 0xFF) for vl, weight in entries
+        ):
+            raise WireError(f"a VLArbitrationTable block holds 32 (VL, Weight), got {entries!r}")
+        table = bytes(b for entry in entries for b in entry)
+        try:
+            return _VLARB_RECORD.pack(self.lid, self.out_port_num, self.block_num) + table
+        except struct.error as exc:
+            raise WireError(f"VLArbitrationTableRecord field out of range: {exc}") from None
+
+    @classmethod
+    def unpack(cls, data: bytes, offset: int = 0) -> VLArbitrationTableRecord:
+        """Decode the record at `offset` (a fixed-size slot: trailing bytes are allowed)."""
+        _need(data, offset, 72, "VLArbitrationTableRecord")
+        lid, port, block = _VLARB_RECORD.unpack_from(data, offset)
+        base = offset + 8
+        entries = tuple(
+            (data[base + 2 * i] & 0x0F, data[base + 2 * i + 1]) for i in range(VL_ARB_BLOCK_SIZE)
+        )
+        return cls(lid, port, block, entries)
+
+
+# --------------------------------------------------------- LinearForwardingTableRecord
+
+
+class LFTRecordComp(IntFlag):
+    """ComponentMask bits of a LinearForwardingTableRecord query (IBA Vol 1, 15.2.5.6;
+    OpenSM IB_LFTR_COMPMASK_*)."""
+
+    LID = 1 << 0
+    BLOCK = 1 << 1
+
+
+_LFT_RECORD = struct.Struct(">HH4x")
+
+
+@dataclass(frozen=True, slots=True)
+class LFTRecord:
+    """LinearForwardingTableRecord (IBA Vol 1, 15.2.5.6), 72 bytes (ib_lft_record_t):
+
+    byte 0 LID (16, the switch's port 0), 2 BlockNum (16), 4 reserved (32), 8 one
+    LinearForwardingTable block (64 ports, IBA Vol 1, 14.2.5.10).
+    """
+
+    lid: int
+    block_num: int
+    lft: LinearForwardingTable
+
+    ATTRIBUTE_ID: ClassVar[int] = SaAttr.LINEAR_FORWARDING_TABLE_RECORD
+    SIZE: ClassVar[int] = 72
+    ATTRIBUTE_OFFSET: ClassVar[int] = 9
+
+    def pack(self) -> bytes:
+        if not isinstance(self.lft, LinearForwardingTable):
+            raise WireError(f"LFTRecord needs a LinearForwardingTable, got {self.lft!r}")
+        try:
+            return _LFT_RECORD.pack(self.lid, self.block_num) + self.lft.pack()
+        except struct.error as exc:
+            raise WireError(f"LFTRecord field out of range: {exc}") from None
+
+    @classmethod
+    def unpack(cls, data: bytes, offset: int = 0) -> LFTRecord:
+        """Decode the record at `offset` (a fixed-size slot: trailing bytes are allowed)."""
+        _need(data, offset, 72, "LFTRecord")
+        lid, block = _LFT_RECORD.unpack_from(data, offset)
+        return cls(lid, block, LinearForwardingTable.unpack(data, offset + 8))
+
+
+# --------------------------------------------------------------------------- ServiceRecord
+
+
+class ServiceRecordComp(IntFlag):
+    """ComponentMask bits of a ServiceRecord (IBA Vol 1, 15.2.5.14; OpenSM
+    IB_SR_COMPMASK_*). ServiceData8[i] is bit 7 + i, ServiceData16[i] bit 23 + i,
+    ServiceData32[i] bit 31 + i, ServiceData64[i] bit 35 + i (`service_data_bit`)."""
+
+    SERVICE_ID = 1 << 0
+    SERVICE_GID = 1 << 1
+    SERVICE_PKEY = 1 << 2
+    RESERVED1 = 1 << 3
+    SERVICE_LEASE = 1 << 4
+    SERVICE_KEY = 1 << 5
+    SERVICE_NAME = 1 << 6
+
+
+SERVICE_DATA_BITS: Final = ((7, 16), (23, 8), (31, 4), (35, 2))
+"""(first ComponentMask bit, count) of ServiceData8, 16, 32 and 64."""
+
+_SERVICE_RECORD = struct.Struct(">Q16sHHI16s64s16s8H4I2Q")
+INDEFINITE_LEASE: Final = 0xFFFF_FFFF
+_ZERO_DATA16: Final = (0,) * 8
+_ZERO_DATA32: Final = (0,) * 4
+_ZERO_DATA64: Final = (0,) * 2
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceRecord:
+    """ServiceRecord (IBA Vol 1, 15.2.5.14), 176 bytes (ib_service_record_t):
+
+    byte 0   ServiceID (64)
+    byte 8   ServiceGID (128)
+    byte 24  ServiceP_Key (16)
+    byte 26  reserved (16)
+    byte 28  ServiceLease (32, seconds; 0xFFFFFFFF: indefinite)
+    byte 32  ServiceKey (128)
+    byte 48  ServiceName (64 bytes, UTF-8, NUL padded)
+    byte 112 ServiceData8 (16 x 8), 128 ServiceData16 (8 x 16),
+    byte 144 ServiceData32 (4 x 32), 160 ServiceData64 (2 x 64)
+    """
+
+    service_id: int = 0
+    service_gid: bytes = bytes(GID_SIZE)
+    service_pkey: int = 0
+    service_lease: int = 0
+    service_key: bytes = bytes(16)
+    service_name: bytes = bytes(64)
+    service_data8: bytes = bytes(16)
+    service_data16: tuple[int, ...] = _ZERO_DATA16
+    service_data32: tuple[int, ...] = _ZERO_DATA32
+    service_data64: tuple[int, ...] = _ZERO_DATA64
+
+    ATTRIBUTE_ID: ClassVar[int] = SaAttr.SERVICE_RECORD
+    SIZE: ClassVar[int] = 176
+    ATTRIBUTE_OFFSET: ClassVar[int] = 22
+
+    def pack(self) -> bytes:
+        _check_gid("ServiceRecord ServiceGID", self.service_gid)
+        for name, value, size in (
+            ("ServiceKey", self.service_key, 16),
+            ("ServiceName", self.service_name, 64),
+            ("ServiceData8", self.service_data8, 16),
+        ):
+            if not isinstance(value, bytes) or len(value) != size:
+                raise WireError(f"ServiceRecord {name} must be {size} bytes, got {value!r}")
+        for name, values, count in (
+            ("ServiceData16", self.service_data16, 8),
+            ("ServiceData32", self.service_data32, 4),
+            ("ServiceData64", self.service_data64, 2),
+        ):
+            if len(values) != count:
+                raise WireError(f"ServiceRecord {name} holds {count} values, got {values!r}")
+        try:
+            return _SERVICE_RECORD.pack(
+                self.service_id,
+                self.service_gid,
+                self.service_pkey,
+                0,
+                self.service_lease,
+                self.service_key,
+                self.service_name,
+                self.service_data8,
+                *self.service_data16,
+                *self.service_data32,
+                *self.service_data64,
+            )
+        except struct.error as exc:
+            raise WireError(f"ServiceRecord field out of range: {exc}") from None
+
+    @classmethod
+    def unpack(cls, data: bytes, offset: int = 0) -> ServiceRecord:
+        """Decode the record at `offset` (a fixed-size slot: trailing bytes are allowed)."""
+        _need(data, offset, 176, "ServiceRecord")
+        fields = _SERVICE_RECORD.unpack_from(data, offset)
+        return cls(
+            fields[0],
+            fields[1],
+            fields[2],
+            fields[4],
+            fields[5],
+            fields[6],
+            fields[7],
+            tuple(fields[8:16]),
+            tuple(fields[16:20]),
+            tuple(fields[20:22]),
+        )
+
+    @property
+    def name(self) -> str:
+        """ServiceName up to the first NUL, decoded leniently."""
+        return self.service_name.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+# --------------------------------------------------------------------------- MultiPathRecord
+
+
+class MultiPathRecordComp(IntFlag):
+    """ComponentMask bits of a MultiPathRecord (IBA Vol 1, 15.2.5.20; OpenSM
+    IB_MPR_COMPMASK_*)."""
+
+    RAW_TRAFFIC = 1 << 0
+    RESERVED0 = 1 << 1
+    FLOW_LABEL = 1 << 2
+    HOP_LIMIT = 1 << 3
+    TCLASS = 1 << 4
+    REVERSIBLE = 1 << 5
+    NUMB_PATH = 1 << 6
+    PKEY = 1 << 7
+    QOS_CLASS = 1 << 8
+    SL = 1 << 9
+    MTU_SELECTOR = 1 << 10
+    MTU = 1 << 11
+    RATE_SELECTOR = 1 << 12
+    RATE = 1 << 13
+    PACKET_LIFE_TIME_SELECTOR = 1 << 14
+    PACKET_LIFE_TIME = 1 << 15
+    SERVICE_ID_MSB = 1 << 16
+    INDEPENDENCE_SELECTOR = 1 << 17
+    RESERVED3 = 1 << 18
+    SGID_COUNT = 1 << 19
+    DGID_COUNT = 1 << 20
+    SERVICE_ID_LSB = 1 << 21
+    SERVICE_ID = SERVICE_ID_MSB | SERVICE_ID_LSB
+
+
+_MULTI_PATH = struct.Struct(">IBBHHBBBBBBB7s")
+MULTI_PATH_MAX_GIDS: Final = 11
+"""GIDs a MultiPathRecord carries in one MAD (24 + 11 x 16 = 200 bytes; OpenSM
+IB_MULTIPATH_MAX_GIDS)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MultiPathRecord:
+    """MultiPathRecord (IBA Vol 1, 15.2.5.20; ib_multipath_rec_t), 24 bytes and then
+    SGIDCount source GIDs followed by DGIDCount destination GIDs:
+
+        byte 0   RawTraffic (1) | reserved (3) | FlowLabel (20) | HopLimit (8)
+        byte 4   TClass
+        byte 5   Reversible (1) | NumbPath (7)
+        byte 6   P_Key
+        byte 8   QoSClass (12) | SL (4)
+        byte 10  MTUSelector (2) | MTU (6)
+        byte 11  RateSelector (2) | Rate (6)
+        byte 12  PacketLifeTimeSelector (2) | PacketLifeTime (6)
+        byte 13  ServiceID, 8 most significant bits
+        byte 14  IndependenceSelector (2) | reserved (6)
+        byte 15  SGIDCount
+        byte 16  DGIDCount
+        byte 17  ServiceID, 56 least significant bits
+        byte 24  SGIDs, then DGIDs (16 bytes each)
+
+    It is sent in SubnAdmGetMulti only; the answer is PathRecords. `pack()` fills the
+    200 bytes of SA data (at most 11 GIDs)."""
+
+    sgids: tuple[bytes, ...] = ()
+    dgids: tuple[bytes, ...] = ()
+    raw_traffic: bool = False
+    flow_label: int = 0
+    hop_limit: int = 0
+    tclass: int = 0
+    reversible: bool = False
+    numb_path: int = 0
+    pkey: int = 0
+    qos_class: int = 0
+    sl: int = 0
+    mtu_selector: int = 0
+    mtu: int = 0
+    rate_selector: int = 0
+    rate: int = 0
+    packet_life_time_selector: int = 0
+    packet_life_time: int = 0
+    service_id: int = 0
+    independence_selector: int = 0
+
+    ATTRIBUTE_ID: ClassVar[int] = SaAttr.MULTI_PATH_RECORD
+    SIZE: ClassVar[int] = 200
+    ATTRIBUTE_OFFSET: ClassVar[int] = 25
+
+    def pack(self) -> bytes:
+        gids = (*self.sgids, *self.dgids)
+        if len(gids) > MULTI_PATH_MAX_GIDS:
+            raise WireError(f"a MultiPathRecord holds {MULTI_PATH_MAX_GIDS} GIDs, not {len(gids)}")
+        for gid in gids:
+            _check_gid("MultiPathRecord GID", gid)
+        checks = (
+            ("FlowLabel", self.flow_label, 20),
+            ("HopLimit", self.hop_limit, 8),
+            ("NumbPath", self.numb_path, 7),
+            ("QoSClass", self.qos_class, 12),
+            ("SL", self.sl, 4),
+            ("MTUSelector", self.mtu_selector, 2),
+            ("MTU", self.mtu, 6),
+            ("RateSelector", self.rate_selector, 2),
+            ("Rate", self.rate, 6),
+            ("PacketLifeTimeSelector", self.packet_life_time_selector, 2),
+            ("PacketLifeTime", self.packet_life_time, 6),
+            ("IndependenceSelector", self.independence_selector, 2),
+            ("ServiceID", self.service_id, 64),
+        )
+        for _name, value, bits in checks:
+            if not isinstance(value, int) or value < 0 or value >> bits:
+                raise _fields_out_of_range("MultiPathRecord", checks)
+        try:
+            head = _MULTI_PATH.pack(
+                (0x80000000 if self.raw_traffic else 0) | (self.flow_label << 8) | self.hop_limit,
+                self.tclass,
+                (0x80 if self.reversible else 0) | self.numb_path,
+                self.pkey,
+                (self.qos_class << 4) | self.sl,
+                (self.mtu_selector << 6) | self.mtu,
+                (self.rate_selector << 6) | self.rate,
+                (self.packet_life_time_selector << 6) | self.packet_life_time,
+                self.service_id >> 56,
+                self.independence_selector << 6,
+                len(self.sgids),
+                len(self.dgids),
+                (self.service_id & ((1 << 56) - 1)).to_bytes(7, "big"),
+            )
+        except struct.error as exc:
+            raise WireError(f"MultiPathRecord field out of range: {exc}") from None
+        return (head + b"".join(gids)).ljust(self.SIZE, b"\0")
+
+    @classmethod
+    def unpack(cls, data: bytes, offset: int = 0) -> MultiPathRecord:
+        """Decode the record at `offset`; its GIDs must all be there."""
+        _need(data, offset, 24, "MultiPathRecord")
+        (word, tclass, rev_nbp, pkey, qos_sl, mtu, rate, plt, sid_msb, indep, nsrc, ndst, lsb) = (
+            _MULTI_PATH.unpack_from(data, offset)
+        )
+        if nsrc + ndst > MULTI_PATH_MAX_GIDS:
+            raise WireError(f"MultiPathRecord SGIDCount {nsrc} + DGIDCount {ndst} exceed 11")
+        _need(data, offset, 24 + 16 * (nsrc + ndst), "MultiPathRecord with its GIDs")
+        base = offset + 24
+        gids = tuple(bytes(data[base + 16 * i : base + 16 * i + 16]) for i in range(nsrc + ndst))
+        return cls(
+            gids[:nsrc],
+            gids[nsrc:],
+            word >= 0x80000000,
+            (word >> 8) & 0xFFFFF,
+            word & 0xFF,
+            tclass,
+            rev_nbp >= 0x80,
+            rev_nbp & 0x7F,
+            pkey,
+            qos_sl >> 4,
+            qos_sl & 0xF,
+            mtu >> 6,
+            mtu & 0x3F,
+            rate >> 6,
+            rate & 0x3F,
+            plt >> 6,
+            plt & 0x3F,
+            (sid_msb << 56) | int.from_bytes(lsb, "big"),
+            indep >> 6,
+        )
+
+
 # --------------------------------------------------------------------------- registry
 
 SaRecord = (
@@ -814,6 +1462,15 @@ SaRecord = (
     | InformInfoRecord
     | ClassPortInfo
     | Notice
+    | LinkRecord
+    | SwitchInfoRecord
+    | SMInfoRecord
+    | PKeyTableRecord
+    | SLtoVLMappingTableRecord
+    | VLArbitrationTableRecord
+    | LFTRecord
+    | ServiceRecord
+    | MultiPathRecord
 )
 """Any record class this module can put in or take out of an SA MAD."""
 
@@ -826,6 +1483,15 @@ SA_RECORDS: Final[dict[int, type[SaRecord]]] = {
     SaAttr.GUID_INFO_RECORD: GUIDInfoRecord,
     SaAttr.PATH_RECORD: PathRecord,
     SaAttr.INFORM_INFO_RECORD: InformInfoRecord,
+    SaAttr.LINK_RECORD: LinkRecord,
+    SaAttr.SWITCH_INFO_RECORD: SwitchInfoRecord,
+    SaAttr.SM_INFO_RECORD: SMInfoRecord,
+    SaAttr.P_KEY_TABLE_RECORD: PKeyTableRecord,
+    SaAttr.SL_TO_VL_MAPPING_TABLE_RECORD: SLtoVLMappingTableRecord,
+    SaAttr.VL_ARBITRATION_TABLE_RECORD: VLArbitrationTableRecord,
+    SaAttr.LINEAR_FORWARDING_TABLE_RECORD: LFTRecord,
+    SaAttr.SERVICE_RECORD: ServiceRecord,
+    SaAttr.MULTI_PATH_RECORD: MultiPathRecord,
 }
 """SA attribute ID -> record class."""
 
@@ -895,6 +1561,7 @@ _SA = struct.Struct(">BBBBHHQHHIBBBBIIQH2xQ200s")
 # Plain ints: comparing with an IntEnum member costs a class attribute lookup per use.
 _SUBN_ADM: Final = int(MgmtClass.SUBN_ADM)
 _GET_TABLE_RESP: Final = int(Method.GET_TABLE_RESP)
+_GET_MULTI_RESP: Final = int(Method.GET_MULTI_RESP)  # PathRecords of a MultiPathRecord query
 _ZERO_DATA: Final = bytes(SA_DATA_SIZE)
 _TABLE_RMPP_FLAGS: Final = RmppFlags.ACTIVE | RmppFlags.FIRST | RmppFlags.LAST
 
@@ -1032,7 +1699,7 @@ class SaMad:
                     f"{record.__class__.__name__} cannot go in an SA MAD of attribute "
                     f"{attribute_id:#06x} ({klass.__name__})"
                 )
-        table = method == _GET_TABLE_RESP
+        table = method in (_GET_TABLE_RESP, _GET_MULTI_RESP)
         if attribute_offset is None:
             attribute_offset = klass.ATTRIBUTE_OFFSET if (table and records) else 0
         if len(records) > 1 and attribute_offset == 0:

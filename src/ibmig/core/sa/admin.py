@@ -20,7 +20,8 @@ Receive pipeline
    (C15-0.1.3, osm_sa_mad_ctrl.c); `answer_busy_before_up=False` does the same.
 8. A requester LID no end port has: dropped (OpenSM "Cannot find requester
    physical port").
-9. A method the SA does not implement (anything but Get, Set, GetTable, Delete):
+9. A method the SA does not implement (anything but Get, Set, GetTable, GetMulti,
+   Delete):
    0x0008; an attribute/method pair it does not serve: 0x000C (IBA 13.4.7 Table
    117; OpenSM silently drops unknown attributes).
 
@@ -102,11 +103,19 @@ Records
   always uses 0).
 - InformInfoRecord (15.2.5.12): Get/GetTable by SubscriberGID and Enum, newest
   first as OpenSM lists them, QPN 0 unless trusted (C15-0.2-1.16).
+- LinkRecord, SwitchInfoRecord, SMInfoRecord, P_KeyTableRecord,
+  SLtoVLMappingTableRecord, VLArbitrationTableRecord, LinearForwardingTableRecord
+  (Get/GetTable): `ibmig.core.sa.records`.
+- ServiceRecord (Set, Delete, Get/GetTable, leases): `ibmig.core.sa.services`.
+- MultiPathRecord (GetMulti, answered with PathRecords in a GetMultiResp RMPP
+  transfer): `ibmig.core.sa.multipath`.
 - ClassPortInfo Get (13.4.8.1): RespTimeValue from `transaction_timeout_ns` as
   OpenSM computes it (at least 8; 16 for 200 ms), CapabilityMask IsTrapSupported
   (the SA forwards events; OpenSM leaves this bit clear), IsGetSetNoticeSupported
-  and PortInfo CapabilityMask matching, CapabilityMask2 alias GUIDs and extended
-  speeds; redirect and trap QP 1 with the well-known Q_Key.
+  MultiPathRecord and PortInfo CapabilityMask matching (0x2403; OpenSM's 0x2602
+  has UD multicast, not served here, and no traps), CapabilityMask2 alias GUIDs,
+  extended speeds, CapabilityMask2 matching, 2x widths and HDR (0xA4A0); redirect
+  and trap QP 1 with the well-known Q_Key.
 
 Events and Reports
 ------------------
@@ -161,6 +170,7 @@ from ibmig.core.sa.events import (
     SubscriptionRemoved,
 )
 from ibmig.core.sa.matching import guid_of, inform_matches, make_gid, notice_subject
+from ibmig.core.sa.multipath import multipath_records
 from ibmig.core.sa.paths import (
     MAX_MTU,
     MIN_MTU,
@@ -171,7 +181,10 @@ from ibmig.core.sa.paths import (
     rate_below,
     resolve_path,
 )
+from ibmig.core.sa.records import QUERIES, Query
+from ibmig.core.sa.records import RequestError as _RequestError
 from ibmig.core.sa.rmpp import RmppSender, RmppStatus, control_mad, segment_table
+from ibmig.core.sa.services import ServiceRegistry
 from ibmig.core.sm.db import NodeRecordData, PortRecordData, SubnetDb
 from ibmig.core.sm.manager import PortsChanged, SubnetManager, SubnetUp
 from ibmig.core.timers import Timers
@@ -219,6 +232,7 @@ from ibmig.wire.sa import (
     SaRecord,
     SaStatus,
     Selector,
+    ServiceRecord,
 )
 from ibmig.wire.smp_attrs import GUID_BLOCK_SIZE, GUIDInfo, NodeDescription, NodeInfo, PortInfo
 
@@ -234,15 +248,27 @@ _REPORT_RESP: Final = int(Method.REPORT_RESP)
 _SUBN_ADM: Final = int(MgmtClass.SUBN_ADM)
 _RMPP_FLAGS: Final = 26  # RRespTime (5 bits) | RMPPFlags (3 bits) in the RMPP header
 _TID_MASK: Final = (1 << 48) - 1  # ibsim rewrites the top 16 bits of request TIDs
-_SUPPORTED_METHODS: Final = frozenset({Method.GET, Method.SET, Method.GET_TABLE, Method.DELETE})
+_SUPPORTED_METHODS: Final = frozenset(
+    {Method.GET, Method.SET, Method.GET_TABLE, Method.GET_MULTI, Method.DELETE}
+)
 _SILENT_METHODS: Final = frozenset({Method.SEND, Method.TRAP, Method.TRAP_REPRESS})
+_TABLE_METHODS: Final = frozenset({Method.GET_TABLE, Method.GET_MULTI})
 _SECURITY_TRAPS: Final = range(0x0100, 0x0104)
 _CONTROL_RMPP: Final = frozenset({RmppType.ACK, RmppType.STOP, RmppType.ABORT})
 # ClassPortInfo CapabilityMask bit 13 (OpenSM OSM_CAP_IS_PORT_INFO_CAPMASK_MATCH_SUPPORTED)
-# and CapabilityMask2 bits 5 (alias GUIDs) and 7 (extended speeds).
+# and CapabilityMask2 bits (OpenSM OSM_CAP2_IS_*, osm_base.h): 5 alias GUIDs, 7 extended
+# speeds, 10 CapabilityMask2 matching in PortInfoRecord, 13 2x link widths and 15 HDR
+# lane speed (both in PathRecord rates, `ibmig.core.sa.paths`). Not set, as not served:
+# CapabilityMask bits 8 (optional records: RandomFTRecord, ServiceAssociationRecord),
+# 9 (UD multicast), 11 (reinit); CapabilityMask2 bits 3, 8 and 12 (multicast), 6 (the
+# full-PortInfoRecord Options bit), 1 (QoS).
 _CAP_PORT_INFO_CAPMASK_MATCH: Final = 1 << 13
+_CAP_MULTIPATH: Final = 1 << 10  # MultiPathRecord (OpenSM sets it without TraceRecord too)
 _CAP2_ALIAS_GUIDS: Final = 1 << 5
 _CAP2_EXTENDED_SPEEDS: Final = 1 << 7
+_CAP2_PORT_INFO_CAPMASK2_MATCH: Final = 1 << 10
+_CAP2_LINK_WIDTH_2X: Final = 1 << 13
+_CAP2_LINK_SPEED_HDR: Final = 1 << 15
 _ENHANCED_COMPARE: Final = 1 << 31  # PortInfoRecord attribute modifier bit 31
 
 # PortInfoRecord ComponentMask bit -> PortInfo field (OpenSM IB_PIR_COMPMASK_*,
@@ -386,13 +412,21 @@ class _PendingReport:
 
 
 class _Transfer:
-    __slots__ = ("attribute", "reply", "sender", "tid")
+    __slots__ = ("attribute", "method", "reply", "sender", "tid")
 
-    def __init__(self, sender: RmppSender, reply: Datagram, attribute: int, tid: int) -> None:
+    def __init__(
+        self,
+        sender: RmppSender,
+        reply: Datagram,
+        attribute: int,
+        tid: int,
+        method: int = Method.GET_TABLE_RESP,
+    ) -> None:
         self.sender = sender
         self.reply = reply
         self.attribute = attribute
         self.tid = tid
+        self.method = method  # GetTableResp, or GetMultiResp
 
 
 class _GuidWrite:
@@ -412,15 +446,6 @@ class _GuidWrite:
         self.port_guid = port_guid
         self.block = record.block_num
         self.guids = guids
-
-
-class _RequestError(Exception):
-    """Answer the request with this MAD status (and optionally other data)."""
-
-    def __init__(self, status: int, data: bytes | None = None) -> None:
-        super().__init__(status)
-        self.status = status
-        self.data = data
 
 
 _Handler = Callable[[SaMad, Datagram, PortRecordData, int], None]
@@ -490,6 +515,16 @@ class SubnetAdministrator(EventLog[Any]):
             (SaAttr.INFORM_INFO_RECORD, Method.GET): self._inform_info_record,
             (SaAttr.INFORM_INFO_RECORD, Method.GET_TABLE): self._inform_info_record,
         }
+        # The read-only table records (`ibmig.core.sa.records`): Get and GetTable.
+        for attribute, (query, offset) in QUERIES.items():
+            handler = self._query_handler(query, offset)
+            self._handlers[(attribute, Method.GET)] = handler
+            self._handlers[(attribute, Method.GET_TABLE)] = handler
+        self._handlers[(SaAttr.MULTI_PATH_RECORD, Method.GET_MULTI)] = self._multipath_record
+        self.services = ServiceRegistry()
+        """Registered ServiceRecords (`ibmig.core.sa.services`)."""
+        for method in (Method.GET, Method.GET_TABLE, Method.SET, Method.DELETE):
+            self._handlers[(SaAttr.SERVICE_RECORD, method)] = self._service_record
         sm.listeners.append(self)
         if self._ever_up:
             self._remember_aliases()
@@ -686,7 +721,7 @@ class SubnetAdministrator(EventLog[Any]):
             replace(header, method=method, status=status),
             mad.rmpp,
             0,
-            0 if header.method == Method.GET_TABLE else mad.attribute_offset,
+            0 if header.method in _TABLE_METHODS else mad.attribute_offset,
             mad.component_mask,
             mad.data if data is None else data.ljust(SA_DATA_SIZE, b"\0"),
         )
@@ -709,7 +744,7 @@ class SubnetAdministrator(EventLog[Any]):
             raise _RequestError(SaStatus.ERR_TOO_MANY_RECORDS)
         if method == Method.GET and not records:
             raise _RequestError(SaStatus.ERR_NO_RECORDS)
-        if method == Method.GET_TABLE:
+        if method in _TABLE_METHODS:
             self._respond_table(mad, datagram, records, attribute_offset, now_ns)
             return
         response_method = self._response_method(method)
@@ -737,6 +772,11 @@ class SubnetAdministrator(EventLog[Any]):
         attribute = header.attribute_id
         stride = attribute_offset * 8
         resp_method = int(Method.GET_TABLE_RESP)
+        if header.method == Method.GET_MULTI:
+            # GetMultiResp carrying PathRecords (o15-0.2.7), as OpenSM answers it.
+            resp_method = int(Method.GET_MULTI_RESP)
+            attribute = records[0].ATTRIBUTE_ID if records else int(SaAttr.PATH_RECORD)
+            header = replace(header, attribute_id=attribute)
         if not self.config.rmpp:
             fits = SA_DATA_SIZE // stride if stride else 0
             if len(records) > fits:
@@ -770,7 +810,8 @@ class SubnetAdministrator(EventLog[Any]):
         key = (datagram.slid, header.tid & _TID_MASK)
         if key in self._transfers:
             self.counters["rmpp_restarted"] += 1
-        transfer = _Transfer(sender, self._reply_to(datagram, b""), attribute, header.tid)
+        reply = self._reply_to(datagram, b"")
+        transfer = _Transfer(sender, reply, attribute, header.tid, resp_method)
         self._transfers[key] = transfer
         self._emit(QueryAnswered(attribute, header.method, 0, len(records), now_ns))
         self._send_segments(transfer, sender.start(now_ns))
@@ -782,7 +823,7 @@ class SubnetAdministrator(EventLog[Any]):
             self._send(
                 transfer.reply._replace(payload=segments[number - 1]),
                 transfer.attribute,
-                Method.GET_TABLE_RESP,
+                transfer.method,
             )
         self.counters["rmpp_segments"] += len(numbers)
 
@@ -826,7 +867,7 @@ class SubnetAdministrator(EventLog[Any]):
         first = SaMad.unpack(transfer.sender.segments[0])
         abort = control_mad(first, RmppType.ABORT, status)
         self._send(
-            transfer.reply._replace(payload=abort.pack()), transfer.attribute, Method.GET_TABLE_RESP
+            transfer.reply._replace(payload=abort.pack()), transfer.attribute, transfer.method
         )
         self.counters["rmpp_aborted"] += 1
         self._emit(
@@ -843,6 +884,24 @@ class SubnetAdministrator(EventLog[Any]):
         self._send_segments(transfer, numbers)
         self._arm(_Timeout.RMPP, key, transfer.sender.deadline_ns)
 
+    def _query_handler(self, query: Query, attribute_offset: int) -> _Handler:
+        def handler(mad: SaMad, datagram: Datagram, requester: PortRecordData, now: int) -> None:
+            self._respond(mad, datagram, query(self.sm, mad), attribute_offset, now)
+
+        return handler
+
+    def _multipath_record(
+        self, mad: SaMad, datagram: Datagram, requester: PortRecordData, now_ns: int
+    ) -> None:
+        records = multipath_records(mad, self.db, self._path_record_for)
+        self._respond(mad, datagram, records, PathRecord.ATTRIBUTE_OFFSET, now_ns)
+
+    def _service_record(
+        self, mad: SaMad, datagram: Datagram, requester: PortRecordData, now_ns: int
+    ) -> None:
+        records = self.services.handle(mad, self.db, now_ns)
+        self._respond(mad, datagram, records, ServiceRecord.ATTRIBUTE_OFFSET, now_ns)
+
     # --- ClassPortInfo --------------------------------------------------------------
 
     def class_port_info(self) -> ClassPortInfo:
@@ -853,9 +912,14 @@ class SubnetAdministrator(EventLog[Any]):
             capability_mask=int(
                 ClassCapability.IS_TRAP_SUPPORTED
                 | ClassCapability.IS_GET_SET_SUPPORTED
+                | _CAP_MULTIPATH
                 | _CAP_PORT_INFO_CAPMASK_MATCH
             ),
-            capability_mask2=_CAP2_ALIAS_GUIDS | _CAP2_EXTENDED_SPEEDS,
+            capability_mask2=_CAP2_ALIAS_GUIDS
+            | _CAP2_EXTENDED_SPEEDS
+            | _CAP2_PORT_INFO_CAPMASK2_MATCH
+            | _CAP2_LINK_WIDTH_2X
+            | _CAP2_LINK_SPEED_HDR,
             resp_time_value=resp_time_value(self.config.transaction_timeout_ns),
             redirect_qp=QP1,
             redirect_qkey=QP1_QKEY,

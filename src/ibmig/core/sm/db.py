@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ibmig.wire.smp_attrs import NodeInfo, NodeType, PortInfo
+from ibmig.wire.smp_attrs import NodeInfo, NodeType, PortInfo, SwitchInfo
 
 DrPath = tuple[int, ...]
 
@@ -103,6 +103,9 @@ class NodeRecordData:
     lft: bytearray | None = None
     lft_top: int = 0
     lft_cap: int = 0
+    # Switch only: SwitchInfo as the switch last answered a Get or Set (the SA's
+    # SwitchInfoRecord).
+    switch_info: SwitchInfo | None = None
     seen_in_sweep: int = 0
 
     @property

@@ -624,6 +624,7 @@ class SubnetManager(EventLog[Any]):
 
     def _on_switch_info(self, smp: Smp, node: NodeRecordData, now_ns: int) -> None:
         info = SwitchInfo.unpack(smp.data)
+        node.switch_info = info  # kept whole for the SA's SwitchInfoRecord
         node.lft_cap = info.linear_fdb_cap
         node.lft_top = info.linear_fdb_top
 
