@@ -5,7 +5,9 @@ under `infiniband.linkrecord.*` names, its four ServiceData arrays as four byte
 strings), and of SwitchInfoRecord, SMInfoRecord, P_KeyTableRecord,
 SLtoVLMappingTableRecord, VLArbitrationTableRecord and LFTRecord the embedded SMP
 attribute (the record's LID, port and block numbers show as reserved bytes;
-SwitchInfo's MulticastFDBTop is not shown). An attribute at the wrong offset
+SwitchInfo's MulticastFDBTop is not shown). MCMemberRecord is decoded field by field;
+of MFTRecord's MulticastForwardingTable Wireshark shows the first 16 of the 32
+PortMasks (its dissector's loop stops at 16). An attribute at the wrong offset
 within its record would decode to other values.
 """
 
@@ -19,6 +21,8 @@ from ibmig.wire.mad import Method
 from ibmig.wire.sa import (
     LFTRecord,
     LinkRecord,
+    MCMemberRecord,
+    MFTRecord,
     PKeyTableRecord,
     SaMad,
     SaRecord,
@@ -28,7 +32,13 @@ from ibmig.wire.sa import (
     SwitchInfoRecord,
     VLArbitrationTableRecord,
 )
-from ibmig.wire.smp_attrs import LinearForwardingTable, PKeyTable, SMInfo, SwitchInfo
+from ibmig.wire.smp_attrs import (
+    LinearForwardingTable,
+    MulticastForwardingTable,
+    PKeyTable,
+    SMInfo,
+    SwitchInfo,
+)
 from tests.wire.tshark_util import mad_packet, tshark_fields
 
 pytestmark = pytest.mark.interop
@@ -104,6 +114,56 @@ CASES: list[tuple[SaRecord, dict[str, list[str]]]] = [
         {
             "infiniband.vlarbitrationtable.vl": ["0x01", "0x0f"] + ["0x00"] * 29 + ["0x07"],
             "infiniband.vlarbitrationtable.weight": ["0x40", "0x10"] + ["0x00"] * 29 + ["0xff"],
+        },
+    ),
+    (
+        MCMemberRecord(
+            bytes.fromhex("ff12401bffff000000000000ffffffff"),
+            SERVICE_GID,
+            q_key=0x0B1B,
+            mlid=0xC001,
+            mtu_selector=2,
+            mtu=4,
+            traffic_class=0x12,
+            pkey=0xFFFF,
+            rate_selector=1,
+            rate=3,
+            packet_life_time_selector=2,
+            packet_life_time=0x12,
+            sl=5,
+            flow_label=0xABCDE,
+            hop_limit=0x40,
+            scope=2,
+            join_state=1,
+            proxy_join=True,
+        ),
+        {
+            "infiniband.mcmemberrecord.mgid": ["ff12:401b:ffff::ffff:ffff"],
+            "infiniband.mcmemberrecord.portgid": ["fe80::2:c903:0:1234"],
+            "infiniband.mcmemberrecord.q_key": ["0x00000b1b"],
+            "infiniband.mcmemberrecord.mlid": ["0xc001"],
+            "infiniband.mcmemberrecord.mtuselector": ["0x02"],
+            "infiniband.mcmemberrecord.mtu": ["0x04"],
+            "infiniband.mcmemberrecord.tclass": ["0x12"],
+            "infiniband.mcmemberrecord.p_key": ["0xffff"],
+            "infiniband.mcmemberrecord.rateselector": ["0x01"],
+            "infiniband.mcmemberrecord.rate": ["0x03"],
+            "infiniband.mcmemberrecord.packetlifetimeselector": ["0x02"],
+            "infiniband.mcmemberrecord.packetlifetime": ["0x12"],
+            "infiniband.mcmemberrecord.sl": ["0x05"],
+            "infiniband.mcmemberrecord.flowlabel": ["0x0abcde"],
+            "infiniband.mcmemberrecord.hoplimit": ["0x40"],
+            "infiniband.mcmemberrecord.scope": ["0x02"],
+            "infiniband.mcmemberrecord.joinstate": ["0x01"],
+            "infiniband.mcmemberrecord.proxyjoin": ["0x01"],
+        },
+    ),
+    (
+        MFTRecord(2, 1, 3, MulticastForwardingTable(tuple(range(0x100, 0x120)))),
+        {
+            "infiniband.multicastforwardingtable.portmask": [
+                f"0x{m:04x}" for m in range(0x100, 0x110)
+            ]
         },
     ),
     (

@@ -31,6 +31,9 @@ from ibmig.wire.sa import (
     InformInfoRecord,
     LFTRecord,
     LinkRecord,
+    MCMemberRecord,
+    MCMemberRecordComp,
+    MFTRecord,
     MultiPathRecord,
     NodeRecord,
     NodeRecordComp,
@@ -54,6 +57,7 @@ from ibmig.wire.sa import (
 from ibmig.wire.smp_attrs import (
     GUIDInfo,
     LinearForwardingTable,
+    MulticastForwardingTable,
     NodeDescription,
     NodeInfo,
     PKeyTable,
@@ -181,6 +185,31 @@ service_records = st.builds(
     st.tuples(*[u64] * 2),
 )
 
+mft_records = st.builds(
+    MFTRecord, u16, bits(4), bits(9), st.builds(MulticastForwardingTable, st.tuples(*[u16] * 32))
+)
+mc_member_records = st.builds(
+    MCMemberRecord,
+    gids,
+    gids,
+    u32,
+    u16,
+    bits(2),
+    bits(6),
+    u8,
+    u16,
+    bits(2),
+    bits(6),
+    bits(2),
+    bits(6),
+    bits(4),
+    bits(20),
+    u8,
+    bits(4),
+    bits(4),
+    st.booleans(),
+)
+
 multi_path_records = st.builds(
     MultiPathRecord,
     sgids=st.lists(gids, max_size=5).map(tuple),
@@ -206,6 +235,8 @@ multi_path_records = st.builds(
 
 RECORD_STRATEGIES: dict[type[SaRecord], st.SearchStrategy[SaRecord]] = {
     MultiPathRecord: multi_path_records,
+    MFTRecord: mft_records,
+    MCMemberRecord: mc_member_records,
     LinkRecord: link_records,
     SwitchInfoRecord: switch_info_records,
     SMInfoRecord: sm_info_records,
@@ -284,6 +315,8 @@ def test_record_sizes_and_offsets_match_opensm() -> None:
         LFTRecord: 72,
         ServiceRecord: 176,
         MultiPathRecord: 200,  # ib_multipath_rec_t with its 11 GIDs
+        MFTRecord: 72,  # ib_mft_record_t
+        MCMemberRecord: 56,  # ib_member_rec_t (52 + pad[4])
     }
     for klass, size in sizes.items():
         assert size == klass.SIZE
@@ -302,6 +335,7 @@ def test_attribute_ids() -> None:
         0x13,
         0x14,
         0x15,
+        0x17,
         0x18,
         0x20,
         0x30,
@@ -309,6 +343,7 @@ def test_attribute_ids() -> None:
         0x33,
         0x35,
         0x36,
+        0x38,
         0x3A,
         0xF3,
     }
@@ -316,7 +351,7 @@ def test_attribute_ids() -> None:
     assert int(SaAttr.GUID_INFO_RECORD) == 0x30
     assert int(SaAttr.MC_MEMBER_RECORD) == 0x38
     with pytest.raises(WireError):
-        record_class(0x38)  # no codec for MCMemberRecord
+        record_class(0x39)  # no codec for TraceRecord
 
 
 def test_status_codes() -> None:
@@ -925,7 +960,7 @@ def test_decode_records_of_a_reassembled_payload() -> None:
         decode_records(SaAttr.PATH_RECORD, payload, 0, count=2)
     assert decode_records(SaAttr.PATH_RECORD, payload, 0, count=0) == ()
     with pytest.raises(WireError):
-        decode_records(SaAttr.MC_MEMBER_RECORD, payload, 8)
+        decode_records(SaAttr.TRACE_RECORD, payload, 8)
 
 
 def test_report_of_a_notice() -> None:
@@ -1070,3 +1105,66 @@ def test_report_response_refuses_anything_but_an_sa_report() -> None:
         report_response(report[:3] + bytes([Method.GET]) + report[4:])
     with pytest.raises(WireError):
         report_response(report[:1] + bytes([MgmtClass.SUBN_LID_ROUTED]) + report[2:])
+
+
+# ----------------------------------------------------- multicast records: known bytes
+
+
+IPOIB_BROADCAST_MGID = bytes.fromhex("ff12401bffff000000000000ffffffff")
+
+
+def test_mc_member_record_bytes() -> None:
+    """The IPoIB broadcast group as OpenSM holds it: fields at their IBA offsets."""
+    port_gid = bytes.fromhex("fe800000000000000002c90300001234")
+    record = MCMemberRecord(
+        IPOIB_BROADCAST_MGID,
+        port_gid,
+        q_key=0x0B1B,
+        mlid=0xC000,
+        mtu_selector=2,
+        mtu=4,
+        traffic_class=0x12,
+        pkey=0xFFFF,
+        rate_selector=2,
+        rate=3,
+        packet_life_time_selector=2,
+        packet_life_time=0x12,
+        sl=5,
+        flow_label=0xABCDE,
+        hop_limit=0x40,
+        scope=2,
+        join_state=1,
+        proxy_join=True,
+    )
+    raw = record.pack()
+    assert raw == (
+        IPOIB_BROADCAST_MGID
+        + port_gid
+        + bytes.fromhex("00000b1bc0008412ffff83925abcde402180")
+        + bytes(6)
+    )
+    assert MCMemberRecord.unpack(raw) == record
+    assert MCMemberRecordComp.JOIN_STATE == 1 << 16
+    assert MCMemberRecordComp.PROXY_JOIN == 1 << 17
+
+
+def test_mc_member_record_refuses_out_of_range() -> None:
+    with pytest.raises(WireError, match="JoinState"):
+        MCMemberRecord(join_state=16).pack()
+    with pytest.raises(WireError, match="FlowLabel"):
+        MCMemberRecord(flow_label=1 << 20).pack()
+    with pytest.raises(WireError, match="MGID"):
+        MCMemberRecord(mgid=b"short").pack()
+
+
+def test_mft_record_bytes() -> None:
+    masks = tuple(range(0x100, 0x100 + 32))
+    record = MFTRecord(0x1234, 2, 0x1FF, MulticastForwardingTable(masks))
+    raw = record.pack()
+    assert raw[:8] == bytes.fromhex("123421ff00000000")
+    assert raw[8:10] == bytes.fromhex("0100") and raw[70:72] == bytes.fromhex("011f")
+    assert MFTRecord.unpack(raw) == record
+    with pytest.raises(WireError, match="BlockNum"):
+        MFTRecord(1, 0, 512, MulticastForwardingTable()).pack()
+    with pytest.raises(WireError, match="Position"):
+        MFTRecord(1, 16, 0, MulticastForwardingTable()).pack()

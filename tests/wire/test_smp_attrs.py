@@ -18,6 +18,7 @@ from ibmig.wire.smp_attrs import (
     LinkSpeed,
     LinkWidth,
     Mtu,
+    MulticastForwardingTable,
     NodeDescription,
     NodeInfo,
     NodeType,
@@ -31,6 +32,8 @@ from ibmig.wire.smp_attrs import (
     SmState,
     SwitchInfo,
     lft_block_lids,
+    mft_block_position,
+    mft_modifier,
     unpack_attribute,
 )
 from tests.wire.strategies import bits
@@ -85,6 +88,7 @@ switch_infos = st.builds(
 guid_infos = st.builds(GUIDInfo, st.tuples(*[bits(64)] * 8))
 pkey_tables = st.builds(PKeyTable, st.tuples(*[bits(16)] * 32))
 lfts = st.builds(LinearForwardingTable, st.tuples(*[bits(8)] * 64))
+mfts = st.builds(MulticastForwardingTable, st.tuples(*[bits(16)] * 32))
 sm_infos = st.builds(
     SMInfo,
     guid=bits(64),
@@ -164,6 +168,7 @@ RECORDS: list[tuple[type[Any], st.SearchStrategy[Any]]] = [
     (PortInfo, port_infos),
     (PKeyTable, pkey_tables),
     (LinearForwardingTable, lfts),
+    (MulticastForwardingTable, mfts),
     (SMInfo, sm_infos),
 ]
 IDS = [cls.__name__ for cls, _ in RECORDS]
@@ -227,6 +232,7 @@ def test_attribute_table() -> None:
         0x0015: (PortInfo, 64),
         0x0016: (PKeyTable, 64),
         0x0019: (LinearForwardingTable, 64),
+        0x001B: (MulticastForwardingTable, 64),
         0x0020: (SMInfo, 21),
     }
     assert {k: (v, v.SIZE) for k, v in SMP_ATTRIBUTES.items()} == expected
@@ -613,3 +619,20 @@ def test_sm_info_vector() -> None:
 def test_sm_info_out_of_range(changes: dict[str, Any]) -> None:
     with pytest.raises(WireError):
         dataclasses.replace(SMInfo(), **changes).pack()
+
+
+def test_multicast_forwarding_table_bytes_and_modifier() -> None:
+    """Each PortMask big-endian, bit i = port 16 * position + i; the modifier holds
+    the position in bits 31..28 and the block in bits 8..0 (IBA Vol 1, 14.2.5.11)."""
+    mft = MulticastForwardingTable((0x8001,) + (0,) * 30 + (0x0002,))
+    raw = mft.pack()
+    assert raw[:2] == bytes.fromhex("8001") and raw[62:] == bytes.fromhex("0002")
+    assert MulticastForwardingTable.unpack(raw) == mft
+    assert mft_modifier(3, 2) == 0x2000_0003
+    assert mft_block_position(0x2000_0003) == (3, 2)
+    with pytest.raises(WireError):
+        mft_modifier(512, 0)
+    with pytest.raises(WireError):
+        MulticastForwardingTable((0x10000,) + (0,) * 31).pack()
+    with pytest.raises(WireError):
+        MulticastForwardingTable((0,) * 31).pack()

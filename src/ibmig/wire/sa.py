@@ -37,6 +37,8 @@ Wireshark's dissector agrees with), in bytes and in AttributeOffset words:
     SLtoVLMappingTableRecord 0x0013 16 2  15.2.5.4
     VLArbitrationTableRecord 0x0036 72 9  15.2.5.9
     LinearForwardingTableRecord 0x0015 72 9  15.2.5.6
+    MulticastForwardingTableRecord 0x0017 72 9  15.2.5.8
+    MCMemberRecord    0x0038   56   7     15.2.5.17 (52 + 4 pad)
     ServiceRecord     0x0031  176  22     15.2.5.14
     MultiPathRecord   0x003A 24 + 16 per GID  15.2.5.20 (in SubnAdmGetMulti only)
 
@@ -68,6 +70,7 @@ from ibmig.wire.notice import Notice
 from ibmig.wire.smp_attrs import (
     GUIDInfo,
     LinearForwardingTable,
+    MulticastForwardingTable,
     NodeDescription,
     NodeInfo,
     PKeyTable,
@@ -1173,6 +1176,216 @@ class LFTRecord:
         return cls(lid, block, LinearForwardingTable.unpack(data, offset + 8))
 
 
+# ----------------------------------------------------- MulticastForwardingTableRecord
+
+
+class MFTRecordComp(IntFlag):
+    """ComponentMask bits of a MulticastForwardingTableRecord query (IBA Vol 1,
+    15.2.5.8; OpenSM IB_MFTR_COMPMASK_*)."""
+
+    LID = 1 << 0
+    POSITION = 1 << 1
+    RESERVED1 = 1 << 2
+    BLOCK = 1 << 3
+    RESERVED2 = 1 << 4
+
+
+_MFT_RECORD = struct.Struct(">HH4x")
+
+
+@dataclass(frozen=True, slots=True)
+class MFTRecord:
+    """MulticastForwardingTableRecord (IBA Vol 1, 15.2.5.8), 72 bytes (ib_mft_record_t):
+
+    byte 0 LID (16, the switch's port 0), 2 Position (4 bits) | reserved (3) |
+    BlockNum (9), 4 reserved (32), 8 one MulticastForwardingTable block (32 PortMasks
+    of the 16 ports of `position`, IBA Vol 1, 14.2.5.11).
+    """
+
+    lid: int
+    position: int
+    block_num: int
+    mft: MulticastForwardingTable
+
+    ATTRIBUTE_ID: ClassVar[int] = SaAttr.MULTICAST_FORWARDING_TABLE_RECORD
+    SIZE: ClassVar[int] = 72
+    ATTRIBUTE_OFFSET: ClassVar[int] = 9
+
+    def pack(self) -> bytes:
+        if not isinstance(self.mft, MulticastForwardingTable):
+            raise WireError(f"MFTRecord needs a MulticastForwardingTable, got {self.mft!r}")
+        try:
+            bad = self.position >> 4 or self.block_num >> 9
+        except TypeError:
+            bad = True
+        if bad:
+            raise _fields_out_of_range(
+                "MFTRecord", (("Position", self.position, 4), ("BlockNum", self.block_num, 9))
+            )
+        try:
+            word = (self.position << 12) | self.block_num
+            return _MFT_RECORD.pack(self.lid, word) + self.mft.pack()
+        except struct.error as exc:
+            raise WireError(f"MFTRecord field out of range: {exc}") from None
+
+    @classmethod
+    def unpack(cls, data: bytes, offset: int = 0) -> MFTRecord:
+        """Decode the record at `offset` (a fixed-size slot: trailing bytes are allowed)."""
+        _need(data, offset, 72, "MFTRecord")
+        lid, word = _MFT_RECORD.unpack_from(data, offset)
+        return cls(lid, word >> 12, word & 0x1FF, MulticastForwardingTable.unpack(data, offset + 8))
+
+
+# --------------------------------------------------------------------------- MCMemberRecord
+
+
+class MCMemberRecordComp(IntFlag):
+    """ComponentMask bits of an MCMemberRecord (IBA Vol 1, 15.2.5.17; OpenSM
+    IB_MCR_COMPMASK_*)."""
+
+    MGID = 1 << 0
+    PORT_GID = 1 << 1
+    QKEY = 1 << 2
+    MLID = 1 << 3
+    MTU_SELECTOR = 1 << 4
+    MTU = 1 << 5
+    TCLASS = 1 << 6
+    PKEY = 1 << 7
+    RATE_SELECTOR = 1 << 8
+    RATE = 1 << 9
+    PACKET_LIFE_TIME_SELECTOR = 1 << 10
+    PACKET_LIFE_TIME = 1 << 11
+    SL = 1 << 12
+    FLOW_LABEL = 1 << 13
+    HOP_LIMIT = 1 << 14
+    SCOPE = 1 << 15
+    JOIN_STATE = 1 << 16
+    PROXY_JOIN = 1 << 17
+
+
+class JoinState(IntFlag):
+    """MCMemberRecord JoinState bits (IBA Vol 1, 15.2.5.17; bit 3 is
+    SendOnlyFullMember, IBA 1.2.1 / OpenSM IB_JOIN_STATE_SEND_ONLY_FULL)."""
+
+    FULL_MEMBER = 0x1
+    NON_MEMBER = 0x2
+    SEND_ONLY_NON_MEMBER = 0x4
+    SEND_ONLY_FULL_MEMBER = 0x8
+
+
+_MC_MEMBER = struct.Struct(">16s16sIHBBHBBIBB2x4x")
+
+
+@dataclass(frozen=True, slots=True)
+class MCMemberRecord:
+    """MCMemberRecord (IBA Vol 1, 15.2.5.17), 52 bytes padded to 56 (ib_member_rec_t):
+
+    byte 0   MGID (128)
+    byte 16  PortGID (128)
+    byte 32  Q_Key (32)
+    byte 36  MLID (16)
+    byte 38  MTUSelector (2) | MTU (6)
+    byte 39  TClass (8)
+    byte 40  P_Key (16)
+    byte 42  RateSelector (2) | Rate (6)
+    byte 43  PacketLifeTimeSelector (2) | PacketLifeTime (6)
+    byte 44  SL (4) | FlowLabel (20) | HopLimit (8)
+    byte 48  Scope (4) | JoinState (4)
+    byte 49  ProxyJoin (1) | reserved (23)
+    byte 52  padding (OpenSM's pad[4])
+    """
+
+    mgid: bytes = bytes(GID_SIZE)
+    port_gid: bytes = bytes(GID_SIZE)
+    q_key: int = 0
+    mlid: int = 0
+    mtu_selector: int = 0
+    mtu: int = 0
+    traffic_class: int = 0
+    pkey: int = 0
+    rate_selector: int = 0
+    rate: int = 0
+    packet_life_time_selector: int = 0
+    packet_life_time: int = 0
+    sl: int = 0
+    flow_label: int = 0
+    hop_limit: int = 0
+    scope: int = 0
+    join_state: int = 0
+    proxy_join: bool = False
+
+    ATTRIBUTE_ID: ClassVar[int] = SaAttr.MC_MEMBER_RECORD
+    SIZE: ClassVar[int] = 56
+    ATTRIBUTE_OFFSET: ClassVar[int] = 7
+
+    def pack(self) -> bytes:
+        _check_gid("MCMemberRecord MGID", self.mgid)
+        _check_gid("MCMemberRecord PortGID", self.port_gid)
+        checks = (
+            ("MTUSelector", self.mtu_selector, 2),
+            ("MTU", self.mtu, 6),
+            ("RateSelector", self.rate_selector, 2),
+            ("Rate", self.rate, 6),
+            ("PacketLifeTimeSelector", self.packet_life_time_selector, 2),
+            ("PacketLifeTime", self.packet_life_time, 6),
+            ("SL", self.sl, 4),
+            ("FlowLabel", self.flow_label, 20),
+            ("Scope", self.scope, 4),
+            ("JoinState", self.join_state, 4),
+        )
+        for _name, value, bits in checks:
+            if not isinstance(value, int) or not 0 <= value < (1 << bits):
+                raise _fields_out_of_range("MCMemberRecord", checks)
+        try:
+            return _MC_MEMBER.pack(
+                self.mgid,
+                self.port_gid,
+                self.q_key,
+                self.mlid,
+                (self.mtu_selector << 6) | self.mtu,
+                self.traffic_class,
+                self.pkey,
+                (self.rate_selector << 6) | self.rate,
+                (self.packet_life_time_selector << 6) | self.packet_life_time,
+                (self.sl << 28) | (self.flow_label << 8) | self.hop_limit,
+                (self.scope << 4) | self.join_state,
+                0x80 if self.proxy_join else 0,
+            )
+        except struct.error as exc:
+            raise WireError(f"MCMemberRecord field out of range: {exc}") from None
+
+    @classmethod
+    def unpack(cls, data: bytes, offset: int = 0) -> MCMemberRecord:
+        """Decode the record at `offset`; the 4 padding bytes may be absent."""
+        _need(data, offset, 52, "MCMemberRecord")
+        if len(data) - offset < 56:
+            data = bytes(data[offset : offset + 52]) + bytes(4)
+            offset = 0
+        (mgid, port_gid, q_key, mlid, mtu, tclass, pkey, rate, plt, sfh, scope_state, proxy) = (
+            _MC_MEMBER.unpack_from(data, offset)
+        )
+        return cls(
+            mgid,
+            port_gid,
+            q_key,
+            mlid,
+            mtu >> 6,
+            mtu & 0x3F,
+            tclass,
+            pkey,
+            rate >> 6,
+            rate & 0x3F,
+            plt >> 6,
+            plt & 0x3F,
+            sfh >> 28,
+            (sfh >> 8) & 0xFFFFF,
+            sfh & 0xFF,
+            scope_state >> 4,
+            scope_state & 0x0F,
+            proxy >= 0x80,
+        )
+
+
 # --------------------------------------------------------------------------- ServiceRecord
 
 
@@ -1471,6 +1684,8 @@ SaRecord = (
     | LFTRecord
     | ServiceRecord
     | MultiPathRecord
+    | MFTRecord
+    | MCMemberRecord
 )
 """Any record class this module can put in or take out of an SA MAD."""
 
@@ -1492,6 +1707,8 @@ SA_RECORDS: Final[dict[int, type[SaRecord]]] = {
     SaAttr.LINEAR_FORWARDING_TABLE_RECORD: LFTRecord,
     SaAttr.SERVICE_RECORD: ServiceRecord,
     SaAttr.MULTI_PATH_RECORD: MultiPathRecord,
+    SaAttr.MULTICAST_FORWARDING_TABLE_RECORD: MFTRecord,
+    SaAttr.MC_MEMBER_RECORD: MCMemberRecord,
 }
 """SA attribute ID -> record class."""
 

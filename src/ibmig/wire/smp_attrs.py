@@ -13,6 +13,8 @@ subnet manager, the SMAs and the SA need:
                                                bits 31..16 port number on switches
     LinearForwardingTable        0x0019   64   block number (64 LIDs per block)
       (14.2.5.10)
+    MulticastForwardingTable     0x001B   64   bits 31..28 position (16 ports each),
+      (14.2.5.11)                              bits 8..0 block (32 MLIDs per block)
     SMInfo (14.2.5.13)           0x0020   21   0 for Get; Set carries the SM control code
 
 `SIZE` is the attribute's own length, without the padding up to the 64-byte SMP data
@@ -917,6 +919,62 @@ class SMInfo:
         return cls(guid, sm_key, act_count, pri_state >> 4, _SM_STATES.get(state, state))
 
 
+# --- MulticastForwardingTable ---------------------------------------------------------
+
+MFT_BLOCK_SIZE = 32
+"""MLIDs per MulticastForwardingTable block (IBA Vol 1, 14.2.5.11)."""
+MFT_PORTS_PER_POSITION = 16
+"""Ports per PortMask: position p covers ports 16p .. 16p + 15."""
+MULTICAST_LID_BASE = 0xC000
+"""The first multicast LID (IBA Vol 1, 4.1.3; OpenSM IB_LID_MCAST_START_HO)."""
+_MFT = struct.Struct(">32H")
+_ZERO_MASKS = (0,) * MFT_BLOCK_SIZE
+
+
+@dataclass(frozen=True, slots=True)
+class MulticastForwardingTable:
+    """MulticastForwardingTable (IBA Vol 1, 14.2.5.11): one block of 32 PortMasks.
+
+    The attribute modifier holds the block (bits 8..0: MLIDs 0xC000 + 32 * block ..
+    + 31) and the position (bits 31..28: the mask covers ports 16 * position ..
+    16 * position + 15, bit i of the 16-bit mask being port 16 * position + i).
+    `port_masks[i]` is the mask of MLID 0xC000 + 32 * block + i.
+    """
+
+    port_masks: tuple[int, ...] = _ZERO_MASKS
+
+    ATTRIBUTE_ID: ClassVar[int] = SmpAttr.MULTICAST_FORWARDING_TABLE
+    SIZE: ClassVar[int] = 64
+
+    def pack(self) -> bytes:
+        if len(self.port_masks) != MFT_BLOCK_SIZE:
+            raise WireError(
+                f"MulticastForwardingTable holds {MFT_BLOCK_SIZE} PortMasks, "
+                f"got {len(self.port_masks)}"
+            )
+        try:
+            return _MFT.pack(*self.port_masks)
+        except struct.error as exc:
+            raise WireError(f"MulticastForwardingTable PortMask out of range: {exc}") from None
+
+    @classmethod
+    def unpack(cls, data: bytes, offset: int = 0) -> MulticastForwardingTable:
+        _need(data, offset, 64, "MulticastForwardingTable")
+        return cls(_MFT.unpack_from(data, offset))
+
+
+def mft_modifier(block: int, position: int) -> int:
+    """The attribute modifier of MulticastForwardingTable block `block`, `position`."""
+    if not 0 <= block <= 0x1FF or not 0 <= position <= 0xF:
+        raise WireError(f"MFT block {block} / position {position} out of range")
+    return (position << 28) | block
+
+
+def mft_block_position(modifier: int) -> tuple[int, int]:
+    """(block, position) of a MulticastForwardingTable attribute modifier."""
+    return modifier & 0x1FF, (modifier >> 28) & 0xF
+
+
 SMP_ATTRIBUTES: dict[int, type[SmpAttribute]] = {
     SmpAttr.NODE_DESCRIPTION: NodeDescription,
     SmpAttr.NODE_INFO: NodeInfo,
@@ -925,6 +983,7 @@ SMP_ATTRIBUTES: dict[int, type[SmpAttribute]] = {
     SmpAttr.PORT_INFO: PortInfo,
     SmpAttr.P_KEY_TABLE: PKeyTable,
     SmpAttr.LINEAR_FORWARDING_TABLE: LinearForwardingTable,
+    SmpAttr.MULTICAST_FORWARDING_TABLE: MulticastForwardingTable,
     SmpAttr.SM_INFO: SMInfo,
 }
 
