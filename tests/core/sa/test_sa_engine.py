@@ -155,7 +155,7 @@ def test_bad_class_version() -> None:
     ("attribute", "method", "status", "response_method"),
     [
         (0x0099, Method.GET, MadStatus.METHOD_ATTR_NOT_SUPPORTED, Method.GET_RESP),
-        (SaAttr.MC_MEMBER_RECORD, Method.GET_TABLE, MadStatus.METHOD_ATTR_NOT_SUPPORTED, 0x92),
+        (SaAttr.TRACE_RECORD, Method.GET_TABLE, MadStatus.METHOD_ATTR_NOT_SUPPORTED, 0x92),
         (SaAttr.MULTI_PATH_RECORD, Method.GET, MadStatus.METHOD_ATTR_NOT_SUPPORTED, 0x81),
         (SaAttr.CLASS_PORT_INFO, Method.SET, MadStatus.METHOD_ATTR_NOT_SUPPORTED, 0x81),
         (SaAttr.NODE_RECORD, Method.DELETE, MadStatus.METHOD_ATTR_NOT_SUPPORTED, 0x95),
@@ -234,11 +234,13 @@ def test_class_port_info() -> None:
         class_version=2,
         capability_mask=ClassCapability.IS_TRAP_SUPPORTED
         | ClassCapability.IS_GET_SET_SUPPORTED
+        | (1 << 9)  # UD multicast: MCMemberRecord
         | (1 << 10)  # MultiPathRecord
         | (1 << 13),
-        # alias GUIDs, extended speeds, CapabilityMask2 match, 2x widths, HDR: the
-        # OpenSM bits (0xB5E8) that hold for ibmig; none of the multicast ones.
-        capability_mask2=(1 << 5) | (1 << 7) | (1 << 10) | (1 << 13) | (1 << 15),
+        # alias GUIDs, extended speeds, CapabilityMask2 match, SendOnlyFullMember
+        # joins, 2x widths, HDR: the OpenSM bits (0xB5E8) that hold for ibmig; not
+        # MulticastFDBTop (3) nor multicast ServiceRecords (8).
+        capability_mask2=(1 << 5) | (1 << 7) | (1 << 10) | (1 << 12) | (1 << 13) | (1 << 15),
         resp_time_value=16,
         redirect_qp=1,
         redirect_qkey=0x80010000,

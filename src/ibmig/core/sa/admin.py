@@ -109,12 +109,20 @@ Records
 - ServiceRecord (Set, Delete, Get/GetTable, leases): `ibmig.core.sa.services`.
 - MultiPathRecord (GetMulti, answered with PathRecords in a GetMultiResp RMPP
   transfer): `ibmig.core.sa.multipath`.
+- MCMemberRecord (Set = join or create, Delete = leave, Get/GetTable; the IPoIB
+  broadcast group created at start) and MulticastForwardingTableRecord
+  (Get/GetTable, the MFTs the SM programmed): `ibmig.core.sa.multicast`. A join or
+  leave that changes an MLID's member ports has the SM reprogram its MFTs
+  (`SubnetManager.set_multicast_members`). A GUIDInfoRecord Delete of an alias GUID
+  that is a member of a multicast group is refused with ERR_REQ_DENIED, as
+  OpenSM's osm_sa_guidinfo_record.c does: the VM leaves its groups first.
 - ClassPortInfo Get (13.4.8.1): RespTimeValue from `transaction_timeout_ns` as
   OpenSM computes it (at least 8; 16 for 200 ms), CapabilityMask IsTrapSupported
   (the SA forwards events; OpenSM leaves this bit clear), IsGetSetNoticeSupported
-  MultiPathRecord and PortInfo CapabilityMask matching (0x2403; OpenSM's 0x2602
-  has UD multicast, not served here, and no traps), CapabilityMask2 alias GUIDs,
-  extended speeds, CapabilityMask2 matching, 2x widths and HDR (0xA4A0); redirect
+  MultiPathRecord, UD multicast (MCMemberRecord) and PortInfo CapabilityMask
+  matching (0x2603; OpenSM's 0x2602 has no traps), CapabilityMask2 alias GUIDs,
+  extended speeds, CapabilityMask2 matching, SendOnlyFullMember joins, 2x widths
+  and HDR (0xB4A0); redirect
   and trap QP 1 with the well-known Q_Key.
 
 Events and Reports
@@ -170,6 +178,7 @@ from ibmig.core.sa.events import (
     SubscriptionRemoved,
 )
 from ibmig.core.sa.matching import guid_of, inform_matches, make_gid, notice_subject
+from ibmig.core.sa.multicast import MulticastGroups, mft_records
 from ibmig.core.sa.multipath import multipath_records
 from ibmig.core.sa.paths import (
     MAX_MTU,
@@ -221,6 +230,8 @@ from ibmig.wire.sa import (
     InformInfo,
     InformInfoRecord,
     InformInfoRecordComp,
+    MCMemberRecord,
+    MFTRecord,
     NodeRecord,
     NodeRecordComp,
     PathRecord,
@@ -258,12 +269,14 @@ _CONTROL_RMPP: Final = frozenset({RmppType.ACK, RmppType.STOP, RmppType.ABORT})
 # ClassPortInfo CapabilityMask bit 13 (OpenSM OSM_CAP_IS_PORT_INFO_CAPMASK_MATCH_SUPPORTED)
 # and CapabilityMask2 bits (OpenSM OSM_CAP2_IS_*, osm_base.h): 5 alias GUIDs, 7 extended
 # speeds, 10 CapabilityMask2 matching in PortInfoRecord, 13 2x link widths and 15 HDR
-# lane speed (both in PathRecord rates, `ibmig.core.sa.paths`). Not set, as not served:
-# CapabilityMask bits 8 (optional records: RandomFTRecord, ServiceAssociationRecord),
-# 9 (UD multicast), 11 (reinit); CapabilityMask2 bits 3, 8 and 12 (multicast), 6 (the
-# full-PortInfoRecord Options bit), 1 (QoS).
+# lane speed (both in PathRecord rates, `ibmig.core.sa.paths`), 12 SendOnlyFullMember.
+# Not set, as not served: CapabilityMask bits 8 (optional records: RandomFTRecord,
+# ServiceAssociationRecord), 11 (reinit); CapabilityMask2 bits 3 (MulticastFDBTop) and
+# 8 (multicast ServiceRecords), 6 (the full-PortInfoRecord Options bit), 1 (QoS).
 _CAP_PORT_INFO_CAPMASK_MATCH: Final = 1 << 13
 _CAP_MULTIPATH: Final = 1 << 10  # MultiPathRecord (OpenSM sets it without TraceRecord too)
+_CAP_UD_MULTICAST: Final = 1 << 9  # MCMemberRecord (`ibmig.core.sa.multicast`)
+_CAP2_SEND_ONLY_FULL_MEMBER: Final = 1 << 12  # JoinState SendOnlyFullMember
 _CAP2_ALIAS_GUIDS: Final = 1 << 5
 _CAP2_EXTENDED_SPEEDS: Final = 1 << 7
 _CAP2_PORT_INFO_CAPMASK2_MATCH: Final = 1 << 10
@@ -525,6 +538,14 @@ class SubnetAdministrator(EventLog[Any]):
         """Registered ServiceRecords (`ibmig.core.sa.services`)."""
         for method in (Method.GET, Method.GET_TABLE, Method.SET, Method.DELETE):
             self._handlers[(SaAttr.SERVICE_RECORD, method)] = self._service_record
+        self.multicast = MulticastGroups(sm.db.subnet_prefix)
+        """Multicast groups (`ibmig.core.sa.multicast`), the IPoIB broadcast group first."""
+        for method in (Method.GET, Method.GET_TABLE, Method.SET, Method.DELETE):
+            self._handlers[(SaAttr.MC_MEMBER_RECORD, method)] = self._mc_member_record
+        for method in (Method.GET, Method.GET_TABLE):
+            self._handlers[(SaAttr.MULTICAST_FORWARDING_TABLE_RECORD, method)] = (
+                self._query_handler(mft_records, MFTRecord.ATTRIBUTE_OFFSET)
+            )
         sm.listeners.append(self)
         if self._ever_up:
             self._remember_aliases()
@@ -902,6 +923,14 @@ class SubnetAdministrator(EventLog[Any]):
         records = self.services.handle(mad, self.db, now_ns)
         self._respond(mad, datagram, records, ServiceRecord.ATTRIBUTE_OFFSET, now_ns)
 
+    def _mc_member_record(
+        self, mad: SaMad, datagram: Datagram, requester: PortRecordData, now_ns: int
+    ) -> None:
+        records = self.multicast.handle(mad, self.db, requester)
+        for mlid in sorted(self.multicast.take_changed()):
+            self.sm.set_multicast_members(mlid, self.multicast.member_ports(mlid), now_ns)
+        self._respond(mad, datagram, records, MCMemberRecord.ATTRIBUTE_OFFSET, now_ns)
+
     # --- ClassPortInfo --------------------------------------------------------------
 
     def class_port_info(self) -> ClassPortInfo:
@@ -913,9 +942,11 @@ class SubnetAdministrator(EventLog[Any]):
                 ClassCapability.IS_TRAP_SUPPORTED
                 | ClassCapability.IS_GET_SET_SUPPORTED
                 | _CAP_MULTIPATH
+                | _CAP_UD_MULTICAST
                 | _CAP_PORT_INFO_CAPMASK_MATCH
             ),
             capability_mask2=_CAP2_ALIAS_GUIDS
+            | _CAP2_SEND_ONLY_FULL_MEMBER
             | _CAP2_EXTENDED_SPEEDS
             | _CAP2_PORT_INFO_CAPMASK2_MATCH
             | _CAP2_LINK_WIDTH_2X
@@ -1362,6 +1393,16 @@ class SubnetAdministrator(EventLog[Any]):
         current = self._port_guids(record, block)
         new = list(current)
         setting = mad.header.method == Method.SET
+        if not setting:
+            # OpenSM (osm_sa_guidinfo_record.c): no alias GUID leaves a port while it is
+            # a member of a multicast group; the whole Delete is refused.
+            for i in range(GUID_BLOCK_SIZE):
+                if (
+                    mask & _GUID_COMPONENTS[i]
+                    and current[i]
+                    and self.multicast.alias_in_group(current[i])
+                ):
+                    raise _RequestError(SaStatus.ERR_REQ_DENIED)
         for i in range(GUID_BLOCK_SIZE):
             if not mask & _GUID_COMPONENTS[i] or base + i >= guid_cap:
                 continue

@@ -74,6 +74,7 @@ import numpy as np
 
 from ibmig.core.engine import PERMISSIVE_LID, QP0, Datagram, EventLog
 from ibmig.core.sm.db import DrPath, NodeRecordData, PortRecordData, SubnetDb
+from ibmig.core.sm.multicast import MulticastRoutes
 from ibmig.core.sm.roles import (
     SmInfoControl,
     SmRole,
@@ -339,6 +340,8 @@ class SubnetManager(EventLog[Any]):
         self._sweep_errors = 0
         self._failed_gets: list[_Request] = []
         self._stale_lft_blocks: set[tuple[int, int]] = set()
+        self.multicast = MulticastRoutes()
+        """Multicast members and MFTs (`ibmig.core.sm.multicast`)."""
         self._error_sweeps = 0
         self._heavy_pending = False
         self._hop_limited: set[tuple[int, int]] = set()
@@ -1076,6 +1079,30 @@ class SubnetManager(EventLog[Any]):
                     self._lft_block_failed(guid, block),
                 )
             node.lft = new
+        self._program_multicast(now_ns, in_sweep=True)
+
+    # --- multicast (`ibmig.core.sm.multicast`) ----------------------------------------
+
+    def set_multicast_members(self, mlid: int, port_guids: frozenset[int], now_ns: int) -> None:
+        """The physical end ports with a member in the groups of `mlid` (from the SA).
+        Outside a sweep the MFTs are reprogrammed at once; a sweep under way programs
+        them when it routes."""
+        self.multicast.set_members(mlid, port_guids)
+        if self.subnet_up:
+            self._program_multicast(now_ns, in_sweep=False)
+
+    def _program_multicast(self, now_ns: int, in_sweep: bool) -> None:
+        routes = self.multicast
+        if not routes.members and not routes.written:
+            return
+
+        def issue(node: NodeRecordData, modifier: int, mft: Any, key: Any) -> None:
+            def failed(status: int, when_ns: int) -> None:
+                routes.mark_stale(key)
+
+            self._issue_set(mft, node.path, _ignore, None, now_ns, modifier, failed, in_sweep)
+
+        routes.program(self.db, issue)
 
     # --- ARM / ACTIVATE -------------------------------------------------------------
 
