@@ -267,12 +267,22 @@ def test_create_with_mgid_zero_allocates_mgid_and_mlid() -> None:
     second = mcr(join(sa, H2_GUID, bytes(16), mask=CREATE, **fields))
     assert second.mgid[10:14] == (1).to_bytes(4, "little") and second.mlid == 0xC002
     # a requested MGID and MLID
-    mgid = bytes.fromhex("ff15401b0000000000000000000000aa")
+    mgid = bytes.fromhex("ff15123400000000000000000000000aa"[:32])
     named = mcr(join(sa, H3_GUID, mgid, mask=CREATE | C.MLID, mlid=0xC010, **fields))
     assert (named.mgid, named.mlid) == (mgid, 0xC010)
     # the SA's own signature with link-local scope is not to be asked for
     bad = bytes.fromhex("ff12a01b0000000000000000000000bb")
     assert join(sa, H1_GUID, bad, mask=CREATE, **fields).status == SaStatus.ERR_REQ_INVALID
+    # flags other than T (osmtest's "invalid flags value 0x2")
+    bad = bytes.fromhex("ff22123400000000000000000000000b")
+    assert join(sa, H1_GUID, bad, mask=CREATE, **fields).status == SaStatus.ERR_REQ_INVALID
+    # an IPoIB MGID of a partition without a broadcast group; of one with: it must match
+    ipoib = bytes.fromhex("ff15401b8001000000000000000000cc")
+    assert join(sa, H1_GUID, ipoib, mask=CREATE, **fields).status == SaStatus.ERR_REQ_INVALID
+    ipoib = bytes.fromhex("ff12401bffff000000000000000000cc")
+    assert join(sa, H1_GUID, ipoib, mask=CREATE, **fields).status == SaStatus.ERR_REQ_INVALID
+    ipoib_fields = {"q_key": 0x0B1B, "pkey": 0xFFFF}
+    assert mcr(join(sa, H1_GUID, ipoib, mask=CREATE, **ipoib_fields)).mgid == ipoib
 
 
 # --- leave -------------------------------------------------------------------------------

@@ -32,8 +32,10 @@ Set (join or create; o15-0.2.x)
   be in the mask (ERR_REQ_INVALID / ERR_REQ_INSUFFICIENT_COMPONENTS). MGID zero
   gets a new one: ff1S:a01b, the subnet prefix, a counter from 0 (OpenSM
   build_new_mgid; scope S from the record when Scope is in the mask, else link
-  local 2). A requested MGID must be a multicast GID (0xff first byte, scope not
-  0) and must not use the SA's signature 0xA01B with link-local scope (OpenSM
+  local 2). A requested MGID must start with 0xFF; an IPoIB one (signature 0x401B
+  or 0x601B) other than a broadcast MGID needs the broadcast group of its scope and
+  P_Key and must match it; any other must have the three upper flag bits clear and
+  must not use the SA's signature 0xA01B with link-local scope (OpenSM
   validate_requested_mgid; ERR_REQ_INVALID). MTU and rate come from the selectors
   as OpenSM's mgrp_request_is_realizable computes them against the joining port
   (no selector, or selector 3: the port's). MLID: the requested one if it is a
@@ -376,7 +378,7 @@ class MulticastGroups:
         if mgid == _ZERO_GID:
             scope = rec.scope if mask & Comp.SCOPE else LINK_LOCAL_SCOPE
             mgid = self._new_mgid(scope)
-        elif not self._mgid_acceptable(mgid):
+        elif not self._mgid_acceptable(rec, mask):
             raise RequestError(SaStatus.ERR_REQ_INVALID)
         mtu, rate = self._realizable(rec, mask, db, port_guid)
         mlid = self._free_mlid(rec.mlid)
@@ -395,13 +397,26 @@ class MulticastGroups:
         )
         return Group(record)
 
-    @staticmethod
-    def _mgid_acceptable(mgid: bytes) -> bool:
-        """OpenSM validate_requested_mgid: a multicast GID with a scope, not using the
-        SA's own signature with link-local scope."""
-        if mgid[0] != 0xFF or not mgid[1] & 0x0F:
+    def _mgid_acceptable(self, rec: MCMemberRecord, mask: int) -> bool:
+        """OpenSM validate_requested_mgid: 0xFF first; an IPoIB signature (0x401B,
+        0x601B) is accepted as is, otherwise the three upper flag bits must be zero
+        and the SA's own signature 0xA01B may not come with link-local scope. An IPoIB
+        MGID other than a broadcast one needs its partition's broadcast group (same
+        scope and P_Key) and must match it (OpenSM ipoib_mcgroup_creation_validation)."""
+        mgid = rec.mgid
+        if mgid[0] != 0xFF:
             return False
         signature = int.from_bytes(mgid[2:4], "big")
+        if signature in (0x401B, 0x601B):
+            broadcast = bytearray(IPOIB_BROADCAST_MGID)
+            broadcast[1] = (broadcast[1] & 0xF0) | (mgid[1] & 0x0F)
+            broadcast[4:6] = mgid[4:6]
+            if signature == 0x401B and bytes(broadcast) == mgid:
+                return True
+            group = self.groups.get(bytes(broadcast))
+            return group is not None and _other_fields_match(group.record, rec, mask)
+        if mgid[1] & 0xE0:
+            return False
         return not (signature == SA_MGID_SIGNATURE and mgid[1] & 0x0F == LINK_LOCAL_SCOPE)
 
     def _new_mgid(self, scope: int) -> bytes:
