@@ -72,6 +72,7 @@ from ibmig.wire.smp_attrs import (
     LinkSpeedExt,
     LinkWidth,
     Mtu,
+    MulticastForwardingTable,
     NodeDescription,
     NodeInfo,
     NodeType,
@@ -766,6 +767,45 @@ def test_lft_blocks(path: tuple[int, ...] | None) -> None:
     for block in (16, 0xFFFFFFFF):
         response, _ = ask(sw, get(SmpAttr.LINEAR_FORWARDING_TABLE, path, attribute_modifier=block))
         assert response.status == INVALID
+
+
+@ROUTES
+def test_mft_blocks_by_position(path: tuple[int, ...] | None) -> None:
+    """IBA 14.2.5.11: position p of a block holds bits for ports 16p .. 16p + 15."""
+    sw = switch()
+    assert len(sw.mft) == 1024 and set(sw.mft) == {0}
+    response, _ = ask(sw, get(SmpAttr.SWITCH_INFO, path))
+    assert response.decode_data(SwitchInfo).multicast_fdb_cap == 1024
+    masks = (0x8005,) + (0,) * 30 + (0x0002,)
+    response, _ = ask(sw, put(MulticastForwardingTable(masks), path, attribute_modifier=1))
+    assert response.status == OK
+    assert response.decode_data(MulticastForwardingTable).port_masks == masks
+    assert sw.multicast_ports(0xC020) == 0x8005 and sw.multicast_ports(0xC03F) == 0x0002
+    assert sw.multicast_ports(0xC000) == 0 and sw.multicast_ports(0xC000 + 1024) == 0
+    response, _ = ask(sw, get(SmpAttr.MULTICAST_FORWARDING_TABLE, path, attribute_modifier=1))
+    assert response.decode_data(MulticastForwardingTable).port_masks[31] == 0x0002
+    too_far = (SW_PORTS // 16 + 1) << 28
+    for modifier in (32, too_far, 0x0000_0200):
+        response, _ = ask(
+            sw, get(SmpAttr.MULTICAST_FORWARDING_TABLE, path, attribute_modifier=modifier)
+        )
+        assert response.status == INVALID
+    response, _ = ask(ca(), get(SmpAttr.MULTICAST_FORWARDING_TABLE, path))
+    assert response.status == MadStatus.METHOD_ATTR_NOT_SUPPORTED
+
+
+def test_mft_positions_of_a_wide_switch() -> None:
+    sw = SubnetManagementAgent(NodeSpec(NodeType.SWITCH, SW_GUID, 20, lft_cap=1024))
+    ask(sw, put(MulticastForwardingTable((0x8005,) * 32), (1,), attribute_modifier=0))
+    response, _ = ask(
+        sw, put(MulticastForwardingTable((0x0011,) * 32), (1,), attribute_modifier=1 << 28)
+    )
+    assert response.status == OK
+    assert sw.multicast_ports(0xC000) == 0x0011_8005  # ports 0, 2, 15, 16 and 20
+    response, _ = ask(sw, get(SmpAttr.MULTICAST_FORWARDING_TABLE, (1,), attribute_modifier=0))
+    assert response.decode_data(MulticastForwardingTable).port_masks == (0x8005,) * 32
+    response, _ = ask(sw, get(SmpAttr.MULTICAST_FORWARDING_TABLE, (1,), attribute_modifier=2 << 28))
+    assert response.status == INVALID  # ports 32..47: the switch has 20
 
 
 def test_egress_port_honours_linear_fdb_top() -> None:

@@ -64,6 +64,10 @@ Attributes (modifiers as in `ibmig.wire.smp_attrs`):
   writing 0 leaves it (IBA 14.2.5.4; OpenSM clears it that way, ibsim likewise).
 - LinearForwardingTable (switches): modifier = block of 64 LIDs; `agent.lft` is a
   `bytearray` of LinearFDBCap entries, 0xFF (no route) at power-up.
+- MulticastForwardingTable (switches, IBA 14.2.5.11): modifier = position << 28 |
+  block of 32 MLIDs from 0xC000; `agent.mft` holds one port mask per MLID of
+  MulticastFDBCap, all clear at power-up. A block beyond the cap or a position
+  beyond the switch's ports: status 0x001C (invalid field).
 - GUIDInfo: CA ports, GUIDCap entries in blocks of 8; index 0 is the port GUID and
   read-only, a Set writes the other entries of the block (alias GUIDs: the vGUIDs
   of SR-IOV virtual functions). A switch answers for its port 0 (one entry).
@@ -162,8 +166,12 @@ from ibmig.wire.smp import D_BIT, SMP_DATA_SIZE, make_request
 from ibmig.wire.smp_attrs import (
     GUID_BLOCK_SIZE,
     LFT_BLOCK_SIZE,
+    MFT_BLOCK_SIZE,
+    MFT_PORTS_PER_POSITION,
+    MULTICAST_LID_BASE,
     PKEY_BLOCK_SIZE,
     LinkWidth,
+    MulticastForwardingTable,
     NodeDescription,
     NodeInfo,
     NodeType,
@@ -173,6 +181,7 @@ from ibmig.wire.smp_attrs import (
     SMInfo,
     SmpAttr,
     SwitchInfo,
+    mft_block_position,
 )
 
 DEFAULT_GID_PREFIX: Final = 0xFE80_0000_0000_0000
@@ -456,9 +465,11 @@ class SubnetManagementAgent(EventLog[SmaEvent]):
         if self.is_switch:
             self.lft = bytearray([NO_ROUTE]) * spec.lft_cap
             self._lft_blocks = spec.lft_cap // LFT_BLOCK_SIZE
+            self.mft: list[int] = [0] * spec.mft_cap
             self._set_switch_info(
                 SwitchInfo(
                     linear_fdb_cap=spec.lft_cap,
+                    multicast_fdb_cap=spec.mft_cap,
                     partition_enforcement_cap=spec.partition_enforcement_cap,
                     enhanced_port0=spec.enhanced_port0,
                 )
@@ -466,6 +477,7 @@ class SubnetManagementAgent(EventLog[SmaEvent]):
         else:
             self.lft = bytearray()
             self._lft_blocks = 0
+            self.mft = []
 
         handlers: dict[int, _Handler] = {
             SmpAttr.NODE_DESCRIPTION: self._attr_node_description,
@@ -478,6 +490,7 @@ class SubnetManagementAgent(EventLog[SmaEvent]):
         if self.is_switch:
             handlers[SmpAttr.SWITCH_INFO] = self._attr_switch_info
             handlers[SmpAttr.LINEAR_FORWARDING_TABLE] = self._attr_lft
+            handlers[SmpAttr.MULTICAST_FORWARDING_TABLE] = self._attr_mft
         self._handlers = {int(k): v for k, v in handlers.items()}
 
     # --- construction helpers ---------------------------------------------------------
@@ -905,6 +918,32 @@ class SubnetManagementAgent(EventLog[SmaEvent]):
                 self._emit(LftBlockWritten(amod))
             return _OK, block
         return _OK, bytes(self.lft[start : start + LFT_BLOCK_SIZE])
+
+    def _attr_mft(
+        self, is_set: bool, amod: int, port: int, payload: bytes, hide: bool
+    ) -> tuple[int, bytes]:
+        block, position = mft_block_position(amod)
+        start = block * MFT_BLOCK_SIZE
+        if (
+            start >= len(self.mft)
+            or amod & 0x0FFFFE00
+            or position * MFT_PORTS_PER_POSITION > self.spec.num_ports
+        ):
+            return _INVALID_FIELD, payload[64:128]
+        shift = position * MFT_PORTS_PER_POSITION
+        keep = ~(0xFFFF << shift)
+        if is_set:
+            masks = MulticastForwardingTable.unpack(payload, 64).port_masks
+            for i, mask in enumerate(masks):
+                self.mft[start + i] = (self.mft[start + i] & keep) | (mask << shift)
+        block_masks = [(m >> shift) & 0xFFFF for m in self.mft[start : start + MFT_BLOCK_SIZE]]
+        return _OK, MulticastForwardingTable(tuple(block_masks)).pack()
+
+    def multicast_ports(self, mlid: int) -> int:
+        """The port mask (bit p = port p) a switch forwards MLID `mlid` to; 0 when the
+        MLID is beyond its MulticastFDBCap."""
+        offset = mlid - MULTICAST_LID_BASE
+        return self.mft[offset] if 0 <= offset < len(self.mft) else 0
 
     def _attr_port_info(
         self, is_set: bool, amod: int, port: int, payload: bytes, hide: bool

@@ -91,7 +91,8 @@ class NodeSpec:
     has `DEFAULT_SWITCH_GUID_CAP`); `partition_cap` the P_Key table of CA ports and of
     a switch's port 0 (NodeInfo PartitionCap); `partition_enforcement_cap` that of a
     switch's external ports (SwitchInfo PartitionEnforcementCap); `lft_cap` the
-    switch's LinearFDBCap, a multiple of 64. `capability_mask` None gives a
+    switch's LinearFDBCap, a multiple of 64; `mft_cap` its MulticastFDBCap (MLIDs
+    from 0xC000, a multiple of 32; 0: no multicast). `capability_mask` None gives a
     plausible PortInfo CapabilityMask for the node type. `subnet_timeout` is the
     power-up PortInfo SubnetTimeOut (the SM normally overwrites it).
     """
@@ -110,6 +111,7 @@ class NodeSpec:
     partition_cap: int = 128
     partition_enforcement_cap: int = 32
     lft_cap: int = 49152
+    mft_cap: int = 1024
     capability_mask: int | None = None
     subnet_timeout: int = 0
     enhanced_port0: bool = False
@@ -218,6 +220,10 @@ class NodeSpec:
                 f"LinearFDBCap {self.lft_cap} is not a multiple of {LFT_BLOCK_SIZE} "
                 f"in {LFT_BLOCK_SIZE}..{MAX_UNICAST_LID + 1}",
                 where,
+            )
+        if not 0 <= self.mft_cap <= 0x4000 or self.mft_cap % 32:
+            raise ConfigError(
+                f"MulticastFDBCap {self.mft_cap} is not a multiple of 32 in 0..16384", where
             )
         if self.capability_mask is not None and not 0 <= self.capability_mask <= 0xFFFFFFFF:
             raise ConfigError(f"CapabilityMask {self.capability_mask:#x} exceeds 32 bits", where)
