@@ -342,6 +342,7 @@ class SubnetManager(EventLog[Any]):
         self._stale_lft_blocks: set[tuple[int, int]] = set()
         self.multicast = MulticastRoutes()
         """Multicast members and MFTs (`ibmig.core.sm.multicast`)."""
+        self._multicast_pending = False
         self._error_sweeps = 0
         self._heavy_pending = False
         self._hop_limited: set[tuple[int, int]] = set()
@@ -1085,13 +1086,16 @@ class SubnetManager(EventLog[Any]):
 
     def set_multicast_members(self, mlid: int, port_guids: frozenset[int], now_ns: int) -> None:
         """The physical end ports with a member in the groups of `mlid` (from the SA).
-        Outside a sweep the MFTs are reprogrammed at once; a sweep under way programs
-        them when it routes."""
+        Outside a sweep the MFTs are reprogrammed at once; otherwise when the sweep
+        under way ends (a light sweep does not route)."""
         self.multicast.set_members(mlid, port_guids)
         if self.subnet_up:
             self._program_multicast(now_ns, in_sweep=False)
+        else:
+            self._multicast_pending = True  # programmed when the sweep under way ends
 
     def _program_multicast(self, now_ns: int, in_sweep: bool) -> None:
+        self._multicast_pending = False
         routes = self.multicast
         if not routes.members and not routes.written:
             return
@@ -1130,6 +1134,8 @@ class SubnetManager(EventLog[Any]):
         self._active_ports = in_service
         self._up_since_sweep = True
         self._coming_out_of_standby = False
+        if self._multicast_pending:
+            self._program_multicast(now_ns, in_sweep=False)
         event = SubnetUp(self.sweep, now_ns, self.smps_sent, len(db.nodes), len(db.lid_owner))
         self._emit(event)
         change = PortsChanged(now_ns, came, went)

@@ -2,14 +2,18 @@
 (IBA Vol 1, 14.2.5.11; OpenSM osm_mcast_mgr.c).
 
 The SA tells the SM which physical end ports have a member in the groups of an MLID
-(`SubnetManager.set_multicast_members`). For each MLID with members the SM picks a
-root switch as OpenSM's mcast_mgr_find_optimal_switch does (the switch with the
-fewest hops to the members on average; ties: fewer hops to the farthest member, then
-the lowest GUID), grows a breadth-first tree from it over the switch links (ports in
-ascending order, so the tree is the same every time) and keeps the branches that
-lead to members. A switch on the tree forwards the MLID to its tree links (up and
-down) and to the member ports cabled to it; port 0 when the switch itself is a
-member. A tree has no loops, so a packet reaches every member once.
+(`SubnetManager.set_multicast_members`). An MLID with fewer than two member ports
+gets no MFT entry at all (OpenSM: "nothing to do"). For the others the SM picks a
+root switch as OpenSM's mcast_mgr_find_optimal_switch does (the fewest hops to the
+farthest member switch, one more when that switch's members are CAs; ties: the
+first switch in OpenSM's GUID map order), grows a breadth-first tree from it over
+the switch links (ports in ascending order, so the tree is the same every time) and
+keeps the branches that lead to members. OpenSM instead divides the members among
+the root's ports by its unicast hop counts and recurses (mcast_mgr_subdivide): the
+trees can differ, both are loop free and reach every member. A switch on the tree
+forwards the MLID to its tree links (up and down) and to the member ports cabled to
+it; port 0 when the switch itself is a member. A tree has no loops, so a packet
+reaches every member once.
 
 MFT blocks (32 MLIDs x 16 ports) are written with SubnSet(MulticastForwardingTable),
 modifier position << 28 | block, to switches whose SwitchInfo shows a
@@ -42,6 +46,12 @@ _EMPTY: Final = (0,) * MFT_BLOCK_SIZE
 
 BlockKey = tuple[int, int, int]  # (switch node GUID, block, position)
 IssueBlock = Callable[[NodeRecordData, int, MulticastForwardingTable, BlockKey], None]
+
+
+def osm_map_order(guid: int) -> int:
+    """OpenSM's switch table order: its qmap key is the GUID in network byte order,
+    compared as a host (little-endian) integer."""
+    return int.from_bytes(guid.to_bytes(8, "big"), "little")
 
 
 def _switch_graph(db: SubnetDb) -> dict[int, list[tuple[int, int]]]:
@@ -86,22 +96,23 @@ def mlid_masks(db: SubnetDb, member_ports: frozenset[int]) -> dict[int, int]:
         if peer is None or peer[0] not in graph:
             continue
         attach.setdefault(peer[0], set()).add(peer[1])
-    if not attach:
-        return {}
-    best: tuple[int, int, int] | None = None
+    if sum(len(ports) for ports in attach.values()) < 2:
+        return {}  # OpenSM: "MLID has 1 members - nothing to do"
+    best: tuple[int, int] | None = None
     trees: dict[int, dict[int, tuple[int, int, int]]] = {}
-    for guid in sorted(graph):
+    for guid in sorted(graph, key=osm_map_order):
         tree = _bfs(graph, guid)
         if any(s not in tree for s in attach):
             continue
-        hops = [tree[s][0] for s in attach for _ in attach[s]]
-        key = (sum(hops), max(hops), guid)
+        # OpenSM mcast_mgr_compute_max_hops: hops to each member switch, one more
+        # when the members there are CAs (the switch itself not a member)
+        hops = max(tree[s][0] + (0 if 0 in attach[s] else 1) for s in attach)
         trees[guid] = tree
-        if best is None or key < best:
-            best = key
+        if best is None or hops < best[0]:
+            best = (hops, guid)
     if best is None:
         return {}
-    tree = trees[best[2]]
+    tree = trees[best[1]]
     masks: dict[int, int] = {}
     for switch, ports in attach.items():
         for port in ports:
