@@ -14,7 +14,9 @@ SA-created groups it "wasn't able to erase" (ERR 02FE, MGIDs ff12:a01b:fe80::600
 and ::700:0:0, MLIDs 0xC002 and 0xC003; not investigated further: its check reads
 a group table back, and on ibsim a requester sees the first MAD of a table only).
 Against ibmig it must take the same path: the same groups (MGIDs from the same
-counter, MLIDs from the same pool) and the same final errors.
+counter, MLIDs from the same pool) and the same final errors. Run again from a
+CA on another leaf it passes against both, and the MLIDs with two member ports
+get the same MFTs from both SMs.
 """
 
 from __future__ import annotations
@@ -69,6 +71,23 @@ def outputs(
             )
             side["osmtest"] = result.stdout + result.stderr
             side["osmtest status"] = str(result.returncode)
+            first = sim.fabric.cas[0].name
+            again = harness.tool(
+                sim,
+                ["osmtest", "-f", "m", "-i", str(harness.dir / "inventory-2.txt")],
+                node=first,
+                check=False,
+                timeout_s=300,
+            )
+            side["second osmtest"] = again.stdout + again.stderr
+            side["second osmtest status"] = str(again.returncode)
+            for switch in sim.fabric.switches:
+                dump = harness.tool(
+                    sim, ["ibroute", "-M", "-G", f"0x{switch.node_guid:x}"], node=node
+                ).stdout
+                side[f"MFT {switch.name}"] = "\n".join(
+                    line.rstrip() for line in dump.splitlines() if line.startswith("0x")
+                )
             found[which] = side
     yield found
 
@@ -92,3 +111,18 @@ def test_osmtest_multicast_flow_stops_where_it_stops_for_opensm(
     assert ours["osmtest status"] == theirs["osmtest status"]
     assert ERASE_ERROR.findall(ours["osmtest"]) == errors, ours["osmtest"][-3000:]
     assert 'OSMTEST: TEST "Multicast" FAIL' in ours["osmtest"]
+
+
+def test_two_members_get_the_mfts_opensm_programs(outputs: dict[str, dict[str, str]]) -> None:
+    """osmtest -f m from a second CA (on another leaf) passes against both SMs and
+    leaves its port, like the first run's, a member of the broadcast group and of
+    groups the first run could not erase: MLIDs with two member ports. Both SMs
+    then program the same MFTs, switch by switch, port by port (ibroute -M)."""
+    theirs, ours = outputs["opensm"], outputs["ibmig"]
+    assert theirs["second osmtest status"] == "0", theirs["second osmtest"][-3000:]
+    assert ours["second osmtest status"] == "0", ours["second osmtest"][-3000:]
+    mfts = [name for name in theirs if name.startswith("MFT ")]
+    assert any(theirs[name] for name in mfts)  # something was programmed
+    assert any(theirs[name].startswith("0xc000") for name in mfts)  # the broadcast group
+    for name in mfts:
+        assert ours[name] == theirs[name], name
