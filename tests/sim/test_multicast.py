@@ -5,6 +5,7 @@ MulticastForwardingTable)."""
 from __future__ import annotations
 
 import random
+from collections.abc import Container
 
 import pytest
 
@@ -92,3 +93,54 @@ def test_joined_members_and_only_they_get_each_packet_once(topology: str) -> Non
         sa_request(sim, node, Method.DELETE)
     sim.run(until_ns=sim.kernel.now_ns + 50_000_000)
     assert all(agent.multicast_ports(0xC000) == 0 for agent in sim.agents if agent.is_switch)
+
+
+class Listener:
+    """An engine that keeps what reaches it."""
+
+    def __init__(self) -> None:
+        self.event_filter: Container[type] | None = None
+        self.received: list[Datagram] = []
+
+    def receive(self, datagram: Datagram, now_ns: int) -> None:
+        self.received.append(datagram)
+
+    def handle_timer(self, now_ns: int) -> None:
+        pass
+
+    def packets_to_send(self) -> list[Datagram]:
+        return []
+
+    def get_timer(self) -> int | None:
+        return None
+
+    def next_event(self) -> None:
+        return None
+
+
+def test_transport_delivers_a_multicast_packet_to_each_other_member_once() -> None:
+    sim = brought_up("ft3-32")
+    cas = [i for i, switch in enumerate(sim.is_switch) if not switch and i != sim.sm_node]
+    members = sorted(random.Random(3).sample(cas, 5))
+    listeners = {}
+    for node in cas:
+        listeners[node] = Listener()
+        sim.attach(node, listeners[node], 0, gsi_classes=(0x30,))
+    for node in members:
+        sa_request(sim, node, Method.SET)
+    sim.run(until_ns=sim.kernel.now_ns + 50_000_000)
+    source = members[0]
+    payload = bytes((1, 0x30, 1, 1)) + bytes(252)
+    slid = sim.agents[source].port_lid(1)
+    sim.send(source, Datagram(payload, 1, slid, 0xC000, QP1, QP1, qkey=QP1_QKEY))
+    sim.run(until_ns=sim.kernel.now_ns + 1_000_000)
+    got = {node: len(listener.received) for node, listener in listeners.items()}
+    assert got == {node: int(node in members and node != source) for node in cas}
+    arrived = listeners[members[1]].received[0]
+    assert arrived.dlid == 0xC000 and arrived.payload == payload
+    # an MLID no switch forwards: dropped, delivered nowhere
+    drops = sim.stats.drops["no_route"]
+    sim.send(source, Datagram(payload, 1, slid, 0xC005, QP1, QP1, qkey=QP1_QKEY))
+    sim.run(until_ns=sim.kernel.now_ns + 1_000_000)
+    assert sim.stats.drops["no_route"] == drops + 1
+    assert sum(len(listener.received) for listener in listeners.values()) == len(members) - 1

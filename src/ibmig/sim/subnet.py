@@ -59,7 +59,13 @@ from ibmig.wire.jsonify import to_json
 from ibmig.wire.mad import Method, MgmtClass
 from ibmig.wire.packet import QP1_QKEY, Bth, Grh, Lrh, OpCode, Packet, build_ud_packet
 from ibmig.wire.smp import MAX_HOP_COUNT
-from ibmig.wire.smp_attrs import NodeType, PortCapability, PortState, SmpAttr
+from ibmig.wire.smp_attrs import (
+    MULTICAST_LID_BASE,
+    NodeType,
+    PortCapability,
+    PortState,
+    SmpAttr,
+)
 
 _DR_CLASS = MgmtClass.SUBN_DIRECTED_ROUTE.value
 _SM_INFO = SmpAttr.SM_INFO.to_bytes(2, "big")
@@ -385,6 +391,9 @@ class SubnetSim:
         if dqp == QP0 and len(payload) > 7 and payload[1] == _DR_CLASS:
             self._send_directed(node, datagram, delay_ns)
             return
+        if MULTICAST_LID_BASE <= datagram.dlid < PERMISSIVE_LID:
+            self._send_multicast(node, datagram, delay_ns)
+            return
         # LID routed. Every Report, ReportResp and data packet comes this way, so
         # the memoised walk is looked up here rather than in a helper.
         management = dqp == QP0
@@ -528,6 +537,60 @@ class SubnetSim:
                 return
             out = packet[_RETURN_PATH + hop_pointer]
             elapsed += latency.switch_ns
+
+    def _send_multicast(self, node: int, datagram: Datagram, delay_ns: int) -> None:
+        """A packet to a multicast LID: every switch forwards it to the ports its MFT
+        gives for the MLID but the one it came in by (IBA Vol 1, 18.2.4.3.2), so it
+        reaches each member CA once over the group's spanning tree (`_flood`)."""
+        destinations = self._flood(node, datagram.port, datagram.dlid)
+        if not destinations:
+            self.stats.drops["no_route"] += 1
+            return
+        latency = self.latency
+        payload = datagram.payload
+        for far_node, in_port, links in destinations:
+            delay = delay_ns + links * latency.link_ns + (links - 1) * latency.switch_ns
+            self._deliver_at(delay, far_node, in_port, datagram, payload)
+
+    def _flood(self, node: int, port: int, mlid: int) -> list[tuple[int, int, int]]:
+        """(CA node, arrival port, cables crossed) of every CA a packet to `mlid`
+        from `node` (a CA sends out of `port`) reaches through the switches' MFTs;
+        Active ports only. A switch never sends a packet back where it came from, and
+        never twice through the same switch (an MFT with a loop delivers once)."""
+        agents = self.agents
+        reached: list[tuple[int, int, int]] = []
+        seen: set[int] = set()
+        if self.is_switch[node]:
+            todo = [(node, 0, 0)]
+        else:
+            if agents[node].port_state(port) != PortState.ACTIVE:
+                return []
+            far = self._cross(node, port)
+            if far is None:
+                return []
+            todo = [(far[0], far[1], 1)]
+        while todo:
+            here, in_port, links = todo.pop()
+            agent = agents[here]
+            if agent.port_state(in_port) != PortState.ACTIVE and in_port:
+                continue
+            if not self.is_switch[here]:
+                reached.append((here, in_port, links))
+                continue
+            if here in seen or links > _MAX_HOPS:
+                continue
+            seen.add(here)
+            mask = agent.multicast_ports(mlid)
+            for out in range(1, len(self.peer[here])):
+                if not mask >> out & 1 or out == in_port:
+                    continue
+                if agent.port_state(out) != PortState.ACTIVE:
+                    continue
+                far = self._cross(here, out)
+                if far is not None:
+                    todo.append((far[0], far[1], links + 1))
+        reached.sort()
+        return reached
 
     def _forget_routes(self, node: int, event: ForwardingChanged) -> None:
         self._routes.clear()
