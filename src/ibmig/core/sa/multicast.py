@@ -69,6 +69,16 @@ GUIDs), otherwise one per group; JoinState (and Scope) in the mask filter them.
 Untrusted requesters see PortGID, JoinState and ProxyJoin zeroed (15.2.5.17,
 o15-0.2.x; OpenSM mcmr_query_mgrp).
 
+Migration
+---------
+A VM's membership is keyed by its vGUID (the PortGID's interface ID) and carries
+the physical port it joined from. As OpenSM (osm_sa_guidinfo_record.c), the SA
+refuses a GUIDInfoRecord Delete of an alias GUID that is a member of any group
+(ERR_REQ_DENIED, `alias_in_group`), so a migrating VM leaves its groups before its
+vGUID leaves the source port, and joins again from the destination. ibmig's guests
+join no group, so the signalling runs are unchanged; re-joining after a migration
+is left to a guest that does.
+
 Not done, as not needed here: the SNM MLID consolidation option, traps 66/67 (group
 created / deleted), partitions other than the default one (every port is a full
 member of 0xFFFF, as in the rest of the SA).
