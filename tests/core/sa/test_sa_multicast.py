@@ -188,7 +188,8 @@ def test_second_member_builds_a_tree_across_both_switches() -> None:
     answer_smps(sa.sm, 2_000)
     join(sa, H2_GUID)
     smps = mft_sets(answer_smps(sa.sm, 3_000))
-    # root sw1 (equal max hops, first in OpenSM's map order): sw1 -> ports 2 (h1) and 3 (sw2); sw2 -> 1 (up), 2 (h2)
+    # root sw1 (equal max hops, first in OpenSM's map order): sw1 -> ports 2 (h1)
+    # and 3 (sw2); sw2 -> 1 (up), 2 (h2)
     assert sorted(smps) == [
         (1, 0, 0, (0x000C,) + (0,) * 31),
         (2, 0, 0, (0x0006,) + (0,) * 31),
