@@ -442,6 +442,16 @@ class SubnetManager(EventLog[Any]):
         self._new_sweep(False, now_ns)
         self._issue_get(SmpAttr.NODE_INFO, (), self._on_node_info, None, now_ns)
 
+    def reregister_clients(self, now_ns: int) -> None:
+        """The SA lost its state (restarted): sweep and set PortInfo:ClientReregister
+        on every port that supports it, so that clients subscribe again (as OpenSM's
+        first master sweep does)."""
+        self._coming_out_of_standby = True
+        if self.phase == Phase.IDLE:
+            self.start_sweep(now_ns)
+        else:
+            self._heavy_pending = True
+
     def local_port_changed(self, now_ns: int) -> None:
         """The SM's own port changed state (its HCA's port event, which reaches the
         SM's process without an SMP: no trap can, its cable being the one that

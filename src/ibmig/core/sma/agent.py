@@ -1096,6 +1096,9 @@ class SubnetManagementAgent(EventLog[SmaEvent]):
 
         self._pi_raw[target] = new
         self._refresh(target)
+        if req[_PI_REREG_TIMEOUT] & 0x80:
+            # Recorded whatever `record_events` says: the port's clients act on it.
+            self._emit(ClientReregisterRequested(target))
         if not self.record_events:
             return
         emit = self._emit
@@ -1113,8 +1116,6 @@ class SubnetManagementAgent(EventLog[SmaEvent]):
             emit(LinkDownRequested(target, True))
         elif was_disabled and not now_disabled:
             emit(LinkEnableRequested(target))
-        if req[_PI_REREG_TIMEOUT] & 0x80:
-            emit(ClientReregisterRequested(target))
 
     def _set_switch_info(self, info: SwitchInfo) -> None:
         self._switch_info = info
