@@ -86,3 +86,17 @@ def test_dom0_restart_resubscribes_and_the_peers_come_back() -> None:
     assert migration.done_ns is not None
     for conn in faulty.connections:
         assert any(t > migration.done_ns for t in conn.deliveries_ns), conn.client
+
+
+def test_sa_restart_resubscribes_through_client_reregister_and_the_peers_come_back() -> None:
+    """The SA restarts (every subscription lost) before the migration: the SM sets
+    ClientReregister, dom0s subscribe again, and per-host signalling still reaches
+    the peers with cached paths."""
+    clean = run_scenario(lab({}, duration_ms=8000))
+    faulty = run_scenario(lab({"sa_restart": [{"at_ms": 10}]}, duration_ms=8000))
+    [migration] = faulty.migrations
+    assert migration.outcome == "completed"
+    assert migration.done_ns is not None
+    assert faulty.path_change_reports == clean.path_change_reports > 0
+    for conn in faulty.connections:
+        assert any(t > migration.done_ns for t in conn.deliveries_ns), conn.client

@@ -1097,8 +1097,9 @@ class SubnetManagementAgent(EventLog[SmaEvent]):
         self._pi_raw[target] = new
         self._refresh(target)
         if req[_PI_REREG_TIMEOUT] & 0x80:
-            # Recorded whatever `record_events` says: the port's clients act on it.
-            self._emit(ClientReregisterRequested(target))
+            # Recorded whatever `record_events` and the event filter say: the port's
+            # clients (dom0, guests) act on it, as on ForwardingChanged.
+            self._events.append(ClientReregisterRequested(target))
         if not self.record_events:
             return
         emit = self._emit
