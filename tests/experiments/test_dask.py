@@ -12,12 +12,17 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from ibmig.cli import main
+from ibmig.experiments.sweep import Done, PointFailure, PointsFailed
+
+P = TypeVar("P")
+R = TypeVar("R")
 
 HANG_GUARD_S = 300
 """Generous limit on any one command or start-up: a guard against a hang, not a budget."""
@@ -215,3 +220,27 @@ def test_scheduler_and_cluster_exclude_each_other(capsys: pytest.CaptureFixture[
               "--cluster", "local"])  # fmt: skip
     assert caught.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+class _FirstPointFails:
+    """A backend whose first point fails and whose others never run."""
+
+    def map(self, job: Callable[[P], R], points: Sequence[P], done: Done | None = None) -> list[R]:
+        raise PointsFailed([None] * len(points), [PointFailure(0, "Boom: x")])
+
+
+def test_reproduce_names_a_failed_run_and_exits_non_zero(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ibmig.cli.reproduce import reproduce_command
+    from ibmig.experiments.reproduction import points
+
+    first = points(quick=True)[0][1].source
+    code = reproduce_command(
+        str(tmp_path / "r"), as_json=False, out=sys.stdout, quick=True, backend=_FirstPointFails()
+    )
+    assert code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == f"ibmig: reproduce: point {first} failed: Boom: x"
+    assert err[-1].startswith("ibmig: error: 1 of ")
+    assert not (tmp_path / "r" / "report.html").exists()
