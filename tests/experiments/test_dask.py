@@ -244,3 +244,21 @@ def test_reproduce_names_a_failed_run_and_exits_non_zero(
     assert err[0] == f"ibmig: reproduce: point {first} failed: Boom: x"
     assert err[-1].startswith("ibmig: error: 1 of ")
     assert not (tmp_path / "r" / "report.html").exists()
+
+
+@pytest.mark.parametrize("address", ["nonsense", "tcp://host", "", "tcp://a b:1"])
+def test_a_malformed_scheduler_address_is_one_error_line(
+    address: str, scenario: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Defect: Dask's client took 40 s to give up on "nonsense", then printed a traceback.
+    argv = ["sweep", str(scenario), "--param", "n=2", "--out", str(tmp_path / "g.csv")]
+    assert main([*argv, "--scheduler", address]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("ibmig: error: --scheduler: expected the scheduler's address")
+
+
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:8786", "10.0.0.1:8786", "tls://[::1]:1"])
+def test_well_formed_scheduler_addresses_pass(address: str) -> None:
+    from ibmig.cli.backends import ADDRESS
+
+    assert ADDRESS.fullmatch(address)

@@ -5,11 +5,15 @@
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Sequence
 from typing import IO
 
-from ibmig.errors import ConfigError
+from ibmig.errors import ConfigError, shown
 from ibmig.experiments.sweep import Backend, PointFailure
+
+ADDRESS = re.compile(r"([a-z]+://)?(\[[0-9a-fA-F:]+\]|[^\s:/\[\]]+):[0-9]{1,5}")
+"""A scheduler address: `[PROTOCOL://]HOST:PORT` (an IPv6 host in brackets)."""
 
 
 def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,11 +34,15 @@ def backend_from_args(args: argparse.Namespace) -> Backend | None:
     Fails here, before any work, when dask is not installed."""
     scheduler: str | None = args.scheduler
     if scheduler is not None:
-        if not scheduler.strip():
-            raise ConfigError("give the scheduler's address, e.g. tcp://HOST:8786", "--scheduler")
+        scheduler = scheduler.strip()
+        if not ADDRESS.fullmatch(scheduler):
+            raise ConfigError(
+                f"expected the scheduler's address as [tcp://]HOST:PORT, got {shown(scheduler)}",
+                "--scheduler",
+            )
         from ibmig.experiments.dask_backend import DaskBackend
 
-        return DaskBackend(scheduler.strip())
+        return DaskBackend(scheduler)
     if args.cluster == "local":
         from ibmig.experiments.dask_backend import DaskBackend
 
