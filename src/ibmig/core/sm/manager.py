@@ -25,7 +25,8 @@ is queued or outstanding, and the next one starts:
     ACTIVATE   PortInfo Set PortState=Active on every Armed port; then SUBNET UP.
 
 A trap 128 (link state change) from a switch starts a light resweep: the DISCOVER
-phase is seeded with PortInfo Gets of the trapping switch only; links that went
+phase is seeded with SwitchInfo and PortInfo Gets of the trapping switch only
+(SwitchInfo for its PortStateChange, cleared in ROUTE); links that went
 down are removed (with what is no longer reachable), links that came up are probed
 as in a full sweep, and the later phases only touch what changed.
 
@@ -1228,6 +1229,8 @@ class SubnetManager(EventLog[Any]):
             node = self.db.nodes[owner[0]]
             if not node.is_switch:
                 continue
+            # Its PortStateChange is set now; ROUTE writes it back to clear it.
+            self._issue_get(SmpAttr.SWITCH_INFO, node.path, self._on_switch_info, node, now_ns)
             for port in range(1, node.info.num_ports + 1):
                 self._issue_get(
                     SmpAttr.PORT_INFO, node.path, self._on_port_info, (node, port), now_ns, port
