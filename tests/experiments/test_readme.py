@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pytest
 
+from ibmig.experiments.scenario import scenario_from_dict
 from tests.helpers import missing_tools
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,6 +101,12 @@ def _path(_: Path, out: str) -> None:
     assert out.rstrip().endswith("-> h3_8[1] (LID 43)")
 
 
+def _plan(_: Path, out: str) -> None:
+    # ft2-324: 323 hypervisors with 16 VMs: per-host n Reports, per-VM n*m.
+    assert re.search(r"^per-host +323 +n = 323 ", out, re.M), out
+    assert re.search(r"^per-vm +5,168 +n\*m = 5,168 ", out, re.M), out
+
+
 def _decode(_: Path, out: str) -> None:
     assert out.startswith("packet 0 ") and "GET(NodeInfo)" in out
 
@@ -112,6 +119,7 @@ CHECKS: dict[str, Check] = {
     "ibmig up ft2-36 --fail-link": _up_fail,
     "ibmig path ft2-36": _path,
     "ibmig decode up.pcap": _decode,
+    "ibmig plan tests/data/topologies/ft2-324.net": _plan,
 }
 """How each README command's output is judged, by the command's start."""
 
@@ -192,8 +200,12 @@ def test_the_ibsim_command_runs_as_written_against_a_running_ibsim(tmp_path: Pat
 
 
 def test_the_scenario_example_is_examples_lab_toml() -> None:
-    [text] = [text for lang, text in code_blocks("Other commands") if lang == "toml"]
-    assert tomllib.loads(text) == tomllib.loads((ROOT / "examples" / "lab.toml").read_text())
+    text, faults = [text for lang, text in code_blocks("Other commands") if lang == "toml"]
+    lab = tomllib.loads((ROOT / "examples" / "lab.toml").read_text())
+    assert tomllib.loads(text) == lab
+    # The faults block is a valid [faults] table for that scenario.
+    scenario = scenario_from_dict({**lab, **tomllib.loads(faults)}, "README")
+    assert scenario.faults
     assert "ibmig run examples/lab.toml --trace lab.jsonl" in other_commands()
 
 

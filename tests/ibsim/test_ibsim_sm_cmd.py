@@ -43,6 +43,11 @@ def test_bad_window_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--max-outstanding: must be at least 1" in capsys.readouterr().err
 
 
+def test_bad_packet_life_time_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--ibsim", "--packet-life-time", "64"]) == 2
+    assert "--packet-life-time: must be 0..63" in capsys.readouterr().err
+
+
 @pytest.fixture
 def sim(ibsim_tools: None, net_file: Callable[[str], Path]) -> Iterator[tuple[Harness, Ibsim]]:
     with Harness() as harness:

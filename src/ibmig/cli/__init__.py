@@ -3,6 +3,7 @@
     run        one migration scenario                      (cli.run)
     reproduce  the paper's evaluation, with a report        (cli.reproduce)
     sweep      a scenario over a grid of parameters         (cli.sweep)
+    plan       LIDs and signalling cost on a given fabric   (cli.plan)
     up         a subnet brought up in the simulator         (cli.up)
     path       a PathRecord from the simulated SA           (cli.path)
     decode     captured packets or MAD bytes                (cli.decode)
@@ -23,12 +24,12 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib import metadata
 
-from ibmig.cli import decode, path, reproduce, run, sm, sweep, up
+from ibmig.cli import decode, path, plan, reproduce, run, sm, sweep, up
 from ibmig.errors import ConfigError, WireError
 
 Handler = Callable[[argparse.Namespace], int]
 
-SUBCOMMANDS = (decode, up, path, run, reproduce, sweep, sm)
+SUBCOMMANDS = (decode, up, path, run, reproduce, sweep, plan, sm)
 """In the order `ibmig --help` lists them."""
 
 

@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 from typing import IO
 
+from ibmig.cli.backends import add_backend_arguments, backend_from_args, report_failures
 from ibmig.cli.common import Subparsers, check_output_dir
 from ibmig.cli.progress import Progress
+from ibmig.experiments.sweep import Backend
 
 
 def add_parser(sub: Subparsers) -> None:
@@ -25,21 +27,38 @@ def add_parser(sub: Subparsers) -> None:
     parser.add_argument("--out", default="ibmig-report", metavar="DIR")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)
+    add_backend_arguments(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    return reproduce_command(args.out, as_json=args.json, out=sys.stdout, quick=args.quick)
+    backend = backend_from_args(args)
+    return reproduce_command(
+        args.out, as_json=args.json, out=sys.stdout, quick=args.quick, backend=backend
+    )
 
 
-def reproduce_command(out_dir: str, *, as_json: bool, out: IO[str], quick: bool = False) -> int:
+def reproduce_command(
+    out_dir: str,
+    *,
+    as_json: bool,
+    out: IO[str],
+    quick: bool = False,
+    backend: Backend | None = None,
+) -> int:
     from ibmig.experiments.report import downtime_table, messages_table
     from ibmig.experiments.reproduction import points, reproduce
+    from ibmig.experiments.sweep import PointsFailed
 
     check_output_dir(out_dir, "--out")
-    total = len(points(quick=quick))
-    with Progress("reproduce", unit="runs", stream=sys.stderr, total=total) as progress:
-        result = reproduce(Path(out_dir), quick=quick, done=progress.update)
+    todo = points(quick=quick)
+    with Progress("reproduce", unit="runs", stream=sys.stderr, total=len(todo)) as progress:
+        try:
+            result = reproduce(Path(out_dir), quick=quick, backend=backend, done=progress.update)
+        except PointsFailed as exc:
+            # The report needs every run: none is written, the failed runs are named.
+            report_failures("reproduce", [s.source for _, s in todo], exc.failures, sys.stderr)
+            return 1
     if as_json:
         data = {"downtime": result.downtime, "messages": result.messages}
         print(json.dumps(data, indent=1), file=out)

@@ -132,6 +132,14 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a standby takes over after more than N unanswered polls "
         "(OpenSM polling_retry_number; default %(default)s)",
     )
+    parser.add_argument(
+        "--packet-life-time",
+        type=int,
+        default=None,
+        metavar="N",
+        help="PathRecord PacketLifeTime exponent for every path but a loopback one, "
+        "as OpenSM (which uses its subnet_timeout, 18); default: from the hop count",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-sa", action="store_true", help="run the SM without the SA")
     parser.add_argument(
@@ -170,13 +178,14 @@ def no_ibsim_error(sockname: str | None) -> ConfigError:
     )
 
 
-def build_sa(sm: SubnetManager, seed: int) -> Engine | None:
+def build_sa(sm: SubnetManager, seed: int, packet_life_time: int | None = None) -> Engine | None:
     """The SA engine for ibsim: one MAD per answer (ibsim has no RMPP)."""
     try:
         from ibmig.core.sa import SaConfig, SubnetAdministrator
     except ImportError:  # pragma: no cover - the SA package is part of ibmig
         return None
-    return SubnetAdministrator(sm, rng=random.Random(seed), config=SaConfig(rmpp=False))
+    config = SaConfig(rmpp=False, packet_life_time=packet_life_time)
+    return SubnetAdministrator(sm, rng=random.Random(seed), config=config)
 
 
 def state_dump(sm: SubnetManager) -> dict[str, Any]:
@@ -361,7 +370,7 @@ def run_sm(args: argparse.Namespace, out: IO[str] | None = None) -> int:
         node_info = client.get_node_info()
         port_num = port_info.local_port_num or 1
         sm = SubnetManager(port_num=port_num, config=_sm_config(args), rng=random.Random(args.seed))
-        sa = None if args.no_sa else build_sa(sm, args.seed + 1)
+        sa = None if args.no_sa else build_sa(sm, args.seed + 1, args.packet_life_time)
         runtime = IbsimRuntime(client, sm, sa)
         printer = _Printer(runtime, out, args.quiet, args.dump)
         runtime.event_hooks.append(printer)
@@ -416,6 +425,8 @@ def _check_sm_arguments(args: argparse.Namespace) -> None:
         raise ConfigError("must be positive", "--polling-timeout")
     if args.polling_retries < 0:
         raise ConfigError("must be at least 0", "--polling-retries")
+    if args.packet_life_time is not None and not 0 <= args.packet_life_time <= 0x3F:
+        raise ConfigError("must be 0..63 (6 bits)", "--packet-life-time")
     if args.dump:
         check_output_file(args.dump, "--dump")
 
@@ -455,7 +466,7 @@ def run_umad_sm(args: argparse.Namespace, out: IO[str]) -> int:
         sm = SubnetManager(
             port_num=port.info.port, config=_sm_config(args), rng=random.Random(args.seed)
         )
-        sa = None if args.no_sa else build_sa(sm, args.seed + 1)
+        sa = None if args.no_sa else build_sa(sm, args.seed + 1, args.packet_life_time)
         register_sm_agents(port, sa is not None)
         port.become_sm()  # requests reach us from here on: every agent is in place
         runtime = UmadRuntime(port, sm, sa)

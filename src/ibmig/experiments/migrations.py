@@ -1,5 +1,6 @@
 """The migrations stage: start each of the scenario's migrations at its time
-(relative to the end of the set-up) and run to the end of the scenario."""
+(relative to the end of the set-up), with its faults (`ibmig.experiments.faults`),
+and run to the end of the scenario."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from ibmig.core.host import AddressAssignment
 from ibmig.core.migration.machine import LiveMigration
 from ibmig.core.migration.timing import MigrationTiming
 from ibmig.errors import ConfigError
+from ibmig.experiments.faults import schedule_faults
 from ibmig.experiments.scenario import Scenario
 from ibmig.experiments.stepping import Stepper
 from ibmig.sim.hosting import VirtualizedSubnet
@@ -75,6 +77,7 @@ def run_migrations(
     stepper: Stepper,
 ) -> Launched:
     base_ns = sim.kernel.now_ns
+    schedule_faults(scenario, sim, base_ns)
     assignment = scenario.signalling.assignment
     static = assignment is AddressAssignment.STATIC
     baseline: Counter[tuple[int, int, int]] | None = None

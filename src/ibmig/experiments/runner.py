@@ -3,7 +3,7 @@
     building    the fabric, the engines' settings, the subnet brought up  (building)
     placement   dom0s on n servers, m VMs on each, all up                 (placement)
     workload    p peers per migrating VM, each with a busy RC connection  (workload)
-    migrations  each migration at its time, then on to the scenario's end (migrations)
+    migrations  each migration and fault at its time, then on to the end   (migrations, faults)
     measure     the result and its summaries                              (metrics)
 
 The automatic garbage collector is paused for the whole run (`ibmig.experiments.heap`
@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 
 from ibmig.experiments.building import Settings, bring_up, build_fabric, build_subnet
+from ibmig.experiments.faults import check_faults
 from ibmig.experiments.heap import paused_gc
 from ibmig.experiments.metrics import Collector, ConnectionResult, RunResult, measure
 from ibmig.experiments.migrations import run_migrations
@@ -53,6 +54,7 @@ def run_scenario(
         fabric = build_fabric(scenario)
         settings = Settings.of(scenario)
         sim = build_subnet(scenario, fabric, settings.latency, capture=capture, trace=trace)
+        check_faults(scenario, sim)
         collector = Collector(sim)
         stepper = Stepper(sim, heap, progress)
         bring_up(scenario, sim, stepper)

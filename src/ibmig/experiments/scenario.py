@@ -36,6 +36,21 @@ validated there.
     seed = 0
     duration_ms = 40.0
     routing = "minhop"
+
+    [[faults.loss]]                 # packets lost at random on a cable, from a time
+    link = "leaf0:3"                # a cable end, "node:port"; or all = true (every cable)
+    rate = 0.1
+    from_ms = 2.0                   # until_ms: optional end
+    [[faults.link_down]]
+    link = "leaf0:4"
+    at_ms = 3.0                     # up_ms: optional, the cable back up
+    [[faults.dom0_restart]]
+    host = "host3"                  # dom0 dies and comes back with no state
+    at_ms = 4.0
+    [[faults.sa_restart]]
+    at_ms = 5.0                     # the SA loses its state (subscriptions)
+
+Fault times, like migration times, count from the end of the set-up (every VM up).
 """
 
 from __future__ import annotations
@@ -136,6 +151,51 @@ class RunConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class LinkLoss:
+    """Loss on one cable (`link`, "node:port"), or on every cable (`link` None)."""
+
+    link: str | None
+    rate: float
+    from_ms: float
+    until_ms: float | None
+    where: str
+    """The scenario entry, for errors found once the fabric is known."""
+
+
+@dataclass(frozen=True, slots=True)
+class LinkDown:
+    link: str
+    at_ms: float
+    up_ms: float | None
+    where: str
+
+
+@dataclass(frozen=True, slots=True)
+class Dom0Restart:
+    host: int
+    """Host index (the host named "host<index>")."""
+    at_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class SaRestart:
+    at_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class FaultsConfig:
+    """The `[faults]` table (module docstring); empty: a run without faults."""
+
+    loss: tuple[LinkLoss, ...] = ()
+    link_down: tuple[LinkDown, ...] = ()
+    dom0_restart: tuple[Dom0Restart, ...] = ()
+    sa_restart: tuple[SaRestart, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.loss or self.link_down or self.dom0_restart or self.sa_restart)
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     topology: TopologyConfig = field(default_factory=TopologyConfig)
     hosts: HostsConfig = field(default_factory=HostsConfig)
@@ -146,6 +206,7 @@ class Scenario:
     latency: tuple[tuple[str, int], ...] = ()
     migration_timing: tuple[tuple[str, Any], ...] = ()
     guest_timing: tuple[tuple[str, Any], ...] = ()
+    faults: FaultsConfig = field(default_factory=FaultsConfig)
     source: str = "<scenario>"
 
 
@@ -373,11 +434,102 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
         latency=latency,
         migration_timing=_scalars(timing.get("migration"), f"{source}: timing.migration"),
         guest_timing=_scalars(timing.get("guest"), f"{source}: timing.guest"),
+        faults=_faults(root._get("faults", None), f"{source}: faults", hosts, run),
         source=source,
     )
     root.finish()
     _check_workload_budget(scenario)
     return scenario
+
+
+def _entries(data: Any, where: str) -> list[_Section]:
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        name = where.rsplit(".", 1)[-1]
+        raise ConfigError(f"must be an array of tables ([[faults.{name}]])", where)
+    return [_Section(entry, f"{where}[{i}]") for i, entry in enumerate(data)]
+
+
+def _link_name(sec: _Section, required: bool = True) -> str | None:
+    """A cable end "node:port" (the node's name in the topology); the node itself is
+    looked up once the fabric is built (`ibmig.experiments.faults`)."""
+    value = sec.optional_str("link")
+    if value is None:
+        if required:
+            raise ConfigError('missing: a cable end, "node:port"', sec._where("link"))
+        return None
+    node, sep, port = value.rpartition(":")
+    if not sep or not node or not port.isdigit() or not 0 < int(port) < 256:
+        raise ConfigError(
+            f'must be a cable end "node:port" (port 1..255), got {shown(value)}',
+            sec._where("link"),
+        )
+    return value
+
+
+def _fault_time(sec: _Section, key: str, run: RunConfig, after: float = 0.0) -> float:
+    value = sec.float(key, after, after)
+    if value >= run.duration_ms:
+        raise ConfigError(f"must be before run.duration_ms ({run.duration_ms})", sec._where(key))
+    return value
+
+
+def _optional_time(sec: _Section, key: str, run: RunConfig, after: float) -> float | None:
+    if sec.data.get(key) is None:
+        sec.used.add(key)
+        return None
+    value = sec.float(key, after, after)
+    if value <= after:
+        raise ConfigError(f"must be after {after:g}, got {value:g}", sec._where(key))
+    return value
+
+
+def _faults(data: Any, where: str, hosts: HostsConfig, run: RunConfig) -> FaultsConfig:
+    """The `[faults]` table (module docstring)."""
+    if data is None:
+        return FaultsConfig()
+    table = _Section(data, where)
+    loss: list[LinkLoss] = []
+    for sec in _entries(table._get("loss", None), f"{where}.loss"):
+        every = sec._get("all", False)
+        if not isinstance(every, bool):
+            raise ConfigError(f"must be true or false, got {shown(every)}", sec._where("all"))
+        link = _link_name(sec, required=not every)
+        if every and link is not None:
+            raise ConfigError("give link or all = true, not both", sec._where("all"))
+        rate = sec.float("rate", 0.0, 0.0, 1.0)
+        start = _fault_time(sec, "from_ms", run)
+        until = _optional_time(sec, "until_ms", run, start)
+        sec.finish()
+        loss.append(LinkLoss(link, rate, start, until, sec.where))
+    downs: list[LinkDown] = []
+    for sec in _entries(table._get("link_down", None), f"{where}.link_down"):
+        link = _link_name(sec)
+        assert link is not None
+        at = _fault_time(sec, "at_ms", run)
+        up = _optional_time(sec, "up_ms", run, at)
+        sec.finish()
+        downs.append(LinkDown(link, at, up, sec.where))
+    restarts: list[Dom0Restart] = []
+    names = [f"host{i}" for i in range(hosts.n)]
+    for sec in _entries(table._get("dom0_restart", None), f"{where}.dom0_restart"):
+        host = sec.optional_str("host")
+        if host not in names:
+            raise ConfigError(
+                f"must be a host name host0..host{hosts.n - 1}, got {shown(host)}",
+                sec._where("host"),
+            )
+        at = _fault_time(sec, "at_ms", run)
+        sec.finish()
+        restarts.append(Dom0Restart(names.index(host), at))
+    sa: list[SaRestart] = []
+    for sec in _entries(table._get("sa_restart", None), f"{where}.sa_restart"):
+        at = _fault_time(sec, "at_ms", run)
+        sec.finish()
+        sa.append(SaRestart(at))
+    table.finish()
+    return FaultsConfig(tuple(loss), tuple(downs), tuple(restarts), tuple(sa))
 
 
 def _check_latency(latency: tuple[tuple[str, Any], ...], where: str) -> None:

@@ -12,7 +12,10 @@ centre, and only wires them together:
 - the toolstack (`MigrationCoordinator`): it starts VMs and drives live migrations;
   the runtime carries out the commands it gives (`HostCall`, `GuestCall`,
   `GuestMoved`), hands it the dom0 events it confirms with, and writes its
-  `PhaseEntered` events to the trace (node "toolstack").
+  `PhaseEntered` events to the trace (node "toolstack");
+- faults of management software: a dom0 restarted (`restart_dom0`), the SA
+  restarted (`restart_sa`); the SM's ClientReregister reaches the port's dom0 and
+  guests (`HostAgent.client_reregister`, `GuestAgent.client_reregister`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from ibmig.core.migration.coordinator import (
     MigrationCoordinator,
 )
 from ibmig.core.migration.machine import LiveMigration
+from ibmig.core.sa import SubnetAdministrator
+from ibmig.core.sma import ClientReregisterRequested
 from ibmig.sim.subnet import TOOLSTACK, SubnetSim
 from ibmig.wire.mad import MgmtClass
 
@@ -75,6 +80,7 @@ class VirtualizedSubnet(SubnetSim):
         self.coordinator = MigrationCoordinator(self._host_agents)
         self.attach(TOOLSTACK, self.coordinator, 0, outputs=self._carry_out_commands)
         self.add_event_hook(self._confirm, *MigrationCoordinator.CONFIRMATIONS)
+        self.add_event_hook(self._client_reregister, ClientReregisterRequested)
 
     @property
     def migrations(self) -> list[LiveMigration]:
@@ -119,6 +125,51 @@ class VirtualizedSubnet(SubnetSim):
     def migrate(self, migration: LiveMigration) -> None:
         self.coordinator.migrate(migration, self.kernel.now_ns)
         self._pump(TOOLSTACK, self.coordinator)
+
+    # --- faults of management software ------------------------------------------------
+
+    def restart_dom0(self, name: str) -> None:
+        """dom0 of host `name` dies and comes back (`HostAgent.restart`): it reads
+        its port again, and its guests register their paths again."""
+        host = self.hosts[name]
+        now = self.kernel.now_ns
+        host.agent.restart(now)
+        lid = self.agents[host.node].port_lid(host.port)
+        if lid and self.sm.db.sm_lid:
+            host.agent.port_active(lid, self.sm.db.sm_lid, now)
+        self._pump(host.node, host.agent)
+        for vm in self.vms.values():
+            if vm.host == name:
+                vm.guest.dom0_restarted(now)
+                self._pump(host.node, vm.guest)
+
+    def restart_sa(self) -> None:
+        """The SA restarts with no state (subscriptions, Reports in flight); the SM
+        sets ClientReregister on every port so that its clients subscribe again."""
+        old = self.sa
+        if old in self.sm.listeners:
+            self.sm.listeners.remove(old)
+        sa = SubnetAdministrator(
+            self.sm, rng=random.Random(self.rng.getrandbits(64)), config=old.config
+        )
+        sa.event_filter = old.event_filter
+        self.sa = sa
+        self.sm_engine.sa = sa
+        now = self.kernel.now_ns
+        self.sm.reregister_clients(now)
+        self._pump(self.sm_node, self.sm_engine)
+
+    def _client_reregister(self, node: int, event: Any) -> None:
+        host = self.host_at.get(node)
+        if host is None or event.port != host.port:
+            return
+        now = self.kernel.now_ns
+        host.agent.client_reregister(now)
+        self._pump(host.node, host.agent)
+        for vm in self.vms.values():
+            if vm.host == host.name:
+                vm.guest.client_reregister(now)
+                self._pump(host.node, vm.guest)
 
     # --- the toolstack ------------------------------------------------------------------
 

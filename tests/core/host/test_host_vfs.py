@@ -14,6 +14,7 @@ from ibmig.core.host import (
     AliasAcknowledged,
     AliasFailed,
     AliasReleased,
+    AliasRetryScheduled,
     HostAgent,
     HostConfig,
     HostError,
@@ -35,6 +36,7 @@ H2_GUID, H2_LID = 0x0002_C903_0000_0C01, 5
 V1 = 0x0002_C903_00AA_0001
 V2 = 0x0002_C903_00AA_0002
 SECOND = 1_000_000_000
+GIVE_UP = HostConfig(subscribe_path_changes=False, alias_retry_limit=0)
 NO_SUB = HostConfig(subscribe_path_changes=False)
 DYNAMIC = HostConfig(subscribe_path_changes=False, assignment=AddressAssignment.DYNAMIC)
 GIR_KEY = GUIDInfoRecordComp.LID | GUIDInfoRecordComp.BLOCK_NUM
@@ -199,7 +201,7 @@ def test_set_before_release_is_refused_then_retried() -> None:
 def test_refused_until_retries_run_out() -> None:
     sa = FakeSa()
     sa.entries[(9, 1)] = V1  # some other port holds it for good
-    h2 = host("h2", H2_GUID, H2_LID)
+    h2 = host("h2", H2_GUID, H2_LID, config=GIVE_UP)
     h2.attach_vf("vm1", 0, vguid=V1)
     for attempt in range(3):
         exchange(sa, {H2_LID: h2}, attempt * SECOND)
@@ -328,7 +330,7 @@ def test_vf_allocation_and_misuse() -> None:
 
 
 def test_lost_request_is_resent_with_the_same_tid_then_given_up() -> None:
-    h1 = host()
+    h1 = host(config=GIVE_UP)
     h1.attach_vf("vm1", 0, vguid=V1)
     [(_, first)] = sent(h1)
     assert h1.get_timer() == SECOND
@@ -454,3 +456,65 @@ def test_derived_vf_guid_is_locally_administered() -> None:
     assert guid & 0xFFFF_FFFF_FFFF == 0xC903_1234_5678
     with pytest.raises(ValueError):
         derived_vf_guid(1, 0)
+
+
+# --- alias GUID requests asked again, as mlx4's alias GUID service -----------------------
+
+
+def _retries(agent: HostAgent) -> list[AliasRetryScheduled]:
+    return [e for e in events(agent) if isinstance(e, AliasRetryScheduled)]
+
+
+def test_lost_alias_request_is_asked_again_every_second_without_end() -> None:
+    h1 = host()
+    h1.attach_vf("vm1", 0, vguid=V1)
+    sends: list[int] = []
+    tids: set[int] = set()
+    now = 0
+    for _ in range(40):  # nothing ever answers
+        for _, mad in sent(h1):
+            sends.append(now)
+            tids.add(mad.header.tid)
+        deadline = h1.get_timer()
+        assert deadline is not None, "a lost alias request is never given up"
+        now = deadline
+        h1.handle_timer(now)
+    # Three sends of one request (1 s apart), then a new request 1 s after the give-up.
+    assert sends[:7] == [0, SECOND, 2 * SECOND, 4 * SECOND, 5 * SECOND, 6 * SECOND, 8 * SECOND]
+    assert len(tids) > 5
+    assert not any(isinstance(e, AliasFailed) for e in events(h1))
+
+
+def test_declined_alias_request_backs_off_doubling_to_a_minute_then_succeeds() -> None:
+    sa = FakeSa()
+    sa.entries[(9, 1)] = V1  # another port holds it
+    h2 = host("h2", H2_GUID, H2_LID)
+    h2.attach_vf("vm1", 0, vguid=V1)
+    waits: list[int] = []
+    now = 0
+    for _ in range(60):
+        exchange(sa, {H2_LID: h2}, now)
+        for event in _retries(h2):
+            assert event.reason == "refused"
+            waits.append(event.retry_ns - event.time_ns)
+        deadline = h2.get_timer()
+        assert deadline is not None
+        now = deadline
+        h2.handle_timer(now)
+    assert waits[:8] == [s * SECOND for s in (1, 2, 4, 8, 16, 32, 60, 60)]
+    del sa.entries[(9, 1)]  # the other port lets it go: the next attempt succeeds
+    for _ in range(8):
+        exchange(sa, {H2_LID: h2}, now)
+        deadline = h2.get_timer()
+        if deadline is None:
+            break
+        now = deadline
+        h2.handle_timer(now)
+    assert h2.is_up("vm1")
+
+
+def test_alias_retry_settings_are_checked() -> None:
+    with pytest.raises(ConfigError, match="alias_retry_max_ns"):
+        HostConfig(alias_retry_ns=10, alias_retry_max_ns=5)
+    with pytest.raises(ConfigError, match="alias_retry_limit"):
+        HostConfig(alias_retry_limit=-1)

@@ -108,6 +108,24 @@ def test_neighbor_mtu_lowers_the_path_mtu() -> None:
     assert resolve_path(db, SM_LID, H2_LID).mtu == 5
 
 
+def test_switch_port_0_counts_its_mtu_cap_not_its_neighbor_mtu() -> None:
+    # ibsim's switch port 0: MTUCap 1024, NeighborMTU 256; OpenSM's PathRecord to
+    # the switch has MTU 1024 (measured on ibsim, ft2-36).
+    db = build_subnet().db
+    record = db.nodes[SW2].ports[0]
+    assert record.info is not None
+    record.info = replace(record.info, mtu_cap=3, neighbor_mtu=1)
+    assert resolve_path(db, SM_LID, SW2_LID).mtu == 3
+    assert resolve_path(db, SW2_LID, SM_LID).mtu == 3
+    assert resolve_path(db, SW2_LID, SW2_LID).mtu == 3
+    assert resolve_path(db, SM_LID, H2_LID).mtu == 5  # port 0 is not on this path
+    # A linked port is still lowered to its NeighborMTU.
+    link = db.nodes[SW2].ports[2]
+    assert link.info is not None
+    link.info = replace(link.info, neighbor_mtu=2)
+    assert resolve_path(db, SM_LID, H2_LID).mtu == 2
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

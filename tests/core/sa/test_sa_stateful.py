@@ -67,8 +67,9 @@ SECOND = 1_000_000_000
 MUTATED_TID = 0xFFFF_0000_0000_0000
 # An unsupported method must be answered 0x0008; these are neither supported nor
 # one of the methods the SA drops silently (Send, Trap, TrapRepress).
-BAD_METHODS = (0x04, 0x08, 0x13, 0x1F, 0x7F)  # 0x14 GetMulti is served
-UNSERVED_ATTRIBUTES = (0x0000, 0x0002, 0x0016, 0x0039, 0x1234, 0xFFFF)
+BAD_METHODS = (0x04, 0x08, 0x13, 0x1F, 0x7F)
+# Not served: RandomFTRecord, TraceRecord, ServiceAssociationRecord and IDs no record has.
+UNSERVED_ATTRIBUTES = (0x0000, 0x0002, 0x0016, 0x0039, 0x003B, 0x1234, 0xFFFF)
 
 
 def ports_alias_table(db: SubnetDb) -> dict[int, list[tuple[int, int]]]:

@@ -397,6 +397,19 @@ class GuestAgent(GuestCm):
             stream.failures = 0
             self._start_attempt(stream, now_ns)
 
+    def dom0_restarted(self, now_ns: int) -> None:
+        """Its dom0 came back without state (the intra-host channel reopened):
+        register every path held again, so that path changes reach this guest."""
+        if self.attached:
+            for target in self._interest:
+                self._intra.append(PathRegistered(target))
+
+    def client_reregister(self, now_ns: int) -> None:
+        """The SM set PortInfo:ClientReregister on the port (IBA Vol 1, 14.2.5.6):
+        the SA may have lost the subscription, so subscribe again."""
+        if self.attached and self.subscribe:
+            self._send_subscription(now_ns)
+
     def detach(self, now_ns: int) -> None:
         """The VF is gone: destroy every QP, stop every timer, send nothing more."""
         if not self.attached:

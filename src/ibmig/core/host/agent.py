@@ -42,7 +42,14 @@ Requests go from QP1 of the port (SLID = port LID) to QP1 at the SA's LID, Q_Key
 sent again with the same TID, at most `sa_retries` times after the first send
 (the SA-client rule, `ibmig.core.sa_client`; the defaults are libibmad's: 1 s, 3
 sends in all), then given up (`AliasFailed` / `SubscriptionFailed`, reason
-"timeout"). Answers that may change on a retry -- status busy (0x0001), the SA's
+"timeout"). An alias GUID request given up so is not the end of it: it is asked
+again later as a new request, as mlx4's alias GUID service does (Linux
+drivers/infiniband/hw/mlx4/alias_GUID.c, `aliasguid_query_handler`): an entry the
+SA declined ("refused") after 1 s, then 2, 4, ... up to 60 s between attempts; a
+request that failed (no answer, a busy status) after 1 s each time; without end
+(`HostConfig.alias_retry_ns`, `alias_retry_max_ns`, `alias_retry_limit`;
+`AliasRetryScheduled` each time, `AliasFailed` only once a limit set is spent).
+Answers that may change on a retry -- status busy (0x0001), the SA's
 ERR_NO_RESOURCES (the SM's write of the port timed out) and a refused alias -- wait
 for that timer; any other error status fails the request at once.
 
@@ -67,6 +74,17 @@ stay until the guest withdraws them (`PathUnregistered`) or the runtime removes
 the VM (`remove_vm`, when it leaves the host).
 
 The channel's latency belongs to the runtime, as the fabric's does.
+
+Restart
+-------
+`restart(now)`: dom0 died and came back. What lived in its memory is gone: SA
+requests in flight, the subscription, the mapping table, the guests' path
+registrations, the Reports remembered. What the hardware and the toolstack hold
+stays: the VFs and which VM each is attached to or reserved for, the GUIDInfo
+entries the port holds, and the alias writes the toolstack asked for. It then
+registers every VM's alias again (the SA acknowledges at once what the port holds,
+which refills the table's local entries), subscribes again once the runtime calls
+`port_active`, and the runtime tells its guests, which register their paths again.
 """
 
 from __future__ import annotations
@@ -83,6 +101,8 @@ from ibmig.core.host.events import (
     AliasAcknowledged,
     AliasFailed,
     AliasReleased,
+    AliasRetryScheduled,
+    DomainRestarted,
     HostEvent,
     MappingUpdated,
     PathChangeForwarded,
@@ -128,6 +148,13 @@ TID_MASK: Final = 0xFFFF_FFFF
 DEFAULT_PKEY: Final = 0xFFFF
 MAX_GUID: Final = (1 << 64) - 1
 MAX_VFS: Final = 254  # GUIDCap is one byte and index 0 is the PF's
+
+MLX4_ALIAS_RETRY_NS: Final = 1_000_000_000
+"""mlx4 alias_GUID.c `aliasguid_query_handler`: a failed GUIDInfoRecord query is
+asked again 1 s later, and a declined entry first after 1 s (`guids_retry_schedule`
+0 -> 1 s)."""
+MLX4_ALIAS_RETRY_MAX_NS: Final = 60_000_000_000
+"""mlx4 alias_GUID.c: a declined entry's wait doubles, `min(60, schedule * 2)` s."""
 
 _GUID_SET_KEY: Final = int(GUIDInfoRecordComp.LID | GUIDInfoRecordComp.BLOCK_NUM)
 _RETRYABLE: Final = frozenset((int(MadStatus.BUSY), int(SaStatus.ERR_NO_RESOURCES)))
@@ -180,6 +207,13 @@ class HostConfig:
     report_memory: int = 256
     """Recent (SA LID, TID) pairs of Reports remembered to spot resends
     (`ibmig.core.sa_client.ReportMemory`)."""
+    alias_retry_ns: int = MLX4_ALIAS_RETRY_NS
+    """Wait before an alias GUID request given up (every resend spent, or declined)
+    is asked again as a new request: mlx4's 1 s (module docstring)."""
+    alias_retry_max_ns: int = MLX4_ALIAS_RETRY_MAX_NS
+    """A declined request's wait doubles up to this: mlx4's 60 s."""
+    alias_retry_limit: int | None = None
+    """Requests again before `AliasFailed`; None: without end, as mlx4."""
 
     def __post_init__(self) -> None:
         try:
@@ -196,6 +230,8 @@ class HostConfig:
             ("sa_retries", 0, None),
             ("inform_resp_time_value", 0, 31),
             ("report_memory", 1, None),
+            ("alias_retry_ns", 1, None),
+            ("alias_retry_max_ns", self.alias_retry_ns, None),
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
@@ -203,6 +239,14 @@ class HostConfig:
             if value < low or (high is not None and value > high):
                 bounds = f"{low}..{high}" if high is not None else f">= {low}"
                 raise ConfigError(f"{name} {value} is outside {bounds}", f"host.{name}")
+        limit = self.alias_retry_limit
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
+        ):
+            raise ConfigError(
+                f"alias_retry_limit must be an integer >= 0 or None, not {limit!r}",
+                "host.alias_retry_limit",
+            )
         for name in ("subscribe_path_changes", "send_grh"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false", f"host.{name}")
@@ -227,7 +271,7 @@ def make_gid(prefix: int, guid: int) -> bytes:
 
 
 class _Vf:
-    __slots__ = ("acked", "alias", "attached", "index", "own_guid", "vm")
+    __slots__ = ("acked", "alias", "attached", "index", "own_guid", "restored", "vm")
 
     def __init__(self, index: int, own_guid: int) -> None:
         self.index = index
@@ -236,12 +280,13 @@ class _Vf:
         self.alias = 0  # the GUID wanted at the VF's entry for that VM
         self.acked = False  # the SA acknowledged `alias`
         self.attached = False
+        self.restored = False  # re-registered after a restart: its vport is up already
 
 
 class _EntryOp:
     """One GUIDInfoRecord Set or Delete of one entry, queued per entry."""
 
-    __slots__ = ("guid", "index", "setting", "tid", "vm")
+    __slots__ = ("guid", "index", "retries", "setting", "tid", "vm", "waiting")
 
     def __init__(self, index: int, guid: int, setting: bool, vm: str | None) -> None:
         self.index = index
@@ -249,6 +294,8 @@ class _EntryOp:
         self.setting = setting
         self.vm = vm
         self.tid: int | None = None  # the transaction carrying it, once started
+        self.retries = 0  # times asked again after a give-up (mlx4's schedule)
+        self.waiting = False  # until its retry timer (`_retry_timers`) fires
 
 
 class _Transaction(SaRequest):
@@ -331,6 +378,7 @@ class HostAgent(EventLog[HostEvent]):
             inform_resp_time_value=cfg.inform_resp_time_value,
         )
         self._timers: Timers[int] = Timers()  # TID -> when to resend or give up
+        self._retry_timers: Timers[int] = Timers()  # GUIDInfo index -> when to ask again
         self._tid = rng.getrandbits(32)
         self._outbox: list[Datagram] = []
         self._intra_outbox: list[HostToGuest] = []
@@ -347,9 +395,18 @@ class HostAgent(EventLog[HostEvent]):
         return out
 
     def get_timer(self) -> int | None:
-        return self._timers.next_deadline()
+        deadline = self._timers.next_deadline()
+        retry = self._retry_timers.next_deadline()
+        if retry is not None and (deadline is None or retry < deadline):
+            return retry
+        return deadline
 
     def handle_timer(self, now_ns: int) -> None:
+        while (index := self._retry_timers.pop_due(now_ns)) is not None:
+            queue = self._queues.get(index)
+            if queue:
+                queue[0].waiting = False
+                self._pump(index, now_ns)
         timers = self._timers
         while (tid := timers.pop_due(now_ns)) is not None:
             transaction = self._transactions[tid]
@@ -431,6 +488,47 @@ class HostAgent(EventLog[HostEvent]):
                         self._emit(VfUp(vf.vm, vf.index, self._gid(vf.alias), lid, now_ns))
         for index in list(self._queues):
             self._pump(index, now_ns)
+
+    def restart(self, now_ns: int) -> None:
+        """dom0 died and came back (module docstring, Restart): forget what lived in
+        its memory, keep what the hardware and the toolstack hold, and register
+        every VM's alias again. The runtime then calls `port_active`."""
+        self._transactions.clear()
+        self._timers = Timers()
+        self._retry_timers = Timers()
+        self._inform_tid = None
+        self._subscribed = False
+        self._want_subscription = self.config.subscribe_path_changes
+        self.mapping.clear()
+        self._registrations.clear()
+        cfg = self.config
+        self.sa = SaClient(
+            timeout_ns=cfg.sa_timeout_ns,
+            retries=cfg.sa_retries,
+            report_memory=cfg.report_memory,
+            inform_resp_time_value=cfg.inform_resp_time_value,
+        )
+        self._outbox.clear()
+        self._intra_outbox.clear()
+        self.port_lid = None
+        self.sa_lid = None
+        self.counters["restarts"] += 1
+        self._emit(DomainRestarted(now_ns))
+        queues = self._queues
+        for queue in queues.values():
+            for op in queue:
+                op.tid = None  # asked again from scratch
+                op.waiting = False
+                op.retries = 0
+        for vf in self._vfs.values():
+            if vf.vm is None or not vf.acked:
+                continue
+            vf.acked = False
+            vf.restored = self._vport_up.get(vf.index) == vf.vm
+            if not self._pending_set(vf.index, vf.alias):
+                self._queues.setdefault(vf.index, deque()).append(
+                    _EntryOp(vf.index, vf.alias, True, vf.vm)
+                )
 
     def client_reregister(self, now_ns: int) -> None:
         """The SM set PortInfo:ClientReregister (IBA Vol 1, 14.2.5.6): the SA may have
@@ -554,6 +652,13 @@ class HostAgent(EventLog[HostEvent]):
         slot.attached = False
         slot.acked = False
         slot.alias = 0
+        slot.restored = False
+        queue = self._queues.get(index)
+        if queue and queue[0].waiting and queue[0].setting and queue[0].vm == vm:
+            # A Set waiting to be asked again is no longer wanted.
+            queue.popleft()
+            self._retry_timers.cancel(index)
+            self._pump(index, now_ns)
         return index
 
     def release_alias(self, vguid: int, now_ns: int) -> int:
@@ -660,7 +765,9 @@ class HostAgent(EventLog[HostEvent]):
         self._emit(AliasAcknowledged(slot.vm, slot.index, slot.alias, now_ns))
         if self.port_lid is not None:
             self._set_mapping(slot.alias, self.port_lid, "local", now_ns)
-        if slot.attached:
+        if slot.restored:
+            slot.restored = False  # its vport never went down
+        elif slot.attached:
             self._vf_up(slot, now_ns)
 
     def _vf_up(self, slot: _Vf, now_ns: int) -> None:
@@ -688,7 +795,7 @@ class HostAgent(EventLog[HostEvent]):
         queue = self._queues.get(index)
         while queue:
             op = queue[0]
-            if op.tid is not None or self.port_lid is None or self.sa_lid is None:
+            if op.tid is not None or op.waiting or self.port_lid is None or self.sa_lid is None:
                 return
             if not op.setting and self._entries.get(index) != op.guid:
                 queue.popleft()  # nothing to delete any more
@@ -712,6 +819,25 @@ class HostAgent(EventLog[HostEvent]):
             return
         if queue is not None:
             del self._queues[index]
+
+    def _retry_later(self, op: _EntryOp, reason: str, now_ns: int) -> None:
+        """Ask `op` again as a new request after mlx4's wait: declined, 1 s doubling
+        up to `alias_retry_max_ns`; failed, `alias_retry_ns` each time."""
+        cfg = self.config
+        wait = cfg.alias_retry_ns
+        if reason == "refused":
+            wait = min(cfg.alias_retry_ns << min(op.retries, 62), cfg.alias_retry_max_ns)
+        op.retries += 1
+        op.tid = None
+        op.waiting = True
+        self.counters["alias_retries"] += 1
+        self._retry_timers.arm(op.index, now_ns + wait)
+        operation = "set" if op.setting else "delete"
+        self._emit(
+            AliasRetryScheduled(
+                op.vm, op.index, op.guid, operation, reason, op.retries, now_ns + wait, now_ns
+            )
+        )
 
     def _entry_done(self, op: _EntryOp, now_ns: int, reason: str | None) -> None:
         """Finish `op` (reason None: success) and start the next one of its entry."""
@@ -804,11 +930,20 @@ class HostAgent(EventLog[HostEvent]):
         self._outbox.append(datagram)
         self.counters["mads_sent"] += 1
 
-    def _give_up(self, transaction: _Transaction, reason: str, now_ns: int) -> None:
+    def _give_up(
+        self, transaction: _Transaction, reason: str, now_ns: int, *, final: bool = False
+    ) -> None:
+        """Give a request up; an alias write is asked again later (module docstring)
+        unless `final` (an answer that cannot change) or its retries are spent."""
         self._end(transaction.tid)
         self.counters["sa_gave_up"] += 1
-        if transaction.op is not None:
-            self._entry_done(transaction.op, now_ns, reason)
+        op = transaction.op
+        if op is not None:
+            limit = self.config.alias_retry_limit
+            if final or (limit is not None and op.retries >= limit):
+                self._entry_done(op, now_ns, reason)
+                return
+            self._retry_later(op, reason, now_ns)
         elif transaction.tid == self._inform_tid:
             self._inform_done(transaction, now_ns, reason)
 
@@ -825,7 +960,7 @@ class HostAgent(EventLog[HostEvent]):
                 transaction.reason = reason  # the timer resends or gives up
                 self.counters["sa_retryable_errors"] += 1
                 return
-            self._give_up(transaction, reason, now_ns)
+            self._give_up(transaction, reason, now_ns, final=True)
             return
         op = transaction.op
         if op is None:

@@ -53,6 +53,30 @@ class AliasReleased:
 
 
 @dataclass(frozen=True, slots=True)
+class AliasRetryScheduled:
+    """A GUIDInfoRecord Set or Delete of `guid` at index `vf` was declined or got no
+    answer ("refused", "timeout", "status 0x...."), and is asked again as a new
+    request at `retry_ns` (`HostConfig.alias_retry_ns`): the `retry`-th time."""
+
+    vm: str | None
+    vf: int
+    guid: int
+    operation: str
+    reason: str
+    retry: int
+    retry_ns: int
+    time_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class DomainRestarted:
+    """dom0 restarted: its SA requests, subscription, mapping table and guests' path
+    registrations are gone; it registers its VMs' aliases and subscribes again."""
+
+    time_ns: int
+
+
+@dataclass(frozen=True, slots=True)
 class AliasFailed:
     """A GUIDInfoRecord Set (`operation` "set") or Delete ("delete") of `guid` at
     index `vf` did not succeed: `reason` is "timeout" (no answer after every
@@ -146,6 +170,8 @@ HostEvent = (
     | AliasAcknowledged
     | AliasReleased
     | AliasFailed
+    | AliasRetryScheduled
+    | DomainRestarted
     | Subscribed
     | Unsubscribed
     | SubscriptionFailed
@@ -160,6 +186,8 @@ __all__ = [
     "AliasAcknowledged",
     "AliasFailed",
     "AliasReleased",
+    "AliasRetryScheduled",
+    "DomainRestarted",
     "HostEvent",
     "MappingUpdated",
     "PathChangeForwarded",

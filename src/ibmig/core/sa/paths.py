@@ -15,7 +15,9 @@ that is the source or the destination. For each port:
 
 - MTU: the port's MTUCap, lowered to its NeighborMTU when the SM or the port has
   set one (NeighborMTU is the MTU actually negotiated on the link, 14.2.5.6;
-  OpenSM looks only at MTUCap).
+  OpenSM looks only at MTUCap). Port 0 of a switch has no link, so only its
+  MTUCap counts, as in OpenSM (ibsim's switch port 0 reports MTUCap 1024 with
+  NeighborMTU 256: a path to or from a switch has MTU 1024 there).
 - Rate: LinkWidthActive lanes x the per-lane LinkSpeedActive, or
   LinkSpeedExtActive when the port (or, on a switch, its port 0) advertises
   IsExtendedSpeedsSupported and an extended speed is active (as OpenSM's
@@ -166,7 +168,7 @@ class _Limits:
         if record is None or record.info is None:
             return
         info = record.info
-        mtu = port_mtu(info)
+        mtu = info.mtu_cap if port == 0 and node.is_switch else port_mtu(info)
         if mtu and (not self.mtu or mtu < self.mtu):
             self.mtu = mtu
         capable = bool(info.capability_mask & _EXT_CAPABLE)

@@ -15,13 +15,18 @@ is queued or outstanding, and the next one starts:
                rest take the lowest free LIDs; PortInfo Set where LID or
                MasterSMLID differ.
     ROUTE      the routing engine computes every switch's LFT; SwitchInfo Set when
-               LinearFDBTop changes; LinearForwardingTable Set only for 64-entry
-               blocks that differ from what was last programmed.
-    ARM        PortInfo Set PortState=Armed on every port in Init.
+               LinearFDBTop or LifeTimeValue differ or PortStateChange is set
+               (written back as 1, which clears it); LinearForwardingTable Set
+               only for 64-entry blocks that differ from what was last programmed.
+    ARM        PortInfo Set PortState=Armed on every port in Init; on a switch's
+               external port the same Set writes VLStallCount and HOQLife (a
+               switch port with a settled link and other values gets a Set of
+               its own, PortState unchanged).
     ACTIVATE   PortInfo Set PortState=Active on every Armed port; then SUBNET UP.
 
 A trap 128 (link state change) from a switch starts a light resweep: the DISCOVER
-phase is seeded with PortInfo Gets of the trapping switch only; links that went
+phase is seeded with SwitchInfo and PortInfo Gets of the trapping switch only
+(SwitchInfo for its PortStateChange, cleared in ROUTE); links that went
 down are removed (with what is no longer reachable), links that came up are probed
 as in a full sweep, and the later phases only touch what changed.
 
@@ -66,7 +71,7 @@ from __future__ import annotations
 import random
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any, Protocol
 
@@ -91,7 +96,7 @@ from ibmig.core.sm.routing import (
     route,
 )
 from ibmig.core.timers import Timers
-from ibmig.errors import WireError
+from ibmig.errors import ConfigError, WireError
 from ibmig.wire.mad import MadStatus, Method
 from ibmig.wire.notice import Notice, TrapNumber
 from ibmig.wire.smp import MAX_HOP_COUNT, Smp, make_get, make_get_resp, make_request, make_set
@@ -115,6 +120,7 @@ MAX_UNICAST_LID = 0xBFFF
 _TID_MATCH_MASK = (1 << 48) - 1  # ibsim rewrites the top 16 bits of request TIDs
 _POLL_KEY = -1  # the polling deadline among the TID deadlines (TIDs are >= 0)
 _CLIENT_REREGISTER = 0x80  # PortInfo byte 51, bit 7 (IBA Vol 1, 14.2.5.6)
+_PI_STALL_HOQ = 42  # PortInfo byte 42: VLStallCount (bits 7..5) | HOQLife (4..0)
 _INVALID_FIELD = 0x001C
 
 
@@ -152,6 +158,26 @@ class SmConfig:
     every port of ibsim does), keep the alias GUIDs in the SM's database anyway and
     report the block as written: the SA's alias table and path-change notices then
     work although the port itself cannot hold them. Off: the write fails."""
+    # Switch timeouts, in OpenSM's option names and with its defaults (osm_base.h;
+    # OpenSM writes them in osm_link_mgr.c and osm_ucast_mgr.c). Exponents of
+    # 4.096 us; 20 or more means infinite (IBA Vol 1, 14.2.5.4 and 14.2.5.6).
+    packet_life_time: int = 0x12  # OpenSM packet_life_time: SwitchInfo LifeTimeValue
+    head_of_queue_lifetime: int = 0x12  # OpenSM head_of_queue_lifetime: HOQLife, switch-switch
+    leaf_head_of_queue_lifetime: int = 0x10  # OpenSM leaf_head_of_queue_lifetime: toward a CA
+    vl_stall_count: int = 7  # OpenSM vl_stall_count: VLStallCount, switch-switch
+    leaf_vl_stall_count: int = 7  # OpenSM leaf_vl_stall_count: VLStallCount toward a CA
+
+    def __post_init__(self) -> None:
+        for name, bits in (
+            ("packet_life_time", 5),
+            ("head_of_queue_lifetime", 5),
+            ("leaf_head_of_queue_lifetime", 5),
+            ("vl_stall_count", 3),
+            ("leaf_vl_stall_count", 3),
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not 0 <= value < 1 << bits:
+                raise ConfigError(f"{name} must fit {bits} bits", f"sm.{name}")
 
 
 # --- events ---------------------------------------------------------------------------
@@ -445,6 +471,16 @@ class SubnetManager(EventLog[Any]):
         self._heavy_pending = False
         self._new_sweep(False, now_ns)
         self._issue_get(SmpAttr.NODE_INFO, (), self._on_node_info, None, now_ns)
+
+    def reregister_clients(self, now_ns: int) -> None:
+        """The SA lost its state (restarted): sweep and set PortInfo:ClientReregister
+        on every port that supports it, so that clients subscribe again (as OpenSM's
+        first master sweep does)."""
+        self._coming_out_of_standby = True
+        if self.phase == Phase.IDLE:
+            self.start_sweep(now_ns)
+        else:
+            self._heavy_pending = True
 
     def local_port_changed(self, now_ns: int) -> None:
         """The SM's own port changed state (its HCA's port event, which reaches the
@@ -937,6 +973,7 @@ class SubnetManager(EventLog[Any]):
         master_sm_lid: int | None = None,
         port_state: int = PortState.NO_CHANGE,
         client_reregister: bool = False,
+        timeouts: int | None = None,
     ) -> None:
         """SubnSet(PortInfo) built from the bytes the port last answered with, every
         writable "enable" field set to its no-change value (IBA Vol 1, 14.2.5.6:
@@ -962,6 +999,8 @@ class SubnetManager(EventLog[Any]):
         data[33] = 0  # PortPhysicalState, LinkDownDefaultState: no change
         data[35] &= 0xF0  # LinkSpeedActive | LinkSpeedEnabled: no change
         data[63] &= 0xE0  # LinkSpeedExtEnabled: no change
+        if timeouts is not None:
+            data[_PI_STALL_HOQ] = timeouts
         smp = make_request(
             Method.SET,
             SmpAttr.PORT_INFO,
@@ -1056,9 +1095,7 @@ class SubnetManager(EventLog[Any]):
             row = lfts[i]
             new[: len(row)] = row.tobytes()
             old = node.lft
-            if node.lft_top != top:
-                info = SwitchInfo(linear_fdb_top=top)
-                self._issue_set(info, node.path, self._on_switch_info, node, now_ns)
+            self._set_switch_info(node, top, now_ns)
             for block in range(blocks):
                 start = block * LFT_BLOCK_SIZE
                 chunk = new[start : start + LFT_BLOCK_SIZE]
@@ -1108,16 +1145,64 @@ class SubnetManager(EventLog[Any]):
 
         routes.program(self.db, issue)
 
+    def _set_switch_info(self, node: NodeRecordData, top: int, now_ns: int) -> None:
+        """SubnSet(SwitchInfo) when LinearFDBTop or LifeTimeValue differ or
+        PortStateChange is set. As OpenSM (osm_ucast_mgr.c), the SwitchInfo the
+        switch last answered with is written back with those two fields changed;
+        PortStateChange goes back as read, and writing 1 clears it (14.2.5.4)."""
+        life = self.config.packet_life_time
+        info = node.switch_info
+        if info is None:
+            info = SwitchInfo(linear_fdb_top=node.lft_top)
+        unchanged = info.linear_fdb_top == top and info.life_time_value == life
+        if unchanged and not info.port_state_change:
+            return
+        new = replace(info, linear_fdb_top=top, life_time_value=life)
+        self._issue_set(new, node.path, self._on_switch_info, node, now_ns)
+
     # --- ARM / ACTIVATE -------------------------------------------------------------
+
+    def _switch_port_timeouts(self, node: NodeRecordData, port: int) -> int | None:
+        """PortInfo byte 42 (VLStallCount | HOQLife) OpenSM writes on a switch's
+        external port (osm_link_mgr.c): the leaf values toward a CA or router,
+        the others toward a switch. None for ports it leaves alone."""
+        if not node.is_switch or port == 0:
+            return None
+        far = self.db.links.get((node.node_guid, port))
+        if far is None:
+            return None
+        far_node = self.db.nodes.get(far[0])
+        if far_node is None:
+            return None
+        config = self.config
+        if far_node.is_switch:
+            return (config.vl_stall_count << 5) | config.head_of_queue_lifetime
+        return (config.leaf_vl_stall_count << 5) | config.leaf_head_of_queue_lifetime
 
     def _set_port_states(self, current: PortState, target: PortState, now_ns: int) -> None:
         for node in self.db.nodes.values():
             for port, record in node.ports.items():
-                if not record.known or record.port_state != current:
+                if not record.known:
                     continue
                 if port != 0 and (node.node_guid, port) not in self.db.links:
                     continue
-                self._issue_port_info_set(node, record, now_ns, port_state=target)
+                timeouts = self._switch_port_timeouts(node, port)
+                if record.port_state != current:
+                    # A link that is already up (a resweep, or a fabric another SM
+                    # brought up) still gets the switch timeouts, PortState unchanged.
+                    raw = record.raw
+                    if (
+                        target == PortState.ARMED
+                        and timeouts is not None
+                        and raw is not None
+                        and raw[_PI_STALL_HOQ] != timeouts
+                        and record.port_state in (PortState.ARMED, PortState.ACTIVE)
+                    ):
+                        self._issue_port_info_set(node, record, now_ns, timeouts=timeouts)
+                    continue
+                self._issue_port_info_set(
+                    node, record, now_ns, port_state=target, timeouts=timeouts
+                )
 
     def _subnet_up(self, now_ns: int) -> None:
         db = self.db
@@ -1187,6 +1272,8 @@ class SubnetManager(EventLog[Any]):
             node = self.db.nodes[owner[0]]
             if not node.is_switch:
                 continue
+            # Its PortStateChange is set now; ROUTE writes it back to clear it.
+            self._issue_get(SmpAttr.SWITCH_INFO, node.path, self._on_switch_info, node, now_ns)
             for port in range(1, node.info.num_ports + 1):
                 self._issue_get(
                     SmpAttr.PORT_INFO, node.path, self._on_port_info, (node, port), now_ns, port

@@ -1135,6 +1135,10 @@ class SubnetManagementAgent(EventLog[SmaEvent]):
 
         self._pi_raw[target] = new
         self._refresh(target)
+        if req[_PI_REREG_TIMEOUT] & 0x80:
+            # Recorded whatever `record_events` and the event filter say: the port's
+            # clients (dom0, guests) act on it, as on ForwardingChanged.
+            self._events.append(ClientReregisterRequested(target))
         if not self.record_events:
             return
         emit = self._emit
@@ -1152,8 +1156,6 @@ class SubnetManagementAgent(EventLog[SmaEvent]):
             emit(LinkDownRequested(target, True))
         elif was_disabled and not now_disabled:
             emit(LinkEnableRequested(target))
-        if req[_PI_REREG_TIMEOUT] & 0x80:
-            emit(ClientReregisterRequested(target))
 
     def _set_switch_info(self, info: SwitchInfo) -> None:
         self._switch_info = info

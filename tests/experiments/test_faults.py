@@ -1,0 +1,102 @@
+"""`[faults]` in scenarios: every key checked, and runs that survive the faults."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from ibmig.errors import ConfigError
+from ibmig.experiments.runner import run_scenario
+from ibmig.experiments.scenario import scenario_from_dict
+from tests.experiments.test_signalling import LAB
+
+
+def lab(faults: dict[str, Any], *, strategy: str = "per-host", seed: int = 3, **run: Any) -> Any:
+    data: dict[str, Any] = json.loads(json.dumps(LAB))
+    data["signalling"] = {"assignment": "static", "strategy": strategy}
+    data["run"].update(seed=seed, **run)
+    data["faults"] = faults
+    return scenario_from_dict(data, "lab.toml")
+
+
+@pytest.mark.parametrize(
+    ("faults", "key"),
+    [
+        ({"loss": [{"link": "leaf0", "rate": 0.1}]}, "faults.loss[0].link"),
+        ({"loss": [{"all": True, "rate": 1.5}]}, "faults.loss[0].rate"),
+        ({"loss": [{"rate": 0.1}]}, "faults.loss[0].link"),
+        ({"loss": [{"all": True, "link": "a:1", "rate": 0.1}]}, "faults.loss[0].all"),
+        ({"loss": [{"all": True, "rate": 0.1, "from_ms": 1e9}]}, "faults.loss[0].from_ms"),
+        ({"link_down": [{"link": "leaf0:1", "at_ms": 5, "up_ms": 4}]}, "faults.link_down[0].up_ms"),
+        ({"dom0_restart": [{"host": "host9", "at_ms": 5}]}, "faults.dom0_restart[0].host"),
+        ({"sa_restart": [{"at_ms": 5, "when": 1}]}, "faults.sa_restart[0].when"),
+        ({"loss": {"all": True}}, "faults.loss"),
+        ({"flood": []}, "faults.flood"),
+    ],
+)
+def test_bad_fault_entries_name_file_and_key(faults: dict[str, Any], key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        lab(faults)
+    assert f"lab.toml: {key}" in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_unknown_cable_is_refused_before_the_run() -> None:
+    scenario = lab({"link_down": [{"link": "nosuch:1", "at_ms": 5}]})
+    with pytest.raises(ConfigError, match=r"faults.link_down\[0\].link: no node named"):
+        run_scenario(scenario)
+
+
+def test_no_faults_table_is_no_faults() -> None:
+    data: dict[str, Any] = json.loads(json.dumps(LAB))
+    assert not scenario_from_dict(data, "lab.toml").faults
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rate", [0.01, 0.1])
+@pytest.mark.parametrize("strategy", ["per-host", "per-vm"])
+def test_loss_from_the_first_migration_every_peer_comes_back(rate: float, strategy: str) -> None:
+    """Issue 13's acceptance: loss on every cable from the first migration, 8 seeds,
+    cached paths: the migration completes (alias requests retried as mlx4 does) and
+    every peer delivers again after it."""
+    for seed in range(8):
+        scenario = lab(
+            {"loss": [{"all": True, "rate": rate, "from_ms": 30}]},
+            strategy=strategy, seed=seed, duration_ms=30000,
+        )  # fmt: skip
+        result = run_scenario(scenario)
+        [migration] = result.migrations
+        assert migration.outcome == "completed", (seed, migration.outcome)
+        assert migration.done_ns is not None
+        assert result.drops["lost"] > 0
+        for conn in result.connections:
+            assert any(t > migration.done_ns for t in conn.deliveries_ns), (seed, conn.client)
+
+
+def test_dom0_restart_resubscribes_and_the_peers_come_back() -> None:
+    """dom0 of the destination restarts before the migration: it subscribes again,
+    registers its VMs' aliases again, and the signalling still restores the peers."""
+    clean = run_scenario(lab({}, duration_ms=8000))
+    faulty = run_scenario(lab({"dom0_restart": [{"host": "host1", "at_ms": 10}]}, duration_ms=8000))
+    assert faulty.subscriptions == clean.subscriptions > 0
+    [migration] = faulty.migrations
+    assert migration.outcome == "completed"
+    assert migration.done_ns is not None
+    for conn in faulty.connections:
+        assert any(t > migration.done_ns for t in conn.deliveries_ns), conn.client
+
+
+def test_sa_restart_resubscribes_through_client_reregister_and_the_peers_come_back() -> None:
+    """The SA restarts (every subscription lost) before the migration: the SM sets
+    ClientReregister, dom0s subscribe again, and per-host signalling still reaches
+    the peers with cached paths."""
+    clean = run_scenario(lab({}, duration_ms=8000))
+    faulty = run_scenario(lab({"sa_restart": [{"at_ms": 10}]}, duration_ms=8000))
+    [migration] = faulty.migrations
+    assert migration.outcome == "completed"
+    assert migration.done_ns is not None
+    assert faulty.path_change_reports == clean.path_change_reports > 0
+    for conn in faulty.connections:
+        assert any(t > migration.done_ns for t in conn.deliveries_ns), conn.client
