@@ -48,7 +48,8 @@ Faults (issue 13), as OpenSM handles them:
   (so discovery goes on past a node it lost, and a port whose Set failed is read
   afresh) and reads the ports of the switches whose traps came meanwhile (they
   would otherwise wait for a SUBNET UP that loss may keep away), and whose LIDS,
-  ROUTE, ARM and ACTIVATE phases touch only what is still not as wanted (LFT blocks whose Set failed are written again).
+  ROUTE, ARM and ACTIVATE phases touch only what is still not as wanted (LFT
+  blocks whose Set failed are written again).
   Without OpenSM's periodic sweep (sweep_interval) nothing would ever retry a
   permanent failure, so after `max_error_sweeps` such sweeps in a row the SM gives
   up with `SweepFailed` and waits (for a trap, or its port) instead of looping.
