@@ -100,3 +100,23 @@ def test_sa_restart_resubscribes_through_client_reregister_and_the_peers_come_ba
     assert faulty.path_change_reports == clean.path_change_reports > 0
     for conn in faulty.connections:
         assert any(t > migration.done_ns for t in conn.deliveries_ns), conn.client
+
+
+@pytest.mark.parametrize("seed", [1])
+def test_sa_restart_during_a_migration_under_loss_the_migration_completes(seed: int) -> None:
+    """The SA restarts in the middle of a migration while every cable loses 10%: lost
+    SMPs keep every sweep incomplete, so no SUBNET UP follows. The new SA must answer
+    anyway (the SM's subnet was up before) and must still see the alias move that
+    began before it started: the alias GUID Set is acknowledged, the migration
+    completes and every peer delivers again."""
+    scenario = lab(
+        {"loss": [{"all": True, "rate": 0.1, "from_ms": 30}], "sa_restart": [{"at_ms": 2500}]},
+        seed=seed, duration_ms=30000,
+    )  # fmt: skip
+    result = run_scenario(scenario)
+    [migration] = result.migrations
+    assert migration.outcome == "completed", migration.outcome
+    assert migration.done_ns is not None
+    assert result.path_change_reports > 0
+    for conn in result.connections:
+        assert any(t > migration.done_ns for t in conn.deliveries_ns), conn.client

@@ -15,7 +15,8 @@ Receive pipeline
    PortInfo M_Keys, and may subscribe to security traps 256..259.
 5. Send, Trap, TrapRepress (methods with no response): dropped.
 6. ClassVersion != 2: status 0x0004 (bad version).
-7. Before the SM has reached SUBNET UP once: status 0x0001 (busy), so the
+7. Before the SM has reached SUBNET UP once (`SubnetManager.ever_up`, so an SA
+   restarted later answers at once, sweep or no sweep): status 0x0001 (busy), so the
    requester retries later. OpenSM drops SA MADs until its first sweep completes
    (C15-0.1.3, osm_sa_mad_ctrl.c); `answer_busy_before_up=False` does the same.
 8. A requester LID no end port has: dropped (OpenSM "Cannot find requester
@@ -492,7 +493,10 @@ class SubnetAdministrator(EventLog[Any]):
         """MADs sent, by (attribute ID, method), every segment and resend included."""
         self.counters: Counter[str] = Counter()
         self._outbox: list[Datagram] = []
-        self._ever_up = sm.subnet_up
+        # What matters is whether the SM has ever brought the subnet up, not whether
+        # this SA saw it: a restarted SA that waited for the next SUBNET UP would
+        # answer busy for as long as lost SMPs keep every sweep incomplete.
+        self._ever_up = sm.ever_up
         # Oldest first, keyed as OpenSM tells subscriptions apart (match_inf_rec);
         # the Enums each subscriber GID uses.
         self._subscriptions: dict[tuple[Any, ...], Subscription] = {}
@@ -502,7 +506,6 @@ class SubnetAdministrator(EventLog[Any]):
         self._guid_writes: dict[int, _GuidWrite] = {}
         self._next_write = 0
         self._written_blocks = _BlocksInFlight()
-        self._last_lid: dict[int, tuple[int, int]] = {}  # alias GUID -> (LID, port GUID)
         self._assigned: dict[tuple[int, int], int] = {}  # (port GUID, index) -> GUID
         self._assigned_count = 0
         self._timers: Timers[_TimerKey] = Timers()
@@ -1484,8 +1487,8 @@ class SubnetAdministrator(EventLog[Any]):
         db = self.db
         for alias, owner in db.alias_owner.items():
             lid = db.port_lid.get(owner)
-            if lid is not None and alias not in self._last_lid:
-                self._last_lid[alias] = (lid, owner)
+            if lid is not None and alias not in self.db.alias_last_seen:
+                self.db.alias_last_seen[alias] = (lid, owner)
 
     def _check_alias_moves(self, block: int, guids: Sequence[int], now_ns: int) -> None:
         db = self.db
@@ -1496,8 +1499,8 @@ class SubnetAdministrator(EventLog[Any]):
             lid = None if owner is None else db.port_lid.get(owner)
             if owner is None or lid is None:
                 continue
-            before = self._last_lid.get(guid)
-            self._last_lid[guid] = (lid, owner)
+            before = self.db.alias_last_seen.get(guid)
+            self.db.alias_last_seen[guid] = (lid, owner)
             if before is None or before[0] == lid:
                 continue
             old_lid, old_port = before
@@ -1516,7 +1519,7 @@ class SubnetAdministrator(EventLog[Any]):
 
     def last_lid_of(self, alias_guid: int) -> int | None:
         """The LID an alias GUID was last seen behind (kept after it is deleted)."""
-        seen = self._last_lid.get(alias_guid)
+        seen = self.db.alias_last_seen.get(alias_guid)
         return None if seen is None else seen[0]
 
     # --- InformInfo -----------------------------------------------------------------

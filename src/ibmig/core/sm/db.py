@@ -142,6 +142,10 @@ class SubnetDb:
     port_lid: dict[int, int] = field(default_factory=dict)
     # Alias GUID (vGUID) -> port GUID of the end port whose GUIDInfo holds it.
     alias_owner: dict[int, int] = field(default_factory=dict)
+    # Alias GUID -> (LID, port GUID) of the end port it was last seen behind, kept
+    # after it is deleted: what the SA detects alias moves against. The SM's memory,
+    # so an SA restarted between a migration's Delete and its Set still sees the move.
+    alias_last_seen: dict[int, tuple[int, int]] = field(default_factory=dict)
     max_lid: int = 0
 
     def node_of_port(self, port_guid: int) -> tuple[NodeRecordData, int] | None:

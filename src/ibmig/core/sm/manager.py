@@ -51,8 +51,10 @@ Faults (issue 13), as OpenSM handles them:
   declare SUBNET UP until a sweep is clean. Here the SM then starts a *repair*
   sweep at once: a light sweep that issues again, as Gets, the SMPs that failed
   (so discovery goes on past a node it lost, and a port whose Set failed is read
-  afresh), and whose LIDS, ROUTE, ARM and ACTIVATE phases touch only what is
-  still not as wanted (LFT blocks whose Set failed are written again).
+  afresh) and reads the ports of the switches whose traps came meanwhile (they
+  would otherwise wait for a SUBNET UP that loss may keep away), and whose LIDS,
+  ROUTE, ARM and ACTIVATE phases touch only what is still not as wanted (LFT
+  blocks whose Set failed are written again).
   Without OpenSM's periodic sweep (sweep_interval) nothing would ever retry a
   permanent failure, so after `max_error_sweeps` such sweeps in a row the SM gives
   up with `SweepFailed` and waits (for a trap, or its port) instead of looping.
@@ -354,6 +356,10 @@ class SubnetManager(EventLog[Any]):
         self._active_ports: set[int] = set()  # end-port GUIDs in service
         self._resweep_lids: set[int] = set()
         self._up_since_sweep: bool = False
+        self.ever_up = False
+        """The SM has reached SUBNET UP at least once: its database describes the
+        subnet. An SA started later (a restarted one) answers from then on, as the
+        SA that saw that SUBNET UP does, not only after the next one."""
         self._sweep_start_ns = 0
         self._sm_node_guid = 0
         # Path to each CA port (a CA answers for the port an SMP arrives on).
@@ -820,6 +826,10 @@ class SubnetManager(EventLog[Any]):
             self._issue_get(
                 request.attr, request.path, request.handler, request.ctx, now_ns, modifier
             )
+        # Traps that came during the failed sweep wait for SUBNET UP otherwise, which
+        # lost SMPs may keep away for good: a port that came back up (a cable
+        # reconnected) would never be found.
+        self._read_trap_issuers(now_ns)
         if not self._queue and not self._outstanding:
             self._phase_done(now_ns)
 
@@ -1218,6 +1228,7 @@ class SubnetManager(EventLog[Any]):
         went = tuple(sorted(self._active_ports - in_service))
         self._active_ports = in_service
         self._up_since_sweep = True
+        self.ever_up = True
         self._coming_out_of_standby = False
         if self._multicast_pending:
             self._program_multicast(now_ns, in_sweep=False)
@@ -1261,10 +1272,16 @@ class SubnetManager(EventLog[Any]):
                 self._start_light_sweep(now_ns)
 
     def _start_light_sweep(self, now_ns: int) -> None:
-        lids, self._resweep_lids = self._resweep_lids, set()
         self._new_sweep(True, now_ns)
         for node in self.db.nodes.values():
             node.seen_in_sweep = self.sweep  # known nodes are not read again
+        self._read_trap_issuers(now_ns)
+        if not self._queue and not self._outstanding:
+            self._phase_done(now_ns)
+
+    def _read_trap_issuers(self, now_ns: int) -> None:
+        """Read every port of the switches whose traps asked for a light sweep."""
+        lids, self._resweep_lids = self._resweep_lids, set()
         for lid in sorted(lids):
             owner = self.db.lid_owner.get(lid)
             if owner is None:
@@ -1278,8 +1295,6 @@ class SubnetManager(EventLog[Any]):
                 self._issue_get(
                     SmpAttr.PORT_INFO, node.path, self._on_port_info, (node, port), now_ns, port
                 )
-        if not self._queue and not self._outstanding:
-            self._phase_done(now_ns)
 
     # --- SM roles (IBA Vol 1, 14.4; `ibmig.core.sm.roles`) ---------------------------
 
