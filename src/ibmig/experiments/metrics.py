@@ -65,7 +65,8 @@ class MigrationResult:
     phases: list[tuple[str, int, int | None]]
     outcome: str = "completed"
     """"completed"; "failed in PHASE: CAUSE" when something it waits on failed and
-    it never finished (an alias GUID request the SA did not carry out); or
+    it never finished (an alias GUID request the SA did not carry out); "aborted in
+    PHASE (REASON): ..." when it was aborted (`abort_ms`); or
     "unfinished: in PHASE when the run ended" when the run cut it off."""
 
 
@@ -140,6 +141,9 @@ def migration_outcome(migration: LiveMigration, collector: Collector) -> str:
     """What became of a migration by the end of the run (`MigrationResult.outcome`)."""
     if migration.done_ns is not None:
         return "completed"
+    if migration.aborted:
+        cut = migration.timeline[-1].phase.value
+        return f"aborted in {cut} ({migration.abort_reason}): the VM runs at its source"
     phase = migration.phase.value
     failure = collector.alias_failures.get(migration.vm)
     if failure is not None and failure[0] >= (migration.started_ns or 0):

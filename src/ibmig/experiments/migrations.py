@@ -103,6 +103,15 @@ def run_migrations(
         )  # fmt: skip
         migrations.append((migration, src, dst))
         sim.migrate(migration)
+        if event.abort_ms is not None:
+            sim.kernel.schedule(int(event.abort_ms * 1e6), _abort, (sim, migration))
     end_ns = base_ns + int(scenario.run.duration_ms * 1e6)
     stepper.until(end_ns)
     return Launched(migrations, end_ns, baseline if baseline is not None else Counter())
+
+
+def _abort(arg: tuple[VirtualizedSubnet, LiveMigration]) -> None:
+    """The scenario's `abort_ms`: abort the migration unless it is over by then."""
+    sim, migration = arg
+    if not migration.done and not migration.aborted:
+        sim.abort_migration(migration.vm, "abort_ms")

@@ -31,6 +31,8 @@ validated there.
     vm = 0                          # VM index
     to_host = 5                     # host index (default: the next host with a free VF)
     at_ms = 2.0
+    abort_ms = 500.0                # optional: abort it this long after its start
+                                    # (the VM goes on at its source)
 
     [run]
     seed = 0
@@ -141,6 +143,8 @@ class MigrationEvent:
     vm: int
     to_host: int | None
     at_ms: float
+    abort_ms: float | None = None
+    """Abort the migration this long after its start (None: never)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,8 +411,14 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
                 f"must be before run.duration_ms ({run.duration_ms})",
                 f"{source}: migrations[{i}].at_ms",
             )
+        abort: float | None = None
+        if sec._get("abort_ms", None) is not None:
+            abort = sec.float(
+                "abort_ms", 0.0, 0.0, run.duration_ms - at,
+                " (run.duration_ms - at_ms: before the run ends)",
+            )  # fmt: skip
         sec.finish()
-        migrations.append(MigrationEvent(vm, to, at))
+        migrations.append(MigrationEvent(vm, to, at, abort))
 
     if workload.peers > hosts.n * hosts.m - 1:
         raise ConfigError(

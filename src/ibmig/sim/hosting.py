@@ -126,6 +126,12 @@ class VirtualizedSubnet(SubnetSim):
         self.coordinator.migrate(migration, self.kernel.now_ns)
         self._pump(TOOLSTACK, self.coordinator)
 
+    def abort_migration(self, vm: str, reason: str = "aborted") -> None:
+        """Abort the running migration of `vm` (`MigrationCoordinator.abort`): the VM
+        goes on at its source. CoordinatorError when `vm` is not migrating."""
+        self.coordinator.abort(vm, self.kernel.now_ns, reason)
+        self._pump(TOOLSTACK, self.coordinator)
+
     # --- faults of management software ------------------------------------------------
 
     def restart_dom0(self, name: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Callable
 
 import pytest
 
@@ -22,7 +23,16 @@ from ibmig.core.host import (
     HostConfig,
     PathRegistered,
 )
-from ibmig.core.migration import LiveMigration, MigrationTiming, Phase, PhaseEntered, PhaseRecord
+from ibmig.core.migration import (
+    LiveMigration,
+    MigrationStateError,
+    MigrationTiming,
+    Phase,
+    PhaseEntered,
+    PhaseRecord,
+    Stimulus,
+    next_phase,
+)
 from ibmig.core.migration.coordinator import (
     CoordinatorError,
     GuestCall,
@@ -83,6 +93,8 @@ class Runtime:
         self.log: list[tuple[int, str, object]] = []
         self.guests: dict[str, FakeGuest] = {}
         self.where: dict[str, str] = {}
+        self.after_confirm: Callable[[object, int], None] | None = None
+        """Called after each confirmation handed to the coordinator."""
 
     def settle(self, now_ns: int) -> None:
         """Carry out the coordinator's commands, let the SA answer, hand the hosts'
@@ -111,6 +123,8 @@ class Runtime:
                         progressed = True
                         self.log.append((now_ns, type(event).__name__, agent.host_id))
                         coordinator.confirm(event, now_ns)
+                        if self.after_confirm is not None:
+                            self.after_confirm(event, now_ns)
             if not progressed:
                 return
 
@@ -282,3 +296,191 @@ def test_a_migration_from_the_wrong_host_is_refused() -> None:
         rt.coordinator.migrate(LiveMigration("vm1", "h2", "h3", timing=TIMING, vguid=V1), 0)
     with pytest.raises(CoordinatorError, match="no host named 'h9'"):
         rt.coordinator.migrate(LiveMigration("vm1", "h1", "h9", timing=TIMING, vguid=V1), 0)
+
+
+# --- aborts -----------------------------------------------------------------------------
+
+
+def run_to(rt: Runtime, m: LiveMigration, target: Phase, start_ns: int) -> int:
+    """Start `m` and fire the timers until it is in `target`; the time it got there."""
+    rt.coordinator.migrate(m, start_ns)
+    rt.settle(start_ns)
+    now = start_ns
+    while m.phase is not target:
+        deadline = rt.coordinator.get_timer()
+        assert deadline is not None, m.phase
+        rt.coordinator.handle_timer(deadline)
+        rt.settle(deadline)
+        now = deadline
+    return now
+
+
+def assert_back_at_the_source(rt: Runtime, m: LiveMigration) -> list[ForwardPathChange]:
+    """Check the VM is back at h1 in every way; what vmA's dom0 told it."""
+    h1, h2, h3 = rt.hosts["h1"], rt.hosts["h2"], rt.hosts["h3"]
+    assert m.aborted and m.phase is Phase.ABORTED
+    for stimulus in Stimulus:
+        with pytest.raises(MigrationStateError):
+            next_phase(m.phase, stimulus)
+    # The guest resumed behind h1 on its old port, LID and GID.
+    guest_calls = [(what, arg) for _, what, arg in rt.log if what.startswith("vm1.")]
+    assert guest_calls[-2:] == [("vm1.detach", None), ("vm1.resume", (1, 3, gid(V1), SA_LID))]
+    assert rt.where["vm1"] == "h1" and rt.coordinator.host_of("vm1") == "h1"
+    # h1 runs it with its vGUID in an entry; h2 holds neither the VM nor the vGUID.
+    vf = h1.vf_of("vm1")
+    assert vf is not None and h1.is_up("vm1") and h1.entry(vf) == V1
+    assert h1.vm_behind(vf) == "vm1"
+    assert h2.vf_of("vm1") is None and h2.alias_index(V1) is None
+    assert not any(v == "vm1" for v in (h2.vm_behind(i) for i in range(1, 9)))
+    # The SA has the vGUID only behind h1's LID.
+    assert [key for key, guid in rt.sa.entries.items() if guid == V1] == [(3, vf)]
+    # The peer's dom0 maps the vGUID to h1 (or has not learnt of it: no Report came);
+    # whatever vmA was told, it was told h1 last.
+    assert h3.lookup(gid(V1)) in (None, 3)
+    told = [msg for msg in h3.intra_host_to_send() if isinstance(msg, ForwardPathChange)]
+    assert told == [] or told[-1] == ForwardPathChange("vmA", gid(V1), 3)
+    assert rt.coordinator.get_timer() is None
+    return told
+
+
+ABORT_PHASES = [
+    Phase.DETACHING_VF,
+    Phase.PRE_COPY,
+    Phase.STOP_AND_COPY,
+    Phase.RESUMING,
+    Phase.ATTACHING_VF,
+    Phase.REINIT_DRIVER,
+]
+
+
+@pytest.mark.parametrize("where", ABORT_PHASES)
+@pytest.mark.parametrize("late_release", [False, True], ids=["released", "delete-in-flight"])
+def test_abort_in_a_timed_phase(where: Phase, late_release: bool) -> None:
+    """Aborted halfway through `where`; with `late_release` the source's Delete is
+    still unanswered then (and is answered afterwards)."""
+    rt = static_runtime()
+    if late_release:
+        rt.held.add("h1")
+    first = len(rt.sa.requests)
+    m = LiveMigration("vm1", "h1", "h2", timing=TIMING, vguid=V1)
+    entered = run_to(rt, m, where, 1_000)
+    deadline = rt.coordinator.get_timer()
+    assert deadline is not None
+    at = (entered + deadline) // 2
+    rt.coordinator.abort("vm1", at, "operator")
+    rt.settle(at)
+    rt.held.clear()
+    rt.settle(at + 1)
+    assert m.timeline[-1].phase is where and m.timeline[-1].aborted
+    assert m.timeline[-1].end_ns == m.aborted_ns == at
+    assert assert_back_at_the_source(rt, m) == []
+    # Nothing reached h2 or the SA from h2; the SA never saw the vGUID move.
+    assert rt.sa.refused == 0 and rt.sa.report_resps == []
+    sequence = [(d.slid, mad.header.method) for d, mad in rt.sa.requests[first:]]
+    released = where is not Phase.DETACHING_VF  # its exit asks for the Delete
+    assert sequence == ([(3, Method.DELETE), (3, Method.SET)] if released else [])
+
+
+def test_abort_in_setting_alias_before_the_release() -> None:
+    """Waiting for the source's DeleteResp: no SetAlias yet; the source sets the
+    vGUID again behind its own Delete, on the same entry."""
+    rt = static_runtime()
+    rt.held.add("h1")
+    first = len(rt.sa.requests)
+    m = LiveMigration("vm1", "h1", "h2", timing=TIMING, vguid=V1)
+    at = run_to(rt, m, Phase.SETTING_ALIAS, 1_000) + 5
+    assert m.alias_requested_ns is None
+    rt.coordinator.abort("vm1", at, "operator")
+    rt.settle(at)
+    assert not rt.hosts["h1"].is_up("vm1")  # its Set waits behind the Delete
+    rt.held.clear()
+    rt.settle(at + 1)
+    assert assert_back_at_the_source(rt, m) == []
+    sequence = [(d.slid, mad.header.method) for d, mad in rt.sa.requests[first:]]
+    assert sequence == [(3, Method.DELETE), (3, Method.SET)]
+    assert rt.sa.refused == 0 and rt.sa.report_resps == []
+
+
+def test_abort_in_setting_alias_with_the_set_in_flight() -> None:
+    """The destination's Set is on its way: it lands (peers are told h2), then the
+    destination deletes it, and only then does the source set it again (peers are
+    told h1): never refused."""
+    rt = static_runtime()
+    rt.held.add("h2")
+    first = len(rt.sa.requests)
+    m = LiveMigration("vm1", "h1", "h2", timing=TIMING, vguid=V1)
+    at = run_to(rt, m, Phase.SETTING_ALIAS, 1_000) + 5
+    assert m.alias_requested_ns is not None and m.alias_acknowledged_ns is None
+    rt.coordinator.abort("vm1", at, "operator")
+    rt.settle(at)
+    assert not rt.hosts["h1"].is_up("vm1")  # waits for h2's Delete
+    rt.held.clear()
+    rt.settle(at + 1)
+    told = assert_back_at_the_source(rt, m)
+    sequence = [(d.slid, mad.header.method) for d, mad in rt.sa.requests[first:]]
+    assert sequence == [(3, Method.DELETE), (5, Method.SET), (5, Method.DELETE), (3, Method.SET)]
+    assert rt.sa.refused == 0
+    assert told == [
+        ForwardPathChange("vmA", gid(V1), 5),
+        ForwardPathChange("vmA", gid(V1), 3),
+    ]
+
+
+def test_abort_in_setting_alias_after_the_acknowledgement() -> None:
+    """Aborted between the destination's AliasAcknowledged and its VfUp: the VfUp
+    that follows is the destination's and does not start the guest there."""
+    rt = static_runtime()
+    m = LiveMigration("vm1", "h1", "h2", timing=TIMING, vguid=V1)
+
+    def abort_on_ack(event: object, now_ns: int) -> None:
+        if type(event).__name__ == "AliasAcknowledged" and m.phase is Phase.SETTING_ALIAS:
+            rt.coordinator.abort("vm1", now_ns, "operator")
+
+    rt.after_confirm = abort_on_ack
+    rt.run(m, 1_000)
+    assert m.alias_acknowledged_ns is not None and m.vf_attached_ns is None
+    assert [what for _, what, _ in rt.log if what.startswith("vm1.")].count("vm1.resume") == 1
+    told = assert_back_at_the_source(rt, m)
+    assert rt.sa.refused == 0
+    assert told == [
+        ForwardPathChange("vmA", gid(V1), 5),
+        ForwardPathChange("vmA", gid(V1), 3),
+    ]
+
+
+def test_abort_in_idle_or_after_the_end_is_refused() -> None:
+    rt = static_runtime()
+    with pytest.raises(CoordinatorError, match="vm1 is not migrating"):
+        rt.coordinator.abort("vm1", 0, "operator")
+    with pytest.raises(MigrationStateError):
+        LiveMigration("vm1", "h1", "h2", timing=TIMING, vguid=V1).abort(0, "operator")
+    m = LiveMigration("vm1", "h1", "h2", timing=TIMING, vguid=V1)
+    rt.run(m, 0)
+    assert m.done
+    with pytest.raises(CoordinatorError, match="vm1 is not migrating"):
+        rt.coordinator.abort("vm1", 3_000_000_000, "operator")
+    assert rt.hosts["h2"].is_up("vm1")
+
+
+def test_dynamic_abort_with_the_set_in_flight() -> None:
+    """Dynamic assignment: the VM gets its own VF at the source back (its GUID is
+    that VF's), nothing is deleted anywhere."""
+    rt = Runtime(AddressAssignment.DYNAMIC)
+    h1, h2 = rt.hosts["h1"], rt.hosts["h2"]
+    rt.coordinator.start_vm("vm1", "h1", None, 0)
+    rt.settle(0)
+    rt.held.add("h2")
+    m = LiveMigration("vm1", "h1", "h2", timing=TIMING, assignment=AddressAssignment.DYNAMIC)
+    at = run_to(rt, m, Phase.SETTING_ALIAS, 0) + 5
+    rt.coordinator.abort("vm1", at, "operator")
+    rt.held.clear()
+    rt.settle(at)
+    assert m.aborted
+    guid = h1.vf_guid(1)
+    assert h1.vf_of("vm1") == 1 and h1.is_up("vm1") and h2.vf_of("vm1") is None
+    assert [(what, arg) for _, what, arg in rt.log if what.startswith("vm1.")][-2:] == [
+        ("vm1.detach", None),
+        ("vm1.resume", (1, 3, gid(guid), SA_LID)),
+    ]
+    assert Method.DELETE not in [mad.header.method for _, mad in rt.sa.requests]
+    assert rt.where["vm1"] == "h1"

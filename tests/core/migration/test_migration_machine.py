@@ -26,9 +26,12 @@ from ibmig.core.migration import (
     PhaseRecord,
     ReinitDriver,
     ReleaseAlias,
+    RestoreVf,
+    ResumeAtSource,
     ResumeVm,
     SetAlias,
     Stimulus,
+    UndoAlias,
     next_phase,
     plan_precopy,
 )
@@ -81,6 +84,8 @@ def drive_to(target: Phase, **kw: object) -> LiveMigration:
     m = migration(**kw)
     if target is not Phase.IDLE:
         m.migrate(0)
+    if target is Phase.ABORTED:
+        m.abort(0, "test")
     while phase(m) is not target:
         if phase(m) is Phase.SETTING_ALIAS:
             now = m.timeline[-1].start_ns
@@ -354,11 +359,14 @@ def test_table_is_one_path_from_idle_to_done() -> None:
         Phase.SETTING_ALIAS,
         Phase.DONE,
     ]
-    assert set(seen) == set(Phase)
-    # The path uses every entry of the table, and the table has no other.
-    assert set(zip(seen, path, strict=False)) == set(TRANSITIONS)
-    assert len(TRANSITIONS) == len(path)
-    assert not [key for key in TRANSITIONS if key[0] is Phase.DONE]
+    assert set(seen) == set(Phase) - {Phase.ABORTED}
+    # The path uses every entry of the table but the aborts, and the table has no
+    # other: an abort leads from every phase of the path between its ends.
+    aborts = {(p, Stimulus.ABORT) for p in seen[1:-1]}
+    assert set(zip(seen, path, strict=False)) | aborts == set(TRANSITIONS)
+    assert len(TRANSITIONS) == len(path) + len(set(seen[1:-1]))
+    assert {TRANSITIONS[key] for key in aborts} == {Phase.ABORTED}
+    assert not [key for key in TRANSITIONS if key[0] in (Phase.DONE, Phase.ABORTED)]
 
 
 @pytest.mark.parametrize(
@@ -511,3 +519,100 @@ def test_total_time_is_the_sum_of_the_phases(
     setting = m.timeline[-1]
     assert (setting.start_ns, setting.end_ns) == (entered, entered + max(ack_delay, up_delay))
     assert setting.start_ns == start + sum(durations) + plan.precopy_ns + plan.stop_copy_ns
+
+
+# --- aborts ---------------------------------------------------------------------------
+
+RESTORE = [ResumeAtSource("vm1", "h1"), RestoreVf("h1", "vm1", V1)]
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        Phase.DETACHING_VF,
+        Phase.PRE_COPY,
+        Phase.STOP_AND_COPY,
+        Phase.RESUMING,
+        Phase.ATTACHING_VF,
+        Phase.REINIT_DRIVER,
+        Phase.SETTING_ALIAS,
+    ],
+)
+def test_abort_before_set_alias_restores_the_source_at_once(where: Phase) -> None:
+    m = drive_to(where)
+    start = m.timeline[-1].start_ns
+    at = start + 1_000
+    m.abort(at, "operator")
+    assert phase(m) is Phase.ABORTED and m.aborted and not m.done
+    # No ReleaseAlias (DETACHING_VF's exit), no ResumeVm, no MigrationDone.
+    assert actions(m) == RESTORE
+    assert m.next_event() == PhaseEntered("vm1", Phase.ABORTED, None, at)
+    assert m.get_timer() is None
+    assert m.timeline[-1] == PhaseRecord(where, m.timeline[-1].round, start, at, 0, True)
+    assert not any(r.aborted for r in m.timeline[:-1])
+    assert m.aborted_ns == at and m.abort_reason == "operator"
+    assert m.done_ns is None and m.total_time_ns is None
+    # A release still outstanding (the source's Delete) is taken without effect.
+    assert m.awaits_alias_release is (where is not Phase.DETACHING_VF)
+    if m.awaits_alias_release:
+        m.alias_released(at + 5)
+        assert m.alias_released_ns == at + 5 and actions(m) == []
+    assert not m.awaits_alias_release
+    with pytest.raises(MigrationStateError):
+        m.alias_released(at + 6)
+
+
+def test_abort_after_set_alias_waits_for_the_destination_delete() -> None:
+    m = drive_to(Phase.SETTING_ALIAS)
+    m.alias_released(2_000_000_000)
+    assert actions(m) == [SetAlias("h2", "vm1", V1)]
+    m.alias_set_acknowledged(2_000_000_001)
+    m.abort(2_000_000_002, "late")
+    assert actions(m) == [UndoAlias("h2", "vm1", V1)]
+    assert m.awaits_alias_release
+    # Stale confirmations of the cut SETTING_ALIAS are refused.
+    with pytest.raises(MigrationStateError):
+        m.vf_attached(2_000_000_003)
+    m.alias_released(2_000_000_004)  # the destination's Delete answered
+    assert actions(m) == RESTORE
+    assert not m.awaits_alias_release
+
+
+def test_abort_with_both_deletes_outstanding_waits_for_both() -> None:
+    """Without awaiting the release, SetAlias goes out while the source's Delete is
+    in flight; the two answers look alike, so RestoreVf waits for both."""
+    m = drive_to(Phase.SETTING_ALIAS, await_alias_release=False)
+    m.abort(2_000_000_000, "x")
+    assert actions(m) == [UndoAlias("h2", "vm1", V1)]
+    m.alias_released(2_000_000_001)
+    assert actions(m) == [] and m.awaits_alias_release
+    m.alias_released(2_000_000_002)
+    assert actions(m) == RESTORE
+
+
+def test_dynamic_abort_after_set_alias_restores_at_once() -> None:
+    m = drive_to(Phase.SETTING_ALIAS, assignment=AddressAssignment.DYNAMIC, vguid=None)
+    assert actions(m) == []
+    m.abort(2_000_000_000, "x")
+    assert actions(m) == [
+        UndoAlias("h2", "vm1", None),
+        ResumeAtSource("vm1", "h1"),
+        RestoreVf("h1", "vm1", None),
+    ]
+    assert not m.awaits_alias_release
+
+
+@pytest.mark.parametrize("where", [Phase.IDLE, Phase.DONE, Phase.ABORTED])
+def test_abort_at_the_ends_raises(where: Phase) -> None:
+    m = drive_to(where)
+    before = m.timeline
+    with pytest.raises(MigrationStateError):
+        m.abort(3_000_000_000, "late")
+    assert phase(m) is where and m.timeline == before and actions(m) == []
+    assert m.abort_reason == (None if where is not Phase.ABORTED else "test")
+
+
+@pytest.mark.parametrize("stimulus", list(Stimulus))
+def test_nothing_leaves_aborted(stimulus: Stimulus) -> None:
+    with pytest.raises(MigrationStateError):
+        next_phase(Phase.ABORTED, stimulus)

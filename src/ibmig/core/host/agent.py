@@ -582,6 +582,11 @@ class HostAgent(EventLog[HostEvent]):
             and not any(not op.setting for op in self._queues.get(i, ()))
         ]
 
+    def alias_index(self, guid: int) -> int | None:
+        """The GUIDInfo index that holds `guid` (acknowledged, or a Set of it queued),
+        if any: where a departed VM's alias would be set again."""
+        return self._index_of(guid)
+
     def is_up(self, vm: str) -> bool:
         index = self._vm_vf.get(vm)
         if index is None:

@@ -8,8 +8,9 @@ to both dom0s. `MigrationCoordinator` is that somebody, as an engine, so that ev
 runtime (the simulator, a real host) reuses it instead of re-implementing the glue:
 
 - inputs: `start_vm(vm, host, vguid, now)`, `migrate(migration, now)`,
-  `confirm(event, now)` with the dom0 events it `CONFIRMATIONS` lists (`VfUp`,
-  `AliasReleased`, `AliasAcknowledged`) and `handle_timer(now)`;
+  `abort(vm, now, reason)`, `confirm(event, now)` with the dom0 events it
+  `CONFIRMATIONS` lists (`VfUp`, `AliasReleased`, `AliasAcknowledged`) and
+  `handle_timer(now)`;
 - outputs: `next_command()`, one at a time, for the runtime to carry out in order:
   `HostCall` (run a call on a dom0 engine, then pump it), `GuestCall` (the same on a
   guest engine) and `GuestMoved` (the guest engine now runs behind another host);
@@ -25,6 +26,16 @@ the guest's stack the first time (`GuestAgent.attach`), and during a migration
 confirms the attach; the guest resumes (`GuestAgent.resume`) at the LID and GID its
 vport came up with; `AliasReleased` confirms every running migration of that vGUID;
 `AliasAcknowledged` confirms the migration of that VM while it waits for it.
+
+An abort (`LiveMigration.abort`) becomes: UndoAlias, the destination dom0 detaches
+the VF it attached and deletes the alias if it holds it (a Set still in flight is
+deleted behind it; with nothing to delete the migration is told at once);
+ResumeAtSource, the guest engine moves back behind the source and resumes at the
+next VfUp from the source's port (a late VfUp from the destination is ignored);
+RestoreVf, the source dom0 attaches a VF with the VM's GUID, on the entry that still
+holds it if any -- a Delete of it still in flight is then followed by a Set on the
+same entry, in the entry's queue -- or else on the VF the VM had (dynamic) or a free
+one.
 """
 
 from __future__ import annotations
@@ -38,6 +49,7 @@ from typing import Any
 from ibmig.core.engine import Datagram, EventLog
 from ibmig.core.guest import GuestAgent
 from ibmig.core.host import HostAgent
+from ibmig.core.host.agent import AddressAssignment
 from ibmig.core.host.events import AliasAcknowledged, AliasReleased, VfUp
 from ibmig.core.migration.machine import (
     DetachVf,
@@ -46,7 +58,10 @@ from ibmig.core.migration.machine import (
     Phase,
     PhaseEntered,
     ReleaseAlias,
+    RestoreVf,
+    ResumeAtSource,
     SetAlias,
+    UndoAlias,
 )
 from ibmig.core.timers import Timers
 
@@ -96,6 +111,13 @@ def _attach_vf(vm: str, vguid: int | None, dom0: HostAgent, now_ns: int) -> None
     dom0.attach_vf(vm, now_ns, vguid=vguid)
 
 
+def _restore_vf(vm: str, vguid: int | None, vf: int | None, dom0: HostAgent, now_ns: int) -> None:
+    index = dom0.alias_index(vguid) if vguid is not None else None
+    if index is None and vf is not None and vf in dom0.free_vfs():
+        index = vf
+    dom0.attach_vf(vm, now_ns, vguid=vguid, vf=index)
+
+
 def _detach_guest(guest: GuestAgent, now_ns: int) -> None:
     guest.detach(now_ns)
 
@@ -126,6 +148,8 @@ class MigrationCoordinator(EventLog[PhaseEntered]):
         self._location: dict[str, str] = {}  # VM -> host its guest runs behind
         self._running: set[str] = set()  # VMs whose guest stack is up
         self._vport: dict[str, tuple[int, bytes]] = {}  # VM -> (LID, GID) of its last VfUp
+        self._source_vf: dict[str, int | None] = {}  # VM -> its VF at the migration's source
+        self._resume_at: dict[str, str] = {}  # aborted VM -> host whose VfUp resumes it
         self._commands: deque[Command] = deque()
         self._timers: Timers[int] = Timers()  # index in `migrations` -> phase deadline
 
@@ -148,13 +172,22 @@ class MigrationCoordinator(EventLog[PhaseEntered]):
         migration.migrate(now_ns)
         self._drive(len(self.migrations) - 1)
 
+    def abort(self, vm: str, now_ns: int, reason: str) -> None:
+        """Abort the running migration of `vm`: it goes on at its source (module
+        docstring). CoordinatorError when `vm` is not migrating."""
+        migration = self._migration_of.get(vm)
+        if migration is None or migration.done or migration.aborted:
+            raise CoordinatorError(f"{vm} is not migrating")
+        migration.abort(now_ns, reason)
+        self._drive(self.migrations.index(migration))
+
     def confirm(self, event: Any, now_ns: int) -> None:
         """A dom0 event of a type in `CONFIRMATIONS`; others are ignored."""
         if isinstance(event, VfUp):
             self._vf_up(event, now_ns)
         elif isinstance(event, AliasReleased):
             for index, running in enumerate(self.migrations):
-                if running.vguid == event.guid and not running.done:
+                if running.vguid == event.guid and running.awaits_alias_release:
                     running.alias_released(now_ns)
                     self._drive(index)
         elif isinstance(event, AliasAcknowledged):
@@ -201,8 +234,20 @@ class MigrationCoordinator(EventLog[PhaseEntered]):
 
     def _vf_up(self, event: VfUp, now_ns: int) -> None:
         vm = event.vm
-        self._vport[vm] = (event.lid, event.gid)
         migration = self._migration_of.get(vm)
+        if migration is not None and migration.aborted:
+            host = self._resume_at.get(vm)
+            if host is None or self._host(host).port_lid != event.lid:
+                return  # the destination's vport, up before the abort reached it
+            del self._resume_at[vm]
+            dom0 = self._host(host)
+            assert dom0.sa_lid is not None
+            self._vport[vm] = (event.lid, event.gid)
+            self._running.add(vm)
+            call = partial(_resume_guest, dom0.port_num, event.lid, event.gid, dom0.sa_lid)
+            self._commands.append(GuestCall(vm, call))
+            return
+        self._vport[vm] = (event.lid, event.gid)
         if migration is not None and not migration.done:
             migration.vf_attached(now_ns)
             self._drive(self.migrations.index(migration))
@@ -214,6 +259,22 @@ class MigrationCoordinator(EventLog[PhaseEntered]):
             call = partial(_attach_guest, dom0.port_num, event.lid, event.gid, dom0.sa_lid)
             self._commands.append(GuestCall(vm, call))
 
+    def _undo_alias(self, index: int, dom0: HostAgent, now_ns: int) -> None:
+        """UndoAlias, run on the destination dom0: its AliasReleased confirms it, or
+        the migration is told at once when the alias is not there to delete."""
+        migration = self.migrations[index]
+        vm, vguid = migration.vm, migration.vguid
+        if dom0.vf_of(vm) is not None:
+            dom0.detach_vf(vm, now_ns)
+        dom0.remove_vm(vm)
+        if vguid is None or migration.assignment is not AddressAssignment.STATIC:
+            return
+        if dom0.alias_index(vguid) is not None:
+            dom0.release_alias(vguid, now_ns)
+        else:
+            migration.alias_released(now_ns)
+            self._drive(index)
+
     def _drive(self, index: int) -> None:
         """Turn what migration `index` asks for into commands; keep its deadline."""
         migration = self.migrations[index]
@@ -221,6 +282,7 @@ class MigrationCoordinator(EventLog[PhaseEntered]):
         while (action := migration.next_action()) is not None:
             vm = migration.vm
             if isinstance(action, DetachVf):
+                self._source_vf[vm] = self._host(action.src_host).vf_of(vm)
                 commands.append(HostCall(action.src_host, partial(_detach_vf, vm)))
                 self._running.discard(vm)
                 commands.append(GuestCall(vm, _detach_guest))
@@ -239,6 +301,16 @@ class MigrationCoordinator(EventLog[PhaseEntered]):
                 self._running.add(vm)
                 call = partial(_resume_guest, dom0.port_num, lid, gid, dom0.sa_lid)
                 commands.append(GuestCall(vm, call))
+            elif isinstance(action, UndoAlias):
+                commands.append(HostCall(action.dst_host, partial(self._undo_alias, index)))
+            elif isinstance(action, ResumeAtSource):
+                self._location[vm] = action.src_host
+                self._resume_at[vm] = action.src_host
+                commands.append(GuestMoved(vm, action.src_host))
+            elif isinstance(action, RestoreVf):
+                vf = self._source_vf.get(vm)
+                call = partial(_restore_vf, vm, action.vguid, vf)
+                commands.append(HostCall(action.src_host, call))
             # PauseVm, ResumeVm, AttachVf, ReinitDriver: hypervisor and guest work
             # with nothing on the fabric.
         while (event := migration.next_event()) is not None:

@@ -23,6 +23,23 @@ for InfiniBand). The phases, in order:
                        were confirmed, so its length is the fabric's, not a configured
                        one. MigrationDone(vm, dst_host) on exit: the guest's stack is up.
     DONE
+    ABORTED            `abort(now, reason)` from any phase but IDLE and the ends:
+                       the VM runs again at the source (below).
+
+An abort undoes what the migration did, as far as it got. If SetAlias was issued,
+UndoAlias(dst_host, vm, vguid): the destination dom0 detaches its VF and deletes the
+alias it set (static assignment). Then ResumeAtSource(vm, src_host) -- the VM,
+paused or resumed at the destination, runs at the source again -- and
+RestoreVf(src_host, vm, vguid): the source dom0 attaches a VF with the VM's GUID
+again (under static assignment this re-registers the alias if it was released, or
+sets it again behind a Delete still in flight), and the guest resumes on its port,
+LID and GID when that vport is up. Under static assignment the SA refuses the
+source's Set while the destination holds the vGUID, so RestoreVf waits for the
+destination's Delete to be answered (`alias_released`; with the source's own Delete
+also outstanding, for both answers, which the events cannot tell apart). The
+DETACHING_VF exit's ReleaseAlias, RESUMING's ResumeVm and SETTING_ALIAS's
+MigrationDone are not asked for on an abort. The cut phase's `PhaseRecord` ends at
+the abort and says so (`aborted`); `abort_reason` keeps the cause.
 
 The alias GUID is set last because that is when a VF's port comes up in the
 shared-port model: the VF driver initialises, dom0 asks the SM for the VF's alias
@@ -68,6 +85,7 @@ class Phase(StrEnum):
     ATTACHING_VF = "attaching_vf"
     REINIT_DRIVER = "reinit_driver"
     DONE = "done"
+    ABORTED = "aborted"
 
 
 class Stimulus(StrEnum):
@@ -82,6 +100,7 @@ class Stimulus(StrEnum):
     ALIAS_ACKNOWLEDGED = "alias_acknowledged"  # confirmations: alias acked and vport up
     VF_ATTACHED = "vf_attached"  # timer
     DRIVER_READY = "driver_ready"  # timer
+    ABORT = "abort"  # abort()
 
 
 TRANSITIONS: Final[Mapping[tuple[Phase, Stimulus], Phase]] = {
@@ -94,6 +113,11 @@ TRANSITIONS: Final[Mapping[tuple[Phase, Stimulus], Phase]] = {
     (Phase.ATTACHING_VF, Stimulus.VF_ATTACHED): Phase.REINIT_DRIVER,
     (Phase.REINIT_DRIVER, Stimulus.DRIVER_READY): Phase.SETTING_ALIAS,
     (Phase.SETTING_ALIAS, Stimulus.ALIAS_ACKNOWLEDGED): Phase.DONE,
+    **{
+        (phase, Stimulus.ABORT): Phase.ABORTED
+        for phase in Phase
+        if phase not in (Phase.IDLE, Phase.DONE, Phase.ABORTED)
+    },
 }
 """The migration's one transition table: (phase, stimulus) -> next phase."""
 
@@ -183,6 +207,37 @@ class MigrationDone:
     dst_host: str
 
 
+@dataclass(frozen=True, slots=True)
+class UndoAlias:
+    """Abort: the destination dom0 gives up what SetAlias asked of it -- detaches the
+    VM's VF and, under static assignment, deletes `vguid` from its port (confirm
+    with `alias_released`, or at once when it never held it)."""
+
+    dst_host: str
+    vm: str
+    vguid: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeAtSource:
+    """Abort: the VM runs again at `src_host` (still without a VF); its guest
+    engine resumes there when RestoreVf's vport is up."""
+
+    vm: str
+    src_host: str
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreVf:
+    """Abort: the source dom0 attaches a VF to the VM again with its GUID (`vguid`;
+    None under dynamic assignment: a VF's own) (HostAgent.attach_vf): the vport comes
+    up when the SA has the alias (VfUp)."""
+
+    src_host: str
+    vm: str
+    vguid: int | None
+
+
 MigrationAction = (
     DetachVf
     | ReleaseAlias
@@ -192,6 +247,9 @@ MigrationAction = (
     | AttachVf
     | ReinitDriver
     | MigrationDone
+    | UndoAlias
+    | ResumeAtSource
+    | RestoreVf
 )
 """Any action the migration asks of the runtime."""
 
@@ -202,13 +260,15 @@ MigrationAction = (
 @dataclass(frozen=True, slots=True)
 class PhaseRecord:
     """One phase (one pre-copy round) on the timeline; `end_ns` None while it runs.
-    `sent_bytes`: what a copy phase sent."""
+    `sent_bytes`: what a copy phase sent (0 when it was cut short); `aborted`: the
+    migration was aborted in it."""
 
     phase: Phase
     round: int | None
     start_ns: int
     end_ns: int | None
     sent_bytes: int = 0
+    aborted: bool = False
 
     @property
     def duration_ns(self) -> int | None:
@@ -271,6 +331,9 @@ class LiveMigration:
         self.alias_acknowledged_ns: int | None = None
         self.vf_attached_ns: int | None = None
         self.done_ns: int | None = None
+        self.aborted_ns: int | None = None
+        self.abort_reason: str | None = None
+        self._restore_waits = 0  # AliasReleased answers to see before RestoreVf
 
     # --- engine-like outputs ----------------------------------------------------------
 
@@ -297,8 +360,28 @@ class LiveMigration:
         """Start the migration."""
         self._advance(Stimulus.START, now_ns)
 
+    def abort(self, now_ns: int, reason: str) -> None:
+        """Give the migration up: the VM goes on at the source (module docstring).
+        MigrationStateError before the start and after the end."""
+        next_phase(self.phase, Stimulus.ABORT)  # raises before anything changes
+        self.abort_reason = reason
+        self._advance(Stimulus.ABORT, now_ns)
+
     def alias_released(self, now_ns: int) -> None:
-        """The source dom0's Delete of the vGUID was answered (its AliasReleased)."""
+        """The source dom0's Delete of the vGUID was answered (its AliasReleased);
+        after an abort, also the destination's (the events do not say which)."""
+        if self.phase is Phase.ABORTED:
+            if not self.awaits_alias_release:
+                raise MigrationStateError(f"no alias release of {self.vm} is outstanding")
+            if self._release_pending:
+                self._release_pending = False
+                self._released = True
+                self.alias_released_ns = now_ns
+            if self._restore_waits:
+                self._restore_waits -= 1
+                if not self._restore_waits:
+                    self._restore(now_ns)
+            return
         if not self._release_pending:
             raise MigrationStateError(f"no alias release of {self.vm} is outstanding")
         self._release_pending = False
@@ -334,9 +417,19 @@ class LiveMigration:
         return self.phase is Phase.DONE
 
     @property
+    def aborted(self) -> bool:
+        return self.phase is Phase.ABORTED
+
+    @property
+    def awaits_alias_release(self) -> bool:
+        """An AliasReleased of the vGUID is expected (the source's Delete; after an
+        abort, the destination's)."""
+        return self._release_pending or self._restore_waits > 0
+
+    @property
     def timeline(self) -> tuple[PhaseRecord, ...]:
         """Every phase so far, the running one last (with `end_ns` None)."""
-        if self.phase in (Phase.IDLE, Phase.DONE):
+        if self.phase in (Phase.IDLE, Phase.DONE, Phase.ABORTED):
             return tuple(self._timeline)
         running = PhaseRecord(self.phase, self.round, self._phase_start, None)
         return (*self._timeline, running)
@@ -369,11 +462,14 @@ class LiveMigration:
     def _advance(self, stimulus: Stimulus, now_ns: int) -> None:
         new = next_phase(self.phase, stimulus)
         old = self.phase
+        abort = stimulus is Stimulus.ABORT
         if old is not Phase.IDLE:
+            sent = 0 if abort else self._sent_in(old)
             self._timeline.append(
-                PhaseRecord(old, self.round, self._phase_start, now_ns, self._sent_in(old))
+                PhaseRecord(old, self.round, self._phase_start, now_ns, sent, abort)
             )
-        self._exit(old, now_ns)
+        if not abort:
+            self._exit(old, now_ns)
         self.phase = new
         self.round = (
             (0 if old is not Phase.PRE_COPY else (self.round or 0) + 1)
@@ -427,6 +523,19 @@ class LiveMigration:
         elif phase is Phase.REINIT_DRIVER:
             self._actions.append(ReinitDriver(self.vm, self.dst_host))
             self._deadline = now_ns + timing.driver_reinit_ns
+        elif phase is Phase.ABORTED:
+            self._deadline = None
+            self.aborted_ns = now_ns
+            if self._alias_requested:
+                self._actions.append(UndoAlias(self.dst_host, self.vm, self.vguid))
+                if self.assignment is AddressAssignment.STATIC:
+                    self._restore_waits = 2 if self._release_pending else 1
+            if not self._restore_waits:
+                self._restore(now_ns)
+
+    def _restore(self, now_ns: int) -> None:
+        self._actions.append(ResumeAtSource(self.vm, self.src_host))
+        self._actions.append(RestoreVf(self.src_host, self.vm, self.vguid))
 
     def _request_alias(self, now_ns: int) -> None:
         self._alias_requested = True
@@ -465,8 +574,11 @@ __all__ = [
     "PhaseRecord",
     "ReinitDriver",
     "ReleaseAlias",
+    "RestoreVf",
+    "ResumeAtSource",
     "ResumeVm",
     "SetAlias",
     "Stimulus",
+    "UndoAlias",
     "next_phase",
 ]
