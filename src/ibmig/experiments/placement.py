@@ -20,6 +20,12 @@ from ibmig.sim.hosting import VirtualizedSubnet, make_rng
 VGUID_BASE = 0x0002_C9FE_0000_0000  # locally chosen OUI-style block for VM vGUIDs
 
 
+PLACEMENT_LIMIT_NS = 600 * 10**9
+"""How long placing the VMs may take, in simulated time. It takes milliseconds on a
+working fabric; dom0 retries an unanswered alias GUID request without end (backing off
+to 60 s, as mlx4), so a fabric whose SA never answers would otherwise run for ever."""
+
+
 def pick_hosts(
     fabric: Fabric,
     sm_node: int,
@@ -113,8 +119,12 @@ def place(
         )  # fmt: skip
         vguid = VGUID_BASE + i + 1 if static else 0
         sim.add_vm(name, guest, host_names[i // hosts_cfg.m], vguid)
-    stepper.until_idle_or(lambda: all(v.up for v in sim.vms.values()))
+    stepper.until_idle_or(lambda: all(v.up for v in sim.vms.values()), PLACEMENT_LIMIT_NS)
     not_up = [v.name for v in sim.vms.values() if not v.up]
     if not_up:
-        raise ConfigError(f"VMs never came up: {', '.join(not_up[:5])}", scenario.source)
+        raise ConfigError(
+            f"VMs never came up within {PLACEMENT_LIMIT_NS // 10**9} s of simulated time: "
+            f"{', '.join(not_up[:5])}",
+            scenario.source,
+        )
     return host_names

@@ -50,10 +50,15 @@ class Stepper:
             if ran == 0:
                 break
 
-    def until_idle_or(self, done: Callable[[], bool]) -> None:
-        """Run until `done()`, or until nothing is left to run."""
+    def until_idle_or(self, done: Callable[[], bool], limit_ns: int | None = None) -> None:
+        """Run until `done()`, until nothing is left to run, or (with `limit_ns`) until
+        that much simulated time has passed: engines that retry without end (dom0's
+        alias GUID requests, as mlx4's) never leave the simulator idle."""
+        end = None if limit_ns is None else self.sim.kernel.now_ns + limit_ns
         while not done():
-            if self._chunk(None, IDLE_CHUNK_EVENTS) == 0:
+            if end is not None and self.sim.kernel.now_ns >= end:
+                break
+            if self._chunk(end, IDLE_CHUNK_EVENTS) == 0:
                 break
             if self.progress is not None:
                 self.progress(self.sim.kernel.events_run)
