@@ -50,7 +50,10 @@ class HostMachine(RuleBasedStateMachine):
         self.hosts: dict[str, HostAgent] = {}
         for name, (guid, lid) in HOSTS.items():
             agent = HostAgent(
-                name, guid, rng=random.Random(lid), config=HostConfig(num_vfs=NUM_VFS, alias_retry_limit=0)
+                name,
+                guid,
+                rng=random.Random(lid),
+                config=HostConfig(num_vfs=NUM_VFS, alias_retry_limit=0),
             )
             agent.port_active(lid, SA_LID, self.now)
             self.hosts[name] = agent
