@@ -57,6 +57,7 @@ from ibmig.experiments.heap import paused_gc
 from ibmig.experiments.scenario import check_seed
 from ibmig.ibsim.client import IbsimClient, is_listening, socket_basename
 from ibmig.ibsim.runtime import IbsimRuntime, find_first_ca
+from ibmig.realtime import RealTimeLoop
 from ibmig.umad.runtime import UmadRuntime
 from ibmig.wire.mad import MadStatus, Method
 from ibmig.wire.smp_attrs import SmpAttr, SmState
@@ -380,34 +381,7 @@ def run_sm(args: argparse.Namespace, out: IO[str] | None = None) -> int:
             f"{args.routing}, {args.max_outstanding} SMPs outstanding, priority {args.priority}"
             + ("" if sa is not None else "; no SA")
         )
-        started = time.monotonic()
-        # The heavy sweep allocates hundreds of thousands of short-lived objects and
-        # hardly any cycles: the cyclic GC would spend up to a tenth of the sweep
-        # walking them. Pause it until the subnet is up.
-        with paused_gc() as heap:
-            heap.settle()
-            runtime.start()
-            up = runtime.run_until_up_or(
-                lambda: bool(stop) or sm.sm_state != SmState.DISCOVERING, args.timeout
-            )
-            if up is None and not stop and sm.sm_state != SmState.DISCOVERING:
-                # Another SM is master: wait (resident) as its standby.
-                runtime.run_until(lambda: bool(stop) or bool(runtime.subnet_up_events))
-                up = runtime.subnet_up_events[-1] if runtime.subnet_up_events else None
-        if up is None:
-            if stop:
-                printer.line(f"ibmig sm: {stop[0]} before SUBNET UP, exiting")
-                return 0
-            printer.line(
-                f"ibmig sm: no SUBNET UP after {time.monotonic() - started:.1f} s "
-                f"({sm.smps_sent} SMPs sent, phase {sm.phase.value})"
-            )
-            return 1
-        if args.exit_after_up:
-            return 0
-        runtime.run_until(lambda: bool(stop))
-        printer.line(f"ibmig sm: {stop[0]}, exiting")
-        return 0
+        return _serve(runtime, printer, args, stop)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -440,6 +414,42 @@ def _sm_config(args: argparse.Namespace) -> SmConfig:
         sminfo_polling_timeout_ns=int(args.polling_timeout * 1e9),
         polling_retry_number=args.polling_retries,
     )
+
+
+def _serve(
+    runtime: RealTimeLoop, printer: _Printer, args: argparse.Namespace, stop: list[str]
+) -> int:
+    """Bring the subnet up (or stand by beside a master), then stay resident until a
+    signal: what `--ibsim` and `--umad` share once their transport is open."""
+    sm = runtime.sm
+    started = time.monotonic()
+    # The heavy sweep allocates hundreds of thousands of short-lived objects and
+    # hardly any cycles: the cyclic GC would spend up to a tenth of the sweep
+    # walking them. Pause it until the subnet is up.
+    with paused_gc() as heap:
+        heap.settle()
+        runtime.start()
+        up = runtime.run_until_up_or(
+            lambda: bool(stop) or sm.sm_state != SmState.DISCOVERING, args.timeout
+        )
+        if up is None and not stop and sm.sm_state != SmState.DISCOVERING:
+            # Another SM is master: wait (resident) as its standby.
+            runtime.run_until(lambda: bool(stop) or bool(runtime.subnet_up_events))
+            up = runtime.subnet_up_events[-1] if runtime.subnet_up_events else None
+    if up is None:
+        if stop:
+            printer.line(f"ibmig sm: {stop[0]} before SUBNET UP, exiting")
+            return 0
+        printer.line(
+            f"ibmig sm: no SUBNET UP after {time.monotonic() - started:.1f} s "
+            f"({sm.smps_sent} SMPs sent, phase {sm.phase.value})"
+        )
+        return 1
+    if args.exit_after_up:
+        return 0
+    runtime.run_until(lambda: bool(stop))
+    printer.line(f"ibmig sm: {stop[0]}, exiting")
+    return 0
 
 
 def run_umad_sm(args: argparse.Namespace, out: IO[str]) -> int:
@@ -477,25 +487,7 @@ def run_umad_sm(args: argparse.Namespace, out: IO[str]) -> int:
             f"{', libumad2sim.so' if under_umad2sim() else ''}); routing {args.routing}, "
             f"{args.max_outstanding} SMPs outstanding" + ("" if sa is not None else "; no SA")
         )
-        started = time.monotonic()
-        with paused_gc() as heap:
-            heap.settle()
-            runtime.start()
-            up = runtime.run_until_up_or(lambda: bool(stop), args.timeout)
-        if up is None:
-            if stop:
-                printer.line(f"ibmig sm: {stop[0]} before SUBNET UP, exiting")
-                return 0
-            printer.line(
-                f"ibmig sm: no SUBNET UP after {time.monotonic() - started:.1f} s "
-                f"({sm.smps_sent} SMPs sent, phase {sm.phase.value})"
-            )
-            return 1
-        if args.exit_after_up:
-            return 0
-        runtime.run_until(lambda: bool(stop))
-        printer.line(f"ibmig sm: {stop[0]}, exiting")
-        return 0
+        return _serve(runtime, printer, args, stop)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -22,14 +22,8 @@ ibsim specifics handled here:
   ibsim never carry any, so the SA never needs to answer with one);
 - sends never block (see `client`): frames wait in a local queue while ibsim's
   socket is full, and input is drained meanwhile;
-- engines compute a request's deadline from the `now` of the call that issued
-  it, but on a real clock a call can run long (the SM's ARM phase on ft3-1296
-  builds thousands of PortInfo Sets in one call, for longer than the 200 ms SMP
-  timeout), and its first SMPs leave only when it returns: their deadlines have
-  passed before they are sent. So a timer fires only once nothing has been sent
-  for `timer_grace_ns` (50 ms: answers to what just left have had time to
-  arrive), or when it is overdue by `timer_overdue_ns` (1 s) whatever the
-  traffic, so that a lost MAD is retried even while others flow;
+- timers fire with the grace rule of `ibmig.realtime` (a long engine call's SMPs
+  leave after their deadlines were computed);
 - ibsim dying leaves nothing to notice on a datagram socket that only receives (a
   subnet that is up is quiet): after `liveness_interval_ns` (1 s) without a frame
   from ibsim, a control round trip checks that it is still there, and its failure
@@ -54,6 +48,7 @@ from ibmig.ibsim.client import (
     IbsimError,
     SimRequest,
 )
+from ibmig.realtime import RealTimeLoop
 from ibmig.wire.mad import MAD_SIZE, MgmtClass
 from ibmig.wire.smp import MAX_HOP_COUNT, Smp, make_get
 from ibmig.wire.smp_attrs import NodeDescription, NodeInfo, NodeType, SmpAttr
@@ -64,7 +59,6 @@ _SUBN_ADM = MgmtClass.SUBN_ADM.value
 _SMP_CLASSES = frozenset((_SUBN_LR, _SUBN_DR))
 _SA_HEADER_END = 56  # MAD header, RMPP header, SA header (IBA Vol 1, 15.2.1.1)
 _GET_TABLE_RESP = 0x92
-_IDLE_WAIT_S = 0.1
 _PROBE_TIMEOUT_S = 2.0
 _TID_MASK = (1 << 48) - 1  # ibsim writes the client's slot into the top 16 bits
 
@@ -87,7 +81,7 @@ def response_length(payload: bytes) -> int:
     return len(payload)
 
 
-class IbsimRuntime:
+class IbsimRuntime(RealTimeLoop):
     """Pumps the SM (and optionally the SA) over an issm client, as one engine: the
     `SmNode` of the client's port."""
 
@@ -126,67 +120,13 @@ class IbsimRuntime:
 
     # --- running --------------------------------------------------------------------
 
-    def now(self) -> int:
-        return self.clock()
+    def _wait_input(self, timeout_s: float) -> bool:
+        return self.client.wait(timeout_s)
 
-    def start(self) -> None:
-        """Start the SM's first (heavy) sweep."""
-        self._smps_before = self.sm.smps_sent
-        self.engine.start_sweep(self.now())
-        self._collect()
-
-    def run_until(self, done: Callable[[], bool], timeout_s: float | None = None) -> bool:
-        """Pump until `done()` is true (True) or `timeout_s` passes (False)."""
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while not done():
-            wait = _IDLE_WAIT_S
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                wait = min(wait, left)
-            self.step(wait)
-        return True
-
-    def run_until_up(self, timeout_s: float | None = None) -> SubnetUp | None:
-        """Pump until the next SUBNET UP (returned) or the timeout (None)."""
-        return self.run_until_up_or(lambda: False, timeout_s)
-
-    def run_until_up_or(
-        self, stop: Callable[[], bool], timeout_s: float | None = None
-    ) -> SubnetUp | None:
-        """Pump until the next SUBNET UP (returned), `stop()`, or the timeout (None)."""
-        count = len(self.subnet_up_events)
-        self.run_until(lambda: len(self.subnet_up_events) > count or stop(), timeout_s)
-        return self.subnet_up_events[-1] if len(self.subnet_up_events) > count else None
-
-    def step(self, max_wait_s: float) -> None:
-        """Send what is queued, wait for input or the next timer (at most
-        `max_wait_s`), hand every waiting frame and due timer to the engines."""
-        client = self.client
-        self._flush()
-        wait = max_wait_s
-        deadline = self._next_deadline()
-        if deadline is not None:
-            due = max(deadline, self._last_send_ns + self.timer_grace_ns)
-            wait = max(0.0, min(wait, (due - self.now()) / 1e9))
-        if self._pending:
-            wait = min(wait, 0.001)
-        if client.wait(wait):
-            self._drain()
-        now = self.now()
-        if now - self._last_heard_ns >= self.liveness_interval_ns:
-            client.check_alive()  # IbsimError once ibsim has gone
-            self._last_heard_ns = now
-        # See the module docstring: a timer is due once nothing has left for
-        # `timer_grace_ns`, or when it is overdue by a whole `timer_overdue_ns`.
-        quiet = now - self._last_send_ns >= self.timer_grace_ns
-        timer = self.engine.get_timer()
-        if timer is not None and timer <= now and (quiet or now - timer >= self.timer_overdue_ns):
-            self._smps_before = self.sm.smps_sent
-            self.engine.handle_timer(now)
-        self._collect()
-        self._flush()
+    def _check_peer(self, now_ns: int) -> None:
+        if now_ns - self._last_heard_ns >= self.liveness_interval_ns:
+            self.client.check_alive()  # IbsimError once ibsim has gone
+            self._last_heard_ns = now_ns
 
     # --- input ----------------------------------------------------------------------
 

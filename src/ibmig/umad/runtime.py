@@ -39,11 +39,11 @@ from ibmig.core.engine import QP0, QP1, Datagram, Engine
 from ibmig.core.sm.manager import SubnetManager, SubnetUp, SweepStarted
 from ibmig.core.sm.node import SA_CLASS, SMP_CLASSES, SmNode
 from ibmig.ibsim.runtime import response_length
+from ibmig.realtime import RealTimeLoop
 from ibmig.umad.abi import UmadHeader
 from ibmig.wire.mad import RESPONSE_BIT, Method
 from ibmig.wire.packet import QP1_QKEY
 
-_IDLE_WAIT_S = 0.1
 _TRAP_REPRESS = Method.TRAP_REPRESS.value
 _LOW32 = 0xFFFF_FFFF
 _MAX_REMEMBERED_TIDS = 1 << 16
@@ -98,7 +98,7 @@ def is_request(method: int) -> bool:
     return not method & RESPONSE_BIT and method != _TRAP_REPRESS
 
 
-class UmadRuntime:
+class UmadRuntime(RealTimeLoop):
     """Pumps the SM (and optionally the SA) over a umad device, as one engine: the
     `SmNode` of the device's port (module docstring)."""
 
@@ -140,57 +140,8 @@ class UmadRuntime:
 
     # --- running --------------------------------------------------------------------
 
-    def now(self) -> int:
-        return self.clock()
-
-    def start(self) -> None:
-        """Start the SM's first (heavy) sweep."""
-        self._smps_before = self.sm.smps_sent
-        self.engine.start_sweep(self.now())
-        self._collect()
-
-    def run_until(self, done: Callable[[], bool], timeout_s: float | None = None) -> bool:
-        """Pump until `done()` is true (True) or `timeout_s` passes (False)."""
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while not done():
-            wait = _IDLE_WAIT_S
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                wait = min(wait, left)
-            self.step(wait)
-        return True
-
-    def run_until_up_or(
-        self, stop: Callable[[], bool], timeout_s: float | None = None
-    ) -> SubnetUp | None:
-        """Pump until the next SUBNET UP (returned), `stop()`, or the timeout (None)."""
-        count = len(self.subnet_up_events)
-        self.run_until(lambda: len(self.subnet_up_events) > count or stop(), timeout_s)
-        return self.subnet_up_events[-1] if len(self.subnet_up_events) > count else None
-
-    def step(self, max_wait_s: float) -> None:
-        """Send what is queued, wait for a MAD or the next timer (at most
-        `max_wait_s`), hand every waiting MAD and due timer to the engine."""
-        self._flush()
-        wait = max_wait_s
-        deadline = self.engine.get_timer()
-        if deadline is not None:
-            due = max(deadline, self._last_send_ns + self.timer_grace_ns)
-            wait = max(0.0, min(wait, (due - self.now()) / 1e9))
-        if self._pending:
-            wait = min(wait, 0.001)
-        if self.port.wait(wait):
-            self._drain()
-        now = self.now()
-        quiet = now - self._last_send_ns >= self.timer_grace_ns
-        timer = self.engine.get_timer()
-        if timer is not None and timer <= now and (quiet or now - timer >= self.timer_overdue_ns):
-            self._smps_before = self.sm.smps_sent
-            self.engine.handle_timer(now)
-        self._collect()
-        self._flush()
+    def _wait_input(self, timeout_s: float) -> bool:
+        return self.port.wait(timeout_s)
 
     # --- input ----------------------------------------------------------------------
 
