@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ibmig.cli import main
 from ibmig.errors import ConfigError
 from ibmig.experiments.runner import run_scenario
 from ibmig.experiments.scenario import scenario_from_dict
+from ibmig.fabric import preset
 from tests.experiments.test_signalling import LAB
 
 
@@ -120,3 +125,25 @@ def test_sa_restart_during_a_migration_under_loss_the_migration_completes(seed: 
     assert result.path_change_reports > 0
     for conn in result.connections:
         assert any(t > migration.done_ns for t in conn.deliveries_ns), conn.client
+
+
+def test_a_run_names_the_nodes_its_sm_no_longer_reaches(tmp_path: Path) -> None:
+    """A CA whose cable goes down for good is dropped by the SM's resweep: the run
+    result and `ibmig run` name it."""
+    last = preset("ft2-36").cas[-1].name
+    result = run_scenario(lab({"link_down": [{"link": f"{last}:1", "at_ms": 5}]}, duration_ms=200))
+    assert result.unreached == ([], [last])
+    clean = run_scenario(lab({}, duration_ms=200))
+    assert clean.unreached == ([], [])
+    data: dict[str, Any] = json.loads(json.dumps(LAB))
+    data["run"]["duration_ms"] = 200
+    lines = [f"[{k}]\n" + "".join(f"{kk} = {json.dumps(vv)}\n" for kk, vv in v.items())
+             for k, v in data.items() if isinstance(v, dict) and k != "timing"]  # fmt: skip
+    text = "".join(lines) + "[[migrations]]\nvm = 0\nat_ms = 30\n"
+    text += f'[[faults.link_down]]\nlink = "{last}:1"\nat_ms = 5\n'
+    path = tmp_path / "cut.toml"
+    path.write_text(text)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["run", str(path)]) == 0
+    assert f"not reached by the SM (cut off): 1 nodes: {last}" in out.getvalue()

@@ -74,10 +74,16 @@ def run_command(
             )
     downtime = summarize_downtime(result)
     messages = summarize_messages(result)
+    beyond, cut_off = result.unreached
     if as_json:
-        print(json.dumps({"downtime": [downtime], "messages": [messages],
-                          "migrations": [migration_json(m) for m in result.migrations]},
-                         indent=1), file=out)  # fmt: skip
+        document: dict[str, object] = {
+            "downtime": [downtime],
+            "messages": [messages],
+            "migrations": [migration_json(m) for m in result.migrations],
+        }
+        if beyond or cut_off:
+            document["unreached"] = {"beyond_hop_limit": beyond, "cut_off": cut_off}
+        print(json.dumps(document, indent=1), file=out)
         return 0
     s = scenario
     print(
@@ -109,6 +115,10 @@ def run_command(
 
     per_conn = ", ".join(peer(c) for c in result.connections)
     print(f"\npeer connections: {per_conn or 'none'}", file=out)
+    for nodes, why in ((beyond, "beyond the 63-hop directed-route limit"), (cut_off, "cut off")):
+        if nodes:
+            names = ", ".join(nodes[:10]) + (", ..." if len(nodes) > 10 else "")
+            print(f"not reached by the SM ({why}): {len(nodes)} nodes: {names}", file=out)
     drops = ", ".join(f"{k} {v:,}" for k, v in sorted(result.drops.items())) or "none"
     print(
         f"drops: {drops}; data packets {result.data_packets:,}; "

@@ -89,6 +89,9 @@ class RunResult:
     wall_s: float
     events: int
     sim_end_ns: int
+    unreached: tuple[list[str], list[str]] = field(default_factory=lambda: ([], []))
+    """Topology nodes the SM did not hold at the end of the run: (beyond the 63-hop
+    directed-route limit, cut off from the SM or lost to faults)."""
 
     @property
     def reports(self) -> int:
@@ -212,6 +215,7 @@ def measure(
         wall_s=wall_s,
         events=sim.kernel.events_run,
         sim_end_ns=sim.kernel.now_ns,
+        unreached=sim.unreached(),
     )
 
 
