@@ -20,9 +20,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sized
+from typing import Any
 
-from ibmig.core.sm.manager import SubnetManager, SubnetUp
+from ibmig.core.engine import Engine
+from ibmig.core.sm.manager import SubnetManager, SubnetUp, SweepStarted
 from ibmig.core.sm.node import SmNode
+
+EventHook = Callable[[Any], None]
+"""Called with every event of the engine a runtime pumps."""
 
 IDLE_WAIT_S = 0.1
 """How long one step waits for input when no timer is due sooner."""
@@ -32,17 +37,31 @@ class RealTimeLoop:
     """`start`, `step` and the `run_until*` calls of a real-clock runtime (module
     docstring); subclasses provide the transport hooks."""
 
-    engine: SmNode
-    sm: SubnetManager
-    clock: Callable[[], int]
-    timer_grace_ns: int
-    timer_overdue_ns: int
-    subnet_up_events: list[SubnetUp]
     _pending: Sized
-    _last_send_ns: int
-    _smps_before: int
-    """`sm.smps_sent` before the engine call being collected (a sweep's first SMPs
-    leave before its SweepStarted event is seen)."""
+
+    def _init_loop(
+        self,
+        sm: SubnetManager,
+        sa: Engine | None,
+        clock: Callable[[], int],
+        timer_grace_ns: int,
+        timer_overdue_ns: int,
+    ) -> None:
+        self.sm = sm
+        self.engine = SmNode(sm, sa)
+        self.clock = clock
+        self.port_num = sm.port_num
+        self.timer_grace_ns = timer_grace_ns
+        self.timer_overdue_ns = timer_overdue_ns
+        self.event_hooks: list[EventHook] = []
+        self.subnet_up_events: list[SubnetUp] = []
+        self.sweep_start_smps = 0
+        """`sm.smps_sent` when the current (or last) sweep started: SubnetUp.smps_sent
+        minus this is what that sweep cost."""
+        self._smps_before = 0
+        """`sm.smps_sent` before the engine call being collected (a sweep's first SMPs
+        leave before its SweepStarted event is seen)."""
+        self._last_send_ns = 0
 
     def now(self) -> int:
         return self.clock()
@@ -100,6 +119,20 @@ class RealTimeLoop:
             self.engine.handle_timer(now)
         self._collect()
         self._flush()
+
+    def _take_events(self) -> None:
+        """Hand the engine's events to the hooks, keeping SUBNET UPs and where the
+        current sweep's SMP count began."""
+        engine = self.engine
+        while (event := engine.next_event()) is not None:
+            if isinstance(event, SubnetUp):
+                self.subnet_up_events.append(event)
+            elif isinstance(event, SweepStarted):
+                # An SM call that starts a sweep sends its first SMPs before we
+                # see the event: count from the moment the call began.
+                self.sweep_start_smps = self._smps_before
+            for hook in self.event_hooks:
+                hook(event)
 
     # --- the transport ----------------------------------------------------------------
 

@@ -35,11 +35,9 @@ from __future__ import annotations
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from typing import Any
 
 from ibmig.core.engine import PERMISSIVE_LID, QP0, Datagram, Engine
-from ibmig.core.sm.manager import SubnetManager, SubnetUp, SweepStarted
-from ibmig.core.sm.node import SmNode
+from ibmig.core.sm.manager import SubnetManager
 from ibmig.errors import WireError
 from ibmig.ibsim.client import (
     REQUEST_STRUCT,
@@ -61,8 +59,6 @@ _SA_HEADER_END = 56  # MAD header, RMPP header, SA header (IBA Vol 1, 15.2.1.1)
 _GET_TABLE_RESP = 0x92
 _PROBE_TIMEOUT_S = 2.0
 _TID_MASK = (1 << 48) - 1  # ibsim writes the client's slot into the top 16 bits
-
-EventHook = Callable[[Any], None]
 
 
 def response_length(payload: bytes) -> int:
@@ -97,24 +93,12 @@ class IbsimRuntime(RealTimeLoop):
         liveness_interval_ns: int = 1_000_000_000,
     ) -> None:
         self.client = client
-        self.sm = sm
-        self.engine = SmNode(sm, sa)
-        self.clock = clock
-        self.port_num = sm.port_num
-        self.event_hooks: list[EventHook] = []
-        self.subnet_up_events: list[SubnetUp] = []
-        self.sweep_start_smps = 0
-        """`sm.smps_sent` when the current (or last) sweep started: SubnetUp.smps_sent
-        minus this is what that sweep cost."""
+        self._init_loop(sm, sa, clock, timer_grace_ns, timer_overdue_ns)
         self.frames_in = 0
         self.frames_out = 0
         self.dropped: Counter[int] = Counter()  # by management class
         self.unclaimed: Counter[int] = Counter()  # frames no engine takes, by class
         self._pending: deque[bytes] = deque()  # packed sim_request frames
-        self._smps_before = 0  # sm.smps_sent before the engine call being collected
-        self._last_send_ns = 0
-        self.timer_grace_ns = timer_grace_ns
-        self.timer_overdue_ns = timer_overdue_ns
         self.liveness_interval_ns = liveness_interval_ns
         self._last_heard_ns = clock()  # a frame from ibsim, or a liveness check
 
@@ -184,17 +168,7 @@ class IbsimRuntime(RealTimeLoop):
                     payload,  # struct pads a short payload with zeros
                 )
             )
-        event = engine.next_event()
-        while event is not None:
-            if isinstance(event, SubnetUp):
-                self.subnet_up_events.append(event)
-            elif isinstance(event, SweepStarted):
-                # An SM call that starts a sweep sends its first SMPs before we
-                # see the event: count from the moment the call began.
-                self.sweep_start_smps = self._smps_before
-            for hook in self.event_hooks:
-                hook(event)
-            event = engine.next_event()
+        self._take_events()
 
     def _flush(self) -> None:
         pending = self._pending

@@ -33,11 +33,11 @@ from __future__ import annotations
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 from ibmig.core.engine import QP0, QP1, Datagram, Engine
-from ibmig.core.sm.manager import SubnetManager, SubnetUp, SweepStarted
-from ibmig.core.sm.node import SA_CLASS, SMP_CLASSES, SmNode
+from ibmig.core.sm.manager import SubnetManager
+from ibmig.core.sm.node import SA_CLASS, SMP_CLASSES
 from ibmig.ibsim.runtime import response_length
 from ibmig.realtime import RealTimeLoop
 from ibmig.umad.abi import UmadHeader
@@ -62,8 +62,6 @@ SA_METHODS = (
 )
 SMI_CLASS_VERSION = 1
 SA_CLASS_VERSION = 2
-
-EventHook = Callable[[Any], None]
 
 
 class MadTransport(Protocol):
@@ -114,25 +112,14 @@ class UmadRuntime(RealTimeLoop):
         timer_overdue_ns: int = 1_000_000_000,
     ) -> None:
         self.port = port
-        self.sm = sm
-        self.engine = SmNode(sm, sa)
-        self.clock = clock
-        self.port_num = sm.port_num
+        self._init_loop(sm, sa, clock, timer_grace_ns, timer_overdue_ns)
         self.request_timeout_ms = request_timeout_ms
-        self.timer_grace_ns = timer_grace_ns
-        self.timer_overdue_ns = timer_overdue_ns
-        self.event_hooks: list[EventHook] = []
-        self.subnet_up_events: list[SubnetUp] = []
-        self.sweep_start_smps = 0
-        """`sm.smps_sent` when the current (or last) sweep started."""
         self.mads_in = 0
         self.mads_out = 0
         self.failed: Counter[int] = Counter()  # MADs back with a nonzero status, by class
         self.no_agent: Counter[int] = Counter()  # outgoing MADs of no registered class
         self._pending: deque[tuple[UmadHeader, bytes]] = deque()
         self._tids: dict[tuple[int, int], int] = {}
-        self._smps_before = 0
-        self._last_send_ns = 0
 
     def local_lid(self) -> int:
         """Our port's LID as the SM assigned it (0 before it has)."""
@@ -195,15 +182,7 @@ class UmadRuntime(RealTimeLoop):
                 self._pending.append(
                     (header, datagram.payload[: response_length(datagram.payload)])
                 )
-        event = engine.next_event()
-        while event is not None:
-            if isinstance(event, SubnetUp):
-                self.subnet_up_events.append(event)
-            elif isinstance(event, SweepStarted):
-                self.sweep_start_smps = self._smps_before
-            for hook in self.event_hooks:
-                hook(event)
-            event = engine.next_event()
+        self._take_events()
 
     def _header(self, datagram: Datagram) -> UmadHeader | None:
         payload = datagram.payload
