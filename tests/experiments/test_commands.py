@@ -84,13 +84,19 @@ def test_sweep_refuses_a_bad_parameter_before_running(
 def test_reproduce_json_has_the_documented_shape(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["reproduce", "--out", str(tmp_path), "--json", "--quick"]) == 0
+    assert main(["reproduce", "--out", str(tmp_path), "--json", "--quick", "--seeds", "2"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert len(data["downtime"]) == 12  # 2 assignments x 3 strategies x 2 path caches
     for row in data["downtime"]:
-        assert {"assignment", "strategy", "path_cache", "peers", "connected_after",
-                "service_downtime_us", "migration_downtime_us"} <= set(row)  # fmt: skip
-        assert set(row["service_downtime_us"]) >= {"median", "max"}
+        assert {"assignment", "strategy", "path_cache", "seeds", "peers", "connected_after",
+                "peer_downtime_ms", "last_peer_downtime_ms", "vm_pause_ms",
+                "vm_rdma_down_ms"} <= set(row)  # fmt: skip
+        assert set(row["peer_downtime_ms"]) >= {"median", "low", "high", "coverage"}
+    assert len(data["downtime_runs"]) == 24  # each configuration with seeds 1 and 2
+    for row in data["downtime_runs"]:
+        assert {"seed", "assignment", "strategy", "path_cache", "peers", "connected_after",
+                "service_downtime_us", "peer_downtime_us", "vm_downtime_us",
+                "migration_downtime_us"} <= set(row)  # fmt: skip
     for row in data["messages"]:
         assert {"strategy", "n", "m", "reports_per_event", "fabric_mads_per_event",
                 "intra_host_forwards_per_event"} <= set(row)  # fmt: skip
@@ -103,7 +109,7 @@ def test_reproduce_json_has_the_documented_shape(
     ]
     assert broken[0]["connected_after"] == 0
     for name in ("report.html", "timeline.png", "messages.png", "results.json",
-                 "downtime.csv", "messages.csv"):  # fmt: skip
+                 "downtime.csv", "downtime_runs.csv", "messages.csv"):  # fmt: skip
         assert (tmp_path / name).stat().st_size > 0
 
 

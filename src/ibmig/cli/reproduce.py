@@ -26,16 +26,25 @@ def add_parser(sub: Subparsers) -> None:
     )
     parser.add_argument("--out", default="ibmig-report", metavar="DIR")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--seeds", type=int, default=None, metavar="K",
+        help="runs per lab configuration, seeds 1..K (default 10); tables show the median "
+        "and an interval by order statistics",
+    )  # fmt: skip
     parser.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)
     add_backend_arguments(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ibmig.experiments.reproduction import DEFAULT_SEEDS, check_seeds
+
+    seeds = check_seeds(DEFAULT_SEEDS if args.seeds is None else args.seeds)
     backend = backend_from_args(args)
     return reproduce_command(
-        args.out, as_json=args.json, out=sys.stdout, quick=args.quick, backend=backend
-    )
+        args.out, as_json=args.json, out=sys.stdout, quick=args.quick, backend=backend,
+        seeds=seeds,
+    )  # fmt: skip
 
 
 def reproduce_command(
@@ -45,27 +54,36 @@ def reproduce_command(
     out: IO[str],
     quick: bool = False,
     backend: Backend | None = None,
+    seeds: int | None = None,
 ) -> int:
-    from ibmig.experiments.report import downtime_table, messages_table
-    from ibmig.experiments.reproduction import points, reproduce
+    from ibmig.experiments.report import messages_table, seeds_table
+    from ibmig.experiments.reproduction import DEFAULT_SEEDS, interval_note, points, reproduce
     from ibmig.experiments.sweep import PointsFailed
 
+    seeds = DEFAULT_SEEDS if seeds is None else seeds
     check_output_dir(out_dir, "--out")
-    todo = points(quick=quick)
+    todo = points(quick=quick, seeds=seeds)
     with Progress("reproduce", unit="runs", stream=sys.stderr, total=len(todo)) as progress:
         try:
-            result = reproduce(Path(out_dir), quick=quick, backend=backend, done=progress.update)
+            result = reproduce(
+                Path(out_dir), quick=quick, seeds=seeds, backend=backend, done=progress.update
+            )
         except PointsFailed as exc:
             # The report needs every run: none is written, the failed runs are named.
             report_failures("reproduce", [s.source for _, s in todo], exc.failures, sys.stderr)
             return 1
     if as_json:
-        data = {"downtime": result.downtime, "messages": result.messages}
+        data = {
+            "downtime": result.downtime,
+            "downtime_runs": result.downtime_runs,
+            "messages": result.messages,
+        }
         print(json.dumps(data, indent=1), file=out)
         return 0
     print("Service downtime of the migrated VM's peer connections (lab testbed)", file=out)
-    for line in downtime_table(result.downtime):
+    for line in seeds_table(result.downtime):
         print(line, file=out)
+    print(f"({interval_note(result.seeds)})", file=out)
     print("\nManagement messages per migration event", file=out)
     for line in messages_table(result.messages):
         print(line, file=out)

@@ -19,8 +19,10 @@ Per run:
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -272,4 +274,114 @@ def summarize_messages(result: RunResult) -> dict[str, Any]:
         "subscriptions": result.subscriptions,
         "path_change_events": result.path_change_events,
         "sa_mads_per_event": result.count(SA_CLASS) // events,
+    }
+
+
+# --- statistics over seeds -------------------------------------------------------------
+#
+# A lab cell of `ibmig reproduce` runs once per seed; the seed draws which VMs are the
+# migrated VM's peers, each peer's send phase within the workload interval (so where
+# the migration falls between two messages), PSNs, comm IDs and reconnect back-off
+# jitter. The runs of one cell are independent and identically distributed, nothing
+# more is known of their distribution (it is lumpy: a handful of timers and
+# intervals), so the median's interval is the distribution-free one from order
+# statistics: P(x(r) <= median <= x(k+1-r)) = 1 - 2 P(B <= r-1), B ~ Binomial(k, 1/2),
+# exact for continuous outcomes and a lower bound with ties. A bootstrap percentile
+# interval would need far more than 10 runs to be calibrated and is no better than
+# these order statistics at k = 10 (it resamples the same 10 values).
+
+MEDIAN_INTERVAL_LEVEL = 0.95
+"""The coverage the median's interval aims for (it gets the smallest exact coverage
+at or above this that k runs allow; below it only when k < 6)."""
+
+
+def median_interval_ranks(k: int, level: float = MEDIAN_INTERVAL_LEVEL) -> tuple[int, int, float]:
+    """1-based ranks (r, k+1-r) of the order statistics that bound the median of k
+    independent runs, and the interval's exact coverage. The narrowest interval with
+    coverage >= `level`; [min, max] (r = 1) with its lower coverage when k is too
+    small for `level` (k = 2: 50%)."""
+    if k < 1:
+        raise ValueError(f"need at least one run, got {k}")
+    tail = 0  # P(B <= r-1) * 2**k, summed as r grows
+    best = (1, k, 1.0 - 2.0 * math.comb(k, 0) / 2**k)
+    for r in range(1, k // 2 + 1):
+        tail += math.comb(k, r - 1)
+        coverage = 1.0 - 2.0 * tail / 2**k
+        if coverage < level:
+            break
+        best = (r, k + 1 - r, coverage)
+    return best
+
+
+def _order_key(value: float | None) -> float:
+    return math.inf if value is None else value
+
+
+def median_with_interval(values: Sequence[float | None]) -> dict[str, Any]:
+    """The median of per-run values and its interval by order statistics
+    (`median_interval_ranks`). None is "never" (a connection that did not come back
+    before the run ended): it sorts above every number, and a median or bound that
+    falls on it is None."""
+    k = len(values)
+    ordered = sorted(values, key=_order_key)
+    low_rank, high_rank, coverage = median_interval_ranks(k)
+    mid = (ordered[(k - 1) // 2], ordered[k // 2])
+    median = None if mid[0] is None or mid[1] is None else (mid[0] + mid[1]) / 2
+    return {
+        "median": median,
+        "low": ordered[low_rank - 1],
+        "high": ordered[high_rank - 1],
+        "ranks": [low_rank, high_rank],
+        "coverage": round(coverage, 6),
+        "runs": k,
+    }
+
+
+def _run_median(values: Sequence[float | None]) -> float | None:
+    ordered = sorted(values, key=_order_key)
+    if not ordered:
+        return None
+    mid = (ordered[(len(ordered) - 1) // 2], ordered[len(ordered) // 2])
+    return None if mid[0] is None or mid[1] is None else (mid[0] + mid[1]) / 2
+
+
+def summarize_seeds(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One lab cell over its seeds, from the per-seed rows of `summarize_downtime`
+    with `seed` and `peer_downtime_us` (each peer connection's downtime, None when it
+    never delivered again). Per run: the median peer's downtime and the last peer's
+    (None when any peer never came back); over the runs, each one's median with its
+    interval, in ms. The VM's own figures and the MAD counts: the median over runs
+    (the per-seed rows carry each)."""
+    if not runs:
+        raise ValueError("no runs to summarize")
+    first = runs[0]
+
+    def ms(value: float | None) -> float | None:
+        return None if value is None else value / 1e3
+
+    peer = [_run_median(r["peer_downtime_us"]) for r in runs]
+    last = [
+        None if any(v is None for v in r["peer_downtime_us"]) or not r["peer_downtime_us"]
+        else max(r["peer_downtime_us"])
+        for r in runs
+    ]  # fmt: skip
+
+    def median_of(key: str) -> Any:
+        values = [r[key] for r in runs if r[key] is not None]
+        return statistics.median_low(values) if values else None
+
+    return {
+        "assignment": first["assignment"],
+        "strategy": first["strategy"],
+        "path_cache": first["path_cache"],
+        "seeds": [r["seed"] for r in runs],
+        "peers": sum(r["peers"] for r in runs),
+        "connected_after": sum(r["connected_after"] for r in runs),
+        "peer_downtime_ms": median_with_interval([ms(v) for v in peer]),
+        "last_peer_downtime_ms": median_with_interval([ms(v) for v in last]),
+        "vm_pause_ms": median_with_interval([ms(r["vm_downtime_us"]) for r in runs]),
+        "vm_rdma_down_ms": median_with_interval([ms(r["migration_downtime_us"]) for r in runs]),
+        "path_records": median_of("path_records"),
+        "cm_mads": median_of("cm_mads"),
+        "fabric_mads": median_of("fabric_mads"),
     }

@@ -2,10 +2,13 @@
 
 Inputs are plain JSON-ready rows, so the report can be rebuilt from `results.json`:
 
-- downtime rows: one per (assignment, strategy, path_cache) run of the lab testbed;
+- downtime rows: one per (assignment, strategy, path_cache) cell of the lab testbed,
+  its statistics over seeds (`ibmig.experiments.metrics.summarize_seeds`);
+- downtime run rows: one per lab run (cell and seed), `summarize_downtime`'s shape;
 - message rows: one per (strategy, n, m) point of the message-count sweep;
-- timelines: per run label, per peer connection, the delivery times (us, relative to
-  the migration's start) of the migrated VM's messages from that peer.
+- timelines: per cell label, per peer connection, the delivery times (us, relative to
+  the migration's start) of the migrated VM's messages from that peer, in the cell's
+  first seed.
 
 Plots are PNG files written with matplotlib's Agg backend (no display needed).
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 import csv
 import html
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +34,77 @@ def _fmt(value: Any) -> str:
     if value is None:
         return "-"
     return str(value)
+
+
+def _decimals(value: float, spread: float) -> int:
+    """Decimals that show what the runs resolve: three significant digits of the value,
+    or two of the spread between the interval's bounds when that is finer; whole ms at
+    least (a spread-free value is exact in the model), 1 us at most."""
+    digits = 2 - math.floor(math.log10(abs(value))) if value else 0
+    if spread > 0:
+        digits = max(digits, 1 - math.floor(math.log10(spread)))
+    return min(3, max(0, digits))
+
+
+def _spread(stat: Row) -> float:
+    low, high = stat.get("low"), stat.get("high")
+    return high - low if low is not None and high is not None else 0.0
+
+
+def _ms(value: float | None, decimals: int) -> str:
+    return "never" if value is None else f"{value:,.{decimals}f}"
+
+
+def format_median(stat: Row) -> str:
+    """A `median_with_interval` figure's median alone, at the precision its runs show."""
+    median = stat["median"]
+    if median is None:
+        return "never"
+    return _ms(median, _decimals(median, _spread(stat)))
+
+
+def format_interval(stat: Row) -> str:
+    """`median [low, high]` of a `median_with_interval` figure, in one precision."""
+    anchor = next((v for v in (stat["median"], stat["low"], stat["high"]) if v is not None), None)
+    if anchor is None:
+        return "never"
+    decimals = _decimals(anchor, _spread(stat))
+    low, high = _ms(stat["low"], decimals), _ms(stat["high"], decimals)
+    return f"{_ms(stat['median'], decimals)} [{low}, {high}]"
+
+
+def seeds_table(rows: Sequence[Row]) -> list[str]:
+    """The lab cells over their seeds (`summarize_seeds` rows): connections back over
+    all runs, peer downtime (the median peer of each run) and last peer's downtime
+    as median [interval] in ms, the VM's own pause and RDMA outage, MAD counts."""
+    cells = [
+        (
+            f"{r['connected_after']}/{r['peers']}",
+            format_interval(r["peer_downtime_ms"]),
+            format_interval(r["last_peer_downtime_ms"]),
+            format_median(r["vm_pause_ms"]),
+            format_median(r["vm_rdma_down_ms"]),
+        )
+        for r in rows
+    ]
+    widths = [max([len(title)] + [len(c[i]) for c in cells]) for i, title in enumerate(
+        ("back", "peer downtime ms", "last peer ms", "VM pause ms", "VM RDMA down ms")
+    )]  # fmt: skip
+    head = (
+        f"{'assignment':<10} {'strategy':<9} {'paths':<6} {'back':>{widths[0]}} "
+        f"{'peer downtime ms':<{widths[1]}} {'last peer ms':<{widths[2]}} "
+        f"{'VM pause ms':>{widths[3]}} {'VM RDMA down ms':>{widths[4]}} "
+        f"{'PathRec':>7} {'CM':>4} {'MADs':>5}"
+    )
+    lines = [head, "-" * len(head)]
+    for r, c in zip(rows, cells, strict=True):
+        lines.append(
+            f"{r['assignment']:<10} {r['strategy']:<9} {r['path_cache']:<6} "
+            f"{c[0]:>{widths[0]}} {c[1]:<{widths[1]}} {c[2]:<{widths[2]}} "
+            f"{c[3]:>{widths[3]}} {c[4]:>{widths[4]}} {_fmt(r['path_records']):>7} "
+            f"{_fmt(r['cm_mads']):>4} {_fmt(r['fabric_mads']):>5}"
+        )
+    return lines
 
 
 def downtime_table(rows: Sequence[Row]) -> list[str]:
@@ -97,32 +172,68 @@ def plot_timelines(
     timelines: dict[str, list[list[float]]],
     window_us: float,
     migration_done_us: dict[str, float] | None = None,
+    *,
+    pauses_us: dict[str, tuple[float, float]] | None = None,
+    captions: dict[str, str] | None = None,
 ) -> None:
-    """One panel per run: a tick per delivered message, one row per peer connection;
-    the migration (start to the VM's vport being up) is shaded."""
+    """Small multiples, one panel per run label in a grid of two columns (labels in
+    pairs: a cell's cached and query runs side by side), in seconds: a tick per
+    delivered message, one row per peer connection. Shaded: the migration, from its
+    start to the VM's vport up at the destination (the VM has no RDMA); darker: the
+    VM paused (stop-and-copy and resume). `captions`: a line per panel (what the
+    seeds say), so that differences below the axis' resolution stay readable."""
     migration_done_us = migration_done_us or {}
+    pauses_us = pauses_us or {}
+    captions = captions or {}
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.artist import Artist
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     labels = list(timelines)
+    columns = 2 if len(labels) > 1 else 1
+    rows = -(-len(labels) // columns)
     fig, axes = plt.subplots(
-        len(labels), 1, figsize=(9, 1.4 + 1.1 * len(labels)), sharex=True, squeeze=False
-    )
-    for ax, label in zip(axes[:, 0], labels, strict=True):
+        rows, columns, figsize=(6.2 * columns, 1.2 + 1.35 * rows),
+        sharex=True, sharey=True, squeeze=False,
+    )  # fmt: skip
+    window_s = window_us / 1e6
+    for ax, label in zip(axes.flat, labels, strict=False):
         for row, times in enumerate(timelines[label]):
-            shown = [t for t in times if -window_us * 0.2 <= t <= window_us]
-            ax.plot(shown, [row] * len(shown), "|", markersize=6)
-        ax.axvline(0, color="grey", linewidth=0.8, linestyle="--")
+            shown = [t / 1e6 for t in times if -window_us * 0.2 <= t <= window_us]
+            ax.plot(shown, [row] * len(shown), "|", markersize=5, color=f"C{row % 10}")
         done = migration_done_us.get(label)
-        if done is not None:
-            ax.axvspan(0, done, color="grey", alpha=0.12, linewidth=0)
-        ax.set_ylabel("peer", fontsize=8)
+        if done is not None and done >= 0:
+            ax.axvspan(0, done / 1e6, color="tab:orange", alpha=0.18, linewidth=0)
+        pause = pauses_us.get(label)
+        if pause is not None:
+            ax.axvspan(pause[0] / 1e6, pause[1] / 1e6, color="tab:red", alpha=0.55, linewidth=0)
+        ax.axvline(0, color="grey", linewidth=0.8, linestyle="--")
         ax.set_title(label, fontsize=9, loc="left")
+        caption = captions.get(label)
+        if caption:
+            ax.set_title(caption, fontsize=7.5, loc="right")
         ax.set_ylim(-0.8, max(1, len(timelines[label])) - 0.2)
-    axes[-1, 0].set_xlabel("time since the migration started (us)")
-    fig.tight_layout()
+        ax.set_xlim(-window_s * 0.2, window_s)
+        ax.tick_params(labelsize=8)
+    for ax in axes.flat[len(labels) :]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("peer", fontsize=8)
+    for ax in axes[-1, :]:
+        ax.set_xlabel("time since the migration started (s)", fontsize=8)
+    handles: list[Artist] = [
+        Patch(color="tab:orange", alpha=0.18,
+              label="migration: VF detached at the source to vport up at the destination"),
+        Patch(color="tab:red", alpha=0.55, label="VM paused: stop-and-copy and resume"),
+        Line2D([], [], color="C0", marker="|", linestyle="none",
+               label="a message from that peer delivered at the VM"),
+    ]  # fmt: skip
+    fig.legend(handles=handles, loc="upper center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / (1.2 + 1.35 * rows)))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -182,21 +293,37 @@ def _html_table(rows: Sequence[Row], columns: Sequence[tuple[str, str]]) -> str:
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
-DOWNTIME_COLUMNS = [
-    ("assignment", "assignment"),
-    ("strategy", "strategy"),
-    ("path_cache", "path cache"),
-    ("peers", "peers"),
-    ("connected_after", "reconnected"),
-    ("service_downtime_us.median", "service downtime median (us)"),
-    ("service_downtime_us.max", "max (us)"),
-    ("reconnect_us.median", "reconnect after resume, median (us)"),
-    ("migration_downtime_us", "VM RDMA downtime (us)"),
-    ("migration_time_ms", "migration time (ms)"),
-    ("fabric_mads", "fabric MADs"),
-    ("path_records", "PathRecord queries"),
-    ("cm_mads", "CM MADs"),
-]
+def _seeds_html(rows: Sequence[Row]) -> str:
+    """The lab cells over their seeds, as `seeds_table` shows them."""
+    head = (
+        "assignment", "strategy", "path cache", "back", "peer downtime (ms)",
+        "last peer (ms)", "VM pause (ms)", "VM RDMA down (ms)", "PathRecord queries",
+        "CM MADs", "fabric MADs",
+    )  # fmt: skip
+    body = []
+    for r in rows:
+        cells = (
+            r["assignment"], r["strategy"], r["path_cache"],
+            f"{r['connected_after']}/{r['peers']}", format_interval(r["peer_downtime_ms"]),
+            format_interval(r["last_peer_downtime_ms"]), format_median(r["vm_pause_ms"]),
+            format_median(r["vm_rdma_down_ms"]), _fmt(r["path_records"]), _fmt(r["cm_mads"]),
+            _fmt(r["fabric_mads"]),
+        )  # fmt: skip
+        body.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+    heads = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    return f"<table><tr>{heads}</tr>{''.join(body)}</table>"
+
+
+def _caption(row: Row) -> str:
+    """What a cell's seeds say, under its timeline panel."""
+    last = row["last_peer_downtime_ms"]
+    seeds = len(row["seeds"])
+    back = f"back {row['connected_after']}/{row['peers']}"
+    if last["median"] is None:
+        return f"{back} over {seeds} seeds; last peer (median): never"
+    return f"{back} over {seeds} seeds; last peer down {format_interval(last)} ms"
+
+
 MESSAGE_COLUMNS = [
     ("strategy", "strategy"),
     ("n", "n"),
@@ -219,13 +346,23 @@ def write_report(
     window_us: float,
     notes: Sequence[str] = (),
     migration_done_us: dict[str, float] | None = None,
+    downtime_runs: Sequence[Row] = (),
+    pauses_us: dict[str, tuple[float, float]] | None = None,
 ) -> Path:
+    """`downtime`: the lab cells over their seeds (`summarize_seeds` rows);
+    `downtime_runs`: every lab run's row."""
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "downtime.csv", downtime)
+    write_csv(out / "downtime_runs.csv", downtime_runs)
     write_csv(out / "messages.csv", messages)
     (out / "results.json").write_text(
         json.dumps(
-            {"downtime": list(downtime), "messages": list(messages), "timelines": timelines},
+            {
+                "downtime": list(downtime),
+                "downtime_runs": list(downtime_runs),
+                "messages": list(messages),
+                "timelines": timelines,
+            },
             indent=1,
         )
         + "\n"
@@ -240,10 +377,20 @@ def write_report(
     ]
     if downtime:
         parts.append("<h2>Service downtime around one migration</h2>")
-        parts.append(_html_table(downtime, DOWNTIME_COLUMNS))
+        parts.append(_seeds_html(downtime))
     if timelines:
-        plot_timelines(out / "timeline.png", timelines, window_us, migration_done_us)
-        parts.append("<h3>Per-peer delivery timeline</h3><img src='timeline.png' width='100%'>")
+        captions = {
+            f"{r['assignment']}, {r['strategy']}, {r['path_cache']} paths": _caption(r)
+            for r in downtime
+        }
+        plot_timelines(
+            out / "timeline.png", timelines, window_us, migration_done_us,
+            pauses_us=pauses_us, captions=captions,
+        )  # fmt: skip
+        parts.append(
+            "<h3>Per-peer delivery timeline (each configuration's first seed)</h3>"
+            "<img src='timeline.png' width='100%'>"
+        )
     if messages:
         parts.append("<h2>Management messages per migration event</h2>")
         parts.append(_html_table(messages, MESSAGE_COLUMNS))
@@ -253,7 +400,9 @@ def write_report(
         parts.append(f"<p>{html.escape(note)}</p>")
     parts.append(
         "<p>Raw data: <a href='results.json'>results.json</a>, "
-        "<a href='downtime.csv'>downtime.csv</a>, <a href='messages.csv'>messages.csv</a>.</p>"
+        "<a href='downtime.csv'>downtime.csv</a> (per configuration), "
+        "<a href='downtime_runs.csv'>downtime_runs.csv</a> (per seed), "
+        "<a href='messages.csv'>messages.csv</a>.</p>"
     )
     target = out / "report.html"
     target.write_text("\n".join(parts) + "\n")
