@@ -14,6 +14,7 @@ import pytest
 from ibmig.cli import main
 from ibmig.errors import ConfigError
 from ibmig.experiments.metrics import (
+    last_peer_after_vport_ms,
     median_interval_ranks,
     median_with_interval,
     summarize_messages,
@@ -97,6 +98,14 @@ def _run(seed: int, downs: list[float | None], **over: Any) -> dict[str, Any]:
     return {**row, **over}
 
 
+def test_the_last_peer_is_measured_from_the_vport_up() -> None:
+    run = _run(1, [6_046_000.0, 6_047_000.0, 6_045_500.0])
+    assert last_peer_after_vport_ms(run) == pytest.approx(6_047.0 - 6_043.791256)
+    assert last_peer_after_vport_ms(_run(1, [6_046_000.0, None])) is None
+    assert last_peer_after_vport_ms(_run(1, [])) is None
+    assert last_peer_after_vport_ms(_run(1, [1.0], migration_downtime_us=None)) is None
+
+
 def test_a_cell_over_its_seeds() -> None:
     runs = [
         _run(1, [3000.0, 1000.0, 2000.0]),  # median peer 2 ms, last 3 ms
@@ -112,6 +121,9 @@ def test_a_cell_over_its_seeds() -> None:
     }  # fmt: skip
     last = row["last_peer_downtime_ms"]
     assert (last["median"], last["low"], last["high"]) == (6.0, 3.0, None)
+    after = row["last_peer_after_vport_ms"]  # 3 and 6 ms minus the 6,043.791256 ms outage
+    assert after["median"] == pytest.approx(6.0 - 6043.791256)
+    assert after["low"] == pytest.approx(3.0 - 6043.791256) and after["high"] is None
     assert row["vm_pause_ms"]["median"] == pytest.approx(108.60428)
     assert row["vm_rdma_down_ms"]["median"] == pytest.approx(6043.791256)
     # MAD counts: the median run's (the lower middle one for an even count).
@@ -245,9 +257,11 @@ def test_reproduce_with_two_seeds_prints_the_columns_and_writes_every_run(
     assert [r["seed"] for r in data["downtime_runs"][:4]] == [1, 2, 1, 2]
     assert all(r["seeds"] == [1, 2] and r["peers"] == 6 for r in data["downtime"])
     assert len(data["timelines"]) == 12  # every configuration is plotted
+    assert set(data["pauses_us"]) == set(data["migration_done_us"]) == set(data["timelines"])
     with (tmp_path / "downtime_runs.csv").open() as stream:
         assert len(list(csv.DictReader(stream))) == 24
     with (tmp_path / "downtime.csv").open() as stream:
         cells = list(csv.DictReader(stream))
     assert len(cells) == 12 and "peer_downtime_ms.median" in cells[0]
-    assert (tmp_path / "timeline.png").stat().st_size > 0
+    for name in ("timeline.png", "recovery.png"):
+        assert (tmp_path / name).stat().st_size > 0

@@ -345,13 +345,25 @@ def _run_median(values: Sequence[float | None]) -> float | None:
     return None if mid[0] is None or mid[1] is None else (mid[0] + mid[1]) / 2
 
 
+def last_peer_after_vport_ms(run: dict[str, Any]) -> float | None:
+    """How long after the migrated VM's vport came up (the end of its own RDMA outage)
+    the last peer was back, in ms, from a lab run's row; None when a peer never came
+    back. The peers' recovery cost, apart from the migration's."""
+    downs = run["peer_downtime_us"]
+    rdma = run["migration_downtime_us"]
+    if not downs or rdma is None or any(d is None for d in downs):
+        return None
+    return float(max(downs) - rdma) / 1e3
+
+
 def summarize_seeds(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """One lab cell over its seeds, from the per-seed rows of `summarize_downtime`
     with `seed` and `peer_downtime_us` (each peer connection's downtime, None when it
     never delivered again). Per run: the median peer's downtime and the last peer's
-    (None when any peer never came back); over the runs, each one's median with its
-    interval, in ms. The VM's own figures and the MAD counts: the median over runs
-    (the per-seed rows carry each)."""
+    (None when any peer never came back), and how long after the VM's vport was up
+    the last peer was back; over the runs, each one's median with its interval, in
+    ms. The VM's own figures likewise; the MAD counts: the median run's (the per-seed
+    rows carry each)."""
     if not runs:
         raise ValueError("no runs to summarize")
     first = runs[0]
@@ -381,6 +393,9 @@ def summarize_seeds(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "last_peer_downtime_ms": median_with_interval([ms(v) for v in last]),
         "vm_pause_ms": median_with_interval([ms(r["vm_downtime_us"]) for r in runs]),
         "vm_rdma_down_ms": median_with_interval([ms(r["migration_downtime_us"]) for r in runs]),
+        "last_peer_after_vport_ms": median_with_interval(
+            [last_peer_after_vport_ms(r) for r in runs]
+        ),
         "path_records": median_of("path_records"),
         "cm_mads": median_of("cm_mads"),
         "fabric_mads": median_of("fabric_mads"),

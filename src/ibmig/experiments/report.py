@@ -8,7 +8,8 @@ Inputs are plain JSON-ready rows, so the report can be rebuilt from `results.jso
 - message rows: one per (strategy, n, m) point of the message-count sweep;
 - timelines: per cell label, per peer connection, the delivery times (us, relative to
   the migration's start) of the migrated VM's messages from that peer, in the cell's
-  first seed.
+  first seed; with that run's migration end and VM pause (start, end) on the same
+  clock (`migration_done_us`, `pauses_us`), the timeline plot's shaded bands.
 
 Plots are PNG files written with matplotlib's Agg backend (no display needed).
 """
@@ -22,6 +23,12 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from ibmig.experiments.metrics import (
+    last_peer_after_vport_ms,
+    median_interval_ranks,
+    median_with_interval,
+)
 
 Row = dict[str, Any]
 
@@ -197,7 +204,7 @@ def plot_timelines(
     columns = 2 if len(labels) > 1 else 1
     rows = -(-len(labels) // columns)
     fig, axes = plt.subplots(
-        rows, columns, figsize=(6.2 * columns, 1.2 + 1.35 * rows),
+        rows, columns, figsize=(6.2 * columns, 1.2 + 1.6 * rows),
         sharex=True, sharey=True, squeeze=False,
     )  # fmt: skip
     window_s = window_us / 1e6
@@ -212,10 +219,8 @@ def plot_timelines(
         if pause is not None:
             ax.axvspan(pause[0] / 1e6, pause[1] / 1e6, color="tab:red", alpha=0.55, linewidth=0)
         ax.axvline(0, color="grey", linewidth=0.8, linestyle="--")
-        ax.set_title(label, fontsize=9, loc="left")
         caption = captions.get(label)
-        if caption:
-            ax.set_title(caption, fontsize=7.5, loc="right")
+        ax.set_title(f"{label}\n{caption}" if caption else label, fontsize=8, loc="left")
         ax.set_ylim(-0.8, max(1, len(timelines[label])) - 0.2)
         ax.set_xlim(-window_s * 0.2, window_s)
         ax.tick_params(labelsize=8)
@@ -233,7 +238,64 @@ def plot_timelines(
                label="a message from that peer delivered at the VM"),
     ]  # fmt: skip
     fig.legend(handles=handles, loc="upper center", ncol=3, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / (1.2 + 1.35 * rows)))
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / (1.2 + 1.6 * rows)))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_added_downtime(path: Path, runs: Sequence[Row]) -> None:
+    """What the peers' recovery adds to the VM's own RDMA outage, per configuration:
+    each seed's last peer back minus that run's VF-detach-to-vport-up time (ms, log
+    axis), its median with the interval by order statistics; runs where a peer never
+    came back at the right edge. The timeline's scale hides these milliseconds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
+
+    cells: dict[str, list[float | None]] = {}
+    for r in runs:
+        label = f"{r['assignment']}, {r['strategy']}, {r['path_cache']} paths"
+        cells.setdefault(label, []).append(last_peer_after_vport_ms(r))
+    labels = list(cells)
+    numbers = [v for values in cells.values() for v in values if v is not None and v > 0]
+    low = min(numbers, default=1.0) / 1.5
+    high = max(numbers, default=10.0) * 1.5
+    never_x = high * 1.6
+    fig, ax = plt.subplots(figsize=(9, 1.0 + 0.38 * len(labels)))
+    for y, label in enumerate(labels):
+        values = cells[label]
+        xs = [never_x if v is None else max(v, low) for v in values]
+        offsets = [((i % 5) - 2) * 0.06 for i in range(len(xs))]
+        ax.plot(xs, [y + o for o in offsets], "o", color="tab:blue", alpha=0.45, markersize=4)
+        stat = median_with_interval(values)
+        lo = never_x if stat["low"] is None else max(stat["low"], low)
+        hi = never_x if stat["high"] is None else max(stat["high"], low)
+        ax.plot([lo, hi], [y, y], color="black", linewidth=1.6)
+        mid = never_x if stat["median"] is None else max(stat["median"], low)
+        ax.plot([mid], [y], "|", color="black", markersize=14, markeredgewidth=2)
+    ax.axvline(high * 1.25, color="grey", linewidth=0.6, linestyle=":")
+    ax.text(never_x, -0.9, "never", ha="center", va="bottom", fontsize=8)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+    ax.set_xlim(low, never_x * 1.3)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_ylim(len(labels) - 0.5, -1.0)
+    ax.set_xlabel(
+        "last peer back, after the VM's vport is up (ms, log); dotted line: right of it, never",
+        fontsize=8,
+    )
+    k = max((len(v) for v in cells.values()), default=0)
+    if k:
+        lo_rank, hi_rank, coverage = median_interval_ranks(k)
+        ax.set_title(
+            f"dots: the {k} seeds; bar: median (tick) and the {lo_rank}..{hi_rank} order "
+            f"statistics ({coverage:.1%} interval)",
+            fontsize=8, loc="left",
+        )  # fmt: skip
+    ax.grid(True, axis="x", which="both", linewidth=0.3)
+    fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -297,15 +359,16 @@ def _seeds_html(rows: Sequence[Row]) -> str:
     """The lab cells over their seeds, as `seeds_table` shows them."""
     head = (
         "assignment", "strategy", "path cache", "back", "peer downtime (ms)",
-        "last peer (ms)", "VM pause (ms)", "VM RDMA down (ms)", "PathRecord queries",
-        "CM MADs", "fabric MADs",
+        "last peer (ms)", "last peer after the VM's vport is up (ms)", "VM pause (ms)",
+        "VM RDMA down (ms)", "PathRecord queries", "CM MADs", "fabric MADs",
     )  # fmt: skip
     body = []
     for r in rows:
         cells = (
             r["assignment"], r["strategy"], r["path_cache"],
             f"{r['connected_after']}/{r['peers']}", format_interval(r["peer_downtime_ms"]),
-            format_interval(r["last_peer_downtime_ms"]), format_median(r["vm_pause_ms"]),
+            format_interval(r["last_peer_downtime_ms"]),
+            format_interval(r["last_peer_after_vport_ms"]), format_median(r["vm_pause_ms"]),
             format_median(r["vm_rdma_down_ms"]), _fmt(r["path_records"]), _fmt(r["cm_mads"]),
             _fmt(r["fabric_mads"]),
         )  # fmt: skip
@@ -362,6 +425,8 @@ def write_report(
                 "downtime_runs": list(downtime_runs),
                 "messages": list(messages),
                 "timelines": timelines,
+                "migration_done_us": migration_done_us or {},
+                "pauses_us": pauses_us or {},
             },
             indent=1,
         )
@@ -378,6 +443,11 @@ def write_report(
     if downtime:
         parts.append("<h2>Service downtime around one migration</h2>")
         parts.append(_seeds_html(downtime))
+    if downtime_runs:
+        plot_added_downtime(out / "recovery.png", downtime_runs)
+        parts.append(
+            "<h3>Recovery after the VM's vport is up</h3><img src='recovery.png' width='100%'>"
+        )
     if timelines:
         captions = {
             f"{r['assignment']}, {r['strategy']}, {r['path_cache']} paths": _caption(r)
