@@ -151,6 +151,11 @@ def test_digits_follow_the_interval() -> None:
     assert format_median({"median": 0.0123456, "low": 0.0123, "high": 0.0124}) == "0.012"
 
 
+def test_a_single_run_shows_no_interval() -> None:
+    one = median_with_interval([6046.650621])
+    assert format_interval(one) == "6,047"
+
+
 def test_never_is_printed_as_such() -> None:
     assert format_interval({"median": None, "low": None, "high": None}) == "never"
     assert format_interval({"median": 5.5, "low": 2.0, "high": None}) == "5.50 [2.00, never]"
@@ -158,14 +163,24 @@ def test_never_is_printed_as_such() -> None:
 
 
 def test_the_table_has_the_counts_and_intervals() -> None:
-    rows = [summarize_seeds([_run(s, [1000.0 * s, 2000.0, 3000.0]) for s in (1, 2)])]
+    out = 6_043_791.256  # us: the VM's RDMA outage in `_run`
+    rows = [
+        summarize_seeds(
+            [_run(s, [out + 1000.0 * s, out + 2000.0, out + 3000.0 * s]) for s in (1, 2)]
+        )
+    ]
     head, rule, line = seeds_table(rows)
-    for title in ("back", "peer downtime ms", "last peer ms", "VM pause ms", "VM RDMA down ms"):
+    for title in ("back", "peer downtime ms", "last peer ms", "after vport up ms",
+                  "VM pause ms", "VM RDMA down ms"):  # fmt: skip
         assert title in head
     assert len(rule) == len(head)
     assert line.split()[:4] == ["static", "per-host", "cached", "6/6"]
-    # Per-run medians 2, 2 ms and last peers 3, 3 ms: no spread, 3 digits.
-    assert "2.00 [2.00, 2.00]" in line and "3.00 [3.00, 3.00]" in line
+    # Per-run median peers both 6,045.791 ms: no spread, whole ms. Last peers 6,046.791
+    # and 6,049.791 ms (k = 2: [min, max]), 3 and 6 ms after the vport is up: a spread
+    # of 3 ms gives tenths on 6,048.291, three significant digits on 4.5.
+    assert "6,046 [6,046, 6,046]" in line
+    assert "6,048.3 [6,046.8, 6,049.8]" in line
+    assert "4.50 [3.00, 6.00]" in line
     assert line.split()[-5:] == ["109", "6,044", "3", "18", "44"]
 
 
@@ -173,6 +188,7 @@ def test_the_note_states_the_coverage() -> None:
     assert "2nd to 9th of the sorted runs" in interval_note(10)
     assert "97.9%" in interval_note(10)
     assert "1st to 2nd" in interval_note(2) and "50.0%" in interval_note(2)
+    assert "no interval" in interval_note(1)
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1001, True, "3"])

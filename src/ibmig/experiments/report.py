@@ -71,45 +71,59 @@ def format_median(stat: Row) -> str:
 
 
 def format_interval(stat: Row) -> str:
-    """`median [low, high]` of a `median_with_interval` figure, in one precision."""
+    """`median [low, high]` of a `median_with_interval` figure, in one precision (the
+    value alone for a single run)."""
     anchor = next((v for v in (stat["median"], stat["low"], stat["high"]) if v is not None), None)
     if anchor is None:
         return "never"
     decimals = _decimals(anchor, _spread(stat))
+    if stat.get("runs") == 1:  # one run has no interval to show
+        return _ms(stat["median"], decimals)
     low, high = _ms(stat["low"], decimals), _ms(stat["high"], decimals)
     return f"{_ms(stat['median'], decimals)} [{low}, {high}]"
 
 
+SEEDS_TABLE_COLUMNS = (
+    "back", "peer downtime ms", "last peer ms", "after vport up ms", "VM pause ms",
+    "VM RDMA down ms",
+)  # fmt: skip
+
+
 def seeds_table(rows: Sequence[Row]) -> list[str]:
     """The lab cells over their seeds (`summarize_seeds` rows): connections back over
-    all runs, peer downtime (the median peer of each run) and last peer's downtime
-    as median [interval] in ms, the VM's own pause and RDMA outage, MAD counts."""
+    all runs; peer downtime (the median peer of each run), the last peer's downtime
+    and how long after the VM's vport was up the last peer was back, as median
+    [interval] in ms; the VM's own pause and RDMA outage; MAD counts."""
     cells = [
         (
             f"{r['connected_after']}/{r['peers']}",
             format_interval(r["peer_downtime_ms"]),
             format_interval(r["last_peer_downtime_ms"]),
+            format_interval(r["last_peer_after_vport_ms"]),
             format_median(r["vm_pause_ms"]),
             format_median(r["vm_rdma_down_ms"]),
         )
         for r in rows
     ]
-    widths = [max([len(title)] + [len(c[i]) for c in cells]) for i, title in enumerate(
-        ("back", "peer downtime ms", "last peer ms", "VM pause ms", "VM RDMA down ms")
-    )]  # fmt: skip
+    widths = [
+        max([len(title)] + [len(c[i]) for c in cells])
+        for i, title in enumerate(SEEDS_TABLE_COLUMNS)
+    ]
+    # The counts and the single figures right-aligned, the intervals left-aligned.
+    align = (">", "<", "<", "<", ">", ">")
+
+    def joined(values: Sequence[str]) -> str:
+        return " ".join(f"{v:{a}{w}}" for v, a, w in zip(values, align, widths, strict=True))
+
     head = (
-        f"{'assignment':<10} {'strategy':<9} {'paths':<6} {'back':>{widths[0]}} "
-        f"{'peer downtime ms':<{widths[1]}} {'last peer ms':<{widths[2]}} "
-        f"{'VM pause ms':>{widths[3]}} {'VM RDMA down ms':>{widths[4]}} "
+        f"{'assignment':<10} {'strategy':<9} {'paths':<6} {joined(SEEDS_TABLE_COLUMNS)} "
         f"{'PathRec':>7} {'CM':>4} {'MADs':>5}"
     )
     lines = [head, "-" * len(head)]
     for r, c in zip(rows, cells, strict=True):
         lines.append(
-            f"{r['assignment']:<10} {r['strategy']:<9} {r['path_cache']:<6} "
-            f"{c[0]:>{widths[0]}} {c[1]:<{widths[1]}} {c[2]:<{widths[2]}} "
-            f"{c[3]:>{widths[3]}} {c[4]:>{widths[4]}} {_fmt(r['path_records']):>7} "
-            f"{_fmt(r['cm_mads']):>4} {_fmt(r['fabric_mads']):>5}"
+            f"{r['assignment']:<10} {r['strategy']:<9} {r['path_cache']:<6} {joined(c)} "
+            f"{_fmt(r['path_records']):>7} {_fmt(r['cm_mads']):>4} {_fmt(r['fabric_mads']):>5}"
         )
     return lines
 

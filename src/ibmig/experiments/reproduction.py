@@ -188,6 +188,8 @@ def cell_label(row: dict[str, Any]) -> str:
 
 def interval_note(seeds: int) -> str:
     """How the tables' intervals are made, with their coverage, for `seeds` runs."""
+    if seeds == 1:
+        return "one seed per cell: each figure is a single run, with no interval"
     low, high, coverage = median_interval_ranks(seeds)
     return (
         f"median [interval] over {seeds} seed{'s' if seeds != 1 else ''} per cell; the "
