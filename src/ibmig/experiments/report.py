@@ -218,7 +218,7 @@ def plot_timelines(
     columns = 2 if len(labels) > 1 else 1
     rows = -(-len(labels) // columns)
     fig, axes = plt.subplots(
-        rows, columns, figsize=(6.2 * columns, 1.2 + 1.6 * rows),
+        rows, columns, figsize=(6.2 * columns, 1.2 + 1.85 * rows),
         sharex=True, sharey=True, squeeze=False,
     )  # fmt: skip
     window_s = window_us / 1e6
@@ -252,7 +252,7 @@ def plot_timelines(
                label="a message from that peer delivered at the VM"),
     ]  # fmt: skip
     fig.legend(handles=handles, loc="upper center", ncol=3, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / (1.2 + 1.6 * rows)))
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / (1.2 + 1.85 * rows)))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -392,13 +392,18 @@ def _seeds_html(rows: Sequence[Row]) -> str:
 
 
 def _caption(row: Row) -> str:
-    """What a cell's seeds say, under its timeline panel."""
+    """What a cell's seeds say, above its timeline panel: the milliseconds the
+    seconds axis cannot show."""
     last = row["last_peer_downtime_ms"]
+    after = row["last_peer_after_vport_ms"]
     seeds = len(row["seeds"])
-    back = f"back {row['connected_after']}/{row['peers']}"
+    back = f"back {row['connected_after']}/{row['peers']} ({seeds} seed{'s' * (seeds != 1)})"
     if last["median"] is None:
-        return f"{back} over {seeds} seeds; last peer (median): never"
-    return f"{back} over {seeds} seeds; last peer down {format_interval(last)} ms"
+        return f"{back}; last peer (median): never\n"
+    return (
+        f"{back}; last peer down {format_interval(last)} ms\n"
+        f"last peer back {format_interval(after)} ms after the VM's vport is up"
+    )
 
 
 MESSAGE_COLUMNS = [
