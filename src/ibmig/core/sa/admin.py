@@ -199,6 +199,7 @@ from ibmig.core.sm.db import NodeRecordData, PortRecordData, SubnetDb
 from ibmig.core.sm.manager import PortsChanged, SubnetManager, SubnetUp
 from ibmig.core.timers import Timers
 from ibmig.errors import ConfigError, WireError
+from ibmig.fabric.partitions import common_pkey, shares_partition
 from ibmig.wire.fastrecord import fast_constructor
 from ibmig.wire.mad import (
     BASE_VERSION,
@@ -1064,11 +1065,12 @@ class SubnetAdministrator(EventLog[Any]):
             forward = resolve_path(db, slid, dlid)
         except PathError:
             return None
-        params = self._path_params(query, mask, forward)
+        params = self._path_params(query, mask, forward, sguid, dguid)
         if params is None:
             return None
         try:
-            reversible = self._path_params(query, mask, resolve_path(db, dlid, slid)) is not None
+            backward = resolve_path(db, dlid, slid)
+            reversible = self._path_params(query, mask, backward, dguid, sguid) is not None
         except PathError:
             reversible = False
         if mask & PathRecordComp.REVERSIBLE and query.reversible and not reversible:
@@ -1092,7 +1094,7 @@ class SubnetAdministrator(EventLog[Any]):
         )
 
     def _path_params(
-        self, query: PathRecord, mask: int, path: PathInfo
+        self, query: PathRecord, mask: int, path: PathInfo, sguid: int, dguid: int
     ) -> tuple[int, int, int, int, int] | None:
         """MTU, rate, PacketLifeTime, P_Key and SL of a path under the query's
         constraints (OpenSM pr_rcv_get_path_parms), None if it cannot meet them."""
@@ -1143,32 +1145,29 @@ class SubnetAdministrator(EventLog[Any]):
                 if plt < wanted:
                     return None
                 plt = wanted
-        pkey = DEFAULT_PKEY
-        raw = bool(mask & PathRecordComp.RAW_TRAFFIC and query.raw_traffic)
-        if raw:
-            pkey = 0
-        elif mask & PathRecordComp.PKEY:
-            if not self._share_pkey(path.src, path.dst, query.pkey):
+        # P_Key (OpenSM pr_rcv_get_path_parms): the requested one if both ends share
+        # it, else the lowest partition they share (the source's entry); no shared
+        # partition, no path. Raw traffic then reports P_Key 0.
+        keys_s = self.sm.partition_keys(sguid)
+        keys_d = self.sm.partition_keys(dguid)
+        if mask & PathRecordComp.PKEY:
+            if not shares_partition(keys_s, keys_d, query.pkey):
                 return None
             pkey = query.pkey
+        else:
+            common = common_pkey(keys_s, keys_d)
+            if common is None:
+                return None
+            pkey = common
+        if mask & PathRecordComp.RAW_TRAFFIC and query.raw_traffic:
+            pkey = 0
         sl = query.sl if mask & PathRecordComp.SL else 0
         return mtu, rate, plt, pkey, sl
 
-    @staticmethod
-    def _partition_keys(endpoint: tuple[int, int]) -> frozenset[int]:
-        """P_Keys of an end port. The SM reads no P_Key tables, so every port is
-        taken to be a full member of the default partition only."""
-        return frozenset({DEFAULT_PKEY})
-
-    def _share_pkey(self, a: tuple[int, int], b: tuple[int, int], pkey: int) -> bool:
-        """Both ports have `pkey`'s partition and at least one is a full member
-        (OpenSM osm_physp_share_this_pkey)."""
-        base = pkey & 0x7FFF
-        keys_a = [k for k in self._partition_keys(a) if k & 0x7FFF == base]
-        keys_b = [k for k in self._partition_keys(b) if k & 0x7FFF == base]
-        if not keys_a or not keys_b:
-            return False
-        return any(k & 0x8000 for k in keys_a) or any(k & 0x8000 for k in keys_b)
+    def _share_partition(self, guid_a: int, guid_b: int) -> bool:
+        """Do two ports or VMs (port or alias GUIDs) share a partition, one side a
+        full member? (IBA Vol 1, 10.9.3; `SubnetManager.partition_keys`.)"""
+        return shares_partition(self.sm.partition_keys(guid_a), self.sm.partition_keys(guid_b))
 
     # --- NodeRecord -----------------------------------------------------------------
 
@@ -1385,6 +1384,16 @@ class SubnetAdministrator(EventLog[Any]):
         record = self.db.port_record(query.lid)
         if record is None:
             raise _RequestError(SaStatus.ERR_NO_RECORDS)
+        if record.port_guid != requester.port_guid and mad.sm_key != self.config.sa_key:
+            # Only a port's own agent (its hypervisor) adds or removes its alias GUIDs
+            # (module docstring); OpenSM checks no ownership, and answers a denial
+            # elsewhere in this handler with ERR_REQ_DENIED, as here.
+            self.counters["guid_info_foreign_port_refused"] += 1
+            raise _RequestError(SaStatus.ERR_REQ_DENIED)
+        if not self._share_partition(requester.port_guid, record.port_guid):
+            # OpenSM osm_sa_guidinfo_record.c: no shared partition, no answer at all.
+            self.counters["guid_info_no_shared_partition"] += 1
+            return
         guid_cap = record.info.guid_cap if record.info is not None else 0
         block = query.block_num
         if block >= -(-guid_cap // GUID_BLOCK_SIZE):
@@ -1541,7 +1550,7 @@ class SubnetAdministrator(EventLog[Any]):
         key = _subscription_key(datagram.slid, datagram.sqp, report_gid, stored)
         existing = self._subscriptions.get(key)
         if info.subscribe:
-            if not self._valid_subscription(info):
+            if not self._valid_subscription(info, requester):
                 raise _RequestError(SaStatus.ERR_REQ_INVALID, refused)
             if existing is not None:
                 self._subscriptions[key] = replace(existing, inform_info=stored)
@@ -1561,11 +1570,15 @@ class SubnetAdministrator(EventLog[Any]):
             self._emit(SubscriptionRemoved(existing, now_ns))
         self._respond(mad, datagram, (info,), InformInfo.ATTRIBUTE_OFFSET, now_ns)
 
-    def _valid_subscription(self, info: InformInfo) -> bool:
-        """o13-14.1.1 as OpenSM checks it: a named GID must be known; a LID range must
-        start within the subnet's LIDs (partitions are shared trivially)."""
+    def _valid_subscription(self, info: InformInfo, requester: PortRecordData) -> bool:
+        """o13-14.1.1 as OpenSM checks it (osm_sa_informinfo.c validate_infr): a named
+        GID must be known and share a partition with the requester; a LID range
+        must start within the subnet's LIDs."""
         if any(info.gid):
-            return self.db.lid_of_guid(guid_of(info.gid)) is not None
+            guid = guid_of(info.gid)
+            if self.db.lid_of_guid(guid) is None:
+                return False
+            return self._share_partition(requester.port_guid, guid)
         if info.lid_range_begin == 0xFFFF:
             return True
         return info.lid_range_begin <= self.db.max_lid
@@ -1626,10 +1639,27 @@ class SubnetAdministrator(EventLog[Any]):
         reachable = [s for s in matched if s.lid in lid_owner]
         if len(reachable) != len(matched):
             self.counters["report_to_unknown_lid"] += len(matched) - len(reachable)
+        if self.sm.config.partitions is not None and reachable:
+            # o13-17.1.1: subscriber and subject must share a partition.
+            subject = guid_of(subject_gid)
+            shared = [s for s in reachable if self._share_partition(self._subscriber(s), subject)]
+            if len(shared) != len(reachable):
+                self.counters["report_partition_mismatch"] += len(reachable) - len(shared)
+            reachable = shared
         if reachable:
             self._send_reports(reachable, notice, now_ns)
         self._emit(NoticeReported(notice.trap_number, len(reachable), now_ns))
         return len(reachable)
+
+    def _subscriber(self, subscription: Subscription) -> int:
+        """The GUID partitions are checked with for a subscriber: the GID it
+        subscribed with (a VM's vGUID, or a port GUID) if the subnet knows it, else
+        the port behind its LID."""
+        guid = guid_of(subscription.subscriber_gid)
+        if self.db.lid_of_guid(guid) is not None:
+            return guid
+        record = self.db.port_record(subscription.lid)
+        return guid if record is None else record.port_guid
 
     def _send_reports(self, subscriptions: list[Subscription], notice: Notice, now_ns: int) -> None:
         """One Report per subscriber. A notice can go to every host of a data centre,
