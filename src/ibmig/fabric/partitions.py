@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -210,8 +210,11 @@ def load_partitions(path: str | Path) -> PartitionConfig:
     return parse_partitions(text, str(path))
 
 
-def parse_partitions(text: str, source: str = "partitions.conf") -> PartitionConfig:
-    """Parse partitions.conf text (module docstring)."""
+def parse_partitions(
+    text: str, source: str = "partitions.conf", names: Mapping[str, int] | None = None
+) -> PartitionConfig:
+    """Parse partitions.conf text (module docstring). `names`: port names a file may
+    use in place of GUIDs (a scenario's "host3", "vm7"), with their GUIDs."""
     # Statements end at ';'; each remembers the line it started on.
     statements: list[tuple[int, str]] = []
     current: list[str] = []
@@ -253,7 +256,7 @@ def parse_partitions(text: str, source: str = "partitions.conf") -> PartitionCon
                     break
             pkey = counter
             used.add(pkey)
-        members, mgids = _properties(properties, flags.default_member, where, warnings)
+        members, mgids = _properties(properties, flags.default_member, where, warnings, names)
         old = merged.get(pkey)
         if old is None:
             merged[pkey] = Partition(name, pkey, members, flags.ipoib, flags.index0, mgids)
@@ -340,7 +343,11 @@ def _membership(text: str) -> Membership | None:
 
 
 def _properties(
-    text: str, default: Membership, where: str, warnings: list[str]
+    text: str,
+    default: Membership,
+    where: str,
+    warnings: list[str],
+    names: Mapping[str, int] | None,
 ) -> tuple[tuple[PortSpecifier, ...], tuple[str, ...]]:
     members: list[PortSpecifier] = []
     mgids: list[str] = []
@@ -374,6 +381,9 @@ def _properties(
                 membership = found
         if key in KEYWORDS:
             members.append(PortSpecifier(key, membership))
+            continue
+        if names is not None and key in names:
+            members.append(PortSpecifier(names[key], membership))
             continue
         try:
             guid = int(key, 0)

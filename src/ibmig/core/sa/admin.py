@@ -1384,16 +1384,17 @@ class SubnetAdministrator(EventLog[Any]):
         record = self.db.port_record(query.lid)
         if record is None:
             raise _RequestError(SaStatus.ERR_NO_RECORDS)
-        if record.port_guid != requester.port_guid and mad.sm_key != self.config.sa_key:
-            # Only a port's own agent (its hypervisor) adds or removes its alias GUIDs
-            # (module docstring); OpenSM checks no ownership, and answers a denial
-            # elsewhere in this handler with ERR_REQ_DENIED, as here.
-            self.counters["guid_info_foreign_port_refused"] += 1
-            raise _RequestError(SaStatus.ERR_REQ_DENIED)
-        if not self._share_partition(requester.port_guid, record.port_guid):
-            # OpenSM osm_sa_guidinfo_record.c: no shared partition, no answer at all.
-            self.counters["guid_info_no_shared_partition"] += 1
-            return
+        if record.port_guid != requester.port_guid:
+            if mad.sm_key != self.config.sa_key:
+                # Only a port's own agent (its hypervisor) adds or removes its alias
+                # GUIDs (module docstring); OpenSM checks no ownership, and answers a
+                # denial elsewhere in this handler with ERR_REQ_DENIED, as here.
+                self.counters["guid_info_foreign_port_refused"] += 1
+                raise _RequestError(SaStatus.ERR_REQ_DENIED)
+            if not self._share_partition(requester.port_guid, record.port_guid):
+                # OpenSM osm_sa_guidinfo_record.c: no shared partition, no answer.
+                self.counters["guid_info_no_shared_partition"] += 1
+                return
         guid_cap = record.info.guid_cap if record.info is not None else 0
         block = query.block_num
         if block >= -(-guid_cap // GUID_BLOCK_SIZE):
@@ -1639,7 +1640,7 @@ class SubnetAdministrator(EventLog[Any]):
         reachable = [s for s in matched if s.lid in lid_owner]
         if len(reachable) != len(matched):
             self.counters["report_to_unknown_lid"] += len(matched) - len(reachable)
-        if self.sm.config.partitions is not None and reachable:
+        if self.sm.partitions is not None and reachable:
             # o13-17.1.1: subscriber and subject must share a partition.
             subject = guid_of(subject_gid)
             shared = [s for s in reachable if self._share_partition(self._subscriber(s), subject)]

@@ -1594,6 +1594,12 @@ class SubnetManager(EventLog[Any]):
 
     # --- partitions (`ibmig.fabric.partitions`) ------------------------------------------
 
+    @property
+    def partitions(self) -> PartitionConfig | None:
+        """The partition configuration in force (the implicit default partition
+        added), None without one."""
+        return self._partitions
+
     def partition_keys(self, guid: int) -> frozenset[int]:
         """The P_Keys (membership in bit 15) the SA checks partitions with for a port
         GUID (its table as the SM wants it) or a VM's alias GUID (the partitions the
