@@ -57,9 +57,12 @@ def test_tenants_isolate_connections_and_reports() -> None:
 def test_partitions_file_relative_to_the_scenario(tmp_path: Path) -> None:
     (tmp_path / "tenants.conf").write_text(TENANTS)
     data = dict(LAB, partitions={"file": "tenants.conf"})
-    lines = [f"[{k}]\n" + "".join(f"{kk} = {json.dumps(vv)}\n" for kk, vv in v.items())
-             for k, v in data.items() if isinstance(v, dict) and k != "timing"]
-    lines.append('[[migrations]]\nvm = 0\nat_ms = 30\n')
+    lines = [
+        f"[{k}]\n" + "".join(f"{kk} = {json.dumps(vv)}\n" for kk, vv in v.items())
+        for k, v in data.items()
+        if isinstance(v, dict) and k != "timing"
+    ]
+    lines.append("[[migrations]]\nvm = 0\nat_ms = 30\n")
     (tmp_path / "lab.toml").write_text("\n".join(lines))
     scenario = load_scenario(str(tmp_path / "lab.toml"))
     assert scenario.partitions is not None

@@ -49,10 +49,10 @@ def test_opensm_examples() -> None:
     assert by_name["NewPartition"].ipoib
     assert by_name["NewPartition"].members == (
         PortSpecifier(0x123456, Membership.FULL),
-        PortSpecifier(0x3456789034, Membership.LIMITED),  # "limi": limited, warned
+        PortSpecifier(0x3456789034, Membership.LIMITED),  # "limi": a prefix, as OpenSM
         PortSpecifier(0x2134AF2306, Membership.LIMITED),
     )
-    assert config.warnings == ("p.conf:2: membership 'limi' not recognized, limited assumed",)
+    assert config.warnings == ()
     # Same P_Key: merged under the first name, defmember per definition.
     assert by_name["YetAnotherOne"].members == (
         PortSpecifier("SELF", Membership.FULL),
@@ -105,11 +105,18 @@ def test_load(tmp_path: Path) -> None:
 
 
 def test_implicit_default_partition() -> None:
-    """No rule for 0x7FFF: `Default=0x7fff : ALL=limited, SELF=full ;`."""
+    """`Default=0x7fff : ALL=limited, SELF=full ;` comes first; the file's rules for
+    0x7FFF apply on top (osm_prtn.c prtn_make_default)."""
     config = parse_partitions("A=0x10 : 0x5=full ;").with_implicit_default()
     assert resolve_keys(config, EndPortKind(0x5)) == (0x7FFF, 0x8010)
     assert resolve_keys(config, EndPortKind(0x6)) == (0x7FFF,)
     assert resolve_keys(config, EndPortKind(0x7, is_sm=True)) == (0xFFFF,)
+    assert config.with_implicit_default() == config
+    given = parse_partitions("Default=0x7fff : ALL_CAS=limited, 0x6=full ;")
+    config = given.with_implicit_default()
+    assert resolve_keys(config, EndPortKind(0x7, is_sm=True)) == (0x7FFF,)
+    assert resolve_keys(config, EndPortKind(0x6)) == (0xFFFF,)
+    assert resolve_keys(config, EndPortKind(0x8, is_switch=True)) == (0x7FFF,)
 
 
 def test_table_order_and_keywords() -> None:
@@ -117,12 +124,16 @@ def test_table_order_and_keywords() -> None:
         """
         Storage=0x20 : ALL_SWITCHES=full, 0x9=limited ;
         Default=0x7fff : ALL_CAS=full ;
-        First=0x30, indx0 : 0x9=both, 0x9 ;
+        First=0x30, indx0 : 0x9=both, 0xA, 0xA=f ;
         """
     )
-    # indx0 first, then the default partition, then file order; full wins.
+    # indx0 first, then the default partition, then file order; `both` is full.
     assert resolve_keys(config, EndPortKind(0x9)) == (0x8030, 0xFFFF, 0x0020)
-    assert resolve_keys(config, EndPortKind(0xA, is_switch=True)) == (0x8020,)
+    # A later rule overwrites an earlier one (OpenSM osm_prtn_add_port).
+    later = parse_partitions("P=0x40 : 0x9=full, ALL=limited ; P=0x40 : 0xB=l, 0xB=full ;")
+    assert resolve_keys(later, EndPortKind(0x9)) == (0x0040,)
+    assert resolve_keys(later, EndPortKind(0xB)) == (0x8040,)
+    assert resolve_keys(config, EndPortKind(0xA, is_switch=True)) == (0x8030, 0x8020)
     # A VM (alias GUID) is covered by ALL_CAS, not by ALL_SWITCHES.
     assert resolve_keys(config, EndPortKind(0xB, is_alias=True)) == (0xFFFF,)
 

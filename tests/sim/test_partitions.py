@@ -45,7 +45,7 @@ def test_tables_after_bring_up() -> None:
     """
     sim = up(fabric, SmConfig(partitions=parse_partitions(text)))
     assert sim.fabric.nodes[sim.sm_node].name == sm_name
-    assert table(sim, sm_name, 1) == (0xFFFF,)
+    assert table(sim, sm_name, 1) == (0x7FFF,)  # ALL_CAS=limited came after SELF=full
     assert table(sim, a, 1) == (0x7FFF, 0x8101)
     assert table(sim, b, 1) == (0x7FFF, 0x0101)
     assert table(sim, cas[2], 1) == (0x7FFF,)

@@ -11,14 +11,17 @@ Grammar (OpenSM doc/partition-config.txt, osm_prtn_config.c)::
 span lines. Only the low 15 bits of a P_Key count; a definition without one gets
 the next free value from 1 up (OpenSM generate_pkey). Definitions with the same
 P_Key are merged under the first name. A membership OpenSM does not recognise is
-taken as limited (as OpenSM does, with a warning, collected here in `warnings`);
-so are unknown partition flags. What OpenSM refuses, this parser refuses with a
+taken as limited (as OpenSM does, with a warning, collected here in `warnings`;
+a prefix such as "limi" counts, as OpenSM compares prefixes); unknown partition
+flags are ignored with a warning. A port named twice in a partition takes the
+later rule's membership; `both` is full (OpenSM with allow_both_pkeys off). What OpenSM refuses, this parser refuses with a
 `ConfigError` naming the file and line: no ':' before ';', a bad P_Key, a bad
 port GUID, a non-multicast mgid, text after the last ';'.
 
-Implicit default partition (doc/partition-config.txt): without a rule for P_Key
-0x7FFF, `Default=0x7fff : ALL=limited, SELF=full ;` applies; the SM's own port is
-always a full member of it.
+Implicit default partition (doc/partition-config.txt, osm_prtn.c): OpenSM makes
+`Default=0x7fff : ALL=limited, SELF=full ;` before it reads the file, whose rules
+for 0x7FFF then apply on top (so `Default=0x7fff : ALL_CAS=limited ;` makes the
+SM's port, a CA port, limited again).
 
 Virtual functions (ibmig's model of shared-port SR-IOV)
 -------------------------------------------------------
@@ -41,7 +44,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import Final
@@ -95,19 +98,22 @@ class PartitionConfig:
         return next((p for p in self.partitions if p.pkey == pkey & 0x7FFF), None)
 
     def with_implicit_default(self) -> PartitionConfig:
-        """The configuration as OpenSM applies it: the implicit default partition
-        added when the file has none (module docstring)."""
-        if self.by_pkey(DEFAULT_PKEY) is not None:
-            return self
-        default = Partition(
-            "Default",
-            DEFAULT_PKEY,
-            (
-                PortSpecifier("ALL", Membership.LIMITED),
-                PortSpecifier("SELF", Membership.FULL),
-            ),
+        """The configuration as OpenSM applies it (osm_prtn.c prtn_make_default): the
+        default partition made first, every port a limited member and the SM's a
+        full one, the file's rules for 0x7FFF applied after those."""
+        implicit = (
+            PortSpecifier("ALL", Membership.LIMITED),
+            PortSpecifier("SELF", Membership.FULL),
         )
-        return PartitionConfig((default, *self.partitions), self.source, self.warnings)
+        given = self.by_pkey(DEFAULT_PKEY)
+        if given is None:
+            default = Partition("Default", DEFAULT_PKEY, implicit)
+        elif given.members[:2] == implicit:
+            return self  # applied already
+        else:
+            default = replace(given, members=implicit + given.members)
+        rest = tuple(p for p in self.partitions if p.pkey != DEFAULT_PKEY)
+        return PartitionConfig((default, *rest), self.source, self.warnings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,25 +128,22 @@ class EndPortKind:
 
 
 def resolve_keys(config: PartitionConfig, port: EndPortKind) -> tuple[int, ...]:
-    """The P_Keys (with membership bit) `port` has under `config`, in table order:
-    an `indx0` partition first, then the default partition, then the others in
-    file order. A port named twice in a partition is a full member if any rule
-    makes it one (OpenSM osm_prtn_add_port). The SM's port is always a full member
-    of the default partition."""
+    """The P_Keys (with membership bit) `port` has under `config` (give it
+    `with_implicit_default()` for OpenSM's default partition), in table order: an
+    `indx0` partition first, then the default partition, then the others in file
+    order. A port named again in a partition takes the later rule's membership
+    (OpenSM osm_prtn_add_port: "Will overwrite")."""
     keys: list[int] = []
     ordered = sorted(
         config.partitions, key=lambda p: (not p.index0, p.pkey != DEFAULT_PKEY)
     )  # stable: file order otherwise
     for partition in ordered:
-        wanted = [
-            member.membership.table_key(partition.pkey)
-            for member in partition.members
-            if _covers(member.target, port)
-        ]
-        if partition.pkey == DEFAULT_PKEY and port.is_sm:
-            wanted.append(DEFAULT_PKEY | FULL_MEMBER)
-        if wanted:
-            keys.append(max(wanted))  # the full key if any
+        key = None
+        for member in partition.members:
+            if _covers(member.target, port):
+                key = member.membership.table_key(partition.pkey)
+        if key is not None:
+            keys.append(key)
     return tuple(keys)
 
 
@@ -186,13 +189,11 @@ def common_pkey(a: Iterable[int], b: Iterable[int]) -> int | None:
     for key in b:
         if key & 0x7FFF:
             keys_b[key & 0x7FFF] = keys_b.get(key & 0x7FFF, False) or bool(key & FULL_MEMBER)
-    best: int | None = None
     for key in sorted(a, key=lambda k: (k & 0x7FFF, not k & FULL_MEMBER)):
         base = key & 0x7FFF
         if base in keys_b and (key & FULL_MEMBER or keys_b[base]):
-            if best is None or base < best & 0x7FFF:
-                best = key
-    return best
+            return key
+    return None
 
 
 # --- parsing -------------------------------------------------------------------------
@@ -219,11 +220,11 @@ def parse_partitions(
     statements: list[tuple[int, str]] = []
     current: list[str] = []
     start = 0
-    for lineno, line in enumerate(text.splitlines(), 1):
-        line = line.split("#", 1)[0]
-        while line:
-            head, sep, line = line.partition(";")
-            if head.strip() and not current:
+    for lineno, raw_line in enumerate(text.splitlines(), 1):
+        rest = raw_line.split("#", 1)[0]
+        while rest:
+            head, sep, rest = rest.partition(";")
+            if head.strip() and not "".join(current).strip():
                 start = lineno
             current.append(head)
             if not sep:
@@ -236,7 +237,9 @@ def parse_partitions(
             start = 0
     leftover = "".join(current).strip()
     if leftover:
-        raise ConfigError(f"definition without its closing ';': {shown(leftover)}", f"{source}:{start}")
+        raise ConfigError(
+            f"definition without its closing ';': {shown(leftover)}", f"{source}:{start}"
+        )
     merged: dict[int, Partition] = {}
     warnings: list[str] = []
     used = {_explicit_pkey(body, source, lineno) for lineno, body in statements} - {None}
@@ -336,10 +339,12 @@ def _flag_value(key: str, value: str, where: str) -> int:
 
 
 def _membership(text: str) -> Membership | None:
-    try:
-        return Membership(text.strip().lower())
-    except ValueError:
+    """full, limited or both, or any prefix of one, as OpenSM compares them
+    (strncmp over the flag's length: "limi" is limited)."""
+    text = text.strip()
+    if not text:
         return None
+    return next((m for m in Membership if m.value.startswith(text)), None)
 
 
 def _properties(

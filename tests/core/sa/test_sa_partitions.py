@@ -31,12 +31,12 @@ from ibmig.wire.smp_attrs import GUIDInfo, PKeyTable, SmpAttr, SwitchInfo
 from tests.core.sa.sa_util import (
     H1_GUID,
     H1_LID,
+    H1_NODE,
     H2_GUID,
     H2_LID,
+    H2_NODE,
     H3_GUID,
     H3_LID,
-    H1_NODE,
-    H2_NODE,
     PREFIX,
     SM_LID,
     SW1,
@@ -210,7 +210,7 @@ def test_trusted_guid_info_write_without_a_shared_partition_is_dropped() -> None
     assert drain(sa) == []
     assert sa.sm.packets_to_send() == []
     sa.receive(request(GIR, Method.SET, record, mask=WRITE_G1, slid=SM_LID, sm_key=1), 2_000)
-    assert [smp.attribute_id for smp in answer_all(sa.sm, 2_001)][0] == SmpAttr.GUID_INFO
+    assert next(smp.attribute_id for smp in answer_all(sa.sm, 2_001)) == SmpAttr.GUID_INFO
     [(_, answer)] = drain(sa)
     assert answer.status == 0 and sa.db.lid_of_guid(V1) == H1_LID
 
@@ -223,8 +223,7 @@ def test_p_key_tables_follow_the_vm() -> None:
     sm = sa.sm
     sm._program_pkeys(0)  # the ROUTE phase of a sweep
     written = {
-        (smp.attribute_modifier, PKeyTable.unpack(smp.data).pkeys[:4])
-        for smp in answer_all(sm, 1)
+        (smp.attribute_modifier, PKeyTable.unpack(smp.data).pkeys[:4]) for smp in answer_all(sm, 1)
     }
     # CA ports; switch port 0 (default, limited); switch ports toward CAs with the
     # CA's table (sw1 port 1 toward the SM's port, 2 toward h1; sw2 2, 3).

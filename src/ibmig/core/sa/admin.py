@@ -52,8 +52,12 @@ Records
   the SA knows (port GUIDs of end ports and alias GUIDs, in GUID order; OpenSM
   walks its alias table the same way, in its map's order), with one record per
   GUID. Each record: SGID/DGID as requested or prefix || GUID, SLID/DLID, HopLimit
-  0 (local), P_Key 0xFFFF (or the requested one if both ends share it), SL 0 (or
-  the requested one), MTU and rate the path minima with selector "exactly",
+  0 (local), P_Key the requested one if both ends share it, else the lowest
+  partition they share (the source's entry, OpenSM osm_physp_find_common_pkey);
+  ends sharing no partition (one side a full member) have no path at all. The
+  ends' partitions are `SubnetManager.partition_keys`: a port's table, a VM's own
+  partitions for an alias GUID (`ibmig.fabric.partitions`); without a partition
+  configuration every end is a full member of 0xFFFF. SL 0 (or the requested one), MTU and rate the path minima with selector "exactly",
   Reversible when the reverse path exists too, NumbPath 0 and Preference 0 as
   OpenSM returns them. MTU, rate and PacketLifeTime selectors (greater than,
   less than, exactly, largest) are applied as OpenSM applies them; an
@@ -83,7 +87,11 @@ Records
   (the one already there, else a new one: vendor 0x001405, `sm_assigned_guid`
   byte, a counter; OpenSM's scheme); a GUID some other port or entry already
   holds is refused (left out, as OpenSM does). Delete zeroes the entries.
-  Nobody's ownership is checked (neither does OpenSM). When something changes,
+  Only the port itself (its hypervisor, the requester's port) may write its
+  block: another port's Set or Delete is refused with ERR_REQ_DENIED (0x0700,
+  the status OpenSM gives a refused Delete) unless it carries the SA key
+  (trusted, an administrator); a trusted one for a port it shares no partition
+  with gets no answer, as OpenSM drops it. OpenSM 3.3 checks no ownership. When something changes,
   the SA has the SM write the merged block into the port
   (`SubnetManager.set_guid_info`, a SubnSet(GUIDInfo)) and answers once the
   port's GetResp arrives, with the block as the port now holds it; when nothing
@@ -137,9 +145,15 @@ LID when the SMP form left it out (osm_trap_rcv.c). Each notice goes to every
 matching subscription (`ibmig.core.sa.matching`) as a SubnAdmReport(Notice),
 LID routed to the subscriber's LID and QP, with a GRH when it subscribed with a
 GID other than its port's. Subscriber and subject must share a partition
-(o13-17.1.1). The SM reads no P_Key tables, so every port is taken to be a full
-member of the default partition 0xFFFF only, and the check always passes (so
-does o13-17.1.2's removal of mismatching subscriptions never trigger). A
+(o13-17.1.1, OpenSM is_access_permitted): with a partition configuration a
+Report goes only to subscribers (the GID they subscribed with: a VM's vGUID, or
+a port) sharing one with the notice's subject (`matching.notice_subject`: the
+port of trap 64/65, the VM of trap 69; OpenSM takes the IssuerGID for traps
+other than 64..67, which for trap 69 is the SM and would let a Report cross a
+partition). Without one every port is a full member of 0xFFFF and the check
+passes. o13-17.1.2's removal of a mismatching subscription is not done. An
+InformInfo naming a GID outside the requester's partitions is refused
+(ERR_REQ_INVALID, OpenSM validate_infr). A
 subscriber whose LID no port has any more gets nothing. Each Report expects a
 ReportResp with its TID; it is sent again after 4.096 us x 2^RespTimeValue of
 the subscription, but no sooner than `transaction_timeout_ns`, up to

@@ -117,8 +117,8 @@ from ibmig.wire.notice import Notice, TrapNumber
 from ibmig.wire.smp import MAX_HOP_COUNT, Smp, make_get, make_get_resp, make_request, make_set
 from ibmig.wire.smp_attrs import (
     LFT_BLOCK_SIZE,
-    GUIDInfo,
     PKEY_BLOCK_SIZE,
+    GUIDInfo,
     LinearForwardingTable,
     NodeDescription,
     NodeInfo,
@@ -419,7 +419,9 @@ class SubnetManager(EventLog[Any]):
         self._poll_tid: int | None = None  # the poll on the wire (match bits)
         self._coming_out_of_standby = False
         self._partitions = (
-            None if self.config.partitions is None else self.config.partitions.with_implicit_default()
+            None
+            if self.config.partitions is None
+            else self.config.partitions.with_implicit_default()
         )
         # P_Key tables as last written: (node GUID, port) -> entries (no trailing zeros).
         self.pkey_tables: dict[tuple[int, int], tuple[int, ...]] = {}
@@ -1591,7 +1593,6 @@ class SubnetManager(EventLog[Any]):
         )  # fmt: skip
         return True
 
-
     # --- partitions (`ibmig.fabric.partitions`) ------------------------------------------
 
     @property
@@ -1733,7 +1734,10 @@ class SubnetManager(EventLog[Any]):
         path = node.path if node.is_switch else self._path_to_port(node, port)
         for block in range(blocks):
             chunk = padded[block * PKEY_BLOCK_SIZE : (block + 1) * PKEY_BLOCK_SIZE]
-            if old is not None and chunk == before[block * PKEY_BLOCK_SIZE : (block + 1) * PKEY_BLOCK_SIZE]:
+            if (
+                old is not None
+                and chunk == before[block * PKEY_BLOCK_SIZE : (block + 1) * PKEY_BLOCK_SIZE]
+            ):
                 continue
             modifier = (port << 16 | block) if node.is_switch else block
             self._issue_set(
