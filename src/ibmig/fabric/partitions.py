@@ -14,9 +14,10 @@ P_Key are merged under the first name. A membership OpenSM does not recognise is
 taken as limited (as OpenSM does, with a warning, collected here in `warnings`;
 a prefix such as "limi" counts, as OpenSM compares prefixes); unknown partition
 flags are ignored with a warning. A port named twice in a partition takes the
-later rule's membership; `both` is full (OpenSM with allow_both_pkeys off). What OpenSM refuses, this parser refuses with a
-`ConfigError` naming the file and line: no ':' before ';', a bad P_Key, a bad
-port GUID, a non-multicast mgid, text after the last ';'.
+later rule's membership; `both` is full (OpenSM with allow_both_pkeys off). What
+OpenSM refuses, this parser refuses with a `ConfigError` naming the file and the
+line the definition starts on: no ':' before ';', a bad P_Key, a bad port GUID,
+a non-multicast mgid, text after the last ';'.
 
 Implicit default partition (doc/partition-config.txt, osm_prtn.c): OpenSM makes
 `Default=0x7fff : ALL=limited, SELF=full ;` before it reads the file, whose rules
