@@ -58,8 +58,9 @@ Records
   ends' partitions are `SubnetManager.partition_keys`: a port's table, a VM's own
   partitions for an alias GUID (`ibmig.fabric.partitions`); without a partition
   configuration every end is a full member of 0xFFFF. SL 0 (or the requested
-  one), MTU and rate the path minima with selector "exactly", Reversible when the reverse path exists too, NumbPath 0 and Preference 0 as
-  OpenSM returns them. MTU, rate and PacketLifeTime selectors (greater than,
+  one), MTU and rate the path minima with selector "exactly", Reversible when
+  the reverse path exists too, NumbPath 0 and Preference 0 as OpenSM returns
+  them. MTU, rate and PacketLifeTime selectors (greater than,
   less than, exactly, largest) are applied as OpenSM applies them; an
   unsatisfiable one drops the record.
   PacketLifeTime: OpenSM uses its subnet_timeout option (0x12) for every path
