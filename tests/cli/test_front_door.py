@@ -167,3 +167,14 @@ def test_sm_without_ibsim_says_how_to_start_it(
     assert len(lines) == 1, lines
     assert lines[0].startswith(f"ibmig: error: {where}: no ibsim listening on "), lines
     assert start in lines[0] and "NETFILE" in lines[0]
+
+
+def test_sm_bad_partitions_file_is_one_line_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conf = tmp_path / "partitions.conf"
+    conf.write_text("Default=0x7fff : ALL ;\nRed=0x0101 :\n 0x12, 0xzz ;\n")
+    argv = ["sm", "--ibsim", "--sockname", "ibmig-front-nobody", "--partitions", str(conf)]
+    assert main(argv) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [f"ibmig: error: {conf}:2: bad PortGUID '0xzz'"]

@@ -200,12 +200,16 @@ def test_the_ibsim_command_runs_as_written_against_a_running_ibsim(tmp_path: Pat
 
 
 def test_the_scenario_example_is_examples_lab_toml() -> None:
-    text, faults = [text for lang, text in code_blocks("Other commands") if lang == "toml"]
+    blocks = [text for lang, text in code_blocks("Other commands") if lang == "toml"]
+    text, faults, partitions = blocks
     lab = tomllib.loads((ROOT / "examples" / "lab.toml").read_text())
     assert tomllib.loads(text) == lab
     # The faults block is a valid [faults] table for that scenario.
     scenario = scenario_from_dict({**lab, **tomllib.loads(faults)}, "README")
     assert scenario.faults
+    # So is the partitions block.
+    scenario = scenario_from_dict({**lab, **tomllib.loads(partitions)}, "README")
+    assert scenario.partitions is not None
     assert "ibmig run examples/lab.toml --trace lab.jsonl" in other_commands()
 
 

@@ -55,6 +55,7 @@ from ibmig.core.sm.roles import SmStateChanged
 from ibmig.errors import ConfigError, WireError
 from ibmig.experiments.heap import paused_gc
 from ibmig.experiments.scenario import check_seed
+from ibmig.fabric.partitions import load_partitions
 from ibmig.ibsim.client import IbsimClient, is_listening, socket_basename
 from ibmig.ibsim.runtime import IbsimRuntime, find_first_ca
 from ibmig.realtime import RealTimeLoop
@@ -116,6 +117,12 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         default=SmConfig().priority,
         metavar="P",
         help="SMInfo priority 0..15 (OpenSM -p); the higher SM is master (default %(default)s)",
+    )
+    parser.add_argument(
+        "--partitions",
+        metavar="FILE",
+        help="partition configuration in OpenSM's partitions.conf format (OpenSM -P): "
+        "the SM writes P_Key tables and switch partition enforcement from it",
     )
     parser.add_argument(
         "--polling-timeout",
@@ -401,12 +408,16 @@ def _check_sm_arguments(args: argparse.Namespace) -> None:
         raise ConfigError("must be at least 0", "--polling-retries")
     if args.packet_life_time is not None and not 0 <= args.packet_life_time <= 0x3F:
         raise ConfigError("must be 0..63 (6 bits)", "--packet-life-time")
+    if args.partitions is not None:
+        load_partitions(args.partitions)  # a bad file is one line before any work
     if args.dump:
         check_output_file(args.dump, "--dump")
 
 
 def _sm_config(args: argparse.Namespace) -> SmConfig:
+    partitions = None if args.partitions is None else load_partitions(args.partitions)
     return SmConfig(
+        partitions=partitions,
         routing=args.routing,
         max_outstanding=args.max_outstanding,
         keep_refused_alias_guids=True,

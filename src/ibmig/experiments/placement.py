@@ -111,6 +111,16 @@ def place(
         )  # fmt: skip
         sim.add_host(name, node, agent)
     static = assignment is AddressAssignment.STATIC
+    if scenario.partitions is not None:
+        # Before the VMs come up: each VM's partitions then reach its host's P_Key
+        # table as its hypervisor writes its vGUID.
+        names = {
+            name: fabric.ports[fabric.nodes[node].port_index(1)].port_guid
+            for name, node in zip(host_names, host_nodes, strict=True)
+        }
+        names.update({f"vm{i}": VGUID_BASE + i + 1 for i in range(hosts_cfg.n * hosts_cfg.m)})
+        sim.sm.set_partitions(scenario.partitions.parse(names), sim.kernel.now_ns)
+        sim.pump(sim.sm_node, sim.sm_engine)
     for i in range(hosts_cfg.n * hosts_cfg.m):
         name = f"vm{i}"
         guest = GuestAgent(

@@ -39,6 +39,12 @@ validated there.
     duration_ms = 40.0
     routing = "minhop"
 
+    [partitions]                    # optional: OpenSM partitions.conf, as a file or
+    file = "partitions.conf"        # (relative to the scenario file) or inline text;
+    # text = "Red=0x0101 : vm0=full, vm1=full, host2=full ;"
+                                    # hostN (its port) and vmN (its vGUID; static
+                                    # assignment) may stand in for GUIDs
+
     [[faults.loss]]                 # packets lost at random on a cable, from a time
     link = "leaf0:3"                # a cable end, "node:port"; or all = true (every cable)
     rate = 0.1
@@ -58,6 +64,7 @@ Fault times, like migration times, count from the end of the set-up (every VM up
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -71,6 +78,7 @@ from ibmig.core.sm.routing import ROUTING_ENGINES, RoutingEngine
 from ibmig.errors import ConfigError, shown
 from ibmig.experiments.strategies import STRATEGIES, Strategy
 from ibmig.fabric import GENERATORS, TopologyGenerator
+from ibmig.fabric.partitions import PartitionConfig, parse_partitions
 from ibmig.sim.latency import LatencyModel
 from ibmig.wire.smp import MAX_HOP_COUNT
 
@@ -200,6 +208,17 @@ class FaultsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PartitionsSource:
+    """A scenario's partitions.conf: its text and where it came from (file or key)."""
+
+    text: str
+    source: str
+
+    def parse(self, names: Mapping[str, int]) -> PartitionConfig:
+        return parse_partitions(self.text, self.source, names)
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     topology: TopologyConfig = field(default_factory=TopologyConfig)
     hosts: HostsConfig = field(default_factory=HostsConfig)
@@ -212,6 +231,7 @@ class Scenario:
     guest_timing: tuple[tuple[str, Any], ...] = ()
     faults: FaultsConfig = field(default_factory=FaultsConfig)
     source: str = "<scenario>"
+    partitions: PartitionsSource | None = None
 
 
 class _Section:
@@ -446,10 +466,55 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
         guest_timing=_scalars(timing.get("guest"), f"{source}: timing.guest"),
         faults=_faults(root._get("faults", None), f"{source}: faults", hosts, run),
         source=source,
+        partitions=_partitions(root._get("partitions", None), source, hosts, signalling),
     )
     root.finish()
     _check_workload_budget(scenario)
     return scenario
+
+
+def partition_names(hosts: HostsConfig) -> dict[str, int]:
+    """The names a scenario's partitions.conf may use, with stand-in GUIDs (the
+    runner gives the real ones once hosts are placed)."""
+    names = {f"host{i}": 1 + i for i in range(hosts.n)}
+    names.update({f"vm{i}": 1 + hosts.n + i for i in range(hosts.n * hosts.m)})
+    return names
+
+
+def _partitions(
+    data: Any, source: str, hosts: HostsConfig, signalling: SignallingConfig
+) -> PartitionsSource | None:
+    if data is None:
+        return None
+    sec = _Section(data, f"{source}: partitions")
+    file = sec.optional_str("file")
+    text = sec.optional_str("text")
+    sec.finish()
+    if (file is None) == (text is None):
+        raise ConfigError("give file or text (one of them)", f"{source}: partitions")
+    if file is not None:
+        path = Path(file)
+        if not path.is_absolute() and Path(source).is_file():
+            path = Path(source).parent / path
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read: {exc}", f"{source}: partitions.file") from None
+        where = str(path)
+    else:
+        where = f"{source}: partitions.text"
+    assert text is not None
+    partitions = PartitionsSource(text, where)
+    partitions.parse(partition_names(hosts))  # syntax and names, checked now
+    if signalling.assignment is not AddressAssignment.STATIC and re.search(
+        r"(?<!\w)vm\d+(?!\w)", text
+    ):
+        raise ConfigError(
+            "names a VM, whose vGUID only static assignment fixes "
+            '(signalling.assignment = "static")',
+            f"{source}: partitions",
+        )
+    return partitions
 
 
 def _entries(data: Any, where: str) -> list[_Section]:

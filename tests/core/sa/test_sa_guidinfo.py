@@ -66,14 +66,22 @@ def write(
     block_num: int = 0,
     tid: int = 0x50,
     now_ns: int = 1_000,
-    slid: int = H3_LID,
+    slid: int | None = None,
 ) -> list[tuple[Datagram, SaMad]]:
+    """A GUIDInfoRecord write, by default from the port it writes (its hypervisor)."""
     mask = LID | BLOCK
     for i in entries:
         mask |= G[i]
     return ask(
         sa,
-        request(GIR, method, GUIDInfoRecord(lid, block_num, guids), mask=mask, tid=tid, slid=slid),
+        request(
+            GIR,
+            method,
+            GUIDInfoRecord(lid, block_num, guids),
+            mask=mask,
+            tid=tid,
+            slid=lid if slid is None else slid,
+        ),
         now_ns,
     )
 
@@ -159,7 +167,8 @@ def test_get_guid0_rule_of_opensm() -> None:
 @pytest.mark.parametrize("method", [Method.SET, Method.DELETE])
 def test_write_errors(record: GUIDInfoRecord, mask: int, status: int, method: int) -> None:
     sa = make_sa()
-    answer = one(sa, request(GIR, method, record, mask=mask))
+    own = record.lid if sa.db.port_record(record.lid) is not None else H1_LID
+    answer = one(sa, request(GIR, method, record, mask=mask, slid=own))
     assert answer.status == status
     assert answer.header.method == (Method.GET_RESP if method == Method.SET else 0x95)
     assert sa.sm.packets_to_send() == []
@@ -178,7 +187,7 @@ def test_set_writes_the_merged_block_and_answers_when_the_port_does() -> None:
     [(datagram, answer)] = drain(sa)
     assert answer.header.method == Method.GET_RESP and answer.tid == 0x51
     assert guid_record(answer) == GUIDInfoRecord(H1_LID, 0, block(H1_GUID, V1, 0, V2))
-    assert datagram.dlid == H3_LID  # back to the requester (anyone may write)
+    assert datagram.dlid == H1_LID  # back to the requester: the port itself
     assert sm.db.alias_owner == {V1: H1_GUID, V2: H1_GUID}
     assert sm.db.lid_of_guid(V1) == H1_LID
     assert [e for e in events(sa) if isinstance(e, PathChangeDetected)] == []

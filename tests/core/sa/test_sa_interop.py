@@ -125,7 +125,7 @@ def test_reports_of_traps_64_and_69(tmp_path: Path) -> None:
     for lid, guids in ((H1_LID, (0, vguid)), (H1_LID, (0, 0)), (5, (0, vguid))):
         record = GUIDInfoRecord(lid, 0, GUIDInfo(guids + (0,) * 6))
         method = Method.SET if guids[1] else Method.DELETE
-        sa.receive(request(SaAttr.GUID_INFO_RECORD, method, record, mask=mask), 1)
+        sa.receive(request(SaAttr.GUID_INFO_RECORD, method, record, mask=mask, slid=lid), 1)
         answer_smps(sa.sm, 2)
     [moved] = [m for _, m in drain(sa) if m.header.method == Method.REPORT]
     fields = [

@@ -170,6 +170,8 @@ class SaMachine(RuleBasedStateMachine):
             assert answer.status == SaStatus.ERR_REQ_INSUFFICIENT_COMPONENTS
         elif lid == 0x77:
             assert answer.status == SaStatus.ERR_NO_RECORDS
+        elif lid != slid:  # only a port's own agent writes its alias GUIDs
+            assert answer.status == SaStatus.ERR_REQ_DENIED
         elif block == 0 and 0 in entries:
             # GUID0 of block 0 is the port GUID, read-only; unless the block is
             # beyond GUIDCap (a switch has one block), which is no record.

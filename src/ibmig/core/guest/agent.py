@@ -128,7 +128,14 @@ from ibmig.errors import WireError
 from ibmig.wire.mad import MAD_SIZE, Method, MgmtClass
 from ibmig.wire.notice import Notice, PathChangeDetails
 from ibmig.wire.packet import QP1_QKEY
-from ibmig.wire.sa import SA_HEADER_SIZE, SaAttr
+from ibmig.wire.sa import (
+    SA_HEADER_SIZE,
+    JoinState,
+    MCMemberRecord,
+    MCMemberRecordComp,
+    SaAttr,
+    SaMad,
+)
 
 _CM_CLASS: Final = int(MgmtClass.COMM_MGT)
 _SA_CLASS: Final = int(MgmtClass.SUBN_ADM)
@@ -137,6 +144,17 @@ _GET_RESP: Final = int(Method.GET_RESP)
 _ATTR_NOTICE: Final = int(SaAttr.NOTICE)
 _ATTR_PATH_RECORD: Final = int(SaAttr.PATH_RECORD)
 _ATTR_INFORM_INFO: Final = int(SaAttr.INFORM_INFO)
+_ATTR_MC_MEMBER_RECORD: Final = int(SaAttr.MC_MEMBER_RECORD)
+IPOIB_BROADCAST_MGID: Final = bytes.fromhex("ff12401bffff000000000000ffffffff")
+"""The IPoIB broadcast group of P_Key 0xFFFF, link-local scope (RFC 4391, 4)."""
+# What Linux IPoIB puts in the broadcast group's join (ipoib_mcast_join: MGID,
+# PortGID, P_Key, JoinState; the group exists, the SM created it).
+_JOIN_MASK: Final = int(
+    MCMemberRecordComp.MGID
+    | MCMemberRecordComp.PORT_GID
+    | MCMemberRecordComp.PKEY
+    | MCMemberRecordComp.JOIN_STATE
+)
 
 _IDLE, _RESOLVING, _CONNECTING, _CONNECTED, _BACKOFF = (
     StreamState.IDLE,
@@ -159,7 +177,8 @@ class _TimerOwner(Protocol):
 
 
 class _SaRequest(SaRequest):
-    """An SA request other than a path query (the InformInfo subscription)."""
+    """An SA request other than a path query (the InformInfo subscription, the
+    IPoIB broadcast group join)."""
 
     __slots__ = ("deadline", "payload")
 
@@ -232,6 +251,9 @@ class GuestAgent(GuestCm):
         self._server_conns: dict[tuple[bytes, int], Connection] = {}
         self._interest: dict[bytes, None] = {}
         self._subscription: _SaRequest | None = None
+        self._join: _SaRequest | None = None
+        self.multicast_joined = False
+        """Member of the IPoIB broadcast group (`GuestConfig.join_ipoib_broadcast`)."""
 
         self._qpn_next = FIRST_QPN
         self._comm_id_next = rng.getrandbits(32) or 1
@@ -246,7 +268,7 @@ class GuestAgent(GuestCm):
             Connection: self._on_conn_timer,
             RcQp: self._on_qp_timer,
             PathQuery: self._on_query_timer,
-            _SaRequest: self._on_subscription_timer,
+            _SaRequest: self._on_sa_request_timer,
         }
 
         for peer in peers:
@@ -387,6 +409,8 @@ class GuestAgent(GuestCm):
         self._emit(Attached(now_ns, gid, lid, resumed))
         if self.subscribe:
             self._send_subscription(now_ns)
+        if self.config.join_ipoib_broadcast:
+            self._send_join(now_ns)
         if resumed:
             # A new dom0 (and perhaps a new GID): register every path held again.
             for target in self._interest:
@@ -409,6 +433,8 @@ class GuestAgent(GuestCm):
         the SA may have lost the subscription, so subscribe again."""
         if self.attached and self.subscribe:
             self._send_subscription(now_ns)
+        if self.attached and self.config.join_ipoib_broadcast:
+            self._send_join(now_ns)  # the SA may have lost the membership too
 
     def detach(self, now_ns: int) -> None:
         """The VF is gone: destroy every QP, stop every timer, send nothing more."""
@@ -433,9 +459,17 @@ class GuestAgent(GuestCm):
         self._server_conns.clear()
         self.paths.cancel_queries()
         self._subscription = None
+        self._join = None
         self._timers.clear()
         self._outbox.clear()
         self._intra.clear()
+        if self.multicast_joined:
+            # The last thing the VF sends: IPoIB leaves its groups as the interface
+            # goes down, so the alias GUID is in no group when dom0 deletes it (the
+            # SA refuses that Delete otherwise, as OpenSM).
+            self._send_cm(self._mad(self._member_record(Method.DELETE), self.sa_lid, None),
+                          "sa_mc_leave")  # fmt: skip
+            self.multicast_joined = False
         self.attached = False
         self._emit(Detached(now_ns, self.gid))
 
@@ -728,6 +762,8 @@ class GuestAgent(GuestCm):
             self._on_path_response(payload, now_ns)
         elif method == _GET_RESP and attribute == _ATTR_INFORM_INFO:
             self._on_subscription_response(payload, now_ns)
+        elif method == _GET_RESP and attribute == _ATTR_MC_MEMBER_RECORD:
+            self._on_join_response(payload)
         else:
             self.counters["sa_ignored"] += 1
 
@@ -781,6 +817,53 @@ class GuestAgent(GuestCm):
         self._send_cm(self._mad(request.payload, self.sa_lid, None), "sa_inform_info")
         request.deadline = now_ns + self.sa.timeout_ns
         self._sync(request)
+
+    def _on_sa_request_timer(self, request: _SaRequest, now_ns: int) -> None:
+        if request is self._join:
+            self._on_join_timer(request, now_ns)
+        else:
+            self._on_subscription_timer(request, now_ns)
+
+    def _member_record(self, method: int, tid: int = 0) -> bytes:
+        """The broadcast group's MCMemberRecord Set (join) or Delete (leave)."""
+        record = MCMemberRecord(
+            mgid=IPOIB_BROADCAST_MGID,
+            port_gid=self.gid,
+            pkey=DEFAULT_PKEY,
+            join_state=JoinState.FULL_MEMBER,
+        )
+        return SaMad.from_record(record, method=method, tid=tid, component_mask=_JOIN_MASK).pack()
+
+    def _send_join(self, now_ns: int) -> None:
+        request = _SaRequest(self._new_tid(), b"")
+        request.payload = self._member_record(Method.SET, request.tid)
+        self._join = request
+        self._send_cm(self._mad(request.payload, self.sa_lid, None), "sa_mc_join")
+        request.deadline = now_ns + self.sa.timeout_ns
+        self._sync(request)
+
+    def _on_join_timer(self, request: _SaRequest, now_ns: int) -> None:
+        request.deadline = None
+        if self.sa.resend(request):
+            self._send_cm(self._mad(request.payload, self.sa_lid, None), "sa_mc_join")
+            request.deadline = now_ns + self.sa.timeout_ns
+            self._sync(request)
+            return
+        self._join = None
+        self.counters["mc_join_failed"] += 1
+
+    def _on_join_response(self, payload: bytes) -> None:
+        request = self._join
+        tid = int.from_bytes(payload[8:16], "big") & TID_MASK
+        if request is None or request.tid != tid:
+            self.counters["sa_unmatched"] += 1
+            return
+        self._join = None
+        request.deadline = None
+        if (payload[4] << 8) | payload[5]:
+            self.counters["mc_join_refused"] += 1
+        else:
+            self.multicast_joined = True
 
     def _on_subscription_timer(self, request: _SaRequest, now_ns: int) -> None:
         request.deadline = None

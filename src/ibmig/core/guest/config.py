@@ -117,7 +117,19 @@ class GuestConfig:
     connection before reconnecting (an rdma_disconnect(), as rping does on an
     error). ASSUMPTION: applications tear connections down this way."""
 
+    join_ipoib_broadcast: bool = False
+    """IPoIB joins the broadcast group ff12:401b:ffff::ffff:ffff (RFC 4391, P_Key
+    0xFFFF) with the VM's GID when the VF comes up, at the destination again after a
+    migration and after a ClientReregister (Linux ipoib_mcast_join_task), and leaves
+    it when the VF goes (ipoib_mcast_dev_flush). ASSUMPTION: off by default, so that
+    published runs do not change."""
+
     def __post_init__(self) -> None:
+        if not isinstance(self.join_ipoib_broadcast, bool):
+            raise ConfigError(
+                f"must be true or false, got {self.join_ipoib_broadcast!r}",
+                "join_ipoib_broadcast",
+            )
         if self.path_cache not in PATH_CACHE_POLICIES:
             raise ConfigError(
                 f"must be one of {', '.join(PATH_CACHE_POLICIES)}, got {self.path_cache!r}",

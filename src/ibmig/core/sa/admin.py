@@ -52,10 +52,15 @@ Records
   the SA knows (port GUIDs of end ports and alias GUIDs, in GUID order; OpenSM
   walks its alias table the same way, in its map's order), with one record per
   GUID. Each record: SGID/DGID as requested or prefix || GUID, SLID/DLID, HopLimit
-  0 (local), P_Key 0xFFFF (or the requested one if both ends share it), SL 0 (or
-  the requested one), MTU and rate the path minima with selector "exactly",
-  Reversible when the reverse path exists too, NumbPath 0 and Preference 0 as
-  OpenSM returns them. MTU, rate and PacketLifeTime selectors (greater than,
+  0 (local), P_Key the requested one if both ends share it, else the lowest
+  partition they share (the source's entry, OpenSM osm_physp_find_common_pkey);
+  ends sharing no partition (one side a full member) have no path at all. The
+  ends' partitions are `SubnetManager.partition_keys`: a port's table, a VM's own
+  partitions for an alias GUID (`ibmig.fabric.partitions`); without a partition
+  configuration every end is a full member of 0xFFFF. SL 0 (or the requested
+  one), MTU and rate the path minima with selector "exactly", Reversible when
+  the reverse path exists too, NumbPath 0 and Preference 0 as OpenSM returns
+  them. MTU, rate and PacketLifeTime selectors (greater than,
   less than, exactly, largest) are applied as OpenSM applies them; an
   unsatisfiable one drops the record.
   PacketLifeTime: OpenSM uses its subnet_timeout option (0x12) for every path
@@ -83,7 +88,11 @@ Records
   (the one already there, else a new one: vendor 0x001405, `sm_assigned_guid`
   byte, a counter; OpenSM's scheme); a GUID some other port or entry already
   holds is refused (left out, as OpenSM does). Delete zeroes the entries.
-  Nobody's ownership is checked (neither does OpenSM). When something changes,
+  Only the port itself (its hypervisor, the requester's port) may write its
+  block: another port's Set or Delete is refused with ERR_REQ_DENIED (0x0700,
+  the status OpenSM gives a refused Delete) unless it carries the SA key
+  (trusted, an administrator); a trusted one for a port it shares no partition
+  with gets no answer, as OpenSM drops it. OpenSM 3.3 checks no ownership. When something changes,
   the SA has the SM write the merged block into the port
   (`SubnetManager.set_guid_info`, a SubnSet(GUIDInfo)) and answers once the
   port's GetResp arrives, with the block as the port now holds it; when nothing
@@ -137,9 +146,15 @@ LID when the SMP form left it out (osm_trap_rcv.c). Each notice goes to every
 matching subscription (`ibmig.core.sa.matching`) as a SubnAdmReport(Notice),
 LID routed to the subscriber's LID and QP, with a GRH when it subscribed with a
 GID other than its port's. Subscriber and subject must share a partition
-(o13-17.1.1). The SM reads no P_Key tables, so every port is taken to be a full
-member of the default partition 0xFFFF only, and the check always passes (so
-does o13-17.1.2's removal of mismatching subscriptions never trigger). A
+(o13-17.1.1, OpenSM is_access_permitted): with a partition configuration a
+Report goes only to subscribers (the GID they subscribed with: a VM's vGUID, or
+a port) sharing one with the notice's subject (`matching.notice_subject`: the
+port of trap 64/65, the VM of trap 69; OpenSM takes the IssuerGID for traps
+other than 64..67, which for trap 69 is the SM and would let a Report cross a
+partition). Without one every port is a full member of 0xFFFF and the check
+passes. o13-17.1.2's removal of a mismatching subscription is not done. An
+InformInfo naming a GID outside the requester's partitions is refused
+(ERR_REQ_INVALID, OpenSM validate_infr). A
 subscriber whose LID no port has any more gets nothing. Each Report expects a
 ReportResp with its TID; it is sent again after 4.096 us x 2^RespTimeValue of
 the subscription, but no sooner than `transaction_timeout_ns`, up to
@@ -199,6 +214,7 @@ from ibmig.core.sm.db import NodeRecordData, PortRecordData, SubnetDb
 from ibmig.core.sm.manager import PortsChanged, SubnetManager, SubnetUp
 from ibmig.core.timers import Timers
 from ibmig.errors import ConfigError, WireError
+from ibmig.fabric.partitions import common_pkey, shares_partition
 from ibmig.wire.fastrecord import fast_constructor
 from ibmig.wire.mad import (
     BASE_VERSION,
@@ -1064,11 +1080,12 @@ class SubnetAdministrator(EventLog[Any]):
             forward = resolve_path(db, slid, dlid)
         except PathError:
             return None
-        params = self._path_params(query, mask, forward)
+        params = self._path_params(query, mask, forward, sguid, dguid)
         if params is None:
             return None
         try:
-            reversible = self._path_params(query, mask, resolve_path(db, dlid, slid)) is not None
+            backward = resolve_path(db, dlid, slid)
+            reversible = self._path_params(query, mask, backward, dguid, sguid) is not None
         except PathError:
             reversible = False
         if mask & PathRecordComp.REVERSIBLE and query.reversible and not reversible:
@@ -1092,7 +1109,7 @@ class SubnetAdministrator(EventLog[Any]):
         )
 
     def _path_params(
-        self, query: PathRecord, mask: int, path: PathInfo
+        self, query: PathRecord, mask: int, path: PathInfo, sguid: int, dguid: int
     ) -> tuple[int, int, int, int, int] | None:
         """MTU, rate, PacketLifeTime, P_Key and SL of a path under the query's
         constraints (OpenSM pr_rcv_get_path_parms), None if it cannot meet them."""
@@ -1143,32 +1160,29 @@ class SubnetAdministrator(EventLog[Any]):
                 if plt < wanted:
                     return None
                 plt = wanted
-        pkey = DEFAULT_PKEY
-        raw = bool(mask & PathRecordComp.RAW_TRAFFIC and query.raw_traffic)
-        if raw:
-            pkey = 0
-        elif mask & PathRecordComp.PKEY:
-            if not self._share_pkey(path.src, path.dst, query.pkey):
+        # P_Key (OpenSM pr_rcv_get_path_parms): the requested one if both ends share
+        # it, else the lowest partition they share (the source's entry); no shared
+        # partition, no path. Raw traffic then reports P_Key 0.
+        keys_s = self.sm.partition_keys(sguid)
+        keys_d = self.sm.partition_keys(dguid)
+        if mask & PathRecordComp.PKEY:
+            if not shares_partition(keys_s, keys_d, query.pkey):
                 return None
             pkey = query.pkey
+        else:
+            common = common_pkey(keys_s, keys_d)
+            if common is None:
+                return None
+            pkey = common
+        if mask & PathRecordComp.RAW_TRAFFIC and query.raw_traffic:
+            pkey = 0
         sl = query.sl if mask & PathRecordComp.SL else 0
         return mtu, rate, plt, pkey, sl
 
-    @staticmethod
-    def _partition_keys(endpoint: tuple[int, int]) -> frozenset[int]:
-        """P_Keys of an end port. The SM reads no P_Key tables, so every port is
-        taken to be a full member of the default partition only."""
-        return frozenset({DEFAULT_PKEY})
-
-    def _share_pkey(self, a: tuple[int, int], b: tuple[int, int], pkey: int) -> bool:
-        """Both ports have `pkey`'s partition and at least one is a full member
-        (OpenSM osm_physp_share_this_pkey)."""
-        base = pkey & 0x7FFF
-        keys_a = [k for k in self._partition_keys(a) if k & 0x7FFF == base]
-        keys_b = [k for k in self._partition_keys(b) if k & 0x7FFF == base]
-        if not keys_a or not keys_b:
-            return False
-        return any(k & 0x8000 for k in keys_a) or any(k & 0x8000 for k in keys_b)
+    def _share_partition(self, guid_a: int, guid_b: int) -> bool:
+        """Do two ports or VMs (port or alias GUIDs) share a partition, one side a
+        full member? (IBA Vol 1, 10.9.3; `SubnetManager.partition_keys`.)"""
+        return shares_partition(self.sm.partition_keys(guid_a), self.sm.partition_keys(guid_b))
 
     # --- NodeRecord -----------------------------------------------------------------
 
@@ -1385,6 +1399,17 @@ class SubnetAdministrator(EventLog[Any]):
         record = self.db.port_record(query.lid)
         if record is None:
             raise _RequestError(SaStatus.ERR_NO_RECORDS)
+        if record.port_guid != requester.port_guid:
+            if mad.sm_key != self.config.sa_key:
+                # Only a port's own agent (its hypervisor) adds or removes its alias
+                # GUIDs (module docstring); OpenSM checks no ownership, and answers a
+                # denial elsewhere in this handler with ERR_REQ_DENIED, as here.
+                self.counters["guid_info_foreign_port_refused"] += 1
+                raise _RequestError(SaStatus.ERR_REQ_DENIED)
+            if not self._share_partition(requester.port_guid, record.port_guid):
+                # OpenSM osm_sa_guidinfo_record.c: no shared partition, no answer.
+                self.counters["guid_info_no_shared_partition"] += 1
+                return
         guid_cap = record.info.guid_cap if record.info is not None else 0
         block = query.block_num
         if block >= -(-guid_cap // GUID_BLOCK_SIZE):
@@ -1541,7 +1566,7 @@ class SubnetAdministrator(EventLog[Any]):
         key = _subscription_key(datagram.slid, datagram.sqp, report_gid, stored)
         existing = self._subscriptions.get(key)
         if info.subscribe:
-            if not self._valid_subscription(info):
+            if not self._valid_subscription(info, requester):
                 raise _RequestError(SaStatus.ERR_REQ_INVALID, refused)
             if existing is not None:
                 self._subscriptions[key] = replace(existing, inform_info=stored)
@@ -1561,11 +1586,15 @@ class SubnetAdministrator(EventLog[Any]):
             self._emit(SubscriptionRemoved(existing, now_ns))
         self._respond(mad, datagram, (info,), InformInfo.ATTRIBUTE_OFFSET, now_ns)
 
-    def _valid_subscription(self, info: InformInfo) -> bool:
-        """o13-14.1.1 as OpenSM checks it: a named GID must be known; a LID range must
-        start within the subnet's LIDs (partitions are shared trivially)."""
+    def _valid_subscription(self, info: InformInfo, requester: PortRecordData) -> bool:
+        """o13-14.1.1 as OpenSM checks it (osm_sa_informinfo.c validate_infr): a named
+        GID must be known and share a partition with the requester; a LID range
+        must start within the subnet's LIDs."""
         if any(info.gid):
-            return self.db.lid_of_guid(guid_of(info.gid)) is not None
+            guid = guid_of(info.gid)
+            if self.db.lid_of_guid(guid) is None:
+                return False
+            return self._share_partition(requester.port_guid, guid)
         if info.lid_range_begin == 0xFFFF:
             return True
         return info.lid_range_begin <= self.db.max_lid
@@ -1626,10 +1655,27 @@ class SubnetAdministrator(EventLog[Any]):
         reachable = [s for s in matched if s.lid in lid_owner]
         if len(reachable) != len(matched):
             self.counters["report_to_unknown_lid"] += len(matched) - len(reachable)
+        if self.sm.partitions is not None and reachable:
+            # o13-17.1.1: subscriber and subject must share a partition.
+            subject = guid_of(subject_gid)
+            shared = [s for s in reachable if self._share_partition(self._subscriber(s), subject)]
+            if len(shared) != len(reachable):
+                self.counters["report_partition_mismatch"] += len(reachable) - len(shared)
+            reachable = shared
         if reachable:
             self._send_reports(reachable, notice, now_ns)
         self._emit(NoticeReported(notice.trap_number, len(reachable), now_ns))
         return len(reachable)
+
+    def _subscriber(self, subscription: Subscription) -> int:
+        """The GUID partitions are checked with for a subscriber: the GID it
+        subscribed with (a VM's vGUID, or a port GUID) if the subnet knows it, else
+        the port behind its LID."""
+        guid = guid_of(subscription.subscriber_gid)
+        if self.db.lid_of_guid(guid) is not None:
+            return guid
+        record = self.db.port_record(subscription.lid)
+        return guid if record is None else record.port_guid
 
     def _send_reports(self, subscriptions: list[Subscription], notice: Notice, now_ns: int) -> None:
         """One Report per subscriber. A notice can go to every host of a data centre,

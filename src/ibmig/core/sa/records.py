@@ -21,9 +21,9 @@ this makes ibmig's first MAD hold the records OpenSM's does.
 Common rules. A LID in the mask names an end port (a switch's port 0 or a CA
 port; any LID of its LMC range); a LID no port has gives no record. Records of
 a switch carry the LID of its port 0, of a CA port that port's LID. Every port
-shares the default partition (the SM programs no P_Key tables; see
-`SubnetAdministrator._partition_keys`), so OpenSM's partition checks between the
-requester and the ports always pass.
+is taken to share the requester's partitions here (OpenSM checks the requester
+against each port; ibmig does that for PathRecords, InformInfo, Reports and
+GUIDInfoRecord writes, `ibmig.core.sa.admin`).
 
 What the tables hold:
 - LinkRecord: every link the SM discovered, one record per direction.
@@ -34,8 +34,10 @@ What the tables hold:
   ERR_REQ_INVALID, as OpenSM. Blocks per port as OpenSM reads them: a CA port or
   switch port 0 has ceil(NodeInfo.PartitionCap / 32), a switch's other port
   ceil(SwitchInfo.PartitionEnforcementCap / 32). The contents are the SM's
-  view: the default P_Key 0xFFFF in entry 0 of block 0, nothing else (a requested
-  block beyond the table is answered with zeros, as OpenSM does).
+  view: the table it last wrote with a partition configuration
+  (`SubnetManager.pkey_tables`), else the default P_Key 0xFFFF in entry 0 of
+  block 0 (a requested block beyond the table is answered with zeros, as OpenSM
+  does).
 - SLtoVLMappingTableRecord and VLArbitrationTableRecord: OpenSM with QoS off (its
   default) neither reads nor writes these tables and its SA answers them from its
   zero-filled port objects; ibmig's SM does not touch them either and answers the
@@ -293,8 +295,14 @@ def pkey_blocks(node: NodeRecordData, port: int) -> int:
     return -(-cap // PKEY_BLOCK_SIZE)
 
 
-def pkey_block(node: NodeRecordData, port: int, block: int) -> PKeyTable:
-    """A P_Key table block as the SM knows it: the default partition only."""
+def pkey_block(
+    node: NodeRecordData, port: int, block: int, written: Sequence[int] | None = None
+) -> PKeyTable:
+    """A P_Key table block as the SM knows it: as it wrote it (`written`), else the
+    default partition only."""
+    if written is not None:
+        chunk = tuple(written[block * PKEY_BLOCK_SIZE : (block + 1) * PKEY_BLOCK_SIZE])
+        return PKeyTable(chunk + (0,) * (PKEY_BLOCK_SIZE - len(chunk)))
     if block == 0 and pkey_blocks(node, port):
         return _DEFAULT_PKEY_BLOCK
     return _EMPTY_PKEY_BLOCK
@@ -322,7 +330,9 @@ def pkey_table_records(sm: SubnetManager, mad: SaMad) -> list[PKeyTableRecord]:
             else:
                 blocks = range(pkey_blocks(node, port))
             for block in blocks:
-                records.append(PKeyTableRecord(lid, block, port, pkey_block(node, port, block)))
+                written = sm.pkey_tables.get((node.node_guid, port))
+                table = pkey_block(node, port, block, written)
+                records.append(PKeyTableRecord(lid, block, port, table))
     return records
 
 

@@ -18,6 +18,13 @@ is queued or outstanding, and the next one starts:
                LinearFDBTop or LifeTimeValue differ or PortStateChange is set
                (written back as 1, which clears it); LinearForwardingTable Set
                only for 64-entry blocks that differ from what was last programmed.
+               With a partition configuration (`SmConfig.partitions`), P_KeyTable
+               Set for every 32-entry block that differs from what was last
+               written: end ports (their partitions and their VMs'), and switch
+               ports toward a CA (the CA port's table; the ARM phase's PortInfo
+               Set then turns on PartitionEnforcementInbound/Outbound), as OpenSM's
+               osm_pkey_mgr.c. A GUIDInfo write that brings or takes a VM rewrites
+               its port's table and the switch port's in front of it.
     ARM        PortInfo Set PortState=Armed on every port in Init; on a switch's
                external port the same Set writes VLStallCount and HOQLife (a
                switch port with a settled link and other values gets a Set of
@@ -99,16 +106,25 @@ from ibmig.core.sm.routing import (
 )
 from ibmig.core.timers import Timers
 from ibmig.errors import ConfigError, WireError
+from ibmig.fabric.partitions import (
+    FULL_MEMBER,
+    EndPortKind,
+    PartitionConfig,
+    resolve_keys,
+)
 from ibmig.wire.mad import MadStatus, Method
 from ibmig.wire.notice import Notice, TrapNumber
 from ibmig.wire.smp import MAX_HOP_COUNT, Smp, make_get, make_get_resp, make_request, make_set
 from ibmig.wire.smp_attrs import (
     LFT_BLOCK_SIZE,
+    PKEY_BLOCK_SIZE,
     GUIDInfo,
     LinearForwardingTable,
     NodeDescription,
     NodeInfo,
+    NodeType,
     PhysPortState,
+    PKeyTable,
     PortCapability,
     PortState,
     SMInfo,
@@ -123,6 +139,9 @@ _TID_MATCH_MASK = (1 << 48) - 1  # ibsim rewrites the top 16 bits of request TID
 _POLL_KEY = -1  # the polling deadline among the TID deadlines (TIDs are >= 0)
 _CLIENT_REREGISTER = 0x80  # PortInfo byte 51, bit 7 (IBA Vol 1, 14.2.5.6)
 _PI_STALL_HOQ = 42  # PortInfo byte 42: VLStallCount (bits 7..5) | HOQLife (4..0)
+_PI_ENFORCEMENT = 43  # PortInfo byte 43: OperationalVLs | PartitionEnforcement In/Out | ...
+_ENFORCE_BOTH = 0x0C  # PartitionEnforcementInbound (bit 3) | Outbound (bit 2)
+_DEFAULT_PARTITION_ONLY = frozenset({0xFFFF})
 _INVALID_FIELD = 0x001C
 
 
@@ -168,6 +187,13 @@ class SmConfig:
     leaf_head_of_queue_lifetime: int = 0x10  # OpenSM leaf_head_of_queue_lifetime: toward a CA
     vl_stall_count: int = 7  # OpenSM vl_stall_count: VLStallCount, switch-switch
     leaf_vl_stall_count: int = 7  # OpenSM leaf_vl_stall_count: VLStallCount toward a CA
+    partitions: PartitionConfig | None = None
+    """OpenSM's partitions.conf (`ibmig.fabric.partitions`): None, no P_Key table is
+    written and every port is taken to be a full member of the default partition
+    (OpenSM without a file: `Default=0x7fff : ALL=full ;`, tables left as found)."""
+    partition_enforcement: bool = True
+    """OpenSM part_enforce both (no_partition_enforcement off): a switch port toward
+    a CA gets the CA port's P_Key table and PartitionEnforcementInbound/Outbound."""
 
     def __post_init__(self) -> None:
         for name, bits in (
@@ -392,6 +418,13 @@ class SubnetManager(EventLog[Any]):
         self._poll_retries = 0
         self._poll_tid: int | None = None  # the poll on the wire (match bits)
         self._coming_out_of_standby = False
+        self._partitions = (
+            None
+            if self.config.partitions is None
+            else self.config.partitions.with_implicit_default()
+        )
+        # P_Key tables as last written: (node GUID, port) -> entries (no trailing zeros).
+        self.pkey_tables: dict[tuple[int, int], tuple[int, ...]] = {}
 
     # --- engine contract ------------------------------------------------------------
 
@@ -746,6 +779,7 @@ class SubnetManager(EventLog[Any]):
         elif self.phase == Phase.LIDS:
             self.phase = Phase.ROUTE
             self._program_routes(now_ns)
+            self._program_pkeys(now_ns)
         elif self.phase == Phase.ROUTE:
             self.phase = Phase.ARM
             self._set_port_states(PortState.INIT, PortState.ARMED, now_ns)
@@ -984,6 +1018,8 @@ class SubnetManager(EventLog[Any]):
         port_state: int = PortState.NO_CHANGE,
         client_reregister: bool = False,
         timeouts: int | None = None,
+        enforcement: int | None = None,
+        in_sweep: bool = True,
     ) -> None:
         """SubnSet(PortInfo) built from the bytes the port last answered with, every
         writable "enable" field set to its no-change value (IBA Vol 1, 14.2.5.6:
@@ -1011,6 +1047,8 @@ class SubnetManager(EventLog[Any]):
         data[63] &= 0xE0  # LinkSpeedExtEnabled: no change
         if timeouts is not None:
             data[_PI_STALL_HOQ] = timeouts
+        if enforcement is not None:
+            data[_PI_ENFORCEMENT] = (data[_PI_ENFORCEMENT] & ~_ENFORCE_BOTH) | enforcement
         smp = make_request(
             Method.SET,
             SmpAttr.PORT_INFO,
@@ -1022,7 +1060,7 @@ class SubnetManager(EventLog[Any]):
         )
         self._issue(
             smp, self._path_to_port(node, record.port_num), self._on_port_info,
-            (node, record.port_num), now_ns,
+            (node, record.port_num), now_ns, in_sweep=in_sweep,
         )  # fmt: skip
 
     # --- ROUTE ----------------------------------------------------------------------
@@ -1189,6 +1227,16 @@ class SubnetManager(EventLog[Any]):
             return (config.vl_stall_count << 5) | config.head_of_queue_lifetime
         return (config.leaf_vl_stall_count << 5) | config.leaf_head_of_queue_lifetime
 
+    def _switch_port_enforcement(self, node: NodeRecordData, port: int) -> int | None:
+        """PartitionEnforcement bits for a switch's external port when partitions are
+        configured: both toward a CA whose table the port holds, none otherwise
+        (OpenSM osm_pkey_mgr.c pkey_mgr_update_peer_port); None: left alone."""
+        if self._partitions is None or not node.is_switch or port == 0:
+            return None
+        if (node.node_guid, port) not in self.db.links:
+            return None
+        return _ENFORCE_BOTH if self._peer_pkey_table(node, port) is not None else 0
+
     def _set_port_states(self, current: PortState, target: PortState, now_ns: int) -> None:
         for node in self.db.nodes.values():
             for port, record in node.ports.items():
@@ -1197,6 +1245,7 @@ class SubnetManager(EventLog[Any]):
                 if port != 0 and (node.node_guid, port) not in self.db.links:
                     continue
                 timeouts = self._switch_port_timeouts(node, port)
+                enforcement = self._switch_port_enforcement(node, port)
                 if record.port_state != current:
                     # A link that is already up (a resweep, or a fabric another SM
                     # brought up) still gets the switch timeouts, PortState unchanged.
@@ -1205,14 +1254,23 @@ class SubnetManager(EventLog[Any]):
                         target == PortState.ARMED
                         and timeouts is not None
                         and raw is not None
-                        and raw[_PI_STALL_HOQ] != timeouts
+                        and (
+                            raw[_PI_STALL_HOQ] != timeouts
+                            or (
+                                enforcement is not None
+                                and raw[_PI_ENFORCEMENT] & _ENFORCE_BOTH != enforcement
+                            )
+                        )
                         and record.port_state in (PortState.ARMED, PortState.ACTIVE)
                     ):
-                        self._issue_port_info_set(node, record, now_ns, timeouts=timeouts)
+                        self._issue_port_info_set(
+                            node, record, now_ns, timeouts=timeouts, enforcement=enforcement
+                        )
                     continue
                 self._issue_port_info_set(
-                    node, record, now_ns, port_state=target, timeouts=timeouts
-                )
+                    node, record, now_ns, port_state=target, timeouts=timeouts,
+                    enforcement=enforcement,
+                )  # fmt: skip
 
     def _subnet_up(self, now_ns: int) -> None:
         db = self.db
@@ -1510,6 +1568,7 @@ class SubnetManager(EventLog[Any]):
                 if guid and base + i != 0:
                     record.alias_guids[base + i] = guid
                     self.db.alias_owner[guid] = port_guid
+            self._refresh_pkeys(port_guid, when_ns)
             done(written, when_ns)
 
         def on_reply(smp: Smp, _ctx: Any, when_ns: int) -> None:
@@ -1533,6 +1592,178 @@ class SubnetManager(EventLog[Any]):
             in_sweep=False,  # the SA's write: a lost one is the SA client's to retry
         )  # fmt: skip
         return True
+
+    # --- partitions (`ibmig.fabric.partitions`) ------------------------------------------
+
+    @property
+    def partitions(self) -> PartitionConfig | None:
+        """The partition configuration in force (the implicit default partition
+        added), None without one."""
+        return self._partitions
+
+    def partition_keys(self, guid: int) -> frozenset[int]:
+        """The P_Keys (membership in bit 15) the SA checks partitions with for a port
+        GUID (its table as the SM wants it) or a VM's alias GUID (the partitions the
+        configuration gives its vGUID; `ibmig.fabric.partitions` module docstring).
+        Without a configuration: the default partition, full member."""
+        config = self._partitions
+        if config is None:
+            return _DEFAULT_PARTITION_ONLY
+        db = self.db
+        if guid not in db.port_lid:
+            # A VM, or a port or VM the subnet no longer has (the subject of a trap
+            # 65): what the configuration gives that GUID.
+            alias = guid in db.alias_owner or guid in db.alias_last_seen
+            return frozenset(resolve_keys(config, EndPortKind(guid, is_alias=alias)))
+        found = db.node_of_port(guid)
+        if found is None:
+            return frozenset()
+        node, port = found
+        return frozenset(self._end_port_pkeys(node, port))
+
+    def _end_port_pkeys(self, node: NodeRecordData, port: int) -> tuple[int, ...]:
+        """An end port's P_Key table: its own partitions, then those of the alias
+        GUIDs (VMs) it holds, a full membership winning; cut at PartitionCap (OpenSM
+        drops what does not fit)."""
+        config = self._partitions
+        assert config is not None
+        record = node.ports.get(port)
+        if record is None:
+            return ()
+        kind = EndPortKind(
+            record.port_guid,
+            is_switch=node.is_switch,
+            is_router=node.info.node_type == NodeType.ROUTER,
+            is_sm=record.port_guid == self.db.sm_port_guid,
+        )
+        keys = list(resolve_keys(config, kind))
+        for index in sorted(record.alias_guids):
+            alias = EndPortKind(record.alias_guids[index], is_alias=True)
+            for key in resolve_keys(config, alias):
+                base = key & 0x7FFF
+                at = next((i for i, k in enumerate(keys) if k & 0x7FFF == base), None)
+                if at is None:
+                    keys.append(key)
+                elif key & FULL_MEMBER:
+                    keys[at] = key
+        cap = node.info.partition_cap
+        return tuple(keys[:cap] if cap else keys)  # 0: not read (hand-built databases)
+
+    def _peer_pkey_table(self, node: NodeRecordData, port: int) -> tuple[int, ...] | None:
+        """The table a switch's external port enforces: its CA neighbour's, if the
+        switch enforces partitions and it fits PartitionEnforcementCap; else None."""
+        if not self.config.partition_enforcement:
+            return None
+        far = self.db.links.get((node.node_guid, port))
+        if far is None:
+            return None
+        peer = self.db.nodes.get(far[0])
+        if peer is None or peer.is_switch:
+            return None
+        cap = node.switch_info.partition_enforcement_cap if node.switch_info else 0
+        table = self._end_port_pkeys(peer, far[1])
+        if not cap or len(table) > cap:
+            return None
+        return table
+
+    def set_partitions(self, config: PartitionConfig | None, now_ns: int) -> None:
+        """A new partition configuration (OpenSM re-reading partitions.conf): once the
+        subnet is up, the P_Key tables and switch partition enforcement that differ
+        are written at once; otherwise by the sweep under way. None: tables are
+        left as they are and every port counts as a full default-partition member."""
+        self._partitions = None if config is None else config.with_implicit_default()
+        if config is None or not self.subnet_up:
+            return
+        self._program_pkeys(now_ns, in_sweep=False)
+        for node in list(self.db.nodes.values()):
+            if not node.is_switch:
+                continue
+            for port, record in node.ports.items():
+                enforcement = self._switch_port_enforcement(node, port)
+                raw = record.raw
+                if (
+                    enforcement is not None
+                    and raw is not None
+                    and raw[_PI_ENFORCEMENT] & _ENFORCE_BOTH != enforcement
+                ):
+                    self._issue_port_info_set(
+                        node, record, now_ns, enforcement=enforcement, in_sweep=False
+                    )
+
+    def _program_pkeys(
+        self, now_ns: int, only: set[int] | None = None, in_sweep: bool = True
+    ) -> None:
+        """SubnSet(P_KeyTable) for every block that differs from what was last
+        written (IBA Vol 1, 14.2.5.7; OpenSM osm_pkey_mgr.c): end ports, and switch
+        ports toward CAs (partition enforcement). `only`: the nodes to look at."""
+        if self._partitions is None:
+            return
+        for node in list(self.db.nodes.values()):
+            if only is not None and node.node_guid not in only:
+                continue
+            if node.is_switch:
+                ports = [0, *[p for p in node.ports if p != 0]]
+            else:
+                ports = sorted(node.ports)
+            for port in ports:
+                record = node.ports.get(port)
+                if record is None or not record.known:
+                    continue
+                if port and (node.node_guid, port) not in self.db.links:
+                    continue
+                if node.is_switch and port:
+                    table = self._peer_pkey_table(node, port)
+                    if table is None:
+                        continue
+                else:
+                    table = self._end_port_pkeys(node, port)
+                self._write_pkey_table(node, port, table, now_ns, in_sweep)
+
+    def _write_pkey_table(
+        self, node: NodeRecordData, port: int, table: tuple[int, ...], now_ns: int, in_sweep: bool
+    ) -> None:
+        key = (node.node_guid, port)
+        old = self.pkey_tables.get(key)
+        if old == table:
+            return
+        blocks = max(1, -(-len(table) // PKEY_BLOCK_SIZE))
+        if old is not None:
+            blocks = max(blocks, -(-len(old) // PKEY_BLOCK_SIZE))
+        padded = table + (0,) * (blocks * PKEY_BLOCK_SIZE - len(table))
+        before = (old or ()) + (0,) * (blocks * PKEY_BLOCK_SIZE - len(old or ()))
+        path = node.path if node.is_switch else self._path_to_port(node, port)
+        for block in range(blocks):
+            chunk = padded[block * PKEY_BLOCK_SIZE : (block + 1) * PKEY_BLOCK_SIZE]
+            if (
+                old is not None
+                and chunk == before[block * PKEY_BLOCK_SIZE : (block + 1) * PKEY_BLOCK_SIZE]
+            ):
+                continue
+            modifier = (port << 16 | block) if node.is_switch else block
+            self._issue_set(
+                PKeyTable(chunk), path, _ignore, None, now_ns, modifier,
+                self._pkey_block_failed(key), in_sweep,
+            )  # fmt: skip
+        self.pkey_tables[key] = table
+
+    def _pkey_block_failed(self, key: tuple[int, int]) -> ErrorHandler:
+        def failed(_status: int, _now_ns: int) -> None:
+            self.pkey_tables.pop(key, None)  # unknown now: written again next time
+
+        return failed
+
+    def _refresh_pkeys(self, port_guid: int, now_ns: int) -> None:
+        """An end port's alias GUIDs changed (a VM came or went): its P_Key table,
+        and the enforcing switch port's in front of it, follow the VM's partitions."""
+        found = self.db.node_of_port(port_guid)
+        if found is None or self._partitions is None:
+            return
+        node, port = found
+        nodes = {node.node_guid}
+        far = self.db.links.get((node.node_guid, port))
+        if far is not None:
+            nodes.add(far[0])
+        self._program_pkeys(now_ns, only=nodes, in_sweep=False)
 
 
 def _ignore(smp: Smp, ctx: Any, now_ns: int) -> None:
