@@ -51,7 +51,8 @@ def add_parser(sub: Subparsers) -> None:
     dom0.add_argument("--state", metavar="F",
                       help="keep the toolstack's VM state here; read at start (restart)")  # fmt: skip
     dom0.add_argument("--port-guid", help="the port GUID (default: from sysfs, gids/0)")
-    dom0.add_argument("--seed", type=int, default=0)
+    dom0.add_argument("--seed", type=int,
+                      help="seed of its TIDs (default: fresh each start, as a restarted dom0 needs)")  # fmt: skip
     dom0.set_defaults(handler=run_dom0)
 
     guest = sub.add_parser(
@@ -138,7 +139,8 @@ def run_dom0(args: argparse.Namespace, out: IO[str] | None = None) -> int:
         num_vfs=args.vfs, subscribe_path_changes=args.strategy == "per-host"
     )
     host = HostAgent(
-        args.host, port_guid, rng=random.Random(f"{args.seed}:{args.host}"), config=config,
+        args.host, port_guid, config=config,
+        rng=random.Random(f"{args.seed}:{args.host}") if args.seed is not None else random.Random(),
         port_num=info.port,
     )  # fmt: skip
     port = UmadPort(info).open()

@@ -49,7 +49,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import selectors
 import socket
 import time
@@ -172,7 +171,9 @@ class Dom0Daemon:
         self._report_owner: dict[int, str] = {}  # Report TID (low 32) -> VM
         self._report_turn = 0
         self._paths: dict[str, dict[bytes, None]] = {}  # what each guest registered
-        self._tid = random.Random(f"dom0:{host.host_id}").getrandbits(31) | 1 << 31
+        # Guests' SA requests get TIDs with the top bit set, dom0's engine draws its own
+        # from the same rng: a restarted dom0 does not reuse its predecessor's TIDs.
+        self._tid = host.rng.getrandbits(31) | 1 << 31
         self._selector = selectors.EpollSelector()  # umad2sim interposes poll, not epoll
         self._listener = self._listen(channel_path)
 
@@ -193,7 +194,8 @@ class Dom0Daemon:
         now = self.clock()
         for vm, record in self._load_state().items():
             self._vms[vm] = record
-            self.host.set_alias(vm, now, vguid=record["vguid"])
+            # On the VF it had: the port's GUIDInfo still holds its alias at that index.
+            self.host.set_alias(vm, now, vguid=record["vguid"], vf=record.get("vf"))
             if record.get("attached"):
                 self.host.attach_vf(vm, now)
             self.log.line("restored", vm=vm, vguid=record["vguid"])
@@ -519,8 +521,8 @@ class Dom0Daemon:
         try:
             if kind == "vm_arrived":
                 vm, vguid = message["vm"], message["vguid"]
-                host.set_alias(vm, now, vguid=vguid)
-                self._vms[vm] = {"vguid": vguid, "attached": False}
+                vf = host.set_alias(vm, now, vguid=vguid)
+                self._vms[vm] = {"vguid": vguid, "vf": vf, "attached": False}
             elif kind == "vf_attached":
                 vm = message["vm"]
                 host.attach_vf(vm, now)
@@ -595,7 +597,9 @@ class Dom0Daemon:
         return {
             vm: record
             for vm, record in vms.items()
-            if isinstance(record, dict) and isinstance(record.get("vguid"), int)
+            if isinstance(record, dict)
+            and isinstance(record.get("vguid"), int)
+            and isinstance(record.get("vf"), (int, type(None)))
         }
 
     def _save_state(self) -> None:
