@@ -191,6 +191,6 @@ def test_per_vm_reports_are_what_the_simulator_predicts(
         assert sorted(result.heard) == ["vm1", "vm2"]
         for vm in lab.clients:
             [heard] = after(lab, vm, result, "PathChangeReceived")
-            assert heard["via"] == "sa"
+            assert heard["via"] == "report"  # its own subscription, not dom0
             up = after(lab, vm, result, "ConnectionUp")
             assert [u["peer_lid"] for u in up] == [result.dst_lid]
