@@ -21,9 +21,7 @@ def test_a_frame_is_a_big_endian_length_and_versioned_json() -> None:
     data = encode({"type": "path_change", "gid": GID, "new_lid": 26})
     body = b'{"v":1,"type":"path_change","gid":"' + GID.encode() + b'","new_lid":26}'
     assert data == struct.pack(">I", len(body)) + body
-    assert FrameReader().feed(data) == [
-        {"v": 1, "type": "path_change", "gid": GID, "new_lid": 26}
-    ]
+    assert FrameReader().feed(data) == [{"v": 1, "type": "path_change", "gid": GID, "new_lid": 26}]
 
 
 def test_frames_cut_anywhere_come_out_whole_and_in_order() -> None:

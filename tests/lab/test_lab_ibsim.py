@@ -66,9 +66,8 @@ def none(ibsim_tools: None, net_file: Callable[[str], Path]) -> Iterator[tuple[L
 
 
 def after(lab: Lab, vm: int, result: Migration, event: str) -> list[dict[str, object]]:
-    return [
-        r for r in lab.log(lab.guests[vm]) if r["event"] == event and float(r["t"]) >= result.started
-    ]  # fmt: skip
+    records = lab.log(lab.guests[vm])
+    return [r for r in records if r["event"] == event and float(r["t"]) >= result.started]
 
 
 def test_per_host_peers_re_resolve_and_reconnect_to_the_migrated_gid(
@@ -89,7 +88,9 @@ def test_per_host_peers_re_resolve_and_reconnect_to_the_migrated_gid(
         ]
     # The migrated VM accepted them at its new host, with its GID.
     served = after(lab, MOVER, result, "ConnectionUp")
-    assert sorted(u["peer_gid"] for u in served) == sorted(vm_gid(v).hex() for v in lab.clients)
+    assert sorted(str(u["peer_gid"]) for u in served) == sorted(
+        vm_gid(v).hex() for v in lab.clients
+    )
     assert {u["local_gid"] for u in served} == {gid}
 
 

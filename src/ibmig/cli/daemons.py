@@ -38,21 +38,37 @@ def add_parser(sub: Subparsers) -> None:
             "on the same socket (protocol: ibmig.daemons.channel)."
         ),
     )
-    dom0.add_argument("--umad", action="store_true", required=True,
-                      help="run on a port's umad device (on ibsim: under LD_PRELOAD=libumad2sim.so)")  # fmt: skip
+    dom0.add_argument(
+        "--umad",
+        action="store_true",
+        required=True,
+        help="run on a port's umad device (on ibsim: under LD_PRELOAD=libumad2sim.so)",
+    )
     dom0.add_argument("--ca", help="the CA (ibdev) to run on; default the first")
     dom0.add_argument("--port", type=int, metavar="N", help="the CA's port; default the first")
-    dom0.add_argument("--control", required=True, metavar="SOCKET",
-                      help="Unix socket path for guests and the orchestrator")  # fmt: skip
+    dom0.add_argument(
+        "--control",
+        required=True,
+        metavar="SOCKET",
+        help="Unix socket path for guests and the orchestrator",
+    )
     dom0.add_argument("--host", default="host", help="this host's name in the output")
-    dom0.add_argument("--strategy", choices=("none", "per-vm", "per-host"), default="per-host",
-                      help="per-host: dom0 subscribes and forwards (default)")  # fmt: skip
+    dom0.add_argument(
+        "--strategy",
+        choices=("none", "per-vm", "per-host"),
+        default="per-host",
+        help="per-host: dom0 subscribes and forwards (default)",
+    )
     dom0.add_argument("--vfs", type=int, default=16, help="VFs of the port (default 16)")
-    dom0.add_argument("--state", metavar="F",
-                      help="keep the toolstack's VM state here; read at start (restart)")  # fmt: skip
+    dom0.add_argument(
+        "--state", metavar="F", help="keep the toolstack's VM state here; read at start (restart)"
+    )
     dom0.add_argument("--port-guid", help="the port GUID (default: from sysfs, gids/0)")
-    dom0.add_argument("--seed", type=int,
-                      help="seed of its TIDs (default: fresh each start, as a restarted dom0 needs)")  # fmt: skip
+    dom0.add_argument(
+        "--seed",
+        type=int,
+        help="seed of its TIDs (default: fresh each start, as a restarted dom0 needs)",
+    )
     dom0.set_defaults(handler=run_dom0)
 
     guest = sub.add_parser(
@@ -63,10 +79,18 @@ def add_parser(sub: Subparsers) -> None:
     guest.add_argument("--channel", required=True, metavar="SOCKET", help="dom0's socket")
     guest.add_argument("--vm", required=True, help="the VM's name, as the orchestrator gave it")
     guest.add_argument("--ip", required=True, help="the VM's IPoIB address")
-    guest.add_argument("--peer", action="append", default=[], metavar="IP=GID",
-                       help="connect to the server at IP, GID 32 hex digits (repeatable)")  # fmt: skip
-    guest.add_argument("--subscribe", action="store_true",
-                       help="subscribe for path changes itself (the per-VM strategy)")  # fmt: skip
+    guest.add_argument(
+        "--peer",
+        action="append",
+        default=[],
+        metavar="IP=GID",
+        help="connect to the server at IP, GID 32 hex digits (repeatable)",
+    )
+    guest.add_argument(
+        "--subscribe",
+        action="store_true",
+        help="subscribe for path changes itself (the per-VM strategy)",
+    )
     guest.add_argument("--path-cache", choices=("cached", "query"), default="cached")
     guest.add_argument("--seed", type=int, default=0)
     guest.set_defaults(handler=run_guest)
@@ -82,8 +106,12 @@ def add_parser(sub: Subparsers) -> None:
         ),
     )
     lab.add_argument("--ibsim", required=True, metavar="NETFILE", help="ibsim net file")
-    lab.add_argument("--strategy", action="append", choices=("none", "per-vm", "per-host"),
-                     help="repeatable; default all three")  # fmt: skip
+    lab.add_argument(
+        "--strategy",
+        action="append",
+        choices=("none", "per-vm", "per-host"),
+        help="repeatable; default all three",
+    )
     lab.add_argument("--n", type=int, default=3, help="hosts (default 3)")
     lab.add_argument("--m", type=int, default=1, help="VMs per host (default 1)")
     lab.add_argument("--seed", type=int, default=1)
@@ -129,20 +157,18 @@ def run_dom0(args: argparse.Namespace, out: IO[str] | None = None) -> int:
         raise ConfigError(f"{info.ca} port {info.port} has no LID or SM yet", "--umad")
     try:
         port_guid = (
-            int(args.port_guid, 0)
-            if args.port_guid
-            else _port_guid(port_attribute(info, "gids/0"))
+            int(args.port_guid, 0) if args.port_guid else _port_guid(port_attribute(info, "gids/0"))
         )
     except ValueError:
         raise ConfigError(f"not a GUID: {args.port_guid!r}", "--port-guid") from None
-    config = HostConfig(
-        num_vfs=args.vfs, subscribe_path_changes=args.strategy == "per-host"
-    )
+    config = HostConfig(num_vfs=args.vfs, subscribe_path_changes=args.strategy == "per-host")
     host = HostAgent(
-        args.host, port_guid, config=config,
+        args.host,
+        port_guid,
+        config=config,
         rng=random.Random(f"{args.seed}:{args.host}") if args.seed is not None else random.Random(),
         port_num=info.port,
-    )  # fmt: skip
+    )
     port = UmadPort(info).open()
     stop = _stop_on_signals()
     log = EventLog(f"dom0 {args.host}", out)
@@ -152,9 +178,14 @@ def run_dom0(args: argparse.Namespace, out: IO[str] | None = None) -> int:
         if port.simulated:
             port.become_sm()  # ibsim hands QP1 requests to its issm client only (dom0 docstring)
         daemon = Dom0Daemon(
-            port, host, lid=lid, sa_lid=sa_lid, channel_path=args.control, log=log,
+            port,
+            host,
+            lid=lid,
+            sa_lid=sa_lid,
+            channel_path=args.control,
+            log=log,
             state_path=args.state,
-        )  # fmt: skip
+        )
         daemon.start()
         while not stop:
             daemon.step(STEP_S)
@@ -198,9 +229,13 @@ def run_guest(args: argparse.Namespace, out: IO[str] | None = None) -> int:
         path_cache=args.path_cache, local_ack_timeout=0, message_interval_ns=1_000_000_000
     )
     agent = GuestAgent(
-        ip=ip, rng=random.Random(f"{args.seed}:{args.vm}"), peers=_peers(args.peer),
-        config=config, subscribe=args.subscribe, name=args.vm,
-    )  # fmt: skip
+        ip=ip,
+        rng=random.Random(f"{args.seed}:{args.vm}"),
+        peers=_peers(args.peer),
+        config=config,
+        subscribe=args.subscribe,
+        name=args.vm,
+    )
     stop = _stop_on_signals()
     log = EventLog(f"guest {args.vm}", out)
     daemon = GuestDaemon(agent, args.vm, args.channel, log)
@@ -225,8 +260,15 @@ def run_lab_command(args: argparse.Namespace, out: IO[str] | None = None) -> int
     started = time.monotonic()
     strategies = tuple(args.strategy) if args.strategy else STRATEGIES
     run_lab(
-        args.ibsim, strategies, out, n=args.n, m=args.m, seed=args.seed,
-        timeout_s=args.timeout, workdir=args.keep, compare=not args.no_compare,
-    )  # fmt: skip
+        args.ibsim,
+        strategies,
+        out,
+        n=args.n,
+        m=args.m,
+        seed=args.seed,
+        timeout_s=args.timeout,
+        workdir=args.keep,
+        compare=not args.no_compare,
+    )
     print(f"\nlab done in {time.monotonic() - started:.1f} s", file=out)
     return 0

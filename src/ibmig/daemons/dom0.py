@@ -260,14 +260,14 @@ class Dom0Daemon:
             if method & RESPONSE_BIT:
                 owner = self._sa_tids.pop(tid & _LOW32, None)
                 if owner is not None:
-                    vm, guest_tid = owner
+                    owner_vm, guest_tid = owner
                     restored = mad[:8] + guest_tid.to_bytes(8, "big") + mad[16:]
-                    self._to_guest(vm, datagram._replace(payload=restored))
+                    self._to_guest(owner_vm, datagram._replace(payload=restored))
                     return
             elif method == _REPORT and not self.host.config.subscribe_path_changes:
-                vm = self._report_guest(tid & _LOW32)
-                if vm is not None:
-                    self._to_guest(vm, datagram)
+                subscriber = self._report_guest(tid & _LOW32)
+                if subscriber is not None:
+                    self._to_guest(subscriber, datagram)
                     return
             self.host.receive(datagram, now)
         elif mgmt_class == CM_CLASS:
@@ -344,9 +344,9 @@ class Dom0Daemon:
                 guest.gid = event.gid
                 self._announce(guest)
             elif isinstance(event, VfDown):
-                guest = self._guests.get(event.vm)
-                if guest is not None:
-                    guest.gid = None
+                down = self._guests.get(event.vm)
+                if down is not None:
+                    down.gid = None
 
     def _announce(self, guest: _Guest) -> None:
         if guest.sock is None or guest.gid is None:
@@ -611,6 +611,5 @@ class Dom0Daemon:
 
 
 def mad_kind(mad: bytes) -> str:
-    """"<class>/<method>/<attribute>" of a MAD, as the lab prints them (hex)."""
+    """ "<class>/<method>/<attribute>" of a MAD, as the lab prints them (hex)."""
     return f"{mad[1]:#04x}/{mad[3]:#04x}/{int.from_bytes(mad[16:18], 'big'):#06x}"
-

@@ -191,6 +191,7 @@ class GuestDaemon:
                 self.channel_path = next_channel
             self._collect()
             self._disconnect()
+            self._next_try = 0.0  # the destination's dom0 may be there already
         elif kind == "path_change":
             agent.receive_intra_host(
                 ForwardPathChange(self.vm, bytes.fromhex(message["gid"]), message["new_lid"]), now

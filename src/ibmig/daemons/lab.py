@@ -196,7 +196,10 @@ def start_lab(
             raise HarnessError(f"vm{vm} did not connect to vm0:\n{lab.guests[vm].output()[-2000:]}")
     if strategy == "per-vm":
         for vm in range(n * m):
-            if lab.wait(lab.guests[vm], lambda r: r["event"] == "SubscriptionConfirmed", timeout_s) is None:
+            if (
+                lab.wait(lab.guests[vm], lambda r: r["event"] == "SubscriptionConfirmed", timeout_s)
+                is None
+            ):
                 raise HarnessError(f"vm{vm} did not subscribe")
     else:
         for host in range(n):
@@ -227,7 +230,9 @@ class Migration:
     mads: dict[str, dict[str, int]]  # process -> "class/method/attribute" -> count
 
 
-def migrate(lab: Lab, dst: int | None = None, *, timeout_s: float = 60.0, settle_s: float = 5.0) -> Migration:
+def migrate(
+    lab: Lab, dst: int | None = None, *, timeout_s: float = 60.0, settle_s: float = 5.0
+) -> Migration:
     """Migrate vm0 with static assignment and wait for the clients (module docstring)."""
     src = lab.host_of(MOVER)
     dst = dst if dst is not None else (src + 1) % lab.n  # where the simulator sends it
@@ -248,7 +253,9 @@ def migrate(lab: Lab, dst: int | None = None, *, timeout_s: float = 60.0, settle
         timeout_s,
     )
     if resumed is None:
-        raise HarnessError(f"vm0 did not resume at host{dst}:\n{lab.guests[MOVER].output()[-2000:]}")
+        raise HarnessError(
+            f"vm0 did not resume at host{dst}:\n{lab.guests[MOVER].output()[-2000:]}"
+        )
     heard: dict[str, float] = {}
     reconnected: dict[str, float] = {}
     new_lid: dict[str, int] = {}
@@ -330,10 +337,11 @@ def simulated_reports(net_file: str | Path, strategy: str, n: int, m: int, seed:
 
 
 def print_migration(result: Migration, simulated: int | None, out: IO[str]) -> None:
+    clock = time.strftime("%H:%M:%S", time.gmtime(result.started))
+    micros = int(result.started * 1e6) % 1_000_000
     print(
         f"\n== {result.strategy}: vm0 host{result.src} -> host{result.dst} "
-        f"(new LID {result.dst_lid}), started {time.strftime('%H:%M:%S', time.gmtime(result.started))}"
-        f".{int(result.started * 1e6) % 1_000_000:06d} UTC",
+        f"(new LID {result.dst_lid}), started {clock}.{micros:06d} UTC",
         file=out,
     )
     sim = "" if simulated is None else f" (simulator: {simulated})"
@@ -371,7 +379,9 @@ def run_lab(
 ) -> list[Migration]:
     results = []
     for strategy in strategies:
-        with Harness(workdir and str(Path(workdir) / strategy), keep=workdir is not None) as harness:
+        with Harness(
+            workdir and str(Path(workdir) / strategy), keep=workdir is not None
+        ) as harness:
             lab = start_lab(harness, net_file, strategy, n=n, m=m, seed=seed, timeout_s=timeout_s)
             try:
                 result = migrate(lab, timeout_s=timeout_s)

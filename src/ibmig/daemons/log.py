@@ -33,9 +33,7 @@ def _plain(value: Any) -> Any:
 class EventLog:
     """Writes the lines of one process (`who`) to `out`, flushed per line."""
 
-    def __init__(
-        self, who: str, out: IO[str], wall_clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, who: str, out: IO[str], wall_clock: Callable[[], float] = time.time) -> None:
         self.who = who
         self.out = out
         self.wall_clock = wall_clock
@@ -59,7 +57,7 @@ class EventLog:
 
 def read_log(path: str | Path) -> list[dict[str, Any]]:
     """The JSON lines of a daemon's output (other lines skipped)."""
-    records = []
+    records: list[dict[str, Any]] = []
     try:
         text = Path(path).read_text(errors="replace")
     except OSError:
