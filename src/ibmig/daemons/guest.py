@@ -128,6 +128,7 @@ class GuestDaemon:
 
     def step(self, max_wait_s: float) -> None:
         self._connect()
+        self._flush()  # a hello just queued must not wait for the select
         wait = max_wait_s
         deadline = self.agent.get_timer()
         if deadline is not None:
