@@ -182,3 +182,27 @@ def test_mads_of_no_guest_are_counted_and_dropped(
     daemon.step(0)
     assert daemon.counters["cm_no_vm"] == 1 and daemon.counters["smp_ignored"] == 1
     assert len(port.sent) == 1  # nothing answered: only the subscription left
+
+
+def test_a_report_nobody_here_subscribed_to_is_dropped_unanswered(tmp_path: Path) -> None:
+    daemon, port, _out = make(tmp_path, subscribe=False)  # per-VM: dom0 does not subscribe
+    daemon.start()
+    assert port.sent == []
+    report = bytes([1, SA_CLASS, 2, 0x06]).ljust(256, b"\0")
+    port.incoming.append((UmadHeader(2, lid=1, qpn=1), report))
+    daemon.step(0)
+    assert daemon.counters["report_no_subscriber"] == 1
+    assert port.sent == []  # no ReportResp: the SA resends, then gives up
+    daemon.close()
+
+
+def test_a_state_file_naming_a_vf_it_lacks_is_logged_not_fatal(tmp_path: Path) -> None:
+    (tmp_path / "state.json").write_text(
+        json.dumps({"vms": {"vm0": {"vguid": VGUID, "vf": 99, "attached": True}}})
+    )
+    daemon, _port, out = make(tmp_path)
+    daemon.start()
+    refused = [e for e in log_events(out) if e["event"] == "state_refused"]
+    assert len(refused) == 1 and "99" in str(refused[0]["error"])
+    assert log_events(out)[-1]["event"] == "ready"
+    daemon.close()

@@ -25,7 +25,9 @@ dom0 does the same here, in user space, for the guests on its channel:
   to the VM whose Local Comm ID it names as Remote Comm ID (12.6.6 ff.);
 - a SubnAdmReport goes to dom0's engine when dom0 subscribed (per-host), else to
   a guest that subscribed (per-VM): a Report's TID is given to the subscribed
-  guests in turn and a resend goes where its TID went;
+  guests in turn and a resend goes where its TID went; with no subscribed guest
+  (the subscription of a VM that left) it is dropped, as the HCA would drop a
+  datagram for a GID no VF holds;
 - everything else of SA goes to the engine; SMPs (a kernel answers them; under
   ibsim the SM's queries of our IsSM port) are counted and dropped.
 
@@ -193,11 +195,15 @@ class Dom0Daemon:
         """The port is active: restore the toolstack's VMs, subscribe."""
         now = self.clock()
         for vm, record in self._load_state().items():
+            try:
+                # On the VF it had: the port's GUIDInfo still holds its alias there.
+                self.host.set_alias(vm, now, vguid=record["vguid"], vf=record.get("vf"))
+                if record.get("attached"):
+                    self.host.attach_vf(vm, now)
+            except HostError as exc:
+                self.log.line("state_refused", vm=vm, error=str(exc))
+                continue
             self._vms[vm] = record
-            # On the VF it had: the port's GUIDInfo still holds its alias at that index.
-            self.host.set_alias(vm, now, vguid=record["vguid"], vf=record.get("vf"))
-            if record.get("attached"):
-                self.host.attach_vf(vm, now)
             self.log.line("restored", vm=vm, vguid=record["vguid"])
         self.host.port_active(self.lid, self.sa_lid, now)
         self._collect()
@@ -268,7 +274,11 @@ class Dom0Daemon:
                 subscriber = self._report_guest(tid & _LOW32)
                 if subscriber is not None:
                     self._to_guest(subscriber, datagram)
-                    return
+                else:
+                    # Nobody here subscribed: a Report for a VM that left (its old
+                    # subscription). The HCA would find no VF with that GID; drop it.
+                    self.counters["report_no_subscriber"] += 1
+                return
             self.host.receive(datagram, now)
         elif mgmt_class == CM_CLASS:
             vm = self._cm_guest(mad)
