@@ -36,7 +36,7 @@ from ibmig.daemons.channel import FrameReader, encode
 from ibmig.daemons.log import read_log
 from ibmig.errors import ConfigError
 from ibmig.experiments.placement import VGUID_BASE, pick_hosts, vm_ip
-from ibmig.ibsim.harness import Harness, HarnessError, IbmigSm, first_ca
+from ibmig.ibsim.harness import Harness, HarnessError, IbmigSm, Ibsim, first_ca
 
 STRATEGIES = ("none", "per-vm", "per-host")
 MOVER = 0  # vm0 migrates, as `[[migrations]] vm = 0` in the examples
@@ -98,6 +98,7 @@ class Lab:
     guests: list[IbmigSm] = field(default_factory=list)
     controls: list[Control] = field(default_factory=list)
     clients: list[int] = field(default_factory=list)
+    ibsim: Ibsim | None = None
 
     def host_of(self, vm: int) -> int:
         return vm // self.m
@@ -115,8 +116,6 @@ class Lab:
         )
         process.wait_for(r'"event":"ready"', timeout_s)
         return process
-
-    ibsim: Any = None
 
     def control(self, host: int) -> Control:
         return self.controls[host]
@@ -166,8 +165,7 @@ def start_lab(
     names = [fabric.nodes[i].name for i in nodes]
     channels = [str(harness.dir / f"host{i}.sock") for i in range(n)]
     states = [str(harness.dir / f"host{i}.state.json") for i in range(n)]
-    lab = Lab(harness, strategy, n, m, sm, names, channels, states, [])
-    lab.ibsim = sim
+    lab = Lab(harness, strategy, n, m, sm, names, channels, states, [], ibsim=sim)
     lab.dom0s = [lab.start_dom0(i, timeout_s) for i in range(n)]
     lab.controls = [Control(path) for path in channels]
     for vm in range(n * m):
@@ -218,6 +216,7 @@ class Migration:
     """What one migration of vm0 did, read from every process's log."""
 
     strategy: str
+    m: int
     started: float  # wall clock, s
     src: int
     dst: int
@@ -308,7 +307,7 @@ def migrate(
                 counted = Counter(r["sent"])
         mads[f"guest vm{vm}"] = dict(counted)
     return Migration(
-        lab.strategy, started, src, dst, dst_lid, heard, reconnected, new_lid,
+        lab.strategy, lab.m, started, src, dst, dst_lid, heard, reconnected, new_lid,
         reports_sent, received, mads,
     )  # fmt: skip
 
@@ -345,6 +344,11 @@ def print_migration(result: Migration, simulated: int | None, out: IO[str]) -> N
         file=out,
     )
     sim = "" if simulated is None else f" (simulator: {simulated})"
+    if result.strategy == "per-vm" and result.m > 1:
+        sim += (
+            "; ibsim carries no GRH, so the SA keys one port's VF subscriptions together:"
+            " expect n here, not n*m"
+        )
     print(f"Reports (trap 69) sent by the SA: {result.reports_sent}{sim}; "
           f"received by subscribers: {result.reports_received}", file=out)  # fmt: skip
     clients = sorted(set(result.heard) | set(result.reconnected) | set(result.new_lid))
