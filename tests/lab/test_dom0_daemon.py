@@ -206,3 +206,146 @@ def test_a_state_file_naming_a_vf_it_lacks_is_logged_not_fatal(tmp_path: Path) -
     assert len(refused) == 1 and "99" in str(refused[0]["error"])
     assert log_events(out)[-1]["event"] == "ready"
     daemon.close()
+
+
+class RawGuest:
+    """A guest speaking the channel protocol by hand."""
+
+    def __init__(self, daemon: Dom0Daemon, vm: str) -> None:
+        self.daemon = daemon
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(daemon.channel_path)
+        self.sock.setblocking(False)
+        self.reader = FrameReader()
+        self.sock.sendall(encode({"type": "hello", "role": "guest", "vm": vm}))
+
+    def send(self, message: dict[str, object]) -> None:
+        self.sock.sendall(encode(message))
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def received(self) -> list[dict[str, object]]:
+        got: list[dict[str, object]] = []
+        for _ in range(20):
+            self.daemon.step(0.005)
+            try:
+                got += self.reader.feed(self.sock.recv(65536))
+            except BlockingIOError:
+                pass
+        return got
+
+
+def vm_up(daemon: Dom0Daemon, port: FakePort, vm: str, vguid: int) -> None:
+    """The orchestrator places `vm`; the SA acknowledges its alias GUID (a GetResp
+    echoing the record of the Set: the block holds the GUID)."""
+    control = connect(daemon)
+    call(daemon, control, encode({"type": "vm_arrived", "vm": vm, "vguid": vguid}))
+    call(daemon, control, encode({"type": "vf_attached", "vm": vm}))
+    control.close()
+    _header, request = port.sent[-1]
+    assert mad_kind(request) == "0x03/0x02/0x0030"
+    port.incoming.append((UmadHeader(2, lid=1, qpn=1), request[:3] + b"\x81" + request[4:]))
+    daemon.step(0)
+
+
+def test_a_guest_is_told_its_gid_and_lid_once_its_alias_is_acknowledged(
+    dom0: tuple[Dom0Daemon, FakePort, io.StringIO],
+) -> None:
+    daemon, port, _out = dom0
+    guest = RawGuest(daemon, "vm0")
+    assert guest.received() == []  # not up yet
+    vm_up(daemon, port, "vm0", VGUID)
+    [attached] = guest.received()
+    assert attached == {
+        "v": 1, "type": "attached", "lid": 5, "gid": f"fe80000000000000{VGUID:016x}",
+        "sa_lid": 1, "port_num": 1,
+    }  # fmt: skip
+    guest.close()
+
+
+def test_a_guests_sa_request_leaves_with_a_tid_of_dom0s_and_the_answer_comes_back_with_its_own(
+    dom0: tuple[Dom0Daemon, FakePort, io.StringIO],
+) -> None:
+    daemon, port, _out = dom0
+    guest = RawGuest(daemon, "vm0")
+    vm_up(daemon, port, "vm0", VGUID)
+    guest.received()
+    query = bytearray(256)
+    query[0:4] = bytes([1, SA_CLASS, 2, 0x01])  # SubnAdmGet
+    query[8:16] = (7).to_bytes(8, "big")
+    query[16:18] = (0x0035).to_bytes(2, "big")  # PathRecord
+    guest.send({"type": "mad", "mad": query.hex(), "dlid": 1, "dqp": 1, "sl": 0, "qkey": 0})
+    guest.received()
+    header, sent = port.sent[-1]
+    assert (header.agent_id, header.lid, header.qpn, header.timeout_ms) == (2, 1, 1, 2000)
+    tid = int.from_bytes(sent[8:16], "big")
+    assert tid != 7 and tid >> 31 == 1 and sent[16:] == bytes(query[16:])
+    # The MAD layer rewrote the top bits; the answer's low 32 bits find the guest.
+    answer = sent[:3] + b"\x81" + sent[4:8] + (tid | 0x0003_0000 << 32).to_bytes(8, "big")
+    port.incoming.append((UmadHeader(2, lid=1, qpn=1, sl=0), answer + sent[16:]))
+    [mad] = guest.received()
+    assert mad["type"] == "mad" and mad["slid"] == 1 and mad["sqp"] == 1
+    assert bytes.fromhex(str(mad["mad"]))[8:16] == (7).to_bytes(8, "big")
+    assert daemon.sent["guest 0x03/0x01/0x0035"] == 1
+    guest.close()
+
+
+def test_cm_mads_reach_the_vm_by_the_reqs_gid_then_by_communication_id(
+    dom0: tuple[Dom0Daemon, FakePort, io.StringIO],
+) -> None:
+    daemon, port, _out = dom0
+    vm0, vm1 = RawGuest(daemon, "vm0"), RawGuest(daemon, "vm1")
+    vm_up(daemon, port, "vm0", VGUID)
+    vm_up(daemon, port, "vm1", VGUID + 1)
+    vm0.received()
+    vm1.received()
+    req = bytearray(256)
+    req[0:4] = bytes([1, CM_CLASS, 2, 0x03])
+    req[16:18] = (0x0010).to_bytes(2, "big")
+    req[24:28] = (0xAAAA).to_bytes(4, "big")  # the client's Local Comm ID
+    # Primary Remote Port GID (IBA Vol 1, 12.6.5): MAD bytes 96..111.
+    req[96:112] = bytes.fromhex(f"fe80000000000000{VGUID + 1:016x}")
+    port.incoming.append((UmadHeader(3, lid=9, qpn=1), bytes(req)))
+    assert vm0.received() == []
+    [got] = vm1.received()
+    assert bytes.fromhex(str(got["mad"])) == bytes(req) and got["slid"] == 9
+    # vm1 answers with a REP (its Local Comm ID 0xBBBB); the RTU names it.
+    rep = bytearray(256)
+    rep[0:4] = bytes([1, CM_CLASS, 2, 0x03])
+    rep[16:18] = (0x0013).to_bytes(2, "big")
+    rep[24:28] = (0xBBBB).to_bytes(4, "big")
+    rep[28:32] = (0xAAAA).to_bytes(4, "big")
+    vm1.send({"type": "mad", "mad": rep.hex(), "dlid": 9, "dqp": 1, "sl": 0, "qkey": 0})
+    vm1.received()
+    assert mad_kind(port.sent[-1][1]) == "0x07/0x03/0x0013"
+    assert port.sent[-1][0].timeout_ms == 0  # a CM Send waits for no response
+    rtu = bytearray(256)
+    rtu[0:4] = bytes([1, CM_CLASS, 2, 0x03])
+    rtu[16:18] = (0x0014).to_bytes(2, "big")
+    rtu[24:28] = (0xAAAA).to_bytes(4, "big")
+    rtu[28:32] = (0xBBBB).to_bytes(4, "big")
+    port.incoming.append((UmadHeader(3, lid=9, qpn=1), bytes(rtu)))
+    assert vm0.received() == []
+    [got] = vm1.received()
+    assert bytes.fromhex(str(got["mad"]))[16:18] == b"\x00\x14"
+    vm0.close()
+    vm1.close()
+
+
+def test_a_guests_path_registration_reaches_the_engine(
+    dom0: tuple[Dom0Daemon, FakePort, io.StringIO],
+) -> None:
+    daemon, port, _out = dom0
+    guest = RawGuest(daemon, "vm0")
+    vm_up(daemon, port, "vm0", VGUID)
+    guest.received()
+    moved = f"fe80000000000000{VGUID + 9:016x}"
+    guest.send({"type": "path_registered", "gid": moved})
+    guest.received()
+    status = connect(daemon)
+    [answer] = call(daemon, status, encode({"type": "status"}))
+    assert answer["registrations"] == {"vm0": [moved]}
+    assert daemon.host.registered_vms(bytes.fromhex(moved)) == ("vm0",)
+    status.close()
+    guest.close()
