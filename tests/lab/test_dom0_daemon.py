@@ -4,6 +4,7 @@ toolstack's state, what it does with MADs of no guest)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import random
@@ -229,10 +230,8 @@ class RawGuest:
         got: list[dict[str, object]] = []
         for _ in range(20):
             self.daemon.step(0.005)
-            try:
+            with contextlib.suppress(BlockingIOError):
                 got += self.reader.feed(self.sock.recv(65536))
-            except BlockingIOError:
-                pass
         return got
 
 
