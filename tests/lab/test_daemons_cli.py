@@ -26,7 +26,9 @@ from ibmig.daemons.log import read_log
             ["guest", "--channel", "x", "--vm", "v", "--ip", "10.0.0.1", "--peer", "1.2.3.4=zz"],
             "--peer: expected IP=GID",
         ),
-        (["lab", "--ibsim", "x.net", "--n", "1"], "--n/--m"),
+        (["lab", "--ibsim", "x.net"], "--ibsim x.net: no such net file"),
+        (["lab", "--ibsim", __file__, "--n", "1"], "--n/--m: a migration needs n >= 2"),
+        (["lab", "--ibsim", __file__, "--n", "10"], "--n: ibsim takes 10 clients"),
     ],
 )
 def test_bad_arguments_are_one_line_and_status_2(

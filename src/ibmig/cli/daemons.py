@@ -16,6 +16,7 @@ import signal
 import sys
 import time
 from ipaddress import IPv4Address
+from pathlib import Path
 from types import FrameType
 from typing import IO
 
@@ -251,7 +252,7 @@ def run_guest(args: argparse.Namespace, out: IO[str] | None = None) -> int:
 
 def run_lab_command(args: argparse.Namespace, out: IO[str] | None = None) -> int:
     from ibmig.daemons.lab import STRATEGIES, run_lab
-    from ibmig.ibsim.harness import missing_tools
+    from ibmig.ibsim.harness import HarnessError, missing_tools
 
     out = out or sys.stdout
     missing = missing_tools()
@@ -259,16 +260,24 @@ def run_lab_command(args: argparse.Namespace, out: IO[str] | None = None) -> int
         raise ConfigError(f"missing: {', '.join(missing)}", "--ibsim")
     started = time.monotonic()
     strategies = tuple(args.strategy) if args.strategy else STRATEGIES
-    run_lab(
-        args.ibsim,
-        strategies,
-        out,
-        n=args.n,
-        m=args.m,
-        seed=args.seed,
-        timeout_s=args.timeout,
-        workdir=args.keep,
-        compare=not args.no_compare,
-    )
+    if not Path(args.ibsim).is_file():
+        raise ConfigError("no such net file", f"--ibsim {args.ibsim}")
+    try:
+        run_lab(
+            args.ibsim,
+            strategies,
+            out,
+            n=args.n,
+            m=args.m,
+            seed=args.seed,
+            timeout_s=args.timeout,
+            workdir=args.keep,
+            compare=not args.no_compare,
+        )
+    except HarnessError as exc:
+        # A process did not reach the state waited for (its output is in the message;
+        # --keep DIR keeps every process's output): a failed run, not bad input.
+        print(f"ibmig lab: {exc}", file=sys.stderr)
+        return 1
     print(f"\nlab done in {time.monotonic() - started:.1f} s", file=out)
     return 0

@@ -152,15 +152,15 @@ def start_lab(
         raise ConfigError(f"must be one of {', '.join(STRATEGIES)}", "--strategy")
     if n < 2 or m < 1:
         raise ConfigError("a migration needs n >= 2 hosts and m >= 1 VMs each", "--n/--m")
+    # ibsim allows 10 clients: the SM and one dom0 per host (guests are not clients).
+    if n > 9:
+        raise ConfigError("ibsim takes 10 clients: at most 9 hosts beside the SM", "--n")
     sim = harness.start_ibsim(net_file)
     sm = harness.start_ibmig_sm_umad(sim)
     sm.wait_up(timeout_s)
     fabric = sim.fabric
     sm_name = first_ca(fabric)
     sm_node = next(node.index for node in fabric.nodes if node.name == sm_name)
-    # ibsim allows 10 clients: the SM and one dom0 per host (guests are not clients).
-    if n > 9:
-        raise ConfigError("ibsim takes 10 clients: at most 9 hosts beside the SM", "--n")
     nodes = pick_hosts(fabric, sm_node, n, "spread", seed, where="--n")
     names = [fabric.nodes[i].name for i in nodes]
     channels = [str(harness.dir / f"host{i}.sock") for i in range(n)]
