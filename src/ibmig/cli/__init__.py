@@ -8,6 +8,9 @@
     path       a PathRecord from the simulated SA           (cli.path)
     decode     captured packets or MAD bytes                (cli.decode)
     sm         ibmig's SM and SA on an ibsim fabric         (cli.sm)
+    dom0       the hypervisor daemon over umad              (cli.daemons)
+    guest      a guest agent on dom0's channel              (cli.daemons)
+    lab        ibsim + SM + dom0s + guests, one migration   (cli.daemons)
 
 Each module has `add_parser(subparsers)`, which sets the subcommand's `handler`.
 Modules parse arguments and print; the work is in the library (`ibmig.experiments`,
@@ -24,12 +27,12 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib import metadata
 
-from ibmig.cli import decode, path, plan, reproduce, run, sm, sweep, up
+from ibmig.cli import daemons, decode, path, plan, reproduce, run, sm, sweep, up
 from ibmig.errors import ConfigError, WireError
 
 Handler = Callable[[argparse.Namespace], int]
 
-SUBCOMMANDS = (decode, up, path, run, reproduce, sweep, plan, sm)
+SUBCOMMANDS = (decode, up, path, run, reproduce, sweep, plan, sm, daemons)
 """In the order `ibmig --help` lists them."""
 
 

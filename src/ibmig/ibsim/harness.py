@@ -427,6 +427,29 @@ class Harness:
         proc = self._spawn(argv, cwd=here, env=env, out=out)
         return IbmigSm(proc, out)
 
+    def start_python(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        ibsim: Ibsim | None = None,
+        node: str | None = None,
+    ) -> IbmigSm:
+        """`python ARGV...` with this source tree first on the path, its output in
+        its own folder: a umad client of `ibsim` attached at `node` (through
+        libumad2sim.so) when `ibsim` is given, a plain process otherwise (the lab's
+        dom0 daemons and guests, `ibmig.daemons.lab`)."""
+        here = self._subdir(name)
+        env = ibsim.tool_env(node) if ibsim is not None else dict(os.environ)
+        if ibsim is None:
+            env.pop("LD_PRELOAD", None)
+        env["PYTHONUNBUFFERED"] = "1"
+        src = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        out = here / f"{name}.out"
+        proc = self._spawn([sys.executable, *argv], cwd=here, env=env, out=out)
+        return IbmigSm(proc, out)
+
     # --- tools ----------------------------------------------------------------------
 
     def tool(
