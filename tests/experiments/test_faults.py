@@ -177,3 +177,39 @@ def test_the_set_up_does_not_wait_out_the_placement_limit() -> None:
     [migration] = result.migrations
     assert migration.start_ns < 2 * 10**9
     assert result.sim_end_ns == migration.start_ns - 30 * 10**6 + 200 * 10**6
+
+
+def test_a_migration_that_cannot_set_its_alias_fails_and_is_rolled_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The destination's cable is down from just before SETTING_ALIAS, and dom0 gives
+    an alias request up after its sends (alias_retry_limit=0): the run reports the
+    failure with its phase and cause, the VM runs at its source again (its VF there,
+    its vGUID registered there and nowhere else) and every peer delivers again."""
+    import functools
+
+    import ibmig.experiments.placement as placement
+    from ibmig.core.host import HostConfig
+
+    monkeypatch.setattr(placement, "HostConfig", functools.partial(HostConfig, alias_retry_limit=0))
+    # host1, the destination, is h1_0 on ft2-36 (spread placement, seed 3).
+    scenario = lab(
+        {"link_down": [{"link": "h1_0:1", "at_ms": 3800, "up_ms": 12000}]}, duration_ms=20000
+    )
+    sims: list[Any] = []
+    result = run_scenario(scenario, on_stage=lambda stage, sim: sims.append(sim))
+    [migration] = result.migrations
+    vguid = 0x0002_C9FE_0000_0001
+    assert migration.outcome == (
+        f"failed in setting_alias: alias GUID set 0x{vguid:016x} failed (timeout); "
+        "rolled back: the VM runs at its source"
+    )
+    assert migration.done_ns is None
+    sim = sims[0]
+    source, destination = sim.hosts["host0"], sim.hosts["host1"]
+    assert source.agent.is_up("vm0") and destination.agent.vf_of("vm0") is None
+    # The ports' GUIDInfo tables, as the SM wrote them: the vGUID at the source only.
+    assert sim.agents[source.node].guid_index(1, vguid) is not None
+    assert sim.agents[destination.node].guid_index(1, vguid) is None
+    for conn in result.connections:
+        assert any(t > migration.start_ns + 10**10 for t in conn.deliveries_ns), conn.client

@@ -64,9 +64,9 @@ class MigrationResult:
     rc_downtime_ns: int | None
     phases: list[tuple[str, int, int | None]]
     outcome: str = "completed"
-    """"completed"; "failed in PHASE: CAUSE" when something it waits on failed and
-    it never finished (an alias GUID request the SA did not carry out); "aborted in
-    PHASE (REASON): ..." when it was aborted (`abort_ms`); or
+    """"completed"; "failed in PHASE: CAUSE; rolled back: ..." when something it waits
+    on failed for good (an alias GUID request dom0 gave up) and it was rolled back to
+    its source; "aborted in PHASE (REASON): ..." when it was aborted (`abort_ms`); or
     "unfinished: in PHASE when the run ended" when the run cut it off."""
 
 
@@ -146,7 +146,14 @@ def migration_outcome(migration: LiveMigration, collector: Collector) -> str:
         return "completed"
     if migration.aborted:
         cut = migration.timeline[-1].phase.value
-        return f"aborted in {cut} ({migration.abort_reason}): the VM runs at its source"
+        source = collector.sim.hosts.get(migration.src_host)
+        if source is not None and source.agent.is_up(migration.vm):
+            where = "the VM runs at its source"
+        else:
+            where = "the VM was not up at its source again when the run ended"
+        if migration.failure is not None:
+            return f"failed in {cut}: {migration.failure}; rolled back: {where}"
+        return f"aborted in {cut} ({migration.abort_reason}): {where}"
     phase = migration.phase.value
     failure = collector.alias_failures.get(migration.vm)
     if failure is not None and failure[0] >= (migration.started_ns or 0):

@@ -376,6 +376,10 @@ class HostAgent(EventLog[HostEvent]):
         # the VFs the HCA delivers to (`vm_behind`).
         self._vport_up: dict[int, str] = {}
         self._entries: dict[int, int] = {}  # GUIDInfo index -> GUID the SA acknowledged
+        # GUIDInfo index -> GUID a request given up without an answer may have left
+        # there (the SA may have carried it out and the answer been lost): a Delete
+        # of it asks the SA, and the VF is not free until one has.
+        self._unsure: dict[int, int] = {}
         self._queues: dict[int, deque[_EntryOp]] = {}
         self._transactions: dict[int, _Transaction] = {}
         self._inform_tid: int | None = None
@@ -599,6 +603,7 @@ class HostAgent(EventLog[HostEvent]):
             for i, vf in self._vfs.items()
             if vf.vm is None
             and not self._entries.get(i)
+            and i not in self._unsure
             and not any(not op.setting for op in self._queues.get(i, ()))
         ]
 
@@ -769,6 +774,9 @@ class HostAgent(EventLog[HostEvent]):
         for index, held in self._entries.items():
             if held == guid:
                 return index
+        for index, held in self._unsure.items():
+            if held == guid:
+                return index
         for index, queue in self._queues.items():
             if any(op.setting and op.guid == guid for op in queue):
                 return index
@@ -822,7 +830,11 @@ class HostAgent(EventLog[HostEvent]):
             op = queue[0]
             if op.tid is not None or op.waiting or self.port_lid is None or self.sa_lid is None:
                 return
-            if not op.setting and self._entries.get(index) != op.guid:
+            if (
+                not op.setting
+                and self._entries.get(index) != op.guid
+                and self._unsure.get(index) != op.guid
+            ):
                 queue.popleft()  # nothing to delete any more
                 self._emit(AliasReleased(op.guid, index, now_ns))
                 continue
@@ -871,6 +883,7 @@ class HostAgent(EventLog[HostEvent]):
             queue.popleft()
         slot = self._vfs[op.index]
         if reason is None:
+            self._unsure.pop(op.index, None)
             if op.setting:
                 self._entries[op.index] = op.guid
                 if slot.vm is not None and slot.vm == op.vm and slot.alias == op.guid:
@@ -879,6 +892,12 @@ class HostAgent(EventLog[HostEvent]):
                 self._entries.pop(op.index, None)
                 self._emit(AliasReleased(op.guid, op.index, now_ns))
         else:
+            if reason == "timeout":
+                # No answer: the SA may have done it. Neither believe the entry
+                # holds the GUID nor that it does not.
+                if not op.setting:
+                    self._entries.pop(op.index, None)
+                self._unsure[op.index] = op.guid
             self.counters["alias_failed"] += 1
             operation = "set" if op.setting else "delete"
             self._emit(AliasFailed(op.vm, op.index, op.guid, operation, reason, now_ns))
