@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 from pathlib import Path
@@ -11,9 +12,11 @@ from typing import Any
 import pytest
 
 from ibmig.cli import main
+from ibmig.core.host import HostConfig
 from ibmig.errors import ConfigError
+from ibmig.experiments import placement
 from ibmig.experiments.runner import run_scenario
-from ibmig.experiments.scenario import scenario_from_dict
+from ibmig.experiments.scenario import load_scenario, scenario_from_dict
 from ibmig.fabric import preset
 from tests.experiments.test_signalling import LAB
 
@@ -156,8 +159,6 @@ def test_the_readme_four_fault_example_brings_every_peer_back() -> None:
     ClientReregister on the port it found again (as OpenSM does for a new port),
     host5's dom0 subscribes again and has its guest resolve its cached path anew:
     every peer delivers again, none is left on the stale path."""
-    from ibmig.experiments.scenario import load_scenario
-
     root = Path(__file__).resolve().parents[2]
     result = run_scenario(load_scenario(str(root / "examples" / "faults.toml")))
     [migration] = result.migrations
@@ -186,11 +187,6 @@ def test_a_migration_that_cannot_set_its_alias_fails_and_is_rolled_back(
     an alias request up after its sends (alias_retry_limit=0): the run reports the
     failure with its phase and cause, the VM runs at its source again (its VF there,
     its vGUID registered there and nowhere else) and every peer delivers again."""
-    import functools
-
-    import ibmig.experiments.placement as placement
-    from ibmig.core.host import HostConfig
-
     monkeypatch.setattr(placement, "HostConfig", functools.partial(HostConfig, alias_retry_limit=0))
     # host1, the destination, is h1_0 on ft2-36 (spread placement, seed 3).
     scenario = lab(
