@@ -167,3 +167,24 @@ def test_sm_without_ibsim_says_how_to_start_it(
     assert len(lines) == 1, lines
     assert lines[0].startswith(f"ibmig: error: {where}: no ibsim listening on "), lines
     assert start in lines[0] and "NETFILE" in lines[0]
+
+
+@pytest.mark.parametrize("module", ["ibmig.cli.sm", "ibmig.cli"])
+def test_python_dash_m_runs_without_a_runpy_warning(module: str) -> None:
+    """`python -m ibmig.cli.sm` (how the ibsim harness starts the SM) must not find its
+    module imported by the package before runpy runs it."""
+    import os
+    import subprocess
+    import sys
+
+    import ibmig
+
+    src = str(Path(ibmig.__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=src)
+    done = subprocess.run(
+        [sys.executable, "-W", "error::RuntimeWarning", "-m", module, "--help"],
+        capture_output=True, text=True, env=env, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert done.stdout.startswith("usage: ibmig")
