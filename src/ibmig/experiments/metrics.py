@@ -50,6 +50,25 @@ class ConnectionResult:
     deliveries_ns: list[int] = field(default_factory=list)
     downtime_ns: int | None = None
     reconnect_ns: int | None = None
+    cause: str | None = None
+    """For a connection with no delivery after the migration began: what the client
+    still holds ("stale cached path: ...") or why the server cannot answer, when
+    the end state shows it (`connection_cause`)."""
+
+
+def connection_cause(sim: VirtualizedSubnet, conn: ConnectionResult) -> str | None:
+    """Why a peer delivers nothing any more, as far as the end state shows: the
+    client's cached PathRecord names another LID than the one the server's vport
+    answers at (a path change it never learnt of), or the server is not attached."""
+    client, server = sim.vms[conn.client].guest, sim.vms[conn.server].guest
+    if not server.attached:
+        return f"{conn.server} has no VF attached"
+    if not client.attached:
+        return f"{conn.client} has no VF attached"
+    record = client.paths.lookup(server.gid)
+    if record is not None and record.dlid != server.lid:
+        return f"stale cached path: LID {record.dlid}, {conn.server} is behind LID {server.lid}"
+    return None
 
 
 @dataclass(slots=True)
@@ -186,6 +205,8 @@ def measure(
             conn.downtime_ns = after[0] - before[-1]
         if after and migration.done_ns is not None:
             conn.reconnect_ns = after[0] - migration.done_ns
+        if not after:
+            conn.cause = connection_cause(sim, conn)
     mads = Counter(sim.mad_counts)
     mads.subtract(launched.mads_before)
     results = [
