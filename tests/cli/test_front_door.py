@@ -178,3 +178,24 @@ def test_sm_bad_partitions_file_is_one_line_before_any_work(
     assert main(argv) == 2
     lines = capsys.readouterr().err.splitlines()
     assert lines == [f"ibmig: error: {conf}:2: bad PortGUID '0xzz'"]
+
+
+@pytest.mark.parametrize("module", ["ibmig.cli.sm", "ibmig.cli"])
+def test_python_dash_m_runs_without_a_runpy_warning(module: str) -> None:
+    """`python -m ibmig.cli.sm` (how the ibsim harness starts the SM) must not find its
+    module imported by the package before runpy runs it."""
+    import os
+    import subprocess
+    import sys
+
+    import ibmig
+
+    src = str(Path(ibmig.__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=src)
+    done = subprocess.run(
+        [sys.executable, "-W", "error::RuntimeWarning", "-m", module, "--help"],
+        capture_output=True, text=True, env=env, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert done.stdout.startswith("usage: ibmig")

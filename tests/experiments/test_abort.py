@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from ibmig.core.sa import PathChangeDetected
 from ibmig.errors import ConfigError
 from ibmig.experiments.runner import run_scenario
 from ibmig.experiments.scenario import scenario_from_dict
@@ -17,7 +18,8 @@ from tests.experiments.test_signalling import LAB
 def lab(abort_ms: Any, duration_ms: float = 6000) -> Any:
     data: dict[str, Any] = json.loads(json.dumps(LAB))
     data["signalling"] = {"assignment": "static", "strategy": "per-host"}
-    data["migrations"][0]["abort_ms"] = abort_ms
+    if abort_ms is not None:
+        data["migrations"][0]["abort_ms"] = abort_ms
     data["run"]["duration_ms"] = duration_ms
     return scenario_from_dict(data, "lab.toml")
 
@@ -51,3 +53,39 @@ def test_aborted_migration_keeps_the_vm_at_its_source_and_the_peers_come_back(
         assert any(t < migration.start_ns for t in conn.deliveries_ns), conn.client
         assert any(t > abort_ns for t in conn.deliveries_ns), conn.client
         assert conn.downtime_ns is not None
+
+
+def test_a_late_abort_signals_the_move_back_and_peers_follow_at_once() -> None:
+    """Aborted in SETTING_ALIAS with the destination's Set on its way: the Set lands
+    (the SM sees the vGUID behind the destination's LID and reports it), the
+    destination deletes it and the source sets it again, which the SM sees as one
+    more move and reports too. The peers, told of both moves, resolve the path again
+    and reconnect within one notification and one CM exchange of the abort -- not
+    after a CM time-out (seconds)."""
+    clean = run_scenario(lab(None, 8000))
+    [done] = clean.migrations
+    setting_alias_at = done.phases[-1][1]
+    assert done.phases[-1][0] == "setting_alias"
+    abort_ms = (setting_alias_at + 5_000 - done.start_ns) / 1e6  # the Set in flight
+    seen: list[tuple[int, Any]] = []
+
+    def hook(stage: str, sim: Any) -> None:
+        if stage == "workload":
+            sim.add_event_hook(
+                lambda node, event: seen.append((sim.kernel.now_ns, event)),
+                PathChangeDetected,
+            )
+
+    result = run_scenario(lab(abort_ms, 10000), on_stage=hook)
+    [migration] = result.migrations
+    assert migration.outcome == "aborted in setting_alias (abort_ms): the VM runs at its source"
+    abort_ns = migration.start_ns + int(abort_ms * 1e6)
+    moves = [(e.old_lid, e.new_lid) for _, e in seen if isinstance(e, PathChangeDetected)]
+    assert len(moves) == 2 and moves[1] == (moves[0][1], moves[0][0])
+    back_at = [t for t, e in seen if isinstance(e, PathChangeDetected)][1]
+    assert 0 < back_at - abort_ns < 100_000
+    # The first message of each peer after the abort arrives within one message
+    # interval (5 ms, the workload's) of the reconnection.
+    for conn in result.connections:
+        first = min(t for t in conn.deliveries_ns if t > abort_ns)
+        assert first - back_at < 5_000_000 + 100_000, conn.client

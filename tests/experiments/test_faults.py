@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 from pathlib import Path
@@ -11,9 +12,11 @@ from typing import Any
 import pytest
 
 from ibmig.cli import main
+from ibmig.core.host import HostConfig
 from ibmig.errors import ConfigError
+from ibmig.experiments import placement
 from ibmig.experiments.runner import run_scenario
-from ibmig.experiments.scenario import scenario_from_dict
+from ibmig.experiments.scenario import load_scenario, scenario_from_dict
 from ibmig.fabric import preset
 from tests.experiments.test_signalling import LAB
 
@@ -147,3 +150,62 @@ def test_a_run_names_the_nodes_its_sm_no_longer_reaches(tmp_path: Path) -> None:
     with contextlib.redirect_stdout(out):
         assert main(["run", str(path)]) == 0
     assert f"not reached by the SM (cut off): 1 nodes: {last}" in out.getvalue()
+
+
+def test_the_readme_four_fault_example_brings_every_peer_back() -> None:
+    """examples/faults.toml: loss, a leaf cable down across the migration, a dom0 and
+    the SA restarted. The host behind the cable (host5) is dropped by the SM and
+    found again after the path-change Report went out, so it missed it; the SM sets
+    ClientReregister on the port it found again (as OpenSM does for a new port),
+    host5's dom0 subscribes again and has its guest resolve its cached path anew:
+    every peer delivers again, none is left on the stale path."""
+    root = Path(__file__).resolve().parents[2]
+    result = run_scenario(load_scenario(str(root / "examples" / "faults.toml")))
+    [migration] = result.migrations
+    assert migration.outcome == "completed"
+    assert migration.done_ns is not None
+    assert len(result.connections) == 3
+    for conn in result.connections:
+        assert conn.downtime_ns is not None, conn.client
+        assert any(t > migration.done_ns for t in conn.deliveries_ns), conn.client
+    assert result.intra_host["revalidate"] > 0
+
+
+def test_the_set_up_does_not_wait_out_the_placement_limit() -> None:
+    """Placing the VMs takes milliseconds of simulated time; its 600 s limit is a bound,
+    not a wait (the clock once jumped to it whenever the simulator went idle)."""
+    result = run_scenario(lab({}, duration_ms=200))
+    [migration] = result.migrations
+    assert migration.start_ns < 2 * 10**9
+    assert result.sim_end_ns == migration.start_ns - 30 * 10**6 + 200 * 10**6
+
+
+def test_a_migration_that_cannot_set_its_alias_fails_and_is_rolled_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The destination's cable is down from just before SETTING_ALIAS, and dom0 gives
+    an alias request up after its sends (alias_retry_limit=0): the run reports the
+    failure with its phase and cause, the VM runs at its source again (its VF there,
+    its vGUID registered there and nowhere else) and every peer delivers again."""
+    monkeypatch.setattr(placement, "HostConfig", functools.partial(HostConfig, alias_retry_limit=0))
+    # host1, the destination, is h1_0 on ft2-36 (spread placement, seed 3).
+    scenario = lab(
+        {"link_down": [{"link": "h1_0:1", "at_ms": 3800, "up_ms": 12000}]}, duration_ms=20000
+    )
+    sims: list[Any] = []
+    result = run_scenario(scenario, on_stage=lambda stage, sim: sims.append(sim))
+    [migration] = result.migrations
+    vguid = 0x0002_C9FE_0000_0001
+    assert migration.outcome == (
+        f"failed in setting_alias: alias GUID set 0x{vguid:016x} failed (timeout); "
+        "rolled back: the VM runs at its source"
+    )
+    assert migration.done_ns is None
+    sim = sims[0]
+    source, destination = sim.hosts["host0"], sim.hosts["host1"]
+    assert source.agent.is_up("vm0") and destination.agent.vf_of("vm0") is None
+    # The ports' GUIDInfo tables, as the SM wrote them: the vGUID at the source only.
+    assert sim.agents[source.node].guid_index(1, vguid) is not None
+    assert sim.agents[destination.node].guid_index(1, vguid) is None
+    for conn in result.connections:
+        assert any(t > migration.start_ns + 10**10 for t in conn.deliveries_ns), conn.client

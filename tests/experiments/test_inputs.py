@@ -302,3 +302,22 @@ def test_a_huge_bad_token_is_not_echoed_whole(
     net.write_text(token + "\n")
     line = refused(["up", str(net)], capsys, str(net))
     assert len(line) < 500
+
+
+@pytest.mark.parametrize("command", ["run", "sweep", "plan", "up", "path"])
+def test_a_file_that_is_not_utf8_is_one_line(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every reader of a user's file decodes it as UTF-8 itself: bytes that are not
+    text are bad input (one line naming the file, exit 2), not a UnicodeDecodeError."""
+    suffix = ".toml" if command in ("run", "sweep") else ".net"
+    bad = tmp_path / f"latin1{suffix}"
+    bad.write_bytes(b"[run]\nseed = 1 # caf\xe9\n" if suffix == ".toml" else b"Switch\t\xe9\xff\n")
+    argv = {
+        "run": ["run", str(bad)],
+        "sweep": ["sweep", str(bad), "--param", "seed=1,2"],
+        "plan": ["plan", str(bad), "--vms-per-host", "2"],
+        "up": ["up", str(bad)],
+        "path": ["path", str(bad), "h0_0", "h0_1"],
+    }[command]
+    refused(argv, capsys, str(bad))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from ibmig.cli.run import migration_json
@@ -48,3 +49,30 @@ def test_failed_alias_request_names_phase_and_cause() -> None:
     assert outcome == (
         "failed in setting_alias: alias GUID set 0x00000000000000ab failed (timeout)"
     )
+
+
+def test_a_peer_left_on_a_stale_cached_path_is_named_with_the_cause() -> None:
+    """Static assignment, no signalling, cached paths: every peer stays broken, and the
+    run says why -- its cached path names the source's LID, the VM answers at the
+    destination's."""
+    data: dict[str, Any] = json.loads(json.dumps(LAB))
+    data["signalling"] = {"assignment": "static", "strategy": "none"}
+    data["workload"]["path_cache"] = "cached"
+    result = run_scenario(scenario_from_dict(data, "lab"))
+    [migration] = result.migrations
+    assert migration.outcome == "completed"
+    assert len(result.connections) == 3
+    causes = {conn.cause for conn in result.connections}
+    assert len(causes) == 1
+    [cause] = causes
+    assert cause is not None
+    assert re.fullmatch(r"stale cached path: LID (\d+), vm0 is behind LID (\d+)", cause)
+    old, new = map(int, re.findall(r"LID (\d+)", cause))
+    assert old != new
+
+
+def test_a_peer_that_came_back_has_no_cause() -> None:
+    data: dict[str, Any] = json.loads(json.dumps(LAB))
+    data["signalling"] = {"assignment": "static", "strategy": "per-host"}
+    result = run_scenario(scenario_from_dict(data, "lab"))
+    assert [conn.cause for conn in result.connections] == [None] * 3

@@ -168,3 +168,31 @@ def test_lid_space_exhausted_cli(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert "ft2-36: the fabric needs 43 unicast LIDs (one per end port); only 40 exist" in err[0]
+
+
+# --- 5. a port found again ----------------------------------------------------------------
+
+
+def test_a_port_found_again_gets_client_reregister_and_no_other() -> None:
+    """A CA whose cable goes down is dropped by the SM's resweep; when it comes back,
+    the SM sets ClientReregister on its port (OpenSM osm_lid_mgr.c: a port whose
+    is_new is set), so its clients subscribe again after what they may have missed.
+    The first bring-up sets it nowhere, and no other port gets it."""
+    from ibmig.core.sma import ClientReregisterRequested
+
+    sim = SubnetSim(load_topology("ft2-36"), seed=1)
+    rereg: list[str] = []
+    sim.add_event_hook(
+        lambda node, event: rereg.append(sim.fabric.nodes[node].name), ClientReregisterRequested
+    )
+    sim.start()
+    assert sim.run_until_up() is not None
+    assert rereg == []
+    last = sim.fabric.cas[-1]
+    sim.set_link(last.index, 1, False)
+    sim.run()
+    assert sim.agents[last.index].port_state(1) != PortState.ACTIVE
+    sim.set_link(last.index, 1, True)
+    sim.run()
+    assert sim.agents[last.index].port_state(1) == PortState.ACTIVE
+    assert rereg == [last.name]

@@ -139,6 +139,21 @@ def test_sigint_exits_cleanly_and_frees_the_sm_role(sim: tuple[Harness, Ibsim]) 
     assert again.stop() == 0, again.output()
 
 
+def test_ibsim_dying_after_subnet_up_ends_the_sm(sim: tuple[Harness, Ibsim]) -> None:
+    """As `--ibsim` does: once ibsim has died the SM says so in one line and exits 2,
+    instead of waiting on umad2sim for ever."""
+    harness, ibsim = sim
+    sm = harness.start_ibmig_sm_umad(ibsim)
+    sm.wait_up(120)
+    ibsim.proc.kill()
+    ibsim.proc.wait(10)
+    status = sm.proc.wait(30)  # before: never returned
+    assert status == 2, sm.output()
+    # umad2sim's own warnings (ibwarn) as the port closes come after ours.
+    ours = [line for line in sm.output().splitlines() if not line.startswith("ibwarn:")]
+    assert ours[-1].startswith("ibmig: error: ibsim on") and "is gone" in ours[-1], ours
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     src = str(Path(__file__).resolve().parents[2] / "src")

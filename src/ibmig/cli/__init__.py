@@ -23,17 +23,24 @@ codec's `WireError` on a user-supplied file is reported the same way.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 from importlib import metadata
+from types import ModuleType
 
-from ibmig.cli import daemons, decode, path, plan, reproduce, run, sm, sweep, up
 from ibmig.errors import ConfigError, WireError
 
 Handler = Callable[[argparse.Namespace], int]
 
-SUBCOMMANDS = (decode, up, path, run, reproduce, sweep, plan, sm, daemons)
-"""In the order `ibmig --help` lists them."""
+SUBCOMMANDS = ("decode", "up", "path", "run", "reproduce", "sweep", "plan", "sm", "daemons")
+"""The subcommands' modules, in the order `ibmig --help` lists them. Imported when
+the parser is built, not with the package: `python -m ibmig.cli.sm` would otherwise
+find its own module imported before runpy runs it (a RuntimeWarning)."""
+
+
+def subcommand_modules() -> list[ModuleType]:
+    return [importlib.import_module(f"ibmig.cli.{name}") for name in SUBCOMMANDS]
 
 
 def _version() -> str:
@@ -51,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in SUBCOMMANDS:
+    for module in subcommand_modules():
         module.add_parser(sub)
     return parser
 

@@ -111,7 +111,7 @@ def run_command(
         # itself never finished (then nothing could have come back yet).
         if c.server in unfinished:
             return f"{c.client}: no delivery, migration unfinished"
-        return f"{c.client}: broken"
+        return f"{c.client}: broken" + (f" ({c.cause})" if c.cause else "")
 
     per_conn = ", ".join(peer(c) for c in result.connections)
     print(f"\npeer connections: {per_conn or 'none'}", file=out)

@@ -33,7 +33,7 @@ import random
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
@@ -56,7 +56,7 @@ from ibmig.errors import ConfigError, WireError
 from ibmig.experiments.heap import paused_gc
 from ibmig.experiments.scenario import check_seed
 from ibmig.fabric.partitions import load_partitions
-from ibmig.ibsim.client import IbsimClient, is_listening, socket_basename
+from ibmig.ibsim.client import IbsimClient, IbsimError, is_listening, socket_basename
 from ibmig.ibsim.runtime import IbsimRuntime, find_first_ca
 from ibmig.realtime import RealTimeLoop
 from ibmig.umad.runtime import UmadRuntime
@@ -490,7 +490,7 @@ def run_umad_sm(args: argparse.Namespace, out: IO[str]) -> int:
         sa = None if args.no_sa else build_sa(sm, args.seed + 1, args.packet_life_time)
         register_sm_agents(port, sa is not None)
         port.become_sm()  # requests reach us from here on: every agent is in place
-        runtime = UmadRuntime(port, sm, sa)
+        runtime = UmadRuntime(port, sm, sa, peer_check=_ibsim_check() if under_umad2sim() else None)
         printer = _Printer(runtime, out, args.quiet, args.dump)
         runtime.event_hooks.append(printer)
         printer.line(
@@ -503,6 +503,18 @@ def run_umad_sm(args: argparse.Namespace, out: IO[str]) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         port.close()
+
+
+def _ibsim_check() -> Callable[[], None]:
+    """Under libumad2sim: raise IbsimError once ibsim's control socket is gone, as
+    `--ibsim` does (umad2sim itself would retry, or block, for ever)."""
+    base = socket_basename(None)
+
+    def check() -> None:
+        if not is_listening():
+            raise IbsimError(f"ibsim on {base} is gone (its control socket is closed)")
+
+    return check
 
 
 def main(argv: Sequence[str] | None = None) -> int:

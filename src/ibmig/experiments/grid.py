@@ -71,10 +71,14 @@ def grid_points(path: str, params: Sequence[str]) -> list[GridPoint]:
     """Every combination of the parameters over the scenario file at `path`; each
     is validated here, so a bad value stops the sweep before anything runs."""
     try:
-        base = tomllib.loads(Path(path).read_text())
+        text = Path(path).read_bytes()
     except OSError as exc:
         raise ConfigError(exc.strerror or str(exc), path) from None
-    except tomllib.TOMLDecodeError as exc:
+    try:
+        # Decoded here, not by read_text: the locale's encoding is not TOML's (UTF-8),
+        # and a file that is not text is bad input, not a crash.
+        base = tomllib.loads(text.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"not valid TOML: {exc}", path) from None
     grid = parse_params(params)
     points: list[GridPoint] = []

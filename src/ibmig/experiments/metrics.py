@@ -52,6 +52,25 @@ class ConnectionResult:
     deliveries_ns: list[int] = field(default_factory=list)
     downtime_ns: int | None = None
     reconnect_ns: int | None = None
+    cause: str | None = None
+    """For a connection with no delivery after the migration began: what the client
+    still holds ("stale cached path: ...") or why the server cannot answer, when
+    the end state shows it (`connection_cause`)."""
+
+
+def connection_cause(sim: VirtualizedSubnet, conn: ConnectionResult) -> str | None:
+    """Why a peer delivers nothing any more, as far as the end state shows: the
+    client's cached PathRecord names another LID than the one the server's vport
+    answers at (a path change it never learnt of), or the server is not attached."""
+    client, server = sim.vms[conn.client].guest, sim.vms[conn.server].guest
+    if not server.attached:
+        return f"{conn.server} has no VF attached"
+    if not client.attached:
+        return f"{conn.client} has no VF attached"
+    record = client.paths.lookup(server.gid)
+    if record is not None and record.dlid != server.lid:
+        return f"stale cached path: LID {record.dlid}, {conn.server} is behind LID {server.lid}"
+    return None
 
 
 @dataclass(slots=True)
@@ -66,9 +85,9 @@ class MigrationResult:
     rc_downtime_ns: int | None
     phases: list[tuple[str, int, int | None]]
     outcome: str = "completed"
-    """"completed"; "failed in PHASE: CAUSE" when something it waits on failed and
-    it never finished (an alias GUID request the SA did not carry out); "aborted in
-    PHASE (REASON): ..." when it was aborted (`abort_ms`); or
+    """"completed"; "failed in PHASE: CAUSE; rolled back: ..." when something it waits
+    on failed for good (an alias GUID request dom0 gave up) and it was rolled back to
+    its source; "aborted in PHASE (REASON): ..." when it was aborted (`abort_ms`); or
     "unfinished: in PHASE when the run ended" when the run cut it off."""
 
 
@@ -148,7 +167,14 @@ def migration_outcome(migration: LiveMigration, collector: Collector) -> str:
         return "completed"
     if migration.aborted:
         cut = migration.timeline[-1].phase.value
-        return f"aborted in {cut} ({migration.abort_reason}): the VM runs at its source"
+        source = collector.sim.hosts.get(migration.src_host)
+        if source is not None and source.agent.is_up(migration.vm):
+            where = "the VM runs at its source"
+        else:
+            where = "the VM was not up at its source again when the run ended"
+        if migration.failure is not None:
+            return f"failed in {cut}: {migration.failure}; rolled back: {where}"
+        return f"aborted in {cut} ({migration.abort_reason}): {where}"
     phase = migration.phase.value
     failure = collector.alias_failures.get(migration.vm)
     if failure is not None and failure[0] >= (migration.started_ns or 0):
@@ -181,6 +207,8 @@ def measure(
             conn.downtime_ns = after[0] - before[-1]
         if after and migration.done_ns is not None:
             conn.reconnect_ns = after[0] - migration.done_ns
+        if not after:
+            conn.cause = connection_cause(sim, conn)
     mads = Counter(sim.mad_counts)
     mads.subtract(launched.mads_before)
     results = [

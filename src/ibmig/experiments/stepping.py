@@ -58,7 +58,9 @@ class Stepper:
         while not done():
             if end is not None and self.sim.kernel.now_ns >= end:
                 break
-            if self._chunk(end, IDLE_CHUNK_EVENTS) == 0:
+            # No time bound on the chunk: the kernel would move its clock to the bound
+            # once idle, and every later stage would start that late.
+            if self._chunk(None, IDLE_CHUNK_EVENTS) == 0:
                 break
             if self.progress is not None:
                 self.progress(self.sim.kernel.events_run)

@@ -110,8 +110,16 @@ class UmadRuntime(RealTimeLoop):
         request_timeout_ms: int = 2000,
         timer_grace_ns: int = 50_000_000,
         timer_overdue_ns: int = 1_000_000_000,
+        peer_check: Callable[[], None] | None = None,
+        peer_check_interval_ns: int = 1_000_000_000,
     ) -> None:
         self.port = port
+        # Raises when what is behind the device has gone: a real HCA's port cannot,
+        # but ibsim behind libumad2sim can exit, and umad2sim then blocks or retries
+        # for ever instead of failing (`ibmig sm --umad` checks ibsim's socket).
+        self.peer_check = peer_check
+        self.peer_check_interval_ns = peer_check_interval_ns
+        self._peer_checked_ns = clock()
         self._init_loop(sm, sa, clock, timer_grace_ns, timer_overdue_ns)
         self.request_timeout_ms = request_timeout_ms
         self.mads_in = 0
@@ -129,6 +137,13 @@ class UmadRuntime(RealTimeLoop):
 
     def _wait_input(self, timeout_s: float) -> bool:
         return self.port.wait(timeout_s)
+
+    def _check_peer(self, now_ns: int) -> None:
+        if self.peer_check is not None and (
+            now_ns - self._peer_checked_ns >= self.peer_check_interval_ns
+        ):
+            self._peer_checked_ns = now_ns
+            self.peer_check()
 
     # --- input ----------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from ibmig.core.guest import (
     PathResolved,
     Reconnected,
     ReportReceived,
+    RevalidatePaths,
     StreamState,
     SubscriptionConfirmed,
     SubscriptionFailed,
@@ -340,3 +341,66 @@ def test_report_resp_bytes_are_report_response_and_resends_are_told_by_sa_lid() 
     assert c.sent["sa_report_resp"] == 2
     assert [e.duplicate for e in wire.events_of(ReportReceived)] == [False, False]
     assert len(wire.events_of(PathChangeReceived)) == 2
+
+
+def _stuck_on_a_stale_path(subscribe: bool = False) -> Wire:
+    """The server moved while no notice reached the client: with a cached path the
+    client keeps sending REQs to the old LID."""
+    wire = two(subscribe=subscribe)
+    wire.run_for(100_000)
+    wire.migrate("s", NEW_LID)
+    wire.run_for(20_000_000)
+    assert not wire.events_of(Reconnected)
+    record = wire.guests["c"].paths.lookup(gid(S_GUID))
+    assert record is not None and record.dlid == S_LID
+    return wire
+
+
+def test_revalidate_paths_from_dom0_flushes_the_stale_path_and_reconnects() -> None:
+    """dom0 subscribed again after a gap and may have missed the move: the guest drops
+    every cached path and a stream that is not connected starts over at once, through
+    the SA (one query, one REQ), instead of waiting out its back-off."""
+    wire = _stuck_on_a_stale_path()
+    c = wire.guests["c"]
+    stream = c.streams[IPv4Address(S_IP)]
+    assert stream.state in (StreamState.BACKOFF, StreamState.CONNECTING)
+    c.receive_intra_host(RevalidatePaths("c"), wire.now)
+    wire.pump("c")
+    told_at = wire.now
+    wire.run_for(1_000_000)
+    assert wire.events_of(PathFlushed) == [PathFlushed(told_at, gid(S_GUID))]
+    resolved = wire.events_of(PathResolved, "c")[-1]
+    assert (resolved.via, resolved.lid, resolved.time_ns) == ("sa", NEW_LID, told_at + 2_000)
+    [reconnected] = wire.events_of(Reconnected)
+    assert reconnected.time_ns - told_at == 4_000
+    assert c.counters["paths_revalidated"] == 1
+
+
+def test_client_reregister_revalidates_at_once_without_a_subscription() -> None:
+    """A guest that does not subscribe (per-host, none) treats ClientReregister as
+    IPoIB does: its cached paths are marked invalid at once."""
+    wire = _stuck_on_a_stale_path()
+    c = wire.guests["c"]
+    c.client_reregister(wire.now)
+    wire.pump("c")
+    told_at = wire.now
+    wire.run_for(1_000_000)
+    [reconnected] = wire.events_of(Reconnected)
+    assert reconnected.time_ns - told_at == 4_000
+
+
+def test_client_reregister_revalidates_once_the_subscription_is_back() -> None:
+    """Per-VM: the guest subscribes again and drops its cached paths only when the SA
+    has confirmed, so that no Report can fall between the two."""
+    wire = _stuck_on_a_stale_path(subscribe=True)
+    c = wire.guests["c"]
+    c.client_reregister(wire.now)
+    wire.pump("c")
+    told_at = wire.now
+    assert c.paths.lookup(gid(S_GUID)) is not None  # still there until confirmed
+    wire.run_for(1_000_000)
+    confirmed = wire.events_of(SubscriptionConfirmed)[-1]
+    assert confirmed.time_ns == told_at + 2_000
+    assert wire.events_of(PathFlushed) == [PathFlushed(told_at + 2_000, gid(S_GUID))]
+    [reconnected] = wire.events_of(Reconnected)
+    assert reconnected.time_ns - told_at == 6_000

@@ -8,6 +8,7 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,11 +18,13 @@ from ibmig.core.host import (
     HostAgent,
     HostConfig,
     HostEvent,
+    MappingResynced,
     MappingUpdated,
     PathChangeForwarded,
     PathRegistered,
     PathUnregistered,
     ReportReceived,
+    RevalidatePaths,
     Subscribed,
     SubscriptionFailed,
     Unsubscribed,
@@ -110,9 +113,70 @@ def test_resubscribes_on_client_reregister_and_unsubscribes() -> None:
     h3.unsubscribe(20)
     exchange(sa, {H3_LID: h3}, 20)
     assert sa.subscribers == [] and not h3.subscribed
-    assert events(h3) == [Subscribed(69, 0), Subscribed(69, 10), Unsubscribed(69, 20)]
+    assert events(h3) == [
+        Subscribed(69, 0),
+        Subscribed(69, 10),
+        MappingResynced("client_reregister", 0, (), 10),
+        Unsubscribed(69, 20),
+    ]
     info = sa.requests[-1][1].record()
     assert isinstance(info, InformInfo) and info.subscribe == 0
+
+
+@pytest.mark.parametrize("gap", ["client_reregister", "restart", "port"])
+def test_a_subscription_after_a_gap_drops_learnt_entries_and_revalidates_guests(gap: str) -> None:
+    """Reports sent while dom0 was not subscribed never reached it (a host whose cable
+    was down when a VM moved): once subscribed again, the entries Reports taught it
+    are dropped (its own VMs' stay) and every local VM is told to resolve its cached
+    paths again -- only then, so that nothing sent before the new subscription is
+    trusted. The first subscription tells nobody."""
+    sa = FakeSa()
+    h3 = host("h3", H3_GUID, H3_LID)
+    h3.attach_vf("vmA", 0, vguid=V2)
+    exchange(sa, {H3_LID: h3}, 0)
+    assert h3.is_up("vmA") and h3.intra_host_to_send() == []
+    h3.receive(sa.report(move_notice(V1, H2_LID, H1_LID), H3_LID, tid=5), 5)
+    h3.packets_to_send()
+    assert h3.mapping == {V2: H3_LID, V1: H2_LID}
+    events(h3)
+    if gap == "client_reregister":
+        h3.client_reregister(10)
+    elif gap == "restart":
+        h3.restart(10)
+        h3.port_active(H3_LID, SA_LID, 10)
+    else:
+        h3.port_active(H3_LID + 1, SA_LID, 10)
+    assert h3.intra_host_to_send() == []  # not before the subscription is back
+    exchange(sa, {H3_LID: h3, H3_LID + 1: h3}, 10)
+    assert h3.subscribed
+    assert h3.intra_host_to_send() == [RevalidatePaths("vmA")]
+    assert V1 not in h3.mapping and h3.mapping[V2] in (H3_LID, H3_LID + 1)
+    dropped = 0 if gap == "restart" else 1  # a restart lost the table already
+    assert [e for e in events(h3) if isinstance(e, MappingResynced)] == [
+        MappingResynced(gap, dropped, ("vmA",), 10)
+    ]
+    # The next subscription after that is no gap.
+    h3.port_active(h3.port_lid or 0, SA_LID, 20)
+    assert h3.intra_host_to_send() == []
+
+
+def test_a_failed_resubscription_still_revalidates_guests() -> None:
+    """No subscription at all after a ClientReregister: the guests cannot count on
+    notices, so they are told to revalidate when dom0 gives up."""
+    sa = FakeSa()
+    h3 = host("h3", H3_GUID, H3_LID)
+    h3.attach_vf("vmA", 0, vguid=V2)
+    exchange(sa, {H3_LID: h3}, 0)
+    h3.client_reregister(10)
+    h3.packets_to_send()  # lost
+    for t in (1, 2, 3):
+        h3.handle_timer(10 + t * SECOND)
+        h3.packets_to_send()
+    assert h3.intra_host_to_send() == [RevalidatePaths("vmA")]
+    assert events(h3)[-2:] == [
+        SubscriptionFailed(69, True, "timeout", 10 + 3 * SECOND),
+        MappingResynced("client_reregister", 0, ("vmA",), 10 + 3 * SECOND),
+    ]
 
 
 def test_subscription_retries_then_fails() -> None:

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from ibmig.core.engine import Datagram
-from ibmig.core.host import HostAgent, HostConfig, HostError
+from ibmig.core.host import HostAgent, HostConfig, HostError, MappingResynced
 from ibmig.wire.sa import SaMad, SaStatus
 from tests.core.host.fake_sa import SA_LID, FakeSa, exchange, gid
 from tests.core.sa_fakes import move_notice
@@ -62,13 +62,21 @@ class HostMachine(RuleBasedStateMachine):
         self.report_resps_expected: Counter[int] = Counter()  # by TID, from the rules
         self.reports_countable = True
         self.expected_lid: dict[tuple[str, int], int] = {}  # (host, vGUID) -> NewLID
+        # Hosts subscribing again after a ClientReregister: once that is settled they
+        # drop what Reports taught them (MappingResynced).
+        self.resyncing: set[str] = set()
         self.exchange()
 
     def exchange(self) -> None:
         exchange(self.sa, self.by_lid, self.now)  # type: ignore[arg-type]
-        for agent in self.hosts.values():
-            while agent.next_event() is not None:
-                pass
+        for name, agent in self.hosts.items():
+            while (event := agent.next_event()) is not None:
+                if isinstance(event, MappingResynced):
+                    assert name in self.resyncing
+                    self.resyncing.discard(name)
+                    for key in [key for key in self.expected_lid if key[0] == name]:
+                        assert key[1] not in agent.mapping
+                        del self.expected_lid[key]
             agent.intra_host_to_send()
 
     def run_timers(self) -> None:
@@ -136,6 +144,7 @@ class HostMachine(RuleBasedStateMachine):
 
     @rule(host=st.sampled_from(sorted(HOSTS)))
     def client_reregister(self, host: str) -> None:
+        self.resyncing.add(host)
         self.hosts[host].client_reregister(self.now)
         self.exchange()
 

@@ -41,9 +41,11 @@ from ibmig.core.migration.coordinator import (
     MigrationCoordinator,
 )
 from ibmig.wire.mad import Method
+from ibmig.wire.sa import SaAttr
 from tests.core.host.fake_sa import SA_LID, FakeSa, exchange, gid
 
 V1, VA = 0x0002_C903_00AA_0001, 0x0002_C903_00AA_00A0
+SECOND = 1_000_000_000
 LIDS = {"h1": 3, "h2": 5, "h3": 7}
 TIMING = MigrationTiming(
     memory_bytes=1_000_000,
@@ -77,8 +79,8 @@ class FakeGuest:
 class Runtime:
     """Just enough of a runtime to run the coordinator between host agents."""
 
-    def __init__(self, assignment: AddressAssignment) -> None:
-        config = HostConfig(assignment=assignment)
+    def __init__(self, assignment: AddressAssignment, **config_fields: object) -> None:
+        config = HostConfig(assignment=assignment, **config_fields)  # type: ignore[arg-type]
         self.sa = FakeSa()
         self.hosts = {
             name: HostAgent(name, 0x0002_C903_0000_0B01 + i, rng=random.Random(i), config=config)
@@ -141,9 +143,9 @@ class Runtime:
         return self.log[mark:]
 
 
-def static_runtime() -> Runtime:
+def static_runtime(**config_fields: object) -> Runtime:
     """h1 runs vm1 (vGUID V1), h3 runs vmA (VA), which has a path to vm1."""
-    rt = Runtime(AddressAssignment.STATIC)
+    rt = Runtime(AddressAssignment.STATIC, **config_fields)
     rt.coordinator.start_vm("vm1", "h1", V1, 0)
     rt.coordinator.start_vm("vmA", "h3", VA, 0)
     rt.settle(0)
@@ -484,3 +486,98 @@ def test_dynamic_abort_with_the_set_in_flight() -> None:
     ]
     assert Method.DELETE not in [mad.header.method for _, mad in rt.sa.requests]
     assert rt.where["vm1"] == "h1"
+
+
+# --- failures: rolled back ----------------------------------------------------------------
+
+
+def lose_answers(rt: Runtime, name: str, now_ns: int) -> None:
+    """What held host `name` sends reaches the SA, which carries it out; the answers
+    to `name` are lost (Reports to other hosts arrive)."""
+    lid = LIDS[name]
+    for datagram in rt.hosts[name].packets_to_send():
+        for answer in rt.sa.handle(datagram):
+            if answer.dlid != lid:
+                rt.by_lid[answer.dlid].receive(answer, now_ns)
+
+
+def test_a_destination_set_given_up_fails_the_migration_and_rolls_it_back() -> None:
+    """The destination's Set reaches the SA, which carries it out, but no answer comes
+    back; dom0 gives it up (alias_retry_limit=0). The migration fails in SETTING_ALIAS
+    with that cause and is rolled back: the destination deletes the alias it could not
+    be sure of, the source sets it again, the VM resumes there and the peer is told
+    of both moves (so it follows it back at once)."""
+    rt = static_runtime(alias_retry_limit=0)
+    h2 = rt.hosts["h2"]
+    m = LiveMigration("vm1", "h1", "h2", timing=TIMING, vguid=V1)
+    rt.held.add("h2")
+    at = run_to(rt, m, Phase.SETTING_ALIAS, 1_000)
+    now = at
+    while not m.aborted:
+        lose_answers(rt, "h2", now)
+        deadline = h2.get_timer()
+        assert deadline is not None
+        now = deadline
+        h2.handle_timer(now)
+        rt.settle(now)
+    assert m.failure == f"alias GUID set 0x{V1:016x} failed (timeout)"
+    assert m.abort_reason == m.failure and m.aborted_ns == now == at + 3 * SECOND
+    assert m.timeline[-1].phase is Phase.SETTING_ALIAS and m.timeline[-1].aborted
+    assert rt.sa.entries[(5, 1)] == V1  # the SA did carry the Set out
+    rt.held.clear()
+    rt.settle(now)
+    told = assert_back_at_the_source(rt, m)
+    assert told == [
+        ForwardPathChange("vmA", gid(V1), 5),
+        ForwardPathChange("vmA", gid(V1), 3),
+    ]
+    assert h2.free_vfs() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]
+
+
+def test_a_refused_destination_set_given_up_rolls_back_without_a_delete() -> None:
+    """The source's Delete is late, so the SA refuses the destination's Set until dom0
+    gives up: nothing is left at the destination to delete, and the source, whose
+    Delete then lands, sets the vGUID again."""
+    rt = static_runtime(alias_retry_limit=0)
+    h2 = rt.hosts["h2"]
+    m = LiveMigration("vm1", "h1", "h2", timing=TIMING, vguid=V1, await_alias_release=False)
+    rt.held.add("h1")
+    first = len(rt.sa.requests)
+    now = run_to(rt, m, Phase.SETTING_ALIAS, 1_000)
+    while not m.aborted:
+        deadline = h2.get_timer()
+        assert deadline is not None
+        now = deadline
+        h2.handle_timer(now)
+        rt.settle(now)
+    assert m.failure == f"alias GUID set 0x{V1:016x} failed (refused)"
+    rt.held.clear()
+    rt.settle(now)
+    assert_back_at_the_source(rt, m)
+    methods = [(d.slid, mad.header.method) for d, mad in rt.sa.requests[first:]]
+    assert methods == [(5, Method.SET)] * 3 + [(3, Method.DELETE), (3, Method.SET)]
+
+
+def test_a_source_delete_given_up_fails_the_migration_and_the_vm_stays() -> None:
+    """The source's Delete goes unanswered until dom0 gives it up, while pre-copy
+    runs: the migration fails there, and the source sets the vGUID again (the SA may
+    have deleted it) -- no SetAlias was ever issued, nothing happens at h2."""
+    rt = static_runtime(alias_retry_limit=0)
+    h1 = rt.hosts["h1"]
+    m = LiveMigration("vm1", "h1", "h2", timing=TIMING, vguid=V1)
+    rt.held.add("h1")
+    now = run_to(rt, m, Phase.PRE_COPY, 1_000)
+    while not m.aborted:
+        lose_answers(rt, "h1", now)
+        deadlines = [t for t in (h1.get_timer(), rt.coordinator.get_timer()) if t is not None]
+        now = min(deadlines)
+        h1.handle_timer(now)
+        rt.coordinator.handle_timer(now)
+        rt.settle(now)
+    assert m.failure == f"alias GUID delete 0x{V1:016x} failed (timeout)"
+    assert m.alias_requested_ns is None and not m.awaits_alias_release
+    rt.held.clear()
+    rt.settle(now)
+    assert_back_at_the_source(rt, m)
+    guid_requests = [d for d, mad in rt.sa.requests if mad.attribute_id == SaAttr.GUID_INFO_RECORD]
+    assert not any(d.slid == 5 for d in guid_requests)

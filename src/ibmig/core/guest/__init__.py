@@ -41,6 +41,7 @@ from ibmig.core.guest.intra_host import (
     HostToGuest,
     PathRegistered,
     PathUnregistered,
+    RevalidatePaths,
 )
 from ibmig.core.guest.ipoib import IPOIB_QKEY, IPOIB_QPN, IpoibArp, Neighbour, NeighbourTable
 from ibmig.core.guest.path_cache import (
@@ -118,6 +119,7 @@ __all__ = [
     "RcQp",
     "Reconnected",
     "ReportReceived",
+    "RevalidatePaths",
     "StreamState",
     "StreamTransitionError",
     "SubscriptionConfirmed",

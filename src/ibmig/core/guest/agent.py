@@ -37,6 +37,15 @@ sends a new REQ at once. A QP error (retry exceeded) reconnects too, but flushes
 nothing: under the `cached` policy the stale path is used again, so the stream
 stays broken until an event flushes it.
 
+Missed path changes. Notices sent while a subscription was down never arrive. So
+when a subscription is made again after a gap, every cached path is dropped and
+resolved again before use (`revalidate_paths`), as Linux's IPoIB marks its paths
+invalid on IB_EVENT_CLIENT_REREGISTER (ipoib_ib.c, light flush): on a
+`RevalidatePaths` from dom0 once its subscription is back (per-host), once the
+guest's own subscription is back after a ClientReregister (per-VM), and at once on
+a ClientReregister when the guest does not subscribe. A stream that is not
+connected starts over at once, through the SA.
+
 IPoIB. Each client stream names its server by IP address; the neighbour table
 starts with the peers' GIDs and learns clients' addresses from the rdma_cm header
 of their REQs. A gratuitous ARP that moves an IP to a new GID (dynamic address
@@ -98,6 +107,7 @@ from ibmig.core.guest.intra_host import (
     HostToGuest,
     PathRegistered,
     PathUnregistered,
+    RevalidatePaths,
 )
 from ibmig.core.guest.ipoib import IPOIB_QKEY, IPOIB_QPN, IpoibArp, NeighbourTable
 from ibmig.core.guest.path_cache import (
@@ -254,6 +264,7 @@ class GuestAgent(GuestCm):
         self._join: _SaRequest | None = None
         self.multicast_joined = False
         """Member of the IPoIB broadcast group (`GuestConfig.join_ipoib_broadcast`)."""
+        self._revalidate_on_subscribe = False  # re-subscribing after a gap
 
         self._qpn_next = FIRST_QPN
         self._comm_id_next = rng.getrandbits(32) or 1
@@ -430,11 +441,33 @@ class GuestAgent(GuestCm):
 
     def client_reregister(self, now_ns: int) -> None:
         """The SM set PortInfo:ClientReregister on the port (IBA Vol 1, 14.2.5.6):
-        the SA may have lost the subscription, so subscribe again."""
-        if self.attached and self.subscribe:
-            self._send_subscription(now_ns)
-        if self.attached and self.config.join_ipoib_broadcast:
+        the SA may have lost the subscription, so subscribe again; path changes may
+        have been missed meanwhile (module docstring, Missed path changes)."""
+        if not self.attached:
+            return
+        if self.config.join_ipoib_broadcast:
             self._send_join(now_ns)  # the SA may have lost the membership too
+        if self.subscribe:
+            self._revalidate_on_subscribe = True
+            self._send_subscription(now_ns)
+        else:
+            self.revalidate_paths(now_ns)
+
+    def revalidate_paths(self, now_ns: int) -> None:
+        """Path changes may have been missed: drop every cached path, and start
+        every stream that is not connected over at once (module docstring)."""
+        if not self.attached:
+            self.counters["revalidate_while_detached"] += 1
+            return
+        self.counters["paths_revalidated"] += 1
+        for gid in list(self.paths.records()):
+            if self.paths.flush(gid):
+                self._emit(PathFlushed(now_ns, gid))
+        for stream in self._streams.values():
+            if stream.state is _BACKOFF or stream.state is _CONNECTING:
+                stream.failures = 0
+                self._break_stream(stream, "revalidate", now_ns)
+                self._start_attempt(stream, now_ns)
 
     def detach(self, now_ns: int) -> None:
         """The VF is gone: destroy every QP, stop every timer, send nothing more."""
@@ -460,6 +493,7 @@ class GuestAgent(GuestCm):
         self.paths.cancel_queries()
         self._subscription = None
         self._join = None
+        self._revalidate_on_subscribe = False
         self._timers.clear()
         self._outbox.clear()
         self._intra.clear()
@@ -532,6 +566,8 @@ class GuestAgent(GuestCm):
         """A message from dom0 (a forwarded path-change event)."""
         if isinstance(message, ForwardPathChange):
             self.path_changed(message.gid, message.new_lid, now_ns, via="dom0")
+        elif isinstance(message, RevalidatePaths):
+            self.revalidate_paths(now_ns)
         else:
             self.counters["intra_host_ignored"] += 1
 
@@ -876,6 +912,12 @@ class GuestAgent(GuestCm):
             return
         self._subscription = None
         self._emit(SubscriptionFailed(now_ns, self.gid, "timeout"))
+        self._after_resubscribe(now_ns)
+
+    def _after_resubscribe(self, now_ns: int) -> None:
+        if self._revalidate_on_subscribe:
+            self._revalidate_on_subscribe = False
+            self.revalidate_paths(now_ns)
 
     def _on_subscription_response(self, payload: bytes, now_ns: int) -> None:
         request = self._subscription
@@ -890,6 +932,7 @@ class GuestAgent(GuestCm):
             self._emit(SubscriptionFailed(now_ns, self.gid, f"status_{status:#06x}"))
         else:
             self._emit(SubscriptionConfirmed(now_ns, self.gid, self.lid))
+        self._after_resubscribe(now_ns)
 
     def _on_report(self, datagram: Datagram, now_ns: int) -> None:
         payload = datagram.payload

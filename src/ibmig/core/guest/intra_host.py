@@ -11,7 +11,8 @@ its IP moved to another GID). After it attaches at a new host the guest register
 every path again, as the new dom0 knows nothing of it.
 
 dom0 -> guest (`GuestAgent.receive_intra_host()`): `ForwardPathChange(vm_id, gid,
-new_lid)`, handled as `path_changed(gid, new_lid, via="dom0")`.
+new_lid)`, handled as `path_changed(gid, new_lid, via="dom0")`; `RevalidatePaths`
+(dom0 may have missed path changes), handled as `revalidate_paths()`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ibmig.core.host.messages import (
     HostToGuest,
     PathRegistered,
     PathUnregistered,
+    RevalidatePaths,
 )
 
 __all__ = [
@@ -30,4 +32,5 @@ __all__ = [
     "HostToGuest",
     "PathRegistered",
     "PathUnregistered",
+    "RevalidatePaths",
 ]

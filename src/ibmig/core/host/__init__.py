@@ -25,6 +25,7 @@ from ibmig.core.host.events import (
     AliasRetryScheduled,
     DomainRestarted,
     HostEvent,
+    MappingResynced,
     MappingUpdated,
     PathChangeForwarded,
     ReportReceived,
@@ -41,6 +42,7 @@ from ibmig.core.host.messages import (
     HostToGuest,
     PathRegistered,
     PathUnregistered,
+    RevalidatePaths,
 )
 
 __all__ = [
@@ -59,11 +61,13 @@ __all__ = [
     "HostError",
     "HostEvent",
     "HostToGuest",
+    "MappingResynced",
     "MappingUpdated",
     "PathChangeForwarded",
     "PathRegistered",
     "PathUnregistered",
     "ReportReceived",
+    "RevalidatePaths",
     "SaRequestRetried",
     "Subscribed",
     "SubscriptionFailed",

@@ -73,6 +73,16 @@ GUID -> the port LID, entered when the SA acknowledges the alias). Registrations
 stay until the guest withdraws them (`PathUnregistered`) or the runtime removes
 the VM (`remove_vm`, when it leaves the host).
 
+A subscription made again after a gap -- PortInfo:ClientReregister, a restart, the
+port's or the SA's LID changed -- may have missed Reports sent while it was down (a
+host whose cable was down when a VM moved subscribes after the Report went out).
+Once it is in place (or has failed), dom0 drops the mapping entries it learnt from
+Reports (its own VMs' stay) and tells every local VM to resolve its cached paths
+again (`RevalidatePaths`; `MappingResynced`), as mlx4 hands a ClientReregister on
+to its VFs (drivers/infiniband/hw/mlx4/mad.c, `handle_client_rereg_event`) and
+IPoIB then marks its cached paths invalid. Notices that come after the new
+subscription arrive as usual; those before it are covered by the fresh queries.
+
 The channel's latency belongs to the runtime, as the fabric's does.
 
 Restart
@@ -104,6 +114,7 @@ from ibmig.core.host.events import (
     AliasRetryScheduled,
     DomainRestarted,
     HostEvent,
+    MappingResynced,
     MappingUpdated,
     PathChangeForwarded,
     ReportReceived,
@@ -120,6 +131,7 @@ from ibmig.core.host.messages import (
     HostToGuest,
     PathRegistered,
     PathUnregistered,
+    RevalidatePaths,
 )
 from ibmig.core.sa_client import LIBIBMAD_SENDS, LIBIBMAD_TIMEOUT_NS, SaClient, SaRequest
 from ibmig.core.timers import Timers
@@ -364,11 +376,18 @@ class HostAgent(EventLog[HostEvent]):
         # the VFs the HCA delivers to (`vm_behind`).
         self._vport_up: dict[int, str] = {}
         self._entries: dict[int, int] = {}  # GUIDInfo index -> GUID the SA acknowledged
+        # GUIDInfo index -> GUID a request given up without an answer may have left
+        # there (the SA may have carried it out and the answer been lost): a Delete
+        # of it asks the SA, and the VF is not free until one has.
+        self._unsure: dict[int, int] = {}
         self._queues: dict[int, deque[_EntryOp]] = {}
         self._transactions: dict[int, _Transaction] = {}
         self._inform_tid: int | None = None
         self._subscribed = False
         self._want_subscription = self.config.subscribe_path_changes
+        # Why the subscription in progress follows a gap in which Reports may have
+        # been missed (module docstring); None for the first one.
+        self._resync: str | None = None
         self._registrations: dict[bytes, dict[str, None]] = {}  # GID -> VMs, ordered
         cfg = self.config
         self.sa = SaClient(
@@ -470,6 +489,7 @@ class HostAgent(EventLog[HostEvent]):
             raise HostError(f"LIDs must be unicast: port {lid}, SA {sa_lid}")
         changed = (lid, sa_lid) != (self.port_lid, self.sa_lid)
         lid_changed = self.port_lid is not None and lid != self.port_lid
+        moved = self.port_lid is not None  # subscribed (or meant to) before
         self.port_lid = lid
         self.sa_lid = sa_lid
         if subnet_prefix is not None:
@@ -477,6 +497,8 @@ class HostAgent(EventLog[HostEvent]):
         if sa_gid is not None:
             self.sa_gid = sa_gid
         if changed and self._want_subscription:
+            if moved and self._resync is None:
+                self._resync = "port"
             self._subscribed = False
             self._send_inform(True, now_ns)
         if lid_changed:
@@ -499,6 +521,7 @@ class HostAgent(EventLog[HostEvent]):
         self._inform_tid = None
         self._subscribed = False
         self._want_subscription = self.config.subscribe_path_changes
+        self._resync = "restart" if self._want_subscription else None
         self.mapping.clear()
         self._registrations.clear()
         cfg = self.config
@@ -534,6 +557,7 @@ class HostAgent(EventLog[HostEvent]):
         """The SM set PortInfo:ClientReregister (IBA Vol 1, 14.2.5.6): the SA may have
         lost its subscriptions, so subscribe again."""
         if self._want_subscription and self.port_lid is not None:
+            self._resync = "client_reregister"
             self._subscribed = False
             self._send_inform(True, now_ns)
 
@@ -579,6 +603,7 @@ class HostAgent(EventLog[HostEvent]):
             for i, vf in self._vfs.items()
             if vf.vm is None
             and not self._entries.get(i)
+            and i not in self._unsure
             and not any(not op.setting for op in self._queues.get(i, ()))
         ]
 
@@ -749,6 +774,9 @@ class HostAgent(EventLog[HostEvent]):
         for index, held in self._entries.items():
             if held == guid:
                 return index
+        for index, held in self._unsure.items():
+            if held == guid:
+                return index
         for index, queue in self._queues.items():
             if any(op.setting and op.guid == guid for op in queue):
                 return index
@@ -802,7 +830,11 @@ class HostAgent(EventLog[HostEvent]):
             op = queue[0]
             if op.tid is not None or op.waiting or self.port_lid is None or self.sa_lid is None:
                 return
-            if not op.setting and self._entries.get(index) != op.guid:
+            if (
+                not op.setting
+                and self._entries.get(index) != op.guid
+                and self._unsure.get(index) != op.guid
+            ):
                 queue.popleft()  # nothing to delete any more
                 self._emit(AliasReleased(op.guid, index, now_ns))
                 continue
@@ -851,6 +883,7 @@ class HostAgent(EventLog[HostEvent]):
             queue.popleft()
         slot = self._vfs[op.index]
         if reason is None:
+            self._unsure.pop(op.index, None)
             if op.setting:
                 self._entries[op.index] = op.guid
                 if slot.vm is not None and slot.vm == op.vm and slot.alias == op.guid:
@@ -859,6 +892,12 @@ class HostAgent(EventLog[HostEvent]):
                 self._entries.pop(op.index, None)
                 self._emit(AliasReleased(op.guid, op.index, now_ns))
         else:
+            if reason == "timeout":
+                # No answer: the SA may have done it. Neither believe the entry
+                # holds the GUID nor that it does not.
+                if not op.setting:
+                    self._entries.pop(op.index, None)
+                self._unsure[op.index] = op.guid
             self.counters["alias_failed"] += 1
             operation = "set" if op.setting else "delete"
             self._emit(AliasFailed(op.vm, op.index, op.guid, operation, reason, now_ns))
@@ -888,12 +927,29 @@ class HostAgent(EventLog[HostEvent]):
         if reason is not None:
             self.counters["subscription_failed"] += 1
             self._emit(SubscriptionFailed(trap, transaction.subscribe, reason, now_ns))
-            return
-        self._subscribed = transaction.subscribe
-        if transaction.subscribe:
-            self._emit(Subscribed(trap, now_ns))
         else:
-            self._emit(Unsubscribed(trap, now_ns))
+            self._subscribed = transaction.subscribe
+            if transaction.subscribe:
+                self._emit(Subscribed(trap, now_ns))
+            else:
+                self._emit(Unsubscribed(trap, now_ns))
+        if transaction.subscribe and self._resync is not None:
+            self._resync_guests(self._resync, now_ns)
+
+    def _resync_guests(self, cause: str, now_ns: int) -> None:
+        """After a gap in the subscription (module docstring): forget what Reports
+        taught the mapping table and have every local VM resolve its paths again."""
+        self._resync = None
+        local = {vf.alias for vf in self._vfs.values() if vf.vm is not None and vf.acked}
+        stale = [vguid for vguid in self.mapping if vguid not in local]
+        for vguid in stale:
+            del self.mapping[vguid]
+        vms = tuple(vf.vm for vf in self._vfs.values() if vf.vm is not None and vf.attached)
+        for vm in vms:
+            self._intra_outbox.append(RevalidatePaths(vm))
+        self.counters["resyncs"] += 1
+        self.counters["intra_host_revalidate"] += len(vms)
+        self._emit(MappingResynced(cause, len(stale), vms, now_ns))
 
     # --- internals: SA transactions -------------------------------------------------------
 

@@ -164,6 +164,19 @@ class SaRequestRetried:
     time_ns: int
 
 
+@dataclass(frozen=True, slots=True)
+class MappingResynced:
+    """dom0 subscribed again after a gap (`cause`: "client_reregister", "restart",
+    "port"; or the subscription failed) and may have missed Reports: it dropped the
+    `dropped` mapping entries learnt from Reports and told `vms` to resolve their
+    cached paths again (`RevalidatePaths`)."""
+
+    cause: str
+    dropped: int
+    vms: tuple[str, ...]
+    time_ns: int
+
+
 HostEvent = (
     VfUp
     | VfDown
@@ -179,6 +192,7 @@ HostEvent = (
     | MappingUpdated
     | PathChangeForwarded
     | SaRequestRetried
+    | MappingResynced
 )
 """Any event a `HostAgent` reports."""
 
@@ -189,6 +203,7 @@ __all__ = [
     "AliasRetryScheduled",
     "DomainRestarted",
     "HostEvent",
+    "MappingResynced",
     "MappingUpdated",
     "PathChangeForwarded",
     "ReportReceived",

@@ -15,6 +15,11 @@ dom0 -> guest (`HostAgent.intra_host_to_send()`):
 
 - `ForwardPathChange(vm_id, gid, new_lid)`: the SA reported that the VM behind
   `gid` now sits behind `new_lid` (trap 69); `vm_id` names the receiving guest.
+- `RevalidatePaths(vm_id)`: dom0 subscribed again after a gap (ClientReregister, a
+  restart, a new port LID). Reports sent during the gap never reached it, so the
+  guest's cached paths may be stale: it must resolve them again before use, as
+  Linux's IPoIB marks its paths invalid on IB_EVENT_CLIENT_REREGISTER
+  (drivers/infiniband/ulp/ipoib/ipoib_ib.c, `__ipoib_ib_dev_flush`, light flush).
 """
 
 from __future__ import annotations
@@ -45,10 +50,18 @@ class ForwardPathChange:
     new_lid: int
 
 
+@dataclass(frozen=True, slots=True)
+class RevalidatePaths:
+    """dom0 tells guest `vm_id` that path changes may have been missed: drop every
+    cached path and resolve it again."""
+
+    vm_id: str
+
+
 GuestToHost = PathRegistered | PathUnregistered
 """What a guest may send dom0 over the intra-host channel."""
 
-HostToGuest = ForwardPathChange
+HostToGuest = ForwardPathChange | RevalidatePaths
 """What dom0 sends a guest over the intra-host channel."""
 
 __all__ = [
@@ -57,4 +70,5 @@ __all__ = [
     "HostToGuest",
     "PathRegistered",
     "PathUnregistered",
+    "RevalidatePaths",
 ]

@@ -9,8 +9,8 @@ runtime (the simulator, a real host) reuses it instead of re-implementing the gl
 
 - inputs: `start_vm(vm, host, vguid, now)`, `migrate(migration, now)`,
   `abort(vm, now, reason)`, `confirm(event, now)` with the dom0 events it
-  `CONFIRMATIONS` lists (`VfUp`, `AliasReleased`, `AliasAcknowledged`) and
-  `handle_timer(now)`;
+  `CONFIRMATIONS` lists (`VfUp`, `AliasReleased`, `AliasAcknowledged`,
+  `AliasFailed`) and `handle_timer(now)`;
 - outputs: `next_command()`, one at a time, for the runtime to carry out in order:
   `HostCall` (run a call on a dom0 engine, then pump it), `GuestCall` (the same on a
   guest engine) and `GuestMoved` (the guest engine now runs behind another host);
@@ -36,6 +36,13 @@ RestoreVf, the source dom0 attaches a VF with the VM's GUID, on the entry that s
 holds it if any -- a Delete of it still in flight is then followed by a Set on the
 same entry, in the entry's queue -- or else on the VF the VM had (dynamic) or a free
 one.
+
+A migration whose alias GUID request dom0 gave up (`AliasFailed`: the destination's
+Set, or the source's Delete) cannot complete: it fails (`LiveMigration.fail`) and is
+rolled back as an abort is, so the VM runs at its source again. The destination
+deletes the alias even when its Set went unanswered (the SA may have carried it out),
+and the source sets it again; if that Delete is given up too, the source asks for
+the alias all the same.
 """
 
 from __future__ import annotations
@@ -50,7 +57,7 @@ from ibmig.core.engine import Datagram, EventLog
 from ibmig.core.guest import GuestAgent
 from ibmig.core.host import HostAgent
 from ibmig.core.host.agent import AddressAssignment
-from ibmig.core.host.events import AliasAcknowledged, AliasReleased, VfUp
+from ibmig.core.host.events import AliasAcknowledged, AliasFailed, AliasReleased, VfUp
 from ibmig.core.migration.machine import (
     DetachVf,
     LiveMigration,
@@ -137,7 +144,7 @@ def _resume_guest(
 class MigrationCoordinator(EventLog[PhaseEntered]):
     """Starts VMs and drives live migrations across dom0s (module docstring)."""
 
-    CONFIRMATIONS: tuple[type, ...] = (VfUp, AliasReleased, AliasAcknowledged)
+    CONFIRMATIONS: tuple[type, ...] = (VfUp, AliasReleased, AliasAcknowledged, AliasFailed)
     """The dom0 event types `confirm` needs to see."""
 
     def __init__(self, hosts: Mapping[str, HostAgent], *, record_events: bool = True) -> None:
@@ -200,6 +207,8 @@ class MigrationCoordinator(EventLog[PhaseEntered]):
             ):
                 migration.alias_set_acknowledged(now_ns)
                 self._drive(self.migrations.index(migration))
+        elif isinstance(event, AliasFailed):
+            self._alias_failed(event, now_ns)
 
     def receive(self, datagram: Datagram, now_ns: int) -> None:
         """The toolstack has no port on the fabric: nothing arrives."""
@@ -258,6 +267,36 @@ class MigrationCoordinator(EventLog[PhaseEntered]):
             self._running.add(vm)
             call = partial(_attach_guest, dom0.port_num, event.lid, event.gid, dom0.sa_lid)
             self._commands.append(GuestCall(vm, call))
+
+    def _alias_failed(self, event: AliasFailed, now_ns: int) -> None:
+        """dom0 gave an alias GUID request up: the migration waiting on it fails and
+        is rolled back (module docstring)."""
+        cause = f"alias GUID {event.operation} 0x{event.guid:016x} failed ({event.reason})"
+        for index, migration in enumerate(self.migrations):
+            if migration.done:
+                continue
+            if migration.aborted:
+                if (
+                    event.operation == "delete"
+                    and event.guid == migration.vguid
+                    and migration.awaits_alias_release
+                ):
+                    # The rollback's Delete could not be carried out (the destination
+                    # is cut off, say): the source asks for its alias all the same.
+                    migration.alias_released(now_ns)
+                    self._drive(index)
+                continue
+            if event.operation == "set":
+                ours = (
+                    event.vm == migration.vm
+                    and migration.phase is Phase.SETTING_ALIAS
+                    and migration.alias_requested_ns is not None
+                )
+            else:
+                ours = event.guid == migration.vguid and migration.awaits_alias_release
+            if ours:
+                migration.fail(now_ns, cause, release_failed=event.operation == "delete")
+                self._drive(index)
 
     def _undo_alias(self, index: int, dom0: HostAgent, now_ns: int) -> None:
         """UndoAlias, run on the destination dom0: its AliasReleased confirms it, or

@@ -41,6 +41,11 @@ DETACHING_VF exit's ReleaseAlias, RESUMING's ResumeVm and SETTING_ALIAS's
 MigrationDone are not asked for on an abort. The cut phase's `PhaseRecord` ends at
 the abort and says so (`aborted`); `abort_reason` keeps the cause.
 
+A migration that cannot complete -- an alias GUID request the SA never carried out
+(dom0 gave it up) -- is rolled back the same way: `fail(now, cause)` is an abort
+that also keeps `failure`, the cause, so that it is reported as a failure, not as
+an operator's abort. A failed release at the source is no longer awaited.
+
 The alias GUID is set last because that is when a VF's port comes up in the
 shared-port model: the VF driver initialises, dom0 asks the SM for the VF's alias
 GUID, and the vport becomes active only once the SM has acknowledged it (mlx4's
@@ -333,6 +338,8 @@ class LiveMigration:
         self.done_ns: int | None = None
         self.aborted_ns: int | None = None
         self.abort_reason: str | None = None
+        self.failure: str | None = None
+        """Why the migration failed and was rolled back (`fail`); None otherwise."""
         self._restore_waits = 0  # AliasReleased answers to see before RestoreVf
 
     # --- engine-like outputs ----------------------------------------------------------
@@ -366,6 +373,16 @@ class LiveMigration:
         next_phase(self.phase, Stimulus.ABORT)  # raises before anything changes
         self.abort_reason = reason
         self._advance(Stimulus.ABORT, now_ns)
+
+    def fail(self, now_ns: int, cause: str, *, release_failed: bool = False) -> None:
+        """Something the migration waits on failed for good (`cause`): roll it back as
+        an abort does (module docstring). `release_failed`: the source's Delete of the
+        vGUID was given up, and is not awaited any more."""
+        next_phase(self.phase, Stimulus.ABORT)  # raises before anything changes
+        if release_failed:
+            self._release_pending = False
+        self.failure = cause
+        self.abort(now_ns, cause)
 
     def alias_released(self, now_ns: int) -> None:
         """The source dom0's Delete of the vGUID was answered (its AliasReleased);

@@ -983,6 +983,9 @@ class SubnetManager(EventLog[Any]):
             wanted[record.port_guid] = next_lid
             taken.add(next_lid)
         self._guid_to_lid.update(wanted)
+        # The ports the last assignment held: one not among them was just found (new,
+        # or back after it was dropped) and may have missed Reports meanwhile.
+        held_before = set(db.port_lid)
         db.lid_owner = {}
         db.port_lid = {}
         for record in end_ports:
@@ -995,8 +998,11 @@ class SubnetManager(EventLog[Any]):
         for record in end_ports:
             lid = wanted[record.port_guid]
             # Coming out of STANDBY, clients re-register with the new SM's SA (as
-            # OpenSM does on its first master sweep).
-            rereg = self._coming_out_of_standby and bool(
+            # OpenSM does on its first master sweep); so does a port found again after
+            # the subnet was up, whose subscriptions the SA may have dropped or whose
+            # Reports were lost (OpenSM osm_lid_mgr.c: a port whose is_new is set).
+            found_again = bool(held_before) and record.port_guid not in held_before
+            rereg = (self._coming_out_of_standby or found_again) and bool(
                 record.capability_mask & PortCapability.IS_CLIENT_REREGISTRATION_SUPPORTED
             )
             if record.lid == lid and record.master_sm_lid == db.sm_lid and not rereg:
