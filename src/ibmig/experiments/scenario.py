@@ -656,7 +656,9 @@ def _standby_sm(data: Any, where: str) -> StandbySm | None:
     retries = sec.int("polling_retry_number", 4, 0, 255)
     handover = sec._get("sa_db_handover", True)
     if not isinstance(handover, bool):
-        raise ConfigError(f"must be true or false, got {shown(handover)}", sec._where("sa_db_handover"))
+        raise ConfigError(
+            f"must be true or false, got {shown(handover)}", sec._where("sa_db_handover")
+        )
     sec.finish()
     return StandbySm(node, timeout, retries, handover, where)
 

@@ -251,9 +251,7 @@ class VirtualizedSubnet(SubnetSim):
 
     # --- SM failover --------------------------------------------------------------------
 
-    def add_standby_sm(
-        self, node: int, config: SmConfig, *, sa_db_handover: bool = True
-    ) -> SmNode:
+    def add_standby_sm(self, node: int, config: SmConfig, *, sa_db_handover: bool = True) -> SmNode:
         """A second SM and SA on CA `node`, started now: it finds the master and goes
         STANDBY, polling it. With `sa_db_handover`, on taking over it loads what the
         master's SA had dumped (`ibmig.core.sa.database`)."""
@@ -341,9 +339,9 @@ class VirtualizedSubnet(SubnetSim):
 
     def _standby_report(self, node: int, event: ReportSent) -> None:
         standby, failover = self.standby, self.failover
-        if standby is not None and node == standby.node and failover is not None:
-            if event.attempt > 0:
-                failover.reports_resent += 1
+        resend = event.attempt > 0
+        if resend and standby is not None and node == standby.node and failover is not None:
+            failover.reports_resent += 1
 
     # --- the toolstack ------------------------------------------------------------------
 
