@@ -169,6 +169,10 @@ LID than the one remembered, the VM behind it has moved: the SA emits one
 OldLID, the two port GUIDs, issued by the SM) to the matching subscribers.
 Alias GUIDs present when the subnet comes up are remembered as they are.
 `detect_alias_moves=False` is stock OpenSM: no tracking, no event, no notice.
+A standby SM's SA that takes over loads the dead master's `dump_database()` with
+`load_database()` (alias GUIDs, where each was last seen, subscriptions; OpenSM's
+sa_db_file, `ibmig.core.sa.database` says why), so a move whose Delete the old
+master saw and whose Set reaches the new one is still detected.
 """
 
 from __future__ import annotations
@@ -1572,6 +1576,8 @@ class SubnetAdministrator(EventLog[Any]):
             if record is None:
                 continue
             for index, guid in entries:
+                if record.alias_guids.get(index) == guid and db.alias_owner.get(guid) == port_guid:
+                    continue
                 record.alias_guids[index] = guid
                 db.alias_owner[guid] = port_guid
                 restored += 1

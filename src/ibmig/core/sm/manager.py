@@ -43,7 +43,10 @@ higher SM) found makes this SM STANDBY: it stops there, sends no Set, and polls
 that SM's SMInfo every `sminfo_polling_timeout_ns`; after more than
 `polling_retry_number` unanswered polls it takes over with a heavy sweep that
 rewrites every port (MasterSMLID; ClientReregister where supported). Otherwise the
-SM becomes MASTER and the later phases run.
+SM becomes MASTER and the later phases run. In that first sweep as master, when
+discovery has ended and before LIDS, `restore_sa_db` (when set) loads the SA
+database of the master it replaces (`ibmig.core.sa.database`), where OpenSM's
+do_sweep loads its sa_db_file.
 
 SMPs go out directed-route (pure DR, DrSLID = DrDLID = 0xFFFF), as OpenSM does
 during sweeps, so they work before any LFT exists. At most `max_outstanding` SMPs
