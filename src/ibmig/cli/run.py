@@ -14,6 +14,7 @@ from ibmig.cli.progress import Progress
 
 if TYPE_CHECKING:
     from ibmig.experiments.metrics import ConnectionResult, MigrationResult
+    from ibmig.sim.hosting import Failover
 
 
 def add_parser(sub: Subparsers) -> None:
@@ -83,6 +84,8 @@ def run_command(
         }
         if beyond or cut_off:
             document["unreached"] = {"beyond_hop_limit": beyond, "cut_off": cut_off}
+        if result.failover is not None:
+            document["failover"] = failover_json(result.failover)
         print(json.dumps(document, indent=1), file=out)
         return 0
     s = scenario
@@ -119,6 +122,9 @@ def run_command(
         if nodes:
             names = ", ".join(nodes[:10]) + (", ..." if len(nodes) > 10 else "")
             print(f"not reached by the SM ({why}): {len(nodes)} nodes: {names}", file=out)
+    if result.failover is not None:
+        for line in failover_lines(result.failover):
+            print(line, file=out)
     drops = ", ".join(f"{k} {v:,}" for k, v in sorted(result.drops.items())) or "none"
     print(
         f"drops: {drops}; data packets {result.data_packets:,}; "
@@ -139,4 +145,47 @@ def migration_json(m: MigrationResult) -> dict[str, Any]:
         "rc_downtime_us": None if m.rc_downtime_ns is None else m.rc_downtime_ns / 1e3,
         "phases": [{"phase": p, "start_ns": s, "end_ns": e} for p, s, e in m.phases],
         "outcome": m.outcome,
+    }
+
+
+def _ms(ns: int | None) -> str:
+    return "never" if ns is None else f"{ns / 1e6:,.3f} ms"
+
+
+def failover_lines(f: Failover) -> list[str]:
+    """What the master SM's failure cost, for `ibmig run`."""
+    handed = f"{f.sa_db_restored} items" if f.sa_db_restored else "nothing"
+    return [
+        f"SM failover: master on {f.old_master} died at {_ms(f.failed_ns)}; "
+        f"standby on {f.new_master} took over after {_ms(_since(f.takeover_ns, f.failed_ns))}",
+        f"  without a master {_ms(f.without_master_ns)}, without an SA "
+        f"{_ms(f.without_sa_ns)}; takeover sweep {f.takeover_smps:,} SMPs; "
+        f"SA database handed over: {handed}",
+        f"  ClientReregister reached {f.client_reregisters} hosts, "
+        f"{f.reregistration_mads} re-registration MADs; Reports unacknowledged when "
+        f"the master died {f.reports_unacknowledged}, re-sent by the new master "
+        f"{f.reports_resent}",
+    ]
+
+
+def _since(ns: int | None, start_ns: int) -> int | None:
+    return None if ns is None else ns - start_ns
+
+
+def failover_json(f: Failover) -> dict[str, object]:
+    return {
+        "old_master": f.old_master,
+        "new_master": f.new_master,
+        "failed_ns": f.failed_ns,
+        "takeover_ns": f.takeover_ns,
+        "master_ns": f.master_ns,
+        "subnet_up_ns": f.subnet_up_ns,
+        "without_master_ns": f.without_master_ns,
+        "without_sa_ns": f.without_sa_ns,
+        "takeover_smps": f.takeover_smps,
+        "sa_db_restored": f.sa_db_restored,
+        "client_reregisters": f.client_reregisters,
+        "reregistration_mads": f.reregistration_mads,
+        "reports_unacknowledged": f.reports_unacknowledged,
+        "reports_resent": f.reports_resent,
     }

@@ -90,7 +90,12 @@ def build_subnet(
     sim = VirtualizedSubnet(
         fabric,
         latency=latency,
-        sm_config=SmConfig(routing=scenario.run.routing.name),
+        # With a standby, the master outranks it (IBA Vol 1, 14.4.1.1): a standby
+        # that won would hand the subnet over at once, which is not the fault studied.
+        sm_config=SmConfig(
+            routing=scenario.run.routing.name,
+            priority=1 if scenario.faults.standby_sm is not None else 0,
+        ),
         sa_config=SaConfig(detect_alias_moves=scenario.signalling.strategy.detect_alias_moves),
         seed=scenario.run.seed,
         capture=capture,

@@ -32,7 +32,7 @@ from ibmig.core.migration.machine import LiveMigration
 from ibmig.core.sa import PathChangeDetected, ReportSent
 from ibmig.experiments.migrations import Launched
 from ibmig.experiments.scenario import Scenario
-from ibmig.sim.hosting import VirtualizedSubnet
+from ibmig.sim.hosting import Failover, VirtualizedSubnet
 from ibmig.wire.notice import PATH_CHANGE_TRAP
 
 SA_CLASS = 0x03
@@ -110,6 +110,8 @@ class RunResult:
     wall_s: float
     events: int
     sim_end_ns: int
+    failover: Failover | None = None
+    """What the master SM's failure cost (`[[faults.sm_fail]]`), else None."""
     unreached: tuple[list[str], list[str]] = field(default_factory=lambda: ([], []))
     """Topology nodes the SM did not hold at the end of the run: (beyond the 63-hop
     directed-route limit, cut off from the SM or lost to faults)."""
@@ -245,6 +247,7 @@ def measure(
         wall_s=wall_s,
         events=sim.kernel.events_run,
         sim_end_ns=sim.kernel.now_ns,
+        failover=sim.failover,
         unreached=sim.unreached(),
     )
 

@@ -91,9 +91,10 @@ def place(
     hosts_cfg = scenario.hosts
     strategy = scenario.signalling.strategy
     assignment = scenario.signalling.assignment
+    standby = sim.standby.node if sim.standby is not None else -1  # hosts no VM
     host_nodes = pick_hosts(
         fabric, sim.sm_node, hosts_cfg.n, hosts_cfg.placement, seed,
-        addressed=lambda node: sim.agents[node].port_lid(1) != 0,
+        addressed=lambda node: sim.agents[node].port_lid(1) != 0 and node != standby,
         where=f"{scenario.source}: hosts.n",
     )  # fmt: skip
     host_config = HostConfig(

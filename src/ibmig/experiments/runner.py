@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 
 from ibmig.experiments.building import Settings, bring_up, build_fabric, build_subnet
-from ibmig.experiments.faults import check_faults
+from ibmig.experiments.faults import check_faults, start_standby_sm
 from ibmig.experiments.heap import paused_gc
 from ibmig.experiments.metrics import Collector, ConnectionResult, RunResult, measure
 from ibmig.experiments.migrations import run_migrations
@@ -58,6 +58,7 @@ def run_scenario(
         collector = Collector(sim)
         stepper = Stepper(sim, heap, progress)
         bring_up(scenario, sim, stepper)
+        start_standby_sm(scenario, sim)
         heap.settle()
 
         stage("placement")

@@ -57,6 +57,13 @@ validated there.
     at_ms = 4.0
     [[faults.sa_restart]]
     at_ms = 5.0                     # the SA loses its state (subscriptions)
+    [faults.standby_sm]             # a second SM and SA (priority 0; the master's is 1)
+    node = "H-0035"                 # optional: a CA hosting no VM (default: the last one)
+    polling_timeout_ms = 10000      # OpenSM sminfo_polling_timeout
+    polling_retry_number = 4        # OpenSM polling_retry_number
+    sa_db_handover = true           # the new master loads the master's SA database
+    [[faults.sm_fail]]
+    at_ms = 6.0                     # the master SM's process dies; the standby takes over
 
 Fault times, like migration times, count from the end of the set-up (every VM up).
 """
@@ -195,6 +202,23 @@ class SaRestart:
 
 
 @dataclass(frozen=True, slots=True)
+class StandbySm:
+    """A standby SM and SA (`ibmig.sim.hosting.VirtualizedSubnet.add_standby_sm`)."""
+
+    node: str | None
+    """A CA's name or description; None: the last cabled CA hosting no VM."""
+    polling_timeout_ms: float
+    polling_retry_number: int
+    sa_db_handover: bool
+    where: str
+
+
+@dataclass(frozen=True, slots=True)
+class SmFail:
+    at_ms: float
+
+
+@dataclass(frozen=True, slots=True)
 class FaultsConfig:
     """The `[faults]` table (module docstring); empty: a run without faults."""
 
@@ -202,9 +226,13 @@ class FaultsConfig:
     link_down: tuple[LinkDown, ...] = ()
     dom0_restart: tuple[Dom0Restart, ...] = ()
     sa_restart: tuple[SaRestart, ...] = ()
+    standby_sm: StandbySm | None = None
+    sm_fail: tuple[SmFail, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.loss or self.link_down or self.dom0_restart or self.sa_restart)
+        return bool(
+            self.loss or self.link_down or self.dom0_restart or self.sa_restart or self.sm_fail
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -603,8 +631,36 @@ def _faults(data: Any, where: str, hosts: HostsConfig, run: RunConfig) -> Faults
         at = _fault_time(sec, "at_ms", run)
         sec.finish()
         sa.append(SaRestart(at))
+    standby = _standby_sm(table._get("standby_sm", None), f"{where}.standby_sm")
+    fails: list[SmFail] = []
+    for sec in _entries(table._get("sm_fail", None), f"{where}.sm_fail"):
+        if standby is None:
+            raise ConfigError("needs [faults.standby_sm] to take over", sec.where)
+        if fails:
+            raise ConfigError("at most one: one standby takes over once", sec.where)
+        at = _fault_time(sec, "at_ms", run)
+        sec.finish()
+        fails.append(SmFail(at))
     table.finish()
-    return FaultsConfig(tuple(loss), tuple(downs), tuple(restarts), tuple(sa))
+    return FaultsConfig(
+        tuple(loss), tuple(downs), tuple(restarts), tuple(sa), standby, tuple(fails)
+    )
+
+
+def _standby_sm(data: Any, where: str) -> StandbySm | None:
+    if data is None:
+        return None
+    sec = _Section(data, where)
+    node = sec.optional_str("node")
+    timeout = sec.float("polling_timeout_ms", 10_000.0, 0.001)
+    retries = sec.int("polling_retry_number", 4, 0, 255)
+    handover = sec._get("sa_db_handover", True)
+    if not isinstance(handover, bool):
+        raise ConfigError(
+            f"must be true or false, got {shown(handover)}", sec._where("sa_db_handover")
+        )
+    sec.finish()
+    return StandbySm(node, timeout, retries, handover, where)
 
 
 def _check_latency(latency: tuple[tuple[str, Any], ...], where: str) -> None:

@@ -15,7 +15,14 @@ centre, and only wires them together:
   `PhaseEntered` events to the trace (node "toolstack");
 - faults of management software: a dom0 restarted (`restart_dom0`), the SA
   restarted (`restart_sa`); the SM's ClientReregister reaches the port's dom0 and
-  guests (`HostAgent.client_reregister`, `GuestAgent.client_reregister`).
+  guests (`HostAgent.client_reregister`, `GuestAgent.client_reregister`), with the
+  port's MasterSMLID, where their SA requests go from then on;
+- SM failover: a standby SM and SA on a second CA (`add_standby_sm`); the master's
+  process dies (`fail_sm`): its SMInfo and SA MADs go unanswered, the standby's
+  polls time out and it takes over (IBA Vol 1, 14.4; `ibmig.core.sm.roles`), loads
+  the dead master's SA database (`ibmig.core.sa.database`) in its first sweep and
+  sets ClientReregister on every port. From its MASTER state on, `sm`, `sa`,
+  `sm_engine` and `sm_node` are the new master's. `failover` counts the cost.
 """
 
 from __future__ import annotations
@@ -37,10 +44,15 @@ from ibmig.core.migration.coordinator import (
     MigrationCoordinator,
 )
 from ibmig.core.migration.machine import LiveMigration
-from ibmig.core.sa import SubnetAdministrator
+from ibmig.core.sa import ReportSent, SubnetAdministrator
+from ibmig.core.sa.database import SaDatabase
+from ibmig.core.sm.manager import SmConfig, SubnetManager, SubnetUp
+from ibmig.core.sm.node import SA_CLASS, SMP_CLASSES, SmNode
+from ibmig.core.sm.roles import SmStateChanged
 from ibmig.core.sma import ClientReregisterRequested
 from ibmig.sim.subnet import TOOLSTACK, SubnetSim
 from ibmig.wire.mad import MgmtClass
+from ibmig.wire.smp_attrs import PortCapability, SmState
 
 
 @dataclass(slots=True)
@@ -66,6 +78,52 @@ class VmSlot:
         return self.guest.attached
 
 
+@dataclass(slots=True)
+class Failover:
+    """What the master SM's failure cost, filled in as the standby takes over."""
+
+    failed_ns: int
+    """The master's process died."""
+    old_master: str
+    new_master: str
+    reports_unacknowledged: int
+    """Reports the dead SA still waited on a ReportResp for: their resends died with it."""
+    takeover_ns: int | None = None
+    """The standby gave up polling (polling_retry_number + 1 polls unanswered)."""
+    master_ns: int | None = None
+    """The standby became MASTER (end of its takeover sweep's discovery)."""
+    subnet_up_ns: int | None = None
+    """Its takeover sweep reached SUBNET UP."""
+    takeover_smps: int = 0
+    """SMPs the new master sent from the takeover to that SUBNET UP."""
+    sa_db_restored: int = 0
+    """Items of the dead master's SA database loaded (0: nothing handed over)."""
+    client_reregisters: int = 0
+    """Ports whose ClientReregister reached a dom0 (and its guests)."""
+    reregistration_mads: int = 0
+    """SA MADs the dom0s and guests sent on ClientReregister (InformInfo, joins)."""
+    reports_resent: int = 0
+    """Report resends by the new master's SA (no ReportResp in time)."""
+
+    @property
+    def without_master_ns(self) -> int | None:
+        return None if self.master_ns is None else self.master_ns - self.failed_ns
+
+    @property
+    def without_sa_ns(self) -> int | None:
+        """Until the new SA answers (its SM's SUBNET UP; before, it answers busy)."""
+        return None if self.subnet_up_ns is None else self.subnet_up_ns - self.failed_ns
+
+
+@dataclass(slots=True)
+class _Standby:
+    node: int
+    engine: SmNode
+    sa: SubnetAdministrator
+    sa_db_handover: bool
+    smps_at_takeover: int = 0
+
+
 class VirtualizedSubnet(SubnetSim):
     """A simulated subnet with SR-IOV hosts, guests and migrations (module doc)."""
 
@@ -81,6 +139,9 @@ class VirtualizedSubnet(SubnetSim):
         self.attach(TOOLSTACK, self.coordinator, 0, outputs=self._carry_out_commands)
         self.add_event_hook(self._confirm, *MigrationCoordinator.CONFIRMATIONS)
         self.add_event_hook(self._client_reregister, ClientReregisterRequested)
+        self.standby: _Standby | None = None
+        self.failover: Failover | None = None
+        self._sa_db_file: SaDatabase | None = None
 
     @property
     def migrations(self) -> list[LiveMigration]:
@@ -170,12 +231,117 @@ class VirtualizedSubnet(SubnetSim):
         if host is None or event.port != host.port:
             return
         now = self.kernel.now_ns
-        host.agent.client_reregister(now)
-        self._pump(host.node, host.agent)
+        sent = sum(self.mad_counts.values())
+        # The same Set wrote MasterSMLID: a new master means a new SA LID, which
+        # Linux's ib_sa takes from the port on its SM-change event.
+        sm_lid = self.agents[node].port_info(host.port).master_sm_lid
+        agent = host.agent
+        if sm_lid and agent.port_lid is not None and sm_lid != agent.sa_lid:
+            agent.port_active(agent.port_lid, sm_lid, now)  # subscribes again there
+        else:
+            agent.client_reregister(now)
+        self._pump(host.node, agent)
         for vm in self.vms.values():
             if vm.host == host.name:
-                vm.guest.client_reregister(now)
+                vm.guest.client_reregister(now, sm_lid)
                 self._pump(host.node, vm.guest)
+        if self.failover is not None:
+            self.failover.client_reregisters += 1
+            self.failover.reregistration_mads += sum(self.mad_counts.values()) - sent
+
+    # --- SM failover --------------------------------------------------------------------
+
+    def add_standby_sm(self, node: int, config: SmConfig, *, sa_db_handover: bool = True) -> SmNode:
+        """A second SM and SA on CA `node`, started now: it finds the master and goes
+        STANDBY, polling it. With `sa_db_handover`, on taking over it loads what the
+        master's SA had dumped (`ibmig.core.sa.database`)."""
+        sm = SubnetManager(
+            port_num=self.sm_port, config=config, rng=random.Random(self.rng.getrandbits(64))
+        )
+        sm.record_events = True
+        sa = SubnetAdministrator(
+            sm, rng=random.Random(self.rng.getrandbits(64)), config=self.sa.config
+        )
+        sa.event_filter = self.sa.event_filter
+        engine = SmNode(sm, sa)
+        sm.restore_sa_db = self._load_sa_db
+        self.standby = _Standby(node, engine, sa, sa_db_handover)
+        processing = dict.fromkeys(SMP_CLASSES, self.latency.sm_ns)
+        processing[SA_CLASS] = self.latency.sa_ns
+        self.attach(
+            node, engine, processing, gsi_classes=(SA_CLASS,), smi=True, sm_port=self.sm_port
+        )
+        self.add_event_hook(self._standby_state, SmStateChanged)
+        self.add_event_hook(self._standby_up, SubnetUp)
+        self.add_event_hook(self._standby_report, ReportSent)
+        engine.start_sweep(self.kernel.now_ns)
+        self._pump(node, engine)
+        return engine
+
+    def fail_sm(self) -> None:
+        """The master SM's process dies (with its SA): the HCA and its SMA live on,
+        but SMInfo and SA MADs to its port find nobody (the umad layer clears IsSM
+        when the SM's file closes), and its timers stop. Its SA database stays as
+        last dumped, for the standby to load."""
+        node, engine = self.sm_node, self.sm_engine
+        standby = self.standby
+        self.failover = Failover(
+            self.kernel.now_ns,
+            self.names[node],
+            self.names[standby.node] if standby is not None else "",
+            self.sa.outstanding_reports,
+        )
+        if standby is not None and standby.sa_db_handover:
+            self._sa_db_file = self.sa.dump_database()
+        self.qp0_managers.pop(node, None)
+        self.gsi.pop((node, SA_CLASS), None)
+        timer = self._timers.pop(id(engine), None)
+        if timer is not None:
+            timer.cancel()
+        requesters = self._gsi_requesters
+        for key in [key for key, waiting in requesters.items() if waiting is engine]:
+            del requesters[key]
+        sma = self.agents[node]
+        mask = sma.port_info(self.sm_port).capability_mask
+        sma.set_capability_mask(self.sm_port, mask & ~PortCapability.IS_SM)
+
+    def _load_sa_db(self, now_ns: int) -> None:
+        standby, dump = self.standby, self._sa_db_file
+        if standby is None or dump is None:
+            return
+        restored = standby.sa.load_database(dump, now_ns)
+        if self.failover is not None:
+            self.failover.sa_db_restored = restored
+
+    def _standby_state(self, node: int, event: SmStateChanged) -> None:
+        standby = self.standby
+        if standby is None or node != standby.node:
+            return
+        failover = self.failover
+        if event.old == SmState.STANDBY and event.new == SmState.DISCOVERING:
+            standby.smps_at_takeover = standby.engine.sm.smps_sent
+            if failover is not None:
+                failover.takeover_ns = event.time_ns
+        elif event.new == SmState.MASTER and node != self.sm_node:
+            if failover is not None and failover.master_ns is None:
+                failover.master_ns = event.time_ns
+            # The subnet's SM and SA are the new master's from here on.
+            self.sm, self.sa, self.sm_engine = standby.engine.sm, standby.sa, standby.engine
+            self.sm_node = node
+
+    def _standby_up(self, node: int, event: SubnetUp) -> None:
+        standby, failover = self.standby, self.failover
+        if standby is None or node != standby.node or failover is None:
+            return
+        if failover.subnet_up_ns is None:
+            failover.subnet_up_ns = event.time_ns
+            failover.takeover_smps = standby.engine.sm.smps_sent - standby.smps_at_takeover
+
+    def _standby_report(self, node: int, event: ReportSent) -> None:
+        standby, failover = self.standby, self.failover
+        resend = event.attempt > 0
+        if resend and standby is not None and node == standby.node and failover is not None:
+            failover.reports_resent += 1
 
     # --- the toolstack ------------------------------------------------------------------
 

@@ -135,7 +135,7 @@ from ibmig.core.guest.workload import (
 from ibmig.core.sa_client import SaClient, SaRequest
 from ibmig.core.timers import Timers
 from ibmig.errors import WireError
-from ibmig.wire.mad import MAD_SIZE, Method, MgmtClass
+from ibmig.wire.mad import MAD_SIZE, MadStatus, Method, MgmtClass
 from ibmig.wire.notice import Notice, PathChangeDetails
 from ibmig.wire.packet import QP1_QKEY
 from ibmig.wire.sa import (
@@ -439,10 +439,14 @@ class GuestAgent(GuestCm):
             for target in self._interest:
                 self._intra.append(PathRegistered(target))
 
-    def client_reregister(self, now_ns: int) -> None:
+    def client_reregister(self, now_ns: int, sa_lid: int | None = None) -> None:
         """The SM set PortInfo:ClientReregister on the port (IBA Vol 1, 14.2.5.6):
         the SA may have lost the subscription, so subscribe again; path changes may
-        have been missed meanwhile (module docstring, Missed path changes)."""
+        have been missed meanwhile (module docstring, Missed path changes). `sa_lid`:
+        the port's MasterSMLID now (another SM took over), where SA requests go from
+        now on, as Linux's ib_sa re-reads it on the port's SM-change event."""
+        if sa_lid:
+            self.sa_lid = sa_lid
         if not self.attached:
             return
         if self.config.join_ipoib_broadcast:
@@ -925,9 +929,14 @@ class GuestAgent(GuestCm):
         if request is None or request.tid != tid:
             self.counters["sa_unmatched"] += 1
             return
+        status = (payload[4] << 8) | payload[5]
+        if status == MadStatus.BUSY:
+            # The SA is not ready (a master's first sweep, after a failover): ask
+            # again when the timer runs out, as dom0 does (IBA Vol 1, 13.4.7).
+            self.counters["sa_busy"] += 1
+            return
         self._subscription = None
         request.deadline = None
-        status = (payload[4] << 8) | payload[5]
         if status:
             self._emit(SubscriptionFailed(now_ns, self.gid, f"status_{status:#06x}"))
         else:

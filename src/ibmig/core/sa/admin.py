@@ -169,6 +169,10 @@ LID than the one remembered, the VM behind it has moved: the SA emits one
 OldLID, the two port GUIDs, issued by the SM) to the matching subscribers.
 Alias GUIDs present when the subnet comes up are remembered as they are.
 `detect_alias_moves=False` is stock OpenSM: no tracking, no event, no notice.
+A standby SM's SA that takes over loads the dead master's `dump_database()` with
+`load_database()` (alias GUIDs, where each was last seen, subscriptions; OpenSM's
+sa_db_file, `ibmig.core.sa.database` says why), so a move whose Delete the old
+master saw and whose Set reaches the new one is still detected.
 """
 
 from __future__ import annotations
@@ -181,6 +185,7 @@ from enum import Enum
 from typing import Any, Final
 
 from ibmig.core.engine import QP1, Datagram, EventLog
+from ibmig.core.sa.database import SaDatabase
 from ibmig.core.sa.events import (
     NoticeReported,
     PathChangeDetected,
@@ -1541,6 +1546,57 @@ class SubnetAdministrator(EventLog[Any]):
                 issuer_gid=self._gid(db.sm_port_guid),
             )
             self._report_notice(notice, now_ns)
+
+    def dump_database(self) -> SaDatabase:
+        """The SA database as OpenSM's sa_db_dump writes it (`ibmig.core.sa.database`)."""
+        db = self.db
+        aliases = []
+        for node in db.nodes.values():
+            for record in node.ports.values():
+                if record.alias_guids:
+                    aliases.append((record.port_guid, tuple(sorted(record.alias_guids.items()))))
+        return SaDatabase(
+            tuple(sorted(aliases)),
+            tuple((guid, lid, port) for guid, (lid, port) in db.alias_last_seen.items()),
+            tuple(self._subscriptions.items()),
+        )
+
+    def load_database(self, dump: SaDatabase, now_ns: int) -> int:
+        """Take over a dead master's SA database (OpenSM's sa_db_file, loaded in the
+        first master sweep after discovery): alias GUIDs of the ports this SM found,
+        where each alias was last seen, and the subscriptions. The number of items
+        restored; alias GUIDs of ports no longer in the subnet are left out (a
+        subscriber whose LID no port has gets no Report anyway)."""
+        db = self.db
+        restored = 0
+        # Discovery has ended, LIDs are not assigned yet: find ports by GUID.
+        ports = {r.port_guid: r for node in db.nodes.values() for r in node.ports.values()}
+        for port_guid, entries in dump.alias_guids:
+            record = ports.get(port_guid)
+            if record is None:
+                continue
+            for index, guid in entries:
+                if record.alias_guids.get(index) == guid and db.alias_owner.get(guid) == port_guid:
+                    continue
+                record.alias_guids[index] = guid
+                db.alias_owner[guid] = port_guid
+                restored += 1
+        for guid, lid, port_guid in dump.alias_last_seen:
+            if guid not in db.alias_last_seen:
+                db.alias_last_seen[guid] = (lid, port_guid)
+                restored += 1
+        for key, subscription in dump.subscriptions:
+            if key in self._subscriptions:
+                continue
+            used = self._enums.setdefault(subscription.subscriber_gid, set())
+            if subscription.enum in used:
+                continue
+            used.add(subscription.enum)
+            self._subscriptions[key] = subscription
+            self._emit(SubscriptionAdded(subscription, now_ns))
+            restored += 1
+        self.counters["sa_db_restored"] += restored
+        return restored
 
     def last_lid_of(self, alias_guid: int) -> int | None:
         """The LID an alias GUID was last seen behind (kept after it is deleted)."""

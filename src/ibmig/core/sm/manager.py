@@ -43,7 +43,10 @@ higher SM) found makes this SM STANDBY: it stops there, sends no Set, and polls
 that SM's SMInfo every `sminfo_polling_timeout_ns`; after more than
 `polling_retry_number` unanswered polls it takes over with a heavy sweep that
 rewrites every port (MasterSMLID; ClientReregister where supported). Otherwise the
-SM becomes MASTER and the later phases run.
+SM becomes MASTER and the later phases run. In that first sweep as master, when
+discovery has ended and before LIDS, `restore_sa_db` (when set) loads the SA
+database of the master it replaces (`ibmig.core.sa.database`), where OpenSM's
+do_sweep loads its sa_db_file.
 
 SMPs go out directed-route (pure DR, DrSLID = DrDLID = 0xFFFF), as OpenSM does
 during sweeps, so they work before any LFT exists. At most `max_outstanding` SMPs
@@ -418,6 +421,11 @@ class SubnetManager(EventLog[Any]):
         self._poll_retries = 0
         self._poll_tid: int | None = None  # the poll on the wire (match bits)
         self._coming_out_of_standby = False
+        self._first_master_sweep = False
+        self.restore_sa_db: Callable[[int], None] | None = None
+        """Called with `now_ns` once, in the first sweep after taking over from a
+        master, when discovery has ended and before LIDs are assigned: where OpenSM's
+        do_sweep loads its SA database file (`ibmig.core.sa.database`)."""
         self._partitions = (
             None
             if self.config.partitions is None
@@ -772,6 +780,10 @@ class SubnetManager(EventLog[Any]):
             self._prune_unreachable(now_ns)
             if self._discovery_decides_role(now_ns):
                 return
+            if self._first_master_sweep:
+                self._first_master_sweep = False
+                if self.restore_sa_db is not None:
+                    self.restore_sa_db(now_ns)
             self.phase = Phase.LIDS
             if not self._assign_lids(now_ns):
                 self.phase = Phase.IDLE
@@ -1492,6 +1504,7 @@ class SubnetManager(EventLog[Any]):
         self._cancel_poll()
         self._change_state(signal, now_ns)
         self._coming_out_of_standby = True
+        self._first_master_sweep = True
         # What a standby read is stale and DISCOVER only probes links it does not
         # know: forget it all, so that this sweep reads the subnet as a first one.
         db = self.db
