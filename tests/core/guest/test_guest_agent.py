@@ -215,8 +215,43 @@ def test_registrations_with_dom0() -> None:
     wire.run_for(100_000)
     assert [(n, m) for _, n, m in wire.intra] == [("c", PathRegistered(gid(S_GUID)))]
     wire.migrate("c", 50)
-    # At the new host the guest registers its paths again.
-    assert [(n, m) for _, n, m in wire.intra][1:] == [("c", PathRegistered(gid(S_GUID)))]
+    # At the new host the guest registers its paths again, with the LID it holds.
+    assert [(n, m) for _, n, m in wire.intra][1:] == [("c", PathRegistered(gid(S_GUID), S_LID))]
+
+
+def test_resumed_subscriber_refreshes_its_paths_and_finds_a_peer_that_moved_meanwhile() -> None:
+    """Both ends move at once: the server's Report goes to the client's old port
+    while the client is away. Once its new subscription is confirmed the client
+    asks the SA again for each cached path; the answer names the new LID."""
+    wire = two(subscribe=True)
+    wire.run_for(100_000)
+    c = wire.guests["c"]
+    c.detach(wire.now)
+    wire.pump("c")
+    wire.migrate("s", NEW_LID)
+    wire.inject(wire.sa.reports(gid(S_GUID), NEW_LID, S_LID))
+    wire.run_for(10_000)
+    assert not wire.events_of(PathChangeReceived, "c")  # the Report is lost
+    c.resume(wire.now, port_num=1, lid=50, gid=gid(C_GUID), sa_lid=SA_LID)
+    wire.pump("c")
+    wire.run_for(1_000_000)
+    assert c.counters["path_refresh"] == 1
+    [change] = wire.events_of(PathChangeReceived, "c")
+    assert (change.gid, change.new_lid, change.via) == (gid(S_GUID), NEW_LID, "refresh")
+    [stream] = c.streams.values()
+    assert stream.conn is not None and stream.conn.remote_lid == NEW_LID
+    assert wire.events_of(Reconnected, "c")
+
+
+def test_resumed_guest_without_subscription_does_not_refresh() -> None:
+    wire = two()
+    wire.run_for(100_000)
+    c = wire.guests["c"]
+    wire.migrate("c", 50)
+    wire.run_for(1_000_000)
+    assert c.counters["path_refresh"] == 0
+    queries = [m for _, m, _ in wire.sa.requests if m.attribute_id == SaAttr.PATH_RECORD]
+    assert len(queries) == 1  # the first resolution only: the cache is used after
 
 
 def test_detach_stops_everything_and_resume_reconnects() -> None:

@@ -165,6 +165,31 @@ def test_report_resp_mapping_update_and_forwarding_to_registered_vms_only() -> N
     assert h3.counters["report_resps_sent"] == 1
 
 
+def test_registration_after_the_report_gets_what_the_guest_missed() -> None:
+    """A guest that arrives after a Report (it was migrating itself) registers the
+    LID its cached path names; dom0's table knows better and forwards at once."""
+    h3 = host("h3", H3_GUID, H3_LID)
+    sa = FakeSa()
+    exchange(sa, {H3_LID: h3}, 0)
+    h3.receive(sa.report(move_notice(V1, H2_LID, H1_LID), H3_LID, tid=5), 100)
+    h3.packets_to_send()
+    events(h3)
+    h3.receive_intra_host("vmA", PathRegistered(gid(V1), H1_LID), 200)  # stale
+    h3.receive_intra_host("vmB", PathRegistered(gid(V1), H2_LID), 200)  # current
+    h3.receive_intra_host("vmC", PathRegistered(gid(V1)), 200)  # nothing cached
+    h3.receive_intra_host("vmD", PathRegistered(gid(V2), H1_LID), 200)  # no news of V2
+    assert h3.intra_host_to_send() == [ForwardPathChange("vmA", gid(V1), H2_LID)]
+    assert events(h3) == [PathChangeForwarded("vmA", gid(V1), H2_LID, 200)]
+    assert h3.counters["intra_host_sent"] == 1
+
+
+def test_a_dom0_that_does_not_subscribe_forwards_nothing_on_registration() -> None:
+    h3 = host("h3", H3_GUID, H3_LID, subscribe_path_changes=False)
+    h3.receive(FakeSa().report(move_notice(V1, H2_LID, H1_LID), H3_LID), 1)
+    h3.receive_intra_host("vmA", PathRegistered(gid(V1), H1_LID), 2)
+    assert h3.intra_host_to_send() == []
+
+
 def test_resent_report_is_answered_but_processed_once() -> None:
     h3 = host("h3", H3_GUID, H3_LID, subscribe_path_changes=False)
     h3.receive_intra_host("vmA", PathRegistered(gid(V1)), 0)

@@ -232,6 +232,8 @@ class GuestAgent(GuestCm):
         self._server_conns: dict[tuple[bytes, int], Connection] = {}
         self._interest: dict[bytes, None] = {}
         self._subscription: _SaRequest | None = None
+        self._refresh_pending = False
+        """Resumed with its own subscription: refresh the cache once it is confirmed."""
 
         self._qpn_next = FIRST_QPN
         self._comm_id_next = rng.getrandbits(32) or 1
@@ -388,9 +390,11 @@ class GuestAgent(GuestCm):
         if self.subscribe:
             self._send_subscription(now_ns)
         if resumed:
-            # A new dom0 (and perhaps a new GID): register every path held again.
+            # A new dom0 (and perhaps a new GID): register every path held again,
+            # with the LID it names, so dom0 can tell what this guest missed.
+            self._refresh_pending = self.subscribe
             for target in self._interest:
-                self._intra.append(PathRegistered(target))
+                self._intra.append(PathRegistered(target, self._cached_lid(target)))
         if announce:
             self.announce(now_ns)
         for stream in self._streams.values():
@@ -402,7 +406,7 @@ class GuestAgent(GuestCm):
         register every path held again, so that path changes reach this guest."""
         if self.attached:
             for target in self._interest:
-                self._intra.append(PathRegistered(target))
+                self._intra.append(PathRegistered(target, self._cached_lid(target)))
 
     def client_reregister(self, now_ns: int) -> None:
         """The SM set PortInfo:ClientReregister on the port (IBA Vol 1, 14.2.5.6):
@@ -566,10 +570,29 @@ class GuestAgent(GuestCm):
         self._outbox.append(datagram)
         self.sent[kind] += 1
 
+    def _cached_lid(self, gid: bytes) -> int:
+        record = self.paths.lookup(gid)
+        return 0 if record is None else record.dlid
+
     def _note_interest(self, gid: bytes) -> None:
         if gid not in self._interest:
             self._interest[gid] = None
-            self._intra.append(PathRegistered(gid))
+            self._intra.append(PathRegistered(gid, self._cached_lid(gid)))
+
+    def _refresh_paths(self, now_ns: int) -> None:
+        """Ask the SA again for every cached path (after a resumed guest's
+        subscription is confirmed): the notices sent while it was migrating went to
+        its old port and are lost, and the subscription covers only what happens
+        from now on. A fresh answer that names another LID is a path change."""
+        for gid in list(self._interest):
+            if self.paths.lookup(gid) is None or self.paths.pending(gid) is not None:
+                continue
+            tid = self._new_tid()
+            payload = path_query(self.gid, gid, tid)
+            query = self.paths.start_query(gid, tid, payload, now_ns)
+            self._send_cm(self._mad(payload, self.sa_lid, None), "sa_path_query")
+            self.counters["path_refresh"] += 1
+            self._sync(query)
 
     def _drop_interest(self, gid: bytes) -> None:
         if gid in self._interest and not any(s.gid == gid for s in self._streams.values()):
@@ -737,10 +760,14 @@ class GuestAgent(GuestCm):
         except WireError:
             self.counters["sa_malformed"] += 1
             return
+        held = self.paths.lookup(self.paths.dgid_of(tid) or b"")
         query = self.paths.answer(tid, record)
         if query is None:
             self.counters["sa_unmatched"] += 1
             return
+        if record is not None and held is not None and held.dlid != record.dlid:
+            # A refresh found the path moved: what a missed notice would have said.
+            self.path_changed(query.dgid, record.dlid, now_ns, via="refresh")
         if record is None:
             reason = f"status_{status:#06x}"
             self._emit(PathQueryFailed(now_ns, query.dgid, reason))
@@ -807,6 +834,9 @@ class GuestAgent(GuestCm):
             self._emit(SubscriptionFailed(now_ns, self.gid, f"status_{status:#06x}"))
         else:
             self._emit(SubscriptionConfirmed(now_ns, self.gid, self.lid))
+            if self._refresh_pending:
+                self._refresh_pending = False
+                self._refresh_paths(now_ns)
 
     def _on_report(self, datagram: Datagram, now_ns: int) -> None:
         payload = datagram.payload

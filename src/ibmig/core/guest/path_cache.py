@@ -140,6 +140,11 @@ class PathCache:
         """The query in flight for `dgid` that a new resolution may join."""
         return self._by_gid.get(dgid)
 
+    def dgid_of(self, tid: int) -> bytes | None:
+        """The destination of the query in flight with TID `tid`."""
+        query = self._by_tid.get(tid & TID_MASK)
+        return None if query is None else query.dgid
+
     def start_query(self, dgid: bytes, tid: int, payload: bytes, now_ns: int) -> PathQuery:
         """Register a new query (the engine sends `payload` and arms `deadline`)."""
         query = PathQuery(dgid, tid & TID_MASK, payload)

@@ -685,6 +685,20 @@ class HostAgent(EventLog[HostEvent]):
         self.counters["intra_host_received"] += 1
         if isinstance(message, PathRegistered):
             self._registrations.setdefault(message.gid, {})[vm_id] = None
+            # A notice this dom0 already took in is news to a guest that registers
+            # afterwards: it arrived at a new host, having missed the Reports sent
+            # while it was migrating itself (both ends of a connection moving at
+            # once). Only a subscribing dom0's table is kept current by Reports.
+            known = self.mapping.get(int.from_bytes(message.gid[8:16], "big"))
+            if (
+                self.config.subscribe_path_changes
+                and message.lid
+                and known is not None
+                and known != message.lid
+            ):
+                self._intra_outbox.append(ForwardPathChange(vm_id, message.gid, known))
+                self.counters["intra_host_sent"] += 1
+                self._emit(PathChangeForwarded(vm_id, message.gid, known, now_ns))
         elif isinstance(message, PathUnregistered):
             vms = self._registrations.get(message.gid)
             if vms is not None:

@@ -1,0 +1,97 @@
+"""Storms: many migrations at once, where both ends of a connection move together.
+
+The lab of `examples/lab.toml` (6 hosts x 2 VMs, 3 clients per migrated VM). When a
+VM and its client migrate at the same time, the server's path-change notice reaches
+the client while the client has no VF (it is migrating too), so it is lost. What
+brings the client back: under per-host signalling the client's new dom0 took the
+Report in and answers the client's path registration with the LID its table holds;
+under per-VM signalling the client, once its new subscription is confirmed, asks
+the SA again for each cached path."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ibmig.errors import ConfigError
+from ibmig.experiments.metrics import RunResult, summarize_downtime
+from ibmig.experiments.runner import run_scenario
+from ibmig.experiments.scenario import scenario_from_dict
+
+LAB_TOML = Path(__file__).resolve().parents[2] / "examples" / "lab.toml"
+
+
+def lab(strategy: str, migrations: list[dict[str, Any]], **run: Any) -> RunResult:
+    data = tomllib.loads(LAB_TOML.read_text())
+    data["signalling"]["strategy"] = strategy
+    data["migrations"] = migrations
+    data["run"].update(run)
+    return run_scenario(scenario_from_dict(data, "lab"))
+
+
+@pytest.mark.parametrize("strategy", ["per-host", "per-vm"])
+def test_every_vm_of_the_lab_migrates_at_once_and_every_connection_comes_back(
+    strategy: str,
+) -> None:
+    result = lab(strategy, [{"hosts": [0, 1, 2, 3, 4, 5], "at_ms": 50}])
+    assert [m.vm for m in result.migrations] == [f"vm{i}" for i in range(12)]
+    assert all(m.outcome == "completed" for m in result.migrations)
+    assert len(result.connections) == 36  # 12 servers x 3 clients, all of them moving
+    row = summarize_downtime(result)
+    assert row["connected_after"] == 36
+    last_done = max(m.done_ns or 0 for m in result.migrations)
+    for conn in result.connections:
+        # Back within 10 ms of the last migration's end, and still delivering.
+        first_after = next(t for t in conn.deliveries_ns if t >= last_done - 10_000_000)
+        assert first_after - last_done < 10_000_000
+        assert conn.deliveries_ns[-1] > result.sim_end_ns - 10_000_000
+    assert result.path_change_events == 12
+
+
+@pytest.mark.parametrize("strategy", ["per-host", "per-vm"])
+def test_a_vm_and_its_clients_migrate_together(strategy: str) -> None:
+    result = lab(strategy, [{"vm": 0, "at_ms": 50, "with_clients": True}])
+    # vm0's clients (vm3, vm6, vm10 with seed 1) follow it, each to the next host.
+    assert [(m.vm, m.src, m.dst) for m in result.migrations] == [
+        ("vm0", "host0", "host1"),
+        ("vm3", "host1", "host2"),
+        ("vm6", "host3", "host4"),
+        ("vm10", "host5", "host0"),
+    ]
+    assert sorted(c.client for c in result.connections) == ["vm10", "vm3", "vm6"]
+    assert summarize_downtime(result)["connected_after"] == 3
+
+
+def test_host_evacuation_moves_every_vm_of_the_host() -> None:
+    result = lab("per-host", [{"host": 2, "at_ms": 50}], duration_ms=3000)
+    assert [(m.vm, m.src) for m in result.migrations] == [("vm4", "host2"), ("vm5", "host2")]
+    assert result.scenario.migrations[0].at_ms == result.scenario.migrations[1].at_ms == 50
+
+
+@pytest.mark.parametrize(
+    ("entry", "key", "message"),
+    [
+        ({"vm": 0, "host": 1}, "migrations[0]", "give one of vm, host, hosts"),
+        ({"hosts": []}, "migrations[0].hosts", "non-empty list"),
+        ({"hosts": [0, 6]}, "migrations[0].hosts", "host indices 0..5"),
+        ({"host": 1, "to_host": 1}, "migrations[0].to_host", "own host"),
+        ({"hosts": [1, 1]}, "migrations[0].hosts", "names a host twice"),
+        ({"vm": 0, "with_clients": 1}, "migrations[0].with_clients", "true or false"),
+    ],
+)
+def test_storm_entries_are_checked(entry: dict[str, Any], key: str, message: str) -> None:
+    data = tomllib.loads(LAB_TOML.read_text())
+    data["migrations"] = [entry]
+    with pytest.raises(ConfigError) as error:
+        scenario_from_dict(data, "lab")
+    assert key in str(error.value) and message in str(error.value)
+
+
+def test_a_vm_in_an_evacuated_host_cannot_migrate_twice() -> None:
+    data = tomllib.loads(LAB_TOML.read_text())
+    data["migrations"] = [{"vm": 3}, {"host": 1}]
+    with pytest.raises(ConfigError, match=r"migrations\[1\]\.host.*vm3 already migrates"):
+        scenario_from_dict(data, "lab")
