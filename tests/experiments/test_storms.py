@@ -95,3 +95,33 @@ def test_a_vm_in_an_evacuated_host_cannot_migrate_twice() -> None:
     data["migrations"] = [{"vm": 3}, {"host": 1}]
     with pytest.raises(ConfigError, match=r"migrations\[1\]\.host.*vm3 already migrates"):
         scenario_from_dict(data, "lab")
+
+
+THREE = [{"vm": 0, "at_ms": 50}, {"vm": 2, "at_ms": 8000}, {"vm": 4, "at_ms": 16000}]
+"""Three successive migrations, 8 s apart (each is over in about 6 s)."""
+
+
+def test_per_vm_subscriptions_left_at_old_lids_pile_up_across_migrations() -> None:
+    """Each migrated VM subscribes again from its new LID; its old subscription
+    stays (as in OpenSM) and costs every later event one Report and 3 resends
+    (OpenSM's transaction_retries), to a port the VM's GID has left."""
+    result = lab("per-vm", THREE, duration_ms=30000)
+    assert summarize_downtime(result)["connected_after"] == 9
+    figures = [
+        (e.reports, e.resends, e.subscriptions, e.stale_subscriptions) for e in result.notice_events
+    ]
+    # At each event the moving VM's own subscription is already stale (it has not
+    # subscribed again yet), plus one per earlier migration.
+    assert figures == [(12, 3, 12, 1), (13, 6, 13, 2), (14, 9, 14, 3)]
+    assert result.stale_subscriptions == 3
+    assert result.subscriptions == 15
+    assert [e.vguid for e in result.notice_events] == [0x0002C9FE00000001, 0x0002C9FE00000003,
+                                                       0x0002C9FE00000005]  # fmt: skip
+
+
+def test_per_host_subscriptions_leave_no_debris() -> None:
+    result = lab("per-host", THREE, duration_ms=30000)
+    assert [
+        (e.reports, e.resends, e.subscriptions, e.stale_subscriptions) for e in result.notice_events
+    ] == [(6, 0, 6, 0)] * 3
+    assert result.stale_subscriptions == 0
