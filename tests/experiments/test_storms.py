@@ -24,19 +24,23 @@ from ibmig.experiments.scenario import scenario_from_dict
 LAB_TOML = Path(__file__).resolve().parents[2] / "examples" / "lab.toml"
 
 
-def lab(strategy: str, migrations: list[dict[str, Any]], **run: Any) -> RunResult:
+def lab(
+    strategy: str, migrations: list[dict[str, Any]], notice: str = "trap69", **run: Any
+) -> RunResult:
     data = tomllib.loads(LAB_TOML.read_text())
     data["signalling"]["strategy"] = strategy
+    data["signalling"]["notice"] = notice
     data["migrations"] = migrations
     data["run"].update(run)
     return run_scenario(scenario_from_dict(data, "lab"))
 
 
+@pytest.mark.parametrize("notice", ["trap69", "trap64-65"])
 @pytest.mark.parametrize("strategy", ["per-host", "per-vm"])
 def test_every_vm_of_the_lab_migrates_at_once_and_every_connection_comes_back(
-    strategy: str,
+    strategy: str, notice: str
 ) -> None:
-    result = lab(strategy, [{"hosts": [0, 1, 2, 3, 4, 5], "at_ms": 50}])
+    result = lab(strategy, [{"hosts": [0, 1, 2, 3, 4, 5], "at_ms": 50}], notice)
     assert [m.vm for m in result.migrations] == [f"vm{i}" for i in range(12)]
     assert all(m.outcome == "completed" for m in result.migrations)
     assert len(result.connections) == 36  # 12 servers x 3 clients, all of them moving
@@ -125,3 +129,29 @@ def test_per_host_subscriptions_leave_no_debris() -> None:
         (e.reports, e.resends, e.subscriptions, e.stale_subscriptions) for e in result.notice_events
     ] == [(6, 0, 6, 0)] * 3
     assert result.stale_subscriptions == 0
+
+
+@pytest.mark.parametrize(
+    ("strategy", "notice", "reports", "resends", "path_records"),
+    [
+        # n = 6 hosts, m = 2 VMs. Per-host: one subscription per host; per-VM: one per
+        # VM, the moving VM's own at its old LID (no ReportResp: 3 resends each).
+        ("per-host", "trap69", 6, 0, 3),
+        ("per-vm", "trap69", 12, 3, 3),
+        # Two notices per move, two subscriptions per subscriber: twice the Reports.
+        # Trap 64 names no LID: every dom0 (6) or every guest that got it (11: not
+        # the moving VM) asks for the PathRecord; the peers then use that answer.
+        ("per-host", "trap64-65", 12, 0, 6 + 3),
+        ("per-vm", "trap64-65", 24, 6, 11),
+    ],
+)
+def test_reports_per_event_under_each_notice(
+    strategy: str, notice: str, reports: int, resends: int, path_records: int
+) -> None:
+    result = lab(strategy, [{"vm": 0, "at_ms": 50}], notice)
+    [event] = result.notice_events
+    assert (event.reports, event.resends) == (reports, resends)
+    row = summarize_downtime(result)
+    assert row["connected_after"] == 3
+    assert row["path_records"] == path_records
+    assert row["reports"] == reports + resends

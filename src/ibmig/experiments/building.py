@@ -91,7 +91,10 @@ def build_subnet(
         fabric,
         latency=latency,
         sm_config=SmConfig(routing=scenario.run.routing.name),
-        sa_config=SaConfig(detect_alias_moves=scenario.signalling.strategy.detect_alias_moves),
+        sa_config=SaConfig(
+            detect_alias_moves=scenario.signalling.strategy.detect_alias_moves,
+            path_change_notice=scenario.signalling.notice,
+        ),
         seed=scenario.run.seed,
         capture=capture,
         trace=trace,

@@ -152,8 +152,12 @@ class RunResult:
 class Collector:
     """Listens to engine events for the metrics; hooked before the subnet starts."""
 
-    def __init__(self, sim: VirtualizedSubnet) -> None:
+    def __init__(
+        self, sim: VirtualizedSubnet, traps: tuple[int, ...] = (PATH_CHANGE_TRAP,)
+    ) -> None:
         self.sim = sim
+        self.traps = frozenset(traps)
+        """The traps that tell a move (`ibmig.core.sa_client.NOTICES`): their Reports count."""
         # (client VM, server VM) -> delivery times at the server. A client may have
         # several servers, and in a storm clients move too (under dynamic assignment
         # with a new GID), so the GIDs of each delivery are named when it happens;
@@ -161,7 +165,7 @@ class Collector:
         self.deliveries: dict[tuple[str, str], list[int]] = {}
         self._vm_of_gid: dict[bytes, str] | None = None
         self.path_changes = 0  # PathChangeDetected: migration events the SA saw
-        self.reports_69 = 0  # first sends of trap 69 Reports
+        self.reports_69 = 0  # first sends of path-change Reports (trap 69, or 64 and 65)
         self.reports_69_resent = 0
         # Per event: [vguid, time, reports, resends, subscriptions, stale]; and the
         # event each Report TID belongs to.
@@ -184,7 +188,7 @@ class Collector:
                 self.deliveries.setdefault((client, server), []).append(event.time_ns)
         elif isinstance(event, Attached):
             self._vm_of_gid = None
-        elif isinstance(event, ReportSent) and event.trap_number == PATH_CHANGE_TRAP:
+        elif isinstance(event, ReportSent) and event.trap_number in self.traps:
             if event.attempt == 0:
                 self.reports_69 += 1
                 if self.events:

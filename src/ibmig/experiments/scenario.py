@@ -26,6 +26,7 @@ validated there.
     [signalling]
     assignment = "static"           # or "dynamic"
     strategy = "per-host"           # "none", "per-vm" or "per-host"
+    notice = "trap69"               # or "trap64-65": GID out of / in service
 
     [[migrations]]
     vm = 0                          # VM index
@@ -73,6 +74,7 @@ from typing import Any, Final, TypeVar
 
 from ibmig.core.guest.config import PATH_CACHE_POLICIES
 from ibmig.core.host import AddressAssignment
+from ibmig.core.sa_client import NOTICES
 from ibmig.core.sm.manager import SmConfig
 from ibmig.core.sm.routing import ROUTING_ENGINES, RoutingEngine
 from ibmig.errors import ConfigError, shown
@@ -143,6 +145,10 @@ class WorkloadConfig:
 class SignallingConfig:
     assignment: AddressAssignment = AddressAssignment.STATIC
     strategy: Strategy = STRATEGIES["per-host"]
+    notice: str = "trap69"
+    """How the SA tells a move: "trap69" (ibmig's own DataDetails with the new LID) or
+    "trap64-65" (trap 65 then 64 with only the GID; subscribers ask for the
+    PathRecord, as OFED's local SA cache does)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,6 +379,7 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
     signalling = SignallingConfig(
         assignment=sig_s.entry("assignment", "static", ASSIGNMENTS),
         strategy=sig_s.entry("strategy", "per-host", STRATEGIES),
+        notice=sig_s.choice("notice", "trap69", tuple(NOTICES)),
     )
     sig_s.finish()
 

@@ -126,7 +126,7 @@ from ibmig.core.sa_client import SaClient, SaRequest
 from ibmig.core.timers import Timers
 from ibmig.errors import WireError
 from ibmig.wire.mad import MAD_SIZE, Method, MgmtClass
-from ibmig.wire.notice import Notice, PathChangeDetails
+from ibmig.wire.notice import GidDetails, Notice, PathChangeDetails, TrapNumber
 from ibmig.wire.packet import QP1_QKEY
 from ibmig.wire.sa import SA_HEADER_SIZE, SaAttr
 
@@ -159,13 +159,14 @@ class _TimerOwner(Protocol):
 
 
 class _SaRequest(SaRequest):
-    """An SA request other than a path query (the InformInfo subscription)."""
+    """An SA request other than a path query (an InformInfo subscription)."""
 
-    __slots__ = ("deadline", "payload")
+    __slots__ = ("deadline", "payload", "trap_number")
 
-    def __init__(self, tid: int, payload: bytes) -> None:
+    def __init__(self, tid: int, payload: bytes, trap_number: int) -> None:
         super().__init__(tid)
         self.payload = payload
+        self.trap_number = trap_number
         self.deadline: int | None = None
 
 
@@ -193,6 +194,7 @@ class GuestAgent(GuestCm):
         peers: Iterable[Peer | tuple[IPv4Address | str, bytes]] = (),
         config: GuestConfig | None = None,
         subscribe: bool = False,
+        notice: str = "trap69",
         record_events: bool = True,
         name: str = "",
     ) -> None:
@@ -220,6 +222,7 @@ class GuestAgent(GuestCm):
             retries=cfg.sa_retries,
             report_memory=cfg.report_memory,
             inform_resp_time_value=cfg.inform_resp_time_value,
+            notice=notice,
         )
         self.paths = PathCache(cfg.path_cache, self.sa.retry)
         self.neighbours = NeighbourTable()
@@ -231,7 +234,7 @@ class GuestAgent(GuestCm):
         self._by_qpn: dict[int, Connection] = {}
         self._server_conns: dict[tuple[bytes, int], Connection] = {}
         self._interest: dict[bytes, None] = {}
-        self._subscription: _SaRequest | None = None
+        self._subscriptions: dict[int, _SaRequest] = {}  # TID -> InformInfo Set in flight
         self._refresh_pending = False
         """Resumed with its own subscription: refresh the cache once it is confirmed."""
 
@@ -436,7 +439,7 @@ class GuestAgent(GuestCm):
         self._by_qpn.clear()
         self._server_conns.clear()
         self.paths.cancel_queries()
-        self._subscription = None
+        self._subscriptions.clear()
         self._timers.clear()
         self._outbox.clear()
         self._intra.clear()
@@ -585,14 +588,22 @@ class GuestAgent(GuestCm):
         its old port and are lost, and the subscription covers only what happens
         from now on. A fresh answer that names another LID is a path change."""
         for gid in list(self._interest):
-            if self.paths.lookup(gid) is None or self.paths.pending(gid) is not None:
-                continue
-            tid = self._new_tid()
-            payload = path_query(self.gid, gid, tid)
-            query = self.paths.start_query(gid, tid, payload, now_ns)
-            self._send_cm(self._mad(payload, self.sa_lid, None), "sa_path_query")
-            self.counters["path_refresh"] += 1
-            self._sync(query)
+            if self.paths.lookup(gid) is not None:
+                self._query_path(gid, now_ns, "refresh")
+
+    def _query_path(self, gid: bytes, now_ns: int, via: str) -> None:
+        """Ask the SA for `gid`'s path outside a connection attempt (a refresh, or a
+        trap 64); the answer is a path change `via` this if it names another LID
+        than the cache or a connection holds."""
+        if self.paths.pending(gid) is not None:
+            return  # a query is out already; its answer will do
+        tid = self._new_tid()
+        payload = path_query(self.gid, gid, tid)
+        query = self.paths.start_query(gid, tid, payload, now_ns)
+        query.refresh_via = via
+        self._send_cm(self._mad(payload, self.sa_lid, None), "sa_path_query")
+        self.counters[f"path_query_{via}"] += 1
+        self._sync(query)
 
     def _drop_interest(self, gid: bytes) -> None:
         if gid in self._interest and not any(s.gid == gid for s in self._streams.values()):
@@ -765,9 +776,14 @@ class GuestAgent(GuestCm):
         if query is None:
             self.counters["sa_unmatched"] += 1
             return
-        if record is not None and held is not None and held.dlid != record.dlid:
-            # A refresh found the path moved: what a missed notice would have said.
-            self.path_changed(query.dgid, record.dlid, now_ns, via="refresh")
+        if record is not None and query.refresh_via is not None:
+            dlid = record.dlid
+            if (held is not None and held.dlid != dlid) or any(
+                stream.gid == query.dgid and stream.conn is not None
+                and stream.conn.remote_lid != dlid
+                for stream in self._streams.values()
+            ):  # fmt: skip
+                self.path_changed(query.dgid, dlid, now_ns, via=query.refresh_via)
         if record is None:
             reason = f"status_{status:#06x}"
             self._emit(PathQueryFailed(now_ns, query.dgid, reason))
@@ -802,39 +818,42 @@ class GuestAgent(GuestCm):
         self._fail_waiters(query, "sa_timeout", now_ns)
 
     def _send_subscription(self, now_ns: int) -> None:
-        tid = self._new_tid()
-        request = _SaRequest(tid, self.sa.subscription(tid))
-        self._subscription = request
-        self._send_cm(self._mad(request.payload, self.sa_lid, None), "sa_inform_info")
-        request.deadline = now_ns + self.sa.timeout_ns
-        self._sync(request)
+        """One InformInfo Set per trap of the notice variant (`SaClient.traps`)."""
+        self._subscriptions.clear()
+        for trap in self.sa.traps:
+            tid = self._new_tid()
+            request = _SaRequest(tid, self.sa.subscription(tid, trap_number=trap), trap)
+            self._subscriptions[tid] = request
+            self._send_cm(self._mad(request.payload, self.sa_lid, None), "sa_inform_info")
+            request.deadline = now_ns + self.sa.timeout_ns
+            self._sync(request)
 
     def _on_subscription_timer(self, request: _SaRequest, now_ns: int) -> None:
         request.deadline = None
-        if self._subscription is not request:
+        if self._subscriptions.get(request.tid) is not request:
             return
         if self.sa.resend(request):
             self._send_cm(self._mad(request.payload, self.sa_lid, None), "sa_inform_info")
             request.deadline = now_ns + self.sa.timeout_ns
             self._sync(request)
             return
-        self._subscription = None
+        del self._subscriptions[request.tid]
         self._emit(SubscriptionFailed(now_ns, self.gid, "timeout"))
 
     def _on_subscription_response(self, payload: bytes, now_ns: int) -> None:
-        request = self._subscription
         tid = int.from_bytes(payload[8:16], "big") & TID_MASK
-        if request is None or request.tid != tid:
+        request = self._subscriptions.pop(tid, None)
+        if request is None:
             self.counters["sa_unmatched"] += 1
             return
-        self._subscription = None
         request.deadline = None
         status = (payload[4] << 8) | payload[5]
         if status:
             self._emit(SubscriptionFailed(now_ns, self.gid, f"status_{status:#06x}"))
         else:
             self._emit(SubscriptionConfirmed(now_ns, self.gid, self.lid))
-            if self._refresh_pending:
+            if self._refresh_pending and not self._subscriptions:
+                # Every notice from now on reaches this port: catch up on the rest.
                 self._refresh_pending = False
                 self._refresh_paths(now_ns)
 
@@ -851,8 +870,19 @@ class GuestAgent(GuestCm):
         duplicate = self.sa.is_resend(datagram, tid)
         self._emit(ReportReceived(now_ns, int(notice.trap_number), tid, duplicate))
         details = notice.details
-        if not duplicate and notice.is_generic and isinstance(details, PathChangeDetails):
+        if duplicate or not notice.is_generic:
+            return
+        if isinstance(details, PathChangeDetails):
             self.path_changed(details.gid, details.new_lid, now_ns, via="report")
+        elif isinstance(details, GidDetails) and notice.trap_number in self.sa.traps:
+            # Traps 65/64 name only the GID (OFED local_sa.c `notice_handler`): out
+            # of service drops the cached path; in service asks the SA for it, and
+            # an answer naming another LID is the path change.
+            if notice.trap_number == TrapNumber.GID_OUT_OF_SERVICE:
+                if self.paths.flush(details.gid):
+                    self._emit(PathFlushed(now_ns, details.gid))
+            else:
+                self._query_path(details.gid, now_ns, "report")
 
     # --- IPoIB ---------------------------------------------------------------------------
 

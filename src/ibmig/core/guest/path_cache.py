@@ -73,7 +73,7 @@ class PathQuery(SaRequest):
     `deadline` is when the engine's timer should fire (None: not running).
     """
 
-    __slots__ = ("deadline", "dgid", "payload", "superseded", "waiters")
+    __slots__ = ("deadline", "dgid", "payload", "refresh_via", "superseded", "waiters")
 
     def __init__(self, dgid: bytes, tid: int, payload: bytes) -> None:
         super().__init__(tid)
@@ -82,6 +82,8 @@ class PathQuery(SaRequest):
         self.waiters: list[tuple[object, int]] = []
         self.superseded = False
         self.deadline: int | None = None
+        self.refresh_via: str | None = None
+        """Not a connection attempt's: a refresh ("refresh") or a trap 64 ("report")."""
 
 
 class PathCache:
