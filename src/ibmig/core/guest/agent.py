@@ -25,11 +25,22 @@ Life cycle (driven by the host and migration engines):
   reconnects, and if the GID changed (dynamic address assignment) the guest
   announces it with a gratuitous ARP to every neighbour whose LID it knows. A
   cached PathRecord stays usable: a REQ always takes the local end (LID, GID) from
-  the current port, and only the remote end from the record.
+  the current port, and only the remote end from the record. But the notices sent
+  while the VM was away went to its old port: if a peer moved meanwhile (a storm),
+  the cached path is stale. So each registration with the new dom0 carries the LID
+  the cached path names (dom0 answers from its mapping table when it knows better),
+  and a guest with its own subscription asks the SA again for every cached path
+  once the new subscription is confirmed (OFED's local SA cache refreshes likewise
+  on a port event, local_sa.c `handle_event`); an answer with another LID is a path
+  change (`via="refresh"`).
 
 Path-change events arrive as the SA's Report(Notice trap 69) (per-VM strategy;
 answered and de-duplicated by the SA client, `ibmig.core.sa_client`) or as a
 `ForwardPathChange` from dom0 (per-host strategy), or through `path_changed()`.
+With `notice="trap64-65"` the guest subscribes to traps 65 and 64 instead: trap 65
+(GID out of service) drops the cached path, trap 64 (GID in service, no LID) asks
+the SA for the GID's PathRecord, and an answer naming another LID than the cache or
+a connection holds is the path change (OFED local_sa.c `notice_handler`).
 Each flushes the cached path (unless it already names the new LID), and every
 client stream to that GID that is not already using the new LID tears its
 connection down (a DREQ if `disconnect_on_error`), resolves the path again and

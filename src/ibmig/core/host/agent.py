@@ -71,7 +71,16 @@ counted in `counters["intra_host_sent"]`, apart from the MADs
 (`counters["mads_sent"]`). The table also holds this host's own VMs (their alias
 GUID -> the port LID, entered when the SA acknowledges the alias). Registrations
 stay until the guest withdraws them (`PathUnregistered`) or the runtime removes
-the VM (`remove_vm`, when it leaves the host).
+the VM (`remove_vm`, when it leaves the host). A registration names the LID of the
+guest's cached path; when a subscribing dom0's table already holds another LID for
+that GID, the guest is told at once: it arrived after the Report (it was migrating
+itself while its peer moved) and would otherwise keep the stale path.
+
+With `path_change_notice="trap64-65"` dom0 subscribes to traps 65 and 64 (one
+InformInfo each, as OFED's local SA cache does) instead of 69. They name only the
+GID: on trap 64 dom0 asks the SA for the GID's PathRecord (SGID its port GID) and
+handles the answer as a trap 69 with that LID; trap 65 changes nothing. One query
+per host per event, beside the two Reports.
 
 The channel's latency belongs to the runtime, as the fabric's does.
 
