@@ -10,12 +10,14 @@ the SA again for each cached path."""
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ibmig.cli import main
 from ibmig.errors import ConfigError
 from ibmig.experiments.metrics import RunResult, summarize_downtime
 from ibmig.experiments.runner import run_scenario
@@ -155,3 +157,34 @@ def test_reports_per_event_under_each_notice(
     assert row["connected_after"] == 3
     assert row["path_records"] == path_records
     assert row["reports"] == reports + resends
+
+
+def test_ibmig_run_shows_the_cost_of_each_event(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = LAB_TOML.read_text()
+    text = text.replace('strategy = "per-host"', 'strategy = "per-vm"\nnotice = "trap64-65"')
+    text = text.replace("duration_ms = 12000", "duration_ms = 7000")
+    path = tmp_path / "lab.toml"
+    path.write_text(text)
+    assert main(["run", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "path-change events (Reports, resent, subscriptions at the SA):" in out
+    assert (
+        "  0x0002c9fe00000001 at  606,294.463 ms: 24 Reports, 6 resent; "
+        "24 subscriptions, 2 at an old LID" in out
+    )
+    assert "  subscriptions at an old LID at the end: 2" in out
+    assert main(["run", str(path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["notice_events"] == [
+        {
+            "vguid": "0x0002c9fe00000001",
+            "time_ns": 606_294_463_306,
+            "reports": 24,
+            "resends": 6,
+            "subscriptions": 24,
+            "stale_subscriptions": 2,
+        }
+    ]
+    assert data["stale_subscriptions"] == 2
