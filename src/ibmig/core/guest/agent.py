@@ -850,6 +850,7 @@ class GuestAgent(GuestCm):
             return
         del self._subscriptions[request.tid]
         self._emit(SubscriptionFailed(now_ns, self.gid, "timeout"))
+        self._subscribed_all(now_ns)
 
     def _on_subscription_response(self, payload: bytes, now_ns: int) -> None:
         tid = int.from_bytes(payload[8:16], "big") & TID_MASK
@@ -863,10 +864,14 @@ class GuestAgent(GuestCm):
             self._emit(SubscriptionFailed(now_ns, self.gid, f"status_{status:#06x}"))
         else:
             self._emit(SubscriptionConfirmed(now_ns, self.gid, self.lid))
-            if self._refresh_pending and not self._subscriptions:
-                # Every notice from now on reaches this port: catch up on the rest.
-                self._refresh_pending = False
-                self._refresh_paths(now_ns)
+        self._subscribed_all(now_ns)
+
+    def _subscribed_all(self, now_ns: int) -> None:
+        """Every InformInfo Set is answered (or given up): a resumed guest catches up
+        on what it missed, as every notice from now on reaches this port."""
+        if self._refresh_pending and not self._subscriptions:
+            self._refresh_pending = False
+            self._refresh_paths(now_ns)
 
     def _on_report(self, datagram: Datagram, now_ns: int) -> None:
         payload = datagram.payload
