@@ -188,3 +188,12 @@ def test_ibmig_run_shows_the_cost_of_each_event(
         }
     ]
     assert data["stale_subscriptions"] == 2
+
+
+def test_k_hosts_evacuate_together() -> None:
+    data = tomllib.loads(LAB_TOML.read_text())
+    data["migrations"] = [{"hosts": [1, 3], "at_ms": 20, "to_host": 5}, {"vm": 0, "at_ms": 9}]
+    scenario = scenario_from_dict(data, "lab")
+    assert [(e.vm, e.at_ms, e.to_host) for e in scenario.migrations] == [
+        (2, 20, 5), (3, 20, 5), (6, 20, 5), (7, 20, 5), (0, 9, None),
+    ]  # fmt: skip
