@@ -189,16 +189,23 @@ class Collector:
         elif isinstance(event, Attached):
             self._vm_of_gid = None
         elif isinstance(event, ReportSent) and event.trap_number in self.traps:
+            # The SA Reports a move in the step it detects it. Traps 64/65 also tell
+            # of ports in and out of service: only those of a move are counted.
+            events = self.events
             if event.attempt == 0:
+                if events and events[-1][1] == event.time_ns:
+                    self._event_of_tid[event.tid] = len(events) - 1
+                    events[-1][2] += 1
+                elif event.trap_number != PATH_CHANGE_TRAP:
+                    return
                 self.reports_69 += 1
-                if self.events:
-                    self._event_of_tid[event.tid] = len(self.events) - 1
-                    self.events[-1][2] += 1
             else:
-                self.reports_69_resent += 1
                 index = self._event_of_tid.get(event.tid)
                 if index is not None:
-                    self.events[index][3] += 1
+                    events[index][3] += 1
+                elif event.trap_number != PATH_CHANGE_TRAP:
+                    return
+                self.reports_69_resent += 1
         elif isinstance(event, PathChangeDetected):
             self.path_changes += 1
             held, stale = stale_subscriptions(self.sim)
