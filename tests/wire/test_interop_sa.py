@@ -39,9 +39,12 @@ from ibmig.wire.notice import (
     PortThresholdDetails,
     ProducerType,
     SystemImageGuidChangedDetails,
+    gid_service_notice,
     path_change_notice,
+    peek_gid_service,
 )
 from ibmig.wire.sa import (
+    SA_HEADER_SIZE,
     ClassPortInfo,
     GUIDInfoRecord,
     InformInfo,
@@ -643,6 +646,45 @@ def test_path_change_notice_shows_as_trap_69(tshark: str, tmp_path: Path) -> Non
     assert details[30:38] == (0x0002C90300005679).to_bytes(8, "big")
     assert details[38:46] == (0x0002C90300001235).to_bytes(8, "big")
     assert row["_ws.col.Info"][0].endswith("SubnAdmReport(Notice)")
+
+
+def test_alias_move_as_traps_65_and_64_decodes_as_gid_out_of_and_in_service(
+    tshark: str, tmp_path: Path
+) -> None:
+    """The "trap64-65" variant: what the SA Reports for a moved vGUID is what OFED's
+    local SA cache consumes: generic SM notices 65 and 64 whose GIDADDR is the VM's
+    GID (IBA Vol 1, 14.2.5.1), issued by the SM."""
+    mads = [
+        SaMad.from_record(
+            gid_service_notice(trap, gid=VM_GID, issuer_lid=1, issuer_gid=SM_GID),
+            method=Method.REPORT,
+            tid=0x40 + trap,
+        )
+        for trap in (65, 64)
+    ]
+    for mad, trap in zip(mads, (65, 64), strict=True):
+        assert peek_gid_service(mad.pack(), SA_HEADER_SIZE) == (trap, VM_GID)
+    rows = tshark_fields(
+        tmp_path,
+        [mad_packet(mad.pack(), qp=1) for mad in mads],
+        [
+            "infiniband.notice.isgeneric",
+            "infiniband.notice.type",
+            "infiniband.notice.producertypevendorid",
+            "infiniband.notice.trapnumberdeviceid",
+            "infiniband.notice.issuerlid",
+            "infiniband.trap.gidaddr",
+            "_ws.col.Info",
+        ],
+    )
+    assert [row["infiniband.notice.trapnumberdeviceid"] for row in rows] == [["0x0041"], ["0x0040"]]
+    for row in rows:
+        assert row["infiniband.notice.isgeneric"] == ["0x01"]
+        assert row["infiniband.notice.type"] == ["0x03"]  # subnet management
+        assert row["infiniband.notice.producertypevendorid"] == ["0x000004"]  # class manager
+        assert row["infiniband.notice.issuerlid"] == ["0x0001"]
+        assert row["infiniband.trap.gidaddr"] == [ipv6(VM_GID)]
+        assert row["_ws.col.Info"][0].endswith("SubnAdmReport(Notice)")
 
 
 def test_smp_trap_carries_the_64_byte_notice(tshark: str, tmp_path: Path) -> None:

@@ -82,6 +82,19 @@ def run_command(
             "messages": [messages],
             "migrations": [migration_json(m) for m in result.migrations],
         }
+        if result.notice_events:
+            document["notice_events"] = [
+                {
+                    "vguid": f"0x{e.vguid:016x}",
+                    "time_ns": e.time_ns,
+                    "reports": e.reports,
+                    "resends": e.resends,
+                    "subscriptions": e.subscriptions,
+                    "stale_subscriptions": e.stale_subscriptions,
+                }
+                for e in result.notice_events
+            ]
+            document["stale_subscriptions"] = result.stale_subscriptions
         if beyond or cut_off:
             document["unreached"] = {"beyond_hop_limit": beyond, "cut_off": cut_off}
         if result.failover is not None:
@@ -105,6 +118,17 @@ def run_command(
         for phase, start, end in m.phases:
             took = "-" if end is None else f"{(end - start) / 1e6:,.3f} ms"
             print(f"  {phase:<15} at {start / 1e6:12,.3f} ms  {took}", file=out)
+    if result.notice_events:
+        # Per event, so that subscriptions left behind by earlier migrations show.
+        print("\npath-change events (Reports, resent, subscriptions at the SA):", file=out)
+        for e in result.notice_events:
+            print(
+                f"  0x{e.vguid:016x} at {e.time_ns / 1e6:12,.3f} ms: {e.reports} Reports, "
+                f"{e.resends} resent; {e.subscriptions} subscriptions, "
+                f"{e.stale_subscriptions} at an old LID",
+                file=out,
+            )
+        print(f"  subscriptions at an old LID at the end: {result.stale_subscriptions}", file=out)
     unfinished = {m.vm for m in result.migrations if m.done_ns is None}
 
     def peer(c: ConnectionResult) -> str:

@@ -27,6 +27,13 @@ subscribe with: generic, trap 69 (ibmig's path-change notice,
 `ibmig.wire.notice`), GID zero and LIDRangeBegin 0xFFFF (every subject), Type and
 ProducerType wildcards, QPN 1; Subscribe 0 withdraws it.
 
+The notice variant (`NOTICES`): "trap69" subscribes to trap 69 only; "trap64-65"
+to traps 65 and 64 (GID out of / in service), one InformInfo each, every subject,
+as OFED's local SA cache does (OFED drivers/infiniband/core/local_sa.c
+`reg_out_info`, `reg_in_info`: trap 65 first). Those notices carry only the GID:
+a consumer drops its cached path on trap 65 and asks the SA for the GID's
+PathRecord on trap 64 (local_sa.c `notice_handler`: SA_UPDATE_REMOVE, _ADD).
+
 Reports
 -------
 Every SubnAdmReport(Notice) is answered with a SubnAdmReportResp
@@ -48,7 +55,7 @@ from typing import Final
 from ibmig.core.engine import QP1, Datagram
 from ibmig.errors import ConfigError
 from ibmig.wire.mad import Method
-from ibmig.wire.notice import PATH_CHANGE_TRAP
+from ibmig.wire.notice import PATH_CHANGE_TRAP, TrapNumber
 from ibmig.wire.packet import QP1_QKEY
 from ibmig.wire.sa import InformInfo, SaMad, report_response
 
@@ -56,6 +63,12 @@ LIBIBMAD_TIMEOUT_NS: Final = 1_000_000_000
 """libibmad MAD_DEF_TIMEOUT_MS (1000 ms): the wait for an answer before a resend."""
 LIBIBMAD_SENDS: Final = 3
 """libibmad MAD_DEF_RETRIES (3): sends in all, the first included (module docstring)."""
+
+NOTICES: Final[dict[str, tuple[int, ...]]] = {
+    "trap69": (int(PATH_CHANGE_TRAP),),
+    "trap64-65": (int(TrapNumber.GID_OUT_OF_SERVICE), int(TrapNumber.GID_IN_SERVICE)),
+}
+"""The path-change notice variants and the traps each subscribes to, in order."""
 
 REPORT_TID_MASK: Final = 0xFFFF_FFFF
 """The TID bits a Report is recognised by (module docstring)."""
@@ -104,11 +117,13 @@ class SaRetry:
         return False
 
 
-def path_change_subscription(tid: int, *, subscribe: bool, resp_time_value: int) -> bytes:
+def path_change_subscription(
+    tid: int, *, subscribe: bool, resp_time_value: int, trap_number: int = PATH_CHANGE_TRAP
+) -> bytes:
     """The encoded InformInfo Set subscribing to (or, `subscribe` False,
-    withdrawing from) path-change notices from every subject (module docstring).
-    `resp_time_value` tells the SA how long to wait for our ReportResp (4.096 us x
-    2^n)."""
+    withdrawing from) path-change notices (trap 69, or `trap_number`) from every
+    subject (module docstring). `resp_time_value` tells the SA how long to wait for
+    our ReportResp (4.096 us x 2^n)."""
     info = InformInfo(
         gid=bytes(16),
         lid_range_begin=ALL_LIDS,
@@ -116,7 +131,7 @@ def path_change_subscription(tid: int, *, subscribe: bool, resp_time_value: int)
         is_generic=1,
         subscribe=1 if subscribe else 0,
         type=ALL_TYPES,
-        trap_number=PATH_CHANGE_TRAP,
+        trap_number=trap_number,
         qpn=QP1,
         resp_time_value=resp_time_value,
         producer_type=ALL_PRODUCERS,
@@ -178,14 +193,24 @@ class SaClient:
     share. The engine keeps its requests, TIDs and timers; it asks the client
     whether to resend, what to subscribe with and how to answer a Report."""
 
-    __slots__ = ("inform_resp_time_value", "reports", "retry")
+    __slots__ = ("inform_resp_time_value", "reports", "retry", "traps")
 
     def __init__(
-        self, *, timeout_ns: int, retries: int, report_memory: int, inform_resp_time_value: int
+        self,
+        *,
+        timeout_ns: int,
+        retries: int,
+        report_memory: int,
+        inform_resp_time_value: int,
+        notice: str = "trap69",
     ) -> None:
+        if notice not in NOTICES:
+            raise ConfigError(f"must be one of {', '.join(NOTICES)}, got {notice!r}", "notice")
         self.retry = SaRetry(timeout_ns, retries)
         self.reports = ReportMemory(report_memory)
         self.inform_resp_time_value = inform_resp_time_value
+        self.traps = NOTICES[notice]
+        """The traps to subscribe to, in the order to subscribe (module docstring)."""
 
     @property
     def timeout_ns(self) -> int:
@@ -195,10 +220,15 @@ class SaClient:
         """`SaRetry.resend`: whether a timed-out request goes out again."""
         return self.retry.resend(request)
 
-    def subscription(self, tid: int, *, subscribe: bool = True) -> bytes:
-        """The path-change InformInfo Set (`path_change_subscription`)."""
+    def subscription(
+        self, tid: int, *, subscribe: bool = True, trap_number: int = PATH_CHANGE_TRAP
+    ) -> bytes:
+        """The path-change InformInfo Set for one trap (`path_change_subscription`)."""
         return path_change_subscription(
-            tid, subscribe=subscribe, resp_time_value=self.inform_resp_time_value
+            tid,
+            subscribe=subscribe,
+            resp_time_value=self.inform_resp_time_value,
+            trap_number=trap_number,
         )
 
     def answer_report(self, report: Datagram, *, lid: int, gid: bytes) -> Datagram:
@@ -212,6 +242,7 @@ class SaClient:
 
 __all__ = [
     "LIBIBMAD_SENDS",
+    "NOTICES",
     "LIBIBMAD_TIMEOUT_NS",
     "REPORT_TID_MASK",
     "ReportMemory",

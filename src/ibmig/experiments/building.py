@@ -96,7 +96,10 @@ def build_subnet(
             routing=scenario.run.routing.name,
             priority=1 if scenario.faults.standby_sm is not None else 0,
         ),
-        sa_config=SaConfig(detect_alias_moves=scenario.signalling.strategy.detect_alias_moves),
+        sa_config=SaConfig(
+            detect_alias_moves=scenario.signalling.strategy.detect_alias_moves,
+            path_change_notice=scenario.signalling.notice,
+        ),
         seed=scenario.run.seed,
         capture=capture,
         trace=trace,

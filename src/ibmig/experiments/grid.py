@@ -25,6 +25,7 @@ SHORT_NAMES: dict[str, tuple[str, str]] = {
     "peers": ("workload", "peers"),
     "strategy": ("signalling", "strategy"),
     "assignment": ("signalling", "assignment"),
+    "notice": ("signalling", "notice"),
     "path_cache": ("workload", "path_cache"),
     "seed": ("run", "seed"),
 }

@@ -14,7 +14,17 @@ Per run:
 - MADs on the fabric by class, method and attribute, sent from the start of the
   first migration to the end of the run (Reports, ReportResps, InformInfo,
   PathRecord, CM...), intra-host messages, data packets and drops;
-- the SA's load: MADs it received, in 1 ms bins.
+- the SA's load: MADs it received, in 1 ms bins;
+- per path-change event (an alias GUID the SA saw move), the Reports it sent for
+  it, their resends, and the subscriptions the SA held then, with how many of them
+  are left at a LID their subscriber no longer sits behind (`NoticeEvent`). Under
+  per-VM signalling a migrated VM subscribes again from its new LID and its old
+  subscription stays: OpenSM keeps a subscription until it is withdrawn or the
+  subscriber's port leaves the subnet (osm_sa_informinfo.c; the port stays: the
+  host is still there), and a VM whose VF is gone withdraws nothing. ibmig does
+  the same and shows the debris: each later event sends a Report to every stale
+  subscription, to a port where the VM's GID is no longer, and resends it until
+  the SA's retries are spent.
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ibmig.core.guest.events import MessageDelivered
+from ibmig.core.guest.events import Attached, MessageDelivered
 from ibmig.core.host.events import AliasFailed
 from ibmig.core.migration.machine import LiveMigration
 from ibmig.core.sa import PathChangeDetected, ReportSent
@@ -91,6 +101,36 @@ class MigrationResult:
     "unfinished: in PHASE when the run ended" when the run cut it off."""
 
 
+@dataclass(frozen=True, slots=True)
+class NoticeEvent:
+    """One path-change event and what it cost the SA (module docstring)."""
+
+    vguid: int
+    time_ns: int
+    reports: int
+    """Reports sent for it (first sends)."""
+    resends: int
+    """Those Reports sent again (no ReportResp in time), by the end of the run."""
+    subscriptions: int
+    """Path-change subscriptions the SA held when it saw the move."""
+    stale_subscriptions: int
+    """Of those, left at a LID their subscriber's GID is no longer behind."""
+
+
+def stale_subscriptions(sim: VirtualizedSubnet) -> tuple[int, int]:
+    """(subscriptions, of which stale) the SA holds now: stale if the subscriber's
+    GID no longer resolves to the LID the subscription sends Reports to."""
+    sa = sim.sa
+    db = sa.db
+    held = sa.subscriptions
+    stale = sum(
+        1
+        for sub in held
+        if db.lid_of_guid(int.from_bytes(sub.subscriber_gid[8:], "big")) != sub.lid
+    )
+    return len(held), stale
+
+
 @dataclass(slots=True)
 class RunResult:
     scenario: Scenario
@@ -115,6 +155,10 @@ class RunResult:
     unreached: tuple[list[str], list[str]] = field(default_factory=lambda: ([], []))
     """Topology nodes the SM did not hold at the end of the run: (beyond the 63-hop
     directed-route limit, cut off from the SM or lost to faults)."""
+    notice_events: list[NoticeEvent] = field(default_factory=list)
+    """Per path-change event, in order: Reports, resends, subscriptions (stale)."""
+    stale_subscriptions: int = 0
+    """Subscriptions left at a LID their subscriber is no longer behind, at the end."""
 
     @property
     def reports(self) -> int:
@@ -131,31 +175,64 @@ class RunResult:
 class Collector:
     """Listens to engine events for the metrics; hooked before the subnet starts."""
 
-    def __init__(self, sim: VirtualizedSubnet) -> None:
+    def __init__(
+        self, sim: VirtualizedSubnet, traps: tuple[int, ...] = (PATH_CHANGE_TRAP,)
+    ) -> None:
         self.sim = sim
-        # Client GID -> delivery times at its server. Only the peers of migrated VMs
-        # carry traffic, and clients never move, so the client GID names a connection
-        # even when the server's GID changes (dynamic assignment).
-        self.deliveries: dict[bytes, list[int]] = {}
+        self.traps = frozenset(traps)
+        """The traps that tell a move (`ibmig.core.sa_client.NOTICES`): their Reports count."""
+        # (client VM, server VM) -> delivery times at the server. A client may have
+        # several servers, and in a storm clients move too (under dynamic assignment
+        # with a new GID), so the GIDs of each delivery are named when it happens;
+        # the GID -> VM map is rebuilt after a guest attaches somewhere.
+        self.deliveries: dict[tuple[str, str], list[int]] = {}
+        self._vm_of_gid: dict[bytes, str] | None = None
         self.path_changes = 0  # PathChangeDetected: migration events the SA saw
-        self.reports_69 = 0  # first sends of trap 69 Reports
+        self.reports_69 = 0  # first sends of path-change Reports (trap 69, or 64 and 65)
         self.reports_69_resent = 0
+        # Per event: [vguid, time, reports, resends, subscriptions, stale]; and the
+        # event each Report TID belongs to.
+        self.events: list[list[int]] = []
+        self._event_of_tid: dict[int, int] = {}
         # Per VM, the last alias GUID request of its dom0 that failed (time, what).
         self.alias_failures: dict[str, tuple[int, str]] = {}
         sim.add_event_hook(
-            self.on_event, MessageDelivered, ReportSent, PathChangeDetected, AliasFailed
+            self.on_event, MessageDelivered, ReportSent, PathChangeDetected, AliasFailed, Attached
         )
 
     def on_event(self, node: int, event: Any) -> None:
         if isinstance(event, MessageDelivered):
-            self.deliveries.setdefault(event.client_gid, []).append(event.time_ns)
-        elif isinstance(event, ReportSent) and event.trap_number == PATH_CHANGE_TRAP:
+            names = self._vm_of_gid
+            if names is None:
+                names = self._vm_of_gid = {v.guest.gid: v.name for v in self.sim.vms.values()}
+            client = names.get(event.client_gid)
+            server = names.get(event.server_gid)
+            if client is not None and server is not None:
+                self.deliveries.setdefault((client, server), []).append(event.time_ns)
+        elif isinstance(event, Attached):
+            self._vm_of_gid = None
+        elif isinstance(event, ReportSent) and event.trap_number in self.traps:
+            # The SA Reports a move in the step it detects it. Traps 64/65 also tell
+            # of ports in and out of service: only those of a move are counted.
+            events = self.events
             if event.attempt == 0:
+                if events and events[-1][1] == event.time_ns:
+                    self._event_of_tid[event.tid] = len(events) - 1
+                    events[-1][2] += 1
+                elif event.trap_number != PATH_CHANGE_TRAP:
+                    return
                 self.reports_69 += 1
             else:
+                index = self._event_of_tid.get(event.tid)
+                if index is not None:
+                    events[index][3] += 1
+                elif event.trap_number != PATH_CHANGE_TRAP:
+                    return
                 self.reports_69_resent += 1
         elif isinstance(event, PathChangeDetected):
             self.path_changes += 1
+            held, stale = stale_subscriptions(self.sim)
+            self.events.append([event.vguid, event.time_ns, 0, 0, held, stale])
         elif isinstance(event, AliasFailed) and event.vm is not None:
             self.alias_failures[event.vm] = (
                 event.time_ns,
@@ -198,8 +275,7 @@ def measure(
         min((m.started_ns or 0) for m, _, _ in migrations) if migrations else launched.end_ns
     )
     for conn in connections:
-        client_gid = sim.vms[conn.client].guest.gid
-        times = collector.deliveries.get(client_gid, [])
+        times = collector.deliveries.get((conn.client, conn.server), [])
         conn.deliveries_ns = times
         migration = next(m for m, _, _ in migrations if m.vm == conn.server)
         start = migration.started_ns or first_start
@@ -249,6 +325,8 @@ def measure(
         sim_end_ns=sim.kernel.now_ns,
         failover=sim.failover,
         unreached=sim.unreached(),
+        notice_events=[NoticeEvent(*fields) for fields in collector.events],
+        stale_subscriptions=stale_subscriptions(sim)[1],
     )
 
 

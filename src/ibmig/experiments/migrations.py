@@ -1,6 +1,12 @@
 """The migrations stage: start each of the scenario's migrations at its time
 (relative to the end of the set-up), with its faults (`ibmig.experiments.faults`),
-and run to the end of the scenario."""
+and run to the end of the scenario.
+
+Storms are migrations that start at the same time: a host evacuation (the
+scenario expands `host`/`hosts` into one entry per VM), and `with_clients`, which
+moves a VM's clients together with it, so that both ends of each connection go
+stale at once. The clients' migrations are in `Launched.migrations` after the
+scenario's own (their connections are not measured: they are the VM's)."""
 
 from __future__ import annotations
 
@@ -105,9 +111,34 @@ def run_migrations(
         sim.migrate(migration)
         if event.abort_ms is not None:
             sim.kernel.schedule(int(event.abort_ms * 1e6), _abort, (sim, migration))
+        if event.with_clients:
+            own = {f"vm{e.vm}" for e in scenario.migrations}
+            moving = {m.vm for m, _, _ in migrations}
+            for client in _clients_of(sim, vm.name):
+                if client in own or client in moving:
+                    continue  # the scenario moves it itself, or it is moving already
+                csrc = sim.vms[client].host
+                claimed = Counter(d for m, _, d in migrations if m.alias_requested_ns is None)
+                cdst = pick_destination(
+                    sim, host_names, csrc, None, claimed=claimed,
+                    where=f"{scenario.source}: migrations[{index}].with_clients",
+                )  # fmt: skip
+                follower = LiveMigration(
+                    client, csrc, cdst, timing=timing, assignment=assignment,
+                    vguid=sim.vms[client].vguid if static else None,
+                )  # fmt: skip
+                migrations.append((follower, csrc, cdst))
+                moving.add(client)
+                sim.migrate(follower)
     end_ns = base_ns + int(scenario.run.duration_ms * 1e6)
     stepper.until(end_ns)
     return Launched(migrations, end_ns, baseline if baseline is not None else Counter())
+
+
+def _clients_of(sim: VirtualizedSubnet, vm_name: str) -> list[str]:
+    """The VMs with a client stream to `vm_name`'s IP, in VM order."""
+    ip = sim.vms[vm_name].guest.ip
+    return [v.name for v in sim.vms.values() if ip in v.guest.streams]
 
 
 def _abort(arg: tuple[VirtualizedSubnet, LiveMigration]) -> None:

@@ -101,6 +101,7 @@ def place(
         num_vfs=hosts_cfg.vfs,
         assignment=assignment,
         subscribe_path_changes=strategy.dom0_subscribes,
+        path_change_notice=scenario.signalling.notice,
     )
     prefix = sim.sm.config.subnet_prefix
     host_names = [f"host{i}" for i in range(hosts_cfg.n)]
@@ -126,7 +127,8 @@ def place(
         name = f"vm{i}"
         guest = GuestAgent(
             ip=vm_ip(i), rng=make_rng(seed, "vm", i), config=guest_config,
-            subscribe=strategy.guest_subscribes, record_events=True, name=name,
+            subscribe=strategy.guest_subscribes, notice=scenario.signalling.notice,
+            record_events=True, name=name,
         )  # fmt: skip
         vguid = VGUID_BASE + i + 1 if static else 0
         sim.add_vm(name, guest, host_names[i // hosts_cfg.m], vguid)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from ibmig.core.sa_client import NOTICES
 from ibmig.experiments.building import Settings, bring_up, build_fabric, build_subnet
 from ibmig.experiments.faults import check_faults, start_standby_sm
 from ibmig.experiments.heap import paused_gc
@@ -55,7 +56,7 @@ def run_scenario(
         settings = Settings.of(scenario)
         sim = build_subnet(scenario, fabric, settings.latency, capture=capture, trace=trace)
         check_faults(scenario, sim)
-        collector = Collector(sim)
+        collector = Collector(sim, NOTICES[scenario.signalling.notice])
         stepper = Stepper(sim, heap, progress)
         bring_up(scenario, sim, stepper)
         start_standby_sm(scenario, sim)

@@ -26,6 +26,7 @@ validated there.
     [signalling]
     assignment = "static"           # or "dynamic"
     strategy = "per-host"           # "none", "per-vm" or "per-host"
+    notice = "trap69"               # or "trap64-65": GID out of / in service
 
     [[migrations]]
     vm = 0                          # VM index
@@ -33,6 +34,13 @@ validated there.
     at_ms = 2.0
     abort_ms = 500.0                # optional: abort it this long after its start
                                     # (the VM goes on at its source)
+    with_clients = false            # optional: the VM's clients migrate at the same
+                                    # time (both ends of each connection move)
+
+    [[migrations]]                  # storms: instead of vm, evacuate hosts
+    host = 2                        # every VM of host 2 at once (its m VMs)
+    # hosts = [0, 1]                # or k hosts evacuating together
+    at_ms = 3.0
 
     [run]
     seed = 0
@@ -80,6 +88,7 @@ from typing import Any, Final, TypeVar
 
 from ibmig.core.guest.config import PATH_CACHE_POLICIES
 from ibmig.core.host import AddressAssignment
+from ibmig.core.sa_client import NOTICES
 from ibmig.core.sm.manager import SmConfig
 from ibmig.core.sm.routing import ROUTING_ENGINES, RoutingEngine
 from ibmig.errors import ConfigError, shown
@@ -151,6 +160,10 @@ class WorkloadConfig:
 class SignallingConfig:
     assignment: AddressAssignment = AddressAssignment.STATIC
     strategy: Strategy = STRATEGIES["per-host"]
+    notice: str = "trap69"
+    """How the SA tells a move: "trap69" (ibmig's own DataDetails with the new LID) or
+    "trap64-65" (trap 65 then 64 with only the GID; subscribers ask for the
+    PathRecord, as OFED's local SA cache does)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +173,9 @@ class MigrationEvent:
     at_ms: float
     abort_ms: float | None = None
     """Abort the migration this long after its start (None: never)."""
+    with_clients: bool = False
+    """The VM's clients (the workload's peers of it) migrate at the same time, each
+    to the next host with a free VF (those the scenario migrates itself excepted)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,6 +427,7 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
     signalling = SignallingConfig(
         assignment=sig_s.entry("assignment", "static", ASSIGNMENTS),
         strategy=sig_s.entry("strategy", "per-host", STRATEGIES),
+        notice=sig_s.choice("notice", "trap69", tuple(NOTICES)),
     )
     sig_s.finish()
 
@@ -431,42 +448,48 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
     first_of: dict[int, int] = {}  # VM -> the entry that migrates it
     for i, entry in enumerate(raw_migrations):
         sec = _Section(entry, f"{source}: migrations[{i}]")
-        vm = sec.int("vm", 0, 0, hosts.n * hosts.m - 1)
-        if vm in first_of:
-            # Its source would be wherever the first one left it, which the file
-            # cannot know; and its peers are the first one's.
-            raise ConfigError(
-                f"vm{vm} already migrates in migrations[{first_of[vm]}] "
-                "(a VM migrates at most once per run)",
-                f"{source}: migrations[{i}].vm",
-            )
-        first_of[vm] = i
-        to = sec._get("to_host", None)
-        if to is not None and (
-            not isinstance(to, int) or isinstance(to, bool) or not 0 <= to < hosts.n
-        ):
-            raise ConfigError(
-                f"must be a host index 0..{hosts.n - 1}", f"{source}: migrations[{i}].to_host"
-            )
-        if to is not None and to == vm // hosts.m:
-            raise ConfigError(
-                f"host{to} is vm{vm}'s own host (VM i starts on host i // m)",
-                f"{source}: migrations[{i}].to_host",
-            )
-        at = sec.float("at_ms", 2.0, 0.0)
-        if at >= run.duration_ms:
-            raise ConfigError(
-                f"must be before run.duration_ms ({run.duration_ms})",
-                f"{source}: migrations[{i}].at_ms",
-            )
-        abort: float | None = None
-        if sec._get("abort_ms", None) is not None:
-            abort = sec.float(
-                "abort_ms", 0.0, 0.0, run.duration_ms - at,
-                " (run.duration_ms - at_ms: before the run ends)",
-            )  # fmt: skip
-        sec.finish()
-        migrations.append(MigrationEvent(vm, to, at, abort))
+        where = f"{source}: migrations[{i}]"
+        for vm in _migrating_vms(sec, hosts, where):
+            if vm in first_of:
+                # Its source would be wherever the first one left it, which the file
+                # cannot know; and its peers are the first one's.
+                raise ConfigError(
+                    f"vm{vm} already migrates in migrations[{first_of[vm]}] "
+                    "(a VM migrates at most once per run)",
+                    f"{where}.{_vm_key(sec)}",
+                )
+            first_of[vm] = i
+            to = sec._get("to_host", None)
+            if to is not None and (
+                not isinstance(to, int) or isinstance(to, bool) or not 0 <= to < hosts.n
+            ):
+                raise ConfigError(
+                    f"must be a host index 0..{hosts.n - 1}", f"{source}: migrations[{i}].to_host"
+                )
+            if to is not None and to == vm // hosts.m:
+                raise ConfigError(
+                    f"host{to} is vm{vm}'s own host (VM i starts on host i // m)",
+                    f"{source}: migrations[{i}].to_host",
+                )
+            at = sec.float("at_ms", 2.0, 0.0)
+            if at >= run.duration_ms:
+                raise ConfigError(
+                    f"must be before run.duration_ms ({run.duration_ms})",
+                    f"{source}: migrations[{i}].at_ms",
+                )
+            abort: float | None = None
+            if sec._get("abort_ms", None) is not None:
+                abort = sec.float(
+                    "abort_ms", 0.0, 0.0, run.duration_ms - at,
+                    " (run.duration_ms - at_ms: before the run ends)",
+                )  # fmt: skip
+            with_clients = sec._get("with_clients", False)
+            if not isinstance(with_clients, bool):
+                raise ConfigError(
+                    f"must be true or false, got {shown(with_clients)}", f"{where}.with_clients"
+                )
+            sec.finish()
+            migrations.append(MigrationEvent(vm, to, at, abort, with_clients))
 
     if workload.peers > hosts.n * hosts.m - 1:
         raise ConfigError(
@@ -543,6 +566,36 @@ def _partitions(
             f"{source}: partitions",
         )
     return partitions
+
+
+def _vm_key(sec: _Section) -> str:
+    """The key of a migration entry that names what migrates."""
+    return next((k for k in ("host", "hosts") if k in sec.data), "vm")
+
+
+def _migrating_vms(sec: _Section, hosts: HostsConfig, where: str) -> list[int]:
+    """The VMs a [[migrations]] entry moves at once: `vm`, or every VM of `host`
+    (a host evacuation), or of each of `hosts` (k hosts evacuating together). VM i
+    starts on host i // m."""
+    named = [k for k in ("vm", "host", "hosts") if k in sec.data]
+    if len(named) > 1:
+        raise ConfigError(f"give one of vm, host, hosts (got {', '.join(named)})", where)
+    key = _vm_key(sec)
+    if key == "vm":
+        return [sec.int("vm", 0, 0, hosts.n * hosts.m - 1)]
+    value = sec._get(key, None)
+    chosen = value if key == "hosts" else [value]
+    if key == "hosts" and (not isinstance(value, list) or not value):
+        raise ConfigError(f"must be a non-empty list of host indices, got {shown(value)}",
+                          f"{where}.hosts")  # fmt: skip
+    for h in chosen:
+        if not isinstance(h, int) or isinstance(h, bool) or not 0 <= h < hosts.n:
+            raise ConfigError(
+                f"must be host indices 0..{hosts.n - 1}, got {shown(value)}", f"{where}.{key}"
+            )
+    if len(set(chosen)) != len(chosen):
+        raise ConfigError(f"names a host twice: {shown(value)}", f"{where}.{key}")
+    return [h * hosts.m + j for h in chosen for j in range(hosts.m)]
 
 
 def _entries(data: Any, where: str) -> list[_Section]:

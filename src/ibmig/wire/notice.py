@@ -573,3 +573,30 @@ def path_change_notice(
         details=PathChangeDetails(gid, new_lid, old_lid, new_port_guid, old_port_guid),
         issuer_gid=issuer_gid,
     )
+
+
+def gid_service_notice(
+    trap_number: int, *, gid: bytes, issuer_lid: int = 0, issuer_gid: bytes = bytes(GID_SIZE)
+) -> Notice:
+    """Trap 64 (GID in service) or 65 (GID out of service) about `gid`, as the SM
+    issues it (IBA Vol 1, 14.2.5.1: DataDetails GIDADDR; OpenSM osm_state_mgr.c)."""
+    if trap_number not in (TrapNumber.GID_IN_SERVICE, TrapNumber.GID_OUT_OF_SERVICE):
+        raise ValueError(f"trap {trap_number} is neither 64 nor 65")
+    return Notice(
+        is_generic=True,
+        type=NoticeType.SM,
+        producer_type=ProducerType.CLASS_MANAGER,
+        trap_number=trap_number,
+        issuer_lid=issuer_lid,
+        details=GidDetails(gid),
+        issuer_gid=issuer_gid,
+    )
+
+
+def peek_gid_service(data: bytes, offset: int = 0) -> tuple[int, bytes] | None:
+    """(trap number, GIDADDR) of the encoded Notice at `offset` when it is trap 64
+    or 65, else None; nothing else is decoded."""
+    trap = peek_trap_number(data, offset)
+    if trap not in (TrapNumber.GID_IN_SERVICE, TrapNumber.GID_OUT_OF_SERVICE):
+        return None
+    return trap, GidDetails.unpack(data, offset + _DETAILS_OFFSET).gid

@@ -166,6 +166,7 @@ class Wire:
         seed: int = 0,
         subscribe: bool = False,
         attach: bool = True,
+        notice: str = "trap69",
     ) -> GuestAgent:
         agent = GuestAgent(
             ip=ip,
@@ -173,6 +174,7 @@ class Wire:
             peers=[Peer(IPv4Address(peer_ip), gid(peer_guid)) for peer_ip, peer_guid in peers],
             config=config,
             subscribe=subscribe,
+            notice=notice,
             name=name,
         )
         self.guests[name] = agent

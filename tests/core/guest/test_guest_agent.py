@@ -29,7 +29,7 @@ from ibmig.core.guest import (
     SubscriptionFailed,
 )
 from ibmig.wire.mad import Method
-from ibmig.wire.notice import PATH_CHANGE_TRAP
+from ibmig.wire.notice import PATH_CHANGE_TRAP, gid_service_notice
 from ibmig.wire.sa import InformInfo, SaAttr, SaMad, report_response
 from tests.core.guest.guest_util import FAST, SA_LID, Wire, gid
 from tests.core.sa_fakes import move_notice, report
@@ -216,8 +216,43 @@ def test_registrations_with_dom0() -> None:
     wire.run_for(100_000)
     assert [(n, m) for _, n, m in wire.intra] == [("c", PathRegistered(gid(S_GUID)))]
     wire.migrate("c", 50)
-    # At the new host the guest registers its paths again.
-    assert [(n, m) for _, n, m in wire.intra][1:] == [("c", PathRegistered(gid(S_GUID)))]
+    # At the new host the guest registers its paths again, with the LID it holds.
+    assert [(n, m) for _, n, m in wire.intra][1:] == [("c", PathRegistered(gid(S_GUID), S_LID))]
+
+
+def test_resumed_subscriber_refreshes_its_paths_and_finds_a_peer_that_moved_meanwhile() -> None:
+    """Both ends move at once: the server's Report goes to the client's old port
+    while the client is away. Once its new subscription is confirmed the client
+    asks the SA again for each cached path; the answer names the new LID."""
+    wire = two(subscribe=True)
+    wire.run_for(100_000)
+    c = wire.guests["c"]
+    c.detach(wire.now)
+    wire.pump("c")
+    wire.migrate("s", NEW_LID)
+    wire.inject(wire.sa.reports(gid(S_GUID), NEW_LID, S_LID))
+    wire.run_for(10_000)
+    assert not wire.events_of(PathChangeReceived, "c")  # the Report is lost
+    c.resume(wire.now, port_num=1, lid=50, gid=gid(C_GUID), sa_lid=SA_LID)
+    wire.pump("c")
+    wire.run_for(1_000_000)
+    assert c.counters["path_query_refresh"] == 1
+    [change] = wire.events_of(PathChangeReceived, "c")
+    assert (change.gid, change.new_lid, change.via) == (gid(S_GUID), NEW_LID, "refresh")
+    [stream] = c.streams.values()
+    assert stream.conn is not None and stream.conn.remote_lid == NEW_LID
+    assert wire.events_of(Reconnected, "c")
+
+
+def test_resumed_guest_without_subscription_does_not_refresh() -> None:
+    wire = two()
+    wire.run_for(100_000)
+    c = wire.guests["c"]
+    wire.migrate("c", 50)
+    wire.run_for(1_000_000)
+    assert c.counters["path_query_refresh"] == 0
+    queries = [m for _, m, _ in wire.sa.requests if m.attribute_id == SaAttr.PATH_RECORD]
+    assert len(queries) == 1  # the first resolution only: the cache is used after
 
 
 def test_detach_stops_everything_and_resume_reconnects() -> None:
@@ -404,3 +439,35 @@ def test_client_reregister_revalidates_once_the_subscription_is_back() -> None:
     assert wire.events_of(PathFlushed) == [PathFlushed(told_at + 2_000, gid(S_GUID))]
     [reconnected] = wire.events_of(Reconnected)
     assert reconnected.time_ns - told_at == 6_000
+
+
+def test_trap_65_flushes_and_trap_64_queries_then_reconnects() -> None:
+    """The "trap64-65" variant as OFED's local SA cache reads it: the client
+    subscribes to 65 and 64; 65 drops the cached path, 64 (only the GID) asks the
+    SA, and the answer's new LID breaks the stream to the old one and reconnects."""
+    wire = Wire()
+    wire.add("s", S_GUID, S_LID, ip=S_IP, config=FAST)
+    c = wire.add("c", C_GUID, C_LID, ip=C_IP, peers=[(S_IP, S_GUID)], config=FAST,
+                 subscribe=True, notice="trap64-65")  # fmt: skip
+    wire.run_for(100_000)
+    sets = [InformInfo.unpack(m.data) for _, m, _ in wire.sa.requests
+            if m.attribute_id == SaAttr.INFORM_INFO]  # fmt: skip
+    assert [i.trap_number for i in sets] == [65, 64]
+    assert len(wire.events_of(SubscriptionConfirmed, "c")) == 2
+    wire.migrate("s", NEW_LID)
+    wire.inject([report(gid_service_notice(65, gid=gid(S_GUID)), 0x9001, C_LID, dgid=gid(C_GUID))])
+    wire.run_for(10_000)
+    [flushed] = wire.events_of(PathFlushed, "c")
+    assert flushed.gid == gid(S_GUID)
+    assert gid(S_GUID) not in c.paths
+    queries_before = c.sent["sa_path_query"]
+    wire.inject([report(gid_service_notice(64, gid=gid(S_GUID)), 0x9002, C_LID, dgid=gid(C_GUID))])
+    wire.run_for(1_000_000)
+    assert c.sent["sa_path_query"] == queries_before + 1
+    assert c.counters["path_query_report"] == 1
+    [change] = wire.events_of(PathChangeReceived, "c")
+    assert (change.gid, change.new_lid, change.via) == (gid(S_GUID), NEW_LID, "report")
+    [stream] = c.streams.values()
+    assert stream.conn is not None and stream.conn.remote_lid == NEW_LID
+    assert wire.events_of(Reconnected, "c")
+    assert c.sent["sa_report_resp"] == 2

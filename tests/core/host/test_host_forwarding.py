@@ -30,9 +30,15 @@ from ibmig.core.host import (
     Unsubscribed,
 )
 from ibmig.wire.mad import MAD_SIZE, Method
-from ibmig.wire.notice import GidDetails, Notice, TrapNumber, path_change_notice
+from ibmig.wire.notice import (
+    GidDetails,
+    Notice,
+    TrapNumber,
+    gid_service_notice,
+    path_change_notice,
+)
 from ibmig.wire.packet import QP1_QKEY
-from ibmig.wire.sa import InformInfo, SaAttr, SaMad, report_response
+from ibmig.wire.sa import InformInfo, PathRecord, SaAttr, SaMad, report_response
 from tests.core.host.fake_sa import SA_LID, SA_PORT_GUID, FakeSa, exchange, gid
 
 H1_GUID, H1_LID = 0x0002_C903_0000_0B01, 3
@@ -229,6 +235,31 @@ def test_report_resp_mapping_update_and_forwarding_to_registered_vms_only() -> N
     assert h3.counters["report_resps_sent"] == 1
 
 
+def test_registration_after_the_report_gets_what_the_guest_missed() -> None:
+    """A guest that arrives after a Report (it was migrating itself) registers the
+    LID its cached path names; dom0's table knows better and forwards at once."""
+    h3 = host("h3", H3_GUID, H3_LID)
+    sa = FakeSa()
+    exchange(sa, {H3_LID: h3}, 0)
+    h3.receive(sa.report(move_notice(V1, H2_LID, H1_LID), H3_LID, tid=5), 100)
+    h3.packets_to_send()
+    events(h3)
+    h3.receive_intra_host("vmA", PathRegistered(gid(V1), H1_LID), 200)  # stale
+    h3.receive_intra_host("vmB", PathRegistered(gid(V1), H2_LID), 200)  # current
+    h3.receive_intra_host("vmC", PathRegistered(gid(V1)), 200)  # nothing cached
+    h3.receive_intra_host("vmD", PathRegistered(gid(V2), H1_LID), 200)  # no news of V2
+    assert h3.intra_host_to_send() == [ForwardPathChange("vmA", gid(V1), H2_LID)]
+    assert events(h3) == [PathChangeForwarded("vmA", gid(V1), H2_LID, 200)]
+    assert h3.counters["intra_host_sent"] == 1
+
+
+def test_a_dom0_that_does_not_subscribe_forwards_nothing_on_registration() -> None:
+    h3 = host("h3", H3_GUID, H3_LID, subscribe_path_changes=False)
+    h3.receive(FakeSa().report(move_notice(V1, H2_LID, H1_LID), H3_LID), 1)
+    h3.receive_intra_host("vmA", PathRegistered(gid(V1), H1_LID), 2)
+    assert h3.intra_host_to_send() == []
+
+
 def test_resent_report_is_answered_but_processed_once() -> None:
     h3 = host("h3", H3_GUID, H3_LID, subscribe_path_changes=False)
     h3.receive_intra_host("vmA", PathRegistered(gid(V1)), 0)
@@ -400,3 +431,40 @@ def test_same_tid_from_another_sa_is_a_new_report() -> None:
     h3.receive(other_sa, 20)
     assert h3.counters["reports_duplicate"] == 0
     assert len(h3.intra_host_to_send()) == 2
+
+
+def test_trap_64_65_variant_subscribes_twice_and_asks_for_the_path_on_trap_64() -> None:
+    """OFED's local SA cache style: InformInfo for trap 65 then 64; trap 65 changes
+    nothing; trap 64 carries only the GID, so dom0 asks for its PathRecord and the
+    answer does what a trap 69 would (mapping table, forwards)."""
+    h3 = host("h3", H3_GUID, H3_LID, path_change_notice="trap64-65")
+    sets = h3.packets_to_send()
+    infos = [SaMad.unpack(d.payload).record() for d in sets]
+    assert [i.trap_number for i in infos if isinstance(i, InformInfo)] == [65, 64]
+    sa = FakeSa()
+    for datagram in sets:
+        for answer in sa.handle(datagram):
+            h3.receive(answer, 5)
+    assert h3.subscribed
+    assert events(h3) == [Subscribed(65, 5), Subscribed(64, 5)]
+    h3.receive_intra_host("vmA", PathRegistered(gid(V1), H1_LID), 6)
+    out_of_service = gid_service_notice(TrapNumber.GID_OUT_OF_SERVICE, gid=gid(V1))
+    h3.receive(sa.report(out_of_service, H3_LID), 10)
+    assert len(h3.packets_to_send()) == 1  # the ReportResp
+    assert h3.intra_host_to_send() == [] and h3.mapping == {}
+    in_service = gid_service_notice(TrapNumber.GID_IN_SERVICE, gid=gid(V1))
+    h3.receive(sa.report(in_service, H3_LID), 20)
+    resp, query = h3.packets_to_send()
+    assert SaMad.unpack(resp.payload).header.method == Method.REPORT_RESP
+    mad = SaMad.unpack(query.payload)
+    assert (mad.header.method, mad.attribute_id) == (Method.GET, SaAttr.PATH_RECORD)
+    asked = PathRecord.unpack(mad.data)
+    assert (asked.dgid, asked.sgid, asked.numb_path) == (gid(V1), gid(H3_GUID), 1)
+    assert (query.slid, query.dlid) == (H3_LID, SA_LID)
+    assert h3.intra_host_to_send() == []  # nothing until the SA answers
+    record = PathRecord(dgid=gid(V1), sgid=gid(H3_GUID), dlid=H2_LID, slid=H3_LID, numb_path=1)
+    path_answer = SaMad.from_record(record, method=Method.GET_RESP, tid=mad.tid)
+    h3.receive(Datagram(path_answer.pack(), 1, SA_LID, H3_LID, 1, 1, qkey=QP1_QKEY), 30)
+    assert h3.mapping == {V1: H2_LID}
+    assert h3.intra_host_to_send() == [ForwardPathChange("vmA", gid(V1), H2_LID)]
+    assert h3.counters["path_queries"] == 1

@@ -8,9 +8,10 @@ import pytest
 from ibmig.core.engine import Datagram
 from ibmig.core.sa import PathChangeDetected, QueryAnswered, SaConfig, SubnetAdministrator
 from ibmig.core.sm.manager import SmConfig, SmpFailed
+from ibmig.errors import ConfigError
 from ibmig.fabric.generators import fat_tree_2level
 from ibmig.wire.mad import Method
-from ibmig.wire.notice import Notice, PathChangeDetails, TrapNumber
+from ibmig.wire.notice import GidDetails, Notice, NoticeType, PathChangeDetails, TrapNumber
 from ibmig.wire.sa import (
     GUIDInfoRecord,
     GUIDInfoRecordComp,
@@ -98,8 +99,10 @@ def smp_blocks(smps: list[Smp]) -> list[tuple[int, tuple[int, ...]]]:
     return [(smp.attribute_modifier, GUIDInfo.unpack(smp.data).guids) for smp in smps]
 
 
-def subscribe_path_changes(sa: SubnetAdministrator, lid: int) -> None:
-    info = InformInfo(trap_number=TrapNumber.REPATH, resp_time_value=18)
+def subscribe_path_changes(
+    sa: SubnetAdministrator, lid: int, trap: int = TrapNumber.REPATH
+) -> None:
+    info = InformInfo(trap_number=trap, resp_time_value=18)
     answer = one(sa, request(SaAttr.INFORM_INFO, Method.SET, info, slid=lid))
     assert answer.status == 0
 
@@ -354,6 +357,33 @@ def test_alias_move_raises_one_path_change_and_trap_69() -> None:
     answer_smps(sa.sm, 4_500)
     assert not [e for e in events(sa) if isinstance(e, PathChangeDetected)]
     assert sa.counters["path_changes"] == 1
+
+
+def test_alias_move_as_traps_65_then_64_with_only_the_gid() -> None:
+    """The "trap64-65" variant: GID out of service for the old location, then in
+    service for the new; both carry the vGUID's GID and no LID. A subscriber of
+    trap 69 gets nothing; subscribers of 64 and 65 one Report each."""
+    sa = make_sa(SaConfig(path_change_notice="trap64-65"))
+    subscribe_path_changes(sa, H3_LID, TrapNumber.GID_OUT_OF_SERVICE)
+    subscribe_path_changes(sa, H3_LID, TrapNumber.GID_IN_SERVICE)
+    subscribe_path_changes(sa, H2_LID)  # trap 69
+    found = move_v1_from_h1_to_h2(sa)
+    changes = [e for e in found if isinstance(e, PathChangeDetected)]
+    assert changes == [PathChangeDetected(V1, H1_LID, H2_LID, H1_GUID, H2_GUID, 3_500)]
+    reports = [(d, m) for d, m in drain(sa) if m.header.method == Method.REPORT]
+    assert [d.dlid for d, _ in reports] == [H3_LID, H3_LID]
+    notices = [m.record() for _, m in reports]
+    assert [n.trap_number for n in notices if isinstance(n, Notice)] == [65, 64]
+    for notice in notices:
+        assert isinstance(notice, Notice)
+        assert notice.details == GidDetails(gid(V1, PREFIX))
+        assert (notice.issuer_lid, notice.issuer_gid) == (SM_LID, gid(SM_PORT_GUID))
+        assert notice.is_generic and notice.type == NoticeType.SM
+
+
+def test_unknown_notice_variant_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="trap69 or trap64-65"):
+        SaConfig(path_change_notice="trap70")
 
 
 def test_alias_moving_back_is_another_change() -> None:

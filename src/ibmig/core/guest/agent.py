@@ -25,11 +25,22 @@ Life cycle (driven by the host and migration engines):
   reconnects, and if the GID changed (dynamic address assignment) the guest
   announces it with a gratuitous ARP to every neighbour whose LID it knows. A
   cached PathRecord stays usable: a REQ always takes the local end (LID, GID) from
-  the current port, and only the remote end from the record.
+  the current port, and only the remote end from the record. But the notices sent
+  while the VM was away went to its old port: if a peer moved meanwhile (a storm),
+  the cached path is stale. So each registration with the new dom0 carries the LID
+  the cached path names (dom0 answers from its mapping table when it knows better),
+  and a guest with its own subscription asks the SA again for every cached path
+  once the new subscription is confirmed (OFED's local SA cache refreshes likewise
+  on a port event, local_sa.c `handle_event`); an answer with another LID is a path
+  change (`via="refresh"`).
 
 Path-change events arrive as the SA's Report(Notice trap 69) (per-VM strategy;
 answered and de-duplicated by the SA client, `ibmig.core.sa_client`) or as a
 `ForwardPathChange` from dom0 (per-host strategy), or through `path_changed()`.
+With `notice="trap64-65"` the guest subscribes to traps 65 and 64 instead: trap 65
+(GID out of service) drops the cached path, trap 64 (GID in service, no LID) asks
+the SA for the GID's PathRecord, and an answer naming another LID than the cache or
+a connection holds is the path change (OFED local_sa.c `notice_handler`).
 Each flushes the cached path (unless it already names the new LID), and every
 client stream to that GID that is not already using the new LID tears its
 connection down (a DREQ if `disconnect_on_error`), resolves the path again and
@@ -136,7 +147,7 @@ from ibmig.core.sa_client import SaClient, SaRequest
 from ibmig.core.timers import Timers
 from ibmig.errors import WireError
 from ibmig.wire.mad import MAD_SIZE, MadStatus, Method, MgmtClass
-from ibmig.wire.notice import Notice, PathChangeDetails
+from ibmig.wire.notice import GidDetails, Notice, PathChangeDetails, TrapNumber
 from ibmig.wire.packet import QP1_QKEY
 from ibmig.wire.sa import (
     SA_HEADER_SIZE,
@@ -190,11 +201,12 @@ class _SaRequest(SaRequest):
     """An SA request other than a path query (the InformInfo subscription, the
     IPoIB broadcast group join)."""
 
-    __slots__ = ("deadline", "payload")
+    __slots__ = ("deadline", "payload", "trap_number")
 
-    def __init__(self, tid: int, payload: bytes) -> None:
+    def __init__(self, tid: int, payload: bytes, trap_number: int) -> None:
         super().__init__(tid)
         self.payload = payload
+        self.trap_number = trap_number
         self.deadline: int | None = None
 
 
@@ -222,6 +234,7 @@ class GuestAgent(GuestCm):
         peers: Iterable[Peer | tuple[IPv4Address | str, bytes]] = (),
         config: GuestConfig | None = None,
         subscribe: bool = False,
+        notice: str = "trap69",
         record_events: bool = True,
         name: str = "",
     ) -> None:
@@ -249,6 +262,7 @@ class GuestAgent(GuestCm):
             retries=cfg.sa_retries,
             report_memory=cfg.report_memory,
             inform_resp_time_value=cfg.inform_resp_time_value,
+            notice=notice,
         )
         self.paths = PathCache(cfg.path_cache, self.sa.retry)
         self.neighbours = NeighbourTable()
@@ -260,7 +274,9 @@ class GuestAgent(GuestCm):
         self._by_qpn: dict[int, Connection] = {}
         self._server_conns: dict[tuple[bytes, int], Connection] = {}
         self._interest: dict[bytes, None] = {}
-        self._subscription: _SaRequest | None = None
+        self._subscriptions: dict[int, _SaRequest] = {}  # TID -> InformInfo Set in flight
+        self._refresh_pending = False
+        """Resumed with its own subscription: refresh the cache once it is confirmed."""
         self._join: _SaRequest | None = None
         self.multicast_joined = False
         """Member of the IPoIB broadcast group (`GuestConfig.join_ipoib_broadcast`)."""
@@ -423,9 +439,11 @@ class GuestAgent(GuestCm):
         if self.config.join_ipoib_broadcast:
             self._send_join(now_ns)
         if resumed:
-            # A new dom0 (and perhaps a new GID): register every path held again.
+            # A new dom0 (and perhaps a new GID): register every path held again,
+            # with the LID it names, so dom0 can tell what this guest missed.
+            self._refresh_pending = self.subscribe
             for target in self._interest:
-                self._intra.append(PathRegistered(target))
+                self._intra.append(PathRegistered(target, self._cached_lid(target)))
         if announce:
             self.announce(now_ns)
         for stream in self._streams.values():
@@ -437,7 +455,7 @@ class GuestAgent(GuestCm):
         register every path held again, so that path changes reach this guest."""
         if self.attached:
             for target in self._interest:
-                self._intra.append(PathRegistered(target))
+                self._intra.append(PathRegistered(target, self._cached_lid(target)))
 
     def client_reregister(self, now_ns: int, sa_lid: int | None = None) -> None:
         """The SM set PortInfo:ClientReregister on the port (IBA Vol 1, 14.2.5.6):
@@ -495,7 +513,7 @@ class GuestAgent(GuestCm):
         self._by_qpn.clear()
         self._server_conns.clear()
         self.paths.cancel_queries()
-        self._subscription = None
+        self._subscriptions.clear()
         self._join = None
         self._revalidate_on_subscribe = False
         self._timers.clear()
@@ -640,10 +658,37 @@ class GuestAgent(GuestCm):
         self._outbox.append(datagram)
         self.sent[kind] += 1
 
+    def _cached_lid(self, gid: bytes) -> int:
+        record = self.paths.lookup(gid)
+        return 0 if record is None else record.dlid
+
     def _note_interest(self, gid: bytes) -> None:
         if gid not in self._interest:
             self._interest[gid] = None
-            self._intra.append(PathRegistered(gid))
+            self._intra.append(PathRegistered(gid, self._cached_lid(gid)))
+
+    def _refresh_paths(self, now_ns: int) -> None:
+        """Ask the SA again for every cached path (after a resumed guest's
+        subscription is confirmed): the notices sent while it was migrating went to
+        its old port and are lost, and the subscription covers only what happens
+        from now on. A fresh answer that names another LID is a path change."""
+        for gid in list(self._interest):
+            if self.paths.lookup(gid) is not None:
+                self._query_path(gid, now_ns, "refresh")
+
+    def _query_path(self, gid: bytes, now_ns: int, via: str) -> None:
+        """Ask the SA for `gid`'s path outside a connection attempt (a refresh, or a
+        trap 64); the answer is a path change `via` this if it names another LID
+        than the cache or a connection holds."""
+        if self.paths.pending(gid) is not None:
+            return  # a query is out already; its answer will do
+        tid = self._new_tid()
+        payload = path_query(self.gid, gid, tid)
+        query = self.paths.start_query(gid, tid, payload, now_ns)
+        query.refresh_via = via
+        self._send_cm(self._mad(payload, self.sa_lid, None), "sa_path_query")
+        self.counters[f"path_query_{via}"] += 1
+        self._sync(query)
 
     def _drop_interest(self, gid: bytes) -> None:
         if gid in self._interest and not any(s.gid == gid for s in self._streams.values()):
@@ -813,10 +858,19 @@ class GuestAgent(GuestCm):
         except WireError:
             self.counters["sa_malformed"] += 1
             return
+        held = self.paths.lookup(self.paths.dgid_of(tid) or b"")
         query = self.paths.answer(tid, record)
         if query is None:
             self.counters["sa_unmatched"] += 1
             return
+        if record is not None and query.refresh_via is not None:
+            dlid = record.dlid
+            if (held is not None and held.dlid != dlid) or any(
+                stream.gid == query.dgid and stream.conn is not None
+                and stream.conn.remote_lid != dlid
+                for stream in self._streams.values()
+            ):  # fmt: skip
+                self.path_changed(query.dgid, dlid, now_ns, via=query.refresh_via)
         if record is None:
             reason = f"status_{status:#06x}"
             self._emit(PathQueryFailed(now_ns, query.dgid, reason))
@@ -851,12 +905,15 @@ class GuestAgent(GuestCm):
         self._fail_waiters(query, "sa_timeout", now_ns)
 
     def _send_subscription(self, now_ns: int) -> None:
-        tid = self._new_tid()
-        request = _SaRequest(tid, self.sa.subscription(tid))
-        self._subscription = request
-        self._send_cm(self._mad(request.payload, self.sa_lid, None), "sa_inform_info")
-        request.deadline = now_ns + self.sa.timeout_ns
-        self._sync(request)
+        """One InformInfo Set per trap of the notice variant (`SaClient.traps`)."""
+        self._subscriptions.clear()
+        for trap in self.sa.traps:
+            tid = self._new_tid()
+            request = _SaRequest(tid, self.sa.subscription(tid, trap_number=trap), trap)
+            self._subscriptions[tid] = request
+            self._send_cm(self._mad(request.payload, self.sa_lid, None), "sa_inform_info")
+            request.deadline = now_ns + self.sa.timeout_ns
+            self._sync(request)
 
     def _on_sa_request_timer(self, request: _SaRequest, now_ns: int) -> None:
         if request is self._join:
@@ -875,7 +932,7 @@ class GuestAgent(GuestCm):
         return SaMad.from_record(record, method=method, tid=tid, component_mask=_JOIN_MASK).pack()
 
     def _send_join(self, now_ns: int) -> None:
-        request = _SaRequest(self._new_tid(), b"")
+        request = _SaRequest(self._new_tid(), b"", 0)
         request.payload = self._member_record(Method.SET, request.tid)
         self._join = request
         self._send_cm(self._mad(request.payload, self.sa_lid, None), "sa_mc_join")
@@ -907,26 +964,21 @@ class GuestAgent(GuestCm):
 
     def _on_subscription_timer(self, request: _SaRequest, now_ns: int) -> None:
         request.deadline = None
-        if self._subscription is not request:
+        if self._subscriptions.get(request.tid) is not request:
             return
         if self.sa.resend(request):
             self._send_cm(self._mad(request.payload, self.sa_lid, None), "sa_inform_info")
             request.deadline = now_ns + self.sa.timeout_ns
             self._sync(request)
             return
-        self._subscription = None
+        del self._subscriptions[request.tid]
         self._emit(SubscriptionFailed(now_ns, self.gid, "timeout"))
-        self._after_resubscribe(now_ns)
-
-    def _after_resubscribe(self, now_ns: int) -> None:
-        if self._revalidate_on_subscribe:
-            self._revalidate_on_subscribe = False
-            self.revalidate_paths(now_ns)
+        self._subscribed_all(now_ns)
 
     def _on_subscription_response(self, payload: bytes, now_ns: int) -> None:
-        request = self._subscription
         tid = int.from_bytes(payload[8:16], "big") & TID_MASK
-        if request is None or request.tid != tid:
+        request = self._subscriptions.get(tid)
+        if request is None:
             self.counters["sa_unmatched"] += 1
             return
         status = (payload[4] << 8) | payload[5]
@@ -935,13 +987,28 @@ class GuestAgent(GuestCm):
             # again when the timer runs out, as dom0 does (IBA Vol 1, 13.4.7).
             self.counters["sa_busy"] += 1
             return
-        self._subscription = None
+        del self._subscriptions[tid]
         request.deadline = None
         if status:
             self._emit(SubscriptionFailed(now_ns, self.gid, f"status_{status:#06x}"))
         else:
             self._emit(SubscriptionConfirmed(now_ns, self.gid, self.lid))
-        self._after_resubscribe(now_ns)
+        self._subscribed_all(now_ns)
+
+    def _subscribed_all(self, now_ns: int) -> None:
+        """Every InformInfo Set is answered (or given up): a resumed guest catches up
+        on what it missed, as every notice from now on reaches this port."""
+        if self._subscriptions:
+            return
+        if self._revalidate_on_subscribe:
+            # Subscribed again after a gap: every cached path is resolved afresh,
+            # which covers the refresh a resumed guest would make.
+            self._revalidate_on_subscribe = False
+            self._refresh_pending = False
+            self.revalidate_paths(now_ns)
+        elif self._refresh_pending:
+            self._refresh_pending = False
+            self._refresh_paths(now_ns)
 
     def _on_report(self, datagram: Datagram, now_ns: int) -> None:
         payload = datagram.payload
@@ -956,8 +1023,19 @@ class GuestAgent(GuestCm):
         duplicate = self.sa.is_resend(datagram, tid)
         self._emit(ReportReceived(now_ns, int(notice.trap_number), tid, duplicate))
         details = notice.details
-        if not duplicate and notice.is_generic and isinstance(details, PathChangeDetails):
+        if duplicate or not notice.is_generic:
+            return
+        if isinstance(details, PathChangeDetails):
             self.path_changed(details.gid, details.new_lid, now_ns, via="report")
+        elif isinstance(details, GidDetails) and notice.trap_number in self.sa.traps:
+            # Traps 65/64 name only the GID (OFED local_sa.c `notice_handler`): out
+            # of service drops the cached path; in service asks the SA for it, and
+            # an answer naming another LID is the path change.
+            if notice.trap_number == TrapNumber.GID_OUT_OF_SERVICE:
+                if self.paths.flush(details.gid):
+                    self._emit(PathFlushed(now_ns, details.gid))
+            else:
+                self._query_path(details.gid, now_ns, "report")
 
     # --- IPoIB ---------------------------------------------------------------------------
 

@@ -105,7 +105,8 @@ class PathFlushed:
 @dataclass(frozen=True, slots=True)
 class PathChangeReceived:
     """A path-change event for `gid` reached the guest: `via` "report" (its own
-    SA subscription) or "dom0" (forwarded over the intra-host channel)."""
+    SA subscription), "dom0" (forwarded over the intra-host channel) or "refresh"
+    (a resumed guest asked the SA again and the path had moved)."""
 
     time_ns: int
     gid: bytes

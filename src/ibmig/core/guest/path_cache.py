@@ -73,7 +73,7 @@ class PathQuery(SaRequest):
     `deadline` is when the engine's timer should fire (None: not running).
     """
 
-    __slots__ = ("deadline", "dgid", "payload", "superseded", "waiters")
+    __slots__ = ("deadline", "dgid", "payload", "refresh_via", "superseded", "waiters")
 
     def __init__(self, dgid: bytes, tid: int, payload: bytes) -> None:
         super().__init__(tid)
@@ -82,6 +82,8 @@ class PathQuery(SaRequest):
         self.waiters: list[tuple[object, int]] = []
         self.superseded = False
         self.deadline: int | None = None
+        self.refresh_via: str | None = None
+        """Not a connection attempt's: a refresh ("refresh") or a trap 64 ("report")."""
 
 
 class PathCache:
@@ -139,6 +141,11 @@ class PathCache:
     def pending(self, dgid: bytes) -> PathQuery | None:
         """The query in flight for `dgid` that a new resolution may join."""
         return self._by_gid.get(dgid)
+
+    def dgid_of(self, tid: int) -> bytes | None:
+        """The destination of the query in flight with TID `tid`."""
+        query = self._by_tid.get(tid & TID_MASK)
+        return None if query is None else query.dgid
 
     def start_query(self, dgid: bytes, tid: int, payload: bytes, now_ns: int) -> PathQuery:
         """Register a new query (the engine sends `payload` and arms `deadline`)."""

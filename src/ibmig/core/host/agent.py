@@ -71,7 +71,16 @@ counted in `counters["intra_host_sent"]`, apart from the MADs
 (`counters["mads_sent"]`). The table also holds this host's own VMs (their alias
 GUID -> the port LID, entered when the SA acknowledges the alias). Registrations
 stay until the guest withdraws them (`PathUnregistered`) or the runtime removes
-the VM (`remove_vm`, when it leaves the host).
+the VM (`remove_vm`, when it leaves the host). A registration names the LID of the
+guest's cached path; when a subscribing dom0's table already holds another LID for
+that GID, the guest is told at once: it arrived after the Report (it was migrating
+itself while its peer moved) and would otherwise keep the stale path.
+
+With `path_change_notice="trap64-65"` dom0 subscribes to traps 65 and 64 (one
+InformInfo each, as OFED's local SA cache does) instead of 69. They name only the
+GID: on trap 64 dom0 asks the SA for the GID's PathRecord (SGID its port GID) and
+handles the answer as a trap 69 with that LID; trap 65 changes nothing. One query
+per host per event, beside the two Reports.
 
 A subscription made again after a gap -- PortInfo:ClientReregister, a restart, the
 port's or the SA's LID changed -- may have missed Reports sent while it was down (a
@@ -133,17 +142,25 @@ from ibmig.core.host.messages import (
     PathUnregistered,
     RevalidatePaths,
 )
-from ibmig.core.sa_client import LIBIBMAD_SENDS, LIBIBMAD_TIMEOUT_NS, SaClient, SaRequest
+from ibmig.core.sa_client import (
+    LIBIBMAD_SENDS,
+    LIBIBMAD_TIMEOUT_NS,
+    NOTICES,
+    SaClient,
+    SaRequest,
+)
 from ibmig.core.timers import Timers
 from ibmig.errors import ConfigError, WireError
 from ibmig.wire.fastrecord import fast_constructor
 from ibmig.wire.mad import MAD_SIZE, MadStatus, Method, MgmtClass, peek_tid
-from ibmig.wire.notice import PATH_CHANGE_TRAP, peek_path_change
+from ibmig.wire.notice import PATH_CHANGE_TRAP, TrapNumber, peek_gid_service, peek_path_change
 from ibmig.wire.packet import QP1_QKEY
 from ibmig.wire.sa import (
     SA_HEADER_SIZE,
     GUIDInfoRecord,
     GUIDInfoRecordComp,
+    PathRecord,
+    PathRecordComp,
     SaAttr,
     SaMad,
     SaStatus,
@@ -169,6 +186,7 @@ MLX4_ALIAS_RETRY_MAX_NS: Final = 60_000_000_000
 """mlx4 alias_GUID.c: a declined entry's wait doubles, `min(60, schedule * 2)` s."""
 
 _GUID_SET_KEY: Final = int(GUIDInfoRecordComp.LID | GUIDInfoRecordComp.BLOCK_NUM)
+_PATH_QUERY_MASK: Final = int(PathRecordComp.DGID | PathRecordComp.SGID | PathRecordComp.NUMB_PATH)
 _RETRYABLE: Final = frozenset((int(MadStatus.BUSY), int(SaStatus.ERR_NO_RESOURCES)))
 _GET_RESP: Final = int(Method.GET_RESP)
 _DELETE_RESP: Final = int(Method.DELETE_RESP)
@@ -226,6 +244,9 @@ class HostConfig:
     """A declined request's wait doubles up to this: mlx4's 60 s."""
     alias_retry_limit: int | None = None
     """Requests again before `AliasFailed`; None: without end, as mlx4."""
+    path_change_notice: str = "trap69"
+    """The notice subscribed to: "trap69", or "trap64-65" (traps 65 and 64, one
+    InformInfo each; a trap 64 makes dom0 ask for the GID's PathRecord)."""
 
     def __post_init__(self) -> None:
         try:
@@ -262,6 +283,11 @@ class HostConfig:
         for name in ("subscribe_path_changes", "send_grh"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false", f"host.{name}")
+        if self.path_change_notice not in NOTICES:
+            raise ConfigError(
+                f"must be one of {', '.join(NOTICES)}, not {self.path_change_notice!r}",
+                "host.path_change_notice",
+            )
 
 
 def derived_vf_guid(port_guid: int, index: int) -> int:
@@ -311,7 +337,8 @@ class _EntryOp:
 
 
 class _Transaction(SaRequest):
-    __slots__ = ("attribute_id", "datagram", "method", "op", "reason", "subscribe")
+    __slots__ = ("attribute_id", "datagram", "gid", "method", "op", "reason", "subscribe",
+                 "trap_number")  # fmt: skip
 
     def __init__(
         self,
@@ -321,6 +348,8 @@ class _Transaction(SaRequest):
         datagram: Datagram,
         op: _EntryOp | None = None,
         subscribe: bool = True,
+        trap_number: int = PATH_CHANGE_TRAP,
+        gid: bytes | None = None,
     ) -> None:
         super().__init__(tid)
         self.attribute_id = attribute_id
@@ -328,6 +357,8 @@ class _Transaction(SaRequest):
         self.datagram = datagram
         self.op = op
         self.subscribe = subscribe
+        self.trap_number = trap_number  # of an InformInfo Set
+        self.gid = gid  # the DGID of a PathRecord query (after a trap 64)
         self.reason = "timeout"  # why a give-up happens, if it does
 
 
@@ -382,7 +413,8 @@ class HostAgent(EventLog[HostEvent]):
         self._unsure: dict[int, int] = {}
         self._queues: dict[int, deque[_EntryOp]] = {}
         self._transactions: dict[int, _Transaction] = {}
-        self._inform_tid: int | None = None
+        self._inform_tids: dict[int, int] = {}  # TID -> trap of an InformInfo Set out
+        self._confirmed: set[int] = set()  # traps whose subscription the SA confirmed
         self._subscribed = False
         self._want_subscription = self.config.subscribe_path_changes
         # Why the subscription in progress follows a gap in which Reports may have
@@ -395,6 +427,7 @@ class HostAgent(EventLog[HostEvent]):
             retries=cfg.sa_retries,
             report_memory=cfg.report_memory,
             inform_resp_time_value=cfg.inform_resp_time_value,
+            notice=cfg.path_change_notice,
         )
         self._timers: Timers[int] = Timers()  # TID -> when to resend or give up
         self._retry_timers: Timers[int] = Timers()  # GUIDInfo index -> when to ask again
@@ -518,7 +551,8 @@ class HostAgent(EventLog[HostEvent]):
         self._transactions.clear()
         self._timers = Timers()
         self._retry_timers = Timers()
-        self._inform_tid = None
+        self._inform_tids.clear()
+        self._confirmed.clear()
         self._subscribed = False
         self._want_subscription = self.config.subscribe_path_changes
         self._resync = "restart" if self._want_subscription else None
@@ -530,6 +564,7 @@ class HostAgent(EventLog[HostEvent]):
             retries=cfg.sa_retries,
             report_memory=cfg.report_memory,
             inform_resp_time_value=cfg.inform_resp_time_value,
+            notice=cfg.path_change_notice,
         )
         self._outbox.clear()
         self._intra_outbox.clear()
@@ -570,7 +605,7 @@ class HostAgent(EventLog[HostEvent]):
     def unsubscribe(self, now_ns: int) -> None:
         """Withdraw the subscription (InformInfo Set with Subscribe 0)."""
         self._want_subscription = False
-        if self.port_lid is not None and (self._subscribed or self._inform_tid is not None):
+        if self.port_lid is not None and (self._subscribed or self._inform_tids):
             self._send_inform(False, now_ns)
 
     @property
@@ -710,6 +745,20 @@ class HostAgent(EventLog[HostEvent]):
         self.counters["intra_host_received"] += 1
         if isinstance(message, PathRegistered):
             self._registrations.setdefault(message.gid, {})[vm_id] = None
+            # A notice this dom0 already took in is news to a guest that registers
+            # afterwards: it arrived at a new host, having missed the Reports sent
+            # while it was migrating itself (both ends of a connection moving at
+            # once). Only a subscribing dom0's table is kept current by Reports.
+            known = self.mapping.get(int.from_bytes(message.gid[8:16], "big"))
+            if (
+                self.config.subscribe_path_changes
+                and message.lid
+                and known is not None
+                and known != message.lid
+            ):
+                self._intra_outbox.append(ForwardPathChange(vm_id, message.gid, known))
+                self.counters["intra_host_sent"] += 1
+                self._emit(PathChangeForwarded(vm_id, message.gid, known, now_ns))
         elif isinstance(message, PathUnregistered):
             vms = self._registrations.get(message.gid)
             if vms is not None:
@@ -906,34 +955,40 @@ class HostAgent(EventLog[HostEvent]):
     # --- internals: subscription ------------------------------------------------------
 
     def _send_inform(self, subscribe: bool, now_ns: int) -> None:
-        if self._inform_tid is not None:
-            self._end(self._inform_tid)  # superseded
-            self._inform_tid = None
+        """One InformInfo Set per trap of the notice variant (`SaClient.traps`)."""
+        for tid in self._inform_tids:
+            self._end(tid)  # superseded
+        self._inform_tids.clear()
+        self._confirmed.clear()
         if self.port_lid is None or self.sa_lid is None:
             return
-        tid = self._next_tid()
-        payload = self.sa.subscription(tid, subscribe=subscribe)
-        self._inform_tid = tid
-        self._start(
-            _Transaction(
-                tid, SaAttr.INFORM_INFO, Method.SET, self._request(payload), subscribe=subscribe
-            ),
-            now_ns,
-        )
+        for trap in self.sa.traps:
+            tid = self._next_tid()
+            payload = self.sa.subscription(tid, subscribe=subscribe, trap_number=trap)
+            self._inform_tids[tid] = trap
+            self._start(
+                _Transaction(tid, SaAttr.INFORM_INFO, Method.SET, self._request(payload),
+                             subscribe=subscribe, trap_number=trap),
+                now_ns,
+            )  # fmt: skip
 
     def _inform_done(self, transaction: _Transaction, now_ns: int, reason: str | None) -> None:
-        self._inform_tid = None
-        trap = int(PATH_CHANGE_TRAP)
+        self._inform_tids.pop(transaction.tid, None)
+        trap = transaction.trap_number
         if reason is not None:
             self.counters["subscription_failed"] += 1
             self._emit(SubscriptionFailed(trap, transaction.subscribe, reason, now_ns))
+        elif transaction.subscribe:
+            self._confirmed.add(trap)
+            self._subscribed = self._confirmed.issuperset(self.sa.traps)
+            self._emit(Subscribed(trap, now_ns))
         else:
-            self._subscribed = transaction.subscribe
-            if transaction.subscribe:
-                self._emit(Subscribed(trap, now_ns))
-            else:
-                self._emit(Unsubscribed(trap, now_ns))
-        if transaction.subscribe and self._resync is not None:
+            self._confirmed.discard(trap)
+            self._subscribed = False
+            self._emit(Unsubscribed(trap, now_ns))
+        # Once every InformInfo of the variant is answered (or given up), Reports
+        # reach this host again: what was missed before is resolved afresh.
+        if transaction.subscribe and self._resync is not None and not self._inform_tids:
             self._resync_guests(self._resync, now_ns)
 
     def _resync_guests(self, cause: str, now_ns: int) -> None:
@@ -1005,7 +1060,7 @@ class HostAgent(EventLog[HostEvent]):
                 self._entry_done(op, now_ns, reason)
                 return
             self._retry_later(op, reason, now_ns)
-        elif transaction.tid == self._inform_tid:
+        elif transaction.tid in self._inform_tids:
             self._inform_done(transaction, now_ns, reason)
 
     def _on_response(self, mad: SaMad, now_ns: int) -> None:
@@ -1026,7 +1081,10 @@ class HostAgent(EventLog[HostEvent]):
         op = transaction.op
         if op is None:
             self._end(tid)
-            self._inform_done(transaction, now_ns, None)
+            if transaction.gid is not None:
+                self._on_path_record(mad, transaction.gid, now_ns)
+            else:
+                self._inform_done(transaction, now_ns, None)
             return
         try:
             record = mad.record()
@@ -1067,12 +1125,48 @@ class HostAgent(EventLog[HostEvent]):
         self.counters["reports_received"] += 1
         details = peek_path_change(payload, SA_HEADER_SIZE)
         if details is None:
+            service = peek_gid_service(payload, SA_HEADER_SIZE)
+            if service is not None and service[0] in self.sa.traps:
+                self._on_gid_service(service[0], service[1], now_ns)
             return
-        self._set_mapping(details.vguid, details.new_lid, "report", now_ns)
-        for vm in self._registrations.get(details.gid, ()):
-            self._intra_outbox.append(ForwardPathChange(vm, details.gid, details.new_lid))
+        self._path_moved(details.gid, details.vguid, details.new_lid, now_ns)
+
+    def _path_moved(self, gid: bytes, vguid: int, new_lid: int, now_ns: int) -> None:
+        """The mapping table takes the new LID; the registered local VMs are told."""
+        self._set_mapping(vguid, new_lid, "report", now_ns)
+        for vm in self._registrations.get(gid, ()):
+            self._intra_outbox.append(ForwardPathChange(vm, gid, new_lid))
             self.counters["intra_host_sent"] += 1
-            self._emit(PathChangeForwarded(vm, details.gid, details.new_lid, now_ns))
+            self._emit(PathChangeForwarded(vm, gid, new_lid, now_ns))
+
+    def _on_gid_service(self, trap: int, gid: bytes, now_ns: int) -> None:
+        """Trap 65 or 64 (the "trap64-65" variant). They carry no LID: on trap 64 dom0
+        asks the SA for the GID's PathRecord, as OFED's local SA cache does
+        (local_sa.c), and the answer is handled as a trap 69 would be. Trap 65 alone
+        changes nothing: the table keeps the last LID known until trap 64's answer."""
+        if trap != TrapNumber.GID_IN_SERVICE or self.port_lid is None or self.sa_lid is None:
+            return
+        tid = self._next_tid()
+        query = PathRecord(dgid=gid, sgid=self.port_gid, numb_path=1)
+        payload = SaMad.from_record(
+            query, method=Method.GET, tid=tid, component_mask=_PATH_QUERY_MASK
+        ).pack()
+        self.counters["path_queries"] += 1
+        self._start(
+            _Transaction(tid, SaAttr.PATH_RECORD, Method.GET, self._request(payload), gid=gid),
+            now_ns,
+        )
+
+    def _on_path_record(self, mad: SaMad, gid: bytes, now_ns: int) -> None:
+        try:
+            record = mad.record()
+        except WireError:
+            self.counters["malformed"] += 1
+            return
+        if not isinstance(record, PathRecord) or record.dgid != gid:
+            self.counters["malformed"] += 1
+            return
+        self._path_moved(gid, int.from_bytes(gid[8:16], "big"), record.dlid, now_ns)
 
     # --- plumbing ---------------------------------------------------------------------
 

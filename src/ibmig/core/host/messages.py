@@ -7,8 +7,11 @@ delivers them with the channel's own latency and counts them apart from MADs.
 
 Guest -> dom0 (`HostAgent.receive_intra_host(vm, message, now_ns)`):
 
-- `PathRegistered(gid)`: the guest holds a path to `gid` (a cached PathRecord or
-  a connection); dom0 forwards path changes of that GID to it.
+- `PathRegistered(gid, lid)`: the guest holds a path to `gid` (a cached PathRecord
+  or a connection) naming `lid` (0: none cached yet); dom0 forwards path changes of
+  that GID to it, and if its mapping table already knows another LID for the GID
+  (a notice that came before the registration: the guest was migrating itself), it
+  forwards that at once.
 - `PathUnregistered(gid)`: it no longer does.
 
 dom0 -> guest (`HostAgent.intra_host_to_send()`):
@@ -32,6 +35,8 @@ class PathRegistered:
     """A guest tells dom0 it holds a path to `gid` (16 bytes)."""
 
     gid: bytes
+    lid: int = 0
+    """The DLID of the guest's cached path to `gid` (0: none cached)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -173,6 +173,14 @@ A standby SM's SA that takes over loads the dead master's `dump_database()` with
 `load_database()` (alias GUIDs, where each was last seen, subscriptions; OpenSM's
 sa_db_file, `ibmig.core.sa.database` says why), so a move whose Delete the old
 master saw and whose Set reaches the new one is still detected.
+
+With `path_change_notice="trap64-65"` the move is told in the notices existing
+consumers already understand instead: trap 65 (GID out of service) for the old
+location, then trap 64 (GID in service) for the new, both with GIDADDR prefix ||
+vGUID and issued by the SM like its port notices. They carry no LID: a consumer
+asks for the GID's PathRecord (OFED's local SA cache does, local_sa.c). Every
+subscriber of both gets two Reports per move. (OpenSM sends neither for alias
+GUIDs: its doc/opensm-sriov.txt lists InformInfo as not updated for them.)
 """
 
 from __future__ import annotations
@@ -239,6 +247,7 @@ from ibmig.wire.notice import (
     NoticeType,
     ProducerType,
     TrapNumber,
+    gid_service_notice,
     path_change_notice,
 )
 from ibmig.wire.packet import QP1_QKEY
@@ -410,6 +419,8 @@ class SaConfig:
     """Byte 3 of SM-assigned alias GUIDs (OpenSM sm_assigned_guid)."""
     drop_event_subscriptions: bool = False
     """Drop a port's subscriptions when it leaves service (OpenSM option, default off)."""
+    path_change_notice: str = "trap69"
+    """How an alias move is told: "trap69" (ibmig's DataDetails) or "trap64-65"."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -428,6 +439,11 @@ class SaConfig:
             raise ConfigError("packet_life_time must fit 6 bits", "sa.packet_life_time")
         if not 0 <= self.sm_assigned_guid <= 0xFF:
             raise ConfigError("sm_assigned_guid must be one byte", "sa.sm_assigned_guid")
+        if self.path_change_notice not in ("trap69", "trap64-65"):
+            raise ConfigError(
+                f"must be trap69 or trap64-65, got {self.path_change_notice!r}",
+                "sa.path_change_notice",
+            )
 
 
 # --- internal state records -------------------------------------------------------------
@@ -1536,6 +1552,16 @@ class SubnetAdministrator(EventLog[Any]):
             old_lid, old_port = before
             self.counters["path_changes"] += 1
             self._emit(PathChangeDetected(guid, old_lid, lid, old_port, owner, now_ns))
+            if self.config.path_change_notice == "trap64-65":
+                for trap in (TrapNumber.GID_OUT_OF_SERVICE, TrapNumber.GID_IN_SERVICE):
+                    self._report_notice(
+                        gid_service_notice(
+                            trap, gid=self._gid(guid), issuer_lid=db.sm_lid,
+                            issuer_gid=self._gid(db.sm_port_guid),
+                        ),
+                        now_ns,
+                    )  # fmt: skip
+                continue
             notice = path_change_notice(
                 gid=self._gid(guid),
                 new_lid=lid,
