@@ -125,6 +125,7 @@ from ibmig.core.guest.workload import (
 from ibmig.core.sa_client import SaClient, SaRequest
 from ibmig.core.timers import Timers
 from ibmig.errors import WireError
+from ibmig.wire.cm import CmMad, Dreq
 from ibmig.wire.mad import MAD_SIZE, Method, MgmtClass
 from ibmig.wire.notice import Notice, PathChangeDetails
 from ibmig.wire.packet import QP1_QKEY
@@ -411,14 +412,23 @@ class GuestAgent(GuestCm):
             self._send_subscription(now_ns)
 
     def detach(self, now_ns: int) -> None:
-        """The VF is gone: destroy every QP, stop every timer, send nothing more."""
+        """The VF is going: destroy every QP, stop every timer. With `dreq_on_detach`
+        each established connection sends one DREQ on its way out (Linux ib_cm's
+        `cm_destroy_id`); nothing else is sent, and nothing is resent."""
         if not self.attached:
             return
+        farewells: list[Datagram] = []
         for conn in list(self._conns.values()):
             if conn.state is _ESTABLISHED:
                 self._emit(
                     ConnectionBroken(now_ns, self.gid, conn.remote_gid, conn.role, "detached")
                 )
+                if self.config.dreq_on_detach:
+                    dreq = Dreq(conn.local_comm_id, conn.remote_comm_id, conn.qp.remote_qpn)
+                    farewells.append(
+                        self._mad(CmMad(dreq, tid=self._new_tid()).pack(), conn.remote_lid,
+                                  conn.remote_gid, conn.sl)  # fmt: skip
+                    )
             self._close(conn)
         for stream in self._streams.values():
             if stream.state is _CONNECTED and stream.broken_ns is None:
@@ -435,6 +445,8 @@ class GuestAgent(GuestCm):
         self._subscription = None
         self._timers.clear()
         self._outbox.clear()
+        for datagram in farewells:
+            self._send_cm(datagram, "cm_dreq")
         self._intra.clear()
         self.attached = False
         self._emit(Detached(now_ns, self.gid))

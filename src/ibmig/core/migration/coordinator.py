@@ -192,12 +192,7 @@ class MigrationCoordinator(EventLog[PhaseEntered]):
                     self._drive(index)
         elif isinstance(event, AliasAcknowledged):
             migration = self._migration_of.get(event.vm)
-            if (
-                migration is not None
-                and not migration.done
-                and migration.phase is Phase.SETTING_ALIAS
-                and migration.alias_acknowledged_ns is None
-            ):
+            if migration is not None and migration.awaits_alias_ack:
                 migration.alias_set_acknowledged(now_ns)
                 self._drive(self.migrations.index(migration))
 
