@@ -18,11 +18,20 @@ from ibmig.fabric import preset
 from tests.experiments.test_signalling import LAB
 
 
-def lab(faults: dict[str, Any], *, strategy: str = "per-host", seed: int = 3, **run: Any) -> Any:
+def lab(
+    faults: dict[str, Any],
+    *,
+    strategy: str = "per-host",
+    seed: int = 3,
+    sa: dict[str, Any] | None = None,
+    **run: Any,
+) -> Any:
     data: dict[str, Any] = json.loads(json.dumps(LAB))
     data["signalling"] = {"assignment": "static", "strategy": strategy}
     data["run"].update(seed=seed, **run)
     data["faults"] = faults
+    if sa is not None:
+        data["sa"] = sa
     return scenario_from_dict(data, "lab.toml")
 
 
@@ -113,10 +122,12 @@ def test_sa_restart_during_a_migration_under_loss_the_migration_completes(seed: 
     SMPs keep every sweep incomplete, so no SUBNET UP follows. The new SA must answer
     anyway (the SM's subnet was up before) and must still see the alias move that
     began before it started: the alias GUID Set is acknowledged, the migration
-    completes and every peer delivers again."""
+    completes and every peer delivers again. The SA answers the alias GUID Set after
+    the port's write (`guid_info_answer` "after_write"): the first write is lost
+    here, and the error answer makes dom0 ask again (next test for OpenSM's order)."""
     scenario = lab(
         {"loss": [{"all": True, "rate": 0.1, "from_ms": 30}], "sa_restart": [{"at_ms": 2500}]},
-        seed=seed, duration_ms=30000,
+        seed=seed, duration_ms=30000, sa={"guid_info_answer": "after_write"},
     )  # fmt: skip
     result = run_scenario(scenario)
     [migration] = result.migrations
@@ -125,6 +136,25 @@ def test_sa_restart_during_a_migration_under_loss_the_migration_completes(seed: 
     assert result.path_change_reports > 0
     for conn in result.connections:
         assert any(t > migration.done_ns for t in conn.deliveries_ns), conn.client
+
+
+def test_opensm_answer_order_loses_an_alias_write_that_fails() -> None:
+    """The same run with OpenSM's order (the default): the SA answers the Set at once
+    from its own table, so dom0 (mlx4) counts the alias as registered; the SM's
+    GUIDInfo write to the port is then lost under the loss and nobody writes it again
+    (OpenSM's osm_guid_mgr_process sends it once). The port never holds the vGUID:
+    no path change, and no peer reaches the VM again."""
+    scenario = lab(
+        {"loss": [{"all": True, "rate": 0.1, "from_ms": 30}], "sa_restart": [{"at_ms": 2500}]},
+        seed=1, duration_ms=30000,
+    )  # fmt: skip
+    result = run_scenario(scenario)
+    [migration] = result.migrations
+    assert migration.outcome == "completed"
+    assert migration.done_ns is not None
+    assert result.path_change_events == 0 and result.path_change_reports == 0
+    for conn in result.connections:
+        assert not any(t > migration.done_ns for t in conn.deliveries_ns), conn.client
 
 
 def test_a_run_names_the_nodes_its_sm_no_longer_reaches(tmp_path: Path) -> None:

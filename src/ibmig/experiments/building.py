@@ -73,6 +73,7 @@ class Settings:
                 path_cache=workload.path_cache,
                 message_interval_ns=int(workload.interval_us * 1000),
                 message_bytes=workload.message_bytes,
+                dreq_on_detach=scenario.orchestration.dreq_on_detach,
             ).with_overrides(scenario.guest_timing, f"{source}: timing.guest"),
         )
 
@@ -91,7 +92,11 @@ def build_subnet(
         fabric,
         latency=latency,
         sm_config=SmConfig(routing=scenario.run.routing.name),
-        sa_config=SaConfig(detect_alias_moves=scenario.signalling.strategy.detect_alias_moves),
+        sa_config=SaConfig(
+            detect_alias_moves=scenario.signalling.strategy.detect_alias_moves,
+            packet_life_time=scenario.sa.packet_life_time,
+            guid_info_answer=scenario.sa.guid_info_answer,
+        ),
         seed=scenario.run.seed,
         capture=capture,
         trace=trace,
