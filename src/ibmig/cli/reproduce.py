@@ -60,7 +60,11 @@ def reproduce_command(
             report_failures("reproduce", [s.source for _, s in todo], exc.failures, sys.stderr)
             return 1
     if as_json:
-        data = {"downtime": result.downtime, "messages": result.messages}
+        data = {
+            "downtime": result.downtime,
+            "messages": result.messages,
+            "orchestration": result.orchestration,
+        }
         print(json.dumps(data, indent=1), file=out)
         return 0
     print("Service downtime of the migrated VM's peer connections (lab testbed)", file=out)
@@ -69,6 +73,12 @@ def reproduce_command(
     print("\nManagement messages per migration event", file=out)
     for line in messages_table(result.messages):
         print(line, file=out)
+    from ibmig.experiments.orchestration import ORCHESTRATION_NOTE, orchestration_table
+
+    print("\nOrchestration: when signalling does not add downtime (lab testbed)", file=out)
+    for line in orchestration_table(result.orchestration):
+        print(line, file=out)
+    print(ORCHESTRATION_NOTE, file=out)
     print(
         f"\nreport: {result.report}  ({result.runs} simulations, {result.wall_s:.1f} s)", file=out
     )

@@ -411,7 +411,9 @@ def _check_sm_arguments(args: argparse.Namespace) -> None:
         try:
             value = int(plt, 0)
         except ValueError:
-            raise ConfigError(f"must be 0..63 or 'hops', got {plt!r}", "--packet-life-time") from None
+            raise ConfigError(
+                f"must be 0..63 or 'hops', got {plt!r}", "--packet-life-time"
+            ) from None
         if not 0 <= value <= 0x3F:
             raise ConfigError("must be 0..63 (6 bits)", "--packet-life-time")
         args.packet_life_time = value

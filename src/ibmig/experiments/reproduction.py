@@ -8,12 +8,13 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from ibmig.core.guest.config import PATH_CACHE_POLICIES
 from ibmig.experiments.metrics import summarize_downtime, summarize_messages
+from ibmig.experiments.orchestration import orchestration_row, orchestration_scenarios
 from ibmig.experiments.report import write_report
 from ibmig.experiments.runner import run_scenario
 from ibmig.experiments.scenario import ASSIGNMENTS, Scenario, scenario_from_dict
@@ -99,7 +100,7 @@ def sweep_scenarios() -> list[Scenario]:
     return out
 
 
-Kind = Literal["lab", "messages"]
+Kind = Literal["lab", "messages", "orchestration"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +121,8 @@ def run_point(point: tuple[Kind, Scenario]) -> PointResult:
         result = run_scenario(scenario, traffic=False)
         return PointResult(kind, summarize_messages(result), [], -1.0)
     result = run_scenario(scenario)
+    if kind == "orchestration":
+        return PointResult(kind, orchestration_row(result), [], -1.0)
     migration = result.migrations[0]
     start = migration.start_ns
     lines = [[(t - start) / 1e3 for t in c.deliveries_ns] for c in result.connections]
@@ -143,6 +146,8 @@ class Reproduction:
     report: Path
     runs: int
     wall_s: float
+    orchestration: list[dict[str, Any]] = field(default_factory=list)
+    """`ibmig.experiments.orchestration` rows, in its scenarios' order."""
 
 
 def points(*, quick: bool = False) -> list[tuple[Kind, Scenario]]:
@@ -152,7 +157,10 @@ def points(*, quick: bool = False) -> list[tuple[Kind, Scenario]]:
     if quick:
         sweeps = [s for s in sweeps if s.hosts.n * s.hosts.m <= 128]
     labs: list[tuple[Kind, Scenario]] = [("lab", s) for s in lab_scenarios()]
-    return labs + [("messages", s) for s in sweeps]
+    orchestration: list[tuple[Kind, Scenario]] = [
+        ("orchestration", s) for s in orchestration_scenarios(LAB)
+    ]
+    return labs + [("messages", s) for s in sweeps] + orchestration
 
 
 def reproduce(
@@ -170,8 +178,12 @@ def reproduce(
     timelines: dict[str, list[list[float]]] = {}
     migration_done: dict[str, float] = {}
     messages: list[dict[str, Any]] = []
+    orchestration: list[dict[str, Any]] = []
     for result in results:
         row = result.row
+        if result.kind == "orchestration":
+            orchestration.append(row)
+            continue
         if result.kind == "messages":
             messages.append(row)
             continue
@@ -197,4 +209,5 @@ def reproduce(
         migration_done_us=migration_done,
         notes=NOTES,
     )
-    return Reproduction(downtime, messages, target, len(todo), wall)
+    (out_dir / "orchestration.json").write_text(json.dumps(orchestration, indent=1) + "\n")
+    return Reproduction(downtime, messages, target, len(todo), wall, orchestration)

@@ -476,7 +476,8 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
         life: int | None = None
     elif isinstance(plt, str):
         raise ConfigError(
-            f'must be an integer 0..63 or "hops", got {shown(plt)}', f"{source}: sa.packet_life_time"
+            f'must be an integer 0..63 or "hops", got {shown(plt)}',
+            f"{source}: sa.packet_life_time",
         )
     else:
         life = sa_s.int("packet_life_time", OPENSM_SUBNET_TIMEOUT, 0, 0x3F)

@@ -343,9 +343,7 @@ def test_report_resp_bytes_are_report_response_and_resends_are_told_by_sa_lid() 
     assert len(wire.events_of(PathChangeReceived)) == 2
 
 
-def test_detach_sends_one_dreq_per_established_connection_and_the_peer_learns_at_once() -> (
-    None
-):
+def test_detach_sends_one_dreq_per_established_connection_and_the_peer_learns_at_once() -> None:
     # dreq_on_detach (Linux cm_destroy_id on an ESTABLISHED id): the server's VF goes,
     # its connection's DREQ reaches the client one wire delay later, and the client
     # tears down and tries again at once instead of waiting out its RC retries.

@@ -28,7 +28,6 @@ from ibmig.wire.sa import (
 )
 from ibmig.wire.smp import Smp
 from ibmig.wire.smp_attrs import GUIDInfo, SmpAttr
-from tests.core.sa.sa_util import make_sa as make_opensm_sa
 from tests.core.sa.sa_util import (
     H1_GUID,
     H1_LID,
@@ -51,6 +50,7 @@ from tests.core.sa.sa_util import (
     one,
     request,
 )
+from tests.core.sa.sa_util import make_sa as make_opensm_sa
 from tests.helpers import gid
 
 GIR = SaAttr.GUID_INFO_RECORD

@@ -425,10 +425,8 @@ class GuestAgent(GuestCm):
                 )
                 if self.config.dreq_on_detach:
                     dreq = Dreq(conn.local_comm_id, conn.remote_comm_id, conn.qp.remote_qpn)
-                    farewells.append(
-                        self._mad(CmMad(dreq, tid=self._new_tid()).pack(), conn.remote_lid,
-                                  conn.remote_gid, conn.sl)  # fmt: skip
-                    )
+                    payload = CmMad(dreq, tid=self._new_tid()).pack()
+                    farewells.append(self._mad(payload, conn.remote_lid, conn.remote_gid, conn.sl))
             self._close(conn)
         for stream in self._streams.values():
             if stream.state is _CONNECTED and stream.broken_ns is None:

@@ -55,7 +55,6 @@ from ibmig.core.migration.machine import (
     DetachVf,
     LiveMigration,
     MigrationDone,
-    Phase,
     PhaseEntered,
     ReleaseAlias,
     RestoreVf,

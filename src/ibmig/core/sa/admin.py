@@ -682,6 +682,12 @@ class SubnetAdministrator(EventLog[Any]):
                     self._drop_subscription(key)
                     self._emit(SubscriptionRemoved(subscription, now_ns, "port_out_of_service"))
 
+    @property
+    def guid_info_writes_in_flight(self) -> int:
+        """GUIDInfo blocks the SM is still writing for GUIDInfoRecord Sets and Deletes
+        (answered already under OpenSM's order: `guid_info_answer`)."""
+        return len(self._written_blocks)
+
     def subnet_up(self, event: SubnetUp, now_ns: int) -> None:
         self._ever_up = True
         self._remember_aliases()
@@ -1776,6 +1782,9 @@ class _BlocksInFlight:
 
     def get(self, key: tuple[int, int]) -> tuple[int, ...] | None:
         return self._blocks.get(key)
+
+    def __len__(self) -> int:
+        return len(self._blocks)
 
     def put(self, key: tuple[int, int], guids: tuple[int, ...]) -> None:
         self.remove(key)
