@@ -124,7 +124,7 @@ def test_orchestration_section_rows_and_table() -> None:
     lab = json.loads(json.dumps(LAB))
     lab["run"]["duration_ms"] = 12000
     scenarios = orchestration_scenarios(lab)
-    assert len(scenarios) == 3 * 3 * 2
+    assert len(scenarios) == 2 + 2 * 3 * 2  # no signalling: the default point only
     assert len({s.source for s in scenarios}) == len(scenarios)
     by_source = {s.source: s for s in scenarios}
     default = by_source["orchestration[per-host,after_reinit,dreq=yes]"]
