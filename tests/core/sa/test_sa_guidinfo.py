@@ -491,18 +491,22 @@ def test_opensm_answers_a_set_before_the_port_is_written() -> None:
     assert smp_blocks(smps) == [(0, (H1_GUID, V1, 0, 0, 0, 0, 0, 0))]
     assert drain(sa) == []  # nothing more to answer when the port confirms
     assert sm.db.alias_owner == {V1: H1_GUID}
-    # A Delete is answered at once too; the move it prepares is seen when the
-    # destination's write is confirmed (events follow the port, not the answer).
+    # A Delete is answered at once too. The move is seen when the destination's Set
+    # is accepted: the SA's table, which PathRecords answer from, changes then, in
+    # the order of the requests, whatever order the two ports' writes land in.
     [(_, deleted)] = write(sa, Method.DELETE, H1_LID, GUIDInfo(), (1,), now_ns=3_000)
     assert deleted.header.method == Method.DELETE_RESP
     assert guid_record(deleted).guid_info == block(H1_GUID)
-    answer_smps(sm, 3_100)
-    [(_, moved)] = write(sa, Method.SET, H2_LID, block(0, 0, V1), (2,), now_ns=3_200)
+    answers = write(sa, Method.SET, H2_LID, block(0, 0, V1), (2,), now_ns=3_200)
+    [moved] = [m for _, m in answers if m.header.method == Method.GET_RESP]
     assert guid_record(moved).guid_info == block(H2_GUID, 0, V1)
-    assert not [e for e in events(sa) if isinstance(e, PathChangeDetected)]
-    answer_smps(sm, 3_500)
+    [(report_to, _)] = [(d, m) for d, m in answers if m.header.method == Method.REPORT]
+    assert report_to.dlid == H3_LID
     changes = [e for e in events(sa) if isinstance(e, PathChangeDetected)]
-    assert changes == [PathChangeDetected(V1, H1_LID, H2_LID, H1_GUID, H2_GUID, 3_500)]
+    assert changes == [PathChangeDetected(V1, H1_LID, H2_LID, H1_GUID, H2_GUID, 3_200)]
+    answer_smps(sm, 3_500)  # both ports' writes land: nothing more
+    assert not [e for e in events(sa) if isinstance(e, PathChangeDetected)]
+    assert sm.db.alias_owner == {V1: H2_GUID}
 
 
 def test_opensm_order_answers_even_a_write_the_port_never_confirms() -> None:

@@ -97,7 +97,10 @@ Records
   nothing of whether the write will succeed; "after_write": once the port's
   GetResp arrives, with the block as the port now holds it, and a write the port
   never confirms is answered with ERR_NO_RESOURCES after `guid_info_timeout_ns`.
-  Either way the path-change events follow the port's confirmation.
+  Path changes follow what PathRecords answer from: under "before_write" the SA's
+  table, so a move is detected when the Set is accepted, in the order the requests
+  came (writes to two ports may land in either order); under "after_write" the
+  port's confirmation.
 - InformInfo Set (13.4.8.3; OpenSM osm_sa_informinfo.c) subscribes (Subscribe=1)
   or unsubscribes (0). Subscriptions are keyed as OpenSM keys them: the
   requester's address (LID, source QP, GID) and the InformInfo's GID (or LID
@@ -1471,6 +1474,11 @@ class SubnetAdministrator(EventLog[Any]):
         write = _GuidWrite(mad, datagram, query, port_guid, guids)
         if self.config.guid_info_answer == "before_write":
             # OpenSM: answered from the SA's table now; the port is written behind it.
+            # The table is what PathRecords answer from, so a move is a move now, in
+            # the order the requests came (writes to two ports may land in either).
+            # The Reports leave just before the answer, as they would after a write.
+            if self.config.detect_alias_moves:
+                self._check_table_moves(port_guid, block, guids, now_ns)
             self._respond_guid_info(mad, datagram, query, guids, now_ns)
 
         def written(result: GUIDInfo | None, when_ns: int) -> None:
@@ -1501,7 +1509,11 @@ class SubnetAdministrator(EventLog[Any]):
         self, token: int, write: _GuidWrite, result: GUIDInfo | None, now_ns: int
     ) -> None:
         self._written_blocks.remove_if((write.port_guid, write.block), write.guids)
-        if result is not None and self.config.detect_alias_moves:
+        if (
+            result is not None
+            and self.config.detect_alias_moves
+            and self.config.guid_info_answer == "after_write"
+        ):
             self._check_alias_moves(write.block, result.guids, now_ns)
         if self._guid_writes.pop(token, None) is None:
             return  # answered already (timed out)
@@ -1541,19 +1553,42 @@ class SubnetAdministrator(EventLog[Any]):
             self.db.alias_last_seen[guid] = (lid, owner)
             if before is None or before[0] == lid:
                 continue
-            old_lid, old_port = before
-            self.counters["path_changes"] += 1
-            self._emit(PathChangeDetected(guid, old_lid, lid, old_port, owner, now_ns))
-            notice = path_change_notice(
-                gid=self._gid(guid),
-                new_lid=lid,
-                old_lid=old_lid,
-                new_port_guid=owner,
-                old_port_guid=old_port,
-                issuer_lid=db.sm_lid,
-                issuer_gid=self._gid(db.sm_port_guid),
-            )
-            self._report_notice(notice, now_ns)
+            self._path_changed(guid, before, lid, owner, now_ns)
+
+    def _path_changed(
+        self, guid: int, before: tuple[int, int], lid: int, owner: int, now_ns: int
+    ) -> None:
+        db = self.db
+        old_lid, old_port = before
+        self.counters["path_changes"] += 1
+        self._emit(PathChangeDetected(guid, old_lid, lid, old_port, owner, now_ns))
+        notice = path_change_notice(
+            gid=self._gid(guid),
+            new_lid=lid,
+            old_lid=old_lid,
+            new_port_guid=owner,
+            old_port_guid=old_port,
+            issuer_lid=db.sm_lid,
+            issuer_gid=self._gid(db.sm_port_guid),
+        )
+        self._report_notice(notice, now_ns)
+
+    def _check_table_moves(
+        self, port_guid: int, block: int, guids: Sequence[int], now_ns: int
+    ) -> None:
+        """`_check_alias_moves` for the SA's own table (`guid_info_answer`
+        "before_write"): each alias GUID of the block now belongs to `port_guid`."""
+        lid = self.db.port_lid.get(port_guid)
+        if lid is None:
+            return
+        for i, guid in enumerate(guids):
+            if not guid or (block == 0 and i == 0):
+                continue
+            before = self.db.alias_last_seen.get(guid)
+            self.db.alias_last_seen[guid] = (lid, port_guid)
+            if before is None or before[0] == lid:
+                continue
+            self._path_changed(guid, before, lid, port_guid, now_ns)
 
     def last_lid_of(self, alias_guid: int) -> int | None:
         """The LID an alias GUID was last seen behind (kept after it is deleted)."""
