@@ -78,7 +78,7 @@ def test_loss_from_the_first_migration_every_peer_comes_back(rate: float, strate
     written for: the SA answers an alias GUID Set after the port's write
     (`guid_info_answer` "after_write"), so that a write lost under loss comes back as
     an error that dom0 retries (under OpenSM's order it is lost for good:
-    test_opensm_answer_order_loses_an_alias_write_that_fails); and the VF goes
+    tests/core/sa/test_sa_guidinfo.py); and the VF goes
     without DREQs (with them a peer on the destination host starts its REQs toward
     the old LID at once, and only the path-change Report, which OpenSM sends four
     times, can turn it round: at 10% loss per cable that Report is sometimes lost on
