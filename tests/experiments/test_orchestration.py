@@ -61,7 +61,6 @@ def test_alias_after_driver_reinit_peers_reconnect_as_soon_as_the_vm_answers() -
     result = run()
     [migration] = result.migrations
     assert migration.done_ns is not None
-    assert result.drops["no_vf"] == 0 or all(c.reconnect_ns is not None for c in result.connections)
     for conn in result.connections:
         assert conn.reconnect_ns is not None
         assert conn.reconnect_ns <= INTERVAL_NS + RECONNECT_NS
