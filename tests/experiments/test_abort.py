@@ -32,7 +32,7 @@ def test_bad_abort_ms_names_file_and_key(abort_ms: Any) -> None:
 
 @pytest.mark.parametrize(
     ("abort_ms", "duration_ms", "phase"),
-    [(50, 6000, "detaching_vf"), (1000, 10000, "pre_copy")],
+    [(50, 8000, "detaching_vf"), (1000, 10000, "pre_copy")],
 )
 def test_aborted_migration_keeps_the_vm_at_its_source_and_the_peers_come_back(
     abort_ms: float, duration_ms: float, phase: str

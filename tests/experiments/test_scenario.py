@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from ibmig.core.host import AddressAssignment
+from ibmig.core.migration import AliasRegistration
 from ibmig.core.sm.routing import ROUTING_ENGINES
 from ibmig.errors import ConfigError
+from ibmig.experiments.building import Settings, build_fabric, build_subnet
 from ibmig.experiments.scenario import scenario_from_dict
 from ibmig.experiments.strategies import STRATEGIES
 from ibmig.fabric import GENERATORS
@@ -65,3 +67,61 @@ def test_an_unknown_name_lists_the_registry(
         scenario_from_dict(data, "s.toml")
     text = str(info.value)
     assert text.startswith(f"s.toml: {where}: must be one of") and known in text
+
+
+def test_orchestration_and_sa_keys_and_their_defaults() -> None:
+    default = scenario_from_dict({})
+    assert default.orchestration.alias_registration is AliasRegistration.AFTER_REINIT
+    assert default.orchestration.dreq_on_detach is True
+    assert (default.sa.packet_life_time, default.sa.guid_info_answer) == (18, "before_write")
+    scenario = scenario_from_dict(
+        {
+            "orchestration": {"alias_registration": "before_stop_copy", "dreq_on_detach": False},
+            "sa": {"packet_life_time": "hops", "guid_info_answer": "after_write"},
+        }
+    )
+    assert scenario.orchestration.alias_registration is AliasRegistration.BEFORE_STOP_COPY
+    assert scenario.orchestration.dreq_on_detach is False
+    assert (scenario.sa.packet_life_time, scenario.sa.guid_info_answer) == (None, "after_write")
+    assert scenario_from_dict({"sa": {"packet_life_time": 12}}).sa.packet_life_time == 12
+
+
+def test_the_keys_reach_the_engines() -> None:
+    scenario = scenario_from_dict(
+        {
+            "orchestration": {"dreq_on_detach": False},
+            "sa": {"packet_life_time": 16, "guid_info_answer": "after_write"},
+        }
+    )
+    assert Settings.of(scenario).guest.dreq_on_detach is False
+    sim = build_subnet(scenario, build_fabric(scenario), Settings.of(scenario).latency,
+                       capture=None, trace=None)  # fmt: skip
+    assert (sim.sa.config.packet_life_time, sim.sa.config.guid_info_answer) == (16, "after_write")
+    # [timing.guest] still has the last word on the guest's own key.
+    overridden = scenario_from_dict(
+        {"orchestration": {"dreq_on_detach": False}, "timing": {"guest": {"dreq_on_detach": True}}}
+    )
+    assert Settings.of(overridden).guest.dreq_on_detach is True
+
+
+@pytest.mark.parametrize(
+    ("data", "where", "message"),
+    [
+        ({"orchestration": {"alias_registration": "now"}}, "orchestration.alias_registration",
+         "after_reinit, at_attach, before_stop_copy"),
+        ({"orchestration": {"dreq_on_detach": 1}}, "orchestration.dreq_on_detach",
+         "true or false"),
+        ({"orchestration": {"dreq": True}}, "orchestration.dreq", "unknown key"),
+        ({"sa": {"packet_life_time": 64}}, "sa.packet_life_time", "0..63"),
+        ({"sa": {"packet_life_time": "hop"}}, "sa.packet_life_time", '"hops"'),
+        ({"sa": {"guid_info_answer": "never"}}, "sa.guid_info_answer",
+         "before_write, after_write"),
+    ],
+)  # fmt: skip
+def test_bad_orchestration_and_sa_keys_name_the_key(
+    data: dict[str, object], where: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        scenario_from_dict(data, "s.toml")
+    text = str(info.value)
+    assert text.startswith(f"s.toml: {where}: ") and message in text

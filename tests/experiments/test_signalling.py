@@ -60,18 +60,42 @@ def test_static_none_cached_breaks_every_peer_connection_for_good() -> None:
 
 
 def test_static_none_query_recovers_only_after_retry_exhaustion_and_a_fresh_query() -> None:
-    result = lab("static", "none", "query")
+    """A VF that goes silently (no DREQ): each peer notices only when its RC retries
+    run out -- QP timeout 19 (derived from OpenSM's PacketLifeTime 18 as ib_cm does:
+    2.147 s) x 8 sends = 17.2 s after its first unanswered SEND -- then asks the SA
+    again, which by then knows the new LID."""
+    result = lab(
+        "static", "none", "query",
+        orchestration={"dreq_on_detach": False},
+        run={"duration_ms": 25000, "seed": 3},
+    )  # fmt: skip
     row = summarize_downtime(result)
     assert row["connected_after"] == 3
     migration = result.migrations[0]
     assert migration.done_ns is not None
+    qp_timeout_ns = 4096 << 19
     for conn in result.connections:
         assert conn.reconnect_ns is not None and conn.reconnect_ns > 0
+        assert conn.downtime_ns is not None
+        assert 8 * qp_timeout_ns <= conn.downtime_ns <= 8 * qp_timeout_ns + 20_000_000
     # No notice at all: the peers found the new LID by asking the SA again.
     assert result.path_change_events == 0 and result.reports == 0
     assert row["path_records"] >= 3
-    # Slower to come back than signalled peers (see the per-host test).
-    assert row["reconnect_us"]["median"] > 5_000
+
+
+def test_static_none_query_with_dreq_goes_back_to_the_old_lid() -> None:
+    """The default: the VF's going sends a DREQ (Linux cm_destroy_id), so each peer
+    learns at once -- and asks the SA at once, while the source still holds the vGUID
+    (it is released when the detach ends). Its REQ goes to the old port and is
+    dropped there; rdma_cm resends it every 2 x 1.024 s + 4.096 s = 6.144 s (15
+    times) to the same LID, so within the run nobody comes back."""
+    result = lab("static", "none", "query")
+    row = summarize_downtime(result)
+    assert row["connected_after"] == 0
+    migration = result.migrations[0]
+    assert migration.done_ns is not None
+    assert row["path_records"] == 3  # one each, answered with the old LID
+    assert result.drops["no_vf"] > 0
 
 
 @pytest.mark.parametrize("strategy", ["per-vm", "per-host"])

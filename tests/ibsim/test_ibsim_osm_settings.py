@@ -13,11 +13,11 @@ On ft2-36, after SUBNET UP, read with `smpquery` and `saquery` from the same CA:
   rate and PacketLifeTime with their selectors. MTU toward a switch is 1024 for
   both (the switch's port 0 MTUCap; its NeighborMTU is 256 on ibsim).
 
-PacketLifeTime is the one deliberate difference: OpenSM gives its subnet_timeout
-(18, 0x92 with the selector "exactly") to every path but a loopback one (0x80);
-ibmig by default gives the hop-based value (`SaConfig.hop_packet_life_time`, 16 per link:
-16 for one link, 17 for two, 18 for three or four) and OpenSM's with
-`--packet-life-time 18`. Both runs of ibmig are checked.
+PacketLifeTime: OpenSM gives its subnet_timeout (18, 0x92 with the selector
+"exactly") to every path but a loopback one (0x80); so does ibmig by default
+(`--packet-life-time 18` said explicitly here), and with `--packet-life-time hops`
+the hop-based value (`SaConfig.hop_packet_life_time`, 16 per link: 16 for one link,
+17 for two, 18 for three or four). Both runs of ibmig are checked.
 """
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ def seen(ibsim_tools: None, net_file: Callable[[str], Path]) -> Iterator[dict[st
             if side == "opensm":
                 harness.start_opensm(sim).wait_up(120)
             else:
-                args = ["--packet-life-time", "18"] if side == "ibmig-plt18" else []
+                args = ["--packet-life-time", "18" if side == "ibmig-plt18" else "hops"]
                 harness.start_ibmig_sm(sim, args=args).wait_up(120)
             found[side] = _look(harness, sim)
     yield found

@@ -46,6 +46,21 @@ def test_bad_window_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
 def test_bad_packet_life_time_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--ibsim", "--packet-life-time", "64"]) == 2
     assert "--packet-life-time: must be 0..63" in capsys.readouterr().err
+    assert main(["--ibsim", "--packet-life-time", "hop"]) == 2
+    assert "--packet-life-time: must be 0..63 or 'hops', got 'hop'" in capsys.readouterr().err
+
+
+def test_packet_life_time_choices_reach_the_sa() -> None:
+    from ibmig.cli.sm import build_sa
+    from ibmig.core.sa import SubnetAdministrator
+    from tests.core.sa.sa_util import build_subnet
+
+    def life(value: int | str | None) -> int | None:
+        sa = build_sa(build_subnet(), 1, value)
+        assert isinstance(sa, SubnetAdministrator)
+        return sa.config.packet_life_time
+
+    assert (life(None), life("hops"), life(12)) == (18, None, 12)
 
 
 @pytest.fixture

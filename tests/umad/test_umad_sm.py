@@ -70,7 +70,11 @@ def up(
     with Harness() as harness:
         sim = harness.start_ibsim(net_file(request.param))
         dump_path = harness.dir / "state.json"
-        sm = harness.start_ibmig_sm_umad(sim, args=["--dump", str(dump_path)])
+        # Hop-based PacketLifeTime (not OpenSM's fixed 18): the PathRecords the
+        # route test reads show the hop counts.
+        sm = harness.start_ibmig_sm_umad(
+            sim, args=["--dump", str(dump_path), "--packet-life-time", "hops"]
+        )
         sm.wait_up(300)
         match = UP_LINE.search(sm.output())
         assert match is not None, sm.output()

@@ -77,6 +77,7 @@ def reproduce_command(
             "downtime": result.downtime,
             "downtime_runs": result.downtime_runs,
             "messages": result.messages,
+            "orchestration": result.orchestration,
         }
         print(json.dumps(data, indent=1), file=out)
         return 0
@@ -87,6 +88,12 @@ def reproduce_command(
     print("\nManagement messages per migration event", file=out)
     for line in messages_table(result.messages):
         print(line, file=out)
+    from ibmig.experiments.orchestration import ORCHESTRATION_NOTE, orchestration_table
+
+    print("\nOrchestration: when signalling does not add downtime (lab testbed)", file=out)
+    for line in orchestration_table(result.orchestration):
+        print(line, file=out)
+    print(ORCHESTRATION_NOTE, file=out)
     print(
         f"\nreport: {result.report}  ({result.runs} simulations, {result.wall_s:.1f} s)", file=out
     )

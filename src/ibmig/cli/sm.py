@@ -142,11 +142,10 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--packet-life-time",
-        type=int,
         default=None,
-        metavar="N",
-        help="PathRecord PacketLifeTime exponent for every path but a loopback one, "
-        "as OpenSM (which uses its subnet_timeout, 18); default: from the hop count",
+        metavar="N|hops",
+        help="PathRecord PacketLifeTime exponent for every path but a loopback one "
+        "(default 18, OpenSM's subnet_timeout), or 'hops': from each path's hop count",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-sa", action="store_true", help="run the SM without the SA")
@@ -186,13 +185,21 @@ def no_ibsim_error(sockname: str | None) -> ConfigError:
     )
 
 
-def build_sa(sm: SubnetManager, seed: int, packet_life_time: int | None = None) -> Engine | None:
-    """The SA engine for ibsim: one MAD per answer (ibsim has no RMPP)."""
+def build_sa(
+    sm: SubnetManager, seed: int, packet_life_time: int | str | None = None
+) -> Engine | None:
+    """The SA engine for ibsim: one MAD per answer (ibsim has no RMPP).
+    `packet_life_time`: an exponent, "hops" (hop based) or None (SaConfig's default)."""
     try:
         from ibmig.core.sa import SaConfig, SubnetAdministrator
     except ImportError:  # pragma: no cover - the SA package is part of ibmig
         return None
-    config = SaConfig(rmpp=False, packet_life_time=packet_life_time)
+    if packet_life_time is None:
+        config = SaConfig(rmpp=False)
+    elif packet_life_time == "hops":
+        config = SaConfig(rmpp=False, packet_life_time=None)
+    else:
+        config = SaConfig(rmpp=False, packet_life_time=int(packet_life_time))
     return SubnetAdministrator(sm, rng=random.Random(seed), config=config)
 
 
@@ -406,8 +413,17 @@ def _check_sm_arguments(args: argparse.Namespace) -> None:
         raise ConfigError("must be positive", "--polling-timeout")
     if args.polling_retries < 0:
         raise ConfigError("must be at least 0", "--polling-retries")
-    if args.packet_life_time is not None and not 0 <= args.packet_life_time <= 0x3F:
-        raise ConfigError("must be 0..63 (6 bits)", "--packet-life-time")
+    plt = args.packet_life_time
+    if plt is not None and plt != "hops":
+        try:
+            value = int(plt, 0)
+        except ValueError:
+            raise ConfigError(
+                f"must be 0..63 or 'hops', got {plt!r}", "--packet-life-time"
+            ) from None
+        if not 0 <= value <= 0x3F:
+            raise ConfigError("must be 0..63 (6 bits)", "--packet-life-time")
+        args.packet_life_time = value
     if args.partitions is not None:
         load_partitions(args.partitions)  # a bad file is one line before any work
     if args.dump:

@@ -73,6 +73,7 @@ class Settings:
                 path_cache=workload.path_cache,
                 message_interval_ns=int(workload.interval_us * 1000),
                 message_bytes=workload.message_bytes,
+                dreq_on_detach=scenario.orchestration.dreq_on_detach,
             ).with_overrides(scenario.guest_timing, f"{source}: timing.guest"),
         )
 
@@ -99,6 +100,8 @@ def build_subnet(
         sa_config=SaConfig(
             detect_alias_moves=scenario.signalling.strategy.detect_alias_moves,
             path_change_notice=scenario.signalling.notice,
+            packet_life_time=scenario.sa.packet_life_time,
+            guid_info_answer=scenario.sa.guid_info_answer,
         ),
         seed=scenario.run.seed,
         capture=capture,

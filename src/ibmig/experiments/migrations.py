@@ -106,6 +106,7 @@ def run_migrations(
         migration = LiveMigration(
             vm.name, src, dst, timing=timing, assignment=assignment,
             vguid=vm.vguid if static else None,
+            alias_registration=scenario.orchestration.alias_registration,
         )  # fmt: skip
         migrations.append((migration, src, dst))
         sim.migrate(migration)

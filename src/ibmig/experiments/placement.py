@@ -132,7 +132,13 @@ def place(
         )  # fmt: skip
         vguid = VGUID_BASE + i + 1 if static else 0
         sim.add_vm(name, guest, host_names[i // hosts_cfg.m], vguid)
-    stepper.until_idle_or(lambda: all(v.up for v in sim.vms.values()), PLACEMENT_LIMIT_NS)
+    # Up, and every port holding its alias GUIDs: under OpenSM's answer order a vport
+    # is up before the SM's GUIDInfo write lands, and a migration measured from here
+    # must not count the set-up's writes.
+    stepper.until_idle_or(
+        lambda: all(v.up for v in sim.vms.values()) and not sim.sa.guid_info_writes_in_flight,
+        PLACEMENT_LIMIT_NS,
+    )
     not_up = [v.name for v in sim.vms.values() if not v.up]
     if not_up:
         raise ConfigError(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +27,7 @@ from ibmig.experiments.metrics import (
     summarize_messages,
     summarize_seeds,
 )
+from ibmig.experiments.orchestration import orchestration_row, orchestration_scenarios
 from ibmig.experiments.report import write_report
 from ibmig.experiments.runner import run_scenario
 from ibmig.experiments.scenario import ASSIGNMENTS, Scenario, scenario_from_dict
@@ -135,7 +136,7 @@ def sweep_scenarios() -> list[Scenario]:
     return out
 
 
-Kind = Literal["lab", "messages"]
+Kind = Literal["lab", "messages", "orchestration"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +159,8 @@ def run_point(point: tuple[Kind, Scenario]) -> PointResult:
         result = run_scenario(scenario, traffic=False)
         return PointResult(kind, summarize_messages(result), [], -1.0)
     result = run_scenario(scenario)
+    if kind == "orchestration":
+        return PointResult(kind, orchestration_row(result), [], -1.0)
     migration = result.migrations[0]
     start = migration.start_ns
     lines = [[(t - start) / 1e3 for t in c.deliveries_ns] for c in result.connections]
@@ -215,6 +218,8 @@ class Reproduction:
     downtime_runs: list[dict[str, Any]]
     """One row per lab run (cell and seed)."""
     seeds: int
+    orchestration: list[dict[str, Any]] = field(default_factory=list)
+    """`ibmig.experiments.orchestration` rows, in its scenarios' order."""
 
 
 def points(*, quick: bool = False, seeds: int = DEFAULT_SEEDS) -> list[tuple[Kind, Scenario]]:
@@ -224,7 +229,10 @@ def points(*, quick: bool = False, seeds: int = DEFAULT_SEEDS) -> list[tuple[Kin
     if quick:
         sweeps = [s for s in sweeps if s.hosts.n * s.hosts.m <= 128]
     labs: list[tuple[Kind, Scenario]] = [("lab", s) for s in lab_scenarios(seeds)]
-    return labs + [("messages", s) for s in sweeps]
+    orchestration: list[tuple[Kind, Scenario]] = [
+        ("orchestration", s) for s in orchestration_scenarios(LAB)
+    ]
+    return labs + [("messages", s) for s in sweeps] + orchestration
 
 
 def reproduce(
@@ -246,8 +254,12 @@ def reproduce(
     migration_done: dict[str, float] = {}
     pauses: dict[str, tuple[float, float]] = {}
     messages: list[dict[str, Any]] = []
+    orchestration: list[dict[str, Any]] = []
     for result in results:
         row = result.row
+        if result.kind == "orchestration":
+            orchestration.append(row)
+            continue
         if result.kind == "messages":
             messages.append(row)
             continue
@@ -280,4 +292,5 @@ def reproduce(
         downtime_runs=runs,
         pauses_us=pauses,
     )
-    return Reproduction(downtime, messages, target, len(todo), wall, runs, seeds)
+    (out_dir / "orchestration.json").write_text(json.dumps(orchestration, indent=1) + "\n")
+    return Reproduction(downtime, messages, target, len(todo), wall, runs, seeds, orchestration)

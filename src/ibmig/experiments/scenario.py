@@ -42,6 +42,14 @@ validated there.
     # hosts = [0, 1]                # or k hosts evacuating together
     at_ms = 3.0
 
+    [orchestration]                 # how the toolstack and the guest's stack behave
+    alias_registration = "after_reinit"   # or "at_attach", "before_stop_copy"
+    dreq_on_detach = true           # the guest's connections send a DREQ as the VF goes
+
+    [sa]
+    packet_life_time = 18           # PathRecord PacketLifeTime (OpenSM's); or "hops"
+    guid_info_answer = "before_write"     # OpenSM's order; or "after_write"
+
     [run]
     seed = 0
     duration_ms = 40.0
@@ -88,6 +96,8 @@ from typing import Any, Final, TypeVar
 
 from ibmig.core.guest.config import PATH_CACHE_POLICIES
 from ibmig.core.host import AddressAssignment
+from ibmig.core.migration.machine import AliasRegistration
+from ibmig.core.sa.admin import GUID_INFO_ANSWERS, OPENSM_SUBNET_TIMEOUT
 from ibmig.core.sa_client import NOTICES
 from ibmig.core.sm.manager import SmConfig
 from ibmig.core.sm.routing import ROUTING_ENGINES, RoutingEngine
@@ -262,6 +272,29 @@ class PartitionsSource:
         return parse_partitions(self.text, self.source, names)
 
 
+ALIAS_REGISTRATIONS: Final = tuple(a.value for a in AliasRegistration)
+
+
+@dataclass(frozen=True, slots=True)
+class OrchestrationConfig:
+    """The `[orchestration]` table: when the destination registers the alias GUID
+    (`ibmig.core.migration.machine.AliasRegistration`; default after the driver
+    re-init, as mlx4) and whether the guest's connections send a DREQ when the VF
+    goes (`GuestConfig.dreq_on_detach`; default yes, as Linux ib_cm)."""
+
+    alias_registration: AliasRegistration = AliasRegistration.AFTER_REINIT
+    dreq_on_detach: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SaSettings:
+    """The `[sa]` table: PathRecord PacketLifeTime (None: hop based) and when a
+    GUIDInfoRecord Set/Delete is answered (`ibmig.core.sa.admin.SaConfig`)."""
+
+    packet_life_time: int | None = OPENSM_SUBNET_TIMEOUT
+    guid_info_answer: str = "before_write"
+
+
 @dataclass(frozen=True, slots=True)
 class Scenario:
     topology: TopologyConfig = field(default_factory=TopologyConfig)
@@ -274,6 +307,8 @@ class Scenario:
     migration_timing: tuple[tuple[str, Any], ...] = ()
     guest_timing: tuple[tuple[str, Any], ...] = ()
     faults: FaultsConfig = field(default_factory=FaultsConfig)
+    orchestration: OrchestrationConfig = field(default_factory=OrchestrationConfig)
+    sa: SaSettings = field(default_factory=SaSettings)
     source: str = "<scenario>"
     partitions: PartitionsSource | None = None
 
@@ -496,6 +531,30 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
             f"must be below the number of VMs ({hosts.n * hosts.m})", f"{source}: workload.peers"
         )
 
+    orch_s = _Section(root._get("orchestration", {}), f"{source}: orchestration")
+    registration = orch_s.choice("alias_registration", "after_reinit", ALIAS_REGISTRATIONS)
+    dreq = orch_s._get("dreq_on_detach", True)
+    if not isinstance(dreq, bool):
+        raise ConfigError(
+            f"must be true or false, got {shown(dreq)}", f"{source}: orchestration.dreq_on_detach"
+        )
+    orch_s.finish()
+    orchestration = OrchestrationConfig(AliasRegistration(registration), dreq)
+
+    sa_s = _Section(root._get("sa", {}), f"{source}: sa")
+    plt = sa_s._get("packet_life_time", OPENSM_SUBNET_TIMEOUT)
+    if plt == "hops":
+        life: int | None = None
+    elif isinstance(plt, str):
+        raise ConfigError(
+            f'must be an integer 0..63 or "hops", got {shown(plt)}',
+            f"{source}: sa.packet_life_time",
+        )
+    else:
+        life = sa_s.int("packet_life_time", OPENSM_SUBNET_TIMEOUT, 0, 0x3F)
+    sa = SaSettings(life, sa_s.choice("guid_info_answer", "before_write", GUID_INFO_ANSWERS))
+    sa_s.finish()
+
     latency = _scalars(root._get("latency", None), f"{source}: latency")
     _check_latency(latency, f"{source}: latency")
 
@@ -516,6 +575,8 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
         migration_timing=_scalars(timing.get("migration"), f"{source}: timing.migration"),
         guest_timing=_scalars(timing.get("guest"), f"{source}: timing.guest"),
         faults=_faults(root._get("faults", None), f"{source}: faults", hosts, run),
+        orchestration=orchestration,
+        sa=sa,
         source=source,
         partitions=_partitions(root._get("partitions", None), source, hosts, signalling),
     )

@@ -40,9 +40,13 @@ FAST = GuestConfig(
     message_interval_ns=10_000,
     reconnect_backoff_ns=500_000,
     reconnect_backoff_max_ns=4_000_000,
+    reconnect_policy="doubling",
     backoff_jitter=0.0,
+    dreq_on_detach=False,
 )
-"""Short timings so a test covers several time-outs in a few simulated ms."""
+"""Short timings so a test covers several time-outs in a few simulated ms; exact
+(jitter-free) doubling backoff, and a VF that goes silently (the tests of DREQs on
+detach and of RDS's backoff say so)."""
 
 
 @dataclass

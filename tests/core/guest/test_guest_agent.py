@@ -28,6 +28,7 @@ from ibmig.core.guest import (
     SubscriptionConfirmed,
     SubscriptionFailed,
 )
+from ibmig.wire.cm import CmMad, Dreq
 from ibmig.wire.mad import Method
 from ibmig.wire.notice import PATH_CHANGE_TRAP, gid_service_notice
 from ibmig.wire.sa import InformInfo, SaAttr, SaMad, report_response
@@ -471,3 +472,47 @@ def test_trap_65_flushes_and_trap_64_queries_then_reconnects() -> None:
     assert stream.conn is not None and stream.conn.remote_lid == NEW_LID
     assert wire.events_of(Reconnected, "c")
     assert c.sent["sa_report_resp"] == 2
+
+
+def test_detach_sends_one_dreq_per_established_connection_and_the_peer_learns_at_once() -> None:
+    # dreq_on_detach (Linux cm_destroy_id on an ESTABLISHED id): the server's VF goes,
+    # its connection's DREQ reaches the client one wire delay later, and the client
+    # tears down and tries again at once instead of waiting out its RC retries.
+    server = replace(FAST, dreq_on_detach=True)
+    wire = Wire()
+    wire.add("s", S_GUID, S_LID, ip=S_IP, config=server)
+    wire.add("c", C_GUID, C_LID, ip=C_IP, peers=[(S_IP, S_GUID)], config=FAST)
+    wire.run_for(100_000)
+    s = wire.guests["s"]
+    (conn,) = s.server_connections().values()
+    detached_at = wire.now
+    s.detach(detached_at)
+    wire.pump("s")
+    dreqs = [(t, d) for t, n, d in wire.sent
+             if n == "s" and d.payload[1] == 0x07
+             and isinstance(CmMad.unpack(d.payload).message, Dreq)]  # fmt: skip
+    assert [t for t, _ in dreqs] == [detached_at]
+    assert s.sent["cm_dreq"] == 1
+    (_, datagram) = dreqs[0]
+    assert (datagram.slid, datagram.dlid) == (S_LID, C_LID)
+    wire.run_for(50_000_000)
+    broken = wire.events_of(ConnectionBroken, "c")
+    assert [(e.time_ns, e.reason) for e in broken] == [
+        (detached_at + wire.delay_ns, "disconnect_request")
+    ]
+    assert s.sent["cm_dreq"] == 1  # nobody left to resend it
+    assert conn.remote_comm_id  # it named the client's connection
+
+
+def test_a_silent_detach_leaves_the_peer_to_its_rc_retries() -> None:
+    wire = two()  # FAST: dreq_on_detach False
+    wire.run_for(100_000)
+    detached_at = wire.now
+    wire.guests["s"].detach(detached_at)
+    wire.pump("s")
+    wire.run_for(10_000_000)
+    assert wire.guests["s"].sent["cm_dreq"] == 0
+    broken = wire.events_of(ConnectionBroken, "c")
+    assert [e.reason for e in broken] == ["retry_exceeded"]
+    # 4 sends (retry_count 3) 1.05 ms apart (local_ack_timeout 8): about 4.2 ms later.
+    assert 4 * 1_048_576 <= broken[0].time_ns - detached_at < 5_000_000

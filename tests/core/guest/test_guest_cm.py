@@ -22,6 +22,7 @@ from ibmig.core.guest import (
     QpState,
     RcQp,
     cm_ack_timeout,
+    cm_timeout_ns,
     iba_time_ns,
     parse_cma_header,
 )
@@ -120,10 +121,12 @@ def test_cm_mads_are_addressed_with_grh() -> None:
 def test_req_time_out_and_retries() -> None:
     wire = two()
     wire.drop_lids.add(S_LID)
-    wire.run_for(80_000_000)
+    wire.run_for(120_000_000)
     reqs = [(t, d) for t, n, d in wire.sent if n == "c" and d.payload[1] == 0x07]
-    # 2 * PacketLifeTime (0: 4.096 us) + Remote CM Response Timeout (10: 4.19 ms).
-    timeout = 2 * iba_time_ns(0) + iba_time_ns(10)
+    # 2 * PacketLifeTime + Remote CM Response Timeout, as Linux converts them
+    # (cm_convert_to_ms): 0 -> 1 ms, 10 -> 4 ms.
+    timeout = 2 * cm_timeout_ns(0) + cm_timeout_ns(10)
+    assert timeout == 6_000_000
     first_attempt = reqs[: 1 + FAST.max_cm_retries]
     times = [t for t, _ in first_attempt]
     assert [b - a for a, b in itertools.pairwise(times)] == [timeout] * FAST.max_cm_retries
@@ -218,7 +221,7 @@ def test_lost_rep_is_resent_after_the_reqs_response_timeout() -> None:
     reps = [t for t, n, d in wire.sent if n == "s" and d.payload[1] == 0x07]
     # The passive side waits the REQ's Local CM Response Timeout for the RTU, which
     # is shorter than the active side's wait for the REP (no PacketLifeTime added).
-    assert reps == [3_000, 3_000 + iba_time_ns(FAST.cm_response_timeout)]
+    assert reps == [3_000, 3_000 + cm_timeout_ns(FAST.cm_response_timeout)]
     assert wire.guests["c"].sent["cm_req"] == 1
     assert len(s.server_connections()) == 1
     assert len(wire.events_of(ConnectionUp, "s")) == 1
@@ -326,15 +329,33 @@ def test_local_ack_timeout_from_the_path_as_linux_ib_cm() -> None:
     wire.add("s", S_GUID, S_LID, ip=S_IP, config=config)
     wire.add("c", C_GUID, C_LID, ip=C_IP, peers=[(S_IP, S_GUID)], config=config)
     wire.drop_lids.add(S_LID)
-    wire.run_for(5_000_000)
+    wire.run_for(7_000_000)
     reqs = [(t, CmMad.unpack(d.payload).message) for t, n, d in wire.sent
             if n == "c" and d.payload[1] == 0x07]  # fmt: skip
     req = reqs[0][1]
     assert isinstance(req, Req)
     assert req.primary_path.local_ack_timeout == cm_ack_timeout(FAST.ca_ack_delay, 4) == 16
     # The REP wait counts the round trip: 2 * PacketLifeTime + Remote CM Response Timeout.
-    assert reqs[1][0] - reqs[0][0] == 2 * iba_time_ns(4) + iba_time_ns(10)
+    assert reqs[1][0] - reqs[0][0] == 2 * cm_timeout_ns(4) + cm_timeout_ns(10)
     wire.drop_lids.clear()
     wire.run_for(10_000_000)
     conn = wire.guests["c"].connections()[0]
     assert conn.qp.timeout_ns == iba_time_ns(16)
+
+
+def test_active_qp_timeout_takes_the_rep_target_ack_delay_as_linux() -> None:
+    # cm_format_req puts cm_ack_timeout(own ACK delay, PacketLifeTime) in the REQ (the
+    # passive side's QP takes it); cm_rep_handler gives the active QP
+    # cm_ack_timeout(REP Target ACK Delay, PacketLifeTime).
+    wire = Wire()
+    wire.sa.packet_life_time = 4
+    client = replace(FAST, local_ack_timeout=None)
+    server = replace(client, ca_ack_delay=20)
+    wire.add("s", S_GUID, S_LID, ip=S_IP, config=server)
+    wire.add("c", C_GUID, C_LID, ip=C_IP, peers=[(S_IP, S_GUID)], config=client)
+    wire.run_for(1_000_000)
+    assert cm_ack_timeout(16, 4) == 16 and cm_ack_timeout(20, 4) == 20
+    (c_conn,) = wire.guests["c"].connections()
+    (s_conn,) = wire.guests["s"].server_connections().values()
+    assert c_conn.qp.timeout_ns == iba_time_ns(20)
+    assert s_conn.qp.timeout_ns == iba_time_ns(16)

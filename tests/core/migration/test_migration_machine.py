@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from ibmig.core.host import AddressAssignment
 from ibmig.core.migration import (
     TRANSITIONS,
+    AliasRegistration,
     AttachVf,
     DetachVf,
     LiveMigration,
@@ -616,3 +617,91 @@ def test_abort_at_the_ends_raises(where: Phase) -> None:
 def test_nothing_leaves_aborted(stimulus: Stimulus) -> None:
     with pytest.raises(MigrationStateError):
         next_phase(Phase.ABORTED, stimulus)
+
+
+# --- when the destination registers the alias (AliasRegistration) -------------------
+
+
+@pytest.mark.parametrize(
+    ("registration", "at_ns"),
+    [
+        # The default: after the driver re-init, as mlx4's SLAVE_INIT event does.
+        (AliasRegistration.AFTER_REINIT, 1_992_032_000),
+        # On the VF hot-plug: ResumeVm and AttachVf at 1.492032 s.
+        (AliasRegistration.AT_ATTACH, 1_492_032_000),
+        # Pre-registered when stop-and-copy begins (PauseVm at 1.428126 s).
+        (AliasRegistration.BEFORE_STOP_COPY, 1_428_126_000),
+    ],
+)
+def test_set_alias_is_issued_at_the_registration_point(
+    registration: AliasRegistration, at_ns: int
+) -> None:
+    m = migration(alias_registration=registration)
+    m.migrate(1_000)
+    actions(m)
+    log = run_timers(m, 100_001_000)  # the detach: ReleaseAlias
+    m.alias_released(200_000_000)  # the source's Delete answered long before
+    log += run_timers(m, 10**12)
+    assert [t for t, a in log if isinstance(a, SetAlias)] == [at_ns]
+    assert m.alias_requested_ns == at_ns
+    # The guest's stack comes up only after the driver re-init, whatever the choice.
+    assert phase(m) is Phase.SETTING_ALIAS
+    assert m.timeline[-1].start_ns == 1_992_032_000
+
+
+def test_early_confirmations_end_the_migration_at_the_driver_re_init() -> None:
+    # Registered at attach, acknowledged and the vport up while the driver still
+    # initialises: SETTING_ALIAS lasts no time, MigrationDone at the re-init's end.
+    m = migration(alias_registration="at_attach")
+    m.migrate(0)
+    actions(m)
+    log = run_timers(m, 100_000_000)
+    m.alias_released(100_000_000)
+    log += run_timers(m, 1_500_000_000)
+    assert [a for _, a in log if isinstance(a, SetAlias)] == [SetAlias("h2", "vm1", V1)]
+    assert m.awaits_alias_ack
+    m.alias_set_acknowledged(1_500_000_000)
+    m.vf_attached(1_500_000_001)
+    assert not m.awaits_alias_ack
+    assert phase(m) is Phase.ATTACHING_VF
+    log = run_timers(m, 10**12)
+    assert log[-1] == (1_992_031_000, MigrationDone("vm1", "h2"))
+    assert m.done and m.done_ns == 1_992_031_000
+    setting = [r for r in m.timeline if r.phase is Phase.SETTING_ALIAS]
+    assert [r.duration_ns for r in setting] == [0]
+    with pytest.raises(MigrationStateError):
+        m.vf_attached(2_000_000_000)
+
+
+def test_pre_registration_waits_for_the_source_release() -> None:
+    # Static assignment: the SA refuses the vGUID while the source holds it, so a
+    # registration point reached before the release waits for it.
+    m = migration(alias_registration="before_stop_copy")
+    m.migrate(0)
+    actions(m)
+    log = run_timers(m, 1_428_125_000)
+    assert (1_428_125_000, PauseVm("vm1")) in log
+    assert not [a for _, a in log if isinstance(a, SetAlias)]
+    assert m.alias_requested_ns is None  # paused at 1.428125 s, release still pending
+    m.alias_released(1_450_000_000)
+    assert actions(m) == [SetAlias("h2", "vm1", V1)]
+    assert m.alias_requested_ns == 1_450_000_000
+
+
+def test_an_abort_after_pre_registration_undoes_the_alias() -> None:
+    m = migration(alias_registration="before_stop_copy")
+    m.migrate(0)
+    actions(m)
+    run_timers(m, 100_000_000)
+    m.alias_released(100_000_000)
+    run_timers(m, 1_430_000_000)
+    assert m.alias_requested_ns is not None and phase(m) is Phase.STOP_AND_COPY
+    m.abort(1_430_000_000, "test")
+    assert actions(m) == [UndoAlias("h2", "vm1", V1)]
+    m.alias_released(1_431_000_000)  # the destination's Delete
+    assert actions(m) == [ResumeAtSource("vm1", "h1"), RestoreVf("h1", "vm1", V1)]
+
+
+def test_unknown_registration_point_is_refused() -> None:
+    with pytest.raises(ValueError):
+        migration(alias_registration="whenever")

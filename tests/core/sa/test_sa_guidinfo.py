@@ -1,13 +1,19 @@
 """GUIDInfoRecord Get/Set/Delete, alias GUIDs written through the SM, and the single
-path-change event (trap 69) when an alias GUID moves to another port."""
+path-change event (trap 69) when an alias GUID moves to another port.
+
+Most tests here take the SA's answer after the port's write (`guid_info_answer`
+"after_write"), which lets them see the write and the answer apart; OpenSM's order,
+the default (answer first, write behind it), has its own tests at the end."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 
 from ibmig.core.engine import Datagram
 from ibmig.core.sa import PathChangeDetected, QueryAnswered, SaConfig, SubnetAdministrator
-from ibmig.core.sm.manager import SmConfig, SmpFailed
+from ibmig.core.sm.manager import SmConfig, SmpFailed, SubnetManager
 from ibmig.errors import ConfigError
 from ibmig.fabric.generators import fat_tree_2level
 from ibmig.wire.mad import Method
@@ -41,16 +47,24 @@ from tests.core.sa.sa_util import (
     build_subnet,
     drain,
     events,
-    make_sa,
     one,
     request,
 )
+from tests.core.sa.sa_util import make_sa as make_opensm_sa
 from tests.helpers import gid
 
 GIR = SaAttr.GUID_INFO_RECORD
 LID, BLOCK = GUIDInfoRecordComp.LID, GUIDInfoRecordComp.BLOCK_NUM
 G = [int(GUIDInfoRecordComp.GUID0) << i for i in range(8)]
 V1, V2 = 0x0002_C903_0000_1001, 0x0002_C903_0000_1002
+
+
+def make_sa(
+    config: SaConfig | None = None, *, up: bool = True, sm: SubnetManager | None = None
+) -> SubnetAdministrator:
+    """An SA that answers a write once the port confirms it (module docstring)."""
+    after = replace(config or SaConfig(), guid_info_answer="after_write")
+    return make_opensm_sa(after, up=up, sm=sm)
 
 
 def block(*guids: int) -> GUIDInfo:
@@ -496,3 +510,57 @@ def test_set_before_delete_on_a_simulated_subnet_is_refused() -> None:
     assert guid_record(a.answers(1)[0]).guid_info.guids[1] == V1
     assert guid_record(b.answers(2)[0]).guid_info.guids[1] == 0
     assert sim.sm.db.lid_of_guid(V1) == a.lid
+
+
+# --- OpenSM's order (the default): answer first, the port written behind it ----------
+
+
+def test_opensm_answers_a_set_before_the_port_is_written() -> None:
+    sa = make_opensm_sa()
+    sm = sa.sm
+    subscribe_path_changes(sa, H3_LID)
+    [(datagram, answer)] = write(sa, Method.SET, H1_LID, block(0, V1), (1,), tid=0x71)
+    # Answered at once from the SA's table, before the SMP has even left the SM.
+    assert answer.header.method == Method.GET_RESP and answer.tid == 0x71
+    assert guid_record(answer).guid_info == block(H1_GUID, V1)
+    assert datagram.dlid == H3_LID
+    assert sm.db.alias_owner == {}  # the port does not hold it yet
+    smps = answer_smps(sm, 2_000)
+    assert smp_blocks(smps) == [(0, (H1_GUID, V1, 0, 0, 0, 0, 0, 0))]
+    assert drain(sa) == []  # nothing more to answer when the port confirms
+    assert sm.db.alias_owner == {V1: H1_GUID}
+    # A Delete is answered at once too. The move is seen when the destination's Set
+    # is accepted: the SA's table, which PathRecords answer from, changes then, in
+    # the order of the requests, whatever order the two ports' writes land in.
+    [(_, deleted)] = write(sa, Method.DELETE, H1_LID, GUIDInfo(), (1,), now_ns=3_000)
+    assert deleted.header.method == Method.DELETE_RESP
+    assert guid_record(deleted).guid_info == block(H1_GUID)
+    answers = write(sa, Method.SET, H2_LID, block(0, 0, V1), (2,), now_ns=3_200)
+    [moved] = [m for _, m in answers if m.header.method == Method.GET_RESP]
+    assert guid_record(moved).guid_info == block(H2_GUID, 0, V1)
+    [(report_to, _)] = [(d, m) for d, m in answers if m.header.method == Method.REPORT]
+    assert report_to.dlid == H3_LID
+    changes = [e for e in events(sa) if isinstance(e, PathChangeDetected)]
+    assert changes == [PathChangeDetected(V1, H1_LID, H2_LID, H1_GUID, H2_GUID, 3_200)]
+    answer_smps(sm, 3_500)  # both ports' writes land: nothing more
+    assert not [e for e in events(sa) if isinstance(e, PathChangeDetected)]
+    assert sm.db.alias_owner == {V1: H2_GUID}
+
+
+def test_opensm_order_answers_even_a_write_the_port_never_confirms() -> None:
+    sm = build_subnet(SmConfig(max_retries=0, transaction_timeout_ns=100))
+    sa = make_opensm_sa(SaConfig(guid_info_timeout_ns=50), sm=sm)
+    [(_, answer)] = write(sa, Method.SET, H1_LID, block(0, V1), (1,), now_ns=1_000)
+    assert guid_record(answer).guid_info == block(H1_GUID, V1)
+    sm.packets_to_send()  # the SMP is lost
+    assert sa.get_timer() is None  # nobody waits for the write
+    sm.handle_timer(1_100)  # the SM gives up: no second answer, no error
+    assert drain(sa) == []
+    assert sa.counters["guid_info_write_timeouts"] == 0
+    assert sm.db.alias_owner == {}
+
+
+def test_guid_info_answer_is_checked() -> None:
+    with pytest.raises(ConfigError, match="before_write, after_write") as info:
+        SaConfig(guid_info_answer="never")
+    assert info.value.where == "sa.guid_info_answer"

@@ -4,7 +4,7 @@ OpenSM osm_sa_mcmember_record.c, osm_multicast.c, osm_mcast_mgr.c)."""
 
 from __future__ import annotations
 
-from ibmig.core.sa import SubnetAdministrator
+from ibmig.core.sa import SaConfig, SubnetAdministrator
 from ibmig.wire.mad import Method
 from ibmig.wire.sa import (
     GUIDInfoRecord,
@@ -330,7 +330,7 @@ def test_leave_rules() -> None:
 
 
 def test_alias_in_a_group_cannot_be_deleted_until_it_leaves() -> None:
-    sa = make_sa()
+    sa = make_sa(SaConfig(guid_info_answer="after_write"))
     mask = GUIDInfoRecordComp.LID | GUIDInfoRecordComp.BLOCK_NUM | GUIDInfoRecordComp.GUID1
     write = GUIDInfoRecord(H1_LID, 0, GUIDInfo((0, V1) + (0,) * 6))
     ask(sa, request(SaAttr.GUID_INFO_RECORD, Method.SET, write, mask=mask))

@@ -271,7 +271,7 @@ def test_get_by_gids_gives_the_exact_record() -> None:
 
 
 def test_get_by_lids_and_packet_lifetime_by_hops() -> None:
-    sa = make_sa()
+    sa = make_sa(SaConfig(packet_life_time=None))
     record = _path(_get(sa, PathRecord(slid=SM_LID, dlid=H1_LID), SLID | DLID))
     assert (record.slid, record.dlid) == (SM_LID, H1_LID)
     assert record.sgid == gid(SM_PORT_GUID) and record.dgid == gid(H1_GUID)
@@ -281,11 +281,17 @@ def test_get_by_lids_and_packet_lifetime_by_hops() -> None:
     assert loop.packet_life_time == 0
 
 
-def test_fixed_packet_life_time_as_opensm() -> None:
-    sa = make_sa(SaConfig(packet_life_time=0x12))
+def test_fixed_packet_life_time_as_opensm_by_default() -> None:
+    # osm_sa_path_record.c: subnet_timeout (0x12) for every path, 0 for a loopback one.
+    sa = make_sa()
     for dlid in (H1_LID, H2_LID):
         record = _path(_get(sa, PathRecord(slid=SM_LID, dlid=dlid), SLID | DLID))
         assert record.packet_life_time == 0x12
+    loop = _path(_get(sa, PathRecord(slid=H1_LID, dlid=H1_LID), SLID | DLID))
+    assert loop.packet_life_time == 0
+    sa = make_sa(SaConfig(packet_life_time=12))
+    record = _path(_get(sa, PathRecord(slid=SM_LID, dlid=H1_LID), SLID | DLID))
+    assert record.packet_life_time == 12
 
 
 def test_link_local_prefix_accepted_other_prefix_gives_no_record() -> None:

@@ -16,7 +16,7 @@ from ibmig.core.guest.cm import (
     cma_header,
     parse_cma_header,
 )
-from ibmig.core.guest.config import GuestConfig, cm_ack_timeout, iba_time_ns
+from ibmig.core.guest.config import GuestConfig, cm_ack_timeout, cm_timeout_ns, iba_time_ns
 from ibmig.core.guest.events import (
     Attached,
     ConnectFailed,
@@ -125,6 +125,7 @@ __all__ = [
     "SubscriptionConfirmed",
     "SubscriptionFailed",
     "cm_ack_timeout",
+    "cm_timeout_ns",
     "cma_header",
     "iba_time_ns",
     "parse_cma_header",

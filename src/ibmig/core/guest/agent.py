@@ -146,6 +146,7 @@ from ibmig.core.guest.workload import (
 from ibmig.core.sa_client import SaClient, SaRequest
 from ibmig.core.timers import Timers
 from ibmig.errors import WireError
+from ibmig.wire.cm import CmMad, Dreq
 from ibmig.wire.mad import MAD_SIZE, MadStatus, Method, MgmtClass
 from ibmig.wire.notice import GidDetails, Notice, PathChangeDetails, TrapNumber
 from ibmig.wire.packet import QP1_QKEY
@@ -492,14 +493,21 @@ class GuestAgent(GuestCm):
                 self._start_attempt(stream, now_ns)
 
     def detach(self, now_ns: int) -> None:
-        """The VF is gone: destroy every QP, stop every timer, send nothing more."""
+        """The VF is going: destroy every QP, stop every timer. With `dreq_on_detach`
+        each established connection sends one DREQ on its way out (Linux ib_cm's
+        `cm_destroy_id`); nothing else is sent, and nothing is resent."""
         if not self.attached:
             return
+        farewells: list[Datagram] = []
         for conn in list(self._conns.values()):
             if conn.state is _ESTABLISHED:
                 self._emit(
                     ConnectionBroken(now_ns, self.gid, conn.remote_gid, conn.role, "detached")
                 )
+                if self.config.dreq_on_detach:
+                    dreq = Dreq(conn.local_comm_id, conn.remote_comm_id, conn.qp.remote_qpn)
+                    payload = CmMad(dreq, tid=self._new_tid()).pack()
+                    farewells.append(self._mad(payload, conn.remote_lid, conn.remote_gid, conn.sl))
             self._close(conn)
         for stream in self._streams.values():
             if stream.state is _CONNECTED and stream.broken_ns is None:
@@ -518,6 +526,8 @@ class GuestAgent(GuestCm):
         self._revalidate_on_subscribe = False
         self._timers.clear()
         self._outbox.clear()
+        for datagram in farewells:
+            self._send_cm(datagram, "cm_dreq")
         self._intra.clear()
         if self.multicast_joined:
             # The last thing the VF sends: IPoIB leaves its groups as the interface

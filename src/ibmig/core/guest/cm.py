@@ -85,6 +85,7 @@ class Connection:
         "deadline",
         "local_ack_timeout",
         "local_comm_id",
+        "packet_life_time",
         "qp",
         "remote_comm_id",
         "remote_gid",
@@ -126,6 +127,7 @@ class Connection:
         self.tid = 0
         self.starting_psn = 0  # our first send PSN (REQ or REP Starting PSN)
         self.local_ack_timeout = 0  # exponent for our QP's transport timer
+        self.packet_life_time = 0  # the path's, as the active side resolved it
         self.retry_count = 7
         self.cm_timeout_ns = 0
         self.retries_left = 0

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ibmig.core.engine import Datagram, EventLog
 from ibmig.core.guest.cm import CmState, Connection, cma_header, parse_cma_header
-from ibmig.core.guest.config import GuestConfig, cm_ack_timeout, iba_time_ns
+from ibmig.core.guest.config import GuestConfig, cm_ack_timeout, cm_timeout_ns
 from ibmig.core.guest.events import ConnectionBroken, ConnectionUp
 from ibmig.core.guest.ipoib import NeighbourTable
 from ibmig.core.guest.rc import QPN_MASK, QpState, RcQp
@@ -113,6 +113,7 @@ class GuestCm(EventLog[Any]):
             else cm_ack_timeout(cfg.ca_ack_delay, record.packet_life_time)
         )
         conn.local_ack_timeout = ack_timeout
+        conn.packet_life_time = record.packet_life_time
         conn.retry_count = cfg.retry_count
         conn.starting_psn = self.rng.getrandbits(24)
         tid = self._new_tid()
@@ -148,7 +149,8 @@ class GuestCm(EventLog[Any]):
         )
         datagram = self._mad(CmMad(req, tid=tid).pack(), record.dlid, stream.gid, record.sl)
         conn.transition(_REQ_SENT)
-        conn.cm_timeout_ns = 2 * iba_time_ns(record.packet_life_time) + iba_time_ns(
+        # ib_send_cm_req's timeout_ms: 2 * PacketLifeTime + the remote's response time.
+        conn.cm_timeout_ns = 2 * cm_timeout_ns(record.packet_life_time) + cm_timeout_ns(
             cfg.cm_response_timeout
         )
         self._expect_answer(conn, datagram, "cm_req", cfg.max_cm_retries, now_ns)
@@ -268,7 +270,7 @@ class GuestCm(EventLog[Any]):
         )
         reply = self._mad(CmMad(rep, tid=tid).pack(), datagram.slid, client_gid, path.sl)
         conn.transition(_REP_SENT)
-        conn.cm_timeout_ns = iba_time_ns(req.local_cm_response_timeout)
+        conn.cm_timeout_ns = cm_timeout_ns(req.local_cm_response_timeout)  # cm_req_handler
         self._expect_answer(conn, reply, "cm_rep", req.max_cm_retries, now_ns)
         self._conns[conn.local_comm_id] = conn
         self._by_qpn[qp.qpn] = conn
@@ -297,6 +299,9 @@ class GuestCm(EventLog[Any]):
             self.counters["rep_unexpected"] += 1
             return
         conn.remote_comm_id = rep.local_comm_id
+        if self.config.local_ack_timeout is None:
+            # Linux cm_rep_handler: the QP's timeout takes the REP's Target ACK Delay.
+            conn.local_ack_timeout = cm_ack_timeout(rep.target_ack_delay, conn.packet_life_time)
         qp = conn.qp
         qp.ready_to_receive(
             remote_qpn=rep.local_qpn,

@@ -24,6 +24,7 @@ IBA_TIME_UNIT_NS: Final = 4096
 """4.096 us, the unit of every IBA time-out exponent."""
 
 PATH_CACHE_POLICIES: Final = ("cached", "query")
+RECONNECT_POLICIES: Final = ("rds", "doubling")
 
 
 def iba_time_ns(exponent: int) -> int:
@@ -31,10 +32,24 @@ def iba_time_ns(exponent: int) -> int:
     return IBA_TIME_UNIT_NS << exponent
 
 
+def cm_timeout_ns(exponent: int) -> int:
+    """A CM time-out exponent as Linux's ib_cm waits it: `cm_convert_to_ms` in
+    drivers/infiniband/core/cm.c approximates 4.096 us * 2**exponent by
+    2**max(exponent - 8, 0) ms (so 20 waits 4.096 s, not 4.29 s, and anything up to
+    8 waits 1 ms). It times REQ, REP and DREQ resends (`timeout_ms`)."""
+    return 1_000_000 << max(exponent - 8, 0)
+
+
 def cm_ack_timeout(ca_ack_delay: int, packet_life_time: int) -> int:
-    """The Local ACK Timeout exponent Linux's ib_cm puts in a REQ (`cm_ack_timeout`
-    in drivers/infiniband/core/cm.c): about 2 * PacketLifeTime + the CA's ACK delay,
-    computed on the exponents, capped at 31."""
+    """The Local ACK Timeout exponent Linux's ib_cm derives (`cm_ack_timeout` in
+    drivers/infiniband/core/cm.c): about 2 * PacketLifeTime + the CA's ACK delay,
+    computed on the exponents, capped at 31. The active side puts it in the REQ with
+    its own ACK delay (`cm_format_req`) and, on the REP, sets its QP's timeout to it
+    with the REP's Target ACK Delay (`cm_rep_handler`); the passive side's QP takes
+    the REQ's value (`cm_format_path_from_req` then `cm_init_av_by_path`:
+    PacketLifeTime + 1 of a lifetime one below it), both through
+    `cm_init_qp_rts_attr`. With OpenSM's PacketLifeTime 18 and an ACK delay up to
+    17 that is 19: 2.1 s per try."""
     ack_timeout = packet_life_time + 1
     if ack_timeout >= ca_ack_delay:
         ack_timeout += 1 if ca_ack_delay >= ack_timeout - 1 else 0
@@ -67,15 +82,21 @@ class GuestConfig:
     (`ibmig.core.sa_client.ReportMemory`). ASSUMPTION: 64."""
 
     cm_response_timeout: int = 20
-    """Local and Remote CM Response Timeout of a REQ (Linux rdma_cm
-    CMA_CM_RESPONSE_TIMEOUT 20, about 4.3 s)."""
+    """Local and Remote CM Response Timeout of a REQ (Linux rdma_cm, drivers/infiniband/
+    core/cma.c CMA_CM_RESPONSE_TIMEOUT 20; the cma module's cma_cm_response_timeout
+    parameter since Linux 5.13, same default). A REQ is resent after
+    2 * PacketLifeTime + this, each converted by `cm_timeout_ns` (ib_send_cm_req:
+    2 * 1.024 s + 4.096 s = 6.144 s with PacketLifeTime 18)."""
     max_cm_retries: int = 15
-    """Resends of an unanswered REQ, REP or DREQ (Linux rdma_cm CMA_MAX_CM_RETRIES 15)."""
+    """Resends of an unanswered REQ, REP or DREQ (Linux rdma_cm CMA_MAX_CM_RETRIES 15,
+    the cma_cm_max_retries module parameter's default)."""
 
-    local_ack_timeout: int | None = 14
-    """QP Local ACK Timeout exponent (14: 67 ms, perftest DEF_QP_TIME). None derives
-    it from the PathRecord's PacketLifeTime and `ca_ack_delay` as Linux ib_cm does
-    (`cm_ack_timeout`). 0 disables the timer (IBA Vol 1, 9.7.6.1.3)."""
+    local_ack_timeout: int | None = None
+    """QP Local ACK Timeout exponent. None (default): derived from the PathRecord's
+    PacketLifeTime and the CA ACK delays as Linux ib_cm derives it for rdma_cm
+    users (`cm_ack_timeout`: 19 with OpenSM's PacketLifeTime 18). A number fixes it,
+    as verbs applications that set up their QPs without the CM do (perftest's
+    DEF_QP_TIME is 14: 67 ms). 0 disables the timer (IBA Vol 1, 9.7.6.1.3)."""
     ca_ack_delay: int = 16
     """Local CA ACK Delay exponent, sent as REP Target ACK Delay. ASSUMPTION: what
     ConnectX HCAs report as local_ca_ack_delay."""
@@ -96,14 +117,24 @@ class GuestConfig:
     """SEND payload: an 8-byte big-endian sequence number, zero padded. ASSUMPTION
     (the scenario default message_bytes = 64)."""
 
+    reconnect_policy: str = "rds"
+    """How a client waits before trying again after a failed connection attempt
+    (`ibmig.core.guest.workload.backoff_ns`). `rds`: as Linux's RDS, an rdma_cm
+    client in the kernel, reconnects (net/rds/threads.c `rds_queue_reconnect`): a
+    broken connection is retried at once, and after the n-th failed attempt the
+    wait is drawn uniformly from [0, min(`reconnect_backoff_max_ns`,
+    `reconnect_backoff_ns` * 2**(n-1))). `doubling`: the wait is exactly that
+    ceiling, lengthened by a random fraction below `backoff_jitter` of itself
+    (ibmig's earlier rule, an ASSUMPTION kept as an option)."""
     reconnect_backoff_ns: int = 1_000_000
-    """Wait after the first failed connection attempt; doubles per further failure.
-    ASSUMPTION (1 ms)."""
-    reconnect_backoff_max_ns: int = 100_000_000
-    """Backoff ceiling. ASSUMPTION (100 ms)."""
+    """The first ceiling: RDS's reconnect_min_delay_ms sysctl (net/rds/sysctl.c,
+    `rds_sysctl_reconnect_min_jiffies` = msecs_to_jiffies(1): 1 ms at HZ=1000)."""
+    reconnect_backoff_max_ns: int = 1_000_000_000
+    """The ceiling's ceiling: RDS's reconnect_max_delay_ms sysctl
+    (`rds_sysctl_reconnect_max_jiffies` = HZ: 1 s)."""
     backoff_jitter: float = 0.25
-    """Each backoff is lengthened by a random fraction in [0, jitter) of itself,
-    drawn from the agent's rng. ASSUMPTION."""
+    """`doubling` only: each wait is lengthened by a random fraction in [0, jitter)
+    of itself, drawn from the agent's rng. ASSUMPTION."""
 
     service_port: int = 18515
     """Every guest listens on rdma_cm's TCP port space at this port: Service ID
@@ -112,6 +143,14 @@ class GuestConfig:
     inform_resp_time_value: int = 16
     """InformInfo RespTimeValue of the per-VM subscription: the SA resends an
     unanswered Report after 4.096 us * 2**value (268 ms). ASSUMPTION."""
+    dreq_on_detach: bool = True
+    """When the VF goes (hot-unplug before a migration), every established
+    connection sends one DREQ before the device disappears: the rdma_cm IDs are
+    destroyed on device removal and Linux's ib_cm sends a DREQ when an established
+    connection's ID is destroyed (drivers/infiniband/core/cm.c `cm_destroy_id`, case
+    IB_CM_ESTABLISHED: `cm_send_dreq_locked`). Nobody is left to resend it or to
+    take the DREP. False: the guest goes silent, and peers learn of it only from
+    their own time-outs."""
     disconnect_on_error: bool = True
     """After a QP error or a path change the client sends a DREQ on the old
     connection before reconnecting (an rdma_disconnect(), as rping does on an
@@ -148,6 +187,11 @@ class GuestConfig:
         _check_int("send_queue_depth", self.send_queue_depth, 1)
         _check_int("message_interval_ns", self.message_interval_ns, 1)
         _check_int("message_bytes", self.message_bytes, 8)
+        if self.reconnect_policy not in RECONNECT_POLICIES:
+            raise ConfigError(
+                f"must be one of {', '.join(RECONNECT_POLICIES)}, got {self.reconnect_policy!r}",
+                "reconnect_policy",
+            )
         _check_int("reconnect_backoff_ns", self.reconnect_backoff_ns, 0)
         _check_int("reconnect_backoff_max_ns", self.reconnect_backoff_max_ns, 0)
         if isinstance(self.backoff_jitter, bool) or not isinstance(
@@ -158,11 +202,9 @@ class GuestConfig:
             raise ConfigError(f"must be 0..1, got {self.backoff_jitter}", "backoff_jitter")
         _check_int("service_port", self.service_port, 0, 0xFFFF)
         _check_int("inform_resp_time_value", self.inform_resp_time_value, 0, 31)
-        if not isinstance(self.disconnect_on_error, bool):
-            raise ConfigError(
-                f"must be true or false, got {self.disconnect_on_error!r}",
-                "disconnect_on_error",
-            )
+        for name in ("disconnect_on_error", "dreq_on_detach"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"must be true or false, got {getattr(self, name)!r}", name)
 
     def with_overrides(self, pairs: Iterable[tuple[str, Any]], where: str = "") -> GuestConfig:
         """A copy with `pairs` (name, value) applied; `ConfigError` naming

@@ -13,9 +13,11 @@ transition table, `STREAM_TRANSITIONS`; `ClientStream.transition` raises
     (-> IDLE). A failed attempt (SA time-out or error, REJ, CM time-out) waits in
     BACKOFF, then tries again (-> RESOLVING or CONNECTING), forever.
 
-Backoff after the n-th consecutive failed attempt: `reconnect_backoff_ns` *
-2**(n-1), capped at `reconnect_backoff_max_ns`, lengthened by a random fraction
-below `backoff_jitter` of itself (from the agent's seeded rng).
+Backoff after the n-th consecutive failed attempt (`backoff_ns`): the ceiling
+`reconnect_backoff_ns` * 2**(n-1), capped at `reconnect_backoff_max_ns`; under
+`reconnect_policy` "rds" (default, Linux RDS's rule) a wait drawn uniformly below
+the ceiling, under "doubling" the ceiling lengthened by a random fraction below
+`backoff_jitter` of itself (both from the agent's seeded rng).
 
 Messages carry a per-stream sequence number (8 bytes, big-endian, then zero
 padding up to `message_bytes`) that keeps counting across reconnections;
@@ -128,6 +130,9 @@ def backoff_ns(config: GuestConfig, failures: int, rng: random.Random) -> int:
         config.reconnect_backoff_max_ns,
         config.reconnect_backoff_ns << min(failures - 1, 62),
     )
+    if config.reconnect_policy == "rds":
+        # net/rds/threads.c rds_queue_reconnect: rand % cp_reconnect_jiffies.
+        return rng.randrange(base) if base > 0 else 0
     jitter = int(base * config.backoff_jitter)
     return base + (rng.randrange(jitter) if jitter > 0 else 0)
 

@@ -5,6 +5,7 @@ whose durations all come from `MigrationTiming` (`ibmig.core.migration.timing`).
 
 from ibmig.core.migration.machine import (
     TRANSITIONS,
+    AliasRegistration,
     AttachVf,
     DetachVf,
     LiveMigration,
@@ -39,6 +40,7 @@ __all__ = [
     "NS_PER_S",
     "PAGE_SIZE_BYTES",
     "TRANSITIONS",
+    "AliasRegistration",
     "AttachVf",
     "CopyRound",
     "DetachVf",

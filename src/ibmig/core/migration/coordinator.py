@@ -62,7 +62,6 @@ from ibmig.core.migration.machine import (
     DetachVf,
     LiveMigration,
     MigrationDone,
-    Phase,
     PhaseEntered,
     ReleaseAlias,
     RestoreVf,
@@ -199,12 +198,7 @@ class MigrationCoordinator(EventLog[PhaseEntered]):
                     self._drive(index)
         elif isinstance(event, AliasAcknowledged):
             migration = self._migration_of.get(event.vm)
-            if (
-                migration is not None
-                and not migration.done
-                and migration.phase is Phase.SETTING_ALIAS
-                and migration.alias_acknowledged_ns is None
-            ):
+            if migration is not None and migration.awaits_alias_ack:
                 migration.alias_set_acknowledged(now_ns)
                 self._drive(self.migrations.index(migration))
         elif isinstance(event, AliasFailed):
@@ -287,11 +281,8 @@ class MigrationCoordinator(EventLog[PhaseEntered]):
                     self._drive(index)
                 continue
             if event.operation == "set":
-                ours = (
-                    event.vm == migration.vm
-                    and migration.phase is Phase.SETTING_ALIAS
-                    and migration.alias_requested_ns is not None
-                )
+                # The Set may be out before SETTING_ALIAS (`alias_registration`).
+                ours = event.vm == migration.vm and migration.awaits_alias_ack
             else:
                 ours = event.guid == migration.vguid and migration.awaits_alias_release
             if ours:

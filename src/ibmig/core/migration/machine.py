@@ -46,11 +46,26 @@ A migration that cannot complete -- an alias GUID request the SA never carried o
 that also keeps `failure`, the cause, so that it is reported as a failure, not as
 an operator's abort. A failed release at the source is no longer awaited.
 
-The alias GUID is set last because that is when a VF's port comes up in the
-shared-port model: the VF driver initialises, dom0 asks the SM for the VF's alias
-GUID, and the vport becomes active only once the SM has acknowledged it (mlx4's
-alias GUID service, drivers/infiniband/hw/mlx4/alias_GUID.c). So the subnet learns
-that the vGUID moved -- and peers are told -- at the moment the VM can answer them.
+When the alias GUID is registered at the destination is `alias_registration`:
+
+- "after_reinit" (default): last, because that is when a VF's port comes up in the
+  shared-port model: the VF driver initialises, and the PF driver registers the
+  VF's alias GUID with the SA on that event (Linux mlx4: MLX4_DEV_EVENT_SLAVE_INIT
+  in drivers/infiniband/hw/mlx4/main.c calls `mlx4_ib_slave_alias_guid_event`,
+  alias_GUID.c), and the vport becomes active only once the SM has acknowledged it.
+  So the subnet learns that the vGUID moved -- and peers are told -- at the moment
+  the VM can answer them.
+- "at_attach": SetAlias on entry to ATTACHING_VF, as a toolstack that writes the
+  VF's GUID when it hot-plugs the VF (before the guest's driver is up).
+- "before_stop_copy": SetAlias on entry to STOP_AND_COPY (pre-registered at the
+  destination while the VM still runs at the source, so that the fabric's work is
+  off the critical path).
+
+With the two early choices the peers are told before the VM can answer: their CM
+REQs reach a destination port whose VF has no guest stack yet and are dropped, and
+they wait out a CM response time-out. SETTING_ALIAS is then only the wait for
+both confirmations if they have not come yet (often zero time); the alias
+confirmations are accepted from the moment SetAlias is issued.
 
 Under static assignment the SA refuses the destination's alias while the source
 still holds it, so with `await_alias_release` (default) SetAlias waits for
@@ -91,6 +106,14 @@ class Phase(StrEnum):
     REINIT_DRIVER = "reinit_driver"
     DONE = "done"
     ABORTED = "aborted"
+
+
+class AliasRegistration(StrEnum):
+    """When the destination registers the VM's alias GUID (module docstring)."""
+
+    AFTER_REINIT = "after_reinit"
+    AT_ATTACH = "at_attach"
+    BEFORE_STOP_COPY = "before_stop_copy"
 
 
 class Stimulus(StrEnum):
@@ -303,6 +326,7 @@ class LiveMigration:
         assignment: AddressAssignment = AddressAssignment.STATIC,
         vguid: int | None = None,
         await_alias_release: bool = True,
+        alias_registration: AliasRegistration | str = AliasRegistration.AFTER_REINIT,
     ) -> None:
         self.vm = vm
         self.src_host = src_host
@@ -316,6 +340,7 @@ class LiveMigration:
             raise ValueError("dynamic assignment: the destination VF chooses the GUID")
         self.vguid = vguid
         self.await_alias_release = await_alias_release
+        self.alias_registration = AliasRegistration(alias_registration)
         self.plan: PreCopyPlan = plan_precopy(self.timing)
         self.phase = Phase.IDLE
         self.round: int | None = None
@@ -326,6 +351,7 @@ class LiveMigration:
         self._events: deque[PhaseEntered] = deque()
         self._release_pending = False  # ReleaseAlias sent, not yet confirmed
         self._released = self.assignment is AddressAssignment.DYNAMIC
+        self._alias_due = False  # the registration point was reached
         self._alias_requested = False
         self._attach_confirmed = False
         self.started_ns: int | None = None
@@ -404,28 +430,30 @@ class LiveMigration:
         self._release_pending = False
         self._released = True
         self.alias_released_ns = now_ns
-        if self.phase is Phase.SETTING_ALIAS and not self._alias_requested:
+        if self._alias_due and not self._alias_requested:
             self._request_alias(now_ns)
 
     def alias_set_acknowledged(self, now_ns: int) -> None:
         """The destination dom0's Set of the VM's GUID was acknowledged."""
-        if self.phase is not Phase.SETTING_ALIAS or not self._alias_requested:
+        if not self._alias_requested or self.phase in (Phase.DONE, Phase.ABORTED):
             raise MigrationStateError(f"the alias of {self.vm} was not requested yet")
         if self.alias_acknowledged_ns is not None:
             raise MigrationStateError(f"the alias of {self.vm} was already acknowledged")
         self.alias_acknowledged_ns = now_ns
-        if self._attach_confirmed:
-            self._advance(Stimulus.ALIAS_ACKNOWLEDGED, now_ns)
+        self._maybe_done(now_ns)
 
     def vf_attached(self, now_ns: int) -> None:
         """The destination VF's port is up (the host's VfUp, which follows the alias
         acknowledgement)."""
-        if self.phase is not Phase.SETTING_ALIAS or self._attach_confirmed:
+        if (
+            not self._alias_requested
+            or self._attach_confirmed
+            or self.phase in (Phase.DONE, Phase.ABORTED)
+        ):
             raise MigrationStateError(f"{self.vm}: vf_attached in phase {self.phase}")
         self._attach_confirmed = True
         self.vf_attached_ns = now_ns
-        if self.alias_acknowledged_ns is not None:
-            self._advance(Stimulus.ALIAS_ACKNOWLEDGED, now_ns)
+        self._maybe_done(now_ns)
 
     # --- results ----------------------------------------------------------------------
 
@@ -436,6 +464,15 @@ class LiveMigration:
     @property
     def aborted(self) -> bool:
         return self.phase is Phase.ABORTED
+
+    @property
+    def awaits_alias_ack(self) -> bool:
+        """SetAlias was issued and its acknowledgement has not been confirmed."""
+        return (
+            self._alias_requested
+            and self.alias_acknowledged_ns is None
+            and self.phase not in (Phase.DONE, Phase.ABORTED)
+        )
 
     @property
     def awaits_alias_release(self) -> bool:
@@ -529,14 +566,18 @@ class LiveMigration:
             self.paused_ns = now_ns
             self._actions.append(PauseVm(self.vm))
             self._deadline = now_ns + self.plan.stop_copy_ns
+            if self.alias_registration is AliasRegistration.BEFORE_STOP_COPY:
+                self._alias_point(now_ns)
         elif phase is Phase.RESUMING:
             self._deadline = now_ns + timing.resume_ns
         elif phase is Phase.SETTING_ALIAS:
-            if self._released or not self.await_alias_release:
-                self._request_alias(now_ns)
+            self._alias_point(now_ns)
+            self._maybe_done(now_ns)
         elif phase is Phase.ATTACHING_VF:
             self._actions.append(AttachVf(self.dst_host, self.vm))
             self._deadline = now_ns + timing.vf_attach_ns
+            if self.alias_registration is AliasRegistration.AT_ATTACH:
+                self._alias_point(now_ns)
         elif phase is Phase.REINIT_DRIVER:
             self._actions.append(ReinitDriver(self.vm, self.dst_host))
             self._deadline = now_ns + timing.driver_reinit_ns
@@ -553,6 +594,23 @@ class LiveMigration:
     def _restore(self, now_ns: int) -> None:
         self._actions.append(ResumeAtSource(self.vm, self.src_host))
         self._actions.append(RestoreVf(self.src_host, self.vm, self.vguid))
+
+    def _alias_point(self, now_ns: int) -> None:
+        """The registration point: ask for the alias now, or once the source's
+        release is confirmed (`await_alias_release`)."""
+        if self._alias_due:
+            return
+        self._alias_due = True
+        if self._released or not self.await_alias_release:
+            self._request_alias(now_ns)
+
+    def _maybe_done(self, now_ns: int) -> None:
+        if (
+            self.phase is Phase.SETTING_ALIAS
+            and self._attach_confirmed
+            and self.alias_acknowledged_ns is not None
+        ):
+            self._advance(Stimulus.ALIAS_ACKNOWLEDGED, now_ns)
 
     def _request_alias(self, now_ns: int) -> None:
         self._alias_requested = True
@@ -579,6 +637,7 @@ class LiveMigration:
 
 __all__ = [
     "TRANSITIONS",
+    "AliasRegistration",
     "AttachVf",
     "DetachVf",
     "LiveMigration",

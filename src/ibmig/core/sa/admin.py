@@ -63,13 +63,15 @@ Records
   them. MTU, rate and PacketLifeTime selectors (greater than,
   less than, exactly, largest) are applied as OpenSM applies them; an
   unsatisfiable one drops the record.
-  PacketLifeTime: OpenSM uses its subnet_timeout option (0x12) for every path
-  and 0 for a loopback path. Here it is hop based by default: each link (with the
-  switch queue behind it) may hold a packet for 4.096 us x 2^`hop_packet_life_time`
+  PacketLifeTime: as OpenSM by default, `packet_life_time` (0x12) for every path
+  and 0 for a loopback path (osm_sa_path_record.c `pr_rcv_get_path_parms` takes
+  `opt.subnet_timeout`, OSM_DEFAULT_SUBNET_TIMEOUT 0x12 in osm_base.h; OpenSM's own
+  option named packet_life_time is the switches' LifeTimeValue, not this). With
+  `packet_life_time` None it is hop based instead: each link (with the switch
+  queue behind it) may hold a packet for 4.096 us x 2^`hop_packet_life_time`
   (default 16, OpenSM's leaf_head_of_queue_lifetime default), and the path's
   exponent is the smallest covering all its links (`paths.hop_packet_life_time`):
-  17 for 2 links, 18 (OpenSM's value) for 3 or 4, 19 up to 8. A fixed
-  `packet_life_time` gives OpenSM's behaviour.
+  17 for 2 links, 18 (OpenSM's value) for 3 or 4, 19 up to 8.
 - NodeRecord (15.2.5.2): one per CA port, one per switch (port 0), matched on
   every NodeInfo component of the ComponentMask, LID, and NodeDescription
   (compared up to the first NUL, as OpenSM's strncmp).
@@ -96,8 +98,18 @@ Records
   the SA has the SM write the merged block into the port
   (`SubnetManager.set_guid_info`, a SubnSet(GUIDInfo)) and answers once the
   port's GetResp arrives, with the block as the port now holds it; when nothing
-  changes it answers at once. A write the port never confirms is answered with
-  ERR_NO_RESOURCES after `guid_info_timeout_ns`.
+  changes it answers at once. When the answer leaves is `guid_info_answer`:
+  "before_write" (default), as OpenSM, whose set_guidinfo/del_guidinfo update its
+  own table, queue the port's GUIDInfo write for the SM (`osm_queue_guidinfo`,
+  OSM_SIGNAL_GUID_PROCESS_REQUEST) and answer at once with the block as its table
+  now holds it, so the answer may come before the port holds the GUID and says
+  nothing of whether the write will succeed; "after_write": once the port's
+  GetResp arrives, with the block as the port now holds it, and a write the port
+  never confirms is answered with ERR_NO_RESOURCES after `guid_info_timeout_ns`.
+  Path changes follow what PathRecords answer from: under "before_write" the SA's
+  table, so a move is detected when the Set is accepted, in the order the requests
+  came (writes to two ports may land in either order); under "after_write" the
+  port's confirmation.
 - InformInfo Set (13.4.8.3; OpenSM osm_sa_informinfo.c) subscribes (Subscribe=1)
   or unsubscribes (0). Subscriptions are keyed as OpenSM keys them: the
   requester's address (LID, source QP, GID) and the InformInfo's GID (or LID
@@ -389,6 +401,12 @@ _GUID_COMPONENTS: Final[tuple[int, ...]] = tuple(
 _GUID_SET_KEY: Final = int(GUIDInfoRecordComp.LID | GUIDInfoRecordComp.BLOCK_NUM)
 
 
+OPENSM_SUBNET_TIMEOUT: Final = 0x12
+"""OpenSM's subnet_timeout default (osm_base.h OSM_DEFAULT_SUBNET_TIMEOUT), the
+PacketLifeTime of its PathRecords."""
+GUID_INFO_ANSWERS: Final = ("before_write", "after_write")
+
+
 @dataclass(frozen=True, slots=True)
 class SaConfig:
     """Subnet administrator settings; defaults follow OpenSM 3.3 where it has one."""
@@ -409,12 +427,16 @@ class SaConfig:
     """Wait for an RMPP ACK before sending the window again."""
     rmpp_retries: int = 3
     rmpp_initial_window: int = 1
-    packet_life_time: int | None = None
-    """Fixed PathRecord PacketLifeTime (OpenSM: subnet_timeout, 0x12); None: hop based."""
+    packet_life_time: int | None = OPENSM_SUBNET_TIMEOUT
+    """PathRecord PacketLifeTime of every path but a loopback one: OpenSM's
+    subnet_timeout, 0x12 (module docstring); None: hop based."""
     hop_packet_life_time: int = 16
     """Per-link lifetime exponent of the hop-based PacketLifeTime."""
     guid_info_timeout_ns: int | None = None
     """Give up on a GUIDInfo write after this; None: the SM's whole retry budget."""
+    guid_info_answer: str = "before_write"
+    """When a GUIDInfoRecord Set/Delete that changes the port is answered:
+    "before_write" (OpenSM) or "after_write" (module docstring)."""
     sm_assigned_guid: int = 0
     """Byte 3 of SM-assigned alias GUIDs (OpenSM sm_assigned_guid)."""
     drop_event_subscriptions: bool = False
@@ -437,6 +459,12 @@ class SaConfig:
             raise ConfigError("rmpp_initial_window must be at least 1", "sa.rmpp_initial_window")
         if self.packet_life_time is not None and not 0 <= self.packet_life_time <= 0x3F:
             raise ConfigError("packet_life_time must fit 6 bits", "sa.packet_life_time")
+        if self.guid_info_answer not in GUID_INFO_ANSWERS:
+            raise ConfigError(
+                f"guid_info_answer must be one of {', '.join(GUID_INFO_ANSWERS)}, "
+                f"not {self.guid_info_answer!r}",
+                "sa.guid_info_answer",
+            )
         if not 0 <= self.sm_assigned_guid <= 0xFF:
             raise ConfigError("sm_assigned_guid must be one byte", "sa.sm_assigned_guid")
         if self.path_change_notice not in ("trap69", "trap64-65"):
@@ -693,6 +721,12 @@ class SubnetAdministrator(EventLog[Any]):
                 if guid_of(subscription.subscriber_gid) in gone:
                     self._drop_subscription(key)
                     self._emit(SubscriptionRemoved(subscription, now_ns, "port_out_of_service"))
+
+    @property
+    def guid_info_writes_in_flight(self) -> int:
+        """GUIDInfo blocks the SM is still writing for GUIDInfoRecord Sets and Deletes
+        (answered already under OpenSM's order: `guid_info_answer`)."""
+        return len(self._written_blocks)
 
     def subnet_up(self, event: SubnetUp, now_ns: int) -> None:
         self._ever_up = True
@@ -1484,13 +1518,25 @@ class SubnetAdministrator(EventLog[Any]):
             timeout = (sm_config.max_retries + 2) * sm_config.transaction_timeout_ns
         self._written_blocks.put((port_guid, block), guids)
         write = _GuidWrite(mad, datagram, query, port_guid, guids)
+        if self.config.guid_info_answer == "before_write":
+            # OpenSM: answered from the SA's table now; the port is written behind it.
+            # The table is what PathRecords answer from, so a move is a move now, in
+            # the order the requests came (writes to two ports may land in either).
+            # The Reports leave just before the answer, as they would after a write.
+            if self.config.detect_alias_moves:
+                self._check_table_moves(port_guid, block, guids, now_ns)
+            self._respond_guid_info(mad, datagram, query, guids, now_ns)
 
         def written(result: GUIDInfo | None, when_ns: int) -> None:
             self._guid_info_written(token, write, result, when_ns)
 
         if not self.sm.set_guid_info(port_guid, block, guids, now_ns, written):
             self._written_blocks.remove((port_guid, block))
+            if self.config.guid_info_answer == "before_write":
+                return  # answered already
             raise _RequestError(SaStatus.ERR_NO_RECORDS)
+        if self.config.guid_info_answer == "before_write":
+            return  # `written` still checks for alias moves; nobody waits for it
         self._guid_writes[token] = write
         self._timers.arm((_Timeout.GUID_WRITE, token), now_ns + timeout)
 
@@ -1509,7 +1555,11 @@ class SubnetAdministrator(EventLog[Any]):
         self, token: int, write: _GuidWrite, result: GUIDInfo | None, now_ns: int
     ) -> None:
         self._written_blocks.remove_if((write.port_guid, write.block), write.guids)
-        if result is not None and self.config.detect_alias_moves:
+        if (
+            result is not None
+            and self.config.detect_alias_moves
+            and self.config.guid_info_answer == "after_write"
+        ):
             self._check_alias_moves(write.block, result.guids, now_ns)
         if self._guid_writes.pop(token, None) is None:
             return  # answered already (timed out)
@@ -1549,29 +1599,52 @@ class SubnetAdministrator(EventLog[Any]):
             self.db.alias_last_seen[guid] = (lid, owner)
             if before is None or before[0] == lid:
                 continue
-            old_lid, old_port = before
-            self.counters["path_changes"] += 1
-            self._emit(PathChangeDetected(guid, old_lid, lid, old_port, owner, now_ns))
-            if self.config.path_change_notice == "trap64-65":
-                for trap in (TrapNumber.GID_OUT_OF_SERVICE, TrapNumber.GID_IN_SERVICE):
-                    self._report_notice(
-                        gid_service_notice(
-                            trap, gid=self._gid(guid), issuer_lid=db.sm_lid,
-                            issuer_gid=self._gid(db.sm_port_guid),
-                        ),
-                        now_ns,
-                    )  # fmt: skip
+            self._path_changed(guid, before, lid, owner, now_ns)
+
+    def _path_changed(
+        self, guid: int, before: tuple[int, int], lid: int, owner: int, now_ns: int
+    ) -> None:
+        db = self.db
+        old_lid, old_port = before
+        self.counters["path_changes"] += 1
+        self._emit(PathChangeDetected(guid, old_lid, lid, old_port, owner, now_ns))
+        if self.config.path_change_notice == "trap64-65":
+            for trap in (TrapNumber.GID_OUT_OF_SERVICE, TrapNumber.GID_IN_SERVICE):
+                self._report_notice(
+                    gid_service_notice(
+                        trap, gid=self._gid(guid), issuer_lid=db.sm_lid,
+                        issuer_gid=self._gid(db.sm_port_guid),
+                    ),
+                    now_ns,
+                )  # fmt: skip
+            return
+        notice = path_change_notice(
+            gid=self._gid(guid),
+            new_lid=lid,
+            old_lid=old_lid,
+            new_port_guid=owner,
+            old_port_guid=old_port,
+            issuer_lid=db.sm_lid,
+            issuer_gid=self._gid(db.sm_port_guid),
+        )
+        self._report_notice(notice, now_ns)
+
+    def _check_table_moves(
+        self, port_guid: int, block: int, guids: Sequence[int], now_ns: int
+    ) -> None:
+        """`_check_alias_moves` for the SA's own table (`guid_info_answer`
+        "before_write"): each alias GUID of the block now belongs to `port_guid`."""
+        lid = self.db.port_lid.get(port_guid)
+        if lid is None:
+            return
+        for i, guid in enumerate(guids):
+            if not guid or (block == 0 and i == 0):
                 continue
-            notice = path_change_notice(
-                gid=self._gid(guid),
-                new_lid=lid,
-                old_lid=old_lid,
-                new_port_guid=owner,
-                old_port_guid=old_port,
-                issuer_lid=db.sm_lid,
-                issuer_gid=self._gid(db.sm_port_guid),
-            )
-            self._report_notice(notice, now_ns)
+            before = self.db.alias_last_seen.get(guid)
+            self.db.alias_last_seen[guid] = (lid, port_guid)
+            if before is None or before[0] == lid:
+                continue
+            self._path_changed(guid, before, lid, port_guid, now_ns)
 
     def dump_database(self) -> SaDatabase:
         """The SA database as OpenSM's sa_db_dump writes it (`ibmig.core.sa.database`)."""
@@ -1872,6 +1945,9 @@ class _BlocksInFlight:
 
     def get(self, key: tuple[int, int]) -> tuple[int, ...] | None:
         return self._blocks.get(key)
+
+    def __len__(self) -> int:
+        return len(self._blocks)
 
     def put(self, key: tuple[int, int], guids: tuple[int, ...]) -> None:
         self.remove(key)
