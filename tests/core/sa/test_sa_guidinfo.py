@@ -523,7 +523,9 @@ def test_opensm_answers_a_set_before_the_port_is_written() -> None:
     # Answered at once from the SA's table, before the SMP has even left the SM.
     assert answer.header.method == Method.GET_RESP and answer.tid == 0x71
     assert guid_record(answer).guid_info == block(H1_GUID, V1)
-    assert datagram.dlid == H3_LID
+    # Back to the requester: `write` asks from the port itself (only the port may
+    # write its GUIDs, h-parts), no longer from h3 as when this test was written.
+    assert datagram.dlid == H1_LID
     assert sm.db.alias_owner == {}  # the port does not hold it yet
     smps = answer_smps(sm, 2_000)
     assert smp_blocks(smps) == [(0, (H1_GUID, V1, 0, 0, 0, 0, 0, 0))]

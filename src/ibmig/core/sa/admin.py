@@ -1236,8 +1236,30 @@ class SubnetAdministrator(EventLog[Any]):
 
     def _share_partition(self, guid_a: int, guid_b: int) -> bool:
         """Do two ports or VMs (port or alias GUIDs) share a partition, one side a
-        full member? (IBA Vol 1, 10.9.3; `SubnetManager.partition_keys`.)"""
-        return shares_partition(self.sm.partition_keys(guid_a), self.sm.partition_keys(guid_b))
+        full member? (IBA Vol 1, 10.9.3; `SubnetManager.partition_keys`.) A port
+        counts the VMs the SA's table gives it: under "before_write" a Set is
+        accepted, and its Reports sent, before the port holds the GUID."""
+        return shares_partition(self._table_partition_keys(guid_a), self._table_partition_keys(guid_b))
+
+    def _table_partition_keys(self, guid: int) -> frozenset[int]:
+        """`SubnetManager.partition_keys` with a port's alias GUIDs as the SA's
+        table holds them (blocks being written count as written)."""
+        in_flight = self._written_blocks.blocks_of(guid)
+        found = self.db.node_of_port(guid) if in_flight else None
+        record = None if found is None else found[0].ports.get(found[1])
+        if record is None:
+            return self.sm.partition_keys(guid)
+        aliases = dict(record.alias_guids)
+        for block in in_flight:
+            pending = self._written_blocks.get((guid, block))
+            assert pending is not None
+            for i, held in enumerate(pending):
+                index = block * GUID_BLOCK_SIZE + i
+                if held and index:  # entry 0 of block 0 is the port GUID
+                    aliases[index] = held
+                else:
+                    aliases.pop(index, None)
+        return self.sm.partition_keys(guid, aliases)
 
     # --- NodeRecord -----------------------------------------------------------------
 
@@ -1937,11 +1959,12 @@ class _BlocksInFlight:
     each alias GUID to where it is being written: a data centre registers tens of
     thousands of vGUIDs at once, and finding a GUID's holder must not scan them all."""
 
-    __slots__ = ("_blocks", "_by_guid")
+    __slots__ = ("_blocks", "_by_guid", "_by_port")
 
     def __init__(self) -> None:
         self._blocks: dict[tuple[int, int], tuple[int, ...]] = {}
         self._by_guid: dict[int, dict[tuple[int, int], int]] = {}
+        self._by_port: dict[int, set[int]] = {}
 
     def get(self, key: tuple[int, int]) -> tuple[int, ...] | None:
         return self._blocks.get(key)
@@ -1952,6 +1975,7 @@ class _BlocksInFlight:
     def put(self, key: tuple[int, int], guids: tuple[int, ...]) -> None:
         self.remove(key)
         self._blocks[key] = guids
+        self._by_port.setdefault(key[0], set()).add(key[1])
         for i, guid in enumerate(guids):
             if guid and (key[1] or i):  # entry 0 of block 0 is the port GUID
                 self._by_guid.setdefault(guid, {}).setdefault(key, i)
@@ -1960,6 +1984,10 @@ class _BlocksInFlight:
         guids = self._blocks.pop(key, None)
         if guids is None:
             return
+        blocks = self._by_port[key[0]]
+        blocks.discard(key[1])
+        if not blocks:
+            del self._by_port[key[0]]
         for guid in set(guids):
             holders = self._by_guid.get(guid)
             if holders is not None:
@@ -1971,6 +1999,10 @@ class _BlocksInFlight:
         """Remove the block at `key` if it is still the write of `guids`."""
         if self._blocks.get(key) is guids:
             self.remove(key)
+
+    def blocks_of(self, port_guid: int) -> frozenset[int]:
+        """The blocks of a port being written."""
+        return frozenset(self._by_port.get(port_guid, ()))
 
     def holder(self, guid: int) -> tuple[int, int] | None:
         """(port GUID, index) of the first block in flight holding `guid`."""

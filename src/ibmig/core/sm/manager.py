@@ -82,7 +82,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any, Protocol
@@ -1620,10 +1620,14 @@ class SubnetManager(EventLog[Any]):
         added), None without one."""
         return self._partitions
 
-    def partition_keys(self, guid: int) -> frozenset[int]:
+    def partition_keys(
+        self, guid: int, alias_guids: Mapping[int, int] | None = None
+    ) -> frozenset[int]:
         """The P_Keys (membership in bit 15) the SA checks partitions with for a port
         GUID (its table as the SM wants it) or a VM's alias GUID (the partitions the
         configuration gives its vGUID; `ibmig.fabric.partitions` module docstring).
+        `alias_guids` (index -> GUID) stands for a port's alias GUIDs as the SA's
+        table holds them when that is ahead of the port (writes in flight).
         Without a configuration: the default partition, full member."""
         config = self._partitions
         if config is None:
@@ -1638,9 +1642,11 @@ class SubnetManager(EventLog[Any]):
         if found is None:
             return frozenset()
         node, port = found
-        return frozenset(self._end_port_pkeys(node, port))
+        return frozenset(self._end_port_pkeys(node, port, alias_guids))
 
-    def _end_port_pkeys(self, node: NodeRecordData, port: int) -> tuple[int, ...]:
+    def _end_port_pkeys(
+        self, node: NodeRecordData, port: int, alias_guids: Mapping[int, int] | None = None
+    ) -> tuple[int, ...]:
         """An end port's P_Key table: its own partitions, then those of the alias
         GUIDs (VMs) it holds, a full membership winning; cut at PartitionCap (OpenSM
         drops what does not fit)."""
@@ -1656,8 +1662,9 @@ class SubnetManager(EventLog[Any]):
             is_sm=record.port_guid == self.db.sm_port_guid,
         )
         keys = list(resolve_keys(config, kind))
-        for index in sorted(record.alias_guids):
-            alias = EndPortKind(record.alias_guids[index], is_alias=True)
+        aliases = record.alias_guids if alias_guids is None else alias_guids
+        for index in sorted(aliases):
+            alias = EndPortKind(aliases[index], is_alias=True)
             for key in resolve_keys(config, alias):
                 base = key & 0x7FFF
                 at = next((i for i, k in enumerate(keys) if k & 0x7FFF == base), None)
