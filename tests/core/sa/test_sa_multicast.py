@@ -348,3 +348,21 @@ def test_alias_in_a_group_cannot_be_deleted_until_it_leaves() -> None:
     assert ask(sa, delete) == []
     answer_smps(sa.sm, 3_000)
     assert sa.db.alias_owner == {}
+
+
+def test_a_vm_joins_once_its_set_is_answered_before_the_port_is_written() -> None:
+    """Under OpenSM's answer order (the default) the alias is the SA's as soon as
+    the Set is answered (OpenSM's alias table), so the VM may join before the
+    port's GUIDInfo write lands; its membership is behind that port."""
+    sa = up_sa()
+    mask = GUIDInfoRecordComp.LID | GUIDInfoRecordComp.BLOCK_NUM | GUIDInfoRecordComp.GUID1
+    write = GUIDInfoRecord(H1_LID, 0, GUIDInfo((0, V1) + (0,) * 6))
+    answered = ask(sa, request(SaAttr.GUID_INFO_RECORD, Method.SET, write, mask=mask, slid=H1_LID))
+    assert [m.status for _, m in answered] == [0]
+    assert sa.db.alias_owner == {}  # the port does not hold it yet
+    assert mcr(join(sa, V1, slid=H1_LID)).port_gid == gid(V1)
+    assert {guid: m.port_guid for guid, m in sa.multicast.groups[BROADCAST].members.items()} == {
+        V1: H1_GUID
+    }
+    # An alias nobody's table holds still cannot join.
+    assert join(sa, V1 + 1, slid=H1_LID).status == SaStatus.ERR_REQ_INVALID

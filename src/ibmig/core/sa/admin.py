@@ -1000,7 +1000,7 @@ class SubnetAdministrator(EventLog[Any]):
     def _mc_member_record(
         self, mad: SaMad, datagram: Datagram, requester: PortRecordData, now_ns: int
     ) -> None:
-        records = self.multicast.handle(mad, self.db, requester)
+        records = self.multicast.handle(mad, self.db, requester, self._alias_owner)
         for mlid in sorted(self.multicast.take_changed()):
             self.sm.set_multicast_members(mlid, self.multicast.member_ports(mlid), now_ns)
         self._respond(mad, datagram, records, MCMemberRecord.ATTRIBUTE_OFFSET, now_ns)
@@ -1445,6 +1445,11 @@ class SubnetAdministrator(EventLog[Any]):
                     return None  # being overwritten
                 return owner, index
         return None
+
+    def _alias_owner(self, guid: int) -> int | None:
+        """The port whose alias GUID `guid` is in the SA's table (`_alias_holder`)."""
+        holder = self._alias_holder(guid)
+        return None if holder is None else holder[0]
 
     def _sm_assigned(self, port_guid: int, index: int) -> int:
         """An SM-assigned alias GUID for (port, index): the one assigned before, or a

@@ -24,8 +24,9 @@ Set (join or create; o15-0.2.x)
   ERR_REQ_INSUFFICIENT_COMPONENTS; an invalid MTU or rate given with its selector:
   ERR_REQ_INVALID.
 - PortGID's prefix must be the subnet's (the default prefix fe80:: stands for it),
-  else ERR_REQ_INVALID_GID; its interface ID must be a port or alias GUID the SM
-  knows, else ERR_REQ_INVALID. A requester other than that port joins by proxy.
+  else ERR_REQ_INVALID_GID; its interface ID must be a port GUID, or an alias GUID
+  in the SA's table (a GUIDInfoRecord Set accepted, written to the port or not:
+  OpenSM's alias table), else ERR_REQ_INVALID. A requester other than that port joins by proxy.
   A P_Key in the mask must be valid (low 15 bits not zero).
 - No group with the MGID (or MGID zero): create. The JoinState must have
   FullMember or SendOnlyFullMember, and Q_Key, TClass, P_Key, FlowLabel and SL must
@@ -86,7 +87,7 @@ member of 0xFFFF, as in the rest of the SA).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Final
 
@@ -281,9 +282,18 @@ class MulticastGroups:
 
     # --- the SA's handler ------------------------------------------------------------
 
-    def handle(self, mad: SaMad, db: SubnetDb, requester: PortRecordData) -> list[MCMemberRecord]:
+    def handle(
+        self,
+        mad: SaMad,
+        db: SubnetDb,
+        requester: PortRecordData,
+        alias_owner: Callable[[int], int | None] | None = None,
+    ) -> list[MCMemberRecord]:
         """Answer a Set, Delete, Get or GetTable of MCMemberRecord; RequestError for
-        an error status."""
+        an error status. `alias_owner` finds the port holding an alias GUID in the
+        SA's table (OpenSM osm_get_port_by_alias_guid: its alias table changes when
+        a GUIDInfoRecord Set is accepted, before the port is written); default: the
+        ports as the SM last wrote them."""
         rec = MCMemberRecord.unpack(mad.data)
         mask = mad.component_mask
         method = mad.method
@@ -294,7 +304,7 @@ class MulticastGroups:
         if mask & Comp.MTU_SELECTOR and mask & Comp.MTU and not MIN_MTU <= rec.mtu <= MAX_MTU:
             raise RequestError(SaStatus.ERR_REQ_INVALID)
         if method == Method.SET:
-            return [self._join(rec, mask, db, requester)]
+            return [self._join(rec, mask, db, requester, alias_owner or db.alias_owner.get)]
         if method == Method.DELETE:
             return [self._leave(rec, db, requester)]
         return self._query(rec, mask, mad.sm_key != 0)
@@ -313,11 +323,16 @@ class MulticastGroups:
         return gid, prefix
 
     def _join(
-        self, rec: MCMemberRecord, mask: int, db: SubnetDb, requester: PortRecordData
+        self,
+        rec: MCMemberRecord,
+        mask: int,
+        db: SubnetDb,
+        requester: PortRecordData,
+        alias_owner: Callable[[int], int | None],
     ) -> MCMemberRecord:
         port_gid, _prefix = self._port_gid(rec)
         guid = int.from_bytes(port_gid[8:], "big")
-        port_guid = guid if guid in db.port_lid else db.alias_owner.get(guid)
+        port_guid = guid if guid in db.port_lid else alias_owner(guid)
         if port_guid is None or port_guid not in db.port_lid:
             raise RequestError(SaStatus.ERR_REQ_INVALID)
         proxy = port_guid != requester.port_guid
