@@ -22,6 +22,8 @@ from ibmig.wire.sa import (
     GUIDInfoRecord,
     GUIDInfoRecordComp,
     InformInfo,
+    PathRecord,
+    PathRecordComp,
     SaAttr,
     SaMad,
     SaStatus,
@@ -547,6 +549,44 @@ def test_opensm_answers_a_set_before_the_port_is_written() -> None:
     answer_smps(sm, 3_500)  # both ports' writes land: nothing more
     assert not [e for e in events(sa) if isinstance(e, PathChangeDetected)]
     assert sm.db.alias_owner == {V1: H2_GUID}
+
+
+def path_to(sa: SubnetAdministrator, guid: int) -> int | None:
+    """The DLID of the PathRecord from h2's port to `guid`; None without a record."""
+    query = PathRecord(sgid=gid(H2_GUID, PREFIX), dgid=gid(guid, PREFIX))
+    mask = int(PathRecordComp.SGID | PathRecordComp.DGID)
+    answer = one(sa, request(SaAttr.PATH_RECORD, Method.GET, query, mask=mask, slid=H2_LID))
+    if answer.status:
+        assert answer.status == SaStatus.ERR_NO_RECORDS
+        return None
+    record = answer.record()
+    assert isinstance(record, PathRecord)
+    return record.dlid
+
+
+@pytest.mark.parametrize("order", ["before_write", "after_write"])
+def test_path_records_answer_from_what_the_order_makes_the_truth(order: str) -> None:
+    """Under OpenSM's order PathRecords answer from the SA's table, which changes when
+    a Set or Delete is accepted (a trap 64 is followed by PathRecord queries that
+    must find the vGUID at its new port while its write is still on the wire);
+    under "after_write" from the ports as written."""
+    sa = make_opensm_sa(SaConfig(guid_info_answer=order))
+    write(sa, Method.SET, H1_LID, block(0, V1), (1,), now_ns=1_000)
+    assert sa.db.alias_owner == {}  # the port does not hold it yet
+    assert path_to(sa, V1) == (H1_LID if order == "before_write" else None)
+    answer_smps(sa.sm, 2_000)
+    drain(sa)
+    assert path_to(sa, V1) == H1_LID
+    write(sa, Method.DELETE, H1_LID, GUIDInfo(), (1,), now_ns=3_000)
+    assert path_to(sa, V1) == (None if order == "before_write" else H1_LID)
+    answer_smps(sa.sm, 3_500)
+    drain(sa)
+    assert path_to(sa, V1) is None
+    write(sa, Method.SET, H2_LID, block(0, 0, V1), (2,), now_ns=4_000)
+    assert path_to(sa, V1) == (H2_LID if order == "before_write" else None)
+    answer_smps(sa.sm, 4_500)
+    drain(sa)
+    assert path_to(sa, V1) == H2_LID
 
 
 def test_opensm_order_answers_even_a_write_the_port_never_confirms() -> None:

@@ -988,7 +988,7 @@ class SubnetAdministrator(EventLog[Any]):
     def _multipath_record(
         self, mad: SaMad, datagram: Datagram, requester: PortRecordData, now_ns: int
     ) -> None:
-        records = multipath_records(mad, self.db, self._path_record_for)
+        records = multipath_records(mad, self.db, self._path_record_for, self._lid_of_guid)
         self._respond(mad, datagram, records, PathRecord.ATTRIBUTE_OFFSET, now_ns)
 
     def _service_record(
@@ -1055,21 +1055,40 @@ class SubnetAdministrator(EventLog[Any]):
         records = self._path_records(query, mask, mad.header.method == Method.GET)
         self._respond(mad, datagram, records, PathRecord.ATTRIBUTE_OFFSET, now_ns)
 
+    def _lid_of_guid(self, guid: int) -> int | None:
+        """The LID behind a port or alias GUID as PathRecords answer it: under
+        `guid_info_answer` "before_write" from the SA's table (OpenSM's alias table
+        changes when a GUIDInfoRecord Set or Delete is accepted, before the port is
+        written: a trap 64 for a moved vGUID is followed by PathRecord queries that
+        must find it at its new port), under "after_write" from the ports as
+        written."""
+        if self.config.guid_info_answer == "after_write" or not len(self._written_blocks):
+            return self.db.lid_of_guid(guid)
+        holder = self._alias_holder(guid)
+        return None if holder is None else self.db.port_lid.get(holder[0])
+
     def _end_guid(self, gid: bytes) -> int | None:
         """The GUID of an SGID/DGID if it names a port or alias of this subnet."""
         link_local = gid[0] == 0xFE and gid[1] & 0xC0 == 0x80
         if not link_local and int.from_bytes(gid[:8], "big") != self.db.subnet_prefix:
             return None
         guid = guid_of(gid)
-        return guid if self.db.lid_of_guid(guid) is not None else None
+        return guid if self._lid_of_guid(guid) is not None else None
 
     def _known_guids(self) -> list[tuple[int, int]]:
-        """(GUID, LID) of every port GUID and alias GUID with a LID, in GUID order."""
+        """(GUID, LID) of every port GUID and alias GUID with a LID, in GUID order
+        (aliases as `_lid_of_guid` finds them)."""
         db = self.db
         guids = dict(db.port_lid)
-        for alias, owner in db.alias_owner.items():
-            lid = db.port_lid.get(owner)
-            if lid is not None and alias not in guids:
+        in_flight = self.config.guid_info_answer == "before_write" and len(self._written_blocks)
+        aliases = set(db.alias_owner)
+        if in_flight:
+            aliases.update(self._written_blocks.guids())
+        for alias in aliases:
+            if alias in guids:
+                continue
+            lid = self._lid_of_guid(alias) if in_flight else db.lid_of_guid(alias)
+            if lid is not None:
                 guids[alias] = lid
         return sorted(guids.items())
 
@@ -1092,9 +1111,9 @@ class SubnetAdministrator(EventLog[Any]):
             return []
         src_lid = query.slid if mask & PathRecordComp.SLID else None
         dst_lid = query.dlid if mask & PathRecordComp.DLID else None
-        if src_guid is not None and src_lid is not None and db.lid_of_guid(src_guid) != src_lid:
+        if src_guid is not None and src_lid is not None and self._lid_of_guid(src_guid) != src_lid:
             raise _RequestError(SaStatus.ERR_REQ_INVALID)
-        if dst_guid is not None and dst_lid is not None and db.lid_of_guid(dst_guid) != dst_lid:
+        if dst_guid is not None and dst_lid is not None and self._lid_of_guid(dst_guid) != dst_lid:
             raise _RequestError(SaStatus.ERR_REQ_INVALID)
         if mask & PathRecordComp.NUMB_PATH and not get and query.numb_path == 0:
             return []
@@ -1103,7 +1122,7 @@ class SubnetAdministrator(EventLog[Any]):
         def candidates(guid: int | None, lid: int | None) -> list[tuple[int, int]]:
             nonlocal known
             if guid is not None:
-                found = db.lid_of_guid(guid)
+                found = self._lid_of_guid(guid)
                 assert found is not None
                 return [(guid, found)]
             if known is None:
@@ -1774,7 +1793,7 @@ class SubnetAdministrator(EventLog[Any]):
         must start within the subnet's LIDs."""
         if any(info.gid):
             guid = guid_of(info.gid)
-            if self.db.lid_of_guid(guid) is None:
+            if self._lid_of_guid(guid) is None:
                 return False
             return self._share_partition(requester.port_guid, guid)
         if info.lid_range_begin == 0xFFFF:
@@ -2004,6 +2023,10 @@ class _BlocksInFlight:
         """Remove the block at `key` if it is still the write of `guids`."""
         if self._blocks.get(key) is guids:
             self.remove(key)
+
+    def guids(self) -> list[int]:
+        """Every alias GUID some block in flight holds."""
+        return list(self._by_guid)
 
     def blocks_of(self, port_guid: int) -> frozenset[int]:
         """The blocks of a port being written."""

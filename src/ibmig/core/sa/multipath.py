@@ -63,7 +63,9 @@ PathFor = Callable[[PathRecord, int, int, int, int, int], PathRecord | None]
 the PathRecord between them, or None (`SubnetAdministrator._path_record_for`)."""
 
 
-def _end(db: SubnetDb, gid: bytes, source: bool) -> tuple[int, int]:
+def _end(
+    db: SubnetDb, gid: bytes, source: bool, lid_of: Callable[[int], int | None]
+) -> tuple[int, int]:
     """(GUID, LID) a GID of the request names; RequestError if none."""
     link_local = gid[0] == 0xFE and gid[1] & 0xC0 == 0x80
     if not link_local and (
@@ -71,14 +73,22 @@ def _end(db: SubnetDb, gid: bytes, source: bool) -> tuple[int, int]:
     ):
         raise RequestError(SaStatus.ERR_REQ_INVALID_GID)
     guid = guid_of(gid)
-    lid = db.lid_of_guid(guid)
+    lid = lid_of(guid)
     if lid is None:
         raise RequestError(SaStatus.ERR_REQ_INVALID_GID)
     return guid, lid
 
 
-def multipath_records(mad: SaMad, db: SubnetDb, path_for: PathFor) -> list[PathRecord]:
-    """The PathRecords answering a SubnAdmGetMulti(MultiPathRecord)."""
+def multipath_records(
+    mad: SaMad,
+    db: SubnetDb,
+    path_for: PathFor,
+    lid_of: Callable[[int], int | None] | None = None,
+) -> list[PathRecord]:
+    """The PathRecords answering a SubnAdmGetMulti(MultiPathRecord); `lid_of` finds
+    the LID behind a GID's GUID (default: the ports as written)."""
+    if lid_of is None:
+        lid_of = db.lid_of_guid
     if not mad.rmpp.flags & RmppFlags.ACTIVE:
         raise RequestError(SaStatus.ERR_REQ_INVALID)
     mask = mad.component_mask
@@ -98,8 +108,8 @@ def multipath_records(mad: SaMad, db: SubnetDb, path_for: PathFor) -> list[PathR
     service = mask & MultiPathRecordComp.SERVICE_ID
     if service and service != MultiPathRecordComp.SERVICE_ID:
         raise RequestError(SaStatus.ERR_REQ_INSUFFICIENT_COMPONENTS)
-    sources = [_end(db, gid, True) for gid in query.sgids[:MULTI_PATH_MAX_GIDS]]
-    destinations = [_end(db, gid, False) for gid in query.dgids]
+    sources = [_end(db, gid, True, lid_of) for gid in query.sgids[:MULTI_PATH_MAX_GIDS]]
+    destinations = [_end(db, gid, False, lid_of) for gid in query.dgids]
     if not sources or not destinations:
         raise RequestError(SaStatus.ERR_REQ_INVALID)
     path_query = PathRecord(
