@@ -1258,11 +1258,16 @@ class SubnetAdministrator(EventLog[Any]):
         full member? (IBA Vol 1, 10.9.3; `SubnetManager.partition_keys`.) A port
         counts the VMs the SA's table gives it: under "before_write" a Set is
         accepted, and its Reports sent, before the port holds the GUID."""
-        return shares_partition(self._table_partition_keys(guid_a), self._table_partition_keys(guid_b))
+        return shares_partition(
+            self._table_partition_keys(guid_a), self._table_partition_keys(guid_b)
+        )
 
     def _table_partition_keys(self, guid: int) -> frozenset[int]:
         """`SubnetManager.partition_keys` with a port's alias GUIDs as the SA's
-        table holds them (blocks being written count as written)."""
+        table holds them under "before_write" (blocks being written count as
+        written); under "after_write" as the port confirmed them."""
+        if self.config.guid_info_answer == "after_write":
+            return self.sm.partition_keys(guid)
         in_flight = self._written_blocks.blocks_of(guid)
         found = self.db.node_of_port(guid) if in_flight else None
         record = None if found is None else found[0].ports.get(found[1])
