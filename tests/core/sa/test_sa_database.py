@@ -82,3 +82,19 @@ def test_without_the_dump_the_set_is_a_first_registration() -> None:
     assert not [e for e in events(sa) if isinstance(e, PathChangeDetected)]
     # A Report would leave with the Set's answer (OpenSM's order): none there either.
     assert [d for d, m in sent + drain(sa) if m.header.method == Method.REPORT] == []
+
+
+def test_a_set_accepted_but_not_yet_written_is_handed_over() -> None:
+    """Under OpenSM's answer order the dump holds the SA's table (OpenSM dumps
+    p_guids, changed when it accepted the Set): a master that dies after answering
+    h2's Set, its write to h2 still on the wire, hands the alias over at h2."""
+    old = master_mid_migration()
+    sent = write(old, Method.SET, H2_LID, block(0, V2, V1), (2,), now_ns=3_800)
+    assert old.db.alias_owner == {V2: H2_GUID}  # h2 not written yet
+    assert [d.dlid for d, m in sent if m.header.method == Method.REPORT] == [H3_LID]
+    dump = old.dump_database()
+    assert dump.alias_guids == ((H2_GUID, ((1, V2), (2, V1))),)
+    assert (V1, H2_LID, H2_GUID) in dump.alias_last_seen
+    sa = new_master(old)
+    assert sa.db.lid_of_guid(V1) == H2_LID
+    assert sa.last_lid_of(V1) == H2_LID  # the move is not reported a second time

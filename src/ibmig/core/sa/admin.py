@@ -1268,14 +1268,18 @@ class SubnetAdministrator(EventLog[Any]):
         written); under "after_write" as the port confirmed them."""
         if self.config.guid_info_answer == "after_write":
             return self.sm.partition_keys(guid)
-        in_flight = self._written_blocks.blocks_of(guid)
-        found = self.db.node_of_port(guid) if in_flight else None
+        found = self.db.node_of_port(guid) if self._written_blocks.blocks_of(guid) else None
         record = None if found is None else found[0].ports.get(found[1])
         if record is None:
             return self.sm.partition_keys(guid)
+        return self.sm.partition_keys(guid, self._table_aliases(record))
+
+    def _table_aliases(self, record: PortRecordData) -> dict[int, int]:
+        """A port's alias GUIDs (index -> GUID) as the SA's table holds them: as
+        written, with the blocks being written counted as written."""
         aliases = dict(record.alias_guids)
-        for block in in_flight:
-            pending = self._written_blocks.get((guid, block))
+        for block in self._written_blocks.blocks_of(record.port_guid):
+            pending = self._written_blocks.get((record.port_guid, block))
             assert pending is not None
             for i, held in enumerate(pending):
                 index = block * GUID_BLOCK_SIZE + i
@@ -1283,7 +1287,7 @@ class SubnetAdministrator(EventLog[Any]):
                     aliases[index] = held
                 else:
                     aliases.pop(index, None)
-        return self.sm.partition_keys(guid, aliases)
+        return aliases
 
     # --- NodeRecord -----------------------------------------------------------------
 
@@ -1698,13 +1702,18 @@ class SubnetAdministrator(EventLog[Any]):
             self._path_changed(guid, before, lid, port_guid, now_ns)
 
     def dump_database(self) -> SaDatabase:
-        """The SA database as OpenSM's sa_db_dump writes it (`ibmig.core.sa.database`)."""
+        """The SA database as OpenSM's sa_db_dump writes it (`ibmig.core.sa.database`).
+        Alias GUIDs as the SA's table holds them: under "before_write" a Set or
+        Delete accepted whose port write is still on the wire counts (OpenSM dumps
+        its table, p_guids, which changed when it accepted the request)."""
         db = self.db
+        before_write = self.config.guid_info_answer == "before_write"
         aliases = []
         for node in db.nodes.values():
             for record in node.ports.values():
-                if record.alias_guids:
-                    aliases.append((record.port_guid, tuple(sorted(record.alias_guids.items()))))
+                held = self._table_aliases(record) if before_write else record.alias_guids
+                if held:
+                    aliases.append((record.port_guid, tuple(sorted(held.items()))))
         return SaDatabase(
             tuple(sorted(aliases)),
             tuple((guid, lid, port) for guid, (lid, port) in db.alias_last_seen.items()),

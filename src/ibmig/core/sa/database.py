@@ -40,7 +40,11 @@ class SaDatabase:
     """What the master's SA had written to its dump when it died."""
 
     alias_guids: tuple[tuple[int, tuple[tuple[int, int], ...]], ...]
-    """(port GUID, ((GUIDInfo index, alias GUID), ...)) of every end port."""
+    """(port GUID, ((GUIDInfo index, alias GUID), ...)) of every end port, as the
+    SA's table holds them (under OpenSM's answer order a Set or Delete accepted and
+    not yet written counts, as OpenSM dumps p_guids). The new master does not write
+    them to the ports again (OpenSM's load_guidinfo queues that write; ibmig leaves
+    it out: a write the dead master sent is taken to have landed)."""
     alias_last_seen: tuple[tuple[int, int, int], ...]
     """(alias GUID, LID, port GUID) it was last seen behind."""
     subscriptions: tuple[tuple[tuple[Any, ...], Subscription], ...]
