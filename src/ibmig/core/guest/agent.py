@@ -182,14 +182,16 @@ class GuestAgent(GuestCm):
     `ip` is the VM's IPoIB address, `peers` the servers it is a client of (IP and
     GID each). `subscribe=True` makes it subscribe to path-change notices itself
     (the per-VM strategy). `rng` drives PSNs, comm IDs, backoff jitter and the
-    first-message offsets, so a seeded rng gives identical runs.
+    first-message offsets, so a seeded rng gives identical runs. `rng` may be a
+    function making it, called on first use: the same draws, but a guest that never
+    needs one (most of a large placement's) does not hold a generator's 2.5 kB state.
     """
 
     def __init__(
         self,
         *,
         ip: IPv4Address | str,
-        rng: random.Random,
+        rng: random.Random | Callable[[], random.Random],
         peers: Iterable[Peer | tuple[IPv4Address | str, bytes]] = (),
         config: GuestConfig | None = None,
         subscribe: bool = False,
@@ -197,7 +199,8 @@ class GuestAgent(GuestCm):
         name: str = "",
     ) -> None:
         self.config = config if config is not None else GuestConfig()
-        self.rng = rng
+        self._rng: random.Random | None = None
+        self._make_rng: Callable[[], random.Random] | None = None
         self.ip = _ip(ip)
         self.name = name
         self.subscribe = subscribe
@@ -234,7 +237,12 @@ class GuestAgent(GuestCm):
         self._subscription: _SaRequest | None = None
 
         self._qpn_next = FIRST_QPN
-        self._comm_id_next = rng.getrandbits(32) or 1
+        self._comm_id_next = 0  # the rng's first draw, made with the rng (`rng`)
+        if isinstance(rng, random.Random):
+            self._rng = rng
+            self._comm_id_next = rng.getrandbits(32) or 1
+        else:
+            self._make_rng = rng
         self._tid_next = 1
 
         self._outbox: list[Datagram] = []
@@ -254,6 +262,18 @@ class GuestAgent(GuestCm):
                 self.add_peer(peer.ip, peer.gid)
             else:
                 self.add_peer(peer[0], peer[1])
+
+    @property
+    def rng(self) -> random.Random:
+        """The guest's generator; made on first use when a maker was given, its
+        first draw the comm IDs' start, as with a generator given made."""
+        rng = self._rng
+        if rng is None:
+            assert self._make_rng is not None
+            rng = self._rng = self._make_rng()
+            self._make_rng = None
+            self._comm_id_next = rng.getrandbits(32) or 1
+        return rng
 
     def __repr__(self) -> str:
         return f"GuestAgent({self.name or self.ip}, lid={self.lid}, attached={self.attached})"
@@ -313,7 +333,7 @@ class GuestAgent(GuestCm):
                     self._establish_passive(conn, now_ns)  # the first SEND stands for the RTU
                 self.delivered[conn.remote_gid] += 1
                 if self._wants(MessageDelivered):
-                    self._events.append(
+                    self._record(
                         MessageDelivered(now_ns, self.gid, conn.remote_gid, message_seq(payload))
                     )
             else:

@@ -62,7 +62,6 @@ class GuestCm(EventLog[Any]):
 
     # The agent's state these handlers read and write.
     config: GuestConfig
-    rng: random.Random
     port_num: int
     lid: int
     gid: bytes
@@ -451,7 +450,12 @@ class GuestCm(EventLog[Any]):
         self._expect_answer(conn, datagram, "cm_dreq", self.config.max_cm_retries, now_ns)
         self._send_cm(datagram, "cm_dreq")
 
+    @property
+    def rng(self) -> random.Random:
+        raise NotImplementedError  # GuestAgent's
+
     def _new_comm_id(self) -> int:
+        self.rng  # noqa: B018 (a lazily made rng draws the comm IDs' start first)
         comm_id = self._comm_id_next
         while comm_id in self._conns or comm_id == 0:
             comm_id = (comm_id + 1) & 0xFFFFFFFF
