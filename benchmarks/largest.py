@@ -11,6 +11,7 @@ event and per Report, peak RSS (`ru_maxrss`), and the counts that show the MADs 
 real (GUIDInfo Sets the SA answered, Reports sent).
 
     python benchmarks/largest.py [--cases ft3-40960,ft3-11664] [--m 16] [--migrations 5]
+        [--jobs 1]
 """
 
 from __future__ import annotations
@@ -100,6 +101,11 @@ def main() -> None:
     parser.add_argument("--m", type=int, default=16)
     parser.add_argument("--migrations", type=int, default=5)
     parser.add_argument("--spacing-ms", type=float, default=50.0)
+    parser.add_argument(
+        "--jobs", type=int, default=1,
+        help="cases run at once (each in its own process; a loaded machine's wall "
+        "times are then no longer comparable, its CPU times still are)",
+    )  # fmt: skip
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -111,12 +117,20 @@ def main() -> None:
         f"{'migr.':>5} {'s/migr.':>7} {'Reports':>8} {'us/Report':>9} "
         f"{'GUIDInfo Sets':>13} {'RSS MB':>7}"
     )
-    for case in args.cases.split(","):
+    cases = args.cases.split(",")
+    running: list[subprocess.Popen[str]] = []
+    for index, case in enumerate(cases):
         cmd = [sys.executable, __file__, "--one", case, "--m", str(args.m),
                "--migrations", str(args.migrations),
                "--spacing-ms", str(args.spacing_ms)]  # fmt: skip
-        done = subprocess.run(cmd, check=True, capture_output=True, text=True)
-        r = json.loads(done.stdout.strip().splitlines()[-1])
+        running.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True))
+        if index + 1 < len(cases) and len(running) >= args.jobs:
+            running[-args.jobs].wait()
+    for process in running:
+        stdout, _ = process.communicate()
+        if process.returncode != 0:
+            raise SystemExit(f"{process.args!r} failed with status {process.returncode}")
+        r = json.loads(stdout.strip().splitlines()[-1])
         print(
             f"{r['topology']:<10} {r['switches']:>8,} {r['hosts']:>6,} {r['lids']:>6,} "
             f"{r['vms']:>8,} {r['bringup_s']:>10.1f} {r['placement_s']:>8.1f} "

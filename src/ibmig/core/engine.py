@@ -82,8 +82,8 @@ class EventLog(Generic[EventT]):
     record_events: bool
     event_filter: Container[type] | None
     _events: deque[EventT] | None
-    # None until the first event: an empty deque is 600 bytes, and most of a large
-    # run's engines (hundreds of thousands of guests) never queue an event after set-up.
+    # None while no event waits: an empty deque is 600 bytes, and a large run's
+    # engines (hundreds of thousands of guests) hold none most of the time.
 
     def _init_event_log(self, record_events: bool) -> None:
         self.record_events = record_events
@@ -92,7 +92,12 @@ class EventLog(Generic[EventT]):
 
     def next_event(self) -> EventT | None:
         events = self._events
-        return events.popleft() if events else None
+        if not events:
+            return None
+        event = events.popleft()
+        if not events:
+            self._events = None
+        return event
 
     def _wants(self, event_type: type) -> bool:
         wanted = self.event_filter
