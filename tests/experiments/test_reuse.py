@@ -168,3 +168,17 @@ def test_sweep_reuse_set_up_option_writes_the_csv(
     assert main([*argv, "--out", str(tmp_path / "b.csv"), "--reuse-set-up"]) == 0
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
     assert "6 runs written" in capsys.readouterr().out
+
+
+def test_a_set_up_that_fails_fails_each_of_its_points_in_its_own_words(tmp_path: Path) -> None:
+    # An SA that takes 100 s per query: the VMs never come up, the set-up fails.
+    grid = ["latency.sa_ns=100000000000", "timing.migration.memory_bytes=4194304,8388608"]
+    points = _points(tmp_path, grid)
+    errors = []
+    for reuse in (False, True):
+        with pytest.raises(PointsFailed) as caught:
+            run_grid(points, backend=InProcess(), reuse_set_up=reuse)
+        errors.append([f.error for f in caught.value.failures])
+    assert errors[0] == errors[1]
+    assert len(errors[0]) == 2 and "VMs never came up" in errors[0][0]
+    assert "memory_bytes=4194304]" in errors[0][0] and "memory_bytes=8388608]" in errors[0][1]

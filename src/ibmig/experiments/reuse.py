@@ -175,13 +175,16 @@ def map_sharing(
         if done is not None:
             done(finished)
 
-    for group in group_by_key(keys_of(staged, points)):
+    groups = deque(group_by_key(keys_of(staged, points)))
+    while groups:
+        group = groups.popleft()
         try:
             state = staged.set_up(points[group[0]])
         except Exception as exc:
-            failed = Raised(describe_error(exc))
-            for index in group:
-                record(index, failed)
+            # Each other point of the group then tries its own set-up, so that its
+            # error names it (its source), as in a fresh run.
+            record(group[0], Raised(describe_error(exc)))
+            groups.extendleft([index] for index in reversed(group[1:]))
             continue
         running: deque[tuple[int, _Forked]] = deque()
         for index in group:
