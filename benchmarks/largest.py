@@ -6,8 +6,8 @@ Each topology runs in a fresh process: bring the subnet up (ibmig's SM, every SM
 real), place n x m VMs (every vGUID registered through the SA with a GUIDInfo Set,
 every dom0 subscribed), then K migrations one `--spacing-ms` apart (each one's trap 69
 Reports sent to every subscribed dom0, walked hop by hop and answered). Reported:
-set-up wall time (bring-up and placement apart) and CPU time, wall time per migration
-event and per Report, peak RSS (`ru_maxrss`), and the counts that show the MADs were
+set-up wall time (bring-up and placement apart) and CPU time, wall and CPU time per
+migration event and per Report, peak RSS (`ru_maxrss`), and the counts that show the MADs were
 real (GUIDInfo Sets the SA answered, Reports sent).
 
     python benchmarks/largest.py [--cases ft3-40960,ft3-11664] [--m 16] [--migrations 5]
@@ -73,6 +73,7 @@ def measure(topology: str, m: int, migrations: int, spacing_ms: float) -> dict[s
     result = run_scenario(scenario, traffic=False, on_stage=on_stage)
     ended = time.perf_counter()
     migrations_s = ended - marks["migrations"]
+    migrations_cpu_s = cpu_s() - marks["migrations.cpu"]
     reports = result.path_change_reports
     return {
         "topology": topology,
@@ -87,8 +88,10 @@ def measure(topology: str, m: int, migrations: int, spacing_ms: float) -> dict[s
         "migrations": migrations,
         "completed": sum(1 for mig in result.migrations if mig.done_ns is not None),
         "per_migration_s": migrations_s / migrations,
+        "per_migration_cpu_s": migrations_cpu_s / migrations,
         "reports": reports,
         "per_report_us": migrations_s / reports * 1e6 if reports else 0.0,
+        "per_report_cpu_us": migrations_cpu_s / reports * 1e6 if reports else 0.0,
         "guid_info_sets": counts["guid_info_sets"],
         "guid_info_answers": counts["guid_info_answers"],
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -114,7 +117,8 @@ def main() -> None:
     print(
         f"{'topology':<10} {'switches':>8} {'hosts':>6} {'LIDs':>6} {'VMs':>8} "
         f"{'bring-up s':>10} {'place s':>8} {'set-up s':>8} {'CPU s':>6} "
-        f"{'migr.':>5} {'s/migr.':>7} {'Reports':>8} {'us/Report':>9} "
+        f"{'migr.':>5} {'s/migr.':>7} {'CPU s/migr.':>11} {'Reports':>8} {'us/Report':>9} "
+        f"{'CPU us/Report':>13} "
         f"{'GUIDInfo Sets':>13} {'RSS MB':>7}"
     )
     cases = args.cases.split(",")
@@ -136,7 +140,8 @@ def main() -> None:
             f"{r['vms']:>8,} {r['bringup_s']:>10.1f} {r['placement_s']:>8.1f} "
             f"{r['setup_s']:>8.1f} {r['setup_cpu_s']:>6.0f} "
             f"{r['completed']:>2}/{r['migrations']:<2} {r['per_migration_s']:>7.2f} "
-            f"{r['reports']:>8,} {r['per_report_us']:>9.1f} {r['guid_info_sets']:>13,} "
+            f"{r['per_migration_cpu_s']:>11.2f} {r['reports']:>8,} {r['per_report_us']:>9.1f} "
+            f"{r['per_report_cpu_us']:>13.1f} {r['guid_info_sets']:>13,} "
             f"{r['peak_rss_mb']:>7,.0f}",
             flush=True,
         )
