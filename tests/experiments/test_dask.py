@@ -142,6 +142,32 @@ def test_a_grid_on_a_dask_cluster_writes_the_local_pools_csv(
     assert (tmp_path / "dask.csv").read_bytes() == expected
 
 
+# Two set-ups (n), three points on each: what varies comes after the set-up.
+SHARED_GRID = [
+    "--param",
+    "n=2,3",
+    "--param",
+    "timing.migration.memory_bytes=4194304,8388608,16777216",
+]
+
+
+@pytest.mark.slow
+def test_a_grid_sharing_set_ups_on_a_dask_cluster_writes_the_local_pools_csv(
+    scheduler: str, scenario: Path, tmp_path: Path
+) -> None:
+    local = ibmig("sweep", str(scenario), *SHARED_GRID, "--out", "local.csv", cwd=tmp_path)
+    assert local.returncode == 0, local.stderr
+    dask = ibmig(
+        "sweep", str(scenario), *SHARED_GRID, "--out", "dask.csv", "--scheduler", scheduler,
+        "--reuse-set-up", cwd=tmp_path,
+    )  # fmt: skip
+    assert dask.returncode == 0, dask.stderr
+    assert "6 runs written to dask.csv" in dask.stdout
+    expected = (tmp_path / "local.csv").read_bytes()
+    assert expected.count(b"\n") == 7
+    assert (tmp_path / "dask.csv").read_bytes() == expected
+
+
 def _failure_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("ibmig: ")]
 

@@ -259,6 +259,23 @@ def test_a_fabric_within_the_lid_space_passes() -> None:
     check_lid_space(chain(3, 4), "s.toml: topology")
 
 
+def test_the_full_64_port_three_level_fat_tree_is_refused_naming_its_lids() -> None:
+    # 64 pods x 32 leaves x 32 hosts, 64 x 64 leaves and mids, 1,024 cores: 65,536
+    # hosts and 5,120 switches need 70,656 LIDs. The preset ft3-40960 (40 pods) fits.
+    data = {
+        "topology": {"generator": "fat_tree_3level", "pods": 64, "leaves_per_pod": 32,
+                     "hosts_per_leaf": 32, "mids_per_pod": 32, "cores_per_group": 32,
+                     "switch_ports": 64},
+    }  # fmt: skip
+    with pytest.raises(ConfigError) as info:
+        build_fabric(scenario_from_dict(data, "full.toml"))
+    assert info.value.where == "full.toml: topology"
+    assert info.value.message == (
+        "the fabric needs 70,656 unicast LIDs (5,120 switches and the CA and router "
+        "ports), more than the 49,151 a subnet has"
+    )
+
+
 def test_a_generated_fabric_beyond_the_lid_space_is_refused_before_bring_up() -> None:
     # 200 leaves x 250 hosts + 204 switches: 50,204 LIDs, more than 0x0001..0xBFFF.
     data = {

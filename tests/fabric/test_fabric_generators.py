@@ -221,3 +221,16 @@ def test_random_topology_seeds_differ_and_defaults() -> None:
     single = random_topology(1, 3, seed=0)
     assert (single.num_switches, len(single.links)) == (1, 3)
     assert all(n.node_type == NodeType.SWITCH for n in single.switches)
+
+
+def test_largest_fat_tree_shape() -> None:
+    # 64-port switches: 40 pods of 32 leaves (32 hosts each) and 32 mids, 32 groups of
+    # 32 cores; every switch port of a leaf and a mid used, 40 of a core's 64.
+    f = preset("ft3-40960")
+    assert (f.num_switches, f.num_cas, len(f.links)) == (3584, 40960, 3 * 40960)
+    assert f.num_switches + f.num_cas == 44_544
+    assert len(f.ports) == 3584 * 65 + 40960  # switch port 0 and 64 external ports
+    count = used_ports(f)
+    assert {count[f"p{p}leaf{i}"] for p in range(40) for i in range(32)} == {64}
+    assert {count[f"p{p}mid{m}"] for p in range(40) for m in range(32)} == {64}
+    assert {count[f"core{g}_{c}"] for g in range(32) for c in range(32)} == {40}

@@ -81,15 +81,23 @@ class EventLog(Generic[EventT]):
 
     record_events: bool
     event_filter: Container[type] | None
-    _events: deque[EventT]
+    _events: deque[EventT] | None
+    # None while no event waits: an empty deque is 600 bytes, and a large run's
+    # engines (hundreds of thousands of guests) hold none most of the time.
 
     def _init_event_log(self, record_events: bool) -> None:
         self.record_events = record_events
         self.event_filter = None
-        self._events = deque()
+        self._events = None
 
     def next_event(self) -> EventT | None:
-        return self._events.popleft() if self._events else None
+        events = self._events
+        if not events:
+            return None
+        event = events.popleft()
+        if not events:
+            self._events = None
+        return event
 
     def _wants(self, event_type: type) -> bool:
         wanted = self.event_filter
@@ -97,4 +105,10 @@ class EventLog(Generic[EventT]):
 
     def _emit(self, event: EventT) -> None:
         if self._wants(event.__class__):
-            self._events.append(event)
+            self._record(event)
+
+    def _record(self, event: EventT) -> None:
+        """Queue `event` (a hot path that asked `_wants` itself)."""
+        if self._events is None:
+            self._events = deque()
+        self._events.append(event)

@@ -9,13 +9,30 @@ import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ibmig.errors import ConfigError
-from ibmig.experiments.metrics import summarize_downtime, summarize_messages
-from ibmig.experiments.runner import run_scenario
-from ibmig.experiments.scenario import scenario_from_dict
-from ibmig.experiments.sweep import Backend, Done, default_backend
+from ibmig.experiments.metrics import RunResult, summarize_downtime, summarize_messages
+from ibmig.experiments.reuse import (
+    ReusingJob,
+    Staged,
+    keys_of,
+    map_sharing,
+    scenario_set_up,
+    setup_key,
+    sorted_by_key,
+)
+from ibmig.experiments.runner import SetUp, finish, run_scenario
+from ibmig.experiments.scenario import Scenario, scenario_from_dict
+from ibmig.experiments.sweep import (
+    Backend,
+    Done,
+    InProcess,
+    LocalProcesses,
+    PointFailure,
+    PointsFailed,
+    default_backend,
+)
 
 # Short names for the keys a sweep varies most; any other dotted key works too.
 SHORT_NAMES: dict[str, tuple[str, str]] = {
@@ -95,18 +112,73 @@ def grid_points(path: str, params: Sequence[str]) -> list[GridPoint]:
     return points
 
 
-def run_point(point: GridPoint) -> dict[str, Any]:
-    """The sweep's job: one run, its parameters then its downtime and message rows."""
-    scenario = scenario_from_dict(point.data, point.source)
-    result = run_scenario(scenario, traffic=scenario.workload.peers > 0)
+def _scenario(point: GridPoint) -> Scenario:
+    return scenario_from_dict(point.data, point.source)
+
+
+def _row(point: GridPoint, result: RunResult) -> dict[str, Any]:
     row = {f"param.{k}": v for k, v in point.labels.items()}
     row.update(summarize_downtime(result))
     row.update(summarize_messages(result))
     return row
 
 
+def run_point(point: GridPoint) -> dict[str, Any]:
+    """The sweep's job: one run, its parameters then its downtime and message rows."""
+    scenario = _scenario(point)
+    return _row(point, run_scenario(scenario, traffic=scenario.workload.peers > 0))
+
+
+def point_key(point: GridPoint) -> Scenario:
+    return setup_key(_scenario(point))
+
+
+def point_set_up(point: GridPoint) -> SetUp:
+    return scenario_set_up(_scenario(point))
+
+
+def point_finish(state: SetUp, point: GridPoint) -> dict[str, Any]:
+    scenario = _scenario(point)
+    return _row(point, finish(state, scenario, traffic=scenario.workload.peers > 0))
+
+
+RUN_POINT_STAGED: Staged[GridPoint, dict[str, Any]] = Staged(point_key, point_set_up, point_finish)
+"""`run_point` split at the set-up (`ibmig.experiments.reuse`)."""
+
+
 def run_grid(
-    points: Sequence[GridPoint], *, backend: Backend | None = None, done: Done | None = None
+    points: Sequence[GridPoint],
+    *,
+    backend: Backend | None = None,
+    done: Done | None = None,
+    reuse_set_up: bool = False,
 ) -> list[dict[str, Any]]:
-    """One row per point, in point order."""
-    return (backend or default_backend()).map(run_point, points, done)
+    """One row per point, in point order. With `reuse_set_up`, points whose set-ups
+    are equal share one (`ibmig.experiments.reuse`): on this machine each set-up is
+    built once and its points forked from it; on another backend each worker builds
+    a set-up once and forks its points from it. The rows are the same either way."""
+    backend = backend or default_backend()
+    if not reuse_set_up:
+        return backend.map(run_point, points, done)
+    if isinstance(backend, (LocalProcesses, InProcess)):
+        workers = backend.workers if isinstance(backend, LocalProcesses) else 1
+        return map_sharing(RUN_POINT_STAGED, points, workers=workers, done=done)
+    order = sorted_by_key(keys_of(RUN_POINT_STAGED, points))
+    try:
+        # A forked run that failed comes back as `Raised`, which `map` counts as failed.
+        rows = cast(
+            list[dict[str, Any]],
+            backend.map(ReusingJob(RUN_POINT_STAGED), [points[i] for i in order], done),
+        )
+    except PointsFailed as exc:
+        results: list[object] = [None] * len(points)
+        for position, result in enumerate(exc.results):
+            results[order[position]] = result
+        failures = sorted(
+            (PointFailure(order[f.index], f.error) for f in exc.failures), key=lambda f: f.index
+        )
+        raise PointsFailed(results, failures) from None
+    ordered: list[dict[str, Any]] = [{}] * len(points)
+    for position, row in enumerate(rows):
+        ordered[order[position]] = row
+    return ordered

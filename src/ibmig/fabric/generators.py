@@ -23,7 +23,9 @@ every pod:
   mid (p, m) port leaves_per_pod*lm + c*links + l + 1 -- core (m, c) port p*links + l + 1.
 
 `fat_tree_3level(pods=36, leaves_per_pod=18, hosts_per_leaf=18, mids_per_pod=18,
-cores_per_group=18)` is the 11,664-host, 1,620-switch tree (preset "ft3-11664").
+cores_per_group=18)` is the 11,664-host, 1,620-switch tree (preset "ft3-11664");
+the same with 40 pods of 32 x 32 x 32 and 32 cores per group on 64-port switches is
+the 40,960-host, 3,584-switch tree (preset "ft3-40960").
 """
 
 from __future__ import annotations
@@ -333,7 +335,7 @@ GENERATORS: Mapping[str, TopologyGenerator] = {
 """Every generator by the name scenarios give it (the function's own name)."""
 
 
-def _ft3(*shape: int) -> Fabric:
+def _ft3(*shape: int, switch_ports: int = DEFAULT_SWITCH_PORTS) -> Fabric:
     pods, leaves, hosts, mids, cores, links = shape
     return fat_tree_3level(
         pods=pods,
@@ -342,6 +344,7 @@ def _ft3(*shape: int) -> Fabric:
         mids_per_pod=mids,
         cores_per_group=cores,
         links=links,
+        switch_ports=switch_ports,
     )
 
 
@@ -353,8 +356,13 @@ PRESETS: Mapping[str, Callable[[], Fabric]] = {
     "ft3-1296": lambda: _ft3(4, 18, 18, 18, 2, 9),
     "ft3-3240": lambda: _ft3(10, 18, 18, 18, 18, 1),
     "ft3-11664": lambda: _ft3(36, 18, 18, 18, 18, 1),
+    "ft3-40960": lambda: _ft3(40, 32, 32, 32, 32, 1, switch_ports=64),
 }
-"""The shared topology files' shapes, and the 11,664-host tree."""
+"""The shared topology files' shapes, the 11,664-host tree, and the largest tree
+that fits a subnet's unicast LIDs: 64-port (NDR-class) switches, 40 of the 64 pods
+a full three-level tree of them has (32 leaves of 32 hosts, 32 mids), all 1,024
+cores: 3,584 switches and 40,960 hosts, 44,544 LIDs of the 49,151. The full tree
+(64 pods, 65,536 hosts, 70,656 LIDs) does not fit."""
 
 
 def preset(name: str) -> Fabric:

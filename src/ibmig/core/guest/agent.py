@@ -84,6 +84,7 @@ received and dropped, and the rest. `record_events=False` suppresses every event
 
 from __future__ import annotations
 
+import functools
 import random
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -92,7 +93,7 @@ from typing import Any, Final, Protocol
 
 from ibmig.core.engine import QP1, Datagram
 from ibmig.core.guest.cm import CmState, Connection
-from ibmig.core.guest.cm_handlers import DEFAULT_PKEY, FIRST_QPN, GuestCm
+from ibmig.core.guest.cm_handlers import DEFAULT_PKEY, FIRST_QPN, GuestCm, GuestIds
 from ibmig.core.guest.config import GuestConfig
 from ibmig.core.guest.events import (
     Attached,
@@ -211,7 +212,13 @@ class _SaRequest(SaRequest):
         self.deadline: int | None = None
 
 
-_Handler = Callable[[Any, int], None]
+_Handler = Callable[["GuestAgent", Any, int], None]
+
+
+@functools.cache
+def _padding(size: int) -> bytes:
+    """The zero bytes after a message's sequence number (one object per size)."""
+    return bytes(size)
 
 
 def _ip(value: IPv4Address | str) -> IPv4Address:
@@ -224,14 +231,16 @@ class GuestAgent(GuestCm):
     `ip` is the VM's IPoIB address, `peers` the servers it is a client of (IP and
     GID each). `subscribe=True` makes it subscribe to path-change notices itself
     (the per-VM strategy). `rng` drives PSNs, comm IDs, backoff jitter and the
-    first-message offsets, so a seeded rng gives identical runs.
+    first-message offsets, so a seeded rng gives identical runs. `rng` may be a
+    function making it, called on first use: the same draws, but a guest that never
+    needs one (most of a large placement's) does not hold a generator's 2.5 kB state.
     """
 
     def __init__(
         self,
         *,
         ip: IPv4Address | str,
-        rng: random.Random,
+        rng: random.Random | Callable[[], random.Random],
         peers: Iterable[Peer | tuple[IPv4Address | str, bytes]] = (),
         config: GuestConfig | None = None,
         subscribe: bool = False,
@@ -240,7 +249,8 @@ class GuestAgent(GuestCm):
         name: str = "",
     ) -> None:
         self.config = config if config is not None else GuestConfig()
-        self.rng = rng
+        # The generator, or the function making it until first used (`rng`).
+        self._rng: random.Random | Callable[[], random.Random] = rng
         self.ip = _ip(ip)
         self.name = name
         self.subscribe = subscribe
@@ -267,8 +277,6 @@ class GuestAgent(GuestCm):
         )
         self.paths = PathCache(cfg.path_cache, self.sa.retry)
         self.neighbours = NeighbourTable()
-        self._pad = bytes(cfg.message_bytes - 8)
-        self._interval = cfg.message_interval_ns
 
         self._streams: dict[IPv4Address, ClientStream] = {}
         self._conns: dict[int, Connection] = {}
@@ -283,27 +291,42 @@ class GuestAgent(GuestCm):
         """Member of the IPoIB broadcast group (`GuestConfig.join_ipoib_broadcast`)."""
         self._revalidate_on_subscribe = False  # re-subscribing after a gap
 
-        self._qpn_next = FIRST_QPN
-        self._comm_id_next = rng.getrandbits(32) or 1
-        self._tid_next = 1
+        # The comm IDs start at the rng's first draw, made with the rng (`rng`).
+        self._ids = GuestIds(
+            FIRST_QPN, rng.getrandbits(32) or 1 if isinstance(rng, random.Random) else 0, 1
+        )
 
         self._outbox: list[Datagram] = []
         self._intra: list[GuestToHost] = []
         self._timers: Timers[Any] = Timers()
-        # Every owner of a timer, by type, and what its timer does.
-        self._timer_handlers: dict[type, _Handler] = {
-            ClientStream: self._on_stream_timer,
-            Connection: self._on_conn_timer,
-            RcQp: self._on_qp_timer,
-            PathQuery: self._on_query_timer,
-            _SaRequest: self._on_sa_request_timer,
-        }
 
         for peer in peers:
             if isinstance(peer, Peer):
                 self.add_peer(peer.ip, peer.gid)
             else:
                 self.add_peer(peer[0], peer[1])
+
+    @property
+    def rng(self) -> random.Random:
+        """The guest's generator; made on first use when a maker was given, its
+        first draw the comm IDs' start, as with a generator given made."""
+        rng = self._rng
+        if not isinstance(rng, random.Random):
+            rng = self._rng = rng()
+            self._ids.comm_id = rng.getrandbits(32) or 1
+        return rng
+
+    # Derived from the configuration, not kept: with 29 attributes or fewer a guest's
+    # instance dictionary shares its keys with every other guest's (CPython), 300
+    # bytes instead of 1.6 kB, which hundreds of thousands of guests feel.
+
+    @property
+    def _interval(self) -> int:
+        return self.config.message_interval_ns
+
+    @property
+    def _pad(self) -> bytes:
+        return _padding(self.config.message_bytes - 8)
 
     def __repr__(self) -> str:
         return f"GuestAgent({self.name or self.ip}, lid={self.lid}, attached={self.attached})"
@@ -334,7 +357,7 @@ class GuestAgent(GuestCm):
 
     def handle_timer(self, now_ns: int) -> None:
         timers = self._timers
-        handlers = self._timer_handlers
+        handlers = _TIMER_HANDLERS
         while (owner := timers.pop_due(now_ns)) is not None:
             wanted = owner.deadline
             if wanted is None:
@@ -342,7 +365,7 @@ class GuestAgent(GuestCm):
             if wanted > now_ns:
                 timers.arm(owner, wanted)
                 continue
-            handlers[type(owner)](owner, now_ns)
+            handlers[type(owner)](self, owner, now_ns)
 
     def receive(self, datagram: Datagram, now_ns: int) -> None:
         if not self.attached:
@@ -363,7 +386,7 @@ class GuestAgent(GuestCm):
                     self._establish_passive(conn, now_ns)  # the first SEND stands for the RTU
                 self.delivered[conn.remote_gid] += 1
                 if self._wants(MessageDelivered):
-                    self._events.append(
+                    self._record(
                         MessageDelivered(now_ns, self.gid, conn.remote_gid, message_seq(payload))
                     )
             else:
@@ -656,8 +679,9 @@ class GuestAgent(GuestCm):
     # --- helpers -------------------------------------------------------------------------
 
     def _new_tid(self) -> int:
-        tid = self._tid_next
-        self._tid_next = (tid + 1) & TID_MASK or 1
+        ids = self._ids
+        tid = ids.tid
+        ids.tid = (tid + 1) & TID_MASK or 1
         return tid
 
     def _mad(self, payload: bytes, dlid: int, dgid: bytes | None, sl: int = 0) -> Datagram:
@@ -1083,3 +1107,13 @@ class GuestAgent(GuestCm):
 
 
 __all__ = ["DEFAULT_PKEY", "FIRST_QPN", "QP1_QKEY", "GuestAgent"]
+
+
+_TIMER_HANDLERS: dict[type, _Handler] = {
+    ClientStream: GuestAgent._on_stream_timer,
+    Connection: GuestAgent._on_conn_timer,
+    RcQp: GuestAgent._on_qp_timer,
+    PathQuery: GuestAgent._on_query_timer,
+    _SaRequest: GuestAgent._on_sa_request_timer,
+}
+"""Every owner of a guest's timer, by type, and what its timer does."""

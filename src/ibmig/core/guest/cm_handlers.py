@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Any, Final
 
@@ -57,12 +58,21 @@ _REQ_SENT, _REP_SENT, _ESTABLISHED, _DREQ_SENT, _CLOSED = (
 )
 
 
+@dataclass(slots=True)
+class GuestIds:
+    """The next data QPN, CM comm ID and SA TID a guest hands out; one object, so
+    that a guest keeps few attributes (`GuestAgent._interval` says why)."""
+
+    qpn: int
+    comm_id: int
+    tid: int
+
+
 class GuestCm(EventLog[Any]):
     """The CM MAD handlers of a guest (module docstring); a mixin of `GuestAgent`."""
 
     # The agent's state these handlers read and write.
     config: GuestConfig
-    rng: random.Random
     port_num: int
     lid: int
     gid: bytes
@@ -72,8 +82,7 @@ class GuestCm(EventLog[Any]):
     _conns: dict[int, Connection]
     _by_qpn: dict[int, Connection]
     _server_conns: dict[tuple[bytes, int], Connection]
-    _qpn_next: int
-    _comm_id_next: int
+    _ids: GuestIds
 
     if TYPE_CHECKING:
         # The agent's side: MADs out, TIDs, timers and the client streams.
@@ -456,18 +465,25 @@ class GuestCm(EventLog[Any]):
         self._expect_answer(conn, datagram, "cm_dreq", self.config.max_cm_retries, now_ns)
         self._send_cm(datagram, "cm_dreq")
 
+    @property
+    def rng(self) -> random.Random:
+        raise NotImplementedError  # GuestAgent's
+
     def _new_comm_id(self) -> int:
-        comm_id = self._comm_id_next
+        self.rng  # noqa: B018 (a lazily made rng draws the comm IDs' start first)
+        ids = self._ids
+        comm_id = ids.comm_id
         while comm_id in self._conns or comm_id == 0:
             comm_id = (comm_id + 1) & 0xFFFFFFFF
-        self._comm_id_next = (comm_id + 1) & 0xFFFFFFFF
+        ids.comm_id = (comm_id + 1) & 0xFFFFFFFF
         return comm_id
 
     def _new_qp(self) -> RcQp:
-        qpn = self._qpn_next
+        ids = self._ids
+        qpn = ids.qpn
         while qpn in self._by_qpn or qpn < FIRST_QPN:
             qpn = (qpn + 1) & QPN_MASK
-        self._qpn_next = (qpn + 1) & QPN_MASK
+        ids.qpn = (qpn + 1) & QPN_MASK
         qp = RcQp(qpn, self.config.send_queue_depth)
         qp.init(self.port_num, DEFAULT_PKEY)
         return qp

@@ -864,7 +864,7 @@ class HostAgent(EventLog[HostEvent]):
             return
         self.mapping[vguid] = lid
         if self._wants(MappingUpdated):
-            self._events.append(_new_mapping_updated(vguid, old, lid, source, now_ns))
+            self._record(_new_mapping_updated(vguid, old, lid, source, now_ns))
 
     # --- internals: GUIDInfoRecord writes ---------------------------------------------
 
@@ -1118,7 +1118,7 @@ class HostAgent(EventLog[HostEvent]):
         tid = peek_tid(payload)
         duplicate = self.sa.is_resend(datagram, tid)
         if self._wants(ReportReceived):
-            self._events.append(_new_report_received(trap, tid, duplicate, now_ns))
+            self._record(_new_report_received(trap, tid, duplicate, now_ns))
         if duplicate:
             self.counters["reports_duplicate"] += 1
             return

@@ -1903,7 +1903,7 @@ class SubnetAdministrator(EventLog[Any]):
         sm_gid = self._gid(self.db.sm_port_guid)
         floor_ns = self.config.transaction_timeout_ns
         record_sent = self._wants(ReportSent)
-        reports, outbox, events = self._reports, self._outbox, self._events
+        reports, outbox, record = self._reports, self._outbox, self._record
         arm = self._timers.arm
         for subscription in subscriptions:
             tid = self._next_tid()
@@ -1925,7 +1925,7 @@ class SubnetAdministrator(EventLog[Any]):
             reports[tid] = _PendingReport(subscription, trap_number, datagram, timeout)
             outbox.append(datagram)
             if record_sent:
-                events.append(_new_report_sent(subscription, trap_number, tid, now_ns, 0))
+                record(_new_report_sent(subscription, trap_number, tid, now_ns, 0))
             arm((_Timeout.REPORT, tid), now_ns + timeout)
         # As `_send` counts, for all of them at once.
         self.mad_counts[(SaAttr.NOTICE, Method.REPORT)] += len(subscriptions)
@@ -1940,9 +1940,7 @@ class SubnetAdministrator(EventLog[Any]):
         self._timers.cancel((_Timeout.REPORT, tid))
         self.counters["reports_acked"] += 1
         if self._wants(ReportAcked):
-            self._events.append(
-                _new_report_acked(pending.subscription, pending.trap_number, tid, now_ns)
-            )
+            self._record(_new_report_acked(pending.subscription, pending.trap_number, tid, now_ns))
 
     def _report_timeout(self, tid: int, now_ns: int) -> None:
         pending = self._reports[tid]

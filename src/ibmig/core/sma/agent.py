@@ -672,7 +672,7 @@ class SubnetManagementAgent(EventLog[SmaEvent]):
         event until it is collected; recorded whatever `record_events` says."""
         events = self._events
         if not events or events[-1] is not _FORWARDING_CHANGED:
-            events.append(_FORWARDING_CHANGED)
+            self._record(_FORWARDING_CHANGED)
 
     # --- runtime API --------------------------------------------------------------------
 
@@ -1138,7 +1138,7 @@ class SubnetManagementAgent(EventLog[SmaEvent]):
         if req[_PI_REREG_TIMEOUT] & 0x80:
             # Recorded whatever `record_events` and the event filter say: the port's
             # clients (dom0, guests) act on it, as on ForwardingChanged.
-            self._events.append(ClientReregisterRequested(target))
+            self._record(ClientReregisterRequested(target))
         if not self.record_events:
             return
         emit = self._emit
