@@ -10,6 +10,7 @@ from ibmig.core.guest.config import GuestConfig
 from ibmig.core.migration.timing import MigrationTiming
 from ibmig.core.sa import SaConfig
 from ibmig.core.sm.manager import SmConfig
+from ibmig.core.sm.vswitch import VfLids
 from ibmig.errors import ConfigError
 from ibmig.experiments.scenario import Scenario
 from ibmig.experiments.stepping import Stepper
@@ -37,6 +38,29 @@ def check_lid_space(fabric: Fabric, where: str) -> None:
         )
 
 
+def check_vswitch_lid_space(scenario: Scenario, fabric: Fabric) -> None:
+    """Refuse a vSwitch scenario whose VF LIDs do not fit beside the fabric's own:
+    prepopulated, every VF of the n hosts takes one; dynamic, every VM (the SM would
+    refuse the first LID too many with `VfLidsExhausted`; this says so before
+    anything runs or is written)."""
+    hosts = scenario.hosts
+    if hosts.vswitch is None:
+        return
+    base = fabric.num_switches + sum(
+        1 for node in fabric.nodes if not node.is_switch for _ in node.port_nums
+    )
+    prepopulated = hosts.vswitch is VfLids.PREPOPULATED
+    vf_lids = hosts.n * (hosts.vfs if prepopulated else hosts.m)
+    if base + vf_lids > MAX_UNICAST_LIDS:
+        each = f"{hosts.vfs} VFs" if prepopulated else f"{hosts.m} VMs"
+        raise ConfigError(
+            f"the vSwitch model needs {base + vf_lids:,} unicast LIDs ({base:,} for the "
+            f"switches and CA ports, {vf_lids:,} for {hosts.n:,} hosts x {each}), more than "
+            f"the {MAX_UNICAST_LIDS:,} a subnet has; the shared-port model needs {base:,}",
+            f"{scenario.source}: hosts.vswitch_lids",
+        )
+
+
 def build_fabric(scenario: Scenario) -> Fabric:
     topo = scenario.topology
     where = f"{scenario.source}: topology"
@@ -49,6 +73,7 @@ def build_fabric(scenario: Scenario) -> Fabric:
         except TypeError as exc:
             raise ConfigError(f"bad generator parameters: {exc}", where) from None
     check_lid_space(fabric, where)
+    check_vswitch_lid_space(scenario, fabric)
     return fabric
 
 
@@ -95,6 +120,7 @@ def build_subnet(
         seed=scenario.run.seed,
         capture=capture,
         trace=trace,
+        vswitch=scenario.hosts.vswitch,
     )
     for sma in sim.agents:
         sma.record_events = trace is not None

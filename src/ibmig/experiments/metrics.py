@@ -28,6 +28,7 @@ from ibmig.core.guest.events import MessageDelivered
 from ibmig.core.host.events import AliasFailed
 from ibmig.core.migration.machine import LiveMigration
 from ibmig.core.sa import PathChangeDetected, ReportSent
+from ibmig.core.sm.vswitch import VfLidMoved
 from ibmig.experiments.migrations import Launched
 from ibmig.experiments.scenario import Scenario
 from ibmig.sim.hosting import VirtualizedSubnet
@@ -92,6 +93,9 @@ class RunResult:
     unreached: tuple[list[str], list[str]] = field(default_factory=lambda: ([], []))
     """Topology nodes the SM did not hold at the end of the run: (beyond the 63-hop
     directed-route limit, cut off from the SM or lost to faults)."""
+    lid_moves: list[VfLidMoved] = field(default_factory=list)
+    """vSwitch model: each VF LID the SM moved, with its LFT SMPs and what a full
+    re-route would have sent (`ibmig.core.sm.vswitch`)."""
 
     @property
     def reports(self) -> int:
@@ -119,9 +123,11 @@ class Collector:
         self.reports_69_resent = 0
         # Per VM, the last alias GUID request of its dom0 that failed (time, what).
         self.alias_failures: dict[str, tuple[int, str]] = {}
+        self.lid_moves: list[VfLidMoved] = []
         sim.add_event_hook(
             self.on_event, MessageDelivered, ReportSent, PathChangeDetected, AliasFailed
         )
+        sim.add_event_hook(lambda node, event: self.lid_moves.append(event), VfLidMoved)
 
     def on_event(self, node: int, event: Any) -> None:
         if isinstance(event, MessageDelivered):
@@ -216,6 +222,7 @@ def measure(
         events=sim.kernel.events_run,
         sim_end_ns=sim.kernel.now_ns,
         unreached=sim.unreached(),
+        lid_moves=list(collector.lid_moves),
     )
 
 

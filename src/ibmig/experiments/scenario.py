@@ -16,6 +16,10 @@ validated there.
     m = 2                           # VMs per server
     vfs = 4                         # VFs per HCA (must leave room for incoming VMs)
     placement = "spread"            # "spread" (over leaf switches) or "packed" or "random"
+    model = "shared-port"           # SR-IOV model, or "vswitch": a LID per VF (needs
+                                    # static assignment; see ibmig.core.sm.vswitch)
+    vswitch_lids = "prepopulated"   # vswitch only: every VF a LID at bring-up, or
+                                    # "dynamic": a LID when a VM starts
 
     [workload]
     peers = 3                       # p: clients of each migrated VM
@@ -68,6 +72,7 @@ from ibmig.core.guest.config import PATH_CACHE_POLICIES
 from ibmig.core.host import AddressAssignment
 from ibmig.core.sm.manager import SmConfig
 from ibmig.core.sm.routing import ROUTING_ENGINES, RoutingEngine
+from ibmig.core.sm.vswitch import VfLids
 from ibmig.errors import ConfigError, shown
 from ibmig.experiments.strategies import STRATEGIES, Strategy
 from ibmig.fabric import GENERATORS, TopologyGenerator
@@ -79,6 +84,8 @@ from ibmig.wire.smp import MAX_HOP_COUNT
 # turns names into their entries. Placement is the runner's own.
 ASSIGNMENTS: Mapping[str, AddressAssignment] = {a.value: a for a in AddressAssignment}
 PLACEMENTS = ("spread", "packed", "random")
+SRIOV_MODELS = ("shared-port", "vswitch")
+VF_LID_SCHEMES: Mapping[str, VfLids] = {s.value: s for s in VfLids}
 
 # Bounds that keep a run finite, each with its reason in the error line.
 MAX_DURATION_MS: Final = 86_400_000
@@ -122,6 +129,8 @@ class HostsConfig:
     m: int = 2
     vfs: int = 4
     placement: str = "spread"
+    vswitch: VfLids | None = None
+    """The SR-IOV model: None for shared port, else vSwitch with this VF LID scheme."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,11 +338,17 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
     topo.finish()
 
     hosts_s = _Section(root._get("hosts", {}), f"{source}: hosts")
+    vswitch: VfLids | None = None
+    if hosts_s.choice("model", "shared-port", SRIOV_MODELS) == "vswitch":
+        vswitch = hosts_s.entry("vswitch_lids", "prepopulated", VF_LID_SCHEMES)
+    elif "vswitch_lids" in hosts_s.data:
+        raise ConfigError('only with model = "vswitch"', f"{source}: hosts.vswitch_lids")
     hosts = HostsConfig(
         n=hosts_s.int("n", 8, 2),
         m=hosts_s.int("m", 2, 1),
         vfs=hosts_s.int("vfs", 0, 0),
         placement=hosts_s.choice("placement", "spread", PLACEMENTS),
+        vswitch=vswitch,
     )
     hosts_s.finish()
     for key in ("vfs", "m"):
@@ -346,7 +361,9 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
             )
     if hosts.vfs == 0:
         # Room for two incoming VMs, within the port's GUIDInfo table.
-        hosts = HostsConfig(hosts.n, hosts.m, min(hosts.m + 2, MAX_VFS), hosts.placement)
+        hosts = HostsConfig(
+            hosts.n, hosts.m, min(hosts.m + 2, MAX_VFS), hosts.placement, hosts.vswitch
+        )
     if hosts.vfs < hosts.m:
         raise ConfigError(f"must be at least m = {hosts.m}", f"{source}: hosts.vfs")
 
@@ -365,6 +382,11 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
         strategy=sig_s.entry("strategy", "per-host", STRATEGIES),
     )
     sig_s.finish()
+    if hosts.vswitch is not None and signalling.assignment is not AddressAssignment.STATIC:
+        raise ConfigError(
+            'the vSwitch model moves a VM\'s LID with its vGUID: needs assignment = "static"',
+            f"{source}: signalling.assignment",
+        )
 
     run_s = _Section(root._get("run", {}), f"{source}: run")
     run = RunConfig(

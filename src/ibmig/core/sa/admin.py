@@ -997,7 +997,7 @@ class SubnetAdministrator(EventLog[Any]):
         db = self.db
         guids = dict(db.port_lid)
         for alias, owner in db.alias_owner.items():
-            lid = db.port_lid.get(owner)
+            lid = db.vf_lid.get(alias, db.port_lid.get(owner))
             if lid is not None and alias not in guids:
                 guids[alias] = lid
         return sorted(guids.items())
@@ -1486,7 +1486,7 @@ class SubnetAdministrator(EventLog[Any]):
             return
         db = self.db
         for alias, owner in db.alias_owner.items():
-            lid = db.port_lid.get(owner)
+            lid = db.vf_lid.get(alias, db.port_lid.get(owner))
             if lid is not None and alias not in self.db.alias_last_seen:
                 self.db.alias_last_seen[alias] = (lid, owner)
 
@@ -1496,7 +1496,8 @@ class SubnetAdministrator(EventLog[Any]):
             if not guid or (block == 0 and i == 0):
                 continue
             owner = db.alias_owner.get(guid)
-            lid = None if owner is None else db.port_lid.get(owner)
+            # vSwitch: the VM's own VF LID, which moves with it (no path change).
+            lid = None if owner is None else db.vf_lid.get(guid, db.port_lid.get(owner))
             if owner is None or lid is None:
                 continue
             before = self.db.alias_last_seen.get(guid)

@@ -97,6 +97,17 @@ from ibmig.core.sm.routing import (
     roots_from_guids,
     route,
 )
+from ibmig.core.sm.vswitch import (
+    VfLidAssigned,
+    VfLidMoved,
+    VfLids,
+    VfLidsExhausted,
+    VfLidsExhaustedError,
+    VSwitchTable,
+    changed_blocks,
+    copy_egress,
+    full_reroute_smps,
+)
 from ibmig.core.timers import Timers
 from ibmig.errors import ConfigError, WireError
 from ibmig.wire.mad import MadStatus, Method
@@ -392,6 +403,9 @@ class SubnetManager(EventLog[Any]):
         self._poll_retries = 0
         self._poll_tid: int | None = None  # the poll on the wire (match bits)
         self._coming_out_of_standby = False
+        self.vswitch = VSwitchTable()
+        """VF LIDs of the vSwitch model (`ibmig.core.sm.vswitch`); empty: shared port."""
+        self.db.vf_lid = self.vswitch.lid_of_vm
 
     # --- engine contract ------------------------------------------------------------
 
@@ -913,10 +927,11 @@ class SubnetManager(EventLog[Any]):
                 if record is None or not record.known:
                     continue
                 end_ports.append(record)
-        if len(end_ports) > MAX_UNICAST_LID:
+        vf_lids = self.vswitch.port_of_lid
+        if len(end_ports) + len(vf_lids) > MAX_UNICAST_LID:
             # One LID per end port (LMC 0); unicast LIDs are 0x0001-0xBFFF (IBA Vol 1,
             # 4.1.3). Refuse rather than hand out multicast or out-of-range LIDs.
-            needed = len(end_ports)
+            needed = len(end_ports) + len(vf_lids)
             self._emit(LidSpaceExhausted(self.sweep, now_ns, needed, MAX_UNICAST_LID))
             self._emit(
                 SweepFailed(
@@ -927,6 +942,7 @@ class SubnetManager(EventLog[Any]):
                 )
             )
             return False
+        taken.update(vf_lids)  # the vSwitch's VF LIDs stay where they are
         # Ours first (stable across sweeps), then valid LIDs the ports already hold.
         for record in end_ports:
             lid = self._guid_to_lid.get(record.port_guid)
@@ -955,6 +971,7 @@ class SubnetManager(EventLog[Any]):
             lid = wanted[record.port_guid]
             db.lid_owner[lid] = (record.node_guid, record.port_num)
             db.port_lid[record.port_guid] = lid
+        self._own_vf_lids()
         db.max_lid = max(db.lid_owner, default=0)
         sm_record = db.nodes[self._sm_node_guid].ports.get(self.port_num)
         db.sm_lid = wanted.get(sm_record.port_guid, 0) if sm_record else 0
@@ -1096,6 +1113,8 @@ class SubnetManager(EventLog[Any]):
             result = route(routing_input, "minhop")
         self.routing_result = result
         lfts = result.lft
+        if self.vswitch:
+            lfts = self._route_vf_lids(lfts)
         top = self.db.max_lid
         blocks = top // LFT_BLOCK_SIZE + 1
         for i, guid in enumerate(self.switch_order):
@@ -1232,6 +1251,8 @@ class SubnetManager(EventLog[Any]):
         self._coming_out_of_standby = False
         if self._multicast_pending:
             self._program_multicast(now_ns, in_sweep=False)
+        if self.vswitch:
+            self._write_vf_routes(now_ns)  # VF LIDs placed while the sweep ran
         event = SubnetUp(self.sweep, now_ns, self.smps_sent, len(db.nodes), len(db.lid_owner))
         self._emit(event)
         change = PortsChanged(now_ns, came, went)
@@ -1533,6 +1554,139 @@ class SubnetManager(EventLog[Any]):
             in_sweep=False,  # the SA's write: a lost one is the SA client's to retry
         )  # fmt: skip
         return True
+
+    # --- the vSwitch model (`ibmig.core.sm.vswitch`) -----------------------------------
+
+    def _own_vf_lids(self) -> None:
+        """Record each VF LID as one more LID of its physical port (LMC-like)."""
+        db = self.db
+        for lid, port_guid in self.vswitch.port_of_lid.items():
+            pf_lid = db.port_lid.get(port_guid)
+            if pf_lid is not None:
+                db.lid_owner[lid] = db.lid_owner[pf_lid]
+
+    def _route_vf_lids(self, lfts: np.ndarray) -> np.ndarray:
+        """The engine's LFTs with every VF LID routed as its PF's LID."""
+        pairs = [
+            (lid, self.db.port_lid[guid])
+            for lid, guid in self.vswitch.port_of_lid.items()
+            if guid in self.db.port_lid and lid < lfts.shape[1]
+        ]
+        if not pairs:
+            return lfts
+        lfts = lfts.copy()
+        vf, pf = zip(*pairs, strict=True)
+        lfts[:, list(vf)] = lfts[:, list(pf)]
+        return lfts
+
+    def vswitch_add_port(self, port_guid: int, num_vfs: int, now_ns: int) -> list[int]:
+        """A hypervisor reports the VFs of its port (the module docstring of
+        `ibmig.core.sm.vswitch` says what this models). Prepopulated: each VF gets a
+        LID now, routed as the port's LID. Dynamic: nothing until a VM starts.
+        `VfLidsExhaustedError` (and a `VfLidsExhausted` event) when the LIDs run out."""
+        table = self.vswitch
+        if table.scheme is not VfLids.PREPOPULATED or num_vfs <= 0:
+            table.free.setdefault(port_guid, [])
+            return []
+        lids = self._new_vf_lids(num_vfs, now_ns)
+        for lid in lids:
+            table.port_of_lid[lid] = port_guid
+            self._emit(VfLidAssigned(now_ns, port_guid, lid, 0))
+        table.free.setdefault(port_guid, []).extend(lids)
+        self._write_vf_routes(now_ns)
+        return lids
+
+    def vswitch_place(self, vguid: int, port_guid: int, now_ns: int) -> int:
+        """VM `vguid` now runs behind `port_guid`: its VF LID (given now if it has
+        none: a free prepopulated VF's, or a new one when dynamic). When the LID led
+        elsewhere, the SM rewrites only the LFT blocks of the switches whose egress
+        for it changes (`VfLidMoved`). Returns the VM's LID."""
+        table = self.vswitch
+        lid = table.lid_of_vm.get(vguid)
+        if lid is None:
+            if table.scheme is VfLids.PREPOPULATED:
+                free = table.free.get(port_guid)
+                if not free:
+                    raise VfLidsExhaustedError(len(table.port_of_lid) + 1, MAX_UNICAST_LID)
+                lid = free.pop(0)
+            else:
+                lid = self._new_vf_lids(1, now_ns)[0]
+                table.port_of_lid[lid] = port_guid
+            table.lid_of_vm[vguid] = lid
+            self._emit(VfLidAssigned(now_ns, port_guid, lid, vguid))
+            self._write_vf_routes(now_ns)
+            return lid
+        src = table.port_of_lid[lid]
+        if src == port_guid:
+            return lid
+        swapped = 0
+        table.port_of_lid[lid] = port_guid
+        if table.scheme is VfLids.PREPOPULATED:
+            # Swap: the destination's free VF hands its LID back to the VF left behind.
+            free = table.free.get(port_guid)
+            if free:
+                swapped = free.pop(0)
+                table.port_of_lid[swapped] = src
+                table.free.setdefault(src, []).append(swapped)
+                table.free[src].sort()
+        smps, switches = self._write_vf_routes(now_ns)
+        full = full_reroute_smps(len(self.switch_order), self.db.max_lid)
+        self._emit(VfLidMoved(now_ns, vguid, lid, swapped, src, port_guid, switches, smps, full))
+        return lid
+
+    def _new_vf_lids(self, count: int, now_ns: int) -> list[int]:
+        taken = set(self.db.lid_owner) | set(self._guid_to_lid.values())
+        try:
+            return self.vswitch.lowest_free(taken, count)
+        except VfLidsExhaustedError as exc:
+            self._emit(VfLidsExhausted(now_ns, exc.needed, exc.available))
+            raise
+
+    def _write_vf_routes(self, now_ns: int) -> tuple[int, int]:
+        """Route every VF LID as its PF's LID on every switch the SM has programmed,
+        with a SubnSet(LinearForwardingTable) per 64-entry block that changes (and
+        SwitchInfo when LinearFDBTop must grow). Returns (LFT SMPs, switches changed).
+        Within a sweep nothing is sent: its ROUTE phase routes the VF LIDs."""
+        db = self.db
+        self._own_vf_lids()
+        db.max_lid = max(db.lid_owner, default=0)
+        if not self.subnet_up:
+            return 0, 0
+        top = db.max_lid
+        groups: dict[int, list[int]] = {}
+        for lid, guid in self.vswitch.port_of_lid.items():
+            if guid in db.port_lid:
+                groups.setdefault(db.port_lid[guid], []).append(lid)
+        smps = switches = 0
+        for guid in self.switch_order:
+            node = db.nodes.get(guid)
+            if node is None or node.lft is None:
+                continue
+            old = node.lft
+            new = bytearray(old)
+            size = (top // LFT_BLOCK_SIZE + 1) * LFT_BLOCK_SIZE
+            if len(new) < size:
+                new.extend(bytes([UNREACHABLE_PORT]) * (size - len(new)))
+            for pf_lid, vf_lids in groups.items():
+                copy_egress(new, vf_lids, pf_lid)
+            blocks = changed_blocks(old, new)
+            if top > node.lft_top:
+                info = node.switch_info or SwitchInfo(linear_fdb_top=node.lft_top)
+                self._issue_set(
+                    replace(info, linear_fdb_top=top), node.path, self._on_switch_info, node,
+                    now_ns, in_sweep=False,
+                )  # fmt: skip
+            for block in blocks:
+                start = block * LFT_BLOCK_SIZE
+                self._issue_set(
+                    LinearForwardingTable(tuple(new[start : start + LFT_BLOCK_SIZE])),
+                    node.path, _ignore, None, now_ns, block,
+                    self._lft_block_failed(guid, block), in_sweep=False,
+                )  # fmt: skip
+            node.lft = new
+            smps += len(blocks)
+            switches += bool(blocks)
+        return smps, switches
 
 
 def _ignore(smp: Smp, ctx: Any, now_ns: int) -> None:
