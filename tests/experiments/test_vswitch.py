@@ -15,6 +15,7 @@ from ibmig.core.guest.events import ConnectionBroken, ConnectionUp
 from ibmig.core.sm.vswitch import VfLidMoved
 from ibmig.errors import ConfigError
 from ibmig.experiments.metrics import RunResult
+from ibmig.experiments.planning import assigned_lids, lid_rows, vfs_for
 from ibmig.experiments.runner import run_scenario
 from ibmig.experiments.scenario import scenario_from_dict
 from ibmig.sim.hosting import VirtualizedSubnet
@@ -76,10 +77,19 @@ def egress_to(sim: VirtualizedSubnet, lfts: dict[int, bytes], switch: int, lid: 
     raise AssertionError(f"LID {lid} loops")
 
 
-@pytest.mark.parametrize("scheme", ["prepopulated", "dynamic"])
-def test_migration_rewrites_exactly_the_lft_blocks_that_change(scheme: str) -> None:
+@pytest.mark.parametrize(
+    ("scheme", "routing"),
+    [
+        ("prepopulated", "minhop"),
+        ("dynamic", "minhop"),
+        ("prepopulated", "updn"),
+        ("prepopulated", "ftree"),
+    ],
+)
+def test_migration_rewrites_exactly_the_lft_blocks_that_change(scheme: str, routing: str) -> None:
     watch = LftWatch()
     data = scenario(vswitch_lids=scheme)
+    data["run"]["routing"] = routing
     result = run_scenario(scenario_from_dict(data, f"vswitch-{scheme}"), on_stage=watch)
     sim = watch.sim
     assert sim is not None
@@ -141,6 +151,27 @@ def test_prepopulated_vf_lids_sit_behind_their_ports_and_answer_path_records() -
         host = sim.hosts[vm.host]
         for switch in watch.after:
             assert egress_to(sim, watch.after, switch, lid) == host.node
+
+
+@pytest.mark.parametrize("scheme", ["prepopulated", "dynamic"])
+def test_plan_counts_the_lids_the_vswitch_sm_hands_out(scheme: str) -> None:
+    n, m = 4, 2
+    base: list[int] = []
+    sims: list[VirtualizedSubnet] = []
+
+    def hook(stage: str, sim: VirtualizedSubnet) -> None:
+        if stage == "placement":
+            base.append(assigned_lids(sim))
+        elif stage == "measure":
+            sims.append(sim)
+
+    data = scenario(vswitch_lids=scheme, n=n, m=m, vfs=vfs_for(m))
+    run_scenario(scenario_from_dict(data, "vswitch-lids"), traffic=False, on_stage=hook)
+    [sim] = sims
+    _, per_vm, per_vf = lid_rows(base[0], n, m)
+    row = per_vf if scheme == "prepopulated" else per_vm
+    assert len(sim.sm.db.lid_owner) == row.needed
+    assert base[0] + len(sim.sm.vswitch.port_of_lid) == row.needed
 
 
 def lab_with_peers(model: str) -> dict[str, Any]:

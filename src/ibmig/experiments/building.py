@@ -10,9 +10,9 @@ from ibmig.core.guest.config import GuestConfig
 from ibmig.core.migration.timing import MigrationTiming
 from ibmig.core.sa import SaConfig
 from ibmig.core.sm.manager import SmConfig
-from ibmig.core.sm.vswitch import VfLids
+from ibmig.core.sm.vswitch import VfLids, vf_lids_needed
 from ibmig.errors import ConfigError
-from ibmig.experiments.scenario import Scenario
+from ibmig.experiments.scenario import MAX_VFS, Scenario
 from ibmig.experiments.stepping import Stepper
 from ibmig.fabric import Fabric, load_topology
 from ibmig.sim.hosting import VirtualizedSubnet
@@ -50,13 +50,16 @@ def check_vswitch_lid_space(scenario: Scenario, fabric: Fabric) -> None:
         1 for node in fabric.nodes if not node.is_switch for _ in node.port_nums
     )
     prepopulated = hosts.vswitch is VfLids.PREPOPULATED
-    vf_lids = hosts.n * (hosts.vfs if prepopulated else hosts.m)
+    vf_lids = vf_lids_needed(hosts.vswitch, hosts.n, hosts.m, hosts.vfs)
     if base + vf_lids > MAX_UNICAST_LIDS:
         each = f"{hosts.vfs} VFs" if prepopulated else f"{hosts.m} VMs"
+        spare = max(0, MAX_UNICAST_LIDS - base)
         raise ConfigError(
             f"the vSwitch model needs {base + vf_lids:,} unicast LIDs ({base:,} for the "
             f"switches and CA ports, {vf_lids:,} for {hosts.n:,} hosts x {each}), more than "
-            f"the {MAX_UNICAST_LIDS:,} a subnet has; the shared-port model needs {base:,}",
+            f"the {MAX_UNICAST_LIDS:,} a subnet has: {spare:,} VF LIDs fit, "
+            f"{spare // hosts.n:,} per host; the shared-port model needs {base:,} "
+            f"(its VMs are bounded by {MAX_VFS} VFs per port, not by LIDs)",
             f"{scenario.source}: hosts.vswitch_lids",
         )
 

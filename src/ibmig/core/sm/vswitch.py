@@ -140,6 +140,13 @@ class VSwitchTable:
         return out
 
 
+def vf_lids_needed(scheme: VfLids, hosts: int, vms_per_host: int, vfs_per_host: int) -> int:
+    """VF LIDs the SM hands out for `hosts` hypervisors: one per VF when
+    prepopulated, one per running VM when dynamic (besides the LIDs of the switches
+    and the CA ports themselves)."""
+    return hosts * (vfs_per_host if scheme is VfLids.PREPOPULATED else vms_per_host)
+
+
 def copy_egress(lft: bytearray, vf_lids: Sequence[int], pf_lid: int) -> None:
     """Route `vf_lids` out of the port `pf_lid` leaves by, in one switch's LFT."""
     port = lft[pf_lid]

@@ -1,0 +1,76 @@
+"""The vSwitch model's pure parts and the SM's refusal when VF LIDs run out."""
+
+from __future__ import annotations
+
+import pytest
+
+from ibmig.core.sm.manager import SubnetManager
+from ibmig.core.sm.vswitch import (
+    MAX_UNICAST_LID,
+    VfLids,
+    VfLidsExhausted,
+    VfLidsExhaustedError,
+    VSwitchTable,
+    changed_blocks,
+    copy_egress,
+    full_reroute_smps,
+    vf_lids_needed,
+)
+
+
+def test_changed_blocks_names_each_64_entry_block_that_differs() -> None:
+    before = bytearray(range(256)) * 1  # 4 blocks
+    after = bytearray(before)
+    after[3] = 0xFF  # block 0
+    after[200] = 0  # block 3
+    assert changed_blocks(before, after) == [0, 3]
+    assert changed_blocks(before, before) == []
+    # A table that grew: the new block counts as changed.
+    assert changed_blocks(before, before + bytes(64)) == [4]
+
+
+def test_copy_egress_routes_vf_lids_as_their_pf() -> None:
+    lft = bytearray([0xFF] * 128)
+    lft[5] = 7
+    copy_egress(lft, [64, 100], 5)
+    assert lft[64] == lft[100] == 7
+    assert lft.count(7) == 3
+
+
+def test_full_reroute_counts_every_block_up_to_the_top_on_every_switch() -> None:
+    assert full_reroute_smps(7, 63) == 7
+    assert full_reroute_smps(7, 64) == 14
+    assert full_reroute_smps(1_620, 49_151) == 1_620 * 768
+
+
+def test_lids_needed_per_scheme() -> None:
+    assert vf_lids_needed(VfLids.PREPOPULATED, 10, 4, 16) == 160
+    assert vf_lids_needed(VfLids.DYNAMIC, 10, 4, 16) == 40
+
+
+def test_lowest_free_skips_taken_lids_and_refuses_past_the_unicast_range() -> None:
+    table = VSwitchTable(port_of_lid={2: 1})
+    assert table.lowest_free({1, 4}, 3) == [3, 5, 6]
+    with pytest.raises(VfLidsExhaustedError, match=r"needs 49,152 unicast LIDs.*49,151"):
+        table.lowest_free(set(range(1, MAX_UNICAST_LID)), 2)
+
+
+def test_the_sm_refuses_a_vf_lid_past_the_unicast_range_with_an_event() -> None:
+    sm = SubnetManager()
+    sm.vswitch.scheme = VfLids.DYNAMIC
+    sm.vswitch.port_of_lid.update(dict.fromkeys(range(1, MAX_UNICAST_LID + 1), 0xA))
+    with pytest.raises(VfLidsExhaustedError) as info:
+        sm.vswitch_place(0x1234, 0xA, 5)
+    assert info.value.needed == MAX_UNICAST_LID + 1
+    events = [e for e in iter(sm.next_event, None) if isinstance(e, VfLidsExhausted)]
+    assert events == [VfLidsExhausted(5, MAX_UNICAST_LID + 1, MAX_UNICAST_LID)]
+    assert 0x1234 not in sm.vswitch.lid_of_vm  # nothing half-assigned
+
+
+def test_a_prepopulated_port_without_a_free_vf_is_refused() -> None:
+    sm = SubnetManager()
+    sm.vswitch.free[0xA] = [40]
+    assert sm.vswitch_place(0x1, 0xA, 0) == 40
+    with pytest.raises(VfLidsExhaustedError):
+        sm.vswitch_place(0x2, 0xA, 0)
+    assert sm.vswitch.lid_of_vm == {0x1: 40}
