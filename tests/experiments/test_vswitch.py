@@ -317,3 +317,11 @@ def test_vswitch_scenario_keys_are_checked() -> None:
     hosts = scenario_from_dict(scenario(vswitch_lids="dynamic")).hosts
     assert hosts.vswitch is not None and hosts.vswitch.value == "dynamic"
     assert scenario_from_dict({}).hosts.vswitch is None
+
+
+def test_the_vswitch_example_is_a_vswitch_scenario() -> None:
+    from ibmig.experiments.scenario import load_scenario
+
+    path = Path(__file__).parents[2] / "examples" / "vswitch.toml"
+    hosts = load_scenario(str(path)).hosts
+    assert hosts.vswitch is not None and hosts.vswitch.value == "prepopulated"
