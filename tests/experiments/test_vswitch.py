@@ -19,6 +19,7 @@ from ibmig.experiments.planning import assigned_lids, lid_rows, vfs_for
 from ibmig.experiments.runner import run_scenario
 from ibmig.experiments.scenario import scenario_from_dict
 from ibmig.sim.hosting import VirtualizedSubnet
+from ibmig.sim.subnet import TraceWriter
 from ibmig.wire.mad import Method, MgmtClass
 from ibmig.wire.sa import SaAttr
 from ibmig.wire.smp_attrs import LFT_BLOCK_SIZE, SmpAttr
@@ -325,3 +326,34 @@ def test_the_vswitch_example_is_a_vswitch_scenario() -> None:
     path = Path(__file__).parents[2] / "examples" / "vswitch.toml"
     hosts = load_scenario(str(path)).hosts
     assert hosts.vswitch is not None and hosts.vswitch.value == "prepopulated"
+
+
+def test_an_aborted_migration_resumes_the_vm_at_its_own_lid() -> None:
+    data = lab_with_peers("vswitch")
+    data["migrations"][0]["abort_ms"] = 3000  # the VF attached at the destination
+    sims: list[VirtualizedSubnet] = []
+    result = run_scenario(
+        scenario_from_dict(data, "vswitch-abort"),
+        on_stage=lambda stage, sim: sims.append(sim) if stage == "measure" else None,
+    )
+    [migration] = result.migrations
+    assert migration.outcome.startswith("aborted in reinit_driver")
+    [sim] = sims
+    vm = sim.vms["vm0"]
+    assert vm.host == "host0"
+    assert vm.guest.lid == sim.sm.vswitch.lid_of_vm[vm.vguid]  # not the port's LID
+    assert result.lid_moves == []  # it never left: nothing to rewrite
+    assert path_queries(result) == 0
+    assert all(conn.downtime_ns is not None for conn in result.connections)
+
+
+def test_a_vswitch_run_is_deterministic(tmp_path: Path) -> None:
+    traces = []
+    for i in range(2):
+        path = tmp_path / f"trace{i}.jsonl"
+        data = scenario(vswitch_lids="dynamic")
+        with path.open("w") as stream:
+            run_scenario(scenario_from_dict(data, "vswitch"), trace=TraceWriter(stream))
+        traces.append(path.read_bytes())
+    assert traces[0] == traces[1]
+    assert b"VfLidMoved" in traces[0]

@@ -16,8 +16,8 @@ centre, and only wires them together:
 - the vSwitch model (`vswitch=`, `ibmig.core.sm.vswitch`): a hypervisor reports its
   port's VFs to the SM when it is added; each time a VM is placed (started, or moved
   by a migration: `GuestMoved`) the SM gives or moves its VF LID, and the HCA
-  accepts the LIDs the SM placed behind it (`SubnetSim.vf_lids`). The guest's
-  vport comes up at its VF LID instead of the port's;
+  accepts the LIDs the SM placed behind it (`SubnetSim.vf_lids`). The toolstack
+  brings the guest's vport up at its VF LID instead of the port's;
 - faults of management software: a dom0 restarted (`restart_dom0`), the SA
   restarted (`restart_sa`); the SM's ClientReregister reaches the port's dom0 and
   guests (`HostAgent.client_reregister`, `GuestAgent.client_reregister`).
@@ -29,14 +29,13 @@ import random
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from ibmig.core.engine import Datagram, Engine
 from ibmig.core.guest import GuestAgent
 from ibmig.core.host import HostAgent
 from ibmig.core.host.demux import demultiplex
-from ibmig.core.host.events import VfUp
 from ibmig.core.host.messages import GuestToHost, HostToGuest
 from ibmig.core.migration.coordinator import (
     GuestCall,
@@ -93,7 +92,9 @@ class VirtualizedSubnet(SubnetSim):
         self.intra_host: Counter[str] = Counter()
         self._host_agents: dict[str, HostAgent] = {}
         self._vm_of_guest: dict[int, VmSlot] = {}  # id(guest engine) -> its VM
-        self.coordinator = MigrationCoordinator(self._host_agents)
+        self.coordinator = MigrationCoordinator(
+            self._host_agents, vport_lid=self._vf_lid if vswitch is not None else None
+        )
         self.attach(TOOLSTACK, self.coordinator, 0, outputs=self._carry_out_commands)
         self.add_event_hook(self._confirm, *MigrationCoordinator.CONFIRMATIONS)
         self.add_event_hook(self._client_reregister, ClientReregisterRequested)
@@ -201,8 +202,6 @@ class VirtualizedSubnet(SubnetSim):
     # --- the toolstack ------------------------------------------------------------------
 
     def _confirm(self, node: int, event: Any) -> None:
-        if self.vswitch is not None and isinstance(event, VfUp):
-            event = self._at_vf_lid(event)
         self.coordinator.confirm(event, self.kernel.now_ns)
         self._pump(TOOLSTACK, self.coordinator)
 
@@ -242,15 +241,9 @@ class VirtualizedSubnet(SubnetSim):
                 self.vf_lids[event.swapped_lid] = self._node_of_port[event.src_port_guid]
         self._routes.clear()
 
-    def _at_vf_lid(self, event: VfUp) -> VfUp:
-        """The vport comes up at the VM's VF LID. Not after an abort: the toolstack
-        recognises the source's VfUp by the port's LID (the guest then sends from the
-        port's LID, which reaches the same HCA)."""
-        vm = self.vms.get(event.vm)
-        if vm is None or any(m.vm == event.vm and m.aborted for m in self.migrations):
-            return event
-        lid = self.sm.vswitch.lid_of_vm.get(vm.vguid)
-        return event if lid is None else replace(event, lid=lid)
+    def _vf_lid(self, vm: str, port_lid: int) -> int:
+        """The LID the VM's vport comes up at: its VF LID."""
+        return self.sm.vswitch.lid_of_vm.get(self.vms[vm].vguid, port_lid)
 
     # --- the intra-host channel ---------------------------------------------------------
 
