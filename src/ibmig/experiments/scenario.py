@@ -18,8 +18,8 @@ validated there.
     placement = "spread"            # "spread" (over leaf switches) or "packed" or "random"
     model = "shared-port"           # SR-IOV model, or "vswitch": a LID per VF (needs
                                     # static assignment; see ibmig.core.sm.vswitch)
-    vswitch_lids = "prepopulated"   # vswitch only: every VF a LID at bring-up, or
-                                    # "dynamic": a LID when a VM starts
+    vswitch_lids = "prepopulated"   # used by vswitch only: every VF a LID at bring-up,
+                                    # or "dynamic": a LID when a VM starts
 
     [workload]
     peers = 3                       # p: clients of each migrated VM
@@ -338,11 +338,11 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
     topo.finish()
 
     hosts_s = _Section(root._get("hosts", {}), f"{source}: hosts")
-    vswitch: VfLids | None = None
-    if hosts_s.choice("model", "shared-port", SRIOV_MODELS) == "vswitch":
-        vswitch = hosts_s.entry("vswitch_lids", "prepopulated", VF_LID_SCHEMES)
-    elif "vswitch_lids" in hosts_s.data:
-        raise ConfigError('only with model = "vswitch"', f"{source}: hosts.vswitch_lids")
+    # vswitch_lids is checked under either model (and used by vswitch only), so that
+    # one file can be swept over hosts.model.
+    vf_lids = hosts_s.entry("vswitch_lids", "prepopulated", VF_LID_SCHEMES)
+    model = hosts_s.choice("model", "shared-port", SRIOV_MODELS)
+    vswitch = vf_lids if model == "vswitch" else None
     hosts = HostsConfig(
         n=hosts_s.int("n", 8, 2),
         m=hosts_s.int("m", 2, 1),
