@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from ibmig.cli import main
-from ibmig.core.guest.events import ConnectionBroken, ConnectionUp
+from ibmig.core.guest.events import ConnectionBroken, ConnectionUp, PathResolved
 from ibmig.core.sm.vswitch import VfLidMoved
 from ibmig.errors import ConfigError
 from ibmig.experiments.metrics import RunResult
@@ -202,7 +202,9 @@ def test_peers_keep_their_paths_and_reconnect_without_notice_or_query() -> None:
     def hook(stage: str, sim: VirtualizedSubnet) -> None:
         if stage == "placement":
             sims.append(sim)
-            sim.add_event_hook(lambda node, e: events.append(e), ConnectionBroken, ConnectionUp)
+            sim.add_event_hook(
+                lambda node, e: events.append(e), ConnectionBroken, ConnectionUp, PathResolved
+            )
 
     data = lab_with_peers("vswitch")
     result = run_scenario(scenario_from_dict(data, "vswitch-peers"), on_stage=hook)
@@ -219,6 +221,11 @@ def test_peers_keep_their_paths_and_reconnect_without_notice_or_query() -> None:
     assert migration.start_ns < move.time_ns < vport_up  # LFTs rewritten during it
     [sim] = sims
     vm_gid = sim.vms["vm0"].guest.gid
+    # Every peer asked the SA once, before the migration, and got the VM's VF LID.
+    resolved = [e for e in events if isinstance(e, PathResolved) and e.gid == vm_gid]
+    from_sa = [e for e in resolved if e.via == "sa"]
+    assert len(from_sa) == 3 and all(e.time_ns < migration.start_ns for e in from_sa)
+    assert {e.lid for e in resolved} == {move.lid}
     assert len(result.connections) == 3
     for conn in result.connections:
         client = sim.vms[conn.client].guest
@@ -300,6 +307,25 @@ def test_lid_exhaustion_is_one_clear_error_and_writes_nothing(
     assert "49,151" in err[0]
     assert "shared-port model needs 474" in err[0]  # 42 switches + 432 CA ports
     assert not trace.exists() and not capture.exists()
+
+
+def test_a_sweep_refuses_a_point_whose_vf_lids_do_not_fit_before_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "big.toml"
+    path.write_text(
+        "[topology]\n"
+        + "".join(f"{k} = {json.dumps(v)}\n" for k, v in BIG.items())
+        + '[hosts]\nn = 400\nm = 2\nvfs = 126\nmodel = "shared-port"\n[workload]\npeers = 0\n'
+    )
+    out = tmp_path / "sweep.csv"
+    code = main(
+        ["sweep", str(path), "--param", "hosts.model=shared-port,vswitch", "--out", str(out)]
+    )
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "hosts.model=vswitch" in err[0] and "49,151" in err[0]
+    assert not out.exists()
 
 
 def test_vswitch_scenario_keys_are_checked() -> None:

@@ -66,6 +66,11 @@ Faults (issue 13), as OpenSM handles them:
   `LidSpaceExhausted` rather than assigning multicast or out-of-range LIDs.
 - A node more than 63 hops away cannot be reached by a directed-route SMP: each
   such port skipped is reported (`HopLimitReached`), once per sweep.
+
+The vSwitch SR-IOV model (`ibmig.core.sm.vswitch`, off unless a hypervisor reports
+its VFs): VF LIDs are kept out of the LIDS phase's choice and recorded as extra LIDs
+of their physical port; ROUTE gives each the PF's egress on every switch; moving a
+VM's LID (`vswitch_place`) sends, outside any sweep, only the LFT blocks it changes.
 """
 
 from __future__ import annotations
