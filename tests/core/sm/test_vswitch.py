@@ -11,30 +11,9 @@ from ibmig.core.sm.vswitch import (
     VfLidsExhausted,
     VfLidsExhaustedError,
     VSwitchTable,
-    changed_blocks,
-    copy_egress,
     full_reroute_smps,
     vf_lids_needed,
 )
-
-
-def test_changed_blocks_names_each_64_entry_block_that_differs() -> None:
-    before = bytearray(range(256)) * 1  # 4 blocks
-    after = bytearray(before)
-    after[3] = 0xFF  # block 0
-    after[200] = 0  # block 3
-    assert changed_blocks(before, after) == [0, 3]
-    assert changed_blocks(before, before) == []
-    # A table that grew: the new block counts as changed.
-    assert changed_blocks(before, before + bytes(64)) == [4]
-
-
-def test_copy_egress_routes_vf_lids_as_their_pf() -> None:
-    lft = bytearray([0xFF] * 128)
-    lft[5] = 7
-    copy_egress(lft, [64, 100], 5)
-    assert lft[64] == lft[100] == 7
-    assert lft.count(7) == 3
 
 
 def test_full_reroute_counts_every_block_up_to_the_top_on_every_switch() -> None:
@@ -69,6 +48,7 @@ def test_the_sm_refuses_a_vf_lid_past_the_unicast_range_with_an_event() -> None:
 
 def test_a_prepopulated_port_without_a_free_vf_is_refused() -> None:
     sm = SubnetManager()
+    sm.vswitch.port_of_lid[40] = 0xA  # as `vswitch_add_port` leaves a one-VF port
     sm.vswitch.free[0xA] = [40]
     assert sm.vswitch_place(0x1, 0xA, 0) == 40
     with pytest.raises(VfLidsExhaustedError):

@@ -77,7 +77,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any, Protocol
@@ -109,8 +109,6 @@ from ibmig.core.sm.vswitch import (
     VfLidsExhausted,
     VfLidsExhaustedError,
     VSwitchTable,
-    changed_blocks,
-    copy_egress,
     full_reroute_smps,
 )
 from ibmig.core.timers import Timers
@@ -1598,7 +1596,7 @@ class SubnetManager(EventLog[Any]):
             table.port_of_lid[lid] = port_guid
             self._emit(VfLidAssigned(now_ns, port_guid, lid, 0))
         table.free.setdefault(port_guid, []).extend(lids)
-        self._write_vf_routes(now_ns)
+        self._write_vf_routes(now_ns, lids)
         return lids
 
     def vswitch_place(self, vguid: int, port_guid: int, now_ns: int) -> int:
@@ -1619,7 +1617,7 @@ class SubnetManager(EventLog[Any]):
                 table.port_of_lid[lid] = port_guid
             table.lid_of_vm[vguid] = lid
             self._emit(VfLidAssigned(now_ns, port_guid, lid, vguid))
-            self._write_vf_routes(now_ns)
+            self._write_vf_routes(now_ns, [lid])
             return lid
         src = table.port_of_lid[lid]
         if src == port_guid:
@@ -1634,7 +1632,7 @@ class SubnetManager(EventLog[Any]):
                 table.port_of_lid[swapped] = src
                 table.free.setdefault(src, []).append(swapped)
                 table.free[src].sort()
-        smps, switches = self._write_vf_routes(now_ns)
+        smps, switches = self._write_vf_routes(now_ns, [lid, swapped] if swapped else [lid])
         full = full_reroute_smps(len(self.switch_order), self.db.max_lid)
         self._emit(VfLidMoved(now_ns, vguid, lid, swapped, src, port_guid, switches, smps, full))
         return lid
@@ -1647,48 +1645,54 @@ class SubnetManager(EventLog[Any]):
             self._emit(VfLidsExhausted(now_ns, exc.needed, exc.available))
             raise
 
-    def _write_vf_routes(self, now_ns: int) -> tuple[int, int]:
-        """Route every VF LID as its PF's LID on every switch the SM has programmed,
-        with a SubnSet(LinearForwardingTable) per 64-entry block that changes (and
-        SwitchInfo when LinearFDBTop must grow). Returns (LFT SMPs, switches changed).
-        Within a sweep nothing is sent: its ROUTE phase routes the VF LIDs."""
+    def _write_vf_routes(self, now_ns: int, lids: Iterable[int] | None = None) -> tuple[int, int]:
+        """Route VF LIDs `lids` (default: all) as their PF's LID on every switch the
+        SM has programmed, with a SubnSet(LinearForwardingTable) per 64-entry block
+        that changes (and SwitchInfo when LinearFDBTop must grow). Returns (LFT SMPs,
+        switches changed). Within a sweep nothing is sent: its ROUTE phase routes
+        the VF LIDs. Only the given LIDs are looked at, so placing each of many VMs
+        costs O(switches), not O(switches x VF LIDs)."""
         db = self.db
-        self._own_vf_lids()
-        db.max_lid = max(db.lid_owner, default=0)
-        if not self.subnet_up:
+        table = self.vswitch
+        wanted = list(table.port_of_lid) if lids is None else list(lids)
+        pairs: list[tuple[int, int]] = []
+        for lid in wanted:
+            pf_lid = db.port_lid.get(table.port_of_lid[lid])
+            if pf_lid is not None:
+                db.lid_owner[lid] = db.lid_owner[pf_lid]  # one more LID of that port
+                pairs.append((lid, pf_lid))
+        db.max_lid = max(db.max_lid, max((lid for lid, _ in pairs), default=0))
+        if not self.subnet_up or not pairs:
             return 0, 0
         top = db.max_lid
-        groups: dict[int, list[int]] = {}
-        for lid, guid in self.vswitch.port_of_lid.items():
-            if guid in db.port_lid:
-                groups.setdefault(db.port_lid[guid], []).append(lid)
+        size = (top // LFT_BLOCK_SIZE + 1) * LFT_BLOCK_SIZE
         smps = switches = 0
         for guid in self.switch_order:
             node = db.nodes.get(guid)
             if node is None or node.lft is None:
                 continue
-            old = node.lft
-            new = bytearray(old)
-            size = (top // LFT_BLOCK_SIZE + 1) * LFT_BLOCK_SIZE
-            if len(new) < size:
-                new.extend(bytes([UNREACHABLE_PORT]) * (size - len(new)))
-            for pf_lid, vf_lids in groups.items():
-                copy_egress(new, vf_lids, pf_lid)
-            blocks = changed_blocks(old, new)
+            lft = node.lft
+            if len(lft) < size:
+                lft.extend(bytes([UNREACHABLE_PORT]) * (size - len(lft)))
+            blocks: set[int] = set()
+            for lid, pf_lid in pairs:
+                if lft[lid] != lft[pf_lid]:
+                    lft[lid] = lft[pf_lid]
+                    blocks.add(lid // LFT_BLOCK_SIZE)
             if top > node.lft_top:
                 info = node.switch_info or SwitchInfo(linear_fdb_top=node.lft_top)
                 self._issue_set(
                     replace(info, linear_fdb_top=top), node.path, self._on_switch_info, node,
                     now_ns, in_sweep=False,
                 )  # fmt: skip
-            for block in blocks:
+                node.lft_top = top  # asked for; the answer confirms it
+            for block in sorted(blocks):
                 start = block * LFT_BLOCK_SIZE
                 self._issue_set(
-                    LinearForwardingTable(tuple(new[start : start + LFT_BLOCK_SIZE])),
+                    LinearForwardingTable(tuple(lft[start : start + LFT_BLOCK_SIZE])),
                     node.path, _ignore, None, now_ns, block,
                     self._lft_block_failed(guid, block), in_sweep=False,
                 )  # fmt: skip
-            node.lft = new
             smps += len(blocks)
             switches += bool(blocks)
         return smps, switches

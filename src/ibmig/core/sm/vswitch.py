@@ -39,7 +39,7 @@ This module holds the SM's table of VF LIDs and the pure computations over LFTs;
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -145,24 +145,6 @@ def vf_lids_needed(scheme: VfLids, hosts: int, vms_per_host: int, vfs_per_host: 
     prepopulated, one per running VM when dynamic (besides the LIDs of the switches
     and the CA ports themselves)."""
     return hosts * (vfs_per_host if scheme is VfLids.PREPOPULATED else vms_per_host)
-
-
-def copy_egress(lft: bytearray, vf_lids: Sequence[int], pf_lid: int) -> None:
-    """Route `vf_lids` out of the port `pf_lid` leaves by, in one switch's LFT."""
-    port = lft[pf_lid]
-    for lid in vf_lids:
-        lft[lid] = port
-
-
-def changed_blocks(before: bytes | bytearray, after: bytes | bytearray) -> list[int]:
-    """The 64-entry LinearForwardingTable blocks whose entries differ."""
-    size = max(len(before), len(after))
-    blocks = []
-    for block in range((size + LFT_BLOCK_SIZE - 1) // LFT_BLOCK_SIZE):
-        start = block * LFT_BLOCK_SIZE
-        if before[start : start + LFT_BLOCK_SIZE] != after[start : start + LFT_BLOCK_SIZE]:
-            blocks.append(block)
-    return blocks
 
 
 def full_reroute_smps(switches: int, top: int) -> int:
