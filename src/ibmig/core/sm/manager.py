@@ -135,6 +135,7 @@ UNREACHABLE_PORT = 0xFF
 MAX_UNICAST_LID = 0xBFFF
 _TID_MATCH_MASK = (1 << 48) - 1  # ibsim rewrites the top 16 bits of request TIDs
 _POLL_KEY = -1  # the polling deadline among the TID deadlines (TIDs are >= 0)
+_VF_ROUTES_KEY = -2  # new VF LIDs to route, once for all given at the same instant
 _CLIENT_REREGISTER = 0x80  # PortInfo byte 51, bit 7 (IBA Vol 1, 14.2.5.6)
 _PI_STALL_HOQ = 42  # PortInfo byte 42: VLStallCount (bits 7..5) | HOQLife (4..0)
 _INVALID_FIELD = 0x001C
@@ -409,6 +410,7 @@ class SubnetManager(EventLog[Any]):
         self.vswitch = VSwitchTable()
         """VF LIDs of the vSwitch model (`ibmig.core.sm.vswitch`); empty: shared port."""
         self.db.vf_lid = self.vswitch.lid_of_vm
+        self._vf_pending: list[int] = []  # new VF LIDs not routed yet (_VF_ROUTES_KEY)
 
     # --- engine contract ------------------------------------------------------------
 
@@ -423,6 +425,9 @@ class SubnetManager(EventLog[Any]):
         while (key := self._timeouts.pop_due(now_ns)) is not None:
             if key == _POLL_KEY:
                 self._poll(now_ns)
+            elif key == _VF_ROUTES_KEY:
+                pending, self._vf_pending = self._vf_pending, []
+                self._write_vf_routes(now_ns, pending)
             else:
                 self._expire(self._outstanding.pop(key), now_ns)
 
@@ -1596,7 +1601,7 @@ class SubnetManager(EventLog[Any]):
             table.port_of_lid[lid] = port_guid
             self._emit(VfLidAssigned(now_ns, port_guid, lid, 0))
         table.free.setdefault(port_guid, []).extend(lids)
-        self._write_vf_routes(now_ns, lids)
+        self._route_new_vf_lids(lids, now_ns)
         return lids
 
     def vswitch_place(self, vguid: int, port_guid: int, now_ns: int) -> int:
@@ -1617,7 +1622,8 @@ class SubnetManager(EventLog[Any]):
                 table.port_of_lid[lid] = port_guid
             table.lid_of_vm[vguid] = lid
             self._emit(VfLidAssigned(now_ns, port_guid, lid, vguid))
-            self._write_vf_routes(now_ns, [lid])
+            if table.scheme is VfLids.DYNAMIC:
+                self._route_new_vf_lids([lid], now_ns)
             return lid
         src = table.port_of_lid[lid]
         if src == port_guid:
@@ -1637,6 +1643,27 @@ class SubnetManager(EventLog[Any]):
         self._emit(VfLidMoved(now_ns, vguid, lid, swapped, src, port_guid, switches, smps, full))
         return lid
 
+    def _route_new_vf_lids(self, lids: list[int], now_ns: int) -> None:
+        """New VF LIDs are the port's from now on; their routes are written once for
+        all the LIDs given at this instant (hypervisors and VMs come up together: one
+        LFT block then carries many of them), at a timer due now."""
+        self._own_lids(lids)
+        if not self._vf_pending:
+            self._timeouts.arm(_VF_ROUTES_KEY, now_ns)
+        self._vf_pending.extend(lids)
+
+    def _own_lids(self, lids: Iterable[int]) -> list[tuple[int, int]]:
+        """Record VF LIDs as extra LIDs of their physical ports; (VF LID, PF LID)."""
+        db = self.db
+        pairs: list[tuple[int, int]] = []
+        for lid in lids:
+            pf_lid = db.port_lid.get(self.vswitch.port_of_lid[lid])
+            if pf_lid is not None:
+                db.lid_owner[lid] = db.lid_owner[pf_lid]  # one more LID of that port
+                pairs.append((lid, pf_lid))
+        db.max_lid = max(db.max_lid, max((lid for lid, _ in pairs), default=0))
+        return pairs
+
     def _new_vf_lids(self, count: int, now_ns: int) -> list[int]:
         taken = set(self.db.lid_owner) | set(self._guid_to_lid.values())
         try:
@@ -1653,15 +1680,7 @@ class SubnetManager(EventLog[Any]):
         the VF LIDs. Only the given LIDs are looked at, so placing each of many VMs
         costs O(switches), not O(switches x VF LIDs)."""
         db = self.db
-        table = self.vswitch
-        wanted = list(table.port_of_lid) if lids is None else list(lids)
-        pairs: list[tuple[int, int]] = []
-        for lid in wanted:
-            pf_lid = db.port_lid.get(table.port_of_lid[lid])
-            if pf_lid is not None:
-                db.lid_owner[lid] = db.lid_owner[pf_lid]  # one more LID of that port
-                pairs.append((lid, pf_lid))
-        db.max_lid = max(db.max_lid, max((lid for lid, _ in pairs), default=0))
+        pairs = self._own_lids(self.vswitch.port_of_lid if lids is None else lids)
         if not self.subnet_up or not pairs:
             return 0, 0
         top = db.max_lid
