@@ -50,6 +50,7 @@ class LftWatch:
         self.after: dict[int, bytes] = {}
         self.smps_before: Counter[tuple[int, int]] = Counter()
         self.smps_after: Counter[tuple[int, int]] = Counter()
+        self.smps_up: Counter[tuple[int, int]] = Counter()
         self.sim: VirtualizedSubnet | None = None
 
     def __call__(self, stage: str, sim: VirtualizedSubnet) -> None:
@@ -59,6 +60,8 @@ class LftWatch:
             for node in sim.fabric.nodes
             if node.is_switch
         }
+        if stage == "placement":
+            self.smps_up = Counter(sim.sm.smp_counts)
         if stage == "migrations":
             self.before, self.smps_before = lfts, Counter(sim.sm.smp_counts)
         elif stage == "measure":
@@ -152,6 +155,13 @@ def test_prepopulated_vf_lids_sit_behind_their_ports_and_answer_path_records() -
         host = sim.hosts[vm.host]
         for switch in watch.after:
             assert egress_to(sim, watch.after, switch, lid) == host.node
+    # Given together at set-up, the VF LIDs were routed together: one LFT Set per
+    # switch and block they fall in.
+    lft_sets = (SmpAttr.LINEAR_FORWARDING_TABLE, Method.SET)
+    blocks = {lid // LFT_BLOCK_SIZE for lid in table.port_of_lid}
+    assert len(blocks) == 2
+    set_up = watch.smps_before[lft_sets] - watch.smps_up[lft_sets]
+    assert set_up == len(watch.after) * len(blocks)
 
 
 @pytest.mark.parametrize("scheme", ["prepopulated", "dynamic"])
