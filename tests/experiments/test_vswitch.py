@@ -391,3 +391,18 @@ def test_a_vswitch_run_is_deterministic(tmp_path: Path) -> None:
         traces.append(path.read_bytes())
     assert traces[0] == traces[1]
     assert b"VfLidMoved" in traces[0]
+
+
+def test_ibmig_run_reports_the_lid_move(capsys: pytest.CaptureFixture[str]) -> None:
+    path = Path(__file__).parents[2] / "examples" / "vswitch.toml"
+    assert main(["run", str(path), "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    [move] = document["vswitch_lid_moves"]
+    # ft2-36: 7 switches, every one's egress for the LID changes; LIDs up to 67 fill
+    # two blocks per switch, which a full re-route would all write.
+    assert (move["lft_smps"], move["switches_changed"], move["full_reroute_smps"]) == (7, 7, 14)
+    assert move["swapped_lid"] != 0
+    assert main(["run", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"vSwitch: LID {move['lid']} moved, LID {move['swapped_lid']} swapped back: " in out
+    assert "7 LinearForwardingTable SMPs on 7 switches (a full re-route: 14)" in out
