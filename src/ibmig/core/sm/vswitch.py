@@ -19,10 +19,14 @@ handing out VF LIDs:
 What is modelled, and how it differs from the paper's hardware design:
 
 - The vSwitch is not discovered as a switch. A hypervisor reports its port's VFs
-  to the SM (`add_port`) and the SM records each VF LID as one more LID of that
-  physical port, like the extra LIDs of an LMC (IBA Vol 1, 7.11.1). Nothing goes on
-  the wire for the vSwitch ports themselves (no NodeInfo/PortInfo of vports); the
-  HCA accepts a VF LID as soon as the SM assigns it.
+  to the SM (`SubnetManager.vswitch_add_port`) and the SM records each VF LID as one
+  more LID of that physical port, like the extra LIDs of an LMC (IBA Vol 1, 4.1.3).
+  Nothing goes on the wire for the vSwitch ports themselves (no NodeInfo/PortInfo of
+  vports); the HCA accepts a VF LID as soon as the SM assigns it.
+- The SM learns where a VM runs from the toolstack (`SubnetManager.vswitch_place`):
+  when it starts, and when a migration brings its VF up at the destination (or an
+  abort brings it back to the source). VF LIDs given at the same instant are routed
+  together, so a block of 64 new LIDs costs one SMP per switch.
 - Routing a VF LID: every switch forwards it out of the port it forwards the PF's
   LID out of (the engines route the PF; the VF LIDs copy its column). The paper's
   prepopulated scheme routes each VF as an end port of its own, which can spread VF
@@ -33,7 +37,7 @@ What is modelled, and how it differs from the paper's hardware design:
   re-route would send (every block up to LinearFDBTop on every switch, as OpenSM
   does when it reprograms a fabric from scratch) is counted beside it.
 
-This module holds the SM's table of VF LIDs and the pure computations over LFTs;
+This module holds the SM's table of VF LIDs, its events and its counts;
 `SubnetManager` (manager.py) owns the SMPs.
 """
 
