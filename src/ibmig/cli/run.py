@@ -115,10 +115,14 @@ def run_command(
             print(f"  {phase:<15} at {start / 1e6:12,.3f} ms  {took}", file=out)
     for move in result.lid_moves:
         swap = f", LID {move.swapped_lid} swapped back" if move.swapped_lid else ""
+        sent = (
+            "written by the sweep under way"
+            if move.deferred
+            else f"{move.lft_smps} LinearForwardingTable SMPs on {move.switches_changed} switches"
+        )
         print(
-            f"vSwitch: LID {move.lid} moved{swap}: {move.lft_smps} LinearForwardingTable "
-            f"SMPs on {move.switches_changed} switches (a full re-route: "
-            f"{move.full_reroute_smps:,})",
+            f"vSwitch: LID {move.lid} moved{swap}: {sent} "
+            f"(a full re-route: {move.full_reroute_smps:,})",
             file=out,
         )
     unfinished = {m.vm for m in result.migrations if m.done_ns is None}
@@ -147,7 +151,7 @@ def run_command(
     return 0
 
 
-def lid_move_json(move: VfLidMoved) -> dict[str, int]:
+def lid_move_json(move: VfLidMoved) -> dict[str, int | bool]:
     """One vSwitch LID move as `ibmig run --json` prints it."""
     return {
         "lid": move.lid,
@@ -156,6 +160,7 @@ def lid_move_json(move: VfLidMoved) -> dict[str, int]:
         "switches_changed": move.switches_changed,
         "lft_smps": move.lft_smps,
         "full_reroute_smps": move.full_reroute_smps,
+        "deferred_to_sweep": move.deferred,
     }
 
 

@@ -7,6 +7,7 @@ import pytest
 from ibmig.core.sm.manager import SubnetManager
 from ibmig.core.sm.vswitch import (
     MAX_UNICAST_LID,
+    VfLidMoved,
     VfLids,
     VfLidsExhausted,
     VfLidsExhaustedError,
@@ -54,3 +55,17 @@ def test_a_prepopulated_port_without_a_free_vf_is_refused() -> None:
     with pytest.raises(VfLidsExhaustedError):
         sm.vswitch_place(0x2, 0xA, 0)
     assert sm.vswitch.lid_of_vm == {0x1: 40}
+
+
+def test_a_move_during_a_sweep_is_left_to_the_sweep_and_says_so() -> None:
+    sm = SubnetManager()  # never swept: not up, so no LFT is written now
+    table = sm.vswitch
+    table.port_of_lid.update({40: 0xA, 41: 0xB})
+    table.lid_of_vm[0x77] = 40
+    table.free[0xB] = [41]
+    assert sm.vswitch_place(0x77, 0xB, 7) == 40
+    assert table.port_of_lid == {40: 0xB, 41: 0xA}  # swapped
+    assert table.free == {0xB: [], 0xA: [41]}
+    [moved] = [e for e in iter(sm.next_event, None) if isinstance(e, VfLidMoved)]
+    assert moved.deferred and moved.lft_smps == 0 and moved.swapped_lid == 41
+    assert sm.packets_to_send() == []

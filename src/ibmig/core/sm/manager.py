@@ -1640,7 +1640,11 @@ class SubnetManager(EventLog[Any]):
                 table.free[src].sort()
         smps, switches = self._write_vf_routes(now_ns, [lid, swapped] if swapped else [lid])
         full = full_reroute_smps(len(self.switch_order), self.db.max_lid)
-        self._emit(VfLidMoved(now_ns, vguid, lid, swapped, src, port_guid, switches, smps, full))
+        deferred = not self.subnet_up
+        self._emit(
+            VfLidMoved(now_ns, vguid, lid, swapped, src, port_guid, switches, smps, full,
+                       deferred)
+        )  # fmt: skip
         return lid
 
     def _route_new_vf_lids(self, lids: list[int], now_ns: int) -> None:

@@ -77,7 +77,9 @@ class VfLidMoved:
     `swapped_lid`: the destination VF's LID that went back to the source VF
     (prepopulated), 0 when the LID was copied (dynamic). `lft_smps`: LFT blocks sent
     (one SMP each), on `switches_changed` switches; `full_reroute_smps`: what
-    rewriting every block of every switch would have sent."""
+    rewriting every block of every switch would have sent. `deferred`: a sweep was
+    under way, so its ROUTE phase (or its SUBNET UP) writes the entries instead,
+    among its own LFT blocks, and `lft_smps` is 0."""
 
     time_ns: int
     vguid: int
@@ -88,6 +90,7 @@ class VfLidMoved:
     switches_changed: int
     lft_smps: int
     full_reroute_smps: int
+    deferred: bool = False
 
 
 @dataclass(frozen=True, slots=True)
