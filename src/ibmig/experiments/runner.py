@@ -26,6 +26,7 @@ from ibmig.experiments.placement import place
 from ibmig.experiments.scenario import Scenario
 from ibmig.experiments.stepping import Progress, Stepper
 from ibmig.experiments.workload import start_workload
+from ibmig.fabric import Fabric
 from ibmig.sim.hosting import VirtualizedSubnet
 from ibmig.sim.subnet import TraceWriter
 from ibmig.wire.capture import CaptureWriter
@@ -43,8 +44,10 @@ def run_scenario(
     progress: Progress | None = None,
     traffic: bool = True,
     on_stage: StageHook | None = None,
+    fabric: Fabric | None = None,
 ) -> RunResult:
-    """Run `scenario`; `traffic=False` skips the workload (message-count sweeps)."""
+    """Run `scenario`; `traffic=False` skips the workload (message-count sweeps).
+    `fabric`: the scenario's, already built and checked (`build_fabric`)."""
 
     def stage(name: str) -> None:
         if on_stage is not None:
@@ -52,7 +55,8 @@ def run_scenario(
 
     with paused_gc() as heap:
         started = time.perf_counter()
-        fabric = build_fabric(scenario)
+        if fabric is None:
+            fabric = build_fabric(scenario)
         settings = Settings.of(scenario)
         sim = build_subnet(scenario, fabric, settings.latency, capture=capture, trace=trace)
         check_faults(scenario, sim)

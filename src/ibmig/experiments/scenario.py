@@ -16,6 +16,10 @@ validated there.
     m = 2                           # VMs per server
     vfs = 4                         # VFs per HCA (must leave room for incoming VMs)
     placement = "spread"            # "spread" (over leaf switches) or "packed" or "random"
+    model = "shared-port"           # SR-IOV model, or "vswitch": a LID per VF (needs
+                                    # static assignment; see ibmig.core.sm.vswitch)
+    vswitch_lids = "prepopulated"   # used by vswitch only: every VF a LID at bring-up,
+                                    # or "dynamic": a LID when a VM starts
 
     [workload]
     peers = 3                       # p: clients of each migrated VM
@@ -101,6 +105,7 @@ from ibmig.core.sa.admin import GUID_INFO_ANSWERS, OPENSM_SUBNET_TIMEOUT
 from ibmig.core.sa_client import NOTICES
 from ibmig.core.sm.manager import SmConfig
 from ibmig.core.sm.routing import ROUTING_ENGINES, RoutingEngine
+from ibmig.core.sm.vswitch import VfLids
 from ibmig.errors import ConfigError, shown
 from ibmig.experiments.strategies import STRATEGIES, Strategy
 from ibmig.fabric import GENERATORS, TopologyGenerator
@@ -113,6 +118,8 @@ from ibmig.wire.smp import MAX_HOP_COUNT
 # turns names into their entries. Placement is the runner's own.
 ASSIGNMENTS: Mapping[str, AddressAssignment] = {a.value: a for a in AddressAssignment}
 PLACEMENTS = ("spread", "packed", "random")
+SRIOV_MODELS = ("shared-port", "vswitch")
+VF_LID_SCHEMES: Mapping[str, VfLids] = {s.value: s for s in VfLids}
 
 # Bounds that keep a run finite, each with its reason in the error line.
 MAX_DURATION_MS: Final = 86_400_000
@@ -156,6 +163,8 @@ class HostsConfig:
     m: int = 2
     vfs: int = 4
     placement: str = "spread"
+    vswitch: VfLids | None = None
+    """The SR-IOV model: None for shared port, else vSwitch with this VF LID scheme."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,11 +437,17 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
     topo.finish()
 
     hosts_s = _Section(root._get("hosts", {}), f"{source}: hosts")
+    # vswitch_lids is checked under either model (and used by vswitch only), so that
+    # one file can be swept over hosts.model.
+    vf_lids = hosts_s.entry("vswitch_lids", "prepopulated", VF_LID_SCHEMES)
+    model = hosts_s.choice("model", "shared-port", SRIOV_MODELS)
+    vswitch = vf_lids if model == "vswitch" else None
     hosts = HostsConfig(
         n=hosts_s.int("n", 8, 2),
         m=hosts_s.int("m", 2, 1),
         vfs=hosts_s.int("vfs", 0, 0),
         placement=hosts_s.choice("placement", "spread", PLACEMENTS),
+        vswitch=vswitch,
     )
     hosts_s.finish()
     for key in ("vfs", "m"):
@@ -445,7 +460,9 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
             )
     if hosts.vfs == 0:
         # Room for two incoming VMs, within the port's GUIDInfo table.
-        hosts = HostsConfig(hosts.n, hosts.m, min(hosts.m + 2, MAX_VFS), hosts.placement)
+        hosts = HostsConfig(
+            hosts.n, hosts.m, min(hosts.m + 2, MAX_VFS), hosts.placement, hosts.vswitch
+        )
     if hosts.vfs < hosts.m:
         raise ConfigError(f"must be at least m = {hosts.m}", f"{source}: hosts.vfs")
 
@@ -465,6 +482,11 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
         notice=sig_s.choice("notice", "trap69", tuple(NOTICES)),
     )
     sig_s.finish()
+    if hosts.vswitch is not None and signalling.assignment is not AddressAssignment.STATIC:
+        raise ConfigError(
+            'the vSwitch model moves a VM\'s LID with its vGUID: needs assignment = "static"',
+            f"{source}: signalling.assignment",
+        )
 
     run_s = _Section(root._get("run", {}), f"{source}: run")
     run = RunConfig(

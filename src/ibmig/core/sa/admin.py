@@ -1068,7 +1068,7 @@ class SubnetAdministrator(EventLog[Any]):
         db = self.db
         guids = dict(db.port_lid)
         for alias, owner in db.alias_owner.items():
-            lid = db.port_lid.get(owner)
+            lid = db.vf_lid.get(alias, db.port_lid.get(owner))
             if lid is not None and alias not in guids:
                 guids[alias] = lid
         return sorted(guids.items())
@@ -1239,7 +1239,9 @@ class SubnetAdministrator(EventLog[Any]):
         full member? (IBA Vol 1, 10.9.3; `SubnetManager.partition_keys`.) A port
         counts the VMs the SA's table gives it: under "before_write" a Set is
         accepted, and its Reports sent, before the port holds the GUID."""
-        return shares_partition(self._table_partition_keys(guid_a), self._table_partition_keys(guid_b))
+        return shares_partition(
+            self._table_partition_keys(guid_a), self._table_partition_keys(guid_b)
+        )
 
     def _table_partition_keys(self, guid: int) -> frozenset[int]:
         """`SubnetManager.partition_keys` with a port's alias GUIDs as the SA's
@@ -1609,7 +1611,7 @@ class SubnetAdministrator(EventLog[Any]):
             return
         db = self.db
         for alias, owner in db.alias_owner.items():
-            lid = db.port_lid.get(owner)
+            lid = db.vf_lid.get(alias, db.port_lid.get(owner))
             if lid is not None and alias not in self.db.alias_last_seen:
                 self.db.alias_last_seen[alias] = (lid, owner)
 
@@ -1619,7 +1621,8 @@ class SubnetAdministrator(EventLog[Any]):
             if not guid or (block == 0 and i == 0):
                 continue
             owner = db.alias_owner.get(guid)
-            lid = None if owner is None else db.port_lid.get(owner)
+            # vSwitch: the VM's own VF LID, which moves with it (no path change).
+            lid = None if owner is None else db.vf_lid.get(guid, db.port_lid.get(owner))
             if owner is None or lid is None:
                 continue
             before = self.db.alias_last_seen.get(guid)
@@ -1661,12 +1664,14 @@ class SubnetAdministrator(EventLog[Any]):
     ) -> None:
         """`_check_alias_moves` for the SA's own table (`guid_info_answer`
         "before_write"): each alias GUID of the block now belongs to `port_guid`."""
-        lid = self.db.port_lid.get(port_guid)
-        if lid is None:
+        port_lid = self.db.port_lid.get(port_guid)
+        if port_lid is None:
             return
         for i, guid in enumerate(guids):
             if not guid or (block == 0 and i == 0):
                 continue
+            # vSwitch: the VM's own VF LID, which moves with it (no path change).
+            lid = self.db.vf_lid.get(guid, port_lid)
             before = self.db.alias_last_seen.get(guid)
             self.db.alias_last_seen[guid] = (lid, port_guid)
             if before is None or before[0] == lid:
