@@ -127,6 +127,7 @@ def build_subnet(
         ),
         sa_config=SaConfig(
             detect_alias_moves=scenario.signalling.strategy.detect_alias_moves,
+            targeted_reports=scenario.signalling.strategy.targeted,
             path_change_notice=scenario.signalling.notice,
             packet_life_time=scenario.sa.packet_life_time,
             guid_info_answer=scenario.sa.guid_info_answer,

@@ -35,7 +35,7 @@ from ibmig.core.sm.vswitch import VfLids, vf_lids_needed
 from ibmig.errors import ConfigError
 from ibmig.experiments.building import MAX_UNICAST_LIDS
 from ibmig.experiments.scenario import MAX_VFS, scenario_from_dict
-from ibmig.experiments.strategies import STRATEGIES
+from ibmig.experiments.strategies import PAPER_STRATEGIES
 from ibmig.fabric import Fabric
 from ibmig.sim.hosting import VirtualizedSubnet
 from ibmig.sim.latency import LatencyModel
@@ -87,12 +87,13 @@ def check_migrations(count: int, where: str = "--migrations") -> int:
 
 
 def check_strategies(names: list[str], where: str = "--strategy") -> list[str]:
-    """Names in `STRATEGIES`, each once, in the registry's order; all when empty."""
+    """Names in `PAPER_STRATEGIES` (those with a Reports formula), each once, in
+    that order; all when empty."""
     for name in names:
-        if name not in STRATEGIES:
-            known = ", ".join(STRATEGIES)
+        if name not in PAPER_STRATEGIES:
+            known = ", ".join(PAPER_STRATEGIES)
             raise ConfigError(f"unknown strategy {name!r} (known: {known})", where)
-    return [name for name in STRATEGIES if not names or name in names]
+    return [name for name in PAPER_STRATEGIES if not names or name in names]
 
 
 def cabled_cas(fabric: Fabric) -> int:

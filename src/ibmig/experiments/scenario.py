@@ -25,12 +25,17 @@ validated there.
     peers = 3                       # p: clients of each migrated VM
     interval_us = 20
     message_bytes = 64
-    path_cache = "cached"           # or "query"
+    path_cache = "cached"           # or "query"; cached: the client keeps its
+                                    # PathRecord across reconnects (SA caching)
+    peer_hosts = 0                  # 0: peers drawn among every other host's VMs;
+                                    # k: among the VMs of k hosts (h_p <= k)
 
     [signalling]
     assignment = "static"           # or "dynamic"
-    strategy = "per-host"           # "none", "per-vm" or "per-host"
-    notice = "trap69"               # or "trap64-65": GID out of / in service
+    strategy = "per-host"           # "none", "per-vm", "per-host" or "targeted"
+    notice = "trap69"               # or "trap64-65": GID out of / in service; or
+                                    # "trap69-path": trap 69 carrying the new path's
+                                    # SL, MTU, rate, PacketLifeTime (no PathRecord query)
 
     [[migrations]]
     vm = 0                          # VM index
@@ -173,6 +178,9 @@ class WorkloadConfig:
     interval_us: float = 20.0
     message_bytes: int = 64
     path_cache: str = "cached"
+    peer_hosts: int = 0
+    """0: a VM's peers are drawn among the VMs of every other host; k: among those of
+    k other hosts drawn first (`ibmig.experiments.workload`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +188,8 @@ class SignallingConfig:
     assignment: AddressAssignment = AddressAssignment.STATIC
     strategy: Strategy = STRATEGIES["per-host"]
     notice: str = "trap69"
-    """How the SA tells a move: "trap69" (ibmig's own DataDetails with the new LID) or
+    """How the SA tells a move: "trap69" (ibmig's own DataDetails with the new LID),
+    "trap69-path" (those and the new path's values, `ibmig.wire.notice`) or
     "trap64-65" (trap 65 then 64 with only the GID; subscribers ask for the
     PathRecord, as OFED's local SA cache does)."""
 
@@ -472,6 +481,7 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
         interval_us=work_s.float("interval_us", 20.0, MIN_INTERVAL_US),
         message_bytes=work_s.int("message_bytes", 64, 8, 4096),
         path_cache=work_s.choice("path_cache", "cached", PATH_CACHE_POLICIES),
+        peer_hosts=work_s.int("peer_hosts", 0, 0),
     )
     work_s.finish()
 
@@ -551,6 +561,17 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
     if workload.peers > hosts.n * hosts.m - 1:
         raise ConfigError(
             f"must be below the number of VMs ({hosts.n * hosts.m})", f"{source}: workload.peers"
+        )
+    if workload.peer_hosts > hosts.n - 1:
+        raise ConfigError(
+            f"must be at most the other hosts (n - 1 = {hosts.n - 1}), got {workload.peer_hosts}",
+            f"{source}: workload.peer_hosts",
+        )
+    if workload.peer_hosts and workload.peers > workload.peer_hosts * hosts.m:
+        raise ConfigError(
+            f"{workload.peers} peers do not fit the VMs of {workload.peer_hosts} hosts "
+            f"({workload.peer_hosts} x m = {workload.peer_hosts * hosts.m})",
+            f"{source}: workload.peers",
         )
 
     orch_s = _Section(root._get("orchestration", {}), f"{source}: orchestration")

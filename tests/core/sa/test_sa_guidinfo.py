@@ -396,7 +396,7 @@ def test_alias_move_as_traps_65_then_64_with_only_the_gid() -> None:
 
 
 def test_unknown_notice_variant_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="trap69 or trap64-65"):
+    with pytest.raises(ConfigError, match="trap69, trap69-path, trap64-65"):
         SaConfig(path_change_notice="trap70")
 
 

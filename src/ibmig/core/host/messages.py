@@ -29,6 +29,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ibmig.wire.notice import PathValues
+
 
 @dataclass(frozen=True, slots=True)
 class PathRegistered:
@@ -53,6 +55,8 @@ class ForwardPathChange:
     vm_id: str
     gid: bytes
     new_lid: int
+    path: PathValues | None = None
+    """The new path's values when the notice carried them ("trap69-path")."""
 
 
 @dataclass(frozen=True, slots=True)
