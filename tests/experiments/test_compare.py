@@ -45,6 +45,9 @@ def test_one_seed_of_the_lab(tmp_path: Path) -> None:
             assert h_p == workload["peer_hosts"]
         else:
             assert h_p == n - 1  # 10 peers: every VM of every other host
+        # First sends: n*m for per-vm (resends, to the migrated VM's stale
+        # subscription, counted apart), n for per-host, h_p for targeted.
+        assert rows["per-vm", placement]["reports"] == n * LAB["hosts"]["m"]
         assert rows["per-host", placement]["reports"] == n
         assert rows["targeted", placement]["reports"] == h_p
         assert rows["targeted+path+cache", placement]["reports"] == h_p

@@ -169,6 +169,7 @@ def _counts(result: RunResult) -> dict[str, int]:
     smps = sum(result.count(c) for c in _SMP_CLASSES)
     return {
         "reports": result.path_change_reports // events,
+        "report_resends": result.path_change_resends // events,
         "smps": smps // events,
         "lft_smps": sum(m.lft_smps for m in result.lid_moves) // events,
         "full_reroute_smps": sum(m.full_reroute_smps for m in result.lid_moves) // events,
@@ -190,11 +191,13 @@ def run_point(point: tuple[str, Scenario]) -> dict[str, Any]:
     if kind == "sweep":
         row.update(n=result.n, m=result.m)
         return row
+    # The downtime row first: its "reports" (every Report MAD, resends included)
+    # gives way to the path-change Reports' first sends, as in the sweep rows.
+    row = {**summarize_downtime(result), **row}
     row["placement"] = scenario.source.split(",")[1]
     row["seed"] = scenario.run.seed
     # VM i starts on host i // m; only the VM under study migrates here.
     row["peer_hosts"] = len({int(c.client[2:]) // result.m for c in result.connections})
-    row.update(summarize_downtime(result))
     row["peer_downtime_us"] = [
         None if c.downtime_ns is None else c.downtime_ns / 1e3 for c in result.connections
     ]
@@ -209,7 +212,8 @@ def points(seeds: int = DEFAULT_SEEDS, sweep: bool = True) -> list[tuple[str, Sc
 
 
 _COUNT_KEYS = (
-    "peer_hosts", "reports", "smps", "lft_smps", "full_reroute_smps", "path_queries", "cm_mads",
+    "peer_hosts", "reports", "report_resends", "smps", "lft_smps", "full_reroute_smps",
+    "path_queries", "cm_mads",
 )  # fmt: skip
 
 

@@ -18,7 +18,8 @@ Row = dict[str, Any]
 LAB_COLUMNS = (
     ("mechanism", "<"), ("placement", "<"), ("h_p", ">"), ("back", ">"),
     ("peer downtime ms", "<"), ("last peer ms", "<"), ("VM pause ms", ">"),
-    ("Reports", ">"), ("SMPs", ">"), ("LFT SMPs", ">"), ("PathRec", ">"), ("CM", ">"),
+    ("Reports", ">"), ("resent", ">"), ("SMPs", ">"), ("LFT SMPs", ">"), ("PathRec", ">"),
+    ("CM", ">"),
 )  # fmt: skip
 
 SWEEP_COLUMNS = (
@@ -47,7 +48,8 @@ def lab_cells(rows: Sequence[Row]) -> list[list[str]]:
             r["mechanism"], r["placement"], _fmt(r["peer_hosts"]),
             f"{r['connected_after']}/{r['peers']}",
             format_interval(r["peer_downtime_ms"]), format_interval(r["last_peer_downtime_ms"]),
-            format_median(r["vm_pause_ms"]), _fmt(r["reports"]), _fmt(r["smps"]),
+            format_median(r["vm_pause_ms"]), _fmt(r["reports"]), _fmt(r["report_resends"]),
+            _fmt(r["smps"]),
             _fmt(r["lft_smps"]), _fmt(r["path_queries"]), _fmt(r["cm_mads"]),
         ]
         for r in rows
