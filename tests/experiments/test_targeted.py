@@ -4,6 +4,8 @@ to end on the lab testbed: exact counts of Reports and PathRecord queries."""
 from __future__ import annotations
 
 import json
+import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -118,3 +120,12 @@ def test_peer_hosts_beyond_the_other_hosts_is_a_config_error() -> None:
     data["workload"].update(peer_hosts=1, peers=3)
     with pytest.raises(ConfigError, match="do not fit the VMs of 1 hosts"):
         scenario_from_dict(data, "lab")
+
+
+def test_the_targeted_example_runs_as_its_comment_says() -> None:
+    path = Path(__file__).resolve().parents[2] / "examples" / "targeted.toml"
+    data = tomllib.loads(path.read_text())
+    result = run_scenario(scenario_from_dict(data, str(path)))
+    assert result.path_change_reports == 2  # h_p = 2 of n = 6
+    assert path_queries(result) == 0
+    assert all(c.downtime_ns is not None for c in result.connections)
