@@ -66,7 +66,8 @@ answered again but processed once, by the SA client's rules.
 A path-change notice updates the vGUID -> LID mapping table (GIDADDR's interface
 ID -> NewLID) and is forwarded over the intra-host channel
 (`ibmig.core.host.messages`) to the local VMs that registered a path to GIDADDR:
-one `ForwardPathChange(vm_id, gid, new_lid)` each, out of `intra_host_to_send()`,
+one `ForwardPathChange(vm_id, gid, new_lid, path)` each (`path`: the new path's
+values of a "trap69-path" notice, else None), out of `intra_host_to_send()`,
 counted in `counters["intra_host_sent"]`, apart from the MADs
 (`counters["mads_sent"]`). The table also holds this host's own VMs (their alias
 GUID -> the port LID, entered when the SA acknowledges the alias). Registrations
