@@ -41,13 +41,14 @@ def test_defaults_are_registry_entries() -> None:
 
 def test_what_each_strategy_turns_on() -> None:
     flags = {
-        name: (s.detect_alias_moves, s.dom0_subscribes, s.guest_subscribes)
+        name: (s.detect_alias_moves, s.dom0_subscribes, s.guest_subscribes, s.targeted)
         for name, s in STRATEGIES.items()
     }
     assert flags == {
-        "none": (False, False, False),
-        "per-vm": (True, False, True),
-        "per-host": (True, True, False),
+        "none": (False, False, False, False),
+        "per-vm": (True, False, True, False),
+        "per-host": (True, True, False, False),
+        "targeted": (True, True, False, True),
     }
 
 
@@ -56,7 +57,11 @@ def test_what_each_strategy_turns_on() -> None:
     [
         ({"run": {"routing": "lash"}}, "run.routing", "minhop, updn, ftree"),
         ({"signalling": {"assignment": "sticky"}}, "signalling.assignment", "static, dynamic"),
-        ({"signalling": {"strategy": "all"}}, "signalling.strategy", "none, per-vm, per-host"),
+        (
+            {"signalling": {"strategy": "all"}},
+            "signalling.strategy",
+            "none, per-vm, per-host, targeted",
+        ),
         ({"topology": {"generator": "torus"}}, "topology.generator", "fat_tree_2level"),
     ],
 )

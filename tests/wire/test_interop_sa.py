@@ -36,12 +36,14 @@ from ibmig.wire.notice import (
     NoticeDetails,
     NoticeType,
     PathChangeDetails,
+    PathValues,
     PortThresholdDetails,
     ProducerType,
     SystemImageGuidChangedDetails,
     gid_service_notice,
     path_change_notice,
     peek_gid_service,
+    with_path_values,
 )
 from ibmig.wire.sa import (
     SA_HEADER_SIZE,
@@ -645,6 +647,43 @@ def test_path_change_notice_shows_as_trap_69(tshark: str, tmp_path: Path) -> Non
     assert details[28:30] == b"\x00\x17"
     assert details[30:38] == (0x0002C90300005679).to_bytes(8, "big")
     assert details[38:46] == (0x0002C90300001235).to_bytes(8, "big")
+    assert row["_ws.col.Info"][0].endswith("SubnAdmReport(Notice)")
+
+
+def test_path_carrying_notice_keeps_its_outer_fields_for_tshark(
+    tshark: str, tmp_path: Path
+) -> None:
+    """ "trap69-path": the new path's values in DataDetails bytes 46..49 and the flag
+    in byte 8 bit 6 leave what tshark decodes of trap 69 as it was (RePath, its
+    ComponentMask, WaitForRepath 0)."""
+    notice = with_path_values(
+        path_change_notice(
+            gid=VM_GID, new_lid=0x21, old_lid=0x17, new_port_guid=0x0002C90300005679,
+            old_port_guid=0x0002C90300001235, issuer_lid=1, issuer_gid=SM_GID,
+        ),
+        PathValues(sl=3, mtu=4, rate=16, packet_life_time=18),
+    )  # fmt: skip
+    mad = SaMad.from_record(notice, method=Method.REPORT, tid=8)
+    [row] = tshark_fields(
+        tmp_path,
+        [mad_packet(mad.pack(), qp=1)],
+        [
+            "infiniband.notice.trapnumberdeviceid",
+            "infiniband.notice.issuerlid",
+            "infiniband.trap.comp_mask",
+            "infiniband.trap.wait_for_repath",
+            "infiniband.notice.datadetails",
+            "_ws.col.Info",
+        ],
+    )
+    assert row["infiniband.notice.trapnumberdeviceid"] == ["0x0045"]
+    assert row["infiniband.notice.issuerlid"] == ["0x0001"]
+    assert row["infiniband.trap.comp_mask"] == ["0x0000000000000004"]
+    assert row["infiniband.trap.wait_for_repath"] == ["0x00"]
+    details = bytes.fromhex(row["infiniband.notice.datadetails"][0])
+    assert details[8] == 0x40
+    assert details[26:28] == b"\x00\x21"
+    assert details[46:54] == bytes([3, 4, 16, 18, 0, 0, 0, 0])
     assert row["_ws.col.Info"][0].endswith("SubnAdmReport(Notice)")
 
 

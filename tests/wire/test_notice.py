@@ -23,6 +23,7 @@ from ibmig.wire.notice import (
     NoticeDetails,
     NoticeType,
     PathChangeDetails,
+    PathValues,
     PortThresholdDetails,
     ProducerType,
     SystemImageGuidChangedDetails,
@@ -46,7 +47,24 @@ details_strategies: dict[type[NoticeDetails], st.SearchStrategy[NoticeDetails]] 
         LocalChangesDetails, u16, st.booleans(), u32, st.integers(0, 0x3F), u16
     ),
     SystemImageGuidChangedDetails: st.builds(SystemImageGuidChangedDetails, u16, u64),
-    PathChangeDetails: st.builds(PathChangeDetails, gids, u16, u16, u64, u64, u64, st.booleans()),
+    PathChangeDetails: st.builds(
+        PathChangeDetails,
+        gids,
+        u16,
+        u16,
+        u64,
+        u64,
+        u64,
+        st.booleans(),
+        st.none()
+        | st.builds(
+            PathValues,
+            st.integers(0, 0xF),
+            st.integers(0, 0x3F),
+            st.integers(0, 0x3F),
+            st.integers(0, 0x3F),
+        ),
+    ),
 }
 
 

@@ -33,7 +33,9 @@ from ibmig.errors import ConfigError, WireError
 
 Handler = Callable[[argparse.Namespace], int]
 
-SUBCOMMANDS = ("decode", "up", "path", "run", "reproduce", "sweep", "plan", "sm", "daemons")
+SUBCOMMANDS = (
+    "decode", "up", "path", "run", "reproduce", "compare", "sweep", "plan", "sm", "daemons",
+)  # fmt: skip
 """The subcommands' modules, in the order `ibmig --help` lists them. Imported when
 the parser is built, not with the package: `python -m ibmig.cli.sm` would otherwise
 find its own module imported before runpy runs it (a RuntimeWarning)."""

@@ -13,6 +13,7 @@ from ibmig.cli.common import Subparsers, check_output_file, open_binary, open_te
 from ibmig.cli.progress import Progress
 
 if TYPE_CHECKING:
+    from ibmig.core.sm.vswitch import VfLidMoved
     from ibmig.experiments.metrics import ConnectionResult, MigrationResult
     from ibmig.sim.hosting import Failover
 
@@ -48,6 +49,7 @@ def run_command(
     out: IO[str],
 ) -> int:
     # Imported here: the simulator is half a second of imports `ibmig decode` needs not.
+    from ibmig.experiments.building import build_fabric
     from ibmig.experiments.metrics import summarize_downtime, summarize_messages
     from ibmig.experiments.report import downtime_table, messages_table
     from ibmig.experiments.runner import run_scenario
@@ -64,6 +66,9 @@ def run_command(
     scenario = load_scenario(path)
     if seed is not None:
         scenario = replace(scenario, run=replace(scenario.run, seed=seed))
+    # The fabric and its LIDs are checked before any output file is opened: a
+    # refused scenario leaves nothing half-written.
+    fabric = build_fabric(scenario)
     with ExitStack() as files:
         capture_writer = (
             CaptureWriter(files.enter_context(open_binary(capture))) if capture else None
@@ -71,7 +76,11 @@ def run_command(
         trace_writer = TraceWriter(files.enter_context(open_text(trace))) if trace else None
         with Progress("simulating", unit="events", stream=sys.stderr) as progress:
             result = run_scenario(
-                scenario, capture=capture_writer, trace=trace_writer, progress=progress.update
+                scenario,
+                capture=capture_writer,
+                trace=trace_writer,
+                progress=progress.update,
+                fabric=fabric,
             )
     downtime = summarize_downtime(result)
     messages = summarize_messages(result)
@@ -99,6 +108,8 @@ def run_command(
             document["unreached"] = {"beyond_hop_limit": beyond, "cut_off": cut_off}
         if result.failover is not None:
             document["failover"] = failover_json(result.failover)
+        if result.lid_moves:
+            document["vswitch_lid_moves"] = [lid_move_json(move) for move in result.lid_moves]
         print(json.dumps(document, indent=1), file=out)
         return 0
     s = scenario
@@ -129,6 +140,18 @@ def run_command(
                 file=out,
             )
         print(f"  subscriptions at an old LID at the end: {result.stale_subscriptions}", file=out)
+    for move in result.lid_moves:
+        swap = f", LID {move.swapped_lid} swapped back" if move.swapped_lid else ""
+        sent = (
+            "written by the sweep under way"
+            if move.deferred
+            else f"{move.lft_smps} LinearForwardingTable SMPs on {move.switches_changed} switches"
+        )
+        print(
+            f"vSwitch: LID {move.lid} moved{swap}: {sent} "
+            f"(a full re-route: {move.full_reroute_smps:,})",
+            file=out,
+        )
     unfinished = {m.vm for m in result.migrations if m.done_ns is None}
 
     def peer(c: ConnectionResult) -> str:
@@ -156,6 +179,19 @@ def run_command(
         file=out,
     )
     return 0
+
+
+def lid_move_json(move: VfLidMoved) -> dict[str, int | bool]:
+    """One vSwitch LID move as `ibmig run --json` prints it."""
+    return {
+        "lid": move.lid,
+        "swapped_lid": move.swapped_lid,
+        "time_ns": move.time_ns,
+        "switches_changed": move.switches_changed,
+        "lft_smps": move.lft_smps,
+        "full_reroute_smps": move.full_reroute_smps,
+        "deferred_to_sweep": move.deferred,
+    }
 
 
 def migration_json(m: MigrationResult) -> dict[str, Any]:

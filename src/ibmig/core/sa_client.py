@@ -27,7 +27,8 @@ subscribe with: generic, trap 69 (ibmig's path-change notice,
 `ibmig.wire.notice`), GID zero and LIDRangeBegin 0xFFFF (every subject), Type and
 ProducerType wildcards, QPN 1; Subscribe 0 withdraws it.
 
-The notice variant (`NOTICES`): "trap69" subscribes to trap 69 only; "trap64-65"
+The notice variant (`NOTICES`): "trap69" (and "trap69-path", the same trap whose
+DataDetails carry the new path's values) subscribes to trap 69 only; "trap64-65"
 to traps 65 and 64 (GID out of / in service), one InformInfo each, every subject,
 as OFED's local SA cache does (OFED drivers/infiniband/core/local_sa.c
 `reg_out_info`, `reg_in_info`: trap 65 first). Those notices carry only the GID:
@@ -66,6 +67,7 @@ LIBIBMAD_SENDS: Final = 3
 
 NOTICES: Final[dict[str, tuple[int, ...]]] = {
     "trap69": (int(PATH_CHANGE_TRAP),),
+    "trap69-path": (int(PATH_CHANGE_TRAP),),  # trap 69 carrying the new path's values
     "trap64-65": (int(TrapNumber.GID_OUT_OF_SERVICE), int(TrapNumber.GID_IN_SERVICE)),
 }
 """The path-change notice variants and the traps each subscribes to, in order."""

@@ -10,8 +10,9 @@ from ibmig.core.guest.config import GuestConfig
 from ibmig.core.migration.timing import MigrationTiming
 from ibmig.core.sa import SaConfig
 from ibmig.core.sm.manager import SmConfig
+from ibmig.core.sm.vswitch import VfLids, vf_lids_needed
 from ibmig.errors import ConfigError
-from ibmig.experiments.scenario import Scenario
+from ibmig.experiments.scenario import MAX_VFS, Scenario
 from ibmig.experiments.stepping import Stepper
 from ibmig.fabric import Fabric, load_topology
 from ibmig.sim.hosting import VirtualizedSubnet
@@ -37,6 +38,32 @@ def check_lid_space(fabric: Fabric, where: str) -> None:
         )
 
 
+def check_vswitch_lid_space(scenario: Scenario, fabric: Fabric) -> None:
+    """Refuse a vSwitch scenario whose VF LIDs do not fit beside the fabric's own:
+    prepopulated, every VF of the n hosts takes one; dynamic, every VM (the SM would
+    refuse the first LID too many with `VfLidsExhausted`; this says so before
+    anything runs or is written)."""
+    hosts = scenario.hosts
+    if hosts.vswitch is None:
+        return
+    base = fabric.num_switches + sum(
+        1 for node in fabric.nodes if not node.is_switch for _ in node.port_nums
+    )
+    prepopulated = hosts.vswitch is VfLids.PREPOPULATED
+    vf_lids = vf_lids_needed(hosts.vswitch, hosts.n, hosts.m, hosts.vfs)
+    if base + vf_lids > MAX_UNICAST_LIDS:
+        each = f"{hosts.vfs} VFs" if prepopulated else f"{hosts.m} VMs"
+        spare = max(0, MAX_UNICAST_LIDS - base)
+        raise ConfigError(
+            f"the vSwitch model needs {base + vf_lids:,} unicast LIDs ({base:,} for the "
+            f"switches and CA ports, {vf_lids:,} for {hosts.n:,} hosts x {each}), more than "
+            f"the {MAX_UNICAST_LIDS:,} a subnet has: {spare:,} VF LIDs fit, "
+            f"{spare // hosts.n:,} per host; the shared-port model needs {base:,} "
+            f"(its VMs are bounded by {MAX_VFS} VFs per port, not by LIDs)",
+            f"{scenario.source}: hosts.vswitch_lids",
+        )
+
+
 def build_fabric(scenario: Scenario) -> Fabric:
     topo = scenario.topology
     where = f"{scenario.source}: topology"
@@ -49,6 +76,7 @@ def build_fabric(scenario: Scenario) -> Fabric:
         except TypeError as exc:
             raise ConfigError(f"bad generator parameters: {exc}", where) from None
     check_lid_space(fabric, where)
+    check_vswitch_lid_space(scenario, fabric)
     return fabric
 
 
@@ -99,6 +127,7 @@ def build_subnet(
         ),
         sa_config=SaConfig(
             detect_alias_moves=scenario.signalling.strategy.detect_alias_moves,
+            targeted_reports=scenario.signalling.strategy.targeted,
             path_change_notice=scenario.signalling.notice,
             packet_life_time=scenario.sa.packet_life_time,
             guid_info_answer=scenario.sa.guid_info_answer,
@@ -106,6 +135,7 @@ def build_subnet(
         seed=scenario.run.seed,
         capture=capture,
         trace=trace,
+        vswitch=scenario.hosts.vswitch,
     )
     for sma in sim.agents:
         sma.record_events = trace is not None

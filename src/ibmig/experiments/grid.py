@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from ibmig.errors import ConfigError
+from ibmig.experiments.building import build_fabric
 from ibmig.experiments.metrics import RunResult, summarize_downtime, summarize_messages
 from ibmig.experiments.reuse import (
     ReusingJob,
@@ -107,7 +108,9 @@ def grid_points(path: str, params: Sequence[str]) -> list[GridPoint]:
             _set(data, name, value)
             labels[name] = value
         source = f"{path}[{','.join(f'{k}={v}' for k, v in labels.items())}]"
-        scenario_from_dict(data, source)
+        scenario = scenario_from_dict(data, source)
+        if scenario.hosts.vswitch is not None:
+            build_fabric(scenario)  # its VF LIDs must fit (checked with the fabric)
         points.append(GridPoint(data, source, labels))
     return points
 

@@ -40,6 +40,7 @@ from ibmig.core.guest.events import Attached, MessageDelivered
 from ibmig.core.host.events import AliasFailed
 from ibmig.core.migration.machine import LiveMigration
 from ibmig.core.sa import PathChangeDetected, ReportSent
+from ibmig.core.sm.vswitch import VfLidMoved
 from ibmig.experiments.migrations import Launched
 from ibmig.experiments.scenario import Scenario
 from ibmig.sim.hosting import Failover, VirtualizedSubnet
@@ -159,6 +160,9 @@ class RunResult:
     """Per path-change event, in order: Reports, resends, subscriptions (stale)."""
     stale_subscriptions: int = 0
     """Subscriptions left at a LID their subscriber is no longer behind, at the end."""
+    lid_moves: list[VfLidMoved] = field(default_factory=list)
+    """vSwitch model: each VF LID the SM moved, with its LFT SMPs and what a full
+    re-route would have sent (`ibmig.core.sm.vswitch`)."""
 
     @property
     def reports(self) -> int:
@@ -196,9 +200,11 @@ class Collector:
         self._event_of_tid: dict[int, int] = {}
         # Per VM, the last alias GUID request of its dom0 that failed (time, what).
         self.alias_failures: dict[str, tuple[int, str]] = {}
+        self.lid_moves: list[VfLidMoved] = []
         sim.add_event_hook(
             self.on_event, MessageDelivered, ReportSent, PathChangeDetected, AliasFailed, Attached
         )
+        sim.add_event_hook(lambda node, event: self.lid_moves.append(event), VfLidMoved)
 
     def on_event(self, node: int, event: Any) -> None:
         if isinstance(event, MessageDelivered):
@@ -327,6 +333,7 @@ def measure(
         unreached=sim.unreached(),
         notice_events=[NoticeEvent(*fields) for fields in collector.events],
         stale_subscriptions=stale_subscriptions(sim)[1],
+        lid_moves=list(collector.lid_moves),
     )
 
 

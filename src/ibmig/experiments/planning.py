@@ -9,9 +9,11 @@ hypervisor, with every CA port but the SM's a hypervisor (n = cabled CAs - 1):
   their port's LID, so that count is all the subnet needs; how many VMs fit is set by
   the GUIDInfo table (127 VFs per port), not by LIDs. In the *vSwitch* model every VF
   is a port of its own with its own LID: n x M more LIDs when a LID follows each
-  running VM, n x VFs more when every VF has one from the start. Either must fit in
-  the 49,151 unicast LIDs of a subnet. (vSwitch is counted, not simulated: ibmig's
-  hypervisors are shared-port.)
+  running VM (`vswitch_lids = "dynamic"`), n x VFs more when every VF has one from
+  the start ("prepopulated"). Either must fit in the 49,151 unicast LIDs of a
+  subnet. The vSwitch rows add to the measured base what the vSwitch model's SM
+  hands out (`ibmig.core.sm.vswitch.vf_lids_needed`, the arithmetic its scenarios
+  are checked with; a test runs that SM and finds exactly these counts).
 - Signalling cost, for each strategy: one scenario per strategy is run on the fabric
   (no workload traffic, a few migrations) and its Reports (first sends of trap 69),
   fabric MADs and the MADs the SA received are counted during the migrations, as
@@ -29,10 +31,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Final
 
+from ibmig.core.sm.vswitch import VfLids, vf_lids_needed
 from ibmig.errors import ConfigError
 from ibmig.experiments.building import MAX_UNICAST_LIDS
 from ibmig.experiments.scenario import MAX_VFS, scenario_from_dict
-from ibmig.experiments.strategies import STRATEGIES
+from ibmig.experiments.strategies import PAPER_STRATEGIES
 from ibmig.fabric import Fabric
 from ibmig.sim.hosting import VirtualizedSubnet
 from ibmig.sim.latency import LatencyModel
@@ -84,12 +87,13 @@ def check_migrations(count: int, where: str = "--migrations") -> int:
 
 
 def check_strategies(names: list[str], where: str = "--strategy") -> list[str]:
-    """Names in `STRATEGIES`, each once, in the registry's order; all when empty."""
+    """Names in `PAPER_STRATEGIES` (those with a Reports formula), each once, in
+    that order; all when empty."""
     for name in names:
-        if name not in STRATEGIES:
-            known = ", ".join(STRATEGIES)
+        if name not in PAPER_STRATEGIES:
+            known = ", ".join(PAPER_STRATEGIES)
             raise ConfigError(f"unknown strategy {name!r} (known: {known})", where)
-    return [name for name in STRATEGIES if not names or name in names]
+    return [name for name in PAPER_STRATEGIES if not names or name in names]
 
 
 def cabled_cas(fabric: Fabric) -> int:
@@ -243,13 +247,13 @@ def lid_rows(base: int, n: int, m: int) -> list[LidRow]:
         LidRow("shared port", base, n * MAX_VFS, f"{MAX_VFS} VFs x {n:,} hosts; LIDs no limit"),
         LidRow(
             "vSwitch, a LID per VM",
-            base + n * m,
+            base + vf_lids_needed(VfLids.DYNAMIC, n, m, vfs),
             min(n * MAX_VFS, spare),
             f"one LID each, {spare:,} LIDs free",
         ),
         LidRow(
             f"vSwitch, a LID per VF ({vfs} VFs)",
-            base + n * vfs,
+            base + vf_lids_needed(VfLids.PREPOPULATED, n, m, vfs),
             n * per_host_vfs,
             f"{per_host_vfs} VFs x {n:,} hosts",
         ),

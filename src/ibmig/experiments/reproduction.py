@@ -31,7 +31,7 @@ from ibmig.experiments.orchestration import orchestration_row, orchestration_sce
 from ibmig.experiments.report import write_report
 from ibmig.experiments.runner import run_scenario
 from ibmig.experiments.scenario import ASSIGNMENTS, Scenario, scenario_from_dict
-from ibmig.experiments.strategies import STRATEGIES
+from ibmig.experiments.strategies import PAPER_STRATEGIES
 from ibmig.experiments.sweep import Backend, Done, default_backend
 
 # The lab testbed: a 2-level fat tree (ft2-36: 4 leaves, 3 spines, 36 hosts), six
@@ -106,7 +106,7 @@ def lab_scenarios(seeds: int = 1) -> list[Scenario]:
     """Every lab cell, then within it seeds 1..`seeds` (seed 1 is the lab's own)."""
     out = []
     for assignment, strategy, cache in itertools.product(
-        ASSIGNMENTS, STRATEGIES, PATH_CACHE_POLICIES
+        ASSIGNMENTS, PAPER_STRATEGIES, PATH_CACHE_POLICIES
     ):
         data = json.loads(json.dumps(LAB))
         data["signalling"] = {"assignment": assignment, "strategy": strategy}

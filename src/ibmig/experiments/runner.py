@@ -63,11 +63,14 @@ def set_up(
     trace: TraceWriter | None = None,
     progress: Progress | None = None,
     on_stage: StageHook | None = None,
+    fabric: Fabric | None = None,
 ) -> SetUp:
-    """Build `scenario`'s subnet, bring it up and place its VMs; inside `paused_gc`,
-    whose `heap` the set-up keeps for the rest of the run."""
+    """Build `scenario`'s subnet (on `fabric` when the caller built and checked it
+    already), bring it up and place its VMs; inside `paused_gc`, whose `heap` the
+    set-up keeps for the rest of the run."""
     started = time.perf_counter()
-    fabric = build_fabric(scenario)
+    if fabric is None:
+        fabric = build_fabric(scenario)
     settings = Settings.of(scenario)
     sim = build_subnet(scenario, fabric, settings.latency, capture=capture, trace=trace)
     check_faults(scenario, sim)
@@ -127,10 +130,18 @@ def run_scenario(
     progress: Progress | None = None,
     traffic: bool = True,
     on_stage: StageHook | None = None,
+    fabric: Fabric | None = None,
 ) -> RunResult:
-    """Run `scenario`; `traffic=False` skips the workload (message-count sweeps)."""
+    """Run `scenario`; `traffic=False` skips the workload (message-count sweeps).
+    `fabric`: the scenario's, already built and checked (`build_fabric`)."""
     with paused_gc() as heap:
         state = set_up(
-            scenario, heap, capture=capture, trace=trace, progress=progress, on_stage=on_stage
+            scenario,
+            heap,
+            capture=capture,
+            trace=trace,
+            progress=progress,
+            on_stage=on_stage,
+            fabric=fabric,
         )
         return finish(state, scenario, progress=progress, traffic=traffic, on_stage=on_stage)

@@ -16,17 +16,26 @@ validated there.
     m = 2                           # VMs per server
     vfs = 4                         # VFs per HCA (must leave room for incoming VMs)
     placement = "spread"            # "spread" (over leaf switches) or "packed" or "random"
+    model = "shared-port"           # SR-IOV model, or "vswitch": a LID per VF (needs
+                                    # static assignment; see ibmig.core.sm.vswitch)
+    vswitch_lids = "prepopulated"   # used by vswitch only: every VF a LID at bring-up,
+                                    # or "dynamic": a LID when a VM starts
 
     [workload]
     peers = 3                       # p: clients of each migrated VM
     interval_us = 20
     message_bytes = 64
-    path_cache = "cached"           # or "query"
+    path_cache = "cached"           # or "query"; cached: the client keeps its
+                                    # PathRecord across reconnects (SA caching)
+    peer_hosts = 0                  # 0: peers drawn among every other host's VMs;
+                                    # k: among the VMs of k hosts (h_p <= k)
 
     [signalling]
     assignment = "static"           # or "dynamic"
-    strategy = "per-host"           # "none", "per-vm" or "per-host"
-    notice = "trap69"               # or "trap64-65": GID out of / in service
+    strategy = "per-host"           # "none", "per-vm", "per-host" or "targeted"
+    notice = "trap69"               # or "trap64-65": GID out of / in service; or
+                                    # "trap69-path": trap 69 carrying the new path's
+                                    # SL, MTU, rate, PacketLifeTime (no PathRecord query)
 
     [[migrations]]
     vm = 0                          # VM index
@@ -101,6 +110,7 @@ from ibmig.core.sa.admin import GUID_INFO_ANSWERS, OPENSM_SUBNET_TIMEOUT
 from ibmig.core.sa_client import NOTICES
 from ibmig.core.sm.manager import SmConfig
 from ibmig.core.sm.routing import ROUTING_ENGINES, RoutingEngine
+from ibmig.core.sm.vswitch import VfLids
 from ibmig.errors import ConfigError, shown
 from ibmig.experiments.strategies import STRATEGIES, Strategy
 from ibmig.fabric import GENERATORS, TopologyGenerator
@@ -113,6 +123,8 @@ from ibmig.wire.smp import MAX_HOP_COUNT
 # turns names into their entries. Placement is the runner's own.
 ASSIGNMENTS: Mapping[str, AddressAssignment] = {a.value: a for a in AddressAssignment}
 PLACEMENTS = ("spread", "packed", "random")
+SRIOV_MODELS = ("shared-port", "vswitch")
+VF_LID_SCHEMES: Mapping[str, VfLids] = {s.value: s for s in VfLids}
 
 # Bounds that keep a run finite, each with its reason in the error line.
 MAX_DURATION_MS: Final = 86_400_000
@@ -156,6 +168,8 @@ class HostsConfig:
     m: int = 2
     vfs: int = 4
     placement: str = "spread"
+    vswitch: VfLids | None = None
+    """The SR-IOV model: None for shared port, else vSwitch with this VF LID scheme."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +178,9 @@ class WorkloadConfig:
     interval_us: float = 20.0
     message_bytes: int = 64
     path_cache: str = "cached"
+    peer_hosts: int = 0
+    """0: a VM's peers are drawn among the VMs of every other host; k: among those of
+    k other hosts drawn first (`ibmig.experiments.workload`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +188,8 @@ class SignallingConfig:
     assignment: AddressAssignment = AddressAssignment.STATIC
     strategy: Strategy = STRATEGIES["per-host"]
     notice: str = "trap69"
-    """How the SA tells a move: "trap69" (ibmig's own DataDetails with the new LID) or
+    """How the SA tells a move: "trap69" (ibmig's own DataDetails with the new LID),
+    "trap69-path" (those and the new path's values, `ibmig.wire.notice`) or
     "trap64-65" (trap 65 then 64 with only the GID; subscribers ask for the
     PathRecord, as OFED's local SA cache does)."""
 
@@ -428,11 +446,17 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
     topo.finish()
 
     hosts_s = _Section(root._get("hosts", {}), f"{source}: hosts")
+    # vswitch_lids is checked under either model (and used by vswitch only), so that
+    # one file can be swept over hosts.model.
+    vf_lids = hosts_s.entry("vswitch_lids", "prepopulated", VF_LID_SCHEMES)
+    model = hosts_s.choice("model", "shared-port", SRIOV_MODELS)
+    vswitch = vf_lids if model == "vswitch" else None
     hosts = HostsConfig(
         n=hosts_s.int("n", 8, 2),
         m=hosts_s.int("m", 2, 1),
         vfs=hosts_s.int("vfs", 0, 0),
         placement=hosts_s.choice("placement", "spread", PLACEMENTS),
+        vswitch=vswitch,
     )
     hosts_s.finish()
     for key in ("vfs", "m"):
@@ -445,7 +469,9 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
             )
     if hosts.vfs == 0:
         # Room for two incoming VMs, within the port's GUIDInfo table.
-        hosts = HostsConfig(hosts.n, hosts.m, min(hosts.m + 2, MAX_VFS), hosts.placement)
+        hosts = HostsConfig(
+            hosts.n, hosts.m, min(hosts.m + 2, MAX_VFS), hosts.placement, hosts.vswitch
+        )
     if hosts.vfs < hosts.m:
         raise ConfigError(f"must be at least m = {hosts.m}", f"{source}: hosts.vfs")
 
@@ -455,6 +481,7 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
         interval_us=work_s.float("interval_us", 20.0, MIN_INTERVAL_US),
         message_bytes=work_s.int("message_bytes", 64, 8, 4096),
         path_cache=work_s.choice("path_cache", "cached", PATH_CACHE_POLICIES),
+        peer_hosts=work_s.int("peer_hosts", 0, 0),
     )
     work_s.finish()
 
@@ -465,6 +492,11 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
         notice=sig_s.choice("notice", "trap69", tuple(NOTICES)),
     )
     sig_s.finish()
+    if hosts.vswitch is not None and signalling.assignment is not AddressAssignment.STATIC:
+        raise ConfigError(
+            'the vSwitch model moves a VM\'s LID with its vGUID: needs assignment = "static"',
+            f"{source}: signalling.assignment",
+        )
 
     run_s = _Section(root._get("run", {}), f"{source}: run")
     run = RunConfig(
@@ -529,6 +561,17 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
     if workload.peers > hosts.n * hosts.m - 1:
         raise ConfigError(
             f"must be below the number of VMs ({hosts.n * hosts.m})", f"{source}: workload.peers"
+        )
+    if workload.peer_hosts > hosts.n - 1:
+        raise ConfigError(
+            f"must be at most the other hosts (n - 1 = {hosts.n - 1}), got {workload.peer_hosts}",
+            f"{source}: workload.peer_hosts",
+        )
+    if workload.peer_hosts and workload.peers > workload.peer_hosts * hosts.m:
+        raise ConfigError(
+            f"{workload.peers} peers do not fit the VMs of {workload.peer_hosts} hosts "
+            f"({workload.peer_hosts} x m = {workload.peer_hosts * hosts.m})",
+            f"{source}: workload.peers",
         )
 
     orch_s = _Section(root._get("orchestration", {}), f"{source}: orchestration")

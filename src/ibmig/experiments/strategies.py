@@ -8,7 +8,14 @@ A strategy is three switches over engines that already exist in `ibmig.core`:
   and forwards Reports to its guests over the intra-host channel
   (`HostConfig.subscribe_path_changes`), n Reports per event;
 - the per-VM subscription: every guest subscribes itself (`GuestAgent(subscribe=)`),
-  n*m Reports per event.
+  n*m Reports per event;
+- targeted Reports (`SaConfig.targeted_reports`): the SA sends a path-change notice
+  only to the subscribers whose port resolved a PathRecord to the moved GID. With
+  per-host subscriptions ("targeted") that is the h_p hosts holding a peer of the
+  VM, h_p <= n. The SA tracks the requesters of PathRecords rather than asking
+  clients for GID-specific InformInfo subscriptions (IBA Vol 1, 13.4.8.3), which
+  would need a subscription per (host, remote GID), made and withdrawn as paths
+  come and go; `ibmig.core.sa.admin`'s module docstring says more.
 
 A new strategy is one entry in `STRATEGIES` (plus, if it needs new behaviour, the
 engine module that implements it). Scenarios name a strategy with its `name`
@@ -33,6 +40,8 @@ class Strategy:
     guest_subscribes: bool
     """Every VM subscribes for trap 69 itself (the naive scheme)."""
     summary: str
+    targeted: bool = False
+    """The SA tells only the subscribers whose port resolved a path to the GID."""
 
 
 STRATEGIES: Mapping[str, Strategy] = {
@@ -41,6 +50,18 @@ STRATEGIES: Mapping[str, Strategy] = {
         Strategy("none", False, False, False, "stock OpenSM: no event when an alias GUID moves"),
         Strategy("per-vm", True, False, True, "every VM subscribes: n*m Reports per event"),
         Strategy("per-host", True, True, False, "dom0 subscribes and forwards: n per event"),
+        Strategy(
+            "targeted",
+            True,
+            True,
+            False,
+            "as per-host, but only to hosts whose port resolved a path to the VM: h_p",
+            targeted=True,
+        ),
     )
 }
 """Every signalling strategy by name, in the order the tables list them."""
+
+PAPER_STRATEGIES: tuple[str, ...] = ("none", "per-vm", "per-host")
+"""The strategies of Guay et al. (2012): what `ibmig reproduce` and `ibmig plan`
+measure; "targeted" goes beyond the paper (`ibmig compare`)."""

@@ -1,5 +1,11 @@
 """The workload stage: p clients, on other hosts, for each VM that will migrate,
-each keeping an RC connection to it busy."""
+each keeping an RC connection to it busy.
+
+Where the clients run: drawn among every VM of the other hosts (h_p, the hosts
+holding a peer, up to min(p, n - 1): peers everywhere), or with
+`workload.peer_hosts = k` among the VMs of k other hosts drawn first (a job
+spread over a few hosts: h_p <= k, however large n), which is where targeted
+signalling gains most."""
 
 from __future__ import annotations
 
@@ -18,6 +24,10 @@ def start_workload(scenario: Scenario, sim: VirtualizedSubnet) -> list[Connectio
     for event in scenario.migrations:
         server = sim.vms[f"vm{event.vm}"]
         others = [v for v in sim.vms.values() if v.host != server.host]
+        if scenario.workload.peer_hosts:
+            hosts = sorted({v.host for v in others})
+            chosen = set(rng.sample(hosts, min(scenario.workload.peer_hosts, len(hosts))))
+            others = [v for v in others if v.host in chosen]
         for client in rng.sample(others, min(scenario.workload.peers, len(others))):
             client.guest.add_peer(server.guest.ip, server.guest.gid, now)
             # add_peer queued the client's first packets; the simulator has no

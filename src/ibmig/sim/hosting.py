@@ -13,6 +13,11 @@ centre, and only wires them together:
   the runtime carries out the commands it gives (`HostCall`, `GuestCall`,
   `GuestMoved`), hands it the dom0 events it confirms with, and writes its
   `PhaseEntered` events to the trace (node "toolstack");
+- the vSwitch model (`vswitch=`, `ibmig.core.sm.vswitch`): a hypervisor reports its
+  port's VFs to the SM when it is added; each time a VM is placed (started, or moved
+  by a migration: `GuestMoved`) the SM gives or moves its VF LID, and the HCA
+  accepts the LIDs the SM placed behind it (`SubnetSim.vf_lids`). The toolstack
+  brings the guest's vport up at its VF LID instead of the port's;
 - faults of management software: a dom0 restarted (`restart_dom0`), the SA
   restarted (`restart_sa`); the SM's ClientReregister reaches the port's dom0 and
   guests (`HostAgent.client_reregister`, `GuestAgent.client_reregister`), with the
@@ -29,6 +34,8 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +56,9 @@ from ibmig.core.sa.database import SaDatabase
 from ibmig.core.sm.manager import SmConfig, SubnetManager, SubnetUp
 from ibmig.core.sm.node import SA_CLASS, SMP_CLASSES, SmNode
 from ibmig.core.sm.roles import SmStateChanged
+from ibmig.core.sm.vswitch import VfLidAssigned, VfLidMoved, VfLids, VfLidsExhaustedError
 from ibmig.core.sma import ClientReregisterRequested
+from ibmig.errors import ConfigError
 from ibmig.sim.subnet import TOOLSTACK, SubnetSim
 from ibmig.wire.mad import MgmtClass
 from ibmig.wire.smp_attrs import PortCapability, SmState
@@ -127,15 +136,23 @@ class _Standby:
 class VirtualizedSubnet(SubnetSim):
     """A simulated subnet with SR-IOV hosts, guests and migrations (module doc)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, vswitch: VfLids | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.vswitch = vswitch
+        """None: the shared-port model; else the vSwitch model with this VF LID scheme."""
+        self._node_of_port: dict[int, tuple[int, int]] = {}  # port GUID -> (node, port)
+        if vswitch is not None:
+            self.sm.vswitch.scheme = vswitch
+            self.add_event_hook(self._vf_lid_placed, VfLidAssigned, VfLidMoved)
         self.hosts: dict[str, HostSlot] = {}
         self.host_at: dict[int, HostSlot] = {}
         self.vms: dict[str, VmSlot] = {}
         self.intra_host: Counter[str] = Counter()
         self._host_agents: dict[str, HostAgent] = {}
         self._vm_of_guest: dict[int, VmSlot] = {}  # id(guest engine) -> its VM
-        self.coordinator = MigrationCoordinator(self._host_agents)
+        self.coordinator = MigrationCoordinator(
+            self._host_agents, vport_lid=self._vf_lid if vswitch is not None else None
+        )
         self.attach(TOOLSTACK, self.coordinator, 0, outputs=self._carry_out_commands)
         self.add_event_hook(self._confirm, *MigrationCoordinator.CONFIRMATIONS)
         self.add_event_hook(self._client_reregister, ClientReregisterRequested)
@@ -164,6 +181,11 @@ class VirtualizedSubnet(SubnetSim):
         lid = self.agents[node].port_lid(port)
         agent.port_active(lid, self.sm.db.sm_lid, self.kernel.now_ns)
         self._pump(node, agent)
+        if self.vswitch is not None:
+            self._node_of_port[agent.port_guid] = (node, port)
+            with _lids_exhausted():
+                self.sm.vswitch_add_port(agent.port_guid, agent.config.num_vfs, self.kernel.now_ns)
+            self._pump(self.sm_node, self.sm_engine)
         return slot
 
     def add_vm(self, name: str, guest: GuestAgent, host: str, vguid: int) -> VmSlot:
@@ -363,6 +385,31 @@ class VirtualizedSubnet(SubnetSim):
                 self._pump(self.hosts[vm.host].node, vm.guest)
             elif isinstance(command, GuestMoved):
                 self.vms[command.vm].host = command.host
+                if self.vswitch is not None:
+                    self._place_vf_lid(self.vms[command.vm])
+
+    # --- the vSwitch model -------------------------------------------------------------
+
+    def _place_vf_lid(self, vm: VmSlot) -> None:
+        """The SM gives the VM its VF LID, or moves it behind its new host."""
+        host = self.hosts[vm.host]
+        with _lids_exhausted():
+            self.sm.vswitch_place(vm.vguid, host.agent.port_guid, self.kernel.now_ns)
+        self._pump(self.sm_node, self.sm_engine)
+
+    def _vf_lid_placed(self, node: int, event: VfLidAssigned | VfLidMoved) -> None:
+        # The HCA behind the port accepts the LID from now on.
+        if isinstance(event, VfLidAssigned):
+            self.vf_lids[event.lid] = self._node_of_port[event.port_guid]
+        else:
+            self.vf_lids[event.lid] = self._node_of_port[event.dst_port_guid]
+            if event.swapped_lid:
+                self.vf_lids[event.swapped_lid] = self._node_of_port[event.src_port_guid]
+        self._routes.clear()
+
+    def _vf_lid(self, vm: str, port_lid: int) -> int:
+        """The LID the VM's vport comes up at: its VF LID."""
+        return self.sm.vswitch.lid_of_vm.get(self.vms[vm].vguid, port_lid)
 
     # --- the intra-host channel ---------------------------------------------------------
 
@@ -422,6 +469,16 @@ class VirtualizedSubnet(SubnetSim):
         self.stats.delivered += 1
         guest.receive(datagram, self.kernel.now_ns)
         self._pump(node, guest)
+
+
+@contextmanager
+def _lids_exhausted() -> Iterator[None]:
+    """Turns the SM's refusal of a VF LID into the user's error: the scenario asks
+    for more LIDs than a subnet has."""
+    try:
+        yield
+    except VfLidsExhaustedError as exc:
+        raise ConfigError(str(exc), "hosts.vswitch_lids") from None
 
 
 def make_rng(seed: int, *labels: object) -> random.Random:

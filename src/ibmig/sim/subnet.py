@@ -168,6 +168,9 @@ class SubnetSim:
         self.stats = TransportStats()
         # Memoised LID-routed walks (module docstring).
         self._routes: dict[tuple[int, int, int, bool], _Route] = {}
+        self.vf_lids: dict[int, tuple[int, int]] = {}
+        """vSwitch model: VF LID -> (CA node, port) whose HCA accepts it besides the
+        port's own LID (kept by `ibmig.sim.hosting`)."""
         self.rng = random.Random(seed)
         self.agents = [SubnetManagementAgent(node_spec(n, fabric)) for n in fabric.nodes]
         self._processing: dict[int, Processing] = {}
@@ -622,7 +625,7 @@ class SubnetSim:
             if not management and agent.port_state(in_port) != PortState.ACTIVE:
                 return "port_not_active"
             if not self.is_switch[node]:
-                if agent.port_lid(in_port) != dlid:
+                if agent.port_lid(in_port) != dlid and self.vf_lids.get(dlid) != (node, in_port):
                     return "wrong_lid"
                 return (node, in_port, links)
             if agent.port_lid(0) == dlid:

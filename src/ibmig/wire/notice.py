@@ -70,14 +70,27 @@ for the migration itself:
     byte 0   ComponentMask (64): PathRecord component mask selecting the paths
              that changed; ibmig sets PathRecordComp.DGID, meaning "every path
              whose DGID is GIDADDR below".
-    byte 8   bit 7 WaitForRepath (0 in a RePath), bits 6..0 reserved
+    byte 8   bit 7 WaitForRepath (0 in a RePath), bit 6 PathValues: bytes 46..49
+             hold the new path's values (ibmig's "trap69-path"), bits 5..0
+             reserved
     byte 9   reserved
     byte 10  GIDADDR (128): GID of the migrated VM = subnet prefix || vGUID
     byte 26  NewLID (16): LID of the port the VM now sits behind
     byte 28  OldLID (16): LID of the port it left
     byte 30  NewPortGUID (64): physical port GUID of the destination port
     byte 38  OldPortGUID (64): physical port GUID of the source port
-    byte 46  reserved, 8 bytes
+    byte 46  with PathValues: bits 3..0 SL (bits 7..4 reserved), else reserved
+    byte 47  with PathValues: bits 5..0 MTU (PathRecord MTU code, selector
+             "exactly" implied), else reserved
+    byte 48  with PathValues: bits 5..0 Rate (PathRecord code), else reserved
+    byte 49  with PathValues: bits 5..0 PacketLifeTime (exponent), else reserved
+    byte 50  reserved, 4 bytes
+
+The PathValues are those of the PathRecord the receiver would get for its
+port -> GIDADDR (the SA computes them per subscriber), in the encodings and bit
+widths the PathRecord gives them (IBA Vol 1, 15.2.5.16). A receiver holding a
+cached PathRecord to GIDADDR takes DLID = NewLID and these values without a
+PathRecord query.
 
 No ClassTrapSpecificData is sent: the SA data after the 80-byte Notice is zero.
 A peer flushes its cached path for GIDADDR and resolves a new PathRecord (DLID =
@@ -90,7 +103,7 @@ migration fields.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum, IntFlag
 from typing import ClassVar, Final
 
@@ -179,7 +192,8 @@ _LID_DETAILS = struct.Struct(">H52x")
 _PORT_DETAILS = struct.Struct(">2xHB49x")
 _LOCAL_DETAILS = struct.Struct(">2xHxBIHH40x")
 _SYSGUID_DETAILS = struct.Struct(">2xH2xQ40x")
-_PATH_DETAILS = struct.Struct(">QBx16sHHQQ8x")
+_PATH_DETAILS = struct.Struct(">QBx16sHHQQBBBB4x")
+_PATH_VALUES_FLAG = 0x40
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,6 +330,25 @@ class SystemImageGuidChangedDetails:
 
 
 @dataclass(frozen=True, slots=True)
+class PathValues:
+    """The values of a PathRecord a path-carrying trap 69 carries (module docstring):
+    PathRecord codes, as the SA would answer them."""
+
+    sl: int
+    mtu: int
+    rate: int
+    packet_life_time: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.sl <= 0xF:
+            raise WireError(f"path SL {self.sl} does not fit 4 bits")
+        for name in ("mtu", "rate", "packet_life_time"):
+            value = getattr(self, name)
+            if not 0 <= value <= 0x3F:
+                raise WireError(f"path {name} {value} does not fit 6 bits")
+
+
+@dataclass(frozen=True, slots=True)
 class PathChangeDetails:
     """DataDetails of ibmig's path-change notice, trap 69 (layout in the module docstring).
 
@@ -332,6 +365,8 @@ class PathChangeDetails:
     old_port_guid: int = 0
     component_mask: int = _PATH_COMP_DGID
     wait_for_repath: bool = False
+    path: PathValues | None = None
+    """The new path's values ("trap69-path"); None: not carried."""
 
     SIZE: ClassVar[int] = DATA_DETAILS_SIZE
     TRAP_NUMBERS: ClassVar[tuple[int, ...]] = (69,)
@@ -348,14 +383,17 @@ class PathChangeDetails:
     def pack(self) -> bytes:
         _check_gid("path-change GIDADDR", self.gid)
         try:
+            path = self.path
+            flags = (0x80 if self.wait_for_repath else 0) | (_PATH_VALUES_FLAG if path else 0)
             return _PATH_DETAILS.pack(
                 self.component_mask,
-                0x80 if self.wait_for_repath else 0,
+                flags,
                 self.gid,
                 self.new_lid,
                 self.old_lid,
                 self.new_port_guid,
                 self.old_port_guid,
+                *((path.sl, path.mtu, path.rate, path.packet_life_time) if path else (0,) * 4),
             )
         except struct.error as exc:
             raise WireError(f"path-change DataDetails field out of range: {exc}") from None
@@ -363,11 +401,16 @@ class PathChangeDetails:
     @classmethod
     def unpack(cls, data: bytes, offset: int = 0) -> PathChangeDetails:
         _need(data, offset, DATA_DETAILS_SIZE, "path-change DataDetails")
-        mask, wait, gid, new_lid, old_lid, new_guid, old_guid = _PATH_DETAILS.unpack_from(
-            data, offset
+        mask, flags, gid, new_lid, old_lid, new_guid, old_guid, sl, mtu, rate, plt = (
+            _PATH_DETAILS.unpack_from(data, offset)
+        )
+        path = (
+            PathValues(sl & 0xF, mtu & 0x3F, rate & 0x3F, plt & 0x3F)
+            if flags & _PATH_VALUES_FLAG
+            else None
         )
         build = _new_path_change_details if cls is PathChangeDetails else cls
-        return build(gid, new_lid, old_lid, new_guid, old_guid, mask, bool(wait & 0x80))
+        return build(gid, new_lid, old_lid, new_guid, old_guid, mask, bool(flags & 0x80), path)
 
 
 # Every dom0 decodes one per migration in the subnet.
@@ -573,6 +616,14 @@ def path_change_notice(
         details=PathChangeDetails(gid, new_lid, old_lid, new_port_guid, old_port_guid),
         issuer_gid=issuer_gid,
     )
+
+
+def with_path_values(notice: Notice, path: PathValues | None) -> Notice:
+    """A trap 69 notice whose DataDetails carry `path` (None: as it is)."""
+    details = notice.details
+    if path is None or not isinstance(details, PathChangeDetails):
+        return notice
+    return replace(notice, details=replace(details, path=path))
 
 
 def gid_service_notice(

@@ -17,7 +17,14 @@ from ibmig.core.sm.manager import SmConfig, SmpFailed, SubnetManager
 from ibmig.errors import ConfigError
 from ibmig.fabric.generators import fat_tree_2level
 from ibmig.wire.mad import Method
-from ibmig.wire.notice import GidDetails, Notice, NoticeType, PathChangeDetails, TrapNumber
+from ibmig.wire.notice import (
+    GidDetails,
+    Notice,
+    NoticeType,
+    PathChangeDetails,
+    PathValues,
+    TrapNumber,
+)
 from ibmig.wire.sa import (
     GUIDInfoRecord,
     GUIDInfoRecordComp,
@@ -36,6 +43,7 @@ from tests.core.sa.sa_util import (
     H1_NODE,
     H2_GUID,
     H2_LID,
+    H3_GUID,
     H3_LID,
     PREFIX,
     SM_LID,
@@ -398,7 +406,7 @@ def test_alias_move_as_traps_65_then_64_with_only_the_gid() -> None:
 
 
 def test_unknown_notice_variant_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="trap69 or trap64-65"):
+    with pytest.raises(ConfigError, match="trap69, trap69-path, trap64-65"):
         SaConfig(path_change_notice="trap70")
 
 
@@ -606,3 +614,55 @@ def test_guid_info_answer_is_checked() -> None:
     with pytest.raises(ConfigError, match="before_write, after_write") as info:
         SaConfig(guid_info_answer="never")
     assert info.value.where == "sa.guid_info_answer"
+
+
+def path_record_get(sa: SubnetAdministrator, slid: int, sguid: int, dguid: int) -> PathRecord:
+    query = PathRecord(dgid=gid(dguid, PREFIX), sgid=gid(sguid, PREFIX), numb_path=1)
+    mask = PathRecordComp.DGID | PathRecordComp.SGID | PathRecordComp.NUMB_PATH
+    answer = one(sa, request(SaAttr.PATH_RECORD, Method.GET, query, mask=mask, slid=slid))
+    assert answer.status == 0
+    record = answer.record()
+    assert isinstance(record, PathRecord)
+    return record
+
+
+def test_targeted_path_carrying_notice_reaches_only_the_ports_that_asked() -> None:
+    """Targeted Reports: H2 and H3 subscribe, only H3 resolves a path to V1, so only
+    H3 hears of V1's move; "trap69-path": the Report carries the values of H3's path
+    to V1's new port, those a PathRecord query would now answer."""
+    sa = make_sa(SaConfig(targeted_reports=True, path_change_notice="trap69-path"))
+    subscribe_path_changes(sa, H2_LID)
+    subscribe_path_changes(sa, H3_LID)
+    write(sa, Method.SET, H1_LID, block(0, V1), (1,), now_ns=1_000)
+    answer_smps(sa.sm, 1_500)
+    drain(sa)  # the Set's answer
+    before = path_record_get(sa, H3_LID, H3_GUID, V1)
+    assert before.dlid == H1_LID
+    assert sa.path_requesters == {V1: {H3_GUID}}
+    write(sa, Method.DELETE, H1_LID, GUIDInfo(), (1,), now_ns=2_000)
+    answer_smps(sa.sm, 2_500)
+    write(sa, Method.SET, H2_LID, block(0, 0, 0, V1), (3,), now_ns=3_000)
+    answer_smps(sa.sm, 3_500)
+    reports = [(d, m) for d, m in drain(sa) if m.header.method == Method.REPORT]
+    assert [d.dlid for d, _ in reports] == [H3_LID]
+    notice = reports[0][1].record()
+    assert isinstance(notice, Notice) and isinstance(notice.details, PathChangeDetails)
+    after = path_record_get(sa, H3_LID, H3_GUID, V1)
+    assert after.dlid == H2_LID == notice.details.new_lid
+    assert notice.details.path == PathValues(
+        after.sl, after.mtu, after.rate, after.packet_life_time
+    )
+
+
+def test_untargeted_notice_carries_no_path_values_and_reaches_every_subscriber() -> None:
+    sa = make_sa()
+    subscribe_path_changes(sa, H2_LID)
+    subscribe_path_changes(sa, H3_LID)
+    move_v1_from_h1_to_h2(sa)
+    reports = [(d, m) for d, m in drain(sa) if m.header.method == Method.REPORT]
+    assert sorted(d.dlid for d, _ in reports) == [H2_LID, H3_LID]
+    for _, report in reports:
+        notice = report.record()
+        assert isinstance(notice, Notice) and isinstance(notice.details, PathChangeDetails)
+        assert notice.details.path is None
+    assert sa.path_requesters == {}

@@ -37,7 +37,11 @@ Life cycle (driven by the host and migration engines):
 Path-change events arrive as the SA's Report(Notice trap 69) (per-VM strategy;
 answered and de-duplicated by the SA client, `ibmig.core.sa_client`) or as a
 `ForwardPathChange` from dom0 (per-host strategy), or through `path_changed()`.
-With `notice="trap64-65"` the guest subscribes to traps 65 and 64 instead: trap 65
+With `notice="trap69-path"` the notice also carries the new path's values (SL,
+MTU, rate, PacketLifeTime, `ibmig.wire.notice`): a cached path to the GID takes
+them and DLID = NewLID instead of being flushed, so the reconnection uses the
+cache and asks the SA nothing (with the `cached` policy: client-side PathRecord
+caching). With `notice="trap64-65"` the guest subscribes to traps 65 and 64 instead: trap 65
 (GID out of service) drops the cached path, trap 64 (GID in service, no LID) asks
 the SA for the GID's PathRecord, and an answer naming another LID than the cache or
 a connection holds is the path change (OFED local_sa.c `notice_handler`).
@@ -88,6 +92,7 @@ import functools
 import random
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from ipaddress import IPv4Address
 from typing import Any, Final, Protocol
 
@@ -149,7 +154,7 @@ from ibmig.core.timers import Timers
 from ibmig.errors import WireError
 from ibmig.wire.cm import CmMad, Dreq
 from ibmig.wire.mad import MAD_SIZE, MadStatus, Method, MgmtClass
-from ibmig.wire.notice import GidDetails, Notice, PathChangeDetails, TrapNumber
+from ibmig.wire.notice import GidDetails, Notice, PathChangeDetails, PathValues, TrapNumber
 from ibmig.wire.packet import QP1_QKEY
 from ibmig.wire.sa import (
     SA_HEADER_SIZE,
@@ -597,14 +602,34 @@ class GuestAgent(GuestCm):
         stream.conn = None
         self._drop_interest(stream.gid)
 
-    def path_changed(self, gid: bytes, new_lid: int, now_ns: int, via: str = "dom0") -> None:
-        """The VM with GID `gid` now sits behind `new_lid` (module docstring)."""
+    def path_changed(
+        self,
+        gid: bytes,
+        new_lid: int,
+        now_ns: int,
+        via: str = "dom0",
+        path: PathValues | None = None,
+    ) -> None:
+        """The VM with GID `gid` now sits behind `new_lid` (module docstring); `path`:
+        the new path's values, when the notice carried them."""
         if not self.attached:
             self.counters["path_change_while_detached"] += 1
             return
         self._emit(PathChangeReceived(now_ns, gid, new_lid, via))
         record = self.paths.lookup(gid)
-        if (record is None or record.dlid != new_lid) and self.paths.flush(gid):
+        if record is not None and path is not None:
+            # A path-carrying notice: the cached record takes the new values, so the
+            # reconnection below needs no PathRecord query (Tasoulas et al., CCGrid
+            # 2015: the client keeps its PathRecord; the SA tells it what changed).
+            self.paths.store(
+                gid,
+                replace(
+                    record, dlid=new_lid, sl=path.sl, mtu=path.mtu, rate=path.rate,
+                    packet_life_time=path.packet_life_time,
+                ),
+            )  # fmt: skip
+            self.counters["paths_updated_from_notice"] += 1
+        elif (record is None or record.dlid != new_lid) and self.paths.flush(gid):
             self._emit(PathFlushed(now_ns, gid))
         self.neighbours.note_lid(gid, new_lid)
         for stream in self._streams.values():
@@ -620,7 +645,7 @@ class GuestAgent(GuestCm):
     def receive_intra_host(self, message: HostToGuest, now_ns: int) -> None:
         """A message from dom0 (a forwarded path-change event)."""
         if isinstance(message, ForwardPathChange):
-            self.path_changed(message.gid, message.new_lid, now_ns, via="dom0")
+            self.path_changed(message.gid, message.new_lid, now_ns, "dom0", message.path)
         elif isinstance(message, RevalidatePaths):
             self.revalidate_paths(now_ns)
         else:
@@ -1060,7 +1085,7 @@ class GuestAgent(GuestCm):
         if duplicate or not notice.is_generic:
             return
         if isinstance(details, PathChangeDetails):
-            self.path_changed(details.gid, details.new_lid, now_ns, via="report")
+            self.path_changed(details.gid, details.new_lid, now_ns, "report", details.path)
         elif isinstance(details, GidDetails) and notice.trap_number in self.sa.traps:
             # Traps 65/64 name only the GID (OFED local_sa.c `notice_handler`): out
             # of service drops the cached path; in service asks the SA for it, and

@@ -66,7 +66,8 @@ answered again but processed once, by the SA client's rules.
 A path-change notice updates the vGUID -> LID mapping table (GIDADDR's interface
 ID -> NewLID) and is forwarded over the intra-host channel
 (`ibmig.core.host.messages`) to the local VMs that registered a path to GIDADDR:
-one `ForwardPathChange(vm_id, gid, new_lid)` each, out of `intra_host_to_send()`,
+one `ForwardPathChange(vm_id, gid, new_lid, path)` each (`path`: the new path's
+values of a "trap69-path" notice, else None), out of `intra_host_to_send()`,
 counted in `counters["intra_host_sent"]`, apart from the MADs
 (`counters["mads_sent"]`). The table also holds this host's own VMs (their alias
 GUID -> the port LID, entered when the SA acknowledges the alias). Registrations
@@ -153,7 +154,13 @@ from ibmig.core.timers import Timers
 from ibmig.errors import ConfigError, WireError
 from ibmig.wire.fastrecord import fast_constructor
 from ibmig.wire.mad import MAD_SIZE, MadStatus, Method, MgmtClass, peek_tid
-from ibmig.wire.notice import PATH_CHANGE_TRAP, TrapNumber, peek_gid_service, peek_path_change
+from ibmig.wire.notice import (
+    PATH_CHANGE_TRAP,
+    PathValues,
+    TrapNumber,
+    peek_gid_service,
+    peek_path_change,
+)
 from ibmig.wire.packet import QP1_QKEY
 from ibmig.wire.sa import (
     SA_HEADER_SIZE,
@@ -1129,13 +1136,16 @@ class HostAgent(EventLog[HostEvent]):
             if service is not None and service[0] in self.sa.traps:
                 self._on_gid_service(service[0], service[1], now_ns)
             return
-        self._path_moved(details.gid, details.vguid, details.new_lid, now_ns)
+        self._path_moved(details.gid, details.vguid, details.new_lid, now_ns, details.path)
 
-    def _path_moved(self, gid: bytes, vguid: int, new_lid: int, now_ns: int) -> None:
-        """The mapping table takes the new LID; the registered local VMs are told."""
+    def _path_moved(
+        self, gid: bytes, vguid: int, new_lid: int, now_ns: int, path: PathValues | None = None
+    ) -> None:
+        """The mapping table takes the new LID; the registered local VMs are told
+        (with the new path's values when the notice carried them)."""
         self._set_mapping(vguid, new_lid, "report", now_ns)
         for vm in self._registrations.get(gid, ()):
-            self._intra_outbox.append(ForwardPathChange(vm, gid, new_lid))
+            self._intra_outbox.append(ForwardPathChange(vm, gid, new_lid, path))
             self.counters["intra_host_sent"] += 1
             self._emit(PathChangeForwarded(vm, gid, new_lid, now_ns))
 

@@ -16,8 +16,9 @@ Guest -> dom0 (`HostAgent.receive_intra_host(vm, message, now_ns)`):
 
 dom0 -> guest (`HostAgent.intra_host_to_send()`):
 
-- `ForwardPathChange(vm_id, gid, new_lid)`: the SA reported that the VM behind
-  `gid` now sits behind `new_lid` (trap 69); `vm_id` names the receiving guest.
+- `ForwardPathChange(vm_id, gid, new_lid, path)`: the SA reported that the VM behind
+  `gid` now sits behind `new_lid` (trap 69); `vm_id` names the receiving guest;
+  `path`: the new path's values when the notice carried them ("trap69-path").
 - `RevalidatePaths(vm_id)`: dom0 subscribed again after a gap (ClientReregister, a
   restart, a new port LID). Reports sent during the gap never reached it, so the
   guest's cached paths may be stale: it must resolve them again before use, as
@@ -28,6 +29,8 @@ dom0 -> guest (`HostAgent.intra_host_to_send()`):
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from ibmig.wire.notice import PathValues
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,8 @@ class ForwardPathChange:
     vm_id: str
     gid: bytes
     new_lid: int
+    path: PathValues | None = None
+    """The new path's values when the notice carried them ("trap69-path")."""
 
 
 @dataclass(frozen=True, slots=True)

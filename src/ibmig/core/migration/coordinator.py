@@ -146,9 +146,18 @@ class MigrationCoordinator(EventLog[PhaseEntered]):
     CONFIRMATIONS: tuple[type, ...] = (VfUp, AliasReleased, AliasAcknowledged, AliasFailed)
     """The dom0 event types `confirm` needs to see."""
 
-    def __init__(self, hosts: Mapping[str, HostAgent], *, record_events: bool = True) -> None:
+    def __init__(
+        self,
+        hosts: Mapping[str, HostAgent],
+        *,
+        record_events: bool = True,
+        vport_lid: Callable[[str, int], int] | None = None,
+    ) -> None:
         self._init_event_log(record_events)
         self.hosts = hosts
+        self.vport_lid = vport_lid
+        """vSwitch model: (VM, its port's LID) -> the LID its vport comes up at (its
+        own VF LID); None: the port's LID (shared port)."""
         self.migrations: list[LiveMigration] = []
         self._migration_of: dict[str, LiveMigration] = {}
         self._location: dict[str, str] = {}  # VM -> host its guest runs behind
@@ -245,12 +254,14 @@ class MigrationCoordinator(EventLog[PhaseEntered]):
             del self._resume_at[vm]
             dom0 = self._host(host)
             assert dom0.sa_lid is not None
-            self._vport[vm] = (event.lid, event.gid)
+            lid = self._lid_of(vm, event.lid)
+            self._vport[vm] = (lid, event.gid)
             self._running.add(vm)
-            call = partial(_resume_guest, dom0.port_num, event.lid, event.gid, dom0.sa_lid)
+            call = partial(_resume_guest, dom0.port_num, lid, event.gid, dom0.sa_lid)
             self._commands.append(GuestCall(vm, call))
             return
-        self._vport[vm] = (event.lid, event.gid)
+        lid = self._lid_of(vm, event.lid)
+        self._vport[vm] = (lid, event.gid)
         if migration is not None and not migration.done:
             migration.vf_attached(now_ns)
             self._drive(self.migrations.index(migration))
@@ -259,7 +270,7 @@ class MigrationCoordinator(EventLog[PhaseEntered]):
             dom0 = self._host(self._location[vm])
             assert dom0.sa_lid is not None  # a vport is up only on an active port
             self._running.add(vm)
-            call = partial(_attach_guest, dom0.port_num, event.lid, event.gid, dom0.sa_lid)
+            call = partial(_attach_guest, dom0.port_num, lid, event.gid, dom0.sa_lid)
             self._commands.append(GuestCall(vm, call))
 
     def _alias_failed(self, event: AliasFailed, now_ns: int) -> None:
@@ -288,6 +299,9 @@ class MigrationCoordinator(EventLog[PhaseEntered]):
             if ours:
                 migration.fail(now_ns, cause, release_failed=event.operation == "delete")
                 self._drive(index)
+
+    def _lid_of(self, vm: str, port_lid: int) -> int:
+        return port_lid if self.vport_lid is None else self.vport_lid(vm, port_lid)
 
     def _undo_alias(self, index: int, dom0: HostAgent, now_ns: int) -> None:
         """UndoAlias, run on the destination dom0: its AliasReleased confirms it, or

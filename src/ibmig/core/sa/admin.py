@@ -193,6 +193,26 @@ vGUID and issued by the SM like its port notices. They carry no LID: a consumer
 asks for the GID's PathRecord (OFED's local SA cache does, local_sa.c). Every
 subscriber of both gets two Reports per move. (OpenSM sends neither for alias
 GUIDs: its doc/opensm-sriov.txt lists InformInfo as not updated for them.)
+
+`path_change_notice="trap69-path"` is trap 69 whose DataDetails also carry the
+PathRecord values of the path from each subscriber's port to the VM's new port
+(SL, MTU, rate, PacketLifeTime: `ibmig.wire.notice.PathValues`), computed as a
+PathRecord query from that port would be answered; each subscriber gets its own
+copy. IBA traps 68/69 are meant to announce that paths changed; carrying the new
+values spares the consumer its PathRecord query.
+
+Targeted Reports (`targeted_reports=True`, strategy "targeted"): the SA keeps,
+per destination GUID, the physical ports that resolved a PathRecord to it (the
+requester port of every answered PathRecord query). A path-change notice then
+goes only to the subscriptions whose LID belongs to such a port: with per-host
+subscriptions, the dom0s of the hosts holding a peer of the VM (h_p of them)
+instead of every subscribed host. This is the SA-side alternative to
+GID-specific InformInfo (IBA Vol 1, 13.4.8.3: GID set to the subject; OpenSM
+accepts such subscriptions): that would need one subscription per (host, remote
+GID) held by dom0 and renewed on every path resolution, the SA's table growing
+with the peers of every VM; the requester set costs the SA one set entry per
+(GID, port) and needs nothing of the clients. A port that resolved the GID once
+stays a requester (a path may be held long after it was asked for).
 """
 
 from __future__ import annotations
@@ -257,10 +277,12 @@ from ibmig.wire.notice import (
     GidDetails,
     Notice,
     NoticeType,
+    PathValues,
     ProducerType,
     TrapNumber,
     gid_service_notice,
     path_change_notice,
+    with_path_values,
 )
 from ibmig.wire.packet import QP1_QKEY
 from ibmig.wire.sa import (
@@ -405,6 +427,7 @@ OPENSM_SUBNET_TIMEOUT: Final = 0x12
 """OpenSM's subnet_timeout default (osm_base.h OSM_DEFAULT_SUBNET_TIMEOUT), the
 PacketLifeTime of its PathRecords."""
 GUID_INFO_ANSWERS: Final = ("before_write", "after_write")
+PATH_CHANGE_NOTICES: Final = ("trap69", "trap69-path", "trap64-65")
 
 
 @dataclass(frozen=True, slots=True)
@@ -442,7 +465,11 @@ class SaConfig:
     drop_event_subscriptions: bool = False
     """Drop a port's subscriptions when it leaves service (OpenSM option, default off)."""
     path_change_notice: str = "trap69"
-    """How an alias move is told: "trap69" (ibmig's DataDetails) or "trap64-65"."""
+    """How an alias move is told: "trap69" (ibmig's DataDetails), "trap69-path"
+    (those plus the new path's values) or "trap64-65"."""
+    targeted_reports: bool = False
+    """Path-change notices go only to the ports that resolved a PathRecord to the
+    moved GID (module docstring)."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -467,9 +494,9 @@ class SaConfig:
             )
         if not 0 <= self.sm_assigned_guid <= 0xFF:
             raise ConfigError("sm_assigned_guid must be one byte", "sa.sm_assigned_guid")
-        if self.path_change_notice not in ("trap69", "trap64-65"):
+        if self.path_change_notice not in PATH_CHANGE_NOTICES:
             raise ConfigError(
-                f"must be trap69 or trap64-65, got {self.path_change_notice!r}",
+                f"must be one of {', '.join(PATH_CHANGE_NOTICES)}, got {self.path_change_notice!r}",
                 "sa.path_change_notice",
             )
 
@@ -565,6 +592,9 @@ class SubnetAdministrator(EventLog[Any]):
         # Oldest first, keyed as OpenSM tells subscriptions apart (match_inf_rec);
         # the Enums each subscriber GID uses.
         self._subscriptions: dict[tuple[Any, ...], Subscription] = {}
+        self.path_requesters: dict[int, set[int]] = {}
+        """Destination GUID -> port GUIDs that resolved a PathRecord to it
+        (`targeted_reports`; module docstring)."""
         self._enums: dict[bytes, set[int]] = {}
         self._reports: dict[int, _PendingReport] = {}
         self._transfers: dict[tuple[int, int], _Transfer] = {}
@@ -1053,6 +1083,10 @@ class SubnetAdministrator(EventLog[Any]):
         if service and service != PathRecordComp.SERVICE_ID:
             raise _RequestError(SaStatus.ERR_REQ_INSUFFICIENT_COMPONENTS)
         records = self._path_records(query, mask, mad.header.method == Method.GET)
+        if self.config.targeted_reports:
+            for record in records:
+                requesters = self.path_requesters.setdefault(guid_of(record.dgid), set())
+                requesters.add(requester.port_guid)
         self._respond(mad, datagram, records, PathRecord.ATTRIBUTE_OFFSET, now_ns)
 
     def _lid_of_guid(self, guid: int) -> int | None:
@@ -1065,7 +1099,10 @@ class SubnetAdministrator(EventLog[Any]):
         if self.config.guid_info_answer == "after_write" or not len(self._written_blocks):
             return self.db.lid_of_guid(guid)
         holder = self._alias_holder(guid)
-        return None if holder is None else self.db.port_lid.get(holder[0])
+        if holder is None:
+            return None
+        vf_lid = self.db.vf_lid.get(guid)  # vSwitch: the VM's own LID
+        return vf_lid if vf_lid is not None else self.db.port_lid.get(holder[0])
 
     def _end_guid(self, gid: bytes) -> int | None:
         """The GUID of an SGID/DGID if it names a port or alias of this subnet."""
@@ -1637,7 +1674,7 @@ class SubnetAdministrator(EventLog[Any]):
             return
         db = self.db
         for alias, owner in db.alias_owner.items():
-            lid = db.port_lid.get(owner)
+            lid = db.vf_lid.get(alias, db.port_lid.get(owner))
             if lid is not None and alias not in self.db.alias_last_seen:
                 self.db.alias_last_seen[alias] = (lid, owner)
 
@@ -1647,7 +1684,8 @@ class SubnetAdministrator(EventLog[Any]):
             if not guid or (block == 0 and i == 0):
                 continue
             owner = db.alias_owner.get(guid)
-            lid = None if owner is None else db.port_lid.get(owner)
+            # vSwitch: the VM's own VF LID, which moves with it (no path change).
+            lid = None if owner is None else db.vf_lid.get(guid, db.port_lid.get(owner))
             if owner is None or lid is None:
                 continue
             before = self.db.alias_last_seen.get(guid)
@@ -1670,7 +1708,7 @@ class SubnetAdministrator(EventLog[Any]):
                         trap, gid=self._gid(guid), issuer_lid=db.sm_lid,
                         issuer_gid=self._gid(db.sm_port_guid),
                     ),
-                    now_ns,
+                    now_ns, self._requester_ports(guid),
                 )  # fmt: skip
             return
         notice = path_change_notice(
@@ -1682,19 +1720,46 @@ class SubnetAdministrator(EventLog[Any]):
             issuer_lid=db.sm_lid,
             issuer_gid=self._gid(db.sm_port_guid),
         )
-        self._report_notice(notice, now_ns)
+        only = self._requester_ports(guid)
+        if self.config.path_change_notice == "trap69-path":
+            self._report_notice(notice, now_ns, only, path_to=(guid, lid))
+        else:
+            self._report_notice(notice, now_ns, only)
+
+    def _requester_ports(self, guid: int) -> set[int] | None:
+        """The ports a targeted notice about `guid` goes to; None: every subscriber."""
+        if not self.config.targeted_reports:
+            return None
+        return self.path_requesters.get(guid, set())
+
+    def _subscription_port(self, subscription: Subscription) -> int | None:
+        record = self.db.port_record(subscription.lid)
+        return None if record is None else record.port_guid
+
+    def _path_values(self, subscription: Subscription, guid: int, lid: int) -> PathValues | None:
+        """The values of the path from a subscriber's port to `guid` at `lid`, as a
+        PathRecord query from that port would get them; None: no such path."""
+        sguid = self._subscription_port(subscription)
+        if sguid is None:
+            return None
+        record = self._path_record_for(PathRecord(), 0, sguid, subscription.lid, guid, lid)
+        if record is None:
+            return None
+        return PathValues(record.sl, record.mtu, record.rate, record.packet_life_time)
 
     def _check_table_moves(
         self, port_guid: int, block: int, guids: Sequence[int], now_ns: int
     ) -> None:
         """`_check_alias_moves` for the SA's own table (`guid_info_answer`
         "before_write"): each alias GUID of the block now belongs to `port_guid`."""
-        lid = self.db.port_lid.get(port_guid)
-        if lid is None:
+        port_lid = self.db.port_lid.get(port_guid)
+        if port_lid is None:
             return
         for i, guid in enumerate(guids):
             if not guid or (block == 0 and i == 0):
                 continue
+            # vSwitch: the VM's own VF LID, which moves with it (no path change).
+            lid = self.db.vf_lid.get(guid, port_lid)
             before = self.db.alias_last_seen.get(guid)
             self.db.alias_last_seen[guid] = (lid, port_guid)
             if before is None or before[0] == lid:
@@ -1859,7 +1924,16 @@ class SubnetAdministrator(EventLog[Any]):
             issuer_gid=self._gid(self.db.sm_port_guid),
         )
 
-    def _report_notice(self, notice: Notice, now_ns: int) -> int:
+    def _report_notice(
+        self,
+        notice: Notice,
+        now_ns: int,
+        only_ports: set[int] | None = None,
+        path_to: tuple[int, int] | None = None,
+    ) -> int:
+        """Report `notice` to its matching subscribers; `only_ports`: those whose LID
+        belongs to one of these ports (targeted); `path_to` (GUID, LID): each copy
+        carries the values of the subscriber's path to it (trap69-path)."""
         subject_gid, subject_lid = notice_subject(notice, self.db)
         lid_owner = self.db.lid_owner
         matched = [
@@ -1877,7 +1951,13 @@ class SubnetAdministrator(EventLog[Any]):
             if len(shared) != len(reachable):
                 self.counters["report_partition_mismatch"] += len(reachable) - len(shared)
             reachable = shared
-        if reachable:
+        if only_ports is not None:
+            reachable = [s for s in reachable if self._subscription_port(s) in only_ports]
+        if reachable and path_to is not None:
+            for subscription in reachable:
+                values = self._path_values(subscription, *path_to)
+                self._send_reports([subscription], with_path_values(notice, values), now_ns)
+        elif reachable:
             self._send_reports(reachable, notice, now_ns)
         self._emit(NoticeReported(notice.trap_number, len(reachable), now_ns))
         return len(reachable)

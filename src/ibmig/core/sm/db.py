@@ -147,6 +147,8 @@ class SubnetDb:
     # so an SA restarted between a migration's Delete and its Set still sees the move.
     alias_last_seen: dict[int, tuple[int, int]] = field(default_factory=dict)
     max_lid: int = 0
+    # vSwitch model (`ibmig.core.sm.vswitch`): vGUID -> the VM's own VF LID.
+    vf_lid: dict[int, int] = field(default_factory=dict)
 
     def node_of_port(self, port_guid: int) -> tuple[NodeRecordData, int] | None:
         lid = self.port_lid.get(port_guid)
@@ -157,7 +159,10 @@ class SubnetDb:
 
     def lid_of_guid(self, guid: int) -> int | None:
         """The LID behind a port GUID or an alias GUID (shared-port SR-IOV: a VF's
-        vGUID resolves to its physical port's LID)."""
+        vGUID resolves to its physical port's LID; vSwitch: to the VM's VF LID)."""
+        lid = self.vf_lid.get(guid)
+        if lid is not None and self.alias_owner.get(guid) is not None:
+            return lid
         lid = self.port_lid.get(guid)
         if lid is not None:
             return lid

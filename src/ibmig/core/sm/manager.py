@@ -76,13 +76,18 @@ Faults (issue 13), as OpenSM handles them:
   `LidSpaceExhausted` rather than assigning multicast or out-of-range LIDs.
 - A node more than 63 hops away cannot be reached by a directed-route SMP: each
   such port skipped is reported (`HopLimitReached`), once per sweep.
+
+The vSwitch SR-IOV model (`ibmig.core.sm.vswitch`, off unless a hypervisor reports
+its VFs): VF LIDs are kept out of the LIDS phase's choice and recorded as extra LIDs
+of their physical port; ROUTE gives each the PF's egress on every switch; moving a
+VM's LID (`vswitch_place`) sends, outside any sweep, only the LFT blocks it changes.
 """
 
 from __future__ import annotations
 
 import random
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any, Protocol
@@ -106,6 +111,15 @@ from ibmig.core.sm.routing import (
     RoutingResult,
     roots_from_guids,
     route,
+)
+from ibmig.core.sm.vswitch import (
+    VfLidAssigned,
+    VfLidMoved,
+    VfLids,
+    VfLidsExhausted,
+    VfLidsExhaustedError,
+    VSwitchTable,
+    full_reroute_smps,
 )
 from ibmig.core.timers import Timers
 from ibmig.errors import ConfigError, WireError
@@ -140,6 +154,7 @@ UNREACHABLE_PORT = 0xFF
 MAX_UNICAST_LID = 0xBFFF
 _TID_MATCH_MASK = (1 << 48) - 1  # ibsim rewrites the top 16 bits of request TIDs
 _POLL_KEY = -1  # the polling deadline among the TID deadlines (TIDs are >= 0)
+_VF_ROUTES_KEY = -2  # new VF LIDs to route, once for all given at the same instant
 _CLIENT_REREGISTER = 0x80  # PortInfo byte 51, bit 7 (IBA Vol 1, 14.2.5.6)
 _PI_STALL_HOQ = 42  # PortInfo byte 42: VLStallCount (bits 7..5) | HOQLife (4..0)
 _PI_ENFORCEMENT = 43  # PortInfo byte 43: OperationalVLs | PartitionEnforcement In/Out | ...
@@ -433,6 +448,10 @@ class SubnetManager(EventLog[Any]):
         )
         # P_Key tables as last written: (node GUID, port) -> entries (no trailing zeros).
         self.pkey_tables: dict[tuple[int, int], tuple[int, ...]] = {}
+        self.vswitch = VSwitchTable()
+        """VF LIDs of the vSwitch model (`ibmig.core.sm.vswitch`); empty: shared port."""
+        self.db.vf_lid = self.vswitch.lid_of_vm
+        self._vf_pending: list[int] = []  # new VF LIDs not routed yet (_VF_ROUTES_KEY)
 
     # --- engine contract ------------------------------------------------------------
 
@@ -447,6 +466,9 @@ class SubnetManager(EventLog[Any]):
         while (key := self._timeouts.pop_due(now_ns)) is not None:
             if key == _POLL_KEY:
                 self._poll(now_ns)
+            elif key == _VF_ROUTES_KEY:
+                pending, self._vf_pending = self._vf_pending, []
+                self._write_vf_routes(now_ns, pending)
             else:
                 self._expire(self._outstanding.pop(key), now_ns)
 
@@ -959,10 +981,11 @@ class SubnetManager(EventLog[Any]):
                 if record is None or not record.known:
                     continue
                 end_ports.append(record)
-        if len(end_ports) > MAX_UNICAST_LID:
+        vf_lids = self.vswitch.port_of_lid
+        if len(end_ports) + len(vf_lids) > MAX_UNICAST_LID:
             # One LID per end port (LMC 0); unicast LIDs are 0x0001-0xBFFF (IBA Vol 1,
             # 4.1.3). Refuse rather than hand out multicast or out-of-range LIDs.
-            needed = len(end_ports)
+            needed = len(end_ports) + len(vf_lids)
             self._emit(LidSpaceExhausted(self.sweep, now_ns, needed, MAX_UNICAST_LID))
             self._emit(
                 SweepFailed(
@@ -973,6 +996,7 @@ class SubnetManager(EventLog[Any]):
                 )
             )
             return False
+        taken.update(vf_lids)  # the vSwitch's VF LIDs stay where they are
         # Ours first (stable across sweeps), then valid LIDs the ports already hold.
         for record in end_ports:
             lid = self._guid_to_lid.get(record.port_guid)
@@ -1004,6 +1028,7 @@ class SubnetManager(EventLog[Any]):
             lid = wanted[record.port_guid]
             db.lid_owner[lid] = (record.node_guid, record.port_num)
             db.port_lid[record.port_guid] = lid
+        self._own_vf_lids()
         db.max_lid = max(db.lid_owner, default=0)
         sm_record = db.nodes[self._sm_node_guid].ports.get(self.port_num)
         db.sm_lid = wanted.get(sm_record.port_guid, 0) if sm_record else 0
@@ -1152,6 +1177,8 @@ class SubnetManager(EventLog[Any]):
             result = route(routing_input, "minhop")
         self.routing_result = result
         lfts = result.lft
+        if self.vswitch:
+            lfts = self._route_vf_lids(lfts)
         top = self.db.max_lid
         blocks = top // LFT_BLOCK_SIZE + 1
         for i, guid in enumerate(self.switch_order):
@@ -1308,6 +1335,8 @@ class SubnetManager(EventLog[Any]):
         self._coming_out_of_standby = False
         if self._multicast_pending:
             self._program_multicast(now_ns, in_sweep=False)
+        if self.vswitch:
+            self._write_vf_routes(now_ns)  # VF LIDs placed while the sweep ran
         event = SubnetUp(self.sweep, now_ns, self.smps_sent, len(db.nodes), len(db.lid_owner))
         self._emit(event)
         change = PortsChanged(now_ns, came, went)
@@ -1790,6 +1819,163 @@ class SubnetManager(EventLog[Any]):
         if far is not None:
             nodes.add(far[0])
         self._program_pkeys(now_ns, only=nodes, in_sweep=False)
+
+    # --- the vSwitch model (`ibmig.core.sm.vswitch`) -----------------------------------
+
+    def _own_vf_lids(self) -> None:
+        """Record each VF LID as one more LID of its physical port (LMC-like)."""
+        db = self.db
+        for lid, port_guid in self.vswitch.port_of_lid.items():
+            pf_lid = db.port_lid.get(port_guid)
+            if pf_lid is not None:
+                db.lid_owner[lid] = db.lid_owner[pf_lid]
+
+    def _route_vf_lids(self, lfts: np.ndarray) -> np.ndarray:
+        """The engine's LFTs with every VF LID routed as its PF's LID."""
+        pairs = [
+            (lid, self.db.port_lid[guid])
+            for lid, guid in self.vswitch.port_of_lid.items()
+            if guid in self.db.port_lid and lid < lfts.shape[1]
+        ]
+        if not pairs:
+            return lfts
+        lfts = lfts.copy()
+        vf, pf = zip(*pairs, strict=True)
+        lfts[:, list(vf)] = lfts[:, list(pf)]
+        return lfts
+
+    def vswitch_add_port(self, port_guid: int, num_vfs: int, now_ns: int) -> list[int]:
+        """A hypervisor reports the VFs of its port (the module docstring of
+        `ibmig.core.sm.vswitch` says what this models). Prepopulated: each VF gets a
+        LID now, routed as the port's LID. Dynamic: nothing until a VM starts.
+        `VfLidsExhaustedError` (and a `VfLidsExhausted` event) when the LIDs run out."""
+        table = self.vswitch
+        if table.scheme is not VfLids.PREPOPULATED or num_vfs <= 0:
+            table.free.setdefault(port_guid, [])
+            return []
+        lids = self._new_vf_lids(num_vfs, now_ns)
+        for lid in lids:
+            table.port_of_lid[lid] = port_guid
+            self._emit(VfLidAssigned(now_ns, port_guid, lid, 0))
+        table.free.setdefault(port_guid, []).extend(lids)
+        self._route_new_vf_lids(lids, now_ns)
+        return lids
+
+    def vswitch_place(self, vguid: int, port_guid: int, now_ns: int) -> int:
+        """VM `vguid` now runs behind `port_guid`: its VF LID (given now if it has
+        none: a free prepopulated VF's, or a new one when dynamic). When the LID led
+        elsewhere, the SM rewrites only the LFT blocks of the switches whose egress
+        for it changes (`VfLidMoved`). Returns the VM's LID."""
+        table = self.vswitch
+        lid = table.lid_of_vm.get(vguid)
+        if lid is None:
+            if table.scheme is VfLids.PREPOPULATED:
+                free = table.free.get(port_guid)
+                if not free:
+                    raise VfLidsExhaustedError(len(table.port_of_lid) + 1, MAX_UNICAST_LID)
+                lid = free.pop(0)
+            else:
+                lid = self._new_vf_lids(1, now_ns)[0]
+                table.port_of_lid[lid] = port_guid
+            table.lid_of_vm[vguid] = lid
+            self._emit(VfLidAssigned(now_ns, port_guid, lid, vguid))
+            if table.scheme is VfLids.DYNAMIC:
+                self._route_new_vf_lids([lid], now_ns)
+            return lid
+        src = table.port_of_lid[lid]
+        if src == port_guid:
+            return lid
+        swapped = 0
+        table.port_of_lid[lid] = port_guid
+        if table.scheme is VfLids.PREPOPULATED:
+            # Swap: the destination's free VF hands its LID back to the VF left behind.
+            free = table.free.get(port_guid)
+            if free:
+                swapped = free.pop(0)
+                table.port_of_lid[swapped] = src
+                table.free.setdefault(src, []).append(swapped)
+                table.free[src].sort()
+        smps, switches = self._write_vf_routes(now_ns, [lid, swapped] if swapped else [lid])
+        full = full_reroute_smps(len(self.switch_order), self.db.max_lid)
+        deferred = not self.subnet_up
+        self._emit(
+            VfLidMoved(now_ns, vguid, lid, swapped, src, port_guid, switches, smps, full,
+                       deferred)
+        )  # fmt: skip
+        return lid
+
+    def _route_new_vf_lids(self, lids: list[int], now_ns: int) -> None:
+        """New VF LIDs are the port's from now on; their routes are written once for
+        all the LIDs given at this instant (hypervisors and VMs come up together: one
+        LFT block then carries many of them), at a timer due now."""
+        self._own_lids(lids)
+        if not self._vf_pending:
+            self._timeouts.arm(_VF_ROUTES_KEY, now_ns)
+        self._vf_pending.extend(lids)
+
+    def _own_lids(self, lids: Iterable[int]) -> list[tuple[int, int]]:
+        """Record VF LIDs as extra LIDs of their physical ports; (VF LID, PF LID)."""
+        db = self.db
+        pairs: list[tuple[int, int]] = []
+        for lid in lids:
+            pf_lid = db.port_lid.get(self.vswitch.port_of_lid[lid])
+            if pf_lid is not None:
+                db.lid_owner[lid] = db.lid_owner[pf_lid]  # one more LID of that port
+                pairs.append((lid, pf_lid))
+        db.max_lid = max(db.max_lid, max((lid for lid, _ in pairs), default=0))
+        return pairs
+
+    def _new_vf_lids(self, count: int, now_ns: int) -> list[int]:
+        taken = set(self.db.lid_owner) | set(self._guid_to_lid.values())
+        try:
+            return self.vswitch.lowest_free(taken, count)
+        except VfLidsExhaustedError as exc:
+            self._emit(VfLidsExhausted(now_ns, exc.needed, exc.available))
+            raise
+
+    def _write_vf_routes(self, now_ns: int, lids: Iterable[int] | None = None) -> tuple[int, int]:
+        """Route VF LIDs `lids` (default: all) as their PF's LID on every switch the
+        SM has programmed, with a SubnSet(LinearForwardingTable) per 64-entry block
+        that changes (and SwitchInfo when LinearFDBTop must grow). Returns (LFT SMPs,
+        switches changed). Within a sweep nothing is sent: its ROUTE phase routes
+        the VF LIDs. Only the given LIDs are looked at, so placing each of many VMs
+        costs O(switches), not O(switches x VF LIDs)."""
+        db = self.db
+        pairs = self._own_lids(self.vswitch.port_of_lid if lids is None else lids)
+        if not self.subnet_up or not pairs:
+            return 0, 0
+        top = db.max_lid
+        size = (top // LFT_BLOCK_SIZE + 1) * LFT_BLOCK_SIZE
+        smps = switches = 0
+        for guid in self.switch_order:
+            node = db.nodes.get(guid)
+            if node is None or node.lft is None:
+                continue
+            lft = node.lft
+            if len(lft) < size:
+                lft.extend(bytes([UNREACHABLE_PORT]) * (size - len(lft)))
+            blocks: set[int] = set()
+            for lid, pf_lid in pairs:
+                if lft[lid] != lft[pf_lid]:
+                    lft[lid] = lft[pf_lid]
+                    blocks.add(lid // LFT_BLOCK_SIZE)
+            if top > node.lft_top:
+                info = node.switch_info or SwitchInfo(linear_fdb_top=node.lft_top)
+                self._issue_set(
+                    replace(info, linear_fdb_top=top), node.path, self._on_switch_info, node,
+                    now_ns, in_sweep=False,
+                )  # fmt: skip
+                node.lft_top = top  # asked for; the answer confirms it
+            for block in sorted(blocks):
+                start = block * LFT_BLOCK_SIZE
+                self._issue_set(
+                    LinearForwardingTable(tuple(lft[start : start + LFT_BLOCK_SIZE])),
+                    node.path, _ignore, None, now_ns, block,
+                    self._lft_block_failed(guid, block), in_sweep=False,
+                )  # fmt: skip
+            smps += len(blocks)
+            switches += bool(blocks)
+        return smps, switches
 
 
 def _ignore(smp: Smp, ctx: Any, now_ns: int) -> None:
