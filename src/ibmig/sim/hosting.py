@@ -251,8 +251,7 @@ class VirtualizedSubnet(SubnetSim):
             self._drop("no_vf")
             return
         self.stats.delivered += 1
-        guest.receive(datagram, self.kernel.now_ns)
-        self._pump(node, guest)
+        self._handle(node, guest, datagram)
 
 
 def make_rng(seed: int, *labels: object) -> random.Random:
