@@ -50,9 +50,12 @@ processing time of its class and waits while the engine is busy (the engine sees
 it when its turn comes), and the outputs of a step leave one after another, one
 processing time of their class each: N Reports emitted at once leave at start +
 s, start + 2s, ..., start + N*s, and what arrives meanwhile waits behind them. A
-timer's outputs queue the same way (the engine's state changes when the timer
-fires; its MADs leave when the server gets to them). The engines know nothing of
-it. Output sent with an explicit delay (`pump(..., delay_ns)`) leaves then,
+timer that expires while the engine is busy waits its turn in the FIFO too (the
+engine sees it when it gets to it): a ReportResp that arrived before a Report's
+timeout is handled before the timeout is. API calls made on an engine from
+outside the fabric (the toolstack's commands, a link change at the SM's port) act
+at once and their outputs join the queue at once. The engines know nothing of any
+of it. Output sent with an explicit delay (`pump(..., delay_ns)`) leaves then,
 outside the queue. QP0 requests go to the node's SMA, QP0 responses and traps to the engine
 attached there as the SM, QP1 MADs to the engine that sent the request they answer
 (by TID) or else to the engine attached for their class. A migration's
@@ -174,8 +177,9 @@ class EngineServer:
 
     busy_until_ns: int = 0
     """When the work in hand (MADs received and emitted) is done."""
-    inbox: deque[tuple[int, Datagram]] = field(default_factory=deque)
-    """MADs received while busy, with the node they arrived at, in arrival order."""
+    inbox: deque[tuple[int, Datagram | None]] = field(default_factory=deque)
+    """MADs received while busy (None: the engine's timer fired), with the node
+    they arrived at, in arrival order."""
     waking: bool = False
     outgoing: int = 0
     """MADs emitted that have not left yet."""
@@ -486,11 +490,13 @@ class SubnetSim:
         server.outgoing -= 1
         self.send(node, datagram)
 
-    def _handle(self, node: int, engine: Engine, datagram: Datagram) -> None:
-        """`engine` at `node` receives `datagram`: now, or with contention when the
-        engine is free (it waits in the engine's FIFO meanwhile)."""
+    def _handle(self, node: int, engine: Engine, datagram: Datagram | None) -> None:
+        """`engine` at `node` receives `datagram` (None: its timer fired): now, or
+        with contention when the engine is free (it waits in the engine's FIFO
+        meanwhile)."""
         now = self.kernel.now_ns
         if not self.contention:
+            assert datagram is not None
             engine.receive(datagram, now)
             self._pump(node, engine)
             return
@@ -508,8 +514,12 @@ class SubnetSim:
         self._serve(node, engine, datagram, server, now)
 
     def _serve(
-        self, node: int, engine: Engine, datagram: Datagram, server: EngineServer, now: int
+        self, node: int, engine: Engine, datagram: Datagram | None, server: EngineServer, now: int
     ) -> None:
+        if datagram is None:  # a timer: no MAD to handle, its outputs cost their time
+            engine.handle_timer(now)
+            self._pump(node, engine)
+            return
         processing = self._processing[id(engine)]
         service = processing if isinstance(processing, int) else processing[datagram.payload[1]]
         server.busy_until_ns = now + service
@@ -541,6 +551,9 @@ class SubnetSim:
     def _on_timer(self, arg: tuple[int, Engine]) -> None:
         node, engine = arg
         self._timers.pop(id(engine), None)
+        if self.contention:
+            self._handle(node, engine, None)
+            return
         engine.handle_timer(self.kernel.now_ns)
         self._pump(node, engine)
 
