@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from contextlib import ExitStack
@@ -13,7 +14,11 @@ from ibmig.cli.common import Subparsers, check_output_file, open_binary, open_te
 from ibmig.cli.progress import Progress
 
 if TYPE_CHECKING:
-    from ibmig.experiments.metrics import ConnectionResult, MigrationResult
+    from ibmig.experiments.metrics import (
+        ConnectionResult,
+        MigrationEventMetrics,
+        MigrationResult,
+    )
 
 
 def add_parser(sub: Subparsers) -> None:
@@ -80,6 +85,14 @@ def run_command(
             "downtime": [downtime],
             "messages": [messages],
             "migrations": [migration_json(m) for m in result.migrations],
+            "events": [dataclasses.asdict(e) for e in result.event_metrics],
+            "contention": {
+                "notification_makespan_ns": result.notification_makespan_ns,
+                "recovery_makespan_ns": result.recovery_makespan_ns,
+                "sa_busy_ns": result.sa_busy_ns,
+                "sa_max_queue": result.sa_max_queue,
+                "reports_resent": result.reports_resent,
+            },
         }
         if beyond or cut_off:
             document["unreached"] = {"beyond_hop_limit": beyond, "cut_off": cut_off}
@@ -97,11 +110,12 @@ def run_command(
     print(file=out)
     for line in messages_table([messages]):
         print(line, file=out)
-    for m in result.migrations:
+    for m, e in zip(result.migrations, result.event_metrics, strict=True):
         print(f"\nmigration of {m.vm}: {m.src} -> {m.dst}: {m.outcome}", file=out)
         for phase, start, end in m.phases:
             took = "-" if end is None else f"{(end - start) / 1e6:,.3f} ms"
             print(f"  {phase:<15} at {start / 1e6:12,.3f} ms  {took}", file=out)
+        print(f"  {event_line(e)}", file=out)
     unfinished = {m.vm for m in result.migrations if m.done_ns is None}
 
     def peer(c: ConnectionResult) -> str:
@@ -126,6 +140,21 @@ def run_command(
         file=out,
     )
     return 0
+
+
+def _ms(ns: int | None, what: str) -> str:
+    return f"{what} -" if ns is None else f"{what} {ns / 1e6:,.3f} ms"
+
+
+def event_line(e: MigrationEventMetrics) -> str:
+    """A migration event's figures on one line (`MigrationEventMetrics`)."""
+    return (
+        f"{_ms(e.notification_makespan_ns, 'notification makespan')}, "
+        f"{_ms(e.recovery_makespan_ns, 'recovery makespan')}; "
+        f"SA busy {e.sa_busy_ns / 1e6:,.3f} ms, largest SA queue {e.sa_max_queue:,}; "
+        f"Reports {e.reports:,} ({e.reports_resent:,} resent), "
+        f"PathRecord {e.path_records:,}, CM {e.cm_mads:,}"
+    )
 
 
 def migration_json(m: MigrationResult) -> dict[str, Any]:
