@@ -96,7 +96,7 @@ class VirtualizedSubnet(SubnetSim):
         self.attach(
             node,
             agent,
-            self.latency.sa_ns,
+            self.latency.dom0_ns,
             gsi_classes=(MgmtClass.SUBN_ADM,),
             outputs=self._send_to_guests,
         )

@@ -79,6 +79,10 @@ class LatencyModel:
     # per MAD. Through ibsim a query's round trip took 139 us, inflated by ibsim's
     # four socket hops and the client: the SA's CPU time is the figure taken.
     sa_ns: int = 11_500
+    # ASSUMPTION: dom0's processing time per MAD it receives or sends (its SA client
+    # and the Reports it acknowledges and forwards), the value the SA's was before
+    # the SA's was measured: a host agent in user space answers a MAD in a few us.
+    dom0_ns: int = 5_000
     # ASSUMPTION: dom0 <-> guest over the intra-host channel (a Xen event channel
     # notification plus a shared-ring copy), one way.
     intra_host_ns: int = 10_000
