@@ -203,7 +203,7 @@ class Collector:
 
     def _sample_queue(self) -> int:
         server = self.sim.servers.get(id(self.sim.sm_engine))
-        self.queue_samples.append(0 if server is None else server.take_peak())
+        self.queue_samples.append(0 if server is None else server.take_peak(self.sim.kernel.now_ns))
         return len(self.queue_samples) - 1
 
     def counts(self) -> tuple[int, int]:

@@ -21,19 +21,22 @@ thousands of SMPs) run in seconds.
 
 Contention (`LatencyModel.contention`, on by default). Every port serialises
 packets at its link's data rate (`ibmig.sim.latency.data_rate_gbps`, width x
-speed less the line code) and keeps the time it is next free. A packet leaves its
-first port when that port is free, each switch forwards it `switch_ns` after its
-head arrived (cut-through) or when the output port is free, whichever is later,
-each cable adds `cable_ns`, and it is delivered when its tail arrives. The ports of
-the whole path are reserved in the event that sends the packet, not hop by hop:
-packets claim a switch's output port in the order they were sent rather than the
-order they reach it. Two packets can only swap there when both are in flight at
-once, i.e. within one path's latency (a few microseconds on a fat tree), far below
-the engines' service times that make the queues this model is for; and a packet is
-sent only when its engine lets it leave (below), never reserved ahead, so a long
-backlog at an engine never blocks a port it has not reached. Without contention a
-cable costs `link_ns` and nothing queues. Multicast packets (IPoIB broadcast,
-rare here) are charged the first port's serialisation but reserve no port.
+speed less the line code) and keeps a calendar of the intervals it is busy
+sending. A packet leaves its first port at the first free interval long enough
+from the time its engine lets it go (below), each switch forwards it `switch_ns`
+after its head arrived (cut-through) or at the output port's first free interval
+from then, each cable adds `cable_ns`, and it is delivered when its tail arrives.
+The ports of the whole path are reserved in the step that emits the packet, not
+hop by hop, with the times it will pass them: no event per packet and hop, and no
+event per packet leaving an engine's queue. The approximation this makes: a port
+serves packets in the order their reservations were made where they collide, not
+the order they reach it, and a packet reserved later can use a gap before one
+reserved earlier (it never moves it). Both differ from hop-by-hop service only for
+packets in flight at once through the same port, within one path's latency (a few
+microseconds on a fat tree), far below the engines' service times that make the
+queues this model is for. Without contention a cable costs `link_ns` and nothing
+queues. Multicast packets (IPoIB broadcast, rare here) are charged the first
+port's serialisation but reserve no port.
 
 A LID-routed walk depends only on cables, link states, LFTs, port LIDs and port
 states, so its outcome is memoised per (node, port, DLID, VL15 or not). Every SMA
@@ -67,6 +70,7 @@ from __future__ import annotations
 
 import json
 import random
+from bisect import bisect_right
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -134,6 +138,43 @@ _INITIAL_PATH = 128
 _RETURN_PATH = 192
 
 
+def _forget_past(starts: list[int], ends: list[int], now_ns: int) -> None:
+    """Drop a port's busy intervals that ended by `now_ns` (nothing can be booked
+    before now)."""
+    done = bisect_right(ends, now_ns)
+    del starts[:done]
+    del ends[:done]
+
+
+def _book(starts: list[int], ends: list[int], ready_ns: int, ser_ns: int, now_ns: int) -> int:
+    """Book the port for `ser_ns` at the first free interval from `ready_ns`
+    (intervals booked before keep their place); returns when sending starts.
+    Intervals that touch are merged, so a queue of packets back to back is one
+    interval to step over, not one per packet."""
+    if ends and ends[0] <= now_ns:
+        _forget_past(starts, ends, now_ns)
+    t = ready_ns
+    i = bisect_right(ends, t)  # the intervals before i end by t
+    count = len(starts)
+    while i < count and starts[i] < t + ser_ns:
+        t = ends[i]  # intervals are disjoint and sorted: each ends after t
+        i += 1
+    end = t + ser_ns
+    if i and ends[i - 1] == t:
+        if i < count and starts[i] == end:
+            ends[i - 1] = ends[i]
+            del starts[i]
+            del ends[i]
+        else:
+            ends[i - 1] = end
+    elif i < count and starts[i] == end:
+        starts[i] = t
+    else:
+        starts.insert(i, t)
+        ends.insert(i, end)
+    return t
+
+
 def node_spec(node: Node, fabric: Fabric) -> NodeSpec:
     """What a node's SMA answers with, from the topology file."""
     port_guids = (
@@ -181,8 +222,8 @@ class EngineServer:
     """MADs received while busy (None: the engine's timer fired), with the node
     they arrived at, in arrival order."""
     waking: bool = False
-    outgoing: int = 0
-    """MADs emitted that have not left yet."""
+    leaving: deque[int] = field(default_factory=deque)
+    """When the MADs emitted leave, in order; those past are dropped lazily."""
     busy_ns: int = 0
     """Processing time charged so far (received and emitted MADs)."""
     max_queue: int = 0
@@ -191,14 +232,23 @@ class EngineServer:
     peak: int = 0
     """The most MADs waiting at once since the last `take_peak`."""
 
-    @property
-    def queue(self) -> int:
-        return len(self.inbox) + self.outgoing
+    def queue(self, now_ns: int) -> int:
+        """MADs waiting at `now_ns`: received not yet handled, emitted not yet left."""
+        leaving = self.leaving
+        while leaving and leaving[0] <= now_ns:
+            leaving.popleft()
+        return len(self.inbox) + len(leaving)
 
-    def take_peak(self) -> int:
+    def note_queue(self, now_ns: int) -> None:
+        queue = self.queue(now_ns)
+        if queue > self.peak:
+            self.peak = queue
+            self.max_queue = max(self.max_queue, queue)
+
+    def take_peak(self, now_ns: int) -> int:
         """The most MADs waiting since the last call; starts the next window."""
         peak = self.peak
-        self.peak = self.queue
+        self.peak = self.queue(now_ns)
         return peak
 
 
@@ -254,7 +304,13 @@ class SubnetSim:
         self._port_rate: list[list[tuple[int, int]]] = [
             [(1, 1)] * (n.num_ports + 1) for n in fabric.nodes
         ]
-        self._port_free: list[list[int]] = [[0] * (n.num_ports + 1) for n in fabric.nodes]
+        # Busy intervals [start, end) of each port, sorted, as two lists of times.
+        self._busy_starts: list[list[list[int]]] = [
+            [[] for _ in range(n.num_ports + 1)] for n in fabric.nodes
+        ]
+        self._busy_ends: list[list[list[int]]] = [
+            [[] for _ in range(n.num_ports + 1)] for n in fabric.nodes
+        ]
         for link in fabric.links:
             self.peer[link.node_a][link.port_a] = (link.node_b, link.port_b)
             self.peer[link.node_b][link.port_b] = (link.node_a, link.port_a)
@@ -461,8 +517,8 @@ class SubnetSim:
         by_class = None if isinstance(processing, int) else processing
         now = self.kernel.now_ns
         leave = now + processing if fixed else max(now, server.busy_until_ns)  # type: ignore[operator]
-        schedule = self.kernel.schedule
-        emitted = 0
+        leaving = server.leaving
+        emitted = False
         for datagram in engine.packets_to_send():
             payload = datagram.payload
             if datagram.dqp == QP1 and len(payload) >= 16 and payload[3] in _ANSWERED:
@@ -471,24 +527,14 @@ class SubnetSim:
                 service = processing if by_class is None else by_class[payload[1]]
                 leave += service  # type: ignore[operator]
                 server.busy_ns += service  # type: ignore[operator]
-            if leave == now:
-                self.send(node, datagram)
-                continue
-            emitted += 1
-            schedule(leave - now, self._leave, (node, datagram, server))
+            if leave > now:
+                leaving.append(leave)
+                emitted = True
+            self.send(node, datagram, leave - now)
         if not fixed:
             server.busy_until_ns = leave
         if emitted:
-            server.outgoing += emitted
-            queue = len(server.inbox) + server.outgoing
-            if queue > server.peak:
-                server.peak = queue
-                server.max_queue = max(server.max_queue, queue)
-
-    def _leave(self, arg: tuple[int, Datagram, EngineServer]) -> None:
-        node, datagram, server = arg
-        server.outgoing -= 1
-        self.send(node, datagram)
+            server.note_queue(now)
 
     def _handle(self, node: int, engine: Engine, datagram: Datagram | None) -> None:
         """`engine` at `node` receives `datagram` (None: its timer fired): now, or
@@ -503,10 +549,7 @@ class SubnetSim:
         server = self.server(engine)
         if server.inbox or server.busy_until_ns > now:
             server.inbox.append((node, datagram))
-            queue = len(server.inbox) + server.outgoing
-            if queue > server.peak:
-                server.peak = queue
-                server.max_queue = max(server.max_queue, queue)
+            server.note_queue(now)
             if not server.waking:
                 server.waking = True
                 self.kernel.schedule(server.busy_until_ns - now, self._wake, (engine, server))
@@ -620,7 +663,8 @@ class SubnetSim:
         docstring)."""
         now = self.kernel.now_ns
         t = now + delay_ns
-        free = self._port_free
+        all_starts = self._busy_starts
+        all_ends = self._busy_ends
         rates = self._port_rate
         latency = self.latency
         switch_ns = latency.switch_ns
@@ -633,11 +677,17 @@ class SubnetSim:
                 first = False
             else:
                 t += switch_ns
-            port_free = free[node]
-            t = max(t, port_free[port])
             num, den = rates[node][port]
             ser = -(-bits * den // num)
-            port_free[port] = t + ser
+            ends = all_ends[node][port]
+            if not ends or ends[-1] < t:  # free from t on: the common case
+                starts = all_starts[node][port]
+                if ends and ends[0] <= now:
+                    _forget_past(starts, ends, now)
+                starts.append(t)
+                ends.append(t + ser)
+            else:
+                t = _book(all_starts[node][port], ends, t, ser, now)
             t += cable_ns
         return t + ser - now
 
@@ -647,12 +697,10 @@ class SubnetSim:
         if not self.contention:
             return elapsed_ns + self.latency.link_ns, 0
         now = self.kernel.now_ns
-        t = now + elapsed_ns
-        port_free = self._port_free[node]
-        t = max(t, port_free[port])
         num, den = self._port_rate[node][port]
         ser = -(-size_bytes * 8 * den // num)
-        port_free[port] = t + ser
+        starts, ends = self._busy_starts[node][port], self._busy_ends[node][port]
+        t = _book(starts, ends, now + elapsed_ns, ser, now)
         return t + self.latency.cable_ns - now, ser
 
     def _capture(self, datagram: Datagram, delay_ns: int) -> None:
