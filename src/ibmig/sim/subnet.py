@@ -59,7 +59,11 @@ timeout is handled before the timeout is. API calls made on an engine from
 outside the fabric (the toolstack's commands, a link change at the SM's port) act
 at once and their outputs join the queue at once. The engines know nothing of any
 of it. Output sent with an explicit delay (`pump(..., delay_ns)`) leaves then,
-outside the queue. QP0 requests go to the node's SMA, QP0 responses and traps to the engine
+outside the queue. A packet's path is walked (and its loss on lossy cables drawn)
+when it is emitted, as without contention: a link that goes down while it waits in
+its engine's queue does not stop it.
+
+Delivery. QP0 requests go to the node's SMA, QP0 responses and traps to the engine
 attached there as the SM, QP1 MADs to the engine that sent the request they answer
 (by TID) or else to the engine attached for their class. A migration's
 thousands of Reports and ReportResps then cost a dictionary lookup each instead of
@@ -527,7 +531,7 @@ class SubnetSim:
                 service = processing if by_class is None else by_class[payload[1]]
                 leave += service  # type: ignore[operator]
                 server.busy_ns += service  # type: ignore[operator]
-            if leave > now:
+            if leave > now and not fixed:  # fixed: outside the queue
                 leaving.append(leave)
                 emitted = True
             self.send(node, datagram, leave - now)
