@@ -150,12 +150,17 @@ def _forget_past(starts: list[int], ends: list[int], now_ns: int) -> None:
     del ends[:done]
 
 
+# A port's calendar is pruned of past intervals once it holds more than this many
+# (they cost nothing but memory: lookups start after them).
+_PRUNE_AT = 16
+
+
 def _book(starts: list[int], ends: list[int], ready_ns: int, ser_ns: int, now_ns: int) -> int:
     """Book the port for `ser_ns` at the first free interval from `ready_ns`
     (intervals booked before keep their place); returns when sending starts.
     Intervals that touch are merged, so a queue of packets back to back is one
     interval to step over, not one per packet."""
-    if ends and ends[0] <= now_ns:
+    if len(ends) > _PRUNE_AT and ends[0] <= now_ns:
         _forget_past(starts, ends, now_ns)
     t = ready_ns
     i = bisect_right(ends, t)  # the intervals before i end by t
@@ -686,7 +691,7 @@ class SubnetSim:
             ends = all_ends[node][port]
             if not ends or ends[-1] < t:  # free from t on: the common case
                 starts = all_starts[node][port]
-                if ends and ends[0] <= now:
+                if len(ends) > _PRUNE_AT and ends[0] <= now:
                     _forget_past(starts, ends, now)
                 starts.append(t)
                 ends.append(t + ser)
