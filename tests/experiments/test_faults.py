@@ -130,7 +130,7 @@ def test_sa_restart_resubscribes_through_client_reregister_and_the_peers_come_ba
         assert any(t > migration.done_ns for t in conn.deliveries_ns), conn.client
 
 
-@pytest.mark.parametrize("seed", [1])
+@pytest.mark.parametrize("seed", [2])
 def test_sa_restart_during_a_migration_under_loss_the_migration_completes(seed: int) -> None:
     """The SA restarts in the middle of a migration while every cable loses 10%: lost
     SMPs keep every sweep incomplete, so no SUBNET UP follows. The new SA must answer

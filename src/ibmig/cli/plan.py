@@ -181,7 +181,8 @@ def plan_lines(plan: Plan) -> list[str]:
         "sent from the migration's start to the run's end (ReportResps, resends, the SA "
         "traffic of the moving alias GUID).",
         f"SA busy = (Reports sent + SA MADs received) x {plan.sa_ns / 1e3:g} us per MAD: "
-        "ASSUMPTION (LatencyModel.sa_ns in ibmig/sim/latency.py), not a measurement. "
+        "LatencyModel.sa_ns in ibmig/sim/latency.py, OpenSM's CPU per MAD measured on "
+        "ibsim (benchmarks/sa_service.py). "
         f"Per hour = per migration x {rate:g}, migrations not overlapping.",
     ]
     return lines

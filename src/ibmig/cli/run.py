@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from contextlib import ExitStack
@@ -14,7 +15,11 @@ from ibmig.cli.progress import Progress
 
 if TYPE_CHECKING:
     from ibmig.core.sm.vswitch import VfLidMoved
-    from ibmig.experiments.metrics import ConnectionResult, MigrationResult
+    from ibmig.experiments.metrics import (
+        ConnectionResult,
+        MigrationEventMetrics,
+        MigrationResult,
+    )
     from ibmig.sim.hosting import Failover
 
 
@@ -90,6 +95,14 @@ def run_command(
             "downtime": [downtime],
             "messages": [messages],
             "migrations": [migration_json(m) for m in result.migrations],
+            "events": [dataclasses.asdict(e) for e in result.event_metrics],
+            "contention": {
+                "notification_makespan_ns": result.notification_makespan_ns,
+                "recovery_makespan_ns": result.recovery_makespan_ns,
+                "sa_busy_ns": result.sa_busy_ns,
+                "sa_max_queue": result.sa_max_queue,
+                "reports_resent": result.reports_resent,
+            },
         }
         if result.notice_events:
             document["notice_events"] = [
@@ -124,19 +137,20 @@ def run_command(
     print(file=out)
     for line in messages_table([messages]):
         print(line, file=out)
-    for m in result.migrations:
+    for m, e in zip(result.migrations, result.event_metrics, strict=True):
         print(f"\nmigration of {m.vm}: {m.src} -> {m.dst}: {m.outcome}", file=out)
         for phase, start, end in m.phases:
             took = "-" if end is None else f"{(end - start) / 1e6:,.3f} ms"
             print(f"  {phase:<15} at {start / 1e6:12,.3f} ms  {took}", file=out)
+        print(f"  {event_line(e)}", file=out)
     if result.notice_events:
         # Per event, so that subscriptions left behind by earlier migrations show.
         print("\npath-change events (Reports, resent, subscriptions at the SA):", file=out)
-        for e in result.notice_events:
+        for n in result.notice_events:
             print(
-                f"  0x{e.vguid:016x} at {e.time_ns / 1e6:12,.3f} ms: {e.reports} Reports, "
-                f"{e.resends} resent; {e.subscriptions} subscriptions, "
-                f"{e.stale_subscriptions} at an old LID",
+                f"  0x{n.vguid:016x} at {n.time_ns / 1e6:12,.3f} ms: {n.reports} Reports, "
+                f"{n.resends} resent; {n.subscriptions} subscriptions, "
+                f"{n.stale_subscriptions} at an old LID",
                 file=out,
             )
         print(f"  subscriptions at an old LID at the end: {result.stale_subscriptions}", file=out)
@@ -192,6 +206,21 @@ def lid_move_json(move: VfLidMoved) -> dict[str, int | bool]:
         "full_reroute_smps": move.full_reroute_smps,
         "deferred_to_sweep": move.deferred,
     }
+
+
+def _labelled_ms(ns: int | None, what: str) -> str:
+    return f"{what} -" if ns is None else f"{what} {ns / 1e6:,.3f} ms"
+
+
+def event_line(e: MigrationEventMetrics) -> str:
+    """A migration event's figures on one line (`MigrationEventMetrics`)."""
+    return (
+        f"{_labelled_ms(e.notification_makespan_ns, 'notification makespan')}, "
+        f"{_labelled_ms(e.recovery_makespan_ns, 'recovery makespan')}; "
+        f"SA busy {e.sa_busy_ns / 1e6:,.3f} ms, largest SA queue {e.sa_max_queue:,}; "
+        f"Reports {e.reports:,} ({e.reports_resent:,} resent), "
+        f"PathRecord {e.path_records:,}, CM {e.cm_mads:,}"
+    )
 
 
 def migration_json(m: MigrationResult) -> dict[str, Any]:

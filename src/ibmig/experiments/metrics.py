@@ -25,12 +25,22 @@ Per run:
   the same and shows the debris: each later event sends a Report to every stale
   subscription, to a port where the VM's GID is no longer, and resends it until
   the SA's retries are spent.
+- per migration event (`MigrationEventMetrics`, aggregated in `RunResult`): from
+  the alias move (the SA's `PathChangeDetected`; without detection, strategy
+  "none", the migration's end, when dom0 registers the alias) to the last
+  subscriber's ReportResp (notification makespan) and to the last peer's first
+  delivery (recovery makespan); the SA's busy time and largest queue in between
+  (contention only: the SM node's single server, which the SM's SMPs share);
+  the event's Reports and their resends (a ReportResp late because the SA or a
+  port was busy, or lost); PathRecord Gets and CM MADs sent from this event's
+  alias move to the next one's.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
+from array import array
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,7 +49,7 @@ from typing import Any
 from ibmig.core.guest.events import Attached, MessageDelivered
 from ibmig.core.host.events import AliasFailed
 from ibmig.core.migration.machine import LiveMigration
-from ibmig.core.sa import PathChangeDetected, ReportSent
+from ibmig.core.sa import PathChangeDetected, ReportAcked, ReportGaveUp, ReportSent
 from ibmig.core.sm.vswitch import VfLidMoved
 from ibmig.experiments.migrations import Launched
 from ibmig.experiments.scenario import Scenario
@@ -132,6 +142,31 @@ def stale_subscriptions(sim: VirtualizedSubnet) -> tuple[int, int]:
     return len(held), stale
 
 
+@dataclass(frozen=True, slots=True)
+class MigrationEventMetrics:
+    """One migration as the SA and the peers saw it (module docstring)."""
+
+    vm: str
+    peers: int
+    """Peer connections of the VM (clients with a busy RC connection to it)."""
+    alias_moved_ns: int | None
+    notification_makespan_ns: int | None
+    """Alias move -> the last ReportResp the SA handled for this event's Reports;
+    None when no Report was acknowledged (none sent, or all given up)."""
+    recovery_makespan_ns: int | None
+    """Alias move -> the last peer's first delivery after the migration began;
+    None without peers or when a peer never came back."""
+    reports: int
+    reports_resent: int
+    sa_busy_ns: int
+    """SA (SM node) processing done between the alias move and the last
+    ReportResp handled (or Report given up)."""
+    sa_max_queue: int
+    """The most MADs waiting at the SA's node at once in that window."""
+    path_records: int
+    cm_mads: int
+
+
 @dataclass(slots=True)
 class RunResult:
     scenario: Scenario
@@ -163,6 +198,18 @@ class RunResult:
     lid_moves: list[VfLidMoved] = field(default_factory=list)
     """vSwitch model: each VF LID the SM moved, with its LFT SMPs and what a full
     re-route would have sent (`ibmig.core.sm.vswitch`)."""
+    event_metrics: tuple[MigrationEventMetrics, ...] = ()
+    """Per migration, in the order they started."""
+    notification_makespan_ns: int | None = None
+    """The longest of the events' (None: no event had a ReportResp)."""
+    recovery_makespan_ns: int | None = None
+    """The longest of the events', None when no event had peers or a peer of some
+    event never came back."""
+    sa_busy_ns: int = 0
+    """SA processing from the first event's alias move to the last event's end
+    (overlapping events counted once)."""
+    sa_max_queue: int = 0
+    reports_resent: int = 0
 
     @property
     def reports(self) -> int:
@@ -174,6 +221,24 @@ class RunResult:
             for (c, m, a), v in self.mads.items()
             if c == mgmt_class and (method is None or m == method) and (attr is None or a == attr)
         )
+
+
+@dataclass(slots=True, eq=False)
+class _Detection:
+    """A PathChangeDetected and what followed it, while the run goes on."""
+
+    vguid: int
+    time_ns: int
+    sa_done_start_ns: int
+    first_sample: int
+    path_records_before: int
+    cm_mads_before: int
+    sa_done_end_ns: int = 0
+    last_sample: int = -1
+    last_ack_ns: int | None = None
+    reports: int = 0
+    resent: int = 0
+    outstanding: int = 0
 
 
 class Collector:
@@ -201,10 +266,44 @@ class Collector:
         # Per VM, the last alias GUID request of its dom0 that failed (time, what).
         self.alias_failures: dict[str, tuple[int, str]] = {}
         self.lid_moves: list[VfLidMoved] = []
+        self.detections: list[_Detection] = []
+        self._report_event: dict[int, _Detection] = {}  # TID of a trap 69 Report
+        # The SA's largest queue between consecutive samples (at each alias move and
+        # each ReportResp); an event's largest is the max over its samples.
+        self.queue_samples = array("q")
         sim.add_event_hook(
             self.on_event, MessageDelivered, ReportSent, PathChangeDetected, AliasFailed, Attached
         )
         sim.add_event_hook(lambda node, event: self.lid_moves.append(event), VfLidMoved)
+        sim.add_event_hook(self.on_report_done, ReportAcked, ReportGaveUp)
+
+    def _sa_done_ns(self) -> int:
+        """SA (SM node) processing completed by now."""
+        server = self.sim.servers.get(id(self.sim.sm_engine))
+        if server is None:
+            return 0
+        return server.busy_ns - max(0, server.busy_until_ns - self.sim.kernel.now_ns)
+
+    def _sample_queue(self) -> int:
+        server = self.sim.servers.get(id(self.sim.sm_engine))
+        self.queue_samples.append(0 if server is None else server.take_peak(self.sim.kernel.now_ns))
+        return len(self.queue_samples) - 1
+
+    def counts(self) -> tuple[int, int]:
+        mads = self.sim.mad_counts
+        path_records = mads.get((SA_CLASS, 0x01, ATTR_PATH_RECORD), 0)
+        cm = sum(v for (c, _, _), v in mads.items() if c == CM_CLASS)
+        return path_records, cm
+
+    def on_report_done(self, node: int, event: Any) -> None:
+        detection = self._report_event.pop(event.tid, None)
+        if detection is None:
+            return
+        detection.outstanding -= 1
+        if isinstance(event, ReportAcked):
+            detection.last_ack_ns = event.time_ns
+        detection.last_sample = self._sample_queue()
+        detection.sa_done_end_ns = self._sa_done_ns()
 
     def on_event(self, node: int, event: Any) -> None:
         if isinstance(event, MessageDelivered):
@@ -228,6 +327,12 @@ class Collector:
                 elif event.trap_number != PATH_CHANGE_TRAP:
                     return
                 self.reports_69 += 1
+                if self.detections:
+                    # Sent in the step that detected the move: the latest event's.
+                    detection = self.detections[-1]
+                    self._report_event[event.tid] = detection
+                    detection.reports += 1
+                    detection.outstanding += 1
             else:
                 index = self._event_of_tid.get(event.tid)
                 if index is not None:
@@ -235,10 +340,19 @@ class Collector:
                 elif event.trap_number != PATH_CHANGE_TRAP:
                     return
                 self.reports_69_resent += 1
+                owner = self._report_event.get(event.tid)
+                if owner is not None:
+                    owner.resent += 1
         elif isinstance(event, PathChangeDetected):
             self.path_changes += 1
             held, stale = stale_subscriptions(self.sim)
             self.events.append([event.vguid, event.time_ns, 0, 0, held, stale])
+            sample = self._sample_queue()
+            path_records, cm = self.counts()
+            done = self._sa_done_ns()
+            self.detections.append(
+                _Detection(event.vguid, event.time_ns, done, sample, path_records, cm, done, sample)
+            )
         elif isinstance(event, AliasFailed) and event.vm is not None:
             self.alias_failures[event.vm] = (
                 event.time_ns,
@@ -310,6 +424,7 @@ def measure(
         )
         for m, src, dst in migrations
     ]
+    events = event_metrics(sim, collector, launched, connections)
     bins = sim.sa_received_bins
     return RunResult(
         scenario=scenario,
@@ -334,7 +449,112 @@ def measure(
         notice_events=[NoticeEvent(*fields) for fields in collector.events],
         stale_subscriptions=stale_subscriptions(sim)[1],
         lid_moves=list(collector.lid_moves),
+        event_metrics=tuple(e for e, _ in events),
+        **aggregate(events, collector),
     )
+
+
+def event_metrics(
+    sim: VirtualizedSubnet,
+    collector: Collector,
+    launched: Launched,
+    connections: list[ConnectionResult],
+) -> list[tuple[MigrationEventMetrics, _Detection | None]]:
+    """Each migration with the alias move the SA detected for its VM (the first of
+    its vGUID after it started), and the figures of `MigrationEventMetrics`."""
+    detections = collector.detections
+    samples = collector.queue_samples
+    end_counts = collector.counts()
+    taken: set[int] = set()
+    out: list[tuple[MigrationEventMetrics, _Detection | None]] = []
+    for migration, _, _ in launched.migrations:
+        started = migration.started_ns or 0
+        slot = sim.vms.get(migration.vm)
+        vguid = slot.vguid if slot is not None else None
+        index = next(
+            (
+                i
+                for i, d in enumerate(detections)
+                if i not in taken and d.vguid == vguid and d.time_ns >= started
+            ),
+            None,
+        )
+        detection = None if index is None else detections[index]
+        if index is not None:
+            taken.add(index)
+        moved = detection.time_ns if detection is not None else migration.done_ns
+        peers = [c for c in connections if c.server == migration.vm]
+        firsts = [next((t for t in c.deliveries_ns if t >= started), None) for c in peers]
+        recovery = None
+        if moved is not None and peers and all(t is not None for t in firsts):
+            recovery = max(t for t in firsts if t is not None) - moved
+        if detection is None or index is None:
+            out.append(
+                (
+                    MigrationEventMetrics(
+                        migration.vm, len(peers), moved, None, recovery, 0, 0, 0, 0, 0, 0
+                    ),
+                    None,
+                )
+            )
+            continue
+        following = detections[index + 1] if index + 1 < len(detections) else None
+        path_records_after, cm_after = (
+            (following.path_records_before, following.cm_mads_before)
+            if following is not None
+            else end_counts
+        )
+        window = samples[detection.first_sample : detection.last_sample + 1]
+        out.append(
+            (
+                MigrationEventMetrics(
+                    vm=migration.vm,
+                    peers=len(peers),
+                    alias_moved_ns=moved,
+                    notification_makespan_ns=(
+                        None
+                        if detection.last_ack_ns is None
+                        else detection.last_ack_ns - detection.time_ns
+                    ),
+                    recovery_makespan_ns=recovery,
+                    reports=detection.reports,
+                    reports_resent=detection.resent,
+                    sa_busy_ns=detection.sa_done_end_ns - detection.sa_done_start_ns,
+                    sa_max_queue=max(window, default=0),
+                    path_records=path_records_after - detection.path_records_before,
+                    cm_mads=cm_after - detection.cm_mads_before,
+                ),
+                detection,
+            )
+        )
+    return out
+
+
+def aggregate(
+    events: list[tuple[MigrationEventMetrics, _Detection | None]], collector: Collector
+) -> dict[str, Any]:
+    """The run's figures over its migration events (`RunResult` fields)."""
+    notified = [e.notification_makespan_ns for e, _ in events]
+    known = [n for n in notified if n is not None]
+    with_peers = [e for e, _ in events if e.recovery_makespan_ns is not None]
+    unrecovered = any(e.peers and e.recovery_makespan_ns is None for e, _ in events)
+    detections = [d for _, d in events if d is not None]
+    busy = 0
+    if detections:
+        busy = max(d.sa_done_end_ns for d in detections) - min(
+            d.sa_done_start_ns for d in detections
+        )
+    return {
+        "notification_makespan_ns": max(known) if known else None,
+        "recovery_makespan_ns": (
+            max(e.recovery_makespan_ns for e in with_peers)  # type: ignore[type-var]
+            if with_peers and not unrecovered
+            else None
+        ),
+        "sa_busy_ns": busy,
+        "sa_max_queue": max((e.sa_max_queue for e, _ in events), default=0),
+        "reports_resent": sum(e.reports_resent for e, _ in events),
+    }
 
 
 def summarize_downtime(result: RunResult) -> dict[str, Any]:

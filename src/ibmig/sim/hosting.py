@@ -174,7 +174,7 @@ class VirtualizedSubnet(SubnetSim):
         self.attach(
             node,
             agent,
-            self.latency.sa_ns,
+            self.latency.dom0_ns,
             gsi_classes=(MgmtClass.SUBN_ADM,),
             outputs=self._send_to_guests,
         )
@@ -467,8 +467,7 @@ class VirtualizedSubnet(SubnetSim):
             self._drop("no_vf")
             return
         self.stats.delivered += 1
-        guest.receive(datagram, self.kernel.now_ns)
-        self._pump(node, guest)
+        self._handle(node, guest, datagram)
 
 
 @contextmanager

@@ -15,10 +15,28 @@ its link is down, where an LFT has no entry (port 255), where a loop exceeds 64
 hops, or where a non-management packet (not VL15) meets a port that is not Active.
 
 One event per packet: the walk through the switches happens in a loop within the
-event that sends the packet, adding `link_ns` per cable and `switch_ns` per switch,
-and the packet is delivered by one event at its arrival time. There is no queueing
-model, so per-hop events would give exactly the same times; walking in a loop is
-what lets an 11,664-host bring-up (hundreds of thousands of SMPs) run in seconds.
+event that sends the packet, and the packet is delivered by one event at its
+arrival time; walking in a loop is what lets an 11,664-host bring-up (hundreds of
+thousands of SMPs) run in seconds.
+
+Contention (`LatencyModel.contention`, on by default). Every port serialises
+packets at its link's data rate (`ibmig.sim.latency.data_rate_gbps`, width x
+speed less the line code) and keeps a calendar of the intervals it is busy
+sending. A packet leaves its first port at the first free interval long enough
+from the time its engine lets it go (below), each switch forwards it `switch_ns`
+after its head arrived (cut-through) or at the output port's first free interval
+from then, each cable adds `cable_ns`, and it is delivered when its tail arrives.
+The ports of the whole path are reserved in the step that emits the packet, not
+hop by hop, with the times it will pass them: no event per packet and hop, and no
+event per packet leaving an engine's queue. The approximation this makes: a port
+serves packets in the order their reservations were made where they collide, not
+the order they reach it, and a packet reserved later can use a gap before one
+reserved earlier (it never moves it). Both differ from hop-by-hop service only for
+packets in flight at once through the same port, within one path's latency (a few
+microseconds on a fat tree), far below the engines' service times that make the
+queues this model is for. Without contention a cable costs `link_ns` and nothing
+queues. Multicast packets (IPoIB broadcast, rare here) are charged the first
+port's serialisation but reserve no port.
 
 A LID-routed walk depends only on cables, link states, LFTs, port LIDs and port
 states, so its outcome is memoised per (node, port, DLID, VL15 or not). Every SMA
@@ -27,9 +45,25 @@ says when one of its own LFT blocks, LIDs or port states changes (its
 clears the memo.
 
 Engines. The runtime only pumps engines: each is attached to a node with its
-processing time (`attach`), the delay its outputs leave with, given per management
-class where one engine answers several (the SM's SMPs and the SA's MADs of an
-`SmNode`). QP0 requests go to the node's SMA, QP0 responses and traps to the engine
+processing time (`attach`), given per management class where one engine answers
+several (the SM's SMPs and the SA's MADs of an `SmNode`). Without contention it is
+the delay with which the outputs of a step leave. With contention each engine is a
+single server with a FIFO of work (`EngineServer`): a MAD it receives costs one
+processing time of its class and waits while the engine is busy (the engine sees
+it when its turn comes), and the outputs of a step leave one after another, one
+processing time of their class each: N Reports emitted at once leave at start +
+s, start + 2s, ..., start + N*s, and what arrives meanwhile waits behind them. A
+timer that expires while the engine is busy waits its turn in the FIFO too (the
+engine sees it when it gets to it): a ReportResp that arrived before a Report's
+timeout is handled before the timeout is. API calls made on an engine from
+outside the fabric (the toolstack's commands, a link change at the SM's port) act
+at once and their outputs join the queue at once. The engines know nothing of any
+of it. Output sent with an explicit delay (`pump(..., delay_ns)`) leaves then,
+outside the queue. A packet's path is walked (and its loss on lossy cables drawn)
+when it is emitted, as without contention: a link that goes down while it waits in
+its engine's queue does not stop it.
+
+Delivery. QP0 requests go to the node's SMA, QP0 responses and traps to the engine
 attached there as the SM, QP1 MADs to the engine that sent the request they answer
 (by TID) or else to the engine attached for their class. A migration's
 thousands of Reports and ReportResps then cost a dictionary lookup each instead of
@@ -40,7 +74,8 @@ from __future__ import annotations
 
 import json
 import random
-from collections import Counter
+from bisect import bisect_right
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -53,7 +88,7 @@ from ibmig.core.sma import ForwardingChanged, NodeSpec, SubnetManagementAgent
 from ibmig.errors import ConfigError
 from ibmig.fabric.model import Fabric, Node
 from ibmig.sim.kernel import EventKernel, Timer
-from ibmig.sim.latency import LatencyModel
+from ibmig.sim.latency import LatencyModel, data_rate_gbps
 from ibmig.wire.capture import CaptureWriter
 from ibmig.wire.jsonify import to_json
 from ibmig.wire.mad import Method, MgmtClass
@@ -92,12 +127,61 @@ Processing = int | Mapping[int, int]
 OutputHandler = Callable[[int, Engine], None]
 TOOLSTACK = -1
 """The node of engines attached off the fabric (the migration toolstack)."""
-# Where a LID-routed walk ends: (node, arrival port, cables crossed), or the reason
-# the packet is dropped. Every cable but the last ends at a switch that forwards.
-_Route = tuple[int, int, int] | str
+# Where a LID-routed walk ends: (node, arrival port, cables crossed, the (node,
+# port) it leaves by at every hop), or the reason the packet is dropped. Every cable
+# but the last ends at a switch that forwards.
+_Hops = tuple[tuple[int, int], ...]
+_Route = tuple[int, int, int, _Hops] | str
+# Bytes a packet adds to its payload on the wire (IBA Vol 1, 5.4 and 7.7-7.8): LRH 8,
+# BTH 12, ICRC 4, VCRC 2; DETH 8 for UD; GRH 40 when it carries GIDs.
+_FRAMING_BYTES = 8 + 12 + 4 + 2
+_DETH_BYTES = 8
+_GRH_BYTES = 40
 _MAX_HOPS = 64
 _INITIAL_PATH = 128
 _RETURN_PATH = 192
+
+
+def _forget_past(starts: list[int], ends: list[int], now_ns: int) -> None:
+    """Drop a port's busy intervals that ended by `now_ns` (nothing can be booked
+    before now)."""
+    done = bisect_right(ends, now_ns)
+    del starts[:done]
+    del ends[:done]
+
+
+# A port's calendar is pruned of past intervals once it holds more than this many
+# (they cost nothing but memory: lookups start after them).
+_PRUNE_AT = 16
+
+
+def _book(starts: list[int], ends: list[int], ready_ns: int, ser_ns: int, now_ns: int) -> int:
+    """Book the port for `ser_ns` at the first free interval from `ready_ns`
+    (intervals booked before keep their place); returns when sending starts.
+    Intervals that touch are merged, so a queue of packets back to back is one
+    interval to step over, not one per packet."""
+    if len(ends) > _PRUNE_AT and ends[0] <= now_ns:
+        _forget_past(starts, ends, now_ns)
+    t = ready_ns
+    i = bisect_right(ends, t)  # the intervals before i end by t
+    count = len(starts)
+    while i < count and starts[i] < t + ser_ns:
+        t = ends[i]  # intervals are disjoint and sorted: each ends after t
+        i += 1
+    end = t + ser_ns
+    if i and ends[i - 1] == t:
+        if i < count and starts[i] == end:
+            ends[i - 1] = ends[i]
+            del starts[i]
+            del ends[i]
+        else:
+            ends[i - 1] = end
+    elif i < count and starts[i] == end:
+        starts[i] = t
+    else:
+        starts.insert(i, t)
+        ends.insert(i, end)
+    return t
 
 
 def node_spec(node: Node, fabric: Fabric) -> NodeSpec:
@@ -135,6 +219,46 @@ class TraceWriter:
         if isinstance(body, dict):
             record.update(body)
         self.stream.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+@dataclass(slots=True, eq=False)
+class EngineServer:
+    """An engine as a single server with a FIFO of work (module docstring)."""
+
+    busy_until_ns: int = 0
+    """When the work in hand (MADs received and emitted) is done."""
+    inbox: deque[tuple[int, Datagram | None]] = field(default_factory=deque)
+    """MADs received while busy (None: the engine's timer fired), with the node
+    they arrived at, in arrival order."""
+    waking: bool = False
+    leaving: deque[int] = field(default_factory=deque)
+    """When the MADs emitted leave, in order; those past are dropped lazily."""
+    busy_ns: int = 0
+    """Processing time charged so far (received and emitted MADs)."""
+    max_queue: int = 0
+    """The most MADs waiting at once (received not yet handled + emitted not yet
+    left)."""
+    peak: int = 0
+    """The most MADs waiting at once since the last `take_peak`."""
+
+    def queue(self, now_ns: int) -> int:
+        """MADs waiting at `now_ns`: received not yet handled, emitted not yet left."""
+        leaving = self.leaving
+        while leaving and leaving[0] <= now_ns:
+            leaving.popleft()
+        return len(self.inbox) + len(leaving)
+
+    def note_queue(self, now_ns: int) -> None:
+        queue = self.queue(now_ns)
+        if queue > self.peak:
+            self.peak = queue
+            self.max_queue = max(self.max_queue, queue)
+
+    def take_peak(self, now_ns: int) -> int:
+        """The most MADs waiting since the last call; starts the next window."""
+        peak = self.peak
+        self.peak = self.queue(now_ns)
+        return peak
 
 
 @dataclass(slots=True)
@@ -175,6 +299,9 @@ class SubnetSim:
         self.agents = [SubnetManagementAgent(node_spec(n, fabric)) for n in fabric.nodes]
         self._processing: dict[int, Processing] = {}
         self._outputs: dict[int, OutputHandler] = {}
+        self.contention = self.latency.contention
+        self.servers: dict[int, EngineServer] = {}
+        """Each engine's queue, by id(engine), when contention is on."""
         for agent in self.agents:
             agent.record_events = trace is not None
             self._processing[id(agent)] = self.latency.sma_ns
@@ -184,9 +311,25 @@ class SubnetSim:
         self.peer: list[list[tuple[int, int] | None]] = [
             [None] * (n.num_ports + 1) for n in fabric.nodes
         ]
+        # Per port: its link's data rate as (numerator, denominator) of Gb/s, and the
+        # time it is next free to send (contention).
+        self._port_rate: list[list[tuple[int, int]]] = [
+            [(1, 1)] * (n.num_ports + 1) for n in fabric.nodes
+        ]
+        # Busy intervals [start, end) of each port, sorted, as two lists of times.
+        self._busy_starts: list[list[list[int]]] = [
+            [[] for _ in range(n.num_ports + 1)] for n in fabric.nodes
+        ]
+        self._busy_ends: list[list[list[int]]] = [
+            [[] for _ in range(n.num_ports + 1)] for n in fabric.nodes
+        ]
         for link in fabric.links:
             self.peer[link.node_a][link.port_a] = (link.node_b, link.port_b)
             self.peer[link.node_b][link.port_b] = (link.node_a, link.port_a)
+            rate = data_rate_gbps(link.width, link.speed)
+            pair = (rate.numerator, rate.denominator)
+            self._port_rate[link.node_a][link.port_a] = pair
+            self._port_rate[link.node_b][link.port_b] = pair
         self.link_up: set[tuple[int, int]] = set()
         # Cable ends whose outgoing packets are lost at random, and the stream that
         # decides it (seeded apart from the SM's, so adding loss changes nothing else).
@@ -326,18 +469,22 @@ class SubnetSim:
         """Send what `engine` has to send, `delay_ns` from now (its processing time
         when None), hand its events to the observers and keep its timer."""
         requesters = self._gsi_requesters
-        processing: Processing = self._processing[id(engine)] if delay_ns is None else delay_ns
+        key = id(engine)
+        processing: Processing = self._processing[key] if delay_ns is None else delay_ns
         by_class = None if isinstance(processing, int) else processing
-        for datagram in engine.packets_to_send():
-            payload = datagram.payload
-            if datagram.dqp == QP1 and len(payload) >= 16 and payload[3] in _ANSWERED:
-                # A GSI request: its response comes back to this engine by TID (the
-                # way a node's GSI agent hands responses to the client that asked).
-                requesters[(node, payload[8:16])] = engine
-            if by_class is None:
-                self.send(node, datagram, processing)  # type: ignore[arg-type]
-            else:
-                self.send(node, datagram, by_class[payload[1]])
+        if self.contention:
+            self._queue_outputs(node, engine, processing, delay_ns is not None)
+        else:
+            for datagram in engine.packets_to_send():
+                payload = datagram.payload
+                if datagram.dqp == QP1 and len(payload) >= 16 and payload[3] in _ANSWERED:
+                    # A GSI request: its response comes back to this engine by TID (the
+                    # way a node's GSI agent hands responses to the client that asked).
+                    requesters[(node, payload[8:16])] = engine
+                if by_class is None:
+                    self.send(node, datagram, processing)  # type: ignore[arg-type]
+                else:
+                    self.send(node, datagram, by_class[payload[1]])
         event = engine.next_event()
         while event is not None:
             typed = self._typed_hooks.get(event.__class__)
@@ -351,7 +498,6 @@ class SubnetSim:
                 self.trace.write(self.kernel.now_ns, name, event)
             event = engine.next_event()
         deadline = engine.get_timer()
-        key = id(engine)
         timer = self._timers.get(key)
         if timer is not None and (deadline is None or timer.time_ns != deadline):
             timer.cancel()
@@ -364,6 +510,91 @@ class SubnetSim:
         if outputs is not None:
             outputs(node, engine)
 
+    # --- engines as servers (contention) --------------------------------------------
+
+    def server(self, engine: Engine) -> EngineServer:
+        """`engine`'s queue (created idle on first use)."""
+        server = self.servers.get(id(engine))
+        if server is None:
+            server = self.servers[id(engine)] = EngineServer()
+        return server
+
+    def _queue_outputs(
+        self, node: int, engine: Engine, processing: Processing, fixed: bool
+    ) -> None:
+        """Each output leaves one processing time of its class after the one before,
+        once the work in hand is done; `fixed`: all leave `processing` from now."""
+        server = self.server(engine)
+        requesters = self._gsi_requesters
+        by_class = None if isinstance(processing, int) else processing
+        now = self.kernel.now_ns
+        leave = now + processing if fixed else max(now, server.busy_until_ns)  # type: ignore[operator]
+        leaving = server.leaving
+        emitted = False
+        for datagram in engine.packets_to_send():
+            payload = datagram.payload
+            if datagram.dqp == QP1 and len(payload) >= 16 and payload[3] in _ANSWERED:
+                requesters[(node, payload[8:16])] = engine  # as without contention
+            if not fixed:
+                service = processing if by_class is None else by_class[payload[1]]
+                leave += service  # type: ignore[operator]
+                server.busy_ns += service  # type: ignore[operator]
+            if leave > now and not fixed:  # fixed: outside the queue
+                leaving.append(leave)
+                emitted = True
+            self.send(node, datagram, leave - now)
+        if not fixed:
+            server.busy_until_ns = leave
+        if emitted:
+            server.note_queue(now)
+
+    def _handle(self, node: int, engine: Engine, datagram: Datagram | None) -> None:
+        """`engine` at `node` receives `datagram` (None: its timer fired): now, or
+        with contention when the engine is free (it waits in the engine's FIFO
+        meanwhile)."""
+        now = self.kernel.now_ns
+        if not self.contention:
+            assert datagram is not None
+            engine.receive(datagram, now)
+            self._pump(node, engine)
+            return
+        server = self.server(engine)
+        if server.inbox or server.busy_until_ns > now:
+            server.inbox.append((node, datagram))
+            server.note_queue(now)
+            if not server.waking:
+                server.waking = True
+                self.kernel.schedule(server.busy_until_ns - now, self._wake, (engine, server))
+            return
+        self._serve(node, engine, datagram, server, now)
+
+    def _serve(
+        self, node: int, engine: Engine, datagram: Datagram | None, server: EngineServer, now: int
+    ) -> None:
+        if datagram is None:  # a timer: no MAD to handle, its outputs cost their time
+            engine.handle_timer(now)
+            self._pump(node, engine)
+            return
+        processing = self._processing[id(engine)]
+        service = processing if isinstance(processing, int) else processing[datagram.payload[1]]
+        server.busy_until_ns = now + service
+        server.busy_ns += service
+        engine.receive(datagram, now)
+        self._pump(node, engine)
+
+    def _wake(self, arg: tuple[Engine, EngineServer]) -> None:
+        engine, server = arg
+        now = self.kernel.now_ns
+        if server.busy_until_ns > now:  # a timer's outputs joined the work in hand
+            self.kernel.schedule(server.busy_until_ns - now, self._wake, arg)
+            return
+        server.waking = False
+        node, datagram = server.inbox.popleft()
+        self._serve(node, engine, datagram, server, now)
+        if server.inbox and not server.waking:
+            server.waking = True
+            self.kernel.schedule(server.busy_until_ns - now, self._wake, arg)
+
     def _on_subnet_up(self, node: int, event: SubnetUp) -> None:
         self.subnet_up_events.append(event)
 
@@ -375,6 +606,9 @@ class SubnetSim:
     def _on_timer(self, arg: tuple[int, Engine]) -> None:
         node, engine = arg
         self._timers.pop(id(engine), None)
+        if self.contention:
+            self._handle(node, engine, None)
+            return
         engine.handle_timer(self.kernel.now_ns)
         self._pump(node, engine)
 
@@ -414,13 +648,72 @@ class SubnetSim:
         if isinstance(route, str):
             self.stats.drops[route] += 1
             return
-        far_node, in_port, links = route
+        far_node, in_port, links, hops = route
         if links:
-            latency = self.latency
-            delay_ns += links * latency.link_ns + (links - 1) * latency.switch_ns
+            if self.contention:
+                delay_ns = self._reserve(hops, self._wire_bytes(datagram), delay_ns)
+            else:
+                latency = self.latency
+                delay_ns += links * latency.link_ns + (links - 1) * latency.switch_ns
         if datagram.port != in_port:  # it arrives on its own port number
             datagram = Datagram._make((payload, in_port, *datagram[2:]))
         self.kernel.schedule(delay_ns, self._deliver, (far_node, datagram))
+
+    @staticmethod
+    def _wire_bytes(datagram: Datagram) -> int:
+        """The packet's size on the wire (`_FRAMING_BYTES`)."""
+        size = len(datagram.payload) + _FRAMING_BYTES
+        if datagram.opcode == OpCode.UD_SEND_ONLY:
+            size += _DETH_BYTES
+        if datagram.dgid is not None:
+            size += _GRH_BYTES
+        return size
+
+    def _reserve(self, hops: _Hops, size_bytes: int, delay_ns: int) -> int:
+        """Reserve the ports of `hops` for a packet of `size_bytes` ready `delay_ns`
+        from now; returns the delay at which its tail reaches the end (module
+        docstring)."""
+        now = self.kernel.now_ns
+        t = now + delay_ns
+        all_starts = self._busy_starts
+        all_ends = self._busy_ends
+        rates = self._port_rate
+        latency = self.latency
+        switch_ns = latency.switch_ns
+        cable_ns = latency.cable_ns
+        bits = size_bytes * 8
+        ser = 0
+        first = True
+        for node, port in hops:
+            if first:
+                first = False
+            else:
+                t += switch_ns
+            num, den = rates[node][port]
+            ser = -(-bits * den // num)
+            ends = all_ends[node][port]
+            if not ends or ends[-1] < t:  # free from t on: the common case
+                starts = all_starts[node][port]
+                if len(ends) > _PRUNE_AT and ends[0] <= now:
+                    _forget_past(starts, ends, now)
+                starts.append(t)
+                ends.append(t + ser)
+            else:
+                t = _book(all_starts[node][port], ends, t, ser, now)
+            t += cable_ns
+        return t + ser - now
+
+    def _cable(self, node: int, port: int, elapsed_ns: int, size_bytes: int) -> tuple[int, int]:
+        """A packet ready `elapsed_ns` from now crosses the cable at (node, port):
+        (the delay at which its head is across, its serialisation time)."""
+        if not self.contention:
+            return elapsed_ns + self.latency.link_ns, 0
+        now = self.kernel.now_ns
+        num, den = self._port_rate[node][port]
+        ser = -(-size_bytes * 8 * den // num)
+        starts, ends = self._busy_starts[node][port], self._busy_ends[node][port]
+        t = _book(starts, ends, now + elapsed_ns, ser, now)
+        return t + self.latency.cable_ns - now, ser
 
     def _capture(self, datagram: Datagram, delay_ns: int) -> None:
         """Frame the datagram as the packet it would be on the wire: LRH, a GRH when
@@ -487,6 +780,8 @@ class SubnetSim:
         hop_pointer = packet[6]
         latency = self.latency
         elapsed = delay_ns
+        size = self._wire_bytes(datagram)
+        ser = 0
         if hop_count > 63:
             self._drop("dr_bad_hop_count")
             return
@@ -501,12 +796,12 @@ class SubnetSim:
                 far = self._cross(node, out)
                 if far is None:
                     return
-                elapsed += latency.link_ns
+                elapsed, ser = self._cable(node, out, elapsed, size)
                 node, in_port = far
                 packet[_RETURN_PATH + hop_pointer] = in_port
                 if hop_pointer == hop_count:
                     packet[6] = hop_pointer + 1
-                    self._deliver_at(elapsed, node, in_port, datagram, bytes(packet))
+                    self._deliver_at(elapsed + ser, node, in_port, datagram, bytes(packet))
                     return
                 if not self.is_switch[node]:
                     self._drop("dr_through_ca")
@@ -528,12 +823,12 @@ class SubnetSim:
             far = self._cross(node, out)
             if far is None:
                 return
-            elapsed += latency.link_ns
+            elapsed, ser = self._cable(node, out, elapsed, size)
             node, in_port = far
             hop_pointer -= 1
             if hop_pointer == 0:
                 packet[6] = 0
-                self._deliver_at(elapsed, node, in_port, datagram, bytes(packet))
+                self._deliver_at(elapsed + ser, node, in_port, datagram, bytes(packet))
                 return
             if not self.is_switch[node]:
                 self._drop("dr_through_ca")
@@ -551,8 +846,15 @@ class SubnetSim:
             return
         latency = self.latency
         payload = datagram.payload
+        link_ns = latency.link_ns
+        ser = 0
+        if self.contention:
+            link_ns = latency.cable_ns
+            if not self.is_switch[node]:
+                num, den = self._port_rate[node][datagram.port]
+                ser = -(-self._wire_bytes(datagram) * 8 * den // num)
         for far_node, in_port, links in destinations:
-            delay = delay_ns + links * latency.link_ns + (links - 1) * latency.switch_ns
+            delay = delay_ns + ser + links * link_ns + (links - 1) * latency.switch_ns
             self._deliver_at(delay, far_node, in_port, datagram, payload)
 
     def _flood(self, node: int, port: int, mlid: int) -> list[tuple[int, int, int]]:
@@ -605,7 +907,7 @@ class SubnetSim:
         agents = self.agents
         if self.is_switch[node]:
             if agents[node].port_lid(0) == dlid:
-                return (node, 0, 0)
+                return (node, 0, 0, ())
             first = self._lft_port(node, dlid)
             if isinstance(first, str):
                 return first
@@ -613,8 +915,10 @@ class SubnetSim:
         else:
             out = port
             if agents[node].port_lid(out) == dlid:  # loopback
-                return (node, out, 0)
+                return (node, out, 0, ())
+        hops: list[tuple[int, int]] = []
         for links in range(1, _MAX_HOPS + 1):
+            hops.append((node, out))
             if not management and agents[node].port_state(out) != PortState.ACTIVE:
                 return "port_not_active"
             far = self._cross_or_reason(node, out)
@@ -627,9 +931,9 @@ class SubnetSim:
             if not self.is_switch[node]:
                 if agent.port_lid(in_port) != dlid and self.vf_lids.get(dlid) != (node, in_port):
                     return "wrong_lid"
-                return (node, in_port, links)
+                return (node, in_port, links, tuple(hops))
             if agent.port_lid(0) == dlid:
-                return (node, 0, links)
+                return (node, 0, links, tuple(hops))
             next_port = self._lft_port(node, dlid)
             if isinstance(next_port, str):
                 return next_port
@@ -668,13 +972,11 @@ class SubnetSim:
                     self._drop("no_sm")
                     return
                 self.stats.delivered += 1
-                manager.receive(datagram, now)
-                self._pump(node, manager)
+                self._handle(node, manager, datagram)
                 return
             agent = self.agents[node]
             self.stats.delivered += 1
-            agent.receive(datagram, now)
-            self._pump(node, agent)
+            self._handle(node, agent, datagram)
             return
         engine: Engine | None = None
         if payload[3] & 0x80:
@@ -687,8 +989,7 @@ class SubnetSim:
         self.stats.delivered += 1
         if node == self.sm_node and payload[1] == SA_CLASS:
             self.sa_received_bins[now // 1_000_000] += 1
-        engine.receive(datagram, now)
-        self._pump(node, engine)
+        self._handle(node, engine, datagram)
 
     # --- links ------------------------------------------------------------------------
 

@@ -1,0 +1,260 @@
+"""Contention in the simulator runtime: engines as single servers with a FIFO of
+work, ports that serialise packets at their link's data rate, and what the queues
+do to the SA's Reports. Every expected time is worked out by hand from the
+latency model's figures."""
+
+from __future__ import annotations
+
+from collections.abc import Container
+from typing import Any
+
+from ibmig.core.engine import QP1, Datagram
+from ibmig.core.sa import ReportAcked, ReportSent
+from ibmig.fabric import Fabric, LinkSpeed, LinkWidth, preset
+from ibmig.sim.latency import LatencyModel, data_rate_gbps
+from ibmig.sim.subnet import SubnetSim
+from ibmig.wire.mad import Method, MgmtClass
+from ibmig.wire.notice import GidDetails, Notice, NoticeType, ProducerType
+from ibmig.wire.packet import QP1_QKEY
+from tests.sim.test_reports import Subscriber
+
+REPORT = int(Method.REPORT)
+
+
+class LeaveTimes(SubnetSim):
+    """Records when each Report leaves the SM's node (the transport's `send` is
+    called when the engine's queue lets a MAD go)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.report_left_ns: list[int] = []
+
+    def send(self, node: int, datagram: Datagram, delay_ns: int = 0) -> None:
+        payload = datagram.payload
+        if node == self.sm_node and datagram.dqp == QP1 and payload[3] == REPORT:
+            self.report_left_ns.append(self.kernel.now_ns + delay_ns)
+        super().send(node, datagram, delay_ns)
+
+
+class Burst:
+    """Sends the datagrams it is given all at once; records when its own arrive."""
+
+    event_filter: Container[type] | None = None
+
+    def __init__(self) -> None:
+        self.outbox: list[Datagram] = []
+        self.arrived_ns: list[int] = []
+
+    def receive(self, datagram: Datagram, now_ns: int) -> None:
+        self.arrived_ns.append(now_ns)
+
+    def handle_timer(self, now_ns: int) -> None:
+        return
+
+    def packets_to_send(self) -> list[Datagram]:
+        out, self.outbox = self.outbox, []
+        return out
+
+    def get_timer(self) -> int | None:
+        return None
+
+    def next_event(self) -> Any | None:
+        return None
+
+
+def _up(
+    fabric: Fabric, latency: LatencyModel | None = None, cls: type[SubnetSim] = SubnetSim
+) -> Any:
+    sim = cls(fabric, latency=latency)
+    sim.start()
+    assert sim.run_until_up() is not None
+    sim.run()
+    return sim
+
+
+def _subscribers(sim: SubnetSim, count: int) -> list[Subscriber]:
+    hosts = [n for n in sim.fabric.cas if n.index != sim.sm_node][:count]
+    subscribers = []
+    for host in hosts:
+        subscriber = Subscriber(1, sim.agents[host.index].port_lid(1), sim.sm.db.sm_lid)
+        sim.attach(host.index, subscriber, 0, gsi_classes=(MgmtClass.SUBN_ADM,))
+        sim.pump(host.index, subscriber, 0)
+        subscribers.append(subscriber)
+    sim.run()
+    assert all(s.subscribed for s in subscribers)
+    return subscribers
+
+
+def _notice(sim: SubnetSim) -> Notice:
+    return Notice(
+        is_generic=True,
+        type=NoticeType.SM,
+        producer_type=ProducerType.CLASS_MANAGER,
+        trap_number=64,
+        issuer_lid=sim.sm.db.sm_lid,
+        details=GidDetails(bytes(16)),
+    )
+
+
+def _idle(sim: SubnetSim) -> int:
+    """Run on 1 ms past the last event: every engine's queue is empty and idle."""
+    sim.run(until_ns=sim.kernel.now_ns + 1_000_000)
+    return sim.kernel.now_ns
+
+
+def test_n_reports_emitted_at_once_leave_the_sa_one_service_time_apart() -> None:
+    sim = _up(preset("ft2-36"), cls=LeaveTimes)
+    _subscribers(sim, 5)
+    start = _idle(sim)
+    sim.report_left_ns.clear()
+    assert sim.sa.report_notice(_notice(sim), start) == 5
+    sim.pump(sim.sm_node, sim.sm_engine)
+    sim.run()
+    s = sim.latency.sa_ns
+    # The k-th of N leaves at start + k*s.
+    assert sim.report_left_ns == [start + k * s for k in range(1, 6)]
+    server = sim.server(sim.sm_engine)
+    assert server.max_queue >= 5
+
+
+def test_reports_arriving_while_the_engine_is_busy_wait_their_turn() -> None:
+    """The five ReportResps come back while the SA still sends Reports; each is
+    handled one service time after the work before it, so the SA is busy without a
+    gap from the first Report to the last ReportResp: 10 service times."""
+    sim = _up(preset("ft2-36"), latency=LatencyModel(sa_ns=100_000))
+    _subscribers(sim, 5)
+    start = _idle(sim)
+    acked: list[int] = []
+    sim.add_event_hook(lambda node, e: acked.append(e.time_ns), ReportAcked)
+    sim.sa.report_notice(_notice(sim), start)
+    sim.pump(sim.sm_node, sim.sm_engine)
+    sim.run()
+    s = 100_000
+    # Each ReportResp is back a few microseconds after its Report left, well
+    # within one service time, so it waits: the engine sees the k-th at
+    # start + 5s + (k-1)s (it is handled during the following s).
+    assert acked == [start + 5 * s + k * s for k in range(5)]
+    assert sim.server(sim.sm_engine).busy_until_ns == start + 10 * s
+
+
+def _wire_bytes_of_a_mad() -> int:
+    # LRH 8 + BTH 12 + DETH 8 + MAD 256 + ICRC 4 + VCRC 2 (IBA Vol 1, 5.4).
+    return 8 + 12 + 8 + 256 + 4 + 2
+
+
+def _same_leaf_cas(sim: SubnetSim, count: int) -> list[int]:
+    """`count` CAs other than the SM's, cabled to the same leaf switch."""
+    by_leaf: dict[int, list[int]] = {}
+    for node in sim.fabric.cas:
+        if node.index == sim.sm_node:
+            continue
+        far = sim.peer[node.index][1]
+        assert far is not None
+        by_leaf.setdefault(far[0], []).append(node.index)
+    return next(cas for cas in by_leaf.values() if len(cas) >= count)[:count]
+
+
+def _mad_to(sim: SubnetSim, src: int, dst: int, tid: int) -> Datagram:
+    payload = bytearray(256)
+    payload[0], payload[1], payload[2], payload[3] = 1, 0x0A, 1, 0x06  # vendor class, Send
+    payload[8:16] = tid.to_bytes(8, "big")
+    return Datagram(
+        bytes(payload),
+        1,
+        sim.agents[src].port_lid(1),
+        sim.agents[dst].port_lid(1),
+        QP1,
+        QP1,
+        qkey=QP1_QKEY,
+    )
+
+
+def test_a_burst_through_one_port_arrives_spaced_by_its_serialisation_time() -> None:
+    fabric = preset("ft2-36")
+    link = fabric.links[0]
+    assert (link.width, link.speed) == (LinkWidth.X4, LinkSpeed.SDR)
+    sim = _up(fabric)
+    src, dst = _same_leaf_cas(sim, 2)
+    sender, receiver = Burst(), Burst()
+    sim.attach(src, sender, 0)
+    sim.attach(dst, receiver, 0, gsi_classes=(0x0A,))
+    start = _idle(sim)
+    sender.outbox = [_mad_to(sim, src, dst, tid) for tid in range(4)]
+    sim.pump(src, sender, 0)
+    sim.run()
+    # 4x SDR: 4 lanes x 2.5 Gb/s x 8/10 (8b/10b) = 8 Gb/s, i.e. 8 bits per ns.
+    assert data_rate_gbps(LinkWidth.X4, LinkSpeed.SDR) == 8
+    ser = _wire_bytes_of_a_mad() * 8 // 8  # 290 ns
+    lat = sim.latency
+    # Head: out of the CA, over a cable, through the leaf (cut-through), over a
+    # cable; delivered when the tail is in. The k-th waits k*ser at the CA's port.
+    first = start + lat.cable_ns + lat.switch_ns + lat.cable_ns + ser
+    assert receiver.arrived_ns == [first + k * ser for k in range(4)]
+
+
+def test_packets_from_two_ports_queue_at_the_switch_output_port() -> None:
+    sim = _up(preset("ft2-36"))
+    a, b, dst = _same_leaf_cas(sim, 3)
+    senders = [Burst(), Burst()]
+    receiver = Burst()
+    sim.attach(a, senders[0], 0)
+    sim.attach(b, senders[1], 0)
+    sim.attach(dst, receiver, 0, gsi_classes=(0x0A,))
+    start = _idle(sim)
+    senders[0].outbox = [_mad_to(sim, a, dst, 1)]
+    senders[1].outbox = [_mad_to(sim, b, dst, 2)]
+    sim.pump(a, senders[0], 0)
+    sim.pump(b, senders[1], 0)
+    sim.run()
+    ser = _wire_bytes_of_a_mad()  # ns at 8 Gb/s
+    lat = sim.latency
+    first = start + 2 * lat.cable_ns + lat.switch_ns + ser
+    # Both reach the leaf at once; the second waits for the output port.
+    assert receiver.arrived_ns == [first, first + ser]
+
+
+def test_without_contention_a_burst_arrives_at_once() -> None:
+    sim = _up(preset("ft2-36"), latency=LatencyModel(contention=False))
+    src, dst = _same_leaf_cas(sim, 2)
+    sender, receiver = Burst(), Burst()
+    sim.attach(src, sender, 0)
+    sim.attach(dst, receiver, 0, gsi_classes=(0x0A,))
+    start = _idle(sim)
+    sender.outbox = [_mad_to(sim, src, dst, tid) for tid in range(3)]
+    sim.pump(src, sender, 0)
+    sim.run()
+    lat = sim.latency
+    assert receiver.arrived_ns == [start + 2 * lat.link_ns + lat.switch_ns] * 3
+
+
+def _report_resends(contention: bool) -> tuple[list[tuple[int, int, int]], int]:
+    """Two subscribers; the SA takes 150 ms per MAD. (tid, attempt, time) of every
+    Report sent after the notice, and the time of the notice."""
+    latency = LatencyModel(sa_ns=150_000_000, contention=contention)
+    sim = _up(preset("ft2-36"), latency=latency)
+    _subscribers(sim, 2)
+    start = _idle(sim)
+    sent: list[tuple[int, int, int]] = []
+    sim.add_event_hook(lambda node, e: sent.append((e.tid, e.attempt, e.time_ns)), ReportSent)
+    sim.sa.report_notice(_notice(sim), start)
+    sim.pump(sim.sm_node, sim.sm_engine)
+    sim.run()
+    return sent, start
+
+
+def test_a_report_whose_resp_waits_in_the_sa_queue_is_resent_per_its_timeout() -> None:
+    """Two Reports emitted at t=0 leave at 150 ms and 300 ms. The first ReportResp
+    is back a few microseconds after 150 ms and waits for the second Report's
+    sending; the SA's 200 ms transaction timeout (OpenSM's) expires at 200 ms and
+    waits behind it in the FIFO; the second ReportResp arrives just after 300 ms,
+    behind the timeout. So: 300-450 ms the first ReportResp (acknowledged), from
+    450 ms the timeout, which finds only the second Report unacknowledged and sends
+    it again (leaving at 600 ms), then its ReportResp. Without queueing both
+    Reports leave at 150 ms, their ReportResps are handled at once: no resend."""
+    sent, start = _report_resends(contention=True)
+    first = [tid for tid, attempt, _ in sent if attempt == 0]
+    assert [(attempt, t - start) for _, attempt, t in sent] == [(0, 0), (0, 0), (1, 450_000_000)]
+    assert sent[2][0] == first[1]
+
+    sent, start = _report_resends(contention=False)
+    assert [attempt for _, attempt, _ in sent] == [0, 0]
