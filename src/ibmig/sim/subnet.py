@@ -48,13 +48,16 @@ Engines. The runtime only pumps engines: each is attached to a node with its
 processing time (`attach`), given per management class where one engine answers
 several (the SM's SMPs and the SA's MADs of an `SmNode`). Without contention it is
 the delay with which the outputs of a step leave. With contention each engine is a
-single server with a FIFO of work (`EngineServer`): a MAD it receives costs one
-processing time of its class and waits while the engine is busy (the engine sees
-it when its turn comes), and the outputs of a step leave one after another, one
-processing time of their class each: N Reports emitted at once leave at start +
-s, start + 2s, ..., start + N*s, and what arrives meanwhile waits behind them. A
-timer that expires while the engine is busy waits its turn in the FIFO too (the
-engine sees it when it gets to it): a ReportResp that arrived before a Report's
+single server with a FIFO of work (`EngineServer`); an engine attached as a node's SM
+with a time per class has two, one for its SMPs (`smp_servers`) and one for the rest,
+as OpenSM's SM and SA work in threads of their own: an SMP's answer frees the SM's
+window of SMPs on the wire as it arrives, not behind the SA's Reports. A MAD it
+receives costs one processing time of its class and waits while the engine is busy
+(the engine sees it when its turn comes), and the outputs of a step leave one after
+another, one processing time of their class each: N Reports emitted at once leave
+at start + s, start + 2s, ..., start + N*s, and what arrives meanwhile waits behind
+them. A timer that expires while the engine is busy waits its turn in the FIFO too
+(the engine sees it when it gets to it): a ReportResp that arrived before a Report's
 timeout is handled before the timeout is. API calls made on an engine from
 outside the fabric (the toolstack's commands, a link change at the SM's port) act
 at once and their outputs join the queue at once. The engines know nothing of any
@@ -301,7 +304,13 @@ class SubnetSim:
         self._outputs: dict[int, OutputHandler] = {}
         self.contention = self.latency.contention
         self.servers: dict[int, EngineServer] = {}
-        """Each engine's queue, by id(engine), when contention is on."""
+        """Each engine's queue, by id(engine), when contention is on (for an SM node:
+        its SA's, the MADs of the SA class)."""
+        self.smp_servers: dict[int, EngineServer] = {}
+        """An SM node's SMPs' queue, by id(engine): OpenSM's SM (state manager, VL15
+        poller) and SA (its MAD dispatcher) work in threads of their own, and an
+        SMP's answer is taken off the wire window as it arrives (osm_sm_mad_ctrl.c
+        retires the transaction in the receive path), not behind the SA's Reports."""
         for agent in self.agents:
             agent.record_events = trace is not None
             self._processing[id(agent)] = self.latency.sma_ns
@@ -421,6 +430,8 @@ class SubnetSim:
         output handler."""
         key = id(engine)
         self._processing[key] = processing_ns
+        if smi and not isinstance(processing_ns, int):
+            self.smp_servers.setdefault(key, EngineServer())
         if outputs is not None:
             self._outputs[key] = outputs
         for mgmt_class in gsi_classes:
@@ -513,40 +524,60 @@ class SubnetSim:
     # --- engines as servers (contention) --------------------------------------------
 
     def server(self, engine: Engine) -> EngineServer:
-        """`engine`'s queue (created idle on first use)."""
+        """`engine`'s queue (created idle on first use); an SM node's SA's."""
         server = self.servers.get(id(engine))
         if server is None:
             server = self.servers[id(engine)] = EngineServer()
         return server
+
+    def _server_for(self, engine: Engine, datagram: Datagram | None) -> EngineServer:
+        """The queue a MAD `engine` receives or emits waits in: an SM node's SMPs in
+        their own (`smp_servers`), the rest (and timers) in the engine's."""
+        if datagram is not None and datagram.payload[1] in SMP_CLASSES:
+            smp = self.smp_servers.get(id(engine))
+            if smp is not None:
+                return smp
+        return self.server(engine)
 
     def _queue_outputs(
         self, node: int, engine: Engine, processing: Processing, fixed: bool
     ) -> None:
         """Each output leaves one processing time of its class after the one before,
         once the work in hand is done; `fixed`: all leave `processing` from now."""
-        server = self.server(engine)
         requesters = self._gsi_requesters
         by_class = None if isinstance(processing, int) else processing
         now = self.kernel.now_ns
-        leave = now + processing if fixed else max(now, server.busy_until_ns)  # type: ignore[operator]
-        leaving = server.leaving
-        emitted = False
+        split = id(engine) in self.smp_servers
+        main = self.server(engine)
+        # When each queue's last output leaves (an SM node has two: `smp_servers`).
+        leaves: dict[int, tuple[EngineServer, int]] = {}
+        emitted: set[int] = set()
         for datagram in engine.packets_to_send():
             payload = datagram.payload
             if datagram.dqp == QP1 and len(payload) >= 16 and payload[3] in _ANSWERED:
                 requesters[(node, payload[8:16])] = engine  # as without contention
+            server = self._server_for(engine, datagram) if split else main
+            key = id(server)
+            if key in leaves:
+                leave = leaves[key][1]
+            else:
+                leave = now + processing if fixed else max(now, server.busy_until_ns)  # type: ignore[operator]
             if not fixed:
                 service = processing if by_class is None else by_class[payload[1]]
                 leave += service  # type: ignore[operator]
                 server.busy_ns += service  # type: ignore[operator]
+            leaves[key] = (server, leave)
             if leave > now and not fixed:  # fixed: outside the queue
-                leaving.append(leave)
-                emitted = True
+                server.leaving.append(leave)
+                emitted.add(key)
             self.send(node, datagram, leave - now)
         if not fixed:
-            server.busy_until_ns = leave
-        if emitted:
-            server.note_queue(now)
+            if id(main) not in leaves:
+                main.busy_until_ns = max(now, main.busy_until_ns)
+            for key, (server, leave) in leaves.items():
+                server.busy_until_ns = leave
+                if key in emitted:
+                    server.note_queue(now)
 
     def _handle(self, node: int, engine: Engine, datagram: Datagram | None) -> None:
         """`engine` at `node` receives `datagram` (None: its timer fired): now, or
@@ -558,7 +589,7 @@ class SubnetSim:
             engine.receive(datagram, now)
             self._pump(node, engine)
             return
-        server = self.server(engine)
+        server = self._server_for(engine, datagram)
         if server.inbox or server.busy_until_ns > now:
             server.inbox.append((node, datagram))
             server.note_queue(now)

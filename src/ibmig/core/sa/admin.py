@@ -1614,10 +1614,13 @@ class SubnetAdministrator(EventLog[Any]):
             # OpenSM: answered from the SA's table now; the port is written behind it.
             # The table is what PathRecords answer from, so a move is a move now, in
             # the order the requests came (writes to two ports may land in either).
-            # The Reports leave just before the answer, as they would after a write.
+            # The answer leaves first, then the Reports: with the SA a queue that
+            # serves one MAD at a time, Reports sent first would let the peers'
+            # REQs reach the moved VM before its dom0 learns the alias is taken and
+            # brings its VF up, and a lost REQ costs the CM seconds.
+            self._respond_guid_info(mad, datagram, query, guids, now_ns)
             if self.config.detect_alias_moves:
                 self._check_table_moves(port_guid, block, guids, now_ns)
-            self._respond_guid_info(mad, datagram, query, guids, now_ns)
 
         def written(result: GUIDInfo | None, when_ns: int) -> None:
             self._guid_info_written(token, write, result, when_ns)
