@@ -159,7 +159,8 @@ def place(
     # must not count the set-up's writes.
     all_up = AllUp(list(sim.vms.values()))
     stepper.until_idle_or(
-        lambda: all_up() and not sim.sa.guid_info_writes_in_flight, PLACEMENT_LIMIT_NS
+        lambda: all_up() and not sim.sa.guid_info_writes_in_flight and sim.sa_idle(),
+        PLACEMENT_LIMIT_NS,
     )
     not_up = [v.name for v in sim.vms.values() if not v.up]
     if not_up:

@@ -464,6 +464,12 @@ class SubnetSim:
         for engine in self.gsi.values():
             engine.event_filter = wanted
 
+    def sa_idle(self) -> bool:
+        """Nothing waits at the SA's server (contention model; always true without)."""
+        server = self.servers.get(id(self.sm_engine))
+        now = self.kernel.now_ns
+        return server is None or (server.busy_until_ns <= now and not server.inbox)
+
     def start(self) -> None:
         """Start the SM's first sweep at the current time."""
         self._started = True
