@@ -76,3 +76,50 @@ def test_a_peer_that_came_back_has_no_cause() -> None:
     data["signalling"] = {"assignment": "static", "strategy": "per-host"}
     result = run_scenario(scenario_from_dict(data, "lab"))
     assert [conn.cause for conn in result.connections] == [None] * 3
+
+
+def _end_state() -> tuple[Any, Any]:
+    """A clean per-host run of the test lab (every peer back) and its simulator."""
+    data: dict[str, Any] = json.loads(json.dumps(LAB))
+    data["signalling"] = {"assignment": "static", "strategy": "per-host"}
+    sims: list[Any] = []
+    result = run_scenario(
+        scenario_from_dict(data, "lab"), on_stage=lambda _name, sim: sims.append(sim)
+    )
+    assert [conn.cause for conn in result.connections] == [None] * 3
+    return result, sims[-1]
+
+
+def test_every_peer_that_is_not_back_gets_a_cause(monkeypatch: Any) -> None:
+    """`connection_cause` names something for every peer, from the end state: the SA
+    naming no path or the wrong LID, the VM's port not holding its alias GUID (the
+    HCA drops what comes for it), else what the client is doing."""
+    from ibmig.experiments.metrics import connection_cause
+
+    result, sim = _end_state()
+    conn = result.connections[0]
+    vguid = sim.vms["vm0"].vguid
+    lid = sim.vms["vm0"].guest.lid
+    # the end state as it is: nothing explains a missing delivery
+    assert re.fullmatch(
+        rf"no cause in the end state: {conn.client} is connected after 0 failed attempts",
+        connection_cause(sim, conn),
+    )
+    # the VM's port lost the alias GUID (a GUIDInfo write the SA accepted never landed)
+    slot = sim.hosts[sim.vms["vm0"].host]
+    table = sim.agents[slot.node]._guids[slot.port]
+    index = table.index(vguid)
+    table[index] = 0
+    assert connection_cause(sim, conn) == (
+        f"vm0's port does not hold its alias GUID 0x{vguid:016x}"
+        " (the SM's GUIDInfo write was lost; the SA had accepted it)"
+    )
+    table[index] = vguid
+    monkeypatch.setattr(sim.sa, "path_lid", lambda guid: lid + 1 if guid == vguid else None)
+    assert (
+        connection_cause(sim, conn) == f"the SA names LID {lid + 1} for vm0, it is behind LID {lid}"
+    )
+    monkeypatch.setattr(sim.sa, "path_lid", lambda guid: None)
+    assert connection_cause(sim, conn) == (
+        f"the SA has no path to vm0 (alias GUID 0x{vguid:016x} in no port's table)"
+    )

@@ -42,7 +42,7 @@ import math
 import statistics
 from array import array
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,15 +74,25 @@ class ConnectionResult:
     downtime_ns: int | None = None
     reconnect_ns: int | None = None
     cause: str | None = None
-    """For a connection with no delivery after the migration began: what the client
-    still holds ("stale cached path: ...") or why the server cannot answer, when
-    the end state shows it (`connection_cause`)."""
+    """For a peer that is not back (no delivery after the migration completed, or
+    after it began when it did not complete): why, from the end state
+    (`connection_cause`): what the client still holds ("stale cached path: ..."),
+    why the server cannot answer, or, when nothing explains it, what the client is
+    doing. None for a peer that is back."""
 
 
-def connection_cause(sim: VirtualizedSubnet, conn: ConnectionResult) -> str | None:
-    """Why a peer delivers nothing any more, as far as the end state shows: the
-    client's cached PathRecord names another LID than the one the server's vport
-    answers at (a path change it never learnt of), or the server is not attached."""
+def connection_cause(
+    sim: VirtualizedSubnet,
+    conn: ConnectionResult,
+    reports_given_up: Mapping[bytes, int] | None = None,
+) -> str:
+    """Why a peer delivers nothing any more, from the end state, most telling first:
+    a VM without a VF; the client's cached PathRecord naming another LID than the
+    one the server answers at (a path change it never learnt of; `reports_given_up`,
+    subscriber GID -> path-change Reports the SA gave up on, says whether its
+    Report was lost on every send); the SA naming no path, or another LID, for the
+    server's GID; the server's port not holding its alias GUID, so the HCA drops
+    what comes for it (`ibmig.core.host.demux`); else what the client is doing."""
     client, server = sim.vms[conn.client].guest, sim.vms[conn.server].guest
     if not server.attached:
         return f"{conn.server} has no VF attached"
@@ -90,8 +100,31 @@ def connection_cause(sim: VirtualizedSubnet, conn: ConnectionResult) -> str | No
         return f"{conn.client} has no VF attached"
     record = client.paths.lookup(server.gid)
     if record is not None and record.dlid != server.lid:
-        return f"stale cached path: LID {record.dlid}, {conn.server} is behind LID {server.lid}"
-    return None
+        cause = f"stale cached path: LID {record.dlid}, {conn.server} is behind LID {server.lid}"
+        host = sim.hosts[sim.vms[conn.client].host].agent
+        lost = reports_given_up or {}
+        if lost.get(client.gid) or lost.get(host.port_gid):
+            cause += " (the SA gave up its path-change Report to it: lost on every send)"
+        return cause
+    guid = sim.vms[conn.server].vguid
+    sa_lid = sim.sa.path_lid(guid)
+    if sa_lid is None:
+        return f"the SA has no path to {conn.server} (alias GUID 0x{guid:016x} in no port's table)"
+    if sa_lid != server.lid:
+        return f"the SA names LID {sa_lid} for {conn.server}, it is behind LID {server.lid}"
+    slot = sim.hosts[sim.vms[conn.server].host]
+    if sim.agents[slot.node].guid_index(slot.port, guid) is None:
+        return (
+            f"{conn.server}'s port does not hold its alias GUID 0x{guid:016x}"
+            " (the SM's GUIDInfo write was lost; the SA had accepted it)"
+        )
+    stream = next((s for s in client.streams.values() if s.gid == server.gid), None)
+    if stream is None:
+        return f"{conn.client} no longer keeps a stream to {conn.server}"
+    return (
+        f"no cause in the end state: {conn.client} is {stream.state.name.lower()}"
+        f" after {stream.failures} failed attempts"
+    )
 
 
 @dataclass(slots=True)
@@ -271,8 +304,16 @@ class Collector:
         # The SA's largest queue between consecutive samples (at each alias move and
         # each ReportResp); an event's largest is the max over its samples.
         self.queue_samples = array("q")
+        # Subscriber GID -> path-change Reports the SA gave up on (`connection_cause`).
+        self.reports_given_up: Counter[bytes] = Counter()
         sim.add_event_hook(
-            self.on_event, MessageDelivered, ReportSent, PathChangeDetected, AliasFailed, Attached
+            self.on_event,
+            MessageDelivered,
+            ReportSent,
+            ReportGaveUp,
+            PathChangeDetected,
+            AliasFailed,
+            Attached,
         )
         sim.add_event_hook(lambda node, event: self.lid_moves.append(event), VfLidMoved)
         sim.add_event_hook(self.on_report_done, ReportAcked, ReportGaveUp)
@@ -343,6 +384,9 @@ class Collector:
                 owner = self._report_event.get(event.tid)
                 if owner is not None:
                     owner.resent += 1
+        elif isinstance(event, ReportGaveUp):
+            if event.trap_number in self.traps:
+                self.reports_given_up[event.subscriber.subscriber_gid] += 1
         elif isinstance(event, PathChangeDetected):
             self.path_changes += 1
             held, stale = stale_subscriptions(self.sim)
@@ -405,8 +449,11 @@ def measure(
             conn.downtime_ns = after[0] - before[-1]
         if after and migration.done_ns is not None:
             conn.reconnect_ns = after[0] - migration.done_ns
-        if not after:
-            conn.cause = connection_cause(sim, conn)
+        # Back means a delivery after the migration completed (after it began, for
+        # one that did not complete); a peer that is not back is given its cause.
+        back = after if migration.done_ns is None else [t for t in after if t > migration.done_ns]
+        if not back:
+            conn.cause = connection_cause(sim, conn, collector.reports_given_up)
     mads = Counter(sim.mad_counts)
     mads.subtract(launched.mads_before)
     results = [

@@ -608,6 +608,31 @@ def test_opensm_order_answers_even_a_write_the_port_never_confirms() -> None:
     assert drain(sa) == []
     assert sa.counters["guid_info_write_timeouts"] == 0
     assert sm.db.alias_owner == {}
+    # As OpenSM's, the SA's table keeps what it accepted: PathRecords still find the
+    # alias at the port (which may not hold it), and the failed write is on record.
+    assert sa.counters["guid_info_writes_failed"] == 1
+    assert sa.unconfirmed_guid_writes == {(H1_GUID, 0): (H1_GUID, V1, 0, 0, 0, 0, 0, 0)}
+    assert path_to(sa, V1) == H1_LID
+    # the next write of the block replaces it and, confirmed, clears the record
+    write(sa, Method.SET, H1_LID, block(0, 0, V2), (2,), now_ns=2_000)
+    assert smp_blocks(answer_smps(sa.sm, 2_050)) == [(0, (H1_GUID, V1, V2, 0, 0, 0, 0, 0))]
+    assert sa.unconfirmed_guid_writes == {}
+    assert sm.db.alias_owner == {V1: H1_GUID, V2: H1_GUID}
+
+
+def test_opensm_order_write_lost_once_is_resent_by_the_sm() -> None:
+    """The SM resends a lost SubnSet(GUIDInfo) after its transaction timeout, as
+    OpenSM's MAD layer does (transaction_retries 3, transaction_timeout 200 ms): a
+    single loss costs the port one timeout, not the alias."""
+    sm = build_subnet(SmConfig(max_retries=3, transaction_timeout_ns=100))
+    sa = make_opensm_sa(sm=sm)
+    write(sa, Method.SET, H1_LID, block(0, V1), (1,), now_ns=1_000)
+    assert len(sm.packets_to_send()) == 1  # the SMP is lost
+    sm.handle_timer(1_100)
+    assert smp_blocks(answer_smps(sm, 1_150)) == [(0, (H1_GUID, V1, 0, 0, 0, 0, 0, 0))]
+    assert sm.db.alias_owner == {V1: H1_GUID}
+    assert sa.counters["guid_info_writes_failed"] == 0
+    assert sa.unconfirmed_guid_writes == {}
 
 
 def test_guid_info_answer_is_checked() -> None:

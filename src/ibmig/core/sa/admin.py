@@ -103,7 +103,10 @@ Records
   own table, queue the port's GUIDInfo write for the SM (`osm_queue_guidinfo`,
   OSM_SIGNAL_GUID_PROCESS_REQUEST) and answer at once with the block as its table
   now holds it, so the answer may come before the port holds the GUID and says
-  nothing of whether the write will succeed; "after_write": once the port's
+  nothing of whether the write will succeed (the SM resends a lost SMP up to
+  `SmConfig.max_retries` times, as OpenSM's MAD layer does; a write that fails
+  even so leaves the SA's table as it accepted it, as OpenSM's, and the port
+  perhaps without the GUID: `unconfirmed_guid_writes`); "after_write": once the port's
   GetResp arrives, with the block as the port now holds it, and a write the port
   never confirms is answered with ERR_NO_RESOURCES after `guid_info_timeout_ns`.
   Path changes follow what PathRecords answer from: under "before_write" the SA's
@@ -601,6 +604,9 @@ class SubnetAdministrator(EventLog[Any]):
         self._guid_writes: dict[int, _GuidWrite] = {}
         self._next_write = 0
         self._written_blocks = _BlocksInFlight()
+        self.unconfirmed_guid_writes: dict[tuple[int, int], tuple[int, ...]] = {}
+        """(port GUID, block) -> the block the SA's table holds whose write failed for
+        good under "before_write" (`_guid_info_written`): the port may not hold it."""
         self._assigned: dict[tuple[int, int], int] = {}  # (port GUID, index) -> GUID
         self._assigned_count = 0
         self._timers: Timers[_TimerKey] = Timers()
@@ -755,8 +761,13 @@ class SubnetAdministrator(EventLog[Any]):
     @property
     def guid_info_writes_in_flight(self) -> int:
         """GUIDInfo blocks the SM is still writing for GUIDInfoRecord Sets and Deletes
-        (answered already under OpenSM's order: `guid_info_answer`)."""
-        return len(self._written_blocks)
+        (answered already under OpenSM's order: `guid_info_answer`); not those whose
+        write failed for good (`unconfirmed_guid_writes`)."""
+        return len(self._written_blocks) - len(self.unconfirmed_guid_writes)
+
+    def path_lid(self, guid: int) -> int | None:
+        """The LID PathRecords to a port or alias GUID name now (None: no record)."""
+        return self._lid_of_guid(guid)
 
     def subnet_up(self, event: SubnetUp, now_ns: int) -> None:
         self._ever_up = True
@@ -1488,7 +1499,7 @@ class SubnetAdministrator(EventLog[Any]):
         """(port GUID, index) of the entry holding `guid`, counting writes in flight;
         aliases of ports that left the subnet are free again."""
         in_flight = self._written_blocks.holder(guid)
-        if in_flight is not None:
+        if in_flight is not None and in_flight[0] in self.db.port_lid:
             return in_flight
         db = self.db
         if guid in db.port_lid:
@@ -1609,6 +1620,7 @@ class SubnetAdministrator(EventLog[Any]):
             sm_config = self.sm.config
             timeout = (sm_config.max_retries + 2) * sm_config.transaction_timeout_ns
         self._written_blocks.put((port_guid, block), guids)
+        self.unconfirmed_guid_writes.pop((port_guid, block), None)  # replaced
         write = _GuidWrite(mad, datagram, query, port_guid, guids)
         if self.config.guid_info_answer == "before_write":
             # OpenSM: answered from the SA's table now; the port is written behind it.
@@ -1649,6 +1661,25 @@ class SubnetAdministrator(EventLog[Any]):
     def _guid_info_written(
         self, token: int, write: _GuidWrite, result: GUIDInfo | None, now_ns: int
     ) -> None:
+        if (
+            result is None
+            and self.config.guid_info_answer == "before_write"
+            and write.port_guid in self.db.port_lid
+        ):
+            # OpenSM's table (p_guids) changed when it accepted the request, and a
+            # SubnSet(GUIDInfo) that fails after the MAD layer's retries (the SM's
+            # `max_retries`, OpenSM transaction_retries) only logs ERR 3113: GUIDInfo
+            # is not among the attributes whose failed Set marks the subnet in error
+            # (osm_sm_mad_ctrl.c sm_mad_ctrl_send_err_cb), and nothing undoes the
+            # table. So the block stays in the SA's table, PathRecords keep finding the
+            # alias at this port, and the port may not hold it (its answer may be what
+            # was lost): `unconfirmed_guid_writes`. A later write of the block replaces
+            # it; a port that leaves the subnet takes its table along.
+            self.counters["guid_info_writes_failed"] += 1
+            if self._written_blocks.get((write.port_guid, write.block)) is write.guids:
+                self.unconfirmed_guid_writes[(write.port_guid, write.block)] = write.guids
+            return
+        self.unconfirmed_guid_writes.pop((write.port_guid, write.block), None)
         self._written_blocks.remove_if((write.port_guid, write.block), write.guids)
         if (
             result is not None
