@@ -18,6 +18,7 @@ from ibmig.experiments.compare import (
 from ibmig.experiments.compare_report import lab_table, sweep_table
 from ibmig.experiments.reproduction import LAB, SWEEP_M, SWEEP_N
 from ibmig.experiments.sweep import InProcess
+from ibmig.sim.latency import LatencyModel
 
 
 def test_the_lab_and_sweep_cover_every_mechanism_with_the_same_seeds() -> None:
@@ -63,11 +64,40 @@ def test_one_seed_of_the_lab(tmp_path: Path) -> None:
             assert 0 < row["lft_smps"] <= row["full_reroute_smps"]
             assert row["connected_after"] == peers
         assert rows["none", placement]["connected_after"] == 0
+        # The SA's side, a FIFO serving `sa_ns` per MAD: more Reports, more busy time.
+        busy = {name: rows[name, placement]["sa_busy_ms"]["median"] for name, _ in rows}
+        notify = {
+            name: rows[name, placement]["notification_makespan_ms"]["median"] for name, _ in rows
+        }
+        assert busy["per-vm"] > busy["per-host"] >= busy["targeted"] > 0
+        assert busy["per-host+path"] < busy["per-host"]  # no PathRecord query in between
+        assert busy["targeted+path+cache"] < busy["targeted"]
+        for name in ("per-host+path", "targeted+path+cache"):
+            # Nothing else reaches the SA: it answers the alias Set, then serves each
+            # Report and its ReportResp, back to back (the Reports leave as one burst).
+            reports = rows[name, placement]["reports"]
+            assert busy[name] * 1e6 == pytest.approx((2 * reports + 1) * LatencyModel().sa_ns)
+            assert notify[name] == busy[name]
+        # Every Report acknowledged ends the makespan; per-vm's resends to the
+        # migrated VM's stale subscription keep the SA busy after it.
+        assert notify["per-vm"] < busy["per-vm"]
+        for name in ("none", "vswitch-prepop", "vswitch-dynamic"):
+            # No Report, so nothing notified ("-") and no SA work in the event.
+            assert busy[name] == 0 and notify[name] is None
+            assert rows[name, placement]["sa_max_queue"] == 0
+        assert (
+            rows["per-vm", placement]["sa_max_queue"] > rows["targeted", placement]["sa_max_queue"]
+        )
     assert (tmp_path / "out" / "report.html").exists()
     assert (tmp_path / "out" / "compare.png").stat().st_size > 0
     lines = lab_table(result.lab)
     assert len(lines) == 2 + len(result.lab)
     assert lines[2].split()[:2] == ["none", "few-hosts"]
+    assert lines[0].split()[-7:] == ["SA", "busy", "ms", "notify", "ms", "SA", "queue"]
+    vswitch = next(line for line in lines if line.startswith("vswitch-prepop"))
+    assert vswitch.split()[-3:] == ["0", "-", "0"]  # SA busy, makespan, queue
+    per_host = next(line for line in lines if line.startswith("per-host+path "))
+    assert per_host.split()[-3:-1] == ["0.149", "0.149"]  # 13 MADs x 11.5 us
     assert sweep_table([])[0].split()[:3] == ["mechanism", "n", "m"]
 
 
@@ -75,3 +105,18 @@ def test_bad_seeds_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) ->
     assert main(["compare", "--seeds", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--seeds" in err[0], err
+
+
+def test_the_sweep_table_shows_no_makespan_without_reports() -> None:
+    row = {
+        "mechanism": "vswitch-prepop", "n": 648, "m": 4, "reports": 0, "smps": 114,
+        "lft_smps": 55, "full_reroute_smps": 3410, "path_queries": 0, "cm_mads": 18,
+        "fabric_mads": 136, "sa_busy_us": 0.0, "notification_makespan_us": None,
+        "sa_max_queue": 0,
+    }  # fmt: skip
+    timed = {**row, "mechanism": "per-vm", "sa_busy_us": 61_236.0,
+             "notification_makespan_us": 59_800.0, "sa_max_queue": 2_600}  # fmt: skip
+    lines = sweep_table([row, timed])
+    assert lines[0].split()[-7:] == ["SA", "busy", "ms", "notify", "ms", "SA", "queue"]
+    assert lines[2].split()[-3:] == ["0.000", "-", "0"]
+    assert lines[3].split()[-3:] == ["61.236", "59.800", "2,600"]

@@ -27,8 +27,14 @@ Where the tables come from:
   PathRecord queries are what targeted signalling tracks): management messages per
   migration event.
 
-SA busy time and notification makespan are not columns: `RunResult` does not
-measure them on this branch.
+Per migration event, with the SA a single-server FIFO (`ibmig.sim.subnet`, `sa_ns`
+per MAD): the SA's busy time from the alias move to the last ReportResp it handled
+(`RunResult.sa_busy_ns`), the notification makespan (alias move to that last
+ReportResp, `RunResult.notification_makespan_ns`) and the longest queue at the SA.
+Mechanisms that send no Report (none, vSwitch) have no notification makespan: the
+tables show "-" rather than the LFT update time, which is the SM's SMPs to the
+switches, notifies nobody and is not measured as a makespan; their SA busy time is 0
+(no Report event opens the window).
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from typing import Any
 
 from ibmig.experiments.metrics import (
     RunResult,
+    median_with_interval,
     summarize_downtime,
     summarize_seeds,
 )
@@ -180,6 +187,17 @@ def _counts(result: RunResult) -> dict[str, int]:
         // events,
         "cm_mads": result.count(MgmtClass.COMM_MGT) // events,
         "fabric_mads": sum(result.mads.values()) // events,
+        "sa_max_queue": result.sa_max_queue,
+    }
+
+
+def _contention(result: RunResult) -> dict[str, float | None]:
+    """The SA's busy time and the notification makespan of a run, in us (one
+    migration event per run in both tables; None: no Report was acknowledged)."""
+    makespan = result.notification_makespan_ns
+    return {
+        "sa_busy_us": result.sa_busy_ns / 1e3,
+        "notification_makespan_us": None if makespan is None else makespan / 1e3,
     }
 
 
@@ -187,7 +205,11 @@ def run_point(point: tuple[str, Scenario]) -> dict[str, Any]:
     """One run of either table (`kind` "lab" or "sweep"): its row."""
     kind, scenario = point
     result = run_scenario(scenario)
-    row: dict[str, Any] = {"mechanism": mechanism_of(scenario), **_counts(result)}
+    row: dict[str, Any] = {
+        "mechanism": mechanism_of(scenario),
+        **_counts(result),
+        **_contention(result),
+    }
     if kind == "sweep":
         row.update(n=result.n, m=result.m)
         return row
@@ -213,7 +235,7 @@ def points(seeds: int = DEFAULT_SEEDS, sweep: bool = True) -> list[tuple[str, Sc
 
 _COUNT_KEYS = (
     "peer_hosts", "reports", "report_resends", "smps", "lft_smps", "full_reroute_smps",
-    "path_queries", "cm_mads",
+    "path_queries", "cm_mads", "sa_max_queue",
 )  # fmt: skip
 
 
@@ -224,6 +246,14 @@ def summarize_cell(runs: list[dict[str, Any]]) -> dict[str, Any]:
     row["placement"] = runs[0]["placement"]
     for key in _COUNT_KEYS:
         row[key] = statistics.median_low([r[key] for r in runs])
+
+    def ms(value: float | None) -> float | None:
+        return None if value is None else value / 1e3
+
+    row["sa_busy_ms"] = median_with_interval([ms(r["sa_busy_us"]) for r in runs])
+    row["notification_makespan_ms"] = median_with_interval(
+        [ms(r["notification_makespan_us"]) for r in runs]
+    )
     return row
 
 

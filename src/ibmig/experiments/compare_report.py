@@ -19,13 +19,27 @@ LAB_COLUMNS = (
     ("mechanism", "<"), ("placement", "<"), ("h_p", ">"), ("back", ">"),
     ("peer downtime ms", "<"), ("last peer ms", "<"), ("VM pause ms", ">"),
     ("Reports", ">"), ("resent", ">"), ("SMPs", ">"), ("LFT SMPs", ">"), ("PathRec", ">"),
-    ("CM", ">"),
+    ("CM", ">"), ("SA busy ms", "<"), ("notify ms", "<"), ("SA queue", ">"),
 )  # fmt: skip
 
 SWEEP_COLUMNS = (
     ("mechanism", "<"), ("n", ">"), ("m", ">"), ("Reports", ">"), ("SMPs", ">"),
     ("LFT SMPs", ">"), ("full re-route", ">"), ("PathRec", ">"), ("CM", ">"), ("MADs", ">"),
+    ("SA busy ms", ">"), ("notify ms", ">"), ("SA queue", ">"),
 )  # fmt: skip
+
+
+def format_makespan(stat: Row) -> str:
+    """A notification makespan over seeds: "-" when no run had a Report acknowledged
+    (no notice sent: none, vSwitch), else as `format_interval`."""
+    if all(stat[k] is None for k in ("median", "low", "high")):
+        return "-"
+    return format_interval(stat)
+
+
+def _us_as_ms(value: float | None) -> str:
+    """One run's time in ms to the us, "-" for None (nothing to measure)."""
+    return "-" if value is None else f"{value / 1e3:,.3f}"
 
 
 def _table(columns: Sequence[tuple[str, str]], cells: Sequence[Sequence[str]]) -> list[str]:
@@ -51,6 +65,8 @@ def lab_cells(rows: Sequence[Row]) -> list[list[str]]:
             format_median(r["vm_pause_ms"]), _fmt(r["reports"]), _fmt(r["report_resends"]),
             _fmt(r["smps"]),
             _fmt(r["lft_smps"]), _fmt(r["path_queries"]), _fmt(r["cm_mads"]),
+            format_interval(r["sa_busy_ms"]), format_makespan(r["notification_makespan_ms"]),
+            _fmt(r["sa_max_queue"]),
         ]
         for r in rows
     ]  # fmt: skip
@@ -61,7 +77,8 @@ def sweep_cells(rows: Sequence[Row]) -> list[list[str]]:
         [
             r["mechanism"], _fmt(r["n"]), _fmt(r["m"]), _fmt(r["reports"]), _fmt(r["smps"]),
             _fmt(r["lft_smps"]), _fmt(r["full_reroute_smps"]), _fmt(r["path_queries"]),
-            _fmt(r["cm_mads"]), _fmt(r["fabric_mads"]),
+            _fmt(r["cm_mads"]), _fmt(r["fabric_mads"]), _us_as_ms(r["sa_busy_us"]),
+            _us_as_ms(r["notification_makespan_us"]), _fmt(r["sa_max_queue"]),
         ]
         for r in rows
     ]  # fmt: skip
@@ -69,27 +86,32 @@ def sweep_cells(rows: Sequence[Row]) -> list[list[str]]:
 
 def lab_table(rows: Sequence[Row]) -> list[str]:
     """The lab cells: peers' hosts (h_p, the median run's), connections back over all
-    runs, peer and last-peer downtime as median [interval], the VM's pause, and the
-    median run's management messages after set-up."""
+    runs, peer and last-peer downtime as median [interval], the VM's pause, the
+    median run's management messages after set-up, the SA's busy time and the
+    notification makespan as median [interval] ("-": no Report), and the median
+    run's longest SA queue."""
     return _table(LAB_COLUMNS, lab_cells(rows))
 
 
 def sweep_table(rows: Sequence[Row]) -> list[str]:
-    """The sweep points: management messages per migration event."""
+    """The sweep points: management messages per migration event, the SA's busy
+    time, the notification makespan ("-": no Report) and the longest SA queue."""
     return _table(SWEEP_COLUMNS, sweep_cells(rows))
 
 
 def plot_compare(path: Path, lab: Sequence[Row], sweep: Sequence[Row]) -> None:
-    """Three panels: Reports per event and all management MADs per event against n
-    (the sweep at its commonest m), and the lab's Reports and PathRecord queries per
-    mechanism under each placement."""
+    """Four panels: Reports per event, all management MADs per event, and the
+    notification makespan with the SA's busy time against n (the sweep at its
+    commonest m), and the lab's Reports and PathRecord queries per mechanism under
+    each placement."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     mechanisms = list(dict.fromkeys(r["mechanism"] for r in (*lab, *sweep)))
-    fig, (reports, mads, bars) = plt.subplots(1, 3, figsize=(15, 4.4))
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    (reports, mads), (times, bars) = axes
     if sweep:
         counts: dict[int, int] = {}
         for r in sweep:
@@ -98,10 +120,13 @@ def plot_compare(path: Path, lab: Sequence[Row], sweep: Sequence[Row]) -> None:
         markers = "osv^D<>px*"
         for i, name in enumerate(mechanisms):
             pts = sorted(
-                (r["n"], r["reports"], r["fabric_mads"])
+                (
+                    r["n"], r["reports"], r["fabric_mads"],
+                    r["notification_makespan_us"], r["sa_busy_us"],
+                )
                 for r in sweep
                 if r["mechanism"] == name and r["m"] == m_fixed
-            )
+            )  # fmt: skip
             if not pts:
                 continue
             ns = [p[0] for p in pts]
@@ -110,7 +135,20 @@ def plot_compare(path: Path, lab: Sequence[Row], sweep: Sequence[Row]) -> None:
             if any(p[1] for p in pts):
                 reports.plot(ns, [p[1] for p in pts], style, marker=marker, label=name)
             mads.plot(ns, [p[2] for p in pts], style, marker=marker, label=name)
-        for ax, ylabel in ((reports, "Reports per event"), (mads, "management MADs per event")):
+            timed = [(p[0], p[3] / 1e3, p[4] / 1e3) for p in pts if p[3] is not None]
+            if timed:
+                (line,) = times.plot(
+                    [t[0] for t in timed], [t[1] for t in timed], style, marker=marker,
+                    label=name,
+                )  # fmt: skip
+                times.plot(
+                    [t[0] for t in timed], [t[2] for t in timed], ":", color=line.get_color()
+                )
+        for ax, ylabel in (
+            (reports, "Reports per event"),
+            (mads, "management MADs per event"),
+            (times, "ms per event"),
+        ):
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xlabel(f"n (physical servers), m = {m_fixed}")
@@ -119,6 +157,10 @@ def plot_compare(path: Path, lab: Sequence[Row], sweep: Sequence[Row]) -> None:
             ax.legend(fontsize=7)
         reports.set_title("Reports (3 peers drawn anywhere)", fontsize=9)
         mads.set_title("SMPs (incl. LFT updates), SA and CM MADs", fontsize=9)
+        times.set_title(
+            "notification makespan (lines), SA busy (dotted); no Report: not drawn",
+            fontsize=9,
+        )
     placements = list(dict.fromkeys(r["placement"] for r in lab))
     names = [n for n in mechanisms if any(r["mechanism"] == n for r in lab)]
     width = 0.8 / max(1, 2 * len(placements))

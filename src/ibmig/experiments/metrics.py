@@ -551,7 +551,9 @@ def event_metrics(
             if following is not None
             else end_counts
         )
-        window = samples[detection.first_sample : detection.last_sample + 1]
+        # The sample taken at the alias move holds the peak *before* it (set-up's
+        # subscriptions, say); the event's window opens with the queue at the move.
+        window = samples[detection.first_sample + 1 : detection.last_sample + 1]
         out.append(
             (
                 MigrationEventMetrics(
