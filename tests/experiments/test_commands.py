@@ -99,7 +99,9 @@ def test_reproduce_json_has_the_documented_shape(
                 "migration_downtime_us"} <= set(row)  # fmt: skip
     for row in data["messages"]:
         assert {"strategy", "n", "m", "reports_per_event", "fabric_mads_per_event",
-                "intra_host_forwards_per_event"} <= set(row)  # fmt: skip
+                "intra_host_forwards_per_event", "notification_makespan_ms",
+                "sa_busy_ms_per_event", "sa_max_queue",
+                "reports_resent_per_event"} <= set(row)  # fmt: skip
         expected = row["n"] if row["strategy"] == "per-host" else row["n"] * row["m"]
         assert row["reports_per_event"] == expected
     broken = [
@@ -108,8 +110,9 @@ def test_reproduce_json_has_the_documented_shape(
         if (r["assignment"], r["strategy"], r["path_cache"]) == ("static", "none", "cached")
     ]
     assert broken[0]["connected_after"] == 0
-    for name in ("report.html", "timeline.png", "messages.png", "results.json",
-                 "downtime.csv", "downtime_runs.csv", "messages.csv"):  # fmt: skip
+    for name in ("report.html", "timeline.png", "messages.png", "makespan.png",
+                 "results.json", "downtime.csv", "downtime_runs.csv",
+                 "messages.csv"):  # fmt: skip
         assert (tmp_path / name).stat().st_size > 0
 
 

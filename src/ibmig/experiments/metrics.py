@@ -551,8 +551,9 @@ def event_metrics(
             if following is not None
             else end_counts
         )
-        # The sample taken at the alias move holds the peak *before* it (set-up's
-        # subscriptions, say); the event's window opens with the queue at the move.
+        # The sample taken at the alias move closes the window before it (its peak is
+        # the queue before the move, e.g. the set-up's subscriptions): the event's
+        # largest queue is over the samples after it.
         window = samples[detection.first_sample + 1 : detection.last_sample + 1]
         out.append(
             (
@@ -659,6 +660,21 @@ def summarize_messages(result: RunResult) -> dict[str, Any]:
         "subscriptions": result.subscriptions,
         "path_change_events": result.path_change_events,
         "sa_mads_per_event": result.count(SA_CLASS) // events,
+    }
+
+
+def summarize_event_costs(result: RunResult) -> dict[str, Any]:
+    """What the migration event(s) cost in time at the SA (`ibmig reproduce`'s sweep,
+    beside `summarize_messages`' counts): the notification makespan (ms, the longest
+    event's; None when no Report was acknowledged), the SA's busy time per event (ms),
+    its largest queue, and Reports resent per event."""
+    events = max(1, len(result.migrations))
+    makespan = result.notification_makespan_ns
+    return {
+        "notification_makespan_ms": None if makespan is None else makespan / 1e6,
+        "sa_busy_ms_per_event": result.sa_busy_ns / events / 1e6,
+        "sa_max_queue": result.sa_max_queue,
+        "reports_resent_per_event": result.reports_resent // events,
     }
 
 

@@ -5,7 +5,9 @@ Inputs are plain JSON-ready rows, so the report can be rebuilt from `results.jso
 - downtime rows: one per (assignment, strategy, path_cache) cell of the lab testbed,
   its statistics over seeds (`ibmig.experiments.metrics.summarize_seeds`);
 - downtime run rows: one per lab run (cell and seed), `summarize_downtime`'s shape;
-- message rows: one per (strategy, n, m) point of the message-count sweep;
+- message rows: one per (strategy, n, m) point of the message-count sweep, with what
+  the event cost at the SA when the rows carry it (`summarize_event_costs`: the
+  table's last columns and the makespan plot);
 - timelines: per cell label, per peer connection, the delivery times (us, relative to
   the migration's start) of the migrated VM's messages from that peer, in the cell's
   first seed; with that run's migration end and VM pause (start, end) on the same
@@ -146,18 +148,46 @@ def downtime_table(rows: Sequence[Row]) -> list[str]:
     return lines
 
 
+COST_COLUMNS = (
+    ("notification_makespan_ms", "makespan ms"),
+    ("sa_busy_ms_per_event", "SA busy ms"),
+    ("sa_max_queue", "SA queue"),
+    ("reports_resent_per_event", "resent"),
+)
+"""What an event cost at the SA (`summarize_event_costs`), after the counts when the
+rows carry it (`ibmig reproduce`'s sweep)."""
+
+
+def _cost(key: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if key.endswith("_ms") or key.endswith("_ms_per_event"):
+        return f"{value:,.3f}"
+    return f"{value:,}"
+
+
+_COST_KEYS = frozenset(key for key, _ in COST_COLUMNS)
+
+
 def messages_table(rows: Sequence[Row]) -> list[str]:
+    costs = [c for c in COST_COLUMNS if rows and all(c[0] in r for r in rows)]
+    widths = [max([len(title)] + [len(_cost(key, r[key])) for r in rows]) for key, title in costs]
     head = (
         f"{'strategy':<9} {'n':>5} {'m':>4} {'n*m':>7} {'Reports/event':>14} "
         f"{'fabric MADs/event':>18} {'intra-host fwd/event':>21}"
     )
+    head += "".join(f" {title:>{w}}" for (_, title), w in zip(costs, widths, strict=True))
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append(
+        line = (
             f"{r['strategy']:<9} {r['n']:>5} {r['m']:>4} {r['n'] * r['m']:>7,} "
             f"{r['reports_per_event']:>14,} {r['fabric_mads_per_event']:>18,} "
             f"{r['intra_host_forwards_per_event']:>21,}"
         )
+        line += "".join(
+            f" {_cost(key, r[key]):>{w}}" for (key, _), w in zip(costs, widths, strict=True)
+        )
+        lines.append(line)
     return lines
 
 
@@ -359,12 +389,78 @@ def plot_messages(path: Path, rows: Sequence[Row]) -> None:
     plt.close(fig)
 
 
+def _label_2_and_5(x: float, _: object) -> str:
+    """Minor ticks of a log axis: 2 and 5 of each decade labelled, the rest not."""
+    if x <= 0:
+        return ""
+    lead = round(x / 10 ** math.floor(math.log10(x)), 6)
+    return f"{x:g}" if lead in (2.0, 5.0) else ""
+
+
+def plot_makespan(path: Path, rows: Sequence[Row]) -> None:
+    """What the Reports cost in time against n (m fixed, the sweep's commonest m), on
+    log-log axes, per strategy: the notification makespan (alias move to the last
+    ReportResp) and the SA's largest queue. The reference lines are the SA's work per
+    Report (per-host's cost per Report at its smallest n, n Reports) times n·m and n,
+    the slopes of per-VM's and per-host's Report counts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    seen: dict[int, set[int]] = {}
+    for r in rows:
+        seen.setdefault(r["m"], set()).add(r["n"])
+    m_fixed = max(seen, key=lambda k: (len(seen[k]), k))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    from matplotlib.ticker import FuncFormatter
+
+    panels = (
+        ("notification_makespan_ms", "notification makespan (ms)",
+         "alias move to the last ReportResp the SA handled"),
+        ("sa_max_queue", "largest SA queue (MADs)", "most MADs waiting at the SA at once"),
+    )  # fmt: skip
+    for ax, (key, ylabel, title) in zip(axes, panels, strict=True):
+        series: dict[str, list[tuple[int, float]]] = {}
+        for strategy, marker in (("per-vm", "o"), ("per-host", "s")):
+            pts = sorted((r["n"], r[key]) for r in rows
+                         if r["strategy"] == strategy and r["m"] == m_fixed
+                         and r.get(key) is not None)  # fmt: skip
+            series[strategy] = pts
+            if pts:
+                ax.plot(*zip(*pts, strict=True), marker=marker, label=f"{strategy} (m={m_fixed})")
+        anchor = series.get("per-host") or series.get("per-vm") or []
+        if anchor and anchor[0][1] > 0:
+            ns = sorted({n for pts in series.values() for n, _ in pts})
+            per_report = anchor[0][1] / anchor[0][0]
+            ax.plot(ns, [per_report * n * m_fixed for n in ns], "k--", linewidth=0.8,
+                    label="O(n·m)")  # fmt: skip
+            ax.plot(ns, [per_report * n for n in ns], "k:", linewidth=0.8, label="O(n)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("n (physical servers)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize=9, loc="left")
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+            axis.set_minor_formatter(FuncFormatter(_label_2_and_5))
+        ax.grid(True, which="both", linewidth=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _html_table(rows: Sequence[Row], columns: Sequence[tuple[str, str]]) -> str:
     head = "".join(f"<th>{html.escape(title)}</th>" for _, title in columns)
     body = []
     for r in rows:
         flat = _flatten(r)
-        cells = "".join(f"<td>{html.escape(_fmt(flat.get(key)))}</td>" for key, _ in columns)
+        shown = (
+            _cost(key, flat.get(key)) if key in _COST_KEYS else _fmt(flat.get(key))
+            for key, _ in columns
+        )
+        cells = "".join(f"<td>{html.escape(v)}</td>" for v in shown)
         body.append(f"<tr>{cells}</tr>")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
@@ -414,6 +510,13 @@ MESSAGE_COLUMNS = [
     ("fabric_mads_per_event", "fabric MADs / event"),
     ("intra_host_forwards_per_event", "intra-host forwards / event"),
     ("subscriptions", "InformInfo Sets"),
+]
+
+MESSAGE_COST_COLUMNS = [
+    ("notification_makespan_ms", "notification makespan (ms)"),
+    ("sa_busy_ms_per_event", "SA busy / event (ms)"),
+    ("sa_max_queue", "largest SA queue"),
+    ("reports_resent_per_event", "Reports resent / event"),
 ]
 
 
@@ -482,9 +585,16 @@ def write_report(
         )
     if messages:
         parts.append("<h2>Management messages per migration event</h2>")
-        parts.append(_html_table(messages, MESSAGE_COLUMNS))
+        costs = [c for c in MESSAGE_COST_COLUMNS if all(c[0] in r for r in messages)]
+        parts.append(_html_table(messages, MESSAGE_COLUMNS + costs))
         plot_messages(out / "messages.png", messages)
         parts.append("<img src='messages.png' width='100%'>")
+        if costs:
+            plot_makespan(out / "makespan.png", messages)
+            parts.append(
+                "<h3>What the Reports cost in time: notification makespan and the SA's "
+                "largest queue against n</h3><img src='makespan.png' width='100%'>"
+            )
     for note in notes:
         parts.append(f"<p>{html.escape(note)}</p>")
     parts.append(

@@ -24,6 +24,7 @@ from ibmig.errors import ConfigError
 from ibmig.experiments.metrics import (
     median_interval_ranks,
     summarize_downtime,
+    summarize_event_costs,
     summarize_messages,
     summarize_seeds,
 )
@@ -157,7 +158,8 @@ def run_point(point: tuple[Kind, Scenario]) -> PointResult:
     kind, scenario = point
     if kind == "messages":
         result = run_scenario(scenario, traffic=False)
-        return PointResult(kind, summarize_messages(result), [], -1.0)
+        row = {**summarize_messages(result), **summarize_event_costs(result)}
+        return PointResult(kind, row, [], -1.0)
     result = run_scenario(scenario)
     if kind == "orchestration":
         return PointResult(kind, orchestration_row(result), [], -1.0)
