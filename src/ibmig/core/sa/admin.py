@@ -765,10 +765,6 @@ class SubnetAdministrator(EventLog[Any]):
         write failed for good (`unconfirmed_guid_writes`)."""
         return len(self._written_blocks) - len(self.unconfirmed_guid_writes)
 
-    def path_lid(self, guid: int) -> int | None:
-        """The LID PathRecords to a port or alias GUID name now (None: no record)."""
-        return self._lid_of_guid(guid)
-
     def subnet_up(self, event: SubnetUp, now_ns: int) -> None:
         self._ever_up = True
         self._remember_aliases()
@@ -1029,7 +1025,7 @@ class SubnetAdministrator(EventLog[Any]):
     def _multipath_record(
         self, mad: SaMad, datagram: Datagram, requester: PortRecordData, now_ns: int
     ) -> None:
-        records = multipath_records(mad, self.db, self._path_record_for, self._lid_of_guid)
+        records = multipath_records(mad, self.db, self._path_record_for, self.path_lid)
         self._respond(mad, datagram, records, PathRecord.ATTRIBUTE_OFFSET, now_ns)
 
     def _service_record(
@@ -1100,8 +1096,8 @@ class SubnetAdministrator(EventLog[Any]):
                 requesters.add(requester.port_guid)
         self._respond(mad, datagram, records, PathRecord.ATTRIBUTE_OFFSET, now_ns)
 
-    def _lid_of_guid(self, guid: int) -> int | None:
-        """The LID behind a port or alias GUID as PathRecords answer it: under
+    def path_lid(self, guid: int) -> int | None:
+        """The LID PathRecords to a port or alias GUID name now (None: no record): under
         `guid_info_answer` "before_write" from the SA's table (OpenSM's alias table
         changes when a GUIDInfoRecord Set or Delete is accepted, before the port is
         written: a trap 64 for a moved vGUID is followed by PathRecord queries that
@@ -1121,11 +1117,11 @@ class SubnetAdministrator(EventLog[Any]):
         if not link_local and int.from_bytes(gid[:8], "big") != self.db.subnet_prefix:
             return None
         guid = guid_of(gid)
-        return guid if self._lid_of_guid(guid) is not None else None
+        return guid if self.path_lid(guid) is not None else None
 
     def _known_guids(self) -> list[tuple[int, int]]:
         """(GUID, LID) of every port GUID and alias GUID with a LID, in GUID order
-        (aliases as `_lid_of_guid` finds them)."""
+        (aliases as `path_lid` finds them)."""
         db = self.db
         guids = dict(db.port_lid)
         in_flight = self.config.guid_info_answer == "before_write" and len(self._written_blocks)
@@ -1135,7 +1131,7 @@ class SubnetAdministrator(EventLog[Any]):
         for alias in aliases:
             if alias in guids:
                 continue
-            lid = self._lid_of_guid(alias) if in_flight else db.lid_of_guid(alias)
+            lid = self.path_lid(alias) if in_flight else db.lid_of_guid(alias)
             if lid is not None:
                 guids[alias] = lid
         return sorted(guids.items())
@@ -1159,9 +1155,9 @@ class SubnetAdministrator(EventLog[Any]):
             return []
         src_lid = query.slid if mask & PathRecordComp.SLID else None
         dst_lid = query.dlid if mask & PathRecordComp.DLID else None
-        if src_guid is not None and src_lid is not None and self._lid_of_guid(src_guid) != src_lid:
+        if src_guid is not None and src_lid is not None and self.path_lid(src_guid) != src_lid:
             raise _RequestError(SaStatus.ERR_REQ_INVALID)
-        if dst_guid is not None and dst_lid is not None and self._lid_of_guid(dst_guid) != dst_lid:
+        if dst_guid is not None and dst_lid is not None and self.path_lid(dst_guid) != dst_lid:
             raise _RequestError(SaStatus.ERR_REQ_INVALID)
         if mask & PathRecordComp.NUMB_PATH and not get and query.numb_path == 0:
             return []
@@ -1170,7 +1166,7 @@ class SubnetAdministrator(EventLog[Any]):
         def candidates(guid: int | None, lid: int | None) -> list[tuple[int, int]]:
             nonlocal known
             if guid is not None:
-                found = self._lid_of_guid(guid)
+                found = self.path_lid(guid)
                 assert found is not None
                 return [(guid, found)]
             if known is None:
@@ -1906,7 +1902,7 @@ class SubnetAdministrator(EventLog[Any]):
         must start within the subnet's LIDs."""
         if any(info.gid):
             guid = guid_of(info.gid)
-            if self._lid_of_guid(guid) is None:
+            if self.path_lid(guid) is None:
                 return False
             return self._share_partition(requester.port_guid, guid)
         if info.lid_range_begin == 0xFFFF:
