@@ -27,9 +27,14 @@ LAB_TOML = Path(__file__).resolve().parents[2] / "examples" / "lab.toml"
 
 
 def lab(
-    strategy: str, migrations: list[dict[str, Any]], notice: str = "trap69", **run: Any
+    strategy: str,
+    migrations: list[dict[str, Any]],
+    notice: str = "trap69",
+    assignment: str = "static",
+    **run: Any,
 ) -> RunResult:
     data = tomllib.loads(LAB_TOML.read_text())
+    data["signalling"]["assignment"] = assignment
     data["signalling"]["strategy"] = strategy
     data["signalling"]["notice"] = notice
     data["migrations"] = migrations
@@ -55,6 +60,20 @@ def test_every_vm_of_the_lab_migrates_at_once_and_every_connection_comes_back(
         assert first_after - last_done < 10_000_000
         assert conn.deliveries_ns[-1] > result.sim_end_ns - 10_000_000
     assert result.path_change_events == 12
+
+
+@pytest.mark.parametrize("strategy", ["per-host", "per-vm", "none"])
+def test_under_dynamic_assignment_every_connection_comes_back_too(strategy: str) -> None:
+    """Every VM takes a new GID. A VM's gratuitous ARP misses the peers that are away
+    too; but each migrated VM lost its neighbour table with its VF and resolves its
+    servers by broadcast ARP when it is back: the server answers, or, if it is still
+    away, its own gratuitous ARP (broadcast) completes the resolution."""
+    result = lab(strategy, [{"hosts": [0, 1, 2, 3, 4, 5], "at_ms": 50}], assignment="dynamic")
+    assert all(m.outcome == "completed" for m in result.migrations)
+    assert len(result.connections) == 36
+    assert summarize_downtime(result)["connected_after"] == 36
+    for conn in result.connections:
+        assert conn.deliveries_ns[-1] > result.sim_end_ns - 10_000_000
 
 
 @pytest.mark.parametrize("strategy", ["per-host", "per-vm"])

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from ibmig.core.guest.config import GuestConfig
+from ibmig.core.host import AddressAssignment
 from ibmig.core.migration.timing import MigrationTiming
 from ibmig.core.sa import SaConfig
 from ibmig.core.sm.manager import SmConfig
@@ -102,6 +103,10 @@ class Settings:
                 message_interval_ns=int(workload.interval_us * 1000),
                 message_bytes=workload.message_bytes,
                 dreq_on_detach=scenario.orchestration.dreq_on_detach,
+                # Under dynamic assignment a migrated VM finds its servers again by
+                # broadcast ARP (`ibmig.core.guest.ipoib`), which needs the IPoIB
+                # broadcast group; static runs keep the published default (off).
+                join_ipoib_broadcast=(scenario.signalling.assignment is AddressAssignment.DYNAMIC),
             ).with_overrides(scenario.guest_timing, f"{source}: timing.guest"),
         )
 

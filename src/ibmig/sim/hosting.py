@@ -39,7 +39,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from ibmig.core.engine import Datagram, Engine
+from ibmig.core.engine import PERMISSIVE_LID, QP1, Datagram, Engine
 from ibmig.core.guest import GuestAgent
 from ibmig.core.host import HostAgent
 from ibmig.core.host.demux import demultiplex
@@ -61,7 +61,7 @@ from ibmig.core.sma import ClientReregisterRequested
 from ibmig.errors import ConfigError
 from ibmig.sim.subnet import TOOLSTACK, SubnetSim
 from ibmig.wire.mad import MgmtClass
-from ibmig.wire.smp_attrs import PortCapability, SmState
+from ibmig.wire.smp_attrs import MULTICAST_LID_BASE, PortCapability, SmState
 
 
 @dataclass(slots=True)
@@ -447,6 +447,19 @@ class VirtualizedSubnet(SubnetSim):
 
     # --- the HCA's demultiplexing by GID ------------------------------------------------
 
+    def send(self, node: int, datagram: Datagram, delay_ns: int = 0) -> None:
+        super().send(node, datagram, delay_ns)
+        dlid = datagram.dlid
+        if (
+            MULTICAST_LID_BASE <= dlid < PERMISSIVE_LID
+            and datagram.dqp > QP1
+            and node in self.host_at
+        ):
+            # The fabric sends a multicast packet back to no port it left; the HCA
+            # hands it to the port's other VFs itself (the sender's own guest
+            # ignores what it sent).
+            self._deliver_at(delay_ns, node, datagram.port, datagram, datagram.payload)
+
     def _deliver(self, arg: tuple[int, Datagram]) -> None:
         node, datagram = arg
         host = self.host_at.get(node)
@@ -458,6 +471,13 @@ class VirtualizedSubnet(SubnetSim):
         delivery = demultiplex(datagram, host.agent, lambda guid: sma.guid_index(port, guid))
         if delivery.drop is not None:
             self._drop(delivery.drop)
+            return
+        if delivery.multicast:
+            # A copy to every VM on the port with a VF (insertion order: deterministic).
+            for vm in self.vms.values():
+                if vm.host == host.name and vm.guest.attached:
+                    self.stats.delivered += 1
+                    self._handle(node, vm.guest, datagram)
             return
         if delivery.vm is None:
             super()._deliver(arg)

@@ -208,6 +208,12 @@ class Wire:
         heapq.heappush(self._flight, (self.now + self.delay_ns, self._seq, source, datagram))
 
     def _deliver(self, datagram: Datagram) -> None:
+        if 0xC000 <= datagram.dlid < 0xFFFF:  # multicast: every other attached guest
+            for name, agent in self.guests.items():
+                if agent.attached and agent.gid != datagram.sgid:
+                    agent.receive(datagram, self.now)
+                    self.pump(name)
+            return
         if datagram.dlid == self.sa.lid and datagram.dqp == QP1 and datagram.dgid in SA_GIDS:
             for reply in self.sa.handle(datagram, self.now):
                 self.send("sa", reply)

@@ -25,6 +25,7 @@ from ibmig.core.guest.events import (
     Detached,
     GratuitousArpSent,
     MessageDelivered,
+    NeighbourStateChanged,
     NeighbourUpdated,
     PathChangeReceived,
     PathFlushed,
@@ -43,7 +44,14 @@ from ibmig.core.guest.intra_host import (
     PathUnregistered,
     RevalidatePaths,
 )
-from ibmig.core.guest.ipoib import IPOIB_QKEY, IPOIB_QPN, IpoibArp, Neighbour, NeighbourTable
+from ibmig.core.guest.ipoib import (
+    IPOIB_QKEY,
+    IPOIB_QPN,
+    IpoibArp,
+    Neighbour,
+    NeighbourTable,
+    NudState,
+)
 from ibmig.core.guest.path_cache import (
     PATH_QUERY_MASK,
     PathCache,
@@ -103,8 +111,10 @@ __all__ = [
     "IpoibArp",
     "MessageDelivered",
     "Neighbour",
+    "NeighbourStateChanged",
     "NeighbourTable",
     "NeighbourUpdated",
+    "NudState",
     "PathCache",
     "PathChangeReceived",
     "PathFlushed",

@@ -67,6 +67,12 @@ of their REQs. A gratuitous ARP that moves an IP to a new GID (dynamic address
 assignment) makes the stream to that IP flush the old GID's path, re-register with
 dom0 and reconnect to the new GID; server-side connections from the old GID are
 closed. Under static assignment the GID does not change and no ARP is sent.
+Each connection attempt first resolves the server's IP in the neighbour table, as
+rdma_resolve_addr does (`ibmig.core.guest.ipoib`: a valid entry is used as it is,
+any other is resolved by broadcast ARP, the attempt waiting up to
+`addr_resolve_timeout_ns`); a member of the IPoIB broadcast group loses its table
+with its VF, so a migrated VM resolves every server afresh and finds it wherever
+it now is.
 
 The CM MAD handlers (REQ/REP/RTU/REJ/DREQ/DREP, resends, the passive side's
 rules) are in `ibmig.core.guest.cm_handlers`, which this class inherits.
@@ -108,6 +114,7 @@ from ibmig.core.guest.events import (
     Detached,
     GratuitousArpSent,
     MessageDelivered,
+    NeighbourStateChanged,
     NeighbourUpdated,
     PathChangeReceived,
     PathFlushed,
@@ -126,7 +133,15 @@ from ibmig.core.guest.intra_host import (
     PathUnregistered,
     RevalidatePaths,
 )
-from ibmig.core.guest.ipoib import IPOIB_QKEY, IPOIB_QPN, IpoibArp, NeighbourTable
+from ibmig.core.guest.ipoib import (
+    IPOIB_QKEY,
+    IPOIB_QPN,
+    MULTICAST_QPN,
+    IpoibArp,
+    Neighbour,
+    NeighbourTable,
+    NudState,
+)
 from ibmig.core.guest.path_cache import (
     TID_MASK,
     PathCache,
@@ -153,6 +168,7 @@ from ibmig.core.sa_client import SaClient, SaRequest
 from ibmig.core.timers import Timers
 from ibmig.errors import WireError
 from ibmig.wire.cm import CmMad, Dreq
+from ibmig.wire.ipoib import ARP_REPLY, ARP_REQUEST
 from ibmig.wire.mad import MAD_SIZE, MadStatus, Method, MgmtClass
 from ibmig.wire.notice import GidDetails, Notice, PathChangeDetails, PathValues, TrapNumber
 from ibmig.wire.packet import QP1_QKEY
@@ -418,6 +434,8 @@ class GuestAgent(GuestCm):
                 self._receive_mad(datagram, now_ns)
             elif datagram.dqp == IPOIB_QPN:
                 self._receive_ipoib(datagram, now_ns)
+            elif datagram.dqp == MULTICAST_QPN and self.config.join_ipoib_broadcast:
+                self._receive_ipoib(datagram, now_ns)  # the IPoIB QP is attached to the group
             else:
                 self.counters["no_qp"] += 1
             return
@@ -557,6 +575,10 @@ class GuestAgent(GuestCm):
         for datagram in farewells:
             self._send_cm(datagram, "cm_dreq")
         self._intra.clear()
+        if self.config.join_ipoib_broadcast:
+            # The IPoIB interface goes with the VF, and its neighbours with it
+            # (net/ipv4/fib_frontend.c `fib_disable_ip` -> `arp_ifdown`).
+            self.neighbours.flush()
         if self.multicast_joined:
             # The last thing the VF sends: IPoIB leaves its groups as the interface
             # goes down, so the alias GUID is in no group when dom0 deletes it (the
@@ -657,6 +679,12 @@ class GuestAgent(GuestCm):
         if not self.attached:
             return 0
         payload = IpoibArp.gratuitous(self.ip, IPOIB_QPN, self.gid).pack()
+        if self._can_broadcast():
+            # One broadcast on the IPoIB broadcast group reaches every member.
+            self._broadcast(payload)
+            self.sent["arp"] += 1
+            self._emit(GratuitousArpSent(now_ns, self.ip, self.gid, 1))
+            return 1
         sent = 0
         for _, entry in self.neighbours.items():
             if not entry.lid:
@@ -758,11 +786,22 @@ class GuestAgent(GuestCm):
     # --- client streams ------------------------------------------------------------------
 
     def _start_attempt(self, stream: ClientStream, now_ns: int) -> None:
-        """Resolve the path to the stream's server and send a REQ."""
+        """Resolve the stream's server's address, then its path, and send a REQ."""
         stream.token += 1
         stream.attempts += 1
         stream.deadline = None
         stream.conn = None
+        entry = self.neighbours.get(stream.ip)
+        if entry is None or not entry.valid:
+            self._await_neighbour(stream, entry, now_ns)
+            return
+        self._use_neighbour(entry, now_ns)
+        if entry.gid != stream.gid:
+            self._stream_to_gid(stream, entry.gid, now_ns)
+        self._resolve_route(stream, now_ns)
+
+    def _resolve_route(self, stream: ClientStream, now_ns: int) -> None:
+        """The address is resolved: find the path (cache or SA) and send a REQ."""
         gid = stream.gid
         self._note_interest(gid)
         record = self.paths.lookup(gid)
@@ -770,7 +809,8 @@ class GuestAgent(GuestCm):
             self._emit(PathResolved(now_ns, gid, record.dlid, "cache"))
             self._send_req(stream, record, now_ns)
             return
-        stream.transition(_RESOLVING)
+        if stream.state is not _RESOLVING:
+            stream.transition(_RESOLVING)
         query = self.paths.pending(gid)
         if query is None:
             tid = self._new_tid()
@@ -850,6 +890,12 @@ class GuestAgent(GuestCm):
             self._sync(stream)
         elif state is _BACKOFF:
             self._start_attempt(stream, now_ns)
+        elif state is _RESOLVING:
+            # rdma_resolve_addr gave up (the address is still not resolved).
+            waiting = self.neighbours.waiting.get(stream.ip)
+            if waiting is not None:
+                waiting[:] = [(s, t) for s, t in waiting if s is not stream]
+            self._attempt_failed(stream, "addr_timeout", now_ns)
 
     # --- QPs -----------------------------------------------------------------------------
 
@@ -1020,6 +1066,10 @@ class GuestAgent(GuestCm):
             self.counters["mc_join_refused"] += 1
         else:
             self.multicast_joined = True
+            try:
+                self.neighbours.mlid = MCMemberRecord.unpack(payload, SA_HEADER_SIZE).mlid
+            except WireError:
+                self.counters["sa_malformed"] += 1
 
     def _on_subscription_timer(self, request: _SaRequest, now_ns: int) -> None:
         request.deadline = None
@@ -1098,6 +1148,115 @@ class GuestAgent(GuestCm):
 
     # --- IPoIB ---------------------------------------------------------------------------
 
+    def _can_broadcast(self) -> bool:
+        return self.config.join_ipoib_broadcast and self.neighbours.mlid != 0
+
+    def _broadcast(self, payload: bytes) -> None:
+        """One UD datagram on the IPoIB broadcast group (RFC 4391, 5)."""
+        self._outbox.append(
+            Datagram(payload, self.port_num, self.lid, self.neighbours.mlid, IPOIB_QPN,
+                     MULTICAST_QPN, 0, DEFAULT_PKEY, IPOIB_QKEY, self.gid,
+                     IPOIB_BROADCAST_MGID, OP_UD_SEND_ONLY, 0)
+        )  # fmt: skip
+
+    def _neighbour_state(self, entry: Neighbour, state: NudState, now_ns: int) -> None:
+        entry.state = state
+        self._emit(NeighbourStateChanged(now_ns, entry.ip, state.name))
+
+    def _send_arp_request(self, entry: Neighbour, now_ns: int) -> None:
+        """One probe for `entry`'s address: unicast to the hardware address it holds
+        in PROBE, broadcast otherwise (net/ipv4/arp.c `arp_solicit`)."""
+        entry.probes += 1
+        payload = IpoibArp(ARP_REQUEST, IPOIB_QPN, self.gid, self.ip, entry.ip).pack()
+        self.sent["arp_request"] += 1
+        if entry.state is NudState.PROBE:
+            if entry.lid:
+                self._outbox.append(
+                    Datagram(payload, self.port_num, self.lid, entry.lid, IPOIB_QPN, entry.qpn,
+                             0, DEFAULT_PKEY, IPOIB_QKEY, self.gid, entry.gid,
+                             OP_UD_SEND_ONLY, 0)
+                )  # fmt: skip
+            else:
+                self.counters["arp_no_lid"] += 1
+        elif self._can_broadcast():
+            self._broadcast(payload)
+        else:
+            self.counters["arp_no_broadcast"] += 1
+        entry.deadline = now_ns + self.config.arp_retrans_ns
+        self._sync(entry)
+
+    def _use_neighbour(self, entry: Neighbour, now_ns: int) -> None:
+        """A connection attempt reads a valid entry (module docstring of `ipoib`)."""
+        cfg = self.config
+        if (
+            entry.state is NudState.REACHABLE
+            and now_ns >= entry.confirmed_ns + cfg.arp_reachable_ns
+        ):
+            entry.state = NudState.STALE  # its reachable time ran out (lazily)
+        if entry.state is NudState.STALE and cfg.arp_use_on_connect:
+            self._neighbour_state(entry, NudState.DELAY, now_ns)
+            entry.deadline = now_ns + cfg.arp_delay_first_probe_ns
+            self._sync(entry)
+
+    def _await_neighbour(self, stream: ClientStream, entry: Neighbour | None, now_ns: int) -> None:
+        """No valid entry for the server's address: resolve it by broadcast (unless
+        a resolution is under way) and let the attempt wait (addr.c
+        `rdma_resolve_ip`, -ENODATA)."""
+        if entry is None or entry.state is NudState.FAILED:
+            entry = self.neighbours.incomplete(stream.ip)
+            self._neighbour_state(entry, NudState.INCOMPLETE, now_ns)
+            self._send_arp_request(entry, now_ns)
+        if stream.state is not _RESOLVING:
+            stream.transition(_RESOLVING)
+        self.neighbours.waiting.setdefault(stream.ip, []).append((stream, stream.token))
+        stream.deadline = now_ns + self.config.addr_resolve_timeout_ns
+        self._sync(stream)
+
+    def _on_neighbour_timer(self, entry: Neighbour, now_ns: int) -> None:
+        entry.deadline = None
+        if self.neighbours.get(entry.ip) is not entry:
+            return  # flushed
+        cfg = self.config
+        state = entry.state
+        if state is NudState.DELAY:
+            if now_ns < entry.confirmed_ns + cfg.arp_reachable_ns:
+                self._neighbour_state(entry, NudState.REACHABLE, now_ns)
+                return
+            self._neighbour_state(entry, NudState.PROBE, now_ns)
+            entry.probes = 0
+            self._send_arp_request(entry, now_ns)
+            return
+        limit = cfg.arp_ucast_probes if state is NudState.PROBE else cfg.arp_mcast_probes
+        if state is NudState.PROBE or state is NudState.INCOMPLETE:
+            if entry.probes < limit:
+                self._send_arp_request(entry, now_ns)
+            else:
+                self._neighbour_state(entry, NudState.FAILED, now_ns)
+
+    def _stream_to_gid(self, stream: ClientStream, new_gid: bytes, now_ns: int) -> None:
+        """The stream's server's address now resolves to `new_gid`: forget the old
+        GID's path and interest."""
+        old_gid = stream.gid
+        stream.gid = new_gid
+        self._drop_interest(old_gid)
+        if self.paths.flush(old_gid):
+            self._emit(PathFlushed(now_ns, old_gid))
+
+    def _neighbour_resolved(self, ip: IPv4Address, now_ns: int) -> None:
+        """`ip`'s entry became valid: the attempts waiting for it go on at once
+        (addr.c `netevent_callback`)."""
+        waiting = self.neighbours.waiting.pop(ip, None)
+        entry = self.neighbours.get(ip)
+        if not waiting or entry is None:
+            return
+        for stream, token in waiting:
+            if stream.token != token or stream.state is not _RESOLVING:
+                continue
+            stream.deadline = None
+            if entry.gid != stream.gid:
+                self._stream_to_gid(stream, entry.gid, now_ns)
+            self._resolve_route(stream, now_ns)
+
     def _receive_ipoib(self, datagram: Datagram, now_ns: int) -> None:
         try:
             arp = IpoibArp.unpack(datagram.payload)
@@ -1105,19 +1264,42 @@ class GuestAgent(GuestCm):
             self.counters["ipoib_malformed"] += 1
             return
         ip, new_gid = arp.sender_ip, arp.sender_gid
-        old_gid = self.neighbours.update(ip, arp.sender_qpn, new_gid, datagram.slid)
+        if ip == self.ip:
+            return  # our own broadcast, or an address conflict (not modelled)
+        neighbours = self.neighbours
+        to_us = arp.target_ip == self.ip
+        if arp.op == ARP_REQUEST and to_us:
+            # Answer with our hardware address, unicast (arp.c `arp_process`); the
+            # request names its sender, whose entry is made or refreshed.
+            reply = IpoibArp(ARP_REPLY, IPOIB_QPN, self.gid, self.ip, ip, arp.sender_qpn,
+                             new_gid).pack()  # fmt: skip
+            self._outbox.append(
+                Datagram(reply, self.port_num, self.lid, datagram.slid, IPOIB_QPN,
+                         arp.sender_qpn, 0, DEFAULT_PKEY, IPOIB_QKEY, self.gid, new_gid,
+                         OP_UD_SEND_ONLY, 0)
+            )  # fmt: skip
+            self.sent["arp_reply"] += 1
+            if ip not in neighbours:
+                neighbours.learn(
+                    ip, new_gid, datagram.slid, arp.sender_qpn, now_ns
+                ).state = NudState.STALE
+                return
+        entry = neighbours.get(ip)
+        was_valid = entry is not None and entry.valid
+        state = NudState.REACHABLE if arp.op == ARP_REPLY and to_us else NudState.STALE
+        old_gid = neighbours.update(ip, arp.sender_qpn, new_gid, datagram.slid, state, now_ns)
         if old_gid is None:
             self.counters["arp_unknown_ip"] += 1
             return
-        if old_gid == new_gid:
+        if not was_valid:
+            self._emit(NeighbourStateChanged(now_ns, ip, state.name))
+            self._neighbour_resolved(ip, now_ns)
+        if old_gid == new_gid or not was_valid:
             return
         self._emit(NeighbourUpdated(now_ns, ip, old_gid, new_gid))
         stream = self._streams.get(ip)
         if stream is not None and stream.gid == old_gid:
-            stream.gid = new_gid
-            self._drop_interest(old_gid)
-            if self.paths.flush(old_gid):
-                self._emit(PathFlushed(now_ns, old_gid))
+            self._stream_to_gid(stream, new_gid, now_ns)
             if stream.state is not _IDLE:
                 stream.failures = 0
                 self._break_stream(stream, "neighbour_changed", now_ns)
@@ -1140,5 +1322,6 @@ _TIMER_HANDLERS: dict[type, _Handler] = {
     RcQp: GuestAgent._on_qp_timer,
     PathQuery: GuestAgent._on_query_timer,
     _SaRequest: GuestAgent._on_sa_request_timer,
+    Neighbour: GuestAgent._on_neighbour_timer,
 }
 """Every owner of a guest's timer, by type, and what its timer does."""

@@ -258,7 +258,7 @@ class GuestCm(EventLog[Any]):
         addresses = parse_cma_header(req.private_data)
         if addresses is not None:
             conn.client_ip = addresses[0]
-            self.neighbours.learn(addresses[0], client_gid, path.local_lid)
+            self.neighbours.learn(addresses[0], client_gid, path.local_lid, now_ns=now_ns)
         qp.ready_to_receive(
             remote_qpn=req.local_qpn,
             remote_lid=path.local_lid,

@@ -161,7 +161,32 @@ class GuestConfig:
     0xFFFF) with the VM's GID when the VF comes up, at the destination again after a
     migration and after a ClientReregister (Linux ipoib_mcast_join_task), and leaves
     it when the VF goes (ipoib_mcast_dev_flush). ASSUMPTION: off by default, so that
-    published runs do not change."""
+    published runs do not change; a scenario with dynamic address assignment turns
+    it on (`ibmig.experiments.building`), since there address resolution by
+    broadcast ARP is part of the recovery (`ibmig.core.guest.ipoib`)."""
+
+    # The IPoIB neighbour state machine (`ibmig.core.guest.ipoib`): Linux's ARP table
+    # defaults, net/ipv4/arp.c `arp_tbl`.
+    arp_reachable_ns: int = 30_000_000_000
+    """REACHABLE lasts this long after a confirmation, then STALE (BASE_REACHABLE_TIME
+    30 s; Linux randomises it over [base/2, 3·base/2), the model does not)."""
+    arp_delay_first_probe_ns: int = 5_000_000_000
+    """A STALE entry used waits this long in DELAY before probing (DELAY_PROBE_TIME)."""
+    arp_retrans_ns: int = 1_000_000_000
+    """Between two ARP requests of one resolution (RETRANS_TIME 1 s)."""
+    arp_ucast_probes: int = 3
+    """Unicast ARP requests in PROBE before FAILED (UCAST_PROBES)."""
+    arp_mcast_probes: int = 3
+    """Broadcast ARP requests of a resolution from scratch before FAILED (MCAST_PROBES)."""
+    arp_use_on_connect: bool = False
+    """Whether a connection attempt counts as a use of a STALE entry (DELAY, then
+    unicast probes). False, as rdma_cm: addr.c `dst_fetch_ha` takes a valid entry as
+    it is and calls `neigh_event_send` only for one that is not; True stands for IP
+    traffic the application sends its peer besides RDMA (ASSUMPTION, not modelled)."""
+    addr_resolve_timeout_ns: int = 5_000_000_000
+    """How long a client's rdma_resolve_addr waits for an address that is not yet
+    resolved before the attempt fails and is retried: RDS's
+    RDS_RDMA_RESOLVE_TIMEOUT_MS 5000 (net/rds/rdma_transport.h)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.join_ipoib_broadcast, bool):
@@ -202,7 +227,12 @@ class GuestConfig:
             raise ConfigError(f"must be 0..1, got {self.backoff_jitter}", "backoff_jitter")
         _check_int("service_port", self.service_port, 0, 0xFFFF)
         _check_int("inform_resp_time_value", self.inform_resp_time_value, 0, 31)
-        for name in ("disconnect_on_error", "dreq_on_detach"):
+        for name in ("arp_delay_first_probe_ns", "arp_retrans_ns", "addr_resolve_timeout_ns"):
+            _check_int(name, getattr(self, name), 1)
+        _check_int("arp_reachable_ns", self.arp_reachable_ns, 0)
+        _check_int("arp_ucast_probes", self.arp_ucast_probes, 0)
+        _check_int("arp_mcast_probes", self.arp_mcast_probes, 1)
+        for name in ("disconnect_on_error", "dreq_on_detach", "arp_use_on_connect"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"must be true or false, got {getattr(self, name)!r}", name)
 

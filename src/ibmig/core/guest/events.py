@@ -154,6 +154,16 @@ class NeighbourUpdated:
 
 
 @dataclass(frozen=True, slots=True)
+class NeighbourStateChanged:
+    """`ip`'s neighbour entry went to `state` (a `NudState` name: INCOMPLETE, DELAY,
+    PROBE, FAILED, or REACHABLE/STALE when an ARP resolved it)."""
+
+    time_ns: int
+    ip: IPv4Address
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
 class GratuitousArpSent:
     """The guest announced its (new) GID for `ip` to `neighbours` peers."""
 

@@ -11,7 +11,10 @@ table holds it* (what the SM last wrote), not as anyone wishes it were. The rule
 - a DGID whose GUID sits at the index of a VF whose vport is up (`HostAgent.vm_behind`):
   that VF's VM;
 - anything else is dropped ("no_vf"), exactly how a stale path fails on hardware
-  after a migration: the old port no longer holds the VM's GUID.
+  after a migration: the old port no longer holds the VM's GUID;
+- a multicast DGID (first byte 0xFF, IBA Vol 1, 4.1.1): a copy to each function
+  of the port (`Delivery.multicast`; each guest checks that its QP is attached to
+  the group), as the HCA replicates a multicast packet to the QPs attached.
 """
 
 from __future__ import annotations
@@ -24,16 +27,18 @@ from ibmig.core.host.agent import HostAgent
 
 
 class Delivery(NamedTuple):
-    """Where the HCA hands a packet: to `vm`, to dom0 (`vm` None), or nowhere
-    (`drop` names why)."""
+    """Where the HCA hands a packet: to `vm`, to dom0 (`vm` None), to every VM of
+    the port (`multicast`), or nowhere (`drop` names why)."""
 
     vm: str | None = None
     drop: str | None = None
+    multicast: bool = False
 
 
 TO_DOM0 = Delivery()
 NO_QP = Delivery(drop="no_qp")
 NO_VF = Delivery(drop="no_vf")
+TO_GROUP = Delivery(multicast=True)
 
 
 def demultiplex(
@@ -42,6 +47,8 @@ def demultiplex(
     """Where the HCA hands `datagram` (module docstring). `guid_index(guid)` is the
     GUIDInfo index of the port's table holding `guid`, or None."""
     dgid = datagram.dgid
+    if dgid is not None and dgid[0] == 0xFF and datagram.dqp > QP1:
+        return TO_GROUP
     if datagram.dqp == 0 or dgid is None or dgid == dom0.port_gid:
         return NO_QP if datagram.dqp > QP1 else TO_DOM0
     index = guid_index(int.from_bytes(dgid[8:], "big"))
