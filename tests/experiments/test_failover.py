@@ -18,9 +18,10 @@ import pytest
 
 from ibmig.cli import main
 from ibmig.errors import ConfigError
-from ibmig.experiments.metrics import RunResult
+from ibmig.experiments.metrics import RunResult, summarize_downtime
 from ibmig.experiments.runner import run_scenario
 from ibmig.experiments.scenario import scenario_from_dict
+from ibmig.sim.hosting import VirtualizedSubnet
 from ibmig.sim.subnet import TraceWriter
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "failover.toml"
@@ -107,7 +108,9 @@ def test_a_failover_mid_storm_loses_no_path_change_event(
     # seen, and every subscription.
     assert f.sa_db_restored == (VMS - MIGRATING) + VMS + subscribers
     assert f.client_reregisters == HOSTS
-    assert f.reregistration_mads == resubscribing
+    # Beside those, each dom0 sets its VMs' aliases again, as mlx4 does: the 5 that
+    # are not migrating (the 3 others' are deleted at their sources by then).
+    assert f.reregistration_mads == resubscribing + VMS - MIGRATING
     assert f.reports_unacknowledged == 0  # no Report was in flight at 1 s
     assert f.takeover_smps > 0
     # Every migration set its alias after the takeover, with the new SA.
@@ -119,25 +122,27 @@ def test_without_the_sa_database_the_moves_in_flight_are_lost(
     strategy: str, subscribers: int
 ) -> None:
     """OpenSM without sa_db_file: the new master never saw the aliases deleted at the
-    sources, so their Sets at the destinations look like first registrations. The
-    clients' re-registration still rebuilds every subscription (a guest's InformInfo
-    answered busy while the new master sweeps is asked again)."""
+    sources, so their Sets at the destinations look like first registrations: no
+    path-change event. The clients' re-registration still rebuilds every
+    subscription (a guest's InformInfo answered busy while the new master sweeps is
+    asked again), and every dom0 sets its VMs' aliases again (as mlx4): the peers
+    that stayed put, their cached paths dropped on the ClientReregister, resolve the
+    moved VMs afresh once their connections fail and come back. Not vm0's
+    connection to vm4: vm0 was migrating itself at the failover, missed the
+    ClientReregister, and keeps a cached path no notice corrects."""
     handed = run_scenario(storm(strategy))
     lost = run_scenario(storm(strategy, handover=False))
     assert [m.outcome for m in lost.migrations] == ["completed"] * MIGRATING
     assert lost.path_change_events == 0 and lost.path_change_reports == 0
     assert lost.subscriptions == subscribers
-    # Every peer of a moved VM stays broken. (h-failover counted 6: deliveries were
-    # then keyed by client only, so a client of two servers, vm3 and vm5 of vm0 and
-    # vm1 of vm2, seemed back through its other stream, reconnect_ns < 0; h-traps
-    # keys them by (client, server).)
     done = {m.vm: m.done_ns for m in lost.migrations}
+    assert len(lost.connections) == MIGRATING * 3
     broken = [c for c in lost.connections if c.downtime_ns is None]
-    assert len(broken) == len(lost.connections) == MIGRATING * 3
-    for conn in broken:
-        finished = done[conn.server]
-        assert finished is not None
-        assert not any(t > finished for t in conn.deliveries_ns), (conn.client, conn.server)
+    assert [(c.client, c.server) for c in broken] == [("vm0", "vm4")]
+    assert broken[0].cause == "stale cached path: LID 26, vm4 is behind LID 35"
+    finished = done["vm4"]
+    assert finished is not None
+    assert not any(t > finished for t in broken[0].deliveries_ns)
     f, g = lost.failover, handed.failover
     assert f is not None and g is not None
     assert f.sa_db_restored == 0
@@ -178,7 +183,8 @@ def test_ibmig_run_prints_the_failover_cost() -> None:
     text = out.getvalue()
     assert "SM failover: master on " in text
     assert "SA database handed over: 17 items" in text
-    assert "ClientReregister reached 4 hosts, 12 re-registration MADs" in text
+    # 4 dom0 InformInfo, 8 guests' path revalidations, 5 aliases set again.
+    assert "ClientReregister reached 4 hosts, 17 re-registration MADs" in text
     assert "broken" not in text
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
@@ -217,3 +223,33 @@ def test_an_unknown_standby_node_is_refused_before_the_run() -> None:
     data["faults"]["standby_sm"]["node"] = "nosuch"
     with pytest.raises(ConfigError, match=r"faults.standby_sm.node: no cabled CA named"):
         run_scenario(scenario_from_dict(data, "failover.toml"))
+
+
+def test_without_the_sa_database_every_dom0_registers_its_aliases_again() -> None:
+    """A new master without the old one's database knows no alias GUID; on the
+    ClientReregister it sets on every port, each dom0 sets all its VMs' aliases again
+    (as mlx4's alias GUID service does). Afterwards every vGUID resolves at the new
+    master, and a migration is signalled as before the failure."""
+    data: dict[str, Any] = tomllib.loads(EXAMPLE.read_text())
+    data["faults"]["standby_sm"]["sa_db_handover"] = False
+    data["migrations"] = [{"vm": 0, "at_ms": 2000}]  # after the takeover
+    box: dict[str, VirtualizedSubnet] = {}
+
+    def keep(_stage: str, sim: VirtualizedSubnet) -> None:
+        box["sim"] = sim
+
+    result = run_scenario(scenario_from_dict(data, "failover.toml"), on_stage=keep)
+    sim = box["sim"]
+    f = result.failover
+    assert f is not None and f.sa_db_restored == 0 and f.subnet_up_ns is not None
+    # 2 aliases per host, one GUIDInfoRecord Set each, beside the subscription.
+    reregistered = [h.agent.counters["aliases_reregistered"] for h in sim.hosts.values()]
+    assert reregistered == [2] * HOSTS
+    assert sim.sa is not None
+    for vm in sim.vms.values():
+        vguid = int.from_bytes(vm.guest.gid[8:], "big")
+        assert sim.sa.path_lid(vguid) == sim.hosts[vm.host].agent.port_lid, vm.name
+    [migration] = result.migrations
+    assert migration.outcome == "completed" and migration.start_ns > f.subnet_up_ns
+    assert result.path_change_events == 1
+    assert summarize_downtime(result)["connected_after"] == 3

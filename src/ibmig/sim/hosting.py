@@ -258,10 +258,7 @@ class VirtualizedSubnet(SubnetSim):
         # Linux's ib_sa takes from the port on its SM-change event.
         sm_lid = self.agents[node].port_info(host.port).master_sm_lid
         agent = host.agent
-        if sm_lid and agent.port_lid is not None and sm_lid != agent.sa_lid:
-            agent.port_active(agent.port_lid, sm_lid, now)  # subscribes again there
-        else:
-            agent.client_reregister(now)
+        agent.client_reregister(now, sm_lid)
         self._pump(host.node, agent)
         for vm in self.vms.values():
             if vm.host == host.name:

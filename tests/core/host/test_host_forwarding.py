@@ -28,6 +28,7 @@ from ibmig.core.host import (
     Subscribed,
     SubscriptionFailed,
     Unsubscribed,
+    VfUp,
 )
 from ibmig.wire.mad import MAD_SIZE, Method
 from ibmig.wire.notice import (
@@ -38,7 +39,14 @@ from ibmig.wire.notice import (
     path_change_notice,
 )
 from ibmig.wire.packet import QP1_QKEY
-from ibmig.wire.sa import InformInfo, PathRecord, SaAttr, SaMad, report_response
+from ibmig.wire.sa import (
+    GUIDInfoRecord,
+    InformInfo,
+    PathRecord,
+    SaAttr,
+    SaMad,
+    report_response,
+)
 from tests.core.host.fake_sa import SA_LID, SA_PORT_GUID, FakeSa, exchange, gid
 
 H1_GUID, H1_LID = 0x0002_C903_0000_0B01, 3
@@ -179,10 +187,39 @@ def test_a_failed_resubscription_still_revalidates_guests() -> None:
         h3.handle_timer(10 + t * SECOND)
         h3.packets_to_send()
     assert h3.intra_host_to_send() == [RevalidatePaths("vmA")]
-    assert events(h3)[-2:] == [
+    # (vmA's alias, set again on the ClientReregister, times out alongside.)
+    assert [e for e in events(h3) if isinstance(e, SubscriptionFailed | MappingResynced)][-2:] == [
         SubscriptionFailed(69, True, "timeout", 10 + 3 * SECOND),
         MappingResynced("client_reregister", 0, ("vmA",), 10 + 3 * SECOND),
     ]
+
+
+def test_client_reregister_sets_every_running_vms_alias_again() -> None:
+    """As mlx4 on the port's CLIENT_REREGISTER event (alias_GUID.c,
+    mlx4_ib_invalidate_all_guid_record): a new master may not know the aliases, so
+    every VM's is set again at once; the VM stays up meanwhile."""
+    sa = FakeSa()
+    h3 = host("h3", H3_GUID, H3_LID)
+    h3.attach_vf("vmA", 0, vguid=V2)
+    exchange(sa, {H3_LID: h3}, 0)
+    assert h3.is_up("vmA")
+    before = len(sa.requests)
+    events(h3)
+    h3.client_reregister(10)
+    exchange(sa, {H3_LID: h3}, 10)
+    asked = [(m.header.method, m.attribute_id) for _, m in sa.requests[before:]]
+    assert sorted(asked) == [
+        (Method.SET, SaAttr.INFORM_INFO),
+        (Method.SET, SaAttr.GUID_INFO_RECORD),
+    ]
+    [record] = [
+        m.record() for _, m in sa.requests[before:] if m.attribute_id == SaAttr.GUID_INFO_RECORD
+    ]
+    vf = h3.vf_of("vmA")
+    assert isinstance(record, GUIDInfoRecord) and vf is not None
+    assert record.guid_info.guids[vf % 8] == V2
+    assert h3.is_up("vmA") and h3.counters["aliases_reregistered"] == 1
+    assert not any(isinstance(e, VfUp) for e in events(h3))  # it never went down
 
 
 def test_subscription_retries_then_fails() -> None:

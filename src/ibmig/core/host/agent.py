@@ -595,13 +595,43 @@ class HostAgent(EventLog[HostEvent]):
                     _EntryOp(vf.index, vf.alias, True, vf.vm)
                 )
 
-    def client_reregister(self, now_ns: int) -> None:
-        """The SM set PortInfo:ClientReregister (IBA Vol 1, 14.2.5.6): the SA may have
-        lost its subscriptions, so subscribe again."""
-        if self._want_subscription and self.port_lid is not None:
+    def client_reregister(self, now_ns: int, sa_lid: int | None = None) -> None:
+        """The SM set PortInfo:ClientReregister (IBA Vol 1, 14.2.5.6). `sa_lid`: the
+        port's MasterSMLID now; another one (a new master) is where SA requests go
+        from now on (`port_active`, which subscribes there). The SA may have lost its
+        subscriptions, so subscribe again; and it may have lost the alias
+        GUIDs registered with it (a new master without the old one's database), so
+        register every VM's alias again at once, as mlx4 does on the port's
+        CLIENT_REREGISTER event (drivers/infiniband/hw/mlx4/alias_GUID.c,
+        `mlx4_ib_invalidate_all_guid_record`: every record marked for a new Set and
+        the alias GUID work run now, a retry waiting for its timer included). The
+        VMs' vports stay up meanwhile: the port still holds their GUIDs."""
+        if sa_lid and self.port_lid is not None and sa_lid != self.sa_lid:
+            self.port_active(self.port_lid, sa_lid, now_ns)
+        elif self._want_subscription and self.port_lid is not None:
             self._resync = "client_reregister"
             self._subscribed = False
             self._send_inform(True, now_ns)
+        for vf in self._vfs.values():
+            # The VMs running here (vport up); a migrating VM's alias at its
+            # destination is being set already, or will be.
+            if (
+                vf.vm is not None
+                and vf.acked
+                and self._vport_up.get(vf.index) == vf.vm
+                and not self._pending_set(vf.index, vf.alias)
+            ):
+                vf.restored = True  # its vport stays up
+                self._queues.setdefault(vf.index, deque()).append(
+                    _EntryOp(vf.index, vf.alias, True, vf.vm)
+                )
+                self.counters["aliases_reregistered"] += 1
+        for index, queue in self._queues.items():
+            if queue and queue[0].waiting:
+                self._retry_timers.cancel(index)
+                queue[0].waiting = False
+        for index in list(self._queues):
+            self._pump(index, now_ns)
 
     def subscribe(self, now_ns: int) -> None:
         """Subscribe to path changes (also done by `port_active` when configured)."""
