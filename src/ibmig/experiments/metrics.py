@@ -34,6 +34,10 @@ Per run:
   the event's Reports and their resends (a ReportResp late because the SA or a
   port was busy, or lost); PathRecord Gets and CM MADs sent from this event's
   alias move to the next one's.
+
+The `Collector` keeps one record per path-change event (`_Detection`): its Reports,
+resends and subscriptions, and the SA's work and queue around it. `NoticeEvent` and
+`MigrationEventMetrics` are both derived from it.
 """
 
 from __future__ import annotations
@@ -258,10 +262,16 @@ class RunResult:
 
 @dataclass(slots=True, eq=False)
 class _Detection:
-    """A PathChangeDetected and what followed it, while the run goes on."""
+    """A path-change event (the SA's PathChangeDetected) and what followed it, while
+    the run goes on: the one record of the event, from which both `NoticeEvent`
+    (what it cost the SA) and `MigrationEventMetrics` (the migration it belongs to)
+    are derived."""
 
     vguid: int
     time_ns: int
+    subscriptions: int
+    """Path-change subscriptions the SA held when it saw the move."""
+    stale_subscriptions: int
     sa_done_start_ns: int
     first_sample: int
     path_records_before: int
@@ -270,8 +280,20 @@ class _Detection:
     last_sample: int = -1
     last_ack_ns: int | None = None
     reports: int = 0
+    """Its Reports (first sends: those the SA sent in the step that saw the move)."""
     resent: int = 0
+    """Those Reports sent again, by the end of the run."""
     outstanding: int = 0
+
+    def notice_event(self) -> NoticeEvent:
+        return NoticeEvent(
+            self.vguid,
+            self.time_ns,
+            self.reports,
+            self.resent,
+            self.subscriptions,
+            self.stale_subscriptions,
+        )
 
 
 class Collector:
@@ -292,15 +314,13 @@ class Collector:
         self.path_changes = 0  # PathChangeDetected: migration events the SA saw
         self.reports_69 = 0  # first sends of path-change Reports (trap 69, or 64 and 65)
         self.reports_69_resent = 0
-        # Per event: [vguid, time, reports, resends, subscriptions, stale]; and the
-        # event each Report TID belongs to.
-        self.events: list[list[int]] = []
-        self._event_of_tid: dict[int, int] = {}
         # Per VM, the last alias GUID request of its dom0 that failed (time, what).
         self.alias_failures: dict[str, tuple[int, str]] = {}
         self.lid_moves: list[VfLidMoved] = []
+        # One record per path-change event, in order; the event of each of its
+        # Reports not yet answered or given up, by TID.
         self.detections: list[_Detection] = []
-        self._report_event: dict[int, _Detection] = {}  # TID of a trap 69 Report
+        self._event_of_tid: dict[int, _Detection] = {}
         # The SA's largest queue between consecutive samples (at each alias move and
         # each ReportResp); an event's largest is the max over its samples.
         self.queue_samples = array("q")
@@ -337,7 +357,8 @@ class Collector:
         return path_records, cm
 
     def on_report_done(self, node: int, event: Any) -> None:
-        detection = self._report_event.pop(event.tid, None)
+        # A Report is resent only until it is answered or given up: its TID is done.
+        detection = self._event_of_tid.pop(event.tid, None)
         if detection is None:
             return
         detection.outstanding -= 1
@@ -358,45 +379,41 @@ class Collector:
         elif isinstance(event, Attached):
             self._vm_of_gid = None
         elif isinstance(event, ReportSent) and event.trap_number in self.traps:
-            # The SA Reports a move in the step it detects it. Traps 64/65 also tell
-            # of ports in and out of service: only those of a move are counted.
-            events = self.events
+            # The SA Reports a move in the step it detects it: a Report sent then is
+            # the latest event's. Traps 64/65 also tell of ports in and out of
+            # service: only those of a move are counted.
+            detections = self.detections
             if event.attempt == 0:
-                if events and events[-1][1] == event.time_ns:
-                    self._event_of_tid[event.tid] = len(events) - 1
-                    events[-1][2] += 1
+                if detections and detections[-1].time_ns == event.time_ns:
+                    detection = detections[-1]
+                    self._event_of_tid[event.tid] = detection
+                    detection.reports += 1
+                    detection.outstanding += 1
                 elif event.trap_number != PATH_CHANGE_TRAP:
                     return
                 self.reports_69 += 1
-                if self.detections:
-                    # Sent in the step that detected the move: the latest event's.
-                    detection = self.detections[-1]
-                    self._report_event[event.tid] = detection
-                    detection.reports += 1
-                    detection.outstanding += 1
             else:
-                index = self._event_of_tid.get(event.tid)
-                if index is not None:
-                    events[index][3] += 1
+                owner = self._event_of_tid.get(event.tid)
+                if owner is not None:
+                    owner.resent += 1
                 elif event.trap_number != PATH_CHANGE_TRAP:
                     return
                 self.reports_69_resent += 1
-                owner = self._report_event.get(event.tid)
-                if owner is not None:
-                    owner.resent += 1
         elif isinstance(event, ReportGaveUp):
             if event.trap_number in self.traps:
                 self.reports_given_up[event.subscriber.subscriber_gid] += 1
         elif isinstance(event, PathChangeDetected):
             self.path_changes += 1
             held, stale = stale_subscriptions(self.sim)
-            self.events.append([event.vguid, event.time_ns, 0, 0, held, stale])
             sample = self._sample_queue()
             path_records, cm = self.counts()
             done = self._sa_done_ns()
             self.detections.append(
-                _Detection(event.vguid, event.time_ns, done, sample, path_records, cm, done, sample)
-            )
+                _Detection(
+                    event.vguid, event.time_ns, held, stale, done, sample, path_records, cm,
+                    done, sample,
+                )
+            )  # fmt: skip
         elif isinstance(event, AliasFailed) and event.vm is not None:
             self.alias_failures[event.vm] = (
                 event.time_ns,
@@ -493,7 +510,7 @@ def measure(
         sim_end_ns=sim.kernel.now_ns,
         failover=sim.failover,
         unreached=sim.unreached(),
-        notice_events=[NoticeEvent(*fields) for fields in collector.events],
+        notice_events=[d.notice_event() for d in collector.detections],
         stale_subscriptions=stale_subscriptions(sim)[1],
         lid_moves=list(collector.lid_moves),
         event_metrics=tuple(e for e, _ in events),
