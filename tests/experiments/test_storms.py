@@ -10,6 +10,7 @@ the SA again for each cached path."""
 
 from __future__ import annotations
 
+import io
 import json
 import tomllib
 from pathlib import Path
@@ -22,6 +23,7 @@ from ibmig.errors import ConfigError
 from ibmig.experiments.metrics import RunResult, summarize_downtime
 from ibmig.experiments.runner import run_scenario
 from ibmig.experiments.scenario import scenario_from_dict
+from ibmig.sim.subnet import TraceWriter
 
 LAB_TOML = Path(__file__).resolve().parents[2] / "examples" / "lab.toml"
 
@@ -226,3 +228,19 @@ def test_k_hosts_evacuate_together() -> None:
     assert [(e.vm, e.at_ms, e.to_host) for e in scenario.migrations] == [
         (2, 20, 5), (3, 20, 5), (6, 20, 5), (7, 20, 5), (0, 9, None),
     ]  # fmt: skip
+
+
+def test_a_dynamic_storm_with_address_resolution_is_deterministic() -> None:
+    data = tomllib.loads(LAB_TOML.read_text())
+    data["signalling"]["assignment"] = "dynamic"
+    data["migrations"] = [{"vm": 0, "at_ms": 50, "with_clients": True}]
+    data["run"]["duration_ms"] = 7000
+    traces = []
+    for _ in range(2):
+        out = io.StringIO()
+        result = run_scenario(scenario_from_dict(data, "lab"), trace=TraceWriter(out))
+        traces.append(out.getvalue())
+    assert traces[0] == traces[1]
+    # The migrated clients resolved their server's new address by broadcast ARP.
+    assert "NeighbourStateChanged" in traces[0] and '"INCOMPLETE"' in traces[0]
+    assert summarize_downtime(result)["connected_after"] == 3
