@@ -89,11 +89,11 @@ def embed_vswitches(fabric: Fabric, cas: Iterable[str], vfs: int) -> Fabric:
         builder.connect(vsw, 2, index[old], 1)
         for vf in range(1, vfs + 1):
             vf_guid = vsw_guid + vf * VF_GUID_STEP
-            node = builder.add_node(
+            vf_node = builder.add_node(
                 NodeType.CA, f"{name}-vf{vf}", 1, node_guid=vf_guid,
                 system_image_guid=pf.system_image_guid, port_guids={1: vf_guid + 1},
             )  # fmt: skip
-            builder.connect(vsw, vf + 2, node, 1)
+            builder.connect(vsw, vf + 2, vf_node, 1)
     for link in fabric.links:
         ends = []
         for node_index, port_num in ((link.node_a, link.port_a), (link.node_b, link.port_b)):
