@@ -3,13 +3,22 @@ every VF by SMP discovery, giving it a LID and routing it through the vSwitch.""
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 
 from ibmig.core.sm.manager import SmConfig
 from ibmig.errors import ConfigError
-from ibmig.fabric import Fabric, NodeType, load_topology
+from ibmig.fabric import Fabric, NodeType, load_topology, parse_net, write_net
 from ibmig.fabric.vswitch import VF_GUID_STEP, VSWITCH_GUID_FLAG, embed_vswitches
+from ibmig.ibsim.harness import Harness
 from ibmig.sim.subnet import SubnetSim
+from tests.ibsim.conftest import ibsim_tools
+
+__all__ = ["ibsim_tools"]  # the fixture that fails rather than skips under CI=true
 
 HOSTS = ("h0_1", "h1_0", "h3_8")
 VFS = 4
@@ -108,3 +117,38 @@ def test_the_sm_discovers_every_vf_gives_it_a_lid_and_routes_it_through_its_vswi
             assert sim.agents[vswitch].lft[lid] == vf + 2
             assert all(egress(sim, s, lid) == node.index for s in switches)
         assert all(egress(sim, s, lids[name]) == vsw.node_by_name(name).index for s in switches)
+
+
+@pytest.mark.interop
+def test_on_ibsim_every_vf_answers_at_the_lid_ibmigs_sm_gave_it(
+    ibsim_tools: None, ibsim_run: Callable[[Path], str], tmp_path: Path
+) -> None:
+    """ibsim holds the same vSwitch fabric (ibnetdiscover sees it), and ibmig's SM on
+    it finds every VF by SMPs: an SMP sent to each VF's LID, forwarded by the LFTs
+    ibsim's switches hold (the vSwitches' included), reaches that VF's port."""
+    _, vsw = fabric()
+    path = tmp_path / "vswitch.net"
+    write_net(vsw, path)
+    discovered = parse_net(ibsim_run(path), source="ibnetdiscover", as_ibsim=False)
+    assert sorted(n.node_guid for n in discovered.nodes) == sorted(n.node_guid for n in vsw.nodes)
+    dump = tmp_path / "dump.json"
+    with Harness() as harness:
+        ibsim = harness.start_ibsim(path)
+        sm = harness.start_ibmig_sm(ibsim, args=["--routing", "updn", "--dump", str(dump)])
+        sm.wait_up(120)
+        ports = {p["port_guid"]: p["lid"] for p in json.loads(dump.read_text())["ports"]}
+        for name in HOSTS:
+            switch = vsw.node_by_name(f"{name}-vsw")
+            info = harness.tool(
+                ibsim, ["smpquery", "nodeinfo", str(ports[f"0x{switch.node_guid:016x}"])]
+            )
+            assert re.search(r"^NodeType:\.+Switch", info.stdout, re.M), info.stdout
+            for vf in range(1, VFS + 1):
+                node = vsw.node_by_name(f"{name}-vf{vf}")
+                guid = vsw.port(node.index, 1).port_guid
+                lid = ports[f"0x{guid:016x}"]
+                answer = harness.tool(ibsim, ["smpquery", "portinfo", str(lid), "1"])
+                assert re.search(rf"^Lid:\.+{lid}$", answer.stdout, re.M), answer.stdout
+                guidinfo = harness.tool(ibsim, ["smpquery", "nodeinfo", str(lid)])
+                assert re.search(rf"^PortGuid:\.+0x{guid:016x}$", guidinfo.stdout, re.M)
+        sm.stop()
