@@ -3,8 +3,10 @@ blocks the SM rewrites for it, peers that keep their paths, and LID exhaustion."
 
 from __future__ import annotations
 
+import io
 import json
 from collections import Counter
+from ipaddress import IPv6Address
 from pathlib import Path
 from typing import Any
 
@@ -270,6 +272,149 @@ def test_peers_keep_their_paths_and_reconnect_without_notice_or_query() -> None:
         assert last_before < migration.start_ns + 500_000_000  # VF detach phase
         assert conn.reconnect_ns == first_after - vport_up
         assert 0 <= first_after - up.time_ns < data["workload"]["interval_us"] * 1000
+
+
+def traced_run(
+    data: dict[str, Any], name: str
+) -> tuple[RunResult, list[dict[str, Any]], VirtualizedSubnet]:
+    """The run's result, its JSONL trace parsed, and the subnet as it ended."""
+    stream = io.StringIO()
+    sims: list[VirtualizedSubnet] = []
+    result = run_scenario(
+        scenario_from_dict(data, name),
+        trace=TraceWriter(stream),
+        on_stage=lambda stage, sim: sims.append(sim) if stage == "measure" else None,
+    )
+    return result, [json.loads(line) for line in stream.getvalue().splitlines()], sims[0]
+
+
+def of(trace: list[dict[str, Any]], event: str, **fields: Any) -> list[dict[str, Any]]:
+    return [
+        e for e in trace
+        if e["event"] == event and all(e.get(k) == v for k, v in fields.items())
+    ]  # fmt: skip
+
+
+def test_a_migrated_client_is_back_after_its_outage_the_lft_update_and_one_cm_exchange() -> None:
+    """The acceptance decomposition, from the trace's own timestamps: when the
+    migrated VM is the active side (`workload.direction = "from-vm"`), its CM sends
+    one REQ per peer on the path it holds the moment its vport is up; the LFTs
+    already lead its LID to the new host, so the peer's REP comes straight back."""
+    data = lab_with_peers("vswitch")
+    data["workload"]["direction"] = "from-vm"
+    result, trace, sim = traced_run(data, "vswitch-from-vm")
+    [migration] = result.migrations
+    assert migration.outcome == "completed"
+    assert result.path_change_events == 0 and result.reports == 0
+    assert path_queries(result) == 0  # dom0 has no port-LID entry to contradict it
+    [move_event] = of(trace, "VfLidMoved")
+    vm_gid = of(trace, "Attached", resumed=True)[0]["gid"]
+    [detached] = of(trace, "Detached", gid=vm_gid)
+    [attached] = of(trace, "Attached", gid=vm_gid, resumed=True)
+    detach, move, attach = detached["t_ns"], move_event["t_ns"], attached["t_ns"]
+    lft_writes = [e["t_ns"] for e in of(trace, "LftBlockWritten") if e["t_ns"] >= move]
+    assert len(lft_writes) == move_event["lft_smps"]
+    # The VM's own outage (detach to vport up) holds the LFT update: the SM moves
+    # its LID when the VF is ready at the destination, and the vport comes up after
+    # every switch has its new entry.
+    assert detach < move <= max(lft_writes) < attach
+    assert attach - detach == migration.rc_downtime_ns
+    # Every REQ after the move left at vport up, on a cached path; none failed or
+    # was resent: one REQ per peer then, beside the 3 at set-up.
+    resolved = [e for e in of(trace, "PathResolved") if e["t_ns"] >= detach]
+    assert {(e["t_ns"], e["via"]) for e in resolved} == {(attach, "cache")}
+    assert len(resolved) == 3 and of(trace, "ConnectFailed") == []
+    assert sim.vms["vm0"].guest.sent["cm_req"] == 3 + 3
+    interval_ns = data["workload"]["interval_us"] * 1000
+    ups = [e for e in of(trace, "ConnectionUp", local_gid=vm_gid, role="client")
+           if e["t_ns"] > attach]  # fmt: skip
+    assert len(ups) == len(result.connections) == 3
+    downtimes = {c.server: c.downtime_ns for c in result.connections}
+    assert all(c.client == "vm0" and c.vm == "vm0" for c in result.connections)
+    for up in ups:
+        peer = up["peer_gid"]
+        # The REP came back (vm0's ConnectionUp), then the RTU reached the peer.
+        [peer_up] = [e for e in of(trace, "ConnectionUp", local_gid=peer, peer_gid=vm_gid)
+                     if e["t_ns"] > attach]  # fmt: skip
+        assert attach < up["t_ns"] < peer_up["t_ns"] < attach + CM_EXCHANGE_NS
+        deliveries = [e["t_ns"] for e in of(trace, "MessageDelivered", client_gid=vm_gid,
+                                             server_gid=peer)]  # fmt: skip
+        last_before = max(t for t in deliveries if t < detach)
+        first_after = min(t for t in deliveries if t > attach)
+        assert detach - last_before < interval_ns  # the VF went mid-stream
+        assert 0 <= first_after - up["t_ns"] < interval_ns  # the first message's offset
+        [name] = [v.name for v in sim.vms.values() if str(IPv6Address(v.guest.gid)) == peer]
+        # downtime = the interval's part before the detach + the VM's outage (the
+        # LFT update inside it) + one CM exchange + the first message's offset.
+        assert downtimes[name] == (
+            (detach - last_before) + (move - detach) + (attach - move)
+            + (up["t_ns"] - attach) + (first_after - up["t_ns"])
+        )  # fmt: skip
+
+
+def test_under_rds_reconnects_the_migrated_client_waits_out_its_backoff_first() -> None:
+    """With RDS's reconnect worker (`[timing.guest] retry_while_detached`) the VM
+    kept trying while its VF was away, every attempt failing without a device, and
+    its first REQ after vport up leaves when the wait drawn at its last failure ends
+    (below `reconnect_backoff_max_ns`, 1 s): that residual wait comes between the
+    outage and the CM exchange."""
+    data = lab_with_peers("vswitch")
+    data["workload"]["direction"] = "from-vm"
+    data["timing"]["guest"] = {"retry_while_detached": True}
+    result, trace, _ = traced_run(data, "vswitch-from-vm-rds")
+    [migration] = result.migrations
+    assert migration.outcome == "completed" and path_queries(result) == 0
+    vm_gid = of(trace, "Attached", resumed=True)[0]["gid"]
+    [detached] = of(trace, "Detached", gid=vm_gid)
+    [attached] = of(trace, "Attached", gid=vm_gid, resumed=True)
+    detach, attach = detached["t_ns"], attached["t_ns"]
+    ups = [e for e in of(trace, "ConnectionUp", local_gid=vm_gid, role="client")
+           if e["t_ns"] > attach]  # fmt: skip
+    assert len(ups) == 3
+    for up in ups:
+        peer = up["peer_gid"]
+        failed = of(trace, "ConnectFailed", client_gid=vm_gid, server_gid=peer)
+        assert failed and {e["reason"] for e in failed} == {"no_device"}
+        assert failed[0]["t_ns"] == detach  # RDS's first attempt is immediate
+        assert all(detach <= e["t_ns"] < attach for e in failed)
+        req_at = failed[-1]["t_ns"] + failed[-1]["backoff_ns"]
+        assert attach <= req_at < attach + 1_000_000_000
+        [resolved] = [e for e in of(trace, "PathResolved", gid=peer) if e["t_ns"] > attach]
+        assert (resolved["t_ns"], resolved["via"]) == (req_at, "cache")
+        assert req_at < up["t_ns"] < req_at + CM_EXCHANGE_NS  # one CM exchange
+
+
+def test_with_connections_both_ways_only_the_migrated_vms_own_come_back_at_once() -> None:
+    """Which connections give the short decomposition: those the migrated VM is the
+    client of. A peer that is the client got the VM's DREQ as the VF went, sent its
+    REQ at once into the VM's outage, and waits for ib_cm's resend of it; nothing in
+    the vSwitch model tells it the VM is back (no notice), and rdma_cm has it wait."""
+    data = lab_with_peers("vswitch")
+    data["workload"]["direction"] = "both"
+    result = run_scenario(scenario_from_dict(data, "vswitch-both"))
+    [migration] = result.migrations
+    assert migration.done_ns is not None
+    interval_ns = data["workload"]["interval_us"] * 1000
+    from_vm = [c for c in result.connections if c.vm == "vm0"]
+    to_vm = [c for c in result.connections if not c.vm]
+    assert len(from_vm) == len(to_vm) == 3
+    assert {c.server for c in from_vm} == {c.client for c in to_vm}
+    for conn in from_vm:
+        assert conn.reconnect_ns is not None
+        assert 0 < conn.reconnect_ns < CM_EXCHANGE_NS + interval_ns
+    for conn in to_vm:
+        # The first REQ resend after vport up: 6.144 s after the REQ sent into the
+        # outage (PacketLifeTime 18, CM response time-out 20), 2.85 s after vport up.
+        assert conn.reconnect_ns is not None and conn.reconnect_ns > 2_000_000_000
+
+
+def test_workload_direction_is_checked() -> None:
+    data = scenario()
+    data["workload"]["direction"] = "sideways"
+    with pytest.raises(ConfigError, match=r"workload\.direction: must be one of "
+                       r"to-vm, from-vm, both"):  # fmt: skip
+        scenario_from_dict(data)
+    assert scenario_from_dict(scenario()).workload.direction == "to-vm"
 
 
 def test_shared_port_peers_stay_broken_in_the_same_run() -> None:

@@ -63,6 +63,26 @@ def test_packet_life_time_choices_reach_the_sa() -> None:
     assert (life(None), life("hops"), life(12)) == (18, None, 12)
 
 
+def test_notice_and_targeted_reach_the_sa() -> None:
+    from ibmig.cli.sm import build_sa
+    from ibmig.core.sa import SubnetAdministrator
+    from tests.core.sa.sa_util import build_subnet
+
+    parser = argparse.ArgumentParser(prog="ibmig")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_parser(sub)
+    args = parser.parse_args(["sm", "--ibsim", "--notice", "trap69-path", "--targeted"])
+    sa = build_sa(build_subnet(), 1, "hops", notice=args.notice, targeted=args.targeted)
+    assert isinstance(sa, SubnetAdministrator)
+    config = sa.config
+    assert (config.path_change_notice, config.targeted_reports) == ("trap69-path", True)
+    assert config.packet_life_time is None
+    default = parser.parse_args(["sm", "--ibsim"])
+    sa = build_sa(build_subnet(), 1, None, notice=default.notice, targeted=default.targeted)
+    assert isinstance(sa, SubnetAdministrator)
+    assert (sa.config.path_change_notice, sa.config.targeted_reports) == ("trap69", False)
+
+
 @pytest.fixture
 def sim(ibsim_tools: None, net_file: Callable[[str], Path]) -> Iterator[tuple[Harness, Ibsim]]:
     with Harness() as harness:

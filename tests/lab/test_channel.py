@@ -7,7 +7,16 @@ import struct
 
 import pytest
 
-from ibmig.daemons.channel import MAX_FRAME_BYTES, ChannelError, FrameReader, decode, encode
+from ibmig.daemons.channel import (
+    MAX_FRAME_BYTES,
+    ChannelError,
+    FrameReader,
+    decode,
+    encode,
+    path_fields,
+    path_values,
+)
+from ibmig.wire.notice import PathValues
 
 GID = "fe800000000000000002c9fe00000001"
 
@@ -64,3 +73,15 @@ def test_a_frame_longer_than_the_limit_is_refused_before_it_is_read() -> None:
 def test_extra_keys_are_kept_for_later_versions() -> None:
     [message] = FrameReader().feed(frame({"v": 1, "type": "status", "verbose": True}))
     assert message["verbose"] is True
+
+
+def test_a_path_change_carries_the_path_values_and_a_bad_one_is_refused() -> None:
+    values = PathValues(sl=3, mtu=4, rate=7, packet_life_time=18)
+    message = {"type": "path_change", "gid": GID, "new_lid": 26, **path_fields(values)}
+    [received] = FrameReader().feed(encode(message))
+    assert received["path"] == {"sl": 3, "mtu": 4, "rate": 7, "packet_life_time": 18}
+    assert path_values(received) == values
+    assert path_fields(None) == {} and path_values({"type": "path_change"}) is None
+    for bad in ({"sl": 3}, {"sl": 16, "mtu": 4, "rate": 7, "packet_life_time": 18}, [1, 2]):
+        with pytest.raises(ChannelError, match="path_change"):
+            path_values({**received, "path": bad})

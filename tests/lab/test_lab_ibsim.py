@@ -7,6 +7,11 @@ dom0's channel; vm0 migrates with static assignment.
   SA's Reports are what the simulator predicts for the same fabric, n and m;
 - none: nobody hears, nobody re-resolves; the simulator predicts no Report either;
 - per-vm: the guests subscribe themselves; Reports as the simulator predicts;
+- targeted (`ibmig sm --targeted`): the SA tells only the hosts whose port resolved
+  a PathRecord to vm0, fewer Reports than per-host, as the simulator predicts;
+- per-host with the path-carrying notice (`--notice trap69-path`): dom0 forwards
+  the new path's values and the peers reconnect on their updated cached path,
+  without a PathRecord query;
 - a dom0 killed (SIGKILL, by its pid) and started again subscribes again and
   rebuilds its table; a malformed message on its channel is answered with an
   error and logged, and it lives on.
@@ -45,9 +50,9 @@ N, M = 3, 1
 TIMEOUT_S = 120.0
 
 
-def run(net: Path, strategy: str) -> Iterator[tuple[Lab, Migration]]:
+def run(net: Path, strategy: str, notice: str = "trap69") -> Iterator[tuple[Lab, Migration]]:
     with Harness() as harness:
-        lab = start_lab(harness, net, strategy, n=N, m=M, timeout_s=TIMEOUT_S)
+        lab = start_lab(harness, net, strategy, n=N, m=M, notice=notice, timeout_s=TIMEOUT_S)
         try:
             yield lab, migrate(lab, timeout_s=TIMEOUT_S)
         finally:
@@ -195,3 +200,62 @@ def test_per_vm_reports_are_what_the_simulator_predicts(
             assert heard["via"] == "report"  # its own subscription, not dom0
             up = after(lab, vm, result, "ConnectionUp")
             assert [u["peer_lid"] for u in up] == [result.dst_lid]
+
+
+def test_targeted_reports_go_only_to_the_hosts_that_resolved_the_path(
+    ibsim_tools: None, net_file: Callable[[str], Path]
+) -> None:
+    for lab, result in run(net_file(TOPOLOGY), "targeted"):
+        # The clients vm1 and vm2 run on host1 and host2: their dom0s' ports asked the
+        # SA for vm0's path (the guests' QP1 goes through dom0); host0 holds no peer.
+        hosts = sorted({lab.host_of(vm) for vm in lab.clients})
+        assert hosts == [1, 2]
+        predicted = simulated_reports(net_file(TOPOLOGY), "targeted", N, M)
+        assert predicted == len(hosts) < N  # per-host would send N
+        assert result.reports_sent == predicted
+        assert result.reports_received == predicted
+        assert sorted(result.heard) == ["vm1", "vm2"]
+        gid = vm_gid(MOVER).hex()
+        for vm in lab.clients:
+            [heard] = after(lab, vm, result, "PathChangeReceived")
+            assert (heard["gid"], heard["new_lid"], heard["via"]) == (gid, result.dst_lid, "dom0")
+            up = after(lab, vm, result, "ConnectionUp")
+            assert [(u["peer_gid"], u["peer_lid"]) for u in up] == [(gid, result.dst_lid)]
+        # host0's dom0 subscribed as the others did, and heard nothing.
+        assert lab.control(0).must({"type": "status"})["subscribed"] is True
+        heard_at_host0 = [
+            r for r in lab.log(lab.dom0s[0])
+            if r["event"] == "ReportReceived" and float(r["t"]) >= result.started
+        ]  # fmt: skip
+        assert heard_at_host0 == []
+
+
+def test_a_path_carrying_notice_spares_the_peers_their_path_record_query(
+    ibsim_tools: None, net_file: Callable[[str], Path]
+) -> None:
+    for lab, result in run(net_file(TOPOLOGY), "per-host", notice="trap69-path"):
+        assert (
+            result.reports_sent
+            == N
+            == simulated_reports(net_file(TOPOLOGY), "per-host", N, M, notice="trap69-path")
+        )
+        assert sorted(result.heard) == ["vm1", "vm2"]
+        gid = vm_gid(MOVER).hex()
+        for vm in lab.clients:
+            [heard] = after(lab, vm, result, "PathChangeReceived")
+            assert (heard["gid"], heard["new_lid"], heard["via"]) == (gid, result.dst_lid, "dom0")
+            # The cached PathRecord took the notice's values: resolved from the
+            # cache at the new LID, no SA query.
+            resolved = after(lab, vm, result, "PathResolved")
+            assert [(r["gid"], r["lid"], r["via"]) for r in resolved] == [
+                (gid, result.dst_lid, "cache")
+            ]
+            up = after(lab, vm, result, "ConnectionUp")
+            assert [(u["peer_gid"], u["peer_lid"]) for u in up] == [(gid, result.dst_lid)]
+        assert result.path_queries == {"vm1": 0, "vm2": 0}
+        # What dom0 forwarded over the channel carried the path's values.
+        forwarded = [
+            r for r in lab.log(lab.guests[lab.clients[0]])
+            if r["event"] == "PathChangeReceived" and float(r["t"]) >= result.started
+        ]  # fmt: skip
+        assert len(forwarded) == 1

@@ -1,8 +1,10 @@
 """`ibmig dom0`, `ibmig guest` and `ibmig lab`: the signalling mechanism as processes.
 
-    ibmig dom0 --umad [--ca NAME --port N] --control SOCKET [--strategy S] [--state F]
+    ibmig dom0 --umad [--ca NAME --port N] --control SOCKET [--strategy S] [--notice V]
+               [--state F]
     ibmig guest --channel SOCKET --vm NAME --ip A [--peer IP=GID ...] [--subscribe]
-    ibmig lab --ibsim NETFILE [--strategy S ...] [--n N --m M]
+                [--notice V]
+    ibmig lab --ibsim NETFILE [--strategy S ...] [--notice V] [--n N --m M]
 
 dom0 and the guests print one JSON line per event (`ibmig.daemons.log`) and run
 until SIGINT or SIGTERM. The lab starts and stops everything itself.
@@ -22,6 +24,10 @@ from typing import IO
 
 from ibmig.cli.common import Subparsers
 from ibmig.errors import ConfigError
+
+NOTICE_CHOICES = ("trap69", "trap69-path")
+"""The notices the daemons take (`ibmig.core.sa_client.NOTICES` has trap64-65 too,
+which the lab does not measure)."""
 
 STEP_S = 0.01
 """How long one step of a daemon waits on its channel at most: the umad device is
@@ -56,9 +62,17 @@ def add_parser(sub: Subparsers) -> None:
     dom0.add_argument("--host", default="host", help="this host's name in the output")
     dom0.add_argument(
         "--strategy",
-        choices=("none", "per-vm", "per-host"),
+        choices=("none", "per-vm", "per-host", "targeted"),
         default="per-host",
-        help="per-host: dom0 subscribes and forwards (default)",
+        help="per-host: dom0 subscribes and forwards (default); targeted: the same, the "
+        "SA (ibmig sm --targeted) choosing whom it tells",
+    )
+    dom0.add_argument(
+        "--notice",
+        choices=NOTICE_CHOICES,
+        default="trap69",
+        help="the notice subscribed to; trap69-path: trap 69 carrying the new path's "
+        "values, forwarded to the guests with them (ibmig sm --notice trap69-path)",
     )
     dom0.add_argument("--vfs", type=int, default=16, help="VFs of the port (default 16)")
     dom0.add_argument(
@@ -92,6 +106,12 @@ def add_parser(sub: Subparsers) -> None:
         action="store_true",
         help="subscribe for path changes itself (the per-VM strategy)",
     )
+    guest.add_argument(
+        "--notice",
+        choices=NOTICE_CHOICES,
+        default="trap69",
+        help="with --subscribe: the notice subscribed to (see ibmig dom0 --notice)",
+    )
     guest.add_argument("--path-cache", choices=("cached", "query"), default="cached")
     guest.add_argument("--seed", type=int, default=0)
     guest.set_defaults(handler=run_guest)
@@ -110,8 +130,15 @@ def add_parser(sub: Subparsers) -> None:
     lab.add_argument(
         "--strategy",
         action="append",
-        choices=("none", "per-vm", "per-host"),
-        help="repeatable; default all three",
+        choices=("none", "per-vm", "per-host", "targeted"),
+        help="repeatable; default none, per-vm and per-host (the paper's three)",
+    )
+    lab.add_argument(
+        "--notice",
+        choices=NOTICE_CHOICES,
+        default="trap69",
+        help="trap69-path: the SA's trap 69 carries the new path's values and the "
+        "guests reconnect without a PathRecord query (default trap69)",
     )
     lab.add_argument("--n", type=int, default=3, help="hosts (default 3)")
     lab.add_argument("--m", type=int, default=1, help="VMs per host (default 1)")
@@ -162,7 +189,11 @@ def run_dom0(args: argparse.Namespace, out: IO[str] | None = None) -> int:
         )
     except ValueError:
         raise ConfigError(f"not a GUID: {args.port_guid!r}", "--port-guid") from None
-    config = HostConfig(num_vfs=args.vfs, subscribe_path_changes=args.strategy == "per-host")
+    config = HostConfig(
+        num_vfs=args.vfs,
+        subscribe_path_changes=args.strategy in ("per-host", "targeted"),
+        path_change_notice=args.notice,
+    )
     host = HostAgent(
         args.host,
         port_guid,
@@ -235,6 +266,7 @@ def run_guest(args: argparse.Namespace, out: IO[str] | None = None) -> int:
         peers=_peers(args.peer),
         config=config,
         subscribe=args.subscribe,
+        notice=args.notice,
         name=args.vm,
     )
     stop = _stop_on_signals()
@@ -251,7 +283,7 @@ def run_guest(args: argparse.Namespace, out: IO[str] | None = None) -> int:
 
 
 def run_lab_command(args: argparse.Namespace, out: IO[str] | None = None) -> int:
-    from ibmig.daemons.lab import STRATEGIES, run_lab
+    from ibmig.daemons.lab import PAPER_STRATEGIES, run_lab
     from ibmig.ibsim.harness import HarnessError, missing_tools
 
     out = out or sys.stdout
@@ -259,7 +291,7 @@ def run_lab_command(args: argparse.Namespace, out: IO[str] | None = None) -> int
     if missing:
         raise ConfigError(f"missing: {', '.join(missing)}", "--ibsim")
     started = time.monotonic()
-    strategies = tuple(args.strategy) if args.strategy else STRATEGIES
+    strategies = tuple(args.strategy) if args.strategy else PAPER_STRATEGIES
     if not Path(args.ibsim).is_file():
         raise ConfigError("no such net file", f"--ibsim {args.ibsim}")
     try:
@@ -270,6 +302,7 @@ def run_lab_command(args: argparse.Namespace, out: IO[str] | None = None) -> int
             n=args.n,
             m=args.m,
             seed=args.seed,
+            notice=args.notice,
             timeout_s=args.timeout,
             workdir=args.keep,
             compare=not args.no_compare,

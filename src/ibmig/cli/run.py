@@ -169,13 +169,15 @@ def run_command(
     unfinished = {m.vm for m in result.migrations if m.done_ns is None}
 
     def peer(c: ConnectionResult) -> str:
+        # A connection the migrated VM is the client of names both ends.
+        name = f"{c.client}->{c.server}" if c.vm else c.client
         if c.downtime_ns is not None:
-            return f"{c.client}: {c.downtime_ns / 1e3:,.0f} us"
+            return f"{name}: {c.downtime_ns / 1e3:,.0f} us"
         # No delivery after the migration began: broken, unless the migration
         # itself never finished (then nothing could have come back yet).
-        if c.server in unfinished:
-            return f"{c.client}: no delivery, migration unfinished"
-        return f"{c.client}: broken" + (f" ({c.cause})" if c.cause else "")
+        if c.migrating in unfinished:
+            return f"{name}: no delivery, migration unfinished"
+        return f"{name}: broken" + (f" ({c.cause})" if c.cause else "")
 
     per_conn = ", ".join(peer(c) for c in result.connections)
     print(f"\npeer connections: {per_conn or 'none'}", file=out)

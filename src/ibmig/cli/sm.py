@@ -27,6 +27,7 @@ What differs from the simulator, because ibsim is what it is:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import random
@@ -147,6 +148,19 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         help="PathRecord PacketLifeTime exponent for every path but a loopback one "
         "(default 18, OpenSM's subnet_timeout), or 'hops': from each path's hop count",
     )
+    parser.add_argument(
+        "--notice",
+        choices=("trap69", "trap69-path", "trap64-65"),
+        default="trap69",
+        help="how the SA tells an alias GUID move: trap 69 (default), trap 69 carrying "
+        "the new path's SL, MTU, rate and PacketLifeTime, or traps 65 and 64",
+    )
+    parser.add_argument(
+        "--targeted",
+        action="store_true",
+        help="send a path-change notice only to the subscribers whose port resolved a "
+        "PathRecord to the moved GID (the targeted strategy)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-sa", action="store_true", help="run the SM without the SA")
     parser.add_argument(
@@ -186,20 +200,25 @@ def no_ibsim_error(sockname: str | None) -> ConfigError:
 
 
 def build_sa(
-    sm: SubnetManager, seed: int, packet_life_time: int | str | None = None
+    sm: SubnetManager,
+    seed: int,
+    packet_life_time: int | str | None = None,
+    *,
+    notice: str = "trap69",
+    targeted: bool = False,
 ) -> Engine | None:
     """The SA engine for ibsim: one MAD per answer (ibsim has no RMPP).
-    `packet_life_time`: an exponent, "hops" (hop based) or None (SaConfig's default)."""
+    `packet_life_time`: an exponent, "hops" (hop based) or None (SaConfig's default);
+    `notice` and `targeted`: `SaConfig.path_change_notice` and `targeted_reports`."""
     try:
         from ibmig.core.sa import SaConfig, SubnetAdministrator
     except ImportError:  # pragma: no cover - the SA package is part of ibmig
         return None
-    if packet_life_time is None:
-        config = SaConfig(rmpp=False)
-    elif packet_life_time == "hops":
-        config = SaConfig(rmpp=False, packet_life_time=None)
-    else:
-        config = SaConfig(rmpp=False, packet_life_time=int(packet_life_time))
+    config = SaConfig(rmpp=False, path_change_notice=notice, targeted_reports=targeted)
+    if packet_life_time == "hops":
+        config = dataclasses.replace(config, packet_life_time=None)
+    elif packet_life_time is not None:
+        config = dataclasses.replace(config, packet_life_time=int(packet_life_time))
     return SubnetAdministrator(sm, rng=random.Random(seed), config=config)
 
 
@@ -385,7 +404,13 @@ def run_sm(args: argparse.Namespace, out: IO[str] | None = None) -> int:
         node_info = client.get_node_info()
         port_num = port_info.local_port_num or 1
         sm = SubnetManager(port_num=port_num, config=_sm_config(args), rng=random.Random(args.seed))
-        sa = None if args.no_sa else build_sa(sm, args.seed + 1, args.packet_life_time)
+        sa = (
+            None
+            if args.no_sa
+            else build_sa(
+                sm, args.seed + 1, args.packet_life_time, notice=args.notice, targeted=args.targeted
+            )
+        )
         runtime = IbsimRuntime(client, sm, sa)
         printer = _Printer(runtime, out, args.quiet, args.dump)
         runtime.event_hooks.append(printer)
@@ -503,7 +528,13 @@ def run_umad_sm(args: argparse.Namespace, out: IO[str]) -> int:
         sm = SubnetManager(
             port_num=port.info.port, config=_sm_config(args), rng=random.Random(args.seed)
         )
-        sa = None if args.no_sa else build_sa(sm, args.seed + 1, args.packet_life_time)
+        sa = (
+            None
+            if args.no_sa
+            else build_sa(
+                sm, args.seed + 1, args.packet_life_time, notice=args.notice, targeted=args.targeted
+            )
+        )
         register_sm_agents(port, sa is not None)
         port.become_sm()  # requests reach us from here on: every agent is in place
         runtime = UmadRuntime(port, sm, sa, peer_check=_ibsim_check() if under_umad2sim() else None)

@@ -18,7 +18,9 @@ shared-port SR-IOV the VF's QP1 is paravirtualized, see `ibmig.daemons.dom0`).
 
 dom0 -> guest: `attached {lid, gid, sa_lid, port_num, resumed}`, `detached
 {next_channel}` (where the VM will find its next dom0, or null), `path_change {gid,
-new_lid}`, `mad {mad, slid, sqp, sl, qkey}`, `dom0_restarted`.
+new_lid}` (with `path {sl, mtu, rate, packet_life_time}`, PathRecord codes, when the
+notice carried the new path's values: "trap69-path"), `mad {mad, slid, sqp, sl,
+qkey}`, `dom0_restarted`.
 
 control -> dom0: `vm_arrived {vm, vguid}` (register the VM's alias GUID),
 `vf_attached {vm}`, `vf_detached {vm, next_channel}`, `vm_left {vm, vguid}`
@@ -37,6 +39,7 @@ import struct
 from typing import Any, Final
 
 from ibmig.errors import WireError
+from ibmig.wire.notice import PathValues
 
 VERSION: Final = 1
 MAX_FRAME_BYTES: Final = 64 * 1024
@@ -149,3 +152,30 @@ def gid_hex(gid: bytes) -> str:
 
 def gid_bytes(text: str) -> bytes:
     return bytes.fromhex(text)
+
+
+def path_fields(path: PathValues | None) -> dict[str, Any]:
+    """The `path` key of a `path_change` message (none without path values)."""
+    if path is None:
+        return {}
+    return {
+        "path": {
+            "sl": path.sl, "mtu": path.mtu, "rate": path.rate,
+            "packet_life_time": path.packet_life_time,
+        }
+    }  # fmt: skip
+
+
+def path_values(message: dict[str, Any]) -> PathValues | None:
+    """The path values a `path_change` message carries, None if it has no `path`
+    key; `ChannelError` for a malformed one."""
+    path = message.get("path")
+    if path is None:
+        return None
+    names = ("sl", "mtu", "rate", "packet_life_time")
+    if not isinstance(path, dict) or not all(_check(path.get(n), _INT) for n in names):
+        raise ChannelError(f"path_change: 'path' needs integers {', '.join(names)}")
+    try:
+        return PathValues(*(path[n] for n in names))
+    except WireError as exc:
+        raise ChannelError(f"path_change: {exc}") from None

@@ -70,7 +70,7 @@ from ibmig.core.host import (
     VfDown,
     VfUp,
 )
-from ibmig.daemons.channel import ChannelError, FrameReader, encode
+from ibmig.daemons.channel import ChannelError, FrameReader, encode, path_fields
 from ibmig.daemons.log import EventLog
 from ibmig.umad.abi import UmadHeader
 from ibmig.umad.runtime import is_request
@@ -345,7 +345,12 @@ class Dom0Daemon:
             if isinstance(message, ForwardPathChange):
                 self._message(
                     message.vm_id,
-                    {"type": "path_change", "gid": message.gid.hex(), "new_lid": message.new_lid},
+                    {
+                        "type": "path_change",
+                        "gid": message.gid.hex(),
+                        "new_lid": message.new_lid,
+                        **path_fields(message.path),
+                    },
                 )
         while (event := host.next_event()) is not None:
             self.log.engine_event(event)

@@ -38,7 +38,7 @@ from typing import Any, Final
 from ibmig.core.engine import QP1, Datagram
 from ibmig.core.guest import GuestAgent
 from ibmig.core.host import ForwardPathChange, PathRegistered, PathUnregistered
-from ibmig.daemons.channel import ChannelError, FrameReader, encode
+from ibmig.daemons.channel import ChannelError, FrameReader, encode, path_values
 from ibmig.daemons.dom0 import mad_kind
 from ibmig.daemons.log import EventLog
 
@@ -164,7 +164,10 @@ class GuestDaemon:
             self._disconnect()
             return
         for message in messages:
-            self._handle(message)
+            try:
+                self._handle(message)
+            except ChannelError as exc:  # a well-framed message with a bad value
+                self.log.line("channel_error", error=str(exc))
             self._collect()
 
     def _handle(self, message: dict[str, Any]) -> None:
@@ -194,9 +197,10 @@ class GuestDaemon:
             self._disconnect()
             self._next_try = 0.0  # the destination's dom0 may be there already
         elif kind == "path_change":
-            agent.receive_intra_host(
-                ForwardPathChange(self.vm, bytes.fromhex(message["gid"]), message["new_lid"]), now
+            change = ForwardPathChange(
+                self.vm, bytes.fromhex(message["gid"]), message["new_lid"], path_values(message)
             )
+            agent.receive_intra_host(change, now)
         elif kind == "mad":
             mad = bytes.fromhex(message["mad"])
             agent.receive(

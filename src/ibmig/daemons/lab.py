@@ -1,13 +1,18 @@
 """`ibmig lab`: the mechanism as processes on an ibsim fabric, one migration per
 strategy, timed on the wall clock.
 
-For each strategy (none, per-vm, per-host) the lab starts, each as its own process
-in its own process group: ibsim on the net file, ibmig's SM and SA over umad
-(`ibmig sm --umad` under libumad2sim.so), a dom0 daemon per host (`ibmig dom0
---umad`, attached at the host's CA) and a guest agent per VM (`ibmig guest`, on its
-dom0's channel). Hosts and VMs are placed as the simulator places them
-(`ibmig.experiments.placement`: the same host nodes, vGUIDs and IP addresses). The
-clients of the migrated VM (vm0) are the VMs on other hosts, up to `peers`.
+For each strategy (none, per-vm, per-host; targeted on request) the lab starts, each
+as its own process in its own process group: ibsim on the net file, ibmig's SM and SA over umad
+(`ibmig sm --umad` under libumad2sim.so; `--targeted` under the targeted strategy,
+`--notice` as the lab's), a dom0 daemon per host (`ibmig dom0 --umad`, attached at
+the host's CA) and a guest agent per VM (`ibmig guest`, on its dom0's channel).
+Targeted is per-host's dom0s with an SA that tells only the hosts whose port
+resolved a PathRecord to the moved GID; `notice = "trap69-path"` makes the SA's
+trap 69 carry the new path's values, which dom0 forwards over the channel, so the
+peers reconnect on their updated cached path without a PathRecord query. Hosts and
+VMs are placed as the simulator places them (`ibmig.experiments.placement`: the same
+host nodes, vGUIDs and IP addresses). The clients of the migrated VM (vm0) are the
+VMs on other hosts, up to `peers`.
 
 Once every client is connected to vm0, the lab migrates vm0 with static address
 assignment, in the order the migration engine uses (`ibmig.core.migration`): the
@@ -38,7 +43,10 @@ from ibmig.errors import ConfigError
 from ibmig.experiments.placement import VGUID_BASE, pick_hosts, vm_ip
 from ibmig.ibsim.harness import Harness, HarnessError, IbmigSm, Ibsim, first_ca
 
-STRATEGIES = ("none", "per-vm", "per-host")
+STRATEGIES = ("none", "per-vm", "per-host", "targeted")
+PAPER_STRATEGIES = ("none", "per-vm", "per-host")
+"""What `ibmig lab` runs when no strategy is named: the paper's three."""
+NOTICES = ("trap69", "trap69-path")
 MOVER = 0  # vm0 migrates, as `[[migrations]] vm = 0` in the examples
 
 
@@ -99,6 +107,7 @@ class Lab:
     controls: list[Control] = field(default_factory=list)
     clients: list[int] = field(default_factory=list)
     ibsim: Ibsim | None = None
+    notice: str = "trap69"
 
     def host_of(self, vm: int) -> int:
         return vm // self.m
@@ -107,6 +116,7 @@ class Lab:
         args = [
             "-m", "ibmig.cli", "dom0", "--umad", "--control", self.channels[host],
             "--host", f"host{host}", "--strategy", self.strategy, "--state", self.states[host],
+            "--notice", self.notice,
         ]  # fmt: skip
         return args
 
@@ -145,18 +155,22 @@ def start_lab(
     m: int = 1,
     peers: int = 3,
     seed: int = 1,
+    notice: str = "trap69",
     timeout_s: float = 120.0,
 ) -> Lab:
     """ibsim, the SM, the dom0s and the guests, up and every client connected."""
     if strategy not in STRATEGIES:
         raise ConfigError(f"must be one of {', '.join(STRATEGIES)}", "--strategy")
+    if notice not in NOTICES:
+        raise ConfigError(f"must be one of {', '.join(NOTICES)}", "--notice")
     if n < 2 or m < 1:
         raise ConfigError("a migration needs n >= 2 hosts and m >= 1 VMs each", "--n/--m")
     # ibsim allows 10 clients: the SM and one dom0 per host (guests are not clients).
     if n > 9:
         raise ConfigError("ibsim takes 10 clients: at most 9 hosts beside the SM", "--n")
     sim = harness.start_ibsim(net_file)
-    sm = harness.start_ibmig_sm_umad(sim)
+    sm_args = ["--notice", notice] + (["--targeted"] if strategy == "targeted" else [])
+    sm = harness.start_ibmig_sm_umad(sim, args=sm_args)
     sm.wait_up(timeout_s)
     fabric = sim.fabric
     sm_name = first_ca(fabric)
@@ -165,7 +179,7 @@ def start_lab(
     names = [fabric.nodes[i].name for i in nodes]
     channels = [str(harness.dir / f"host{i}.sock") for i in range(n)]
     states = [str(harness.dir / f"host{i}.state.json") for i in range(n)]
-    lab = Lab(harness, strategy, n, m, sm, names, channels, states, [], ibsim=sim)
+    lab = Lab(harness, strategy, n, m, sm, names, channels, states, [], ibsim=sim, notice=notice)
     lab.dom0s = [lab.start_dom0(i, timeout_s) for i in range(n)]
     lab.controls = [Control(path) for path in channels]
     for vm in range(n * m):
@@ -183,6 +197,7 @@ def start_lab(
             argv += ["--peer", f"{vm_ip(MOVER)}={mover_gid}"]
         if strategy == "per-vm":
             argv.append("--subscribe")
+        argv += ["--notice", notice]
         lab.guests.append(harness.start_python(f"guest-vm{vm}", argv))
     for vm in lab.clients:
         up = lab.wait(
@@ -203,7 +218,7 @@ def start_lab(
         for host in range(n):
             status = lab.control(host).must({"type": "status"})
             deadline = time.monotonic() + timeout_s
-            while strategy == "per-host" and not status["subscribed"]:
+            while strategy in ("per-host", "targeted") and not status["subscribed"]:
                 if time.monotonic() > deadline:
                     raise HarnessError(f"host{host} did not subscribe")
                 time.sleep(0.05)
@@ -227,6 +242,9 @@ class Migration:
     reports_sent: int  # trap 69 Reports the SA sent (first sends)
     reports_received: int  # by subscribers, first receipts
     mads: dict[str, dict[str, int]]  # process -> "class/method/attribute" -> count
+    notice: str = "trap69"
+    path_queries: dict[str, int] = field(default_factory=dict)
+    """client -> PathRecord queries it sent after the migration started."""
 
 
 def migrate(
@@ -258,6 +276,7 @@ def migrate(
     heard: dict[str, float] = {}
     reconnected: dict[str, float] = {}
     new_lid: dict[str, int] = {}
+    path_queries: dict[str, int] = {}
     for vm in lab.clients:
         name = f"vm{vm}"
         process = lab.guests[vm]
@@ -284,6 +303,7 @@ def migrate(
         ]  # fmt: skip
         if resolved:
             new_lid[name] = resolved[-1]["lid"]
+        path_queries[name] = sum(1 for r in resolved if r["via"] == "sa")
     time.sleep(0.5)  # late resends of Reports
     sm_text = lab.sm.output()[sm_before:]
     reports_sent = sum(
@@ -308,11 +328,13 @@ def migrate(
         mads[f"guest vm{vm}"] = dict(counted)
     return Migration(
         lab.strategy, lab.m, started, src, dst, dst_lid, heard, reconnected, new_lid,
-        reports_sent, received, mads,
+        reports_sent, received, mads, lab.notice, path_queries,
     )  # fmt: skip
 
 
-def simulated_reports(net_file: str | Path, strategy: str, n: int, m: int, seed: int = 1) -> int:
+def simulated_reports(
+    net_file: str | Path, strategy: str, n: int, m: int, seed: int = 1, notice: str = "trap69"
+) -> int:
     """Reports per event the simulator predicts for the same fabric, n and m."""
     from ibmig.experiments.metrics import summarize_messages
     from ibmig.experiments.runner import run_scenario
@@ -323,7 +345,7 @@ def simulated_reports(net_file: str | Path, strategy: str, n: int, m: int, seed:
             "topology": {"file": str(net_file)},
             "hosts": {"n": n, "m": m, "vfs": max(2, m + 1)},
             "workload": {"peers": min(3, (n - 1) * m)},
-            "signalling": {"assignment": "static", "strategy": strategy},
+            "signalling": {"assignment": "static", "strategy": strategy, "notice": notice},
             "migrations": [{"vm": MOVER, "at_ms": 50}],
             "run": {"seed": seed, "duration_ms": 12000},
             # As examples/lab.toml: the copy ends well within the run.
@@ -331,7 +353,9 @@ def simulated_reports(net_file: str | Path, strategy: str, n: int, m: int, seed:
         },
         "<lab>",
     )
-    result = run_scenario(scenario, traffic=False)
+    # Targeted Reports go to the ports that resolved a path to vm0: its peers must
+    # have connected, so the workload runs.
+    result = run_scenario(scenario, traffic=strategy == "targeted")
     return int(summarize_messages(result)["reports_per_event"])
 
 
@@ -339,7 +363,8 @@ def print_migration(result: Migration, simulated: int | None, out: IO[str]) -> N
     clock = time.strftime("%H:%M:%S", time.gmtime(result.started))
     micros = int(result.started * 1e6) % 1_000_000
     print(
-        f"\n== {result.strategy}: vm0 host{result.src} -> host{result.dst} "
+        f"\n== {result.strategy}{'' if result.notice == 'trap69' else ', ' + result.notice}: "
+        f"vm0 host{result.src} -> host{result.dst} "
         f"(new LID {result.dst_lid}), started {clock}.{micros:06d} UTC",
         file=out,
     )
@@ -360,7 +385,8 @@ def print_migration(result: Migration, simulated: int | None, out: IO[str]) -> N
         print(
             f"  {name}: heard {'-' if heard is None else f'+{heard * 1000:.1f} ms'}, "
             f"reconnected {'-' if again is None else f'+{again * 1000:.1f} ms'} "
-            f"(LID {result.new_lid.get(name, '-')})",
+            f"(LID {result.new_lid.get(name, '-')}; "
+            f"PathRecord queries {result.path_queries.get(name, 0)})",
             file=out,
         )
     print("MADs sent (class/method/attribute: count):", file=out)
@@ -377,6 +403,7 @@ def run_lab(
     n: int = 3,
     m: int = 1,
     seed: int = 1,
+    notice: str = "trap69",
     timeout_s: float = 120.0,
     workdir: str | None = None,
     compare: bool = True,
@@ -386,13 +413,16 @@ def run_lab(
         with Harness(
             workdir and str(Path(workdir) / strategy), keep=workdir is not None
         ) as harness:
-            lab = start_lab(harness, net_file, strategy, n=n, m=m, seed=seed, timeout_s=timeout_s)
+            lab = start_lab(
+                harness, net_file, strategy, n=n, m=m, seed=seed, notice=notice,
+                timeout_s=timeout_s,
+            )  # fmt: skip
             try:
                 result = migrate(lab, timeout_s=timeout_s)
             finally:
                 for control in lab.controls:
                     control.close()
-        simulated = simulated_reports(net_file, strategy, n, m, seed) if compare else None
+        simulated = simulated_reports(net_file, strategy, n, m, seed, notice) if compare else None
         print_migration(result, simulated, out)
         results.append(result)
     return results

@@ -321,7 +321,9 @@ READING = (
     "(55 SMPs at n = 648 against 3,410 for a full re-route), and peers reconnect over "
     "the path they hold; but nothing tells them the VM is back, so each waits for its "
     "CM's next REQ resend, about 0.1 s more downtime here than a notice-driven "
-    "reconnect, and a LID per VF (prepopulated) or per VM (dynamic) limits the VMs of a "
-    "subnet. Fewest messages and least SA time at scale: targeted with the path carried; "
+    "reconnect (none when the migrated VM is the client and reconnects itself as its "
+    'vport comes up: [workload] direction = "from-vm"), and a LID per VF '
+    "(prepopulated) or per VM (dynamic) limits the VMs of a subnet. Fewest messages and "
+    "least SA time at scale: targeted with the path carried; "
     "least downtime: any shared-port signalling; least SA involvement: vSwitch."
 )

@@ -83,6 +83,15 @@ class ConnectionResult:
     (`connection_cause`): what the client still holds ("stale cached path: ..."),
     why the server cannot answer, or, when nothing explains it, what the client is
     doing. None for a peer that is back."""
+    vm: str = ""
+    """The migrating VM whose migration this connection measures: "" for the server,
+    or the client's name when the migrated VM is the active side
+    (`workload.direction`)."""
+
+    @property
+    def migrating(self) -> str:
+        """The VM whose migration this connection measures."""
+        return self.vm or self.server
 
 
 def connection_cause(
@@ -458,7 +467,7 @@ def measure(
     for conn in connections:
         times = collector.deliveries.get((conn.client, conn.server), [])
         conn.deliveries_ns = times
-        migration = next(m for m, _, _ in migrations if m.vm == conn.server)
+        migration = next(m for m, _, _ in migrations if m.vm == conn.migrating)
         start = migration.started_ns or first_start
         before = [t for t in times if t < start]
         after = [t for t in times if t >= start]
@@ -547,7 +556,7 @@ def event_metrics(
         if index is not None:
             taken.add(index)
         moved = detection.time_ns if detection is not None else migration.done_ns
-        peers = [c for c in connections if c.server == migration.vm]
+        peers = [c for c in connections if c.migrating == migration.vm]
         firsts = [next((t for t in c.deliveries_ns if t >= started), None) for c in peers]
         recovery = None
         if moved is not None and peers and all(t is not None for t in firsts):

@@ -124,6 +124,7 @@ def place(
         assignment=assignment,
         subscribe_path_changes=strategy.dom0_subscribes,
         path_change_notice=scenario.signalling.notice,
+        vf_lids=hosts_cfg.vswitch is not None,
     )
     prefix = sim.sm.config.subnet_prefix
     host_names = [f"host{i}" for i in range(hosts_cfg.n)]

@@ -29,6 +29,8 @@ validated there.
                                     # PathRecord across reconnects (SA caching)
     peer_hosts = 0                  # 0: peers drawn among every other host's VMs;
                                     # k: among the VMs of k hosts (h_p <= k)
+    direction = "to-vm"             # peers are clients of the migrated VM; "from-vm":
+                                    # it is their client; "both": one stream each way
 
     [signalling]
     assignment = "static"           # or "dynamic"
@@ -118,6 +120,9 @@ from ibmig.fabric.partitions import PartitionConfig, parse_partitions
 from ibmig.sim.latency import LatencyModel
 from ibmig.wire.smp import MAX_HOP_COUNT
 
+DIRECTIONS: Final = ("to-vm", "from-vm", "both")
+"""`workload.direction`: who is the client of each connection (`WorkloadConfig`)."""
+
 # The closed vocabularies a scenario names are registries defined next to what they
 # select (strategies, routing engines, generators, address assignment); the parser
 # turns names into their entries. Placement is the runner's own.
@@ -181,6 +186,10 @@ class WorkloadConfig:
     peer_hosts: int = 0
     """0: a VM's peers are drawn among the VMs of every other host; k: among those of
     k other hosts drawn first (`ibmig.experiments.workload`)."""
+    direction: str = "to-vm"
+    """Who connects to whom (`ibmig.experiments.workload`): "to-vm", each peer is a
+    client of the migrated VM (its CM is the active side); "from-vm", the migrated
+    VM is a client of each peer; "both", one connection each way per peer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -482,6 +491,7 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
         message_bytes=work_s.int("message_bytes", 64, 8, 4096),
         path_cache=work_s.choice("path_cache", "cached", PATH_CACHE_POLICIES),
         peer_hosts=work_s.int("peer_hosts", 0, 0),
+        direction=work_s.choice("direction", "to-vm", DIRECTIONS),
     )
     work_s.finish()
 

@@ -516,3 +516,39 @@ def test_a_silent_detach_leaves_the_peer_to_its_rc_retries() -> None:
     assert [e.reason for e in broken] == ["retry_exceeded"]
     # 4 sends (retry_count 3) 1.05 ms apart (local_ack_timeout 8): about 4.2 ms later.
     assert 4 * 1_048_576 <= broken[0].time_ns - detached_at < 5_000_000
+
+
+def test_retry_while_detached_keeps_backing_off_and_resume_waits_for_the_pending_wait() -> None:
+    """RDS's reconnect worker (`GuestConfig.retry_while_detached`): the stream tries
+    at once as the VF goes, every attempt fails at once without a device, the
+    backoff grows meanwhile, and the first REQ after resume leaves when the pending
+    wait ends, not at the resume."""
+    wire = two(replace(FAST, retry_while_detached=True))
+    wire.run_for(100_000)
+    c = wire.guests["c"]
+    c.detach(wire.now)
+    wire.pump("c")
+    detached_at = wire.now
+    wire.run_for(10_000_000)
+    assert not wire.sent_by("c", detached_at + 1)  # nothing leaves without a VF
+    failed = wire.events_of(ConnectFailed, "c")
+    # FAST: exact doubling from 0.5 ms, capped at 4 ms: attempts at +0, 0.5, 1.5,
+    # 3.5 and 7.5 ms, the last one waiting 4 ms.
+    assert [e.time_ns - detached_at for e in failed] == [0, 500_000, 1_500_000, 3_500_000,
+                                                          7_500_000]  # fmt: skip
+    assert {e.reason for e in failed} == {"no_device"}
+    assert [e.backoff_ns for e in failed] == [500_000, 1_000_000, 2_000_000, 4_000_000,
+                                              4_000_000]  # fmt: skip
+    c.resume(wire.now, port_num=1, lid=C_LID, gid=gid(C_GUID), sa_lid=SA_LID)
+    wire.pump("c")
+    resumed_at = wire.now
+    assert not wire.sent_by("c", resumed_at)  # no attempt at the resume itself
+    reqs_before = c.sent["cm_req"]
+    wire.run_for(5_000_000)
+    pending_end = failed[-1].time_ns + failed[-1].backoff_ns
+    first = next(t for t, n, _ in wire.sent if n == "c" and t >= resumed_at)
+    assert first == pending_end
+    assert c.sent["cm_req"] - reqs_before == 1  # one REQ, answered at once
+    [reconnected] = wire.events_of(Reconnected)
+    assert reconnected.down_ns == pending_end + 2_000 - detached_at
+    assert reconnected.attempts == len(failed) + 1

@@ -20,6 +20,7 @@ from ibmig.core.host import (
     HostError,
     HostEvent,
     MappingUpdated,
+    PathRegistered,
     SaRequestRetried,
     VfDown,
     VfUp,
@@ -518,3 +519,21 @@ def test_alias_retry_settings_are_checked() -> None:
         HostConfig(alias_retry_ns=10, alias_retry_max_ns=5)
     with pytest.raises(ConfigError, match="alias_retry_limit"):
         HostConfig(alias_retry_limit=-1)
+
+
+def test_in_the_vswitch_model_dom0_maps_no_local_vm_to_the_ports_lid() -> None:
+    """`HostConfig.vf_lids`: a VF's LID is its own, so the alias acknowledged puts no
+    entry in the table (it would name the port's LID), and a guest registering a
+    path to a local VM with its VF LID is not told otherwise."""
+    h1 = host(config=HostConfig(vf_lids=True))
+    h1.attach_vf("vm1", 10, vguid=V1)
+    # Its subscription (per-host: the registration check below needs it) and the Set.
+    [(datagram, mad)] = [(d, m) for d, m in sent(h1) if m.attribute_id == SaAttr.GUID_INFO_RECORD]
+    record = mad.record()
+    assert isinstance(record, GUIDInfoRecord)
+    block = GUIDInfoRecord(H1_LID, 0, record.guid_info)
+    h1.receive(answer(datagram, sa_mad(Method.GET_RESP, 0x30, block.pack(), tid=mad.tid)), 20)
+    assert [type(e) for e in events(h1)] == [AliasAcknowledged, VfUp]
+    assert h1.is_up("vm1") and h1.mapping == {} and h1.lookup(gid(V1)) is None
+    h1.receive_intra_host("vm2", PathRegistered(gid(V1), 44), 30)  # vm1's VF LID
+    assert h1.intra_host_to_send() == []

@@ -494,6 +494,8 @@ class GuestAgent(GuestCm):
         if announce:
             self.announce(now_ns)
         for stream in self._streams.values():
+            if stream.state is _BACKOFF and self.config.retry_while_detached:
+                continue  # RDS: the wait drawn while detached runs out first
             stream.failures = 0
             self._start_attempt(stream, now_ns)
 
@@ -555,11 +557,13 @@ class GuestAgent(GuestCm):
                     payload = CmMad(dreq, tid=self._new_tid()).pack()
                     farewells.append(self._mad(payload, conn.remote_lid, conn.remote_gid, conn.sl))
             self._close(conn)
+        retrying: list[ClientStream] = []
         for stream in self._streams.values():
             if stream.state is _CONNECTED and stream.broken_ns is None:
                 stream.broken_ns = now_ns
             if stream.state is not _IDLE:
                 stream.transition(_IDLE)
+                retrying.append(stream)
             stream.conn = None
             stream.token += 1
             stream.deadline = None
@@ -588,6 +592,10 @@ class GuestAgent(GuestCm):
             self.multicast_joined = False
         self.attached = False
         self._emit(Detached(now_ns, self.gid))
+        if self.config.retry_while_detached:
+            for stream in retrying:
+                stream.failures = 0
+                self._start_attempt(stream, now_ns)  # fails at once: no device
 
     # --- peers, path changes, intra-host channel --------------------------------------
 
@@ -791,6 +799,12 @@ class GuestAgent(GuestCm):
         stream.attempts += 1
         stream.deadline = None
         stream.conn = None
+        if not self.attached:
+            # No device (`GuestConfig.retry_while_detached`): address resolution
+            # fails at once, and the stream waits its backoff.
+            stream.transition(_RESOLVING)
+            self._attempt_failed(stream, "no_device", now_ns)
+            return
         entry = self.neighbours.get(stream.ip)
         if entry is None or not entry.valid:
             self._await_neighbour(stream, entry, now_ns)

@@ -132,6 +132,19 @@ class GuestConfig:
     reconnect_backoff_max_ns: int = 1_000_000_000
     """The ceiling's ceiling: RDS's reconnect_max_delay_ms sysctl
     (`rds_sysctl_reconnect_max_jiffies` = HZ: 1 s)."""
+    retry_while_detached: bool = False
+    """What a client stream does while its VF is away (hot-unplugged for a
+    migration). False (default): it waits, and tries at once when the VF is attached
+    again (ASSUMPTION: an application that reconnects when its device and address
+    return; so that published runs do not change). True: as RDS's reconnect worker,
+    it keeps trying: the connection dropped with the device (net/rds/ib.c
+    `rds_ib_remove_one` -> `rds_ib_dev_shutdown` drops every connection on it), the
+    first attempt is at once (net/rds/threads.c `rds_queue_reconnect`, whose
+    `cp_reconnect_jiffies` a completed connection left at 0) and each attempt fails
+    at once, as `rdma_resolve_addr` finds no device for the source address
+    (net/rds/ib_cm.c `rds_ib_conn_path_connect`), so the backoff of
+    `reconnect_policy` grows meanwhile; `rds_ib_add_one` starts no attempt, so the
+    first one after the VF is back is when the pending wait ends."""
     backoff_jitter: float = 0.25
     """`doubling` only: each wait is lengthened by a random fraction in [0, jitter)
     of itself, drawn from the agent's rng. ASSUMPTION."""
@@ -232,7 +245,12 @@ class GuestConfig:
         _check_int("arp_reachable_ns", self.arp_reachable_ns, 0)
         _check_int("arp_ucast_probes", self.arp_ucast_probes, 0)
         _check_int("arp_mcast_probes", self.arp_mcast_probes, 1)
-        for name in ("disconnect_on_error", "dreq_on_detach", "arp_use_on_connect"):
+        for name in (
+            "disconnect_on_error",
+            "dreq_on_detach",
+            "arp_use_on_connect",
+            "retry_while_detached",
+        ):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"must be true or false, got {getattr(self, name)!r}", name)
 

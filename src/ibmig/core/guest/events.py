@@ -64,7 +64,8 @@ class Reconnected:
 @dataclass(frozen=True, slots=True)
 class ConnectFailed:
     """One connection attempt failed; the next starts after `backoff_ns`.
-    Reasons: "sa_timeout", "sa_status_0x....", "cm_timeout", "rejected_<code>"."""
+    Reasons: "sa_timeout", "sa_status_0x....", "cm_timeout", "rejected_<code>",
+    "no_device" (tried while the VF is away: `GuestConfig.retry_while_detached`)."""
 
     time_ns: int
     client_gid: bytes

@@ -255,6 +255,12 @@ class HostConfig:
     """The notice subscribed to: "trap69", or "trap64-65" (traps 65 and 64, one
     InformInfo each; a trap 64 makes dom0 ask for the GID's PathRecord)."""
 
+    vf_lids: bool = False
+    """The vSwitch model (`ibmig.core.sm.vswitch`): every VF has a LID of its own,
+    given by the SM, not the port's. The mapping table then takes no entry for this
+    host's VMs (it would name the port's LID, which is not theirs); only notices
+    fill it."""
+
     def __post_init__(self) -> None:
         try:
             assignment = AddressAssignment(self.assignment)
@@ -287,7 +293,7 @@ class HostConfig:
                 f"alias_retry_limit must be an integer >= 0 or None, not {limit!r}",
                 "host.alias_retry_limit",
             )
-        for name in ("subscribe_path_changes", "send_grh"):
+        for name in ("subscribe_path_changes", "send_grh", "vf_lids"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false", f"host.{name}")
         if self.path_change_notice not in NOTICES:
@@ -896,6 +902,8 @@ class HostAgent(EventLog[HostEvent]):
         self._emit(VfUp(slot.vm, slot.index, self._gid(slot.alias), self.port_lid, now_ns))
 
     def _set_mapping(self, vguid: int, lid: int, source: str, now_ns: int) -> None:
+        if source == "local" and self.config.vf_lids:
+            return  # a VF's LID is its own, not `lid` (`HostConfig.vf_lids`)
         old = self.mapping.get(vguid)
         if old == lid:
             return
