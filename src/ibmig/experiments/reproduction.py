@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from ibmig.core.guest.config import PATH_CACHE_POLICIES
 from ibmig.errors import ConfigError
+from ibmig.experiments import sensitivity as sens
 from ibmig.experiments.metrics import (
     median_interval_ranks,
     summarize_downtime,
@@ -30,7 +31,6 @@ from ibmig.experiments.metrics import (
 )
 from ibmig.experiments.orchestration import orchestration_row, orchestration_scenarios
 from ibmig.experiments.report import write_report
-from ibmig.experiments import sensitivity as sens
 from ibmig.experiments.runner import run_scenario
 from ibmig.experiments.scenario import ASSIGNMENTS, Scenario, scenario_from_dict
 from ibmig.experiments.strategies import PAPER_STRATEGIES
