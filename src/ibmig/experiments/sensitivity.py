@@ -62,13 +62,6 @@ COST_M: Final = 4
 sweep, at its m)."""
 QUICK_COST_N: Final = 8
 """`--quick` (tests): the smallest sweep point instead."""
-HORIZON_MS: Final = 2000
-"""A lab run of the section ends this long after its migration's VF swap would
-(`lab_duration_ms`): the lab's own runs go on 6 s past it, but a signalled peer is
-back within milliseconds and an unsignalled one with cached paths never, and the
-simulator's past does not depend on when it stops, so the runs are those of the lab
-cut short; a third less simulated time each. A peer not back by then counts as
-never."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,12 +257,24 @@ def _with(knob: Knob | None, value: Any, data: dict[str, Any]) -> dict[str, Any]
     return data
 
 
-def lab_duration_ms(data: dict[str, Any]) -> float:
-    """How long a lab run of the section lasts: until `HORIZON_MS` after its
-    migration's VF swap would end under its timing (`_span_ns`)."""
-    timing = MigrationTiming().with_overrides(data["timing"]["migration"], "timing.migration")
+def _timing(data: dict[str, Any]) -> MigrationTiming:
+    return MigrationTiming().with_overrides(data["timing"]["migration"], "timing.migration")
+
+
+def horizon_ms(lab: dict[str, Any]) -> float:
+    """How long the lab's runs go on after the VF swap would end under the lab's
+    timing (12 s runs, the swap over at 6.09 s: 5,906 ms). Long enough for a peer
+    whose REQ was dropped to try once more (a CM resend, 6.144 s after its REQ)."""
+    at_ms = float(lab["migrations"][0]["at_ms"])
+    return float(lab["run"]["duration_ms"]) - at_ms - math.ceil(_span_ns(_timing(lab)) / 1e6)
+
+
+def lab_duration_ms(data: dict[str, Any], horizon: float) -> float:
+    """How long a lab run of the section lasts: until `horizon` ms after its
+    migration's VF swap would end under its own timing, as the lab's runs do (the
+    defaults' runs are the lab's)."""
     at_ms = float(data["migrations"][0]["at_ms"])
-    return at_ms + math.ceil(_span_ns(timing) / 1e6) + HORIZON_MS
+    return at_ms + math.ceil(_span_ns(_timing(data)) / 1e6) + horizon
 
 
 def _lab_data(lab: dict[str, Any], strategy: str) -> dict[str, Any]:
@@ -311,11 +316,12 @@ def plan(
     for each in knobs:
         cases += [(i, each, v) for i, v in enumerate(each.values)]
     out: list[SensitivityPoint] = []
+    horizon = horizon_ms(lab)
     for i, knob, value in cases:
         name = _value_name(knob, value)
         for strategy in STRATEGIES:
             data = _with(knob, value, _lab_data(lab, strategy))
-            data["run"]["duration_ms"] = lab_duration_ms(data)
+            data["run"]["duration_ms"] = lab_duration_ms(data, horizon)
             for seed in range(1, seeds + 1):
                 data["run"]["seed"] = seed
                 source = f"sensitivity[{name},{strategy},seed={seed}]"
