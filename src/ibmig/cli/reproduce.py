@@ -31,19 +31,29 @@ def add_parser(sub: Subparsers) -> None:
         help="runs per lab configuration, seeds 1..K (default 10); tables show the median "
         "and an interval by order statistics",
     )  # fmt: skip
+    parser.add_argument(
+        "--sensitivity-seeds", type=int, default=None, metavar="K",
+        help="runs per strategy and knob value in the sensitivity section, seeds 1..K "
+        "(default 3; 0 leaves the section out)",
+    )  # fmt: skip
     parser.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)
     add_backend_arguments(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ibmig.experiments import sensitivity
     from ibmig.experiments.reproduction import DEFAULT_SEEDS, check_seeds
 
     seeds = check_seeds(DEFAULT_SEEDS if args.seeds is None else args.seeds)
+    given = args.sensitivity_seeds
+    sensitivity_seeds = sensitivity.check_seeds(
+        sensitivity.DEFAULT_SEEDS if given is None else given
+    )
     backend = backend_from_args(args)
     return reproduce_command(
         args.out, as_json=args.json, out=sys.stdout, quick=args.quick, backend=backend,
-        seeds=seeds,
+        seeds=seeds, sensitivity_seeds=sensitivity_seeds,
     )  # fmt: skip
 
 
@@ -55,19 +65,24 @@ def reproduce_command(
     quick: bool = False,
     backend: Backend | None = None,
     seeds: int | None = None,
+    sensitivity_seeds: int | None = None,
 ) -> int:
+    from ibmig.experiments import sensitivity
     from ibmig.experiments.report import messages_table, seeds_table
     from ibmig.experiments.reproduction import DEFAULT_SEEDS, interval_note, points, reproduce
     from ibmig.experiments.sweep import PointsFailed
 
     seeds = DEFAULT_SEEDS if seeds is None else seeds
+    if sensitivity_seeds is None:
+        sensitivity_seeds = sensitivity.DEFAULT_SEEDS
     check_output_dir(out_dir, "--out")
-    todo = points(quick=quick, seeds=seeds)
+    todo = points(quick=quick, seeds=seeds, sensitivity_seeds=sensitivity_seeds)
     with Progress("reproduce", unit="runs", stream=sys.stderr, total=len(todo)) as progress:
         try:
             result = reproduce(
-                Path(out_dir), quick=quick, seeds=seeds, backend=backend, done=progress.update
-            )
+                Path(out_dir), quick=quick, seeds=seeds, backend=backend, done=progress.update,
+                sensitivity_seeds=sensitivity_seeds,
+            )  # fmt: skip
         except PointsFailed as exc:
             # The report needs every run: none is written, the failed runs are named.
             report_failures("reproduce", [s.source for _, s in todo], exc.failures, sys.stderr)
@@ -78,6 +93,7 @@ def reproduce_command(
             "downtime_runs": result.downtime_runs,
             "messages": result.messages,
             "orchestration": result.orchestration,
+            "sensitivity": result.sensitivity,
         }
         print(json.dumps(data, indent=1), file=out)
         return 0
@@ -94,6 +110,12 @@ def reproduce_command(
     for line in orchestration_table(result.orchestration):
         print(line, file=out)
     print(ORCHESTRATION_NOTE, file=out)
+    if result.sensitivity:
+        print("\nSensitivity: which findings depend on which number (lab testbed)", file=out)
+        for line in sensitivity.sensitivity_table(result.sensitivity):
+            print(line, file=out)
+        note = sensitivity.sensitivity_note(result.sensitivity, result.sensitivity_cost_n)
+        print(note, file=out)
     print(
         f"\nreport: {result.report}  ({result.runs} simulations, {result.wall_s:.1f} s)", file=out
     )

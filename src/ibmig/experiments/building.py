@@ -3,7 +3,7 @@ overrides, and the simulated subnet brought up by ibmig's SM."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from ibmig.core.guest.config import GuestConfig
@@ -76,6 +76,19 @@ def build_fabric(scenario: Scenario) -> Fabric:
             fabric = topo.generator(**dict(topo.params))
         except TypeError as exc:
             raise ConfigError(f"bad generator parameters: {exc}", where) from None
+    if topo.link_width is not None or topo.link_speed is not None:
+        fabric = Fabric(
+            fabric.nodes,
+            fabric.ports,
+            (
+                replace(
+                    link,
+                    width=topo.link_width or link.width,
+                    speed=topo.link_speed or link.speed,
+                )
+                for link in fabric.links
+            ),
+        )
     check_lid_space(fabric, where)
     check_vswitch_lid_space(scenario, fabric)
     return fabric

@@ -487,6 +487,50 @@ def _seeds_html(rows: Sequence[Row]) -> str:
     return f"<table><tr>{heads}</tr>{''.join(body)}</table>"
 
 
+def _sensitivity_html(rows: Sequence[Row]) -> str:
+    """The sensitivity rows as `ibmig.experiments.sensitivity.sensitivity_table`
+    shows them, a flipped finding in bold."""
+    head = (
+        "knob", "value", "default", "basis", "why these values",
+        "back (none / per-VM / per-host)", "Reports / event (per-VM / per-host)",
+        "VM RDMA down (ms)", "last peer after vport, worst seed (ms, per-VM / per-host)",
+        "F3 threshold (ms)", "makespan (ms, per-VM / per-host)", "ratio", "F1", "F2", "F3",
+        "F4",
+    )  # fmt: skip
+
+    def ms(value: float | None, digits: int = 1) -> str:
+        return "never" if value is None else f"{value:,.{digits}f}"
+
+    body = []
+    for r in rows:
+        back = " / ".join(str(b) for b, _ in r["back"].values()) + f" of {r['back']['none'][1]}"
+        cost = r["cost"]
+        makespan = (
+            f"{ms(cost['per-vm']['notification_makespan_ms'], 2)} / "
+            f"{ms(cost['per-host']['notification_makespan_ms'], 2)}"
+            if cost
+            else "not re-run"
+        )
+        ratio = "-" if r["makespan_ratio"] is None else f"{r['makespan_ratio']:.2f}"
+        after = r["after_vport_ms"]
+        cells = [
+            r["knob"], r["value"], r["default"], r["basis"], r["why"], back,
+            f"{r['reports']['per-vm']} / {r['reports']['per-host']}",
+            ms(r["vm_rdma_down_ms"], 0), f"{ms(after['per-vm'])} / {ms(after['per-host'])}",
+            f"{r['threshold_ms']:g}", makespan, ratio,
+        ]  # fmt: skip
+        shown = "".join(f"<td>{html.escape(str(c))}</td>" for c in cells)
+        for finding in ("F1", "F2", "F3", "F4"):
+            verdict = r[finding]
+            text = "-" if verdict is None else ("holds" if verdict else "fails")
+            if finding in r["flipped"]:
+                text = f"<b>{text} (flipped)</b>"
+            shown += f"<td>{text}</td>"
+        body.append(f"<tr>{shown}</tr>")
+    heads = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    return f"<table><tr>{heads}</tr>{''.join(body)}</table>"
+
+
 def _caption(row: Row) -> str:
     """What a cell's seeds say, above its timeline panel: the milliseconds the
     seconds axis cannot show."""
@@ -533,10 +577,17 @@ def write_report(
     migration_done_us: dict[str, float] | None = None,
     downtime_runs: Sequence[Row] = (),
     pauses_us: dict[str, tuple[float, float]] | None = None,
+    sensitivity: Sequence[Row] = (),
+    sensitivity_note: str = "",
 ) -> Path:
     """`downtime`: the lab cells over their seeds (`summarize_seeds` rows);
-    `downtime_runs`: every lab run's row."""
+    `downtime_runs`: every lab run's row; `sensitivity`: the sensitivity section's
+    rows (`ibmig.experiments.sensitivity.summarize`), written to sensitivity.json and
+    sensitivity.csv and shown as a table when given."""
     out.mkdir(parents=True, exist_ok=True)
+    if sensitivity:
+        (out / "sensitivity.json").write_text(json.dumps(list(sensitivity), indent=1) + "\n")
+        write_csv(out / "sensitivity.csv", sensitivity)
     write_csv(out / "downtime.csv", downtime)
     write_csv(out / "downtime_runs.csv", downtime_runs)
     write_csv(out / "messages.csv", messages)
@@ -595,8 +646,17 @@ def write_report(
                 "<h3>What the Reports cost in time: notification makespan and the SA's "
                 "largest queue against n</h3><img src='makespan.png' width='100%'>"
             )
+    if sensitivity:
+        parts.append("<h2>Sensitivity: which findings depend on which number</h2>")
+        parts.append(_sensitivity_html(sensitivity))
+        parts.append(f"<p>{html.escape(sensitivity_note)}</p>")
     for note in notes:
         parts.append(f"<p>{html.escape(note)}</p>")
+    if sensitivity:
+        parts.append(
+            "<p>Sensitivity: <a href='sensitivity.json'>sensitivity.json</a>, "
+            "<a href='sensitivity.csv'>sensitivity.csv</a>.</p>"
+        )
     parts.append(
         "<p>Raw data: <a href='results.json'>results.json</a>, "
         "<a href='downtime.csv'>downtime.csv</a> (per configuration), "

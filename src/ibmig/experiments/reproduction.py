@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from ibmig.core.guest.config import PATH_CACHE_POLICIES
 from ibmig.errors import ConfigError
+from ibmig.experiments import sensitivity as sens
 from ibmig.experiments.metrics import (
     median_interval_ranks,
     summarize_downtime,
@@ -137,7 +138,7 @@ def sweep_scenarios() -> list[Scenario]:
     return out
 
 
-Kind = Literal["lab", "messages", "orchestration"]
+Kind = Literal["lab", "messages", "orchestration", "sensitivity-lab", "sensitivity-cost"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,9 +161,14 @@ def run_point(point: tuple[Kind, Scenario]) -> PointResult:
         result = run_scenario(scenario, traffic=False)
         row = {**summarize_messages(result), **summarize_event_costs(result)}
         return PointResult(kind, row, [], -1.0)
+    if kind == "sensitivity-cost":
+        row = sens.cost_row(run_scenario(scenario, traffic=False))
+        return PointResult(kind, row, [], -1.0)
     result = run_scenario(scenario)
     if kind == "orchestration":
         return PointResult(kind, orchestration_row(result), [], -1.0)
+    if kind == "sensitivity-lab":
+        return PointResult(kind, sens.lab_row(result), [], -1.0)
     migration = result.migrations[0]
     start = migration.start_ns
     lines = [[(t - start) / 1e3 for t in c.deliveries_ns] for c in result.connections]
@@ -222,11 +228,36 @@ class Reproduction:
     seeds: int
     orchestration: list[dict[str, Any]] = field(default_factory=list)
     """`ibmig.experiments.orchestration` rows, in its scenarios' order."""
+    sensitivity: list[dict[str, Any]] = field(default_factory=list)
+    """`ibmig.experiments.sensitivity.summarize` rows (empty: the section not run)."""
+    sensitivity_cost_n: int = sens.COST_N
 
 
-def points(*, quick: bool = False, seeds: int = DEFAULT_SEEDS) -> list[tuple[Kind, Scenario]]:
+def sensitivity_plan(
+    *, quick: bool = False, seeds: int = sens.DEFAULT_SEEDS
+) -> list[sens.SensitivityPoint]:
+    """The sensitivity section's runs (`ibmig.experiments.sensitivity`) on this
+    module's lab and sweep fabric; `quick` (tests): two knobs, the smallest sweep
+    point. None with `seeds` 0."""
+    if seeds == 0:
+        return []
+    if quick:
+        return sens.plan(
+            LAB, SWEEP_TOPOLOGY, seeds=seeds, knobs=sens.quick_knobs(),
+            cost_n=sens.QUICK_COST_N,
+        )  # fmt: skip
+    return sens.plan(LAB, SWEEP_TOPOLOGY, seeds=seeds)
+
+
+def points(
+    *,
+    quick: bool = False,
+    seeds: int = DEFAULT_SEEDS,
+    sensitivity_seeds: int = sens.DEFAULT_SEEDS,
+) -> list[tuple[Kind, Scenario]]:
     """Every run of the evaluation: each lab cell `seeds` times, each sweep point
-    once; `quick` (for tests): the smallest sweep points only."""
+    once, the orchestration runs, then the sensitivity section's (`sensitivity_plan`);
+    `quick` (for tests): the smallest sweep points only."""
     sweeps = sweep_scenarios()
     if quick:
         sweeps = [s for s in sweeps if s.hosts.n * s.hosts.m <= 128]
@@ -234,7 +265,11 @@ def points(*, quick: bool = False, seeds: int = DEFAULT_SEEDS) -> list[tuple[Kin
     orchestration: list[tuple[Kind, Scenario]] = [
         ("orchestration", s) for s in orchestration_scenarios(LAB)
     ]
-    return labs + [("messages", s) for s in sweeps] + orchestration
+    tail: list[tuple[Kind, Scenario]] = [
+        ("sensitivity-lab" if p.role == "lab" else "sensitivity-cost", p.scenario)
+        for p in sensitivity_plan(quick=quick, seeds=sensitivity_seeds)
+    ]
+    return labs + [("messages", s) for s in sweeps] + orchestration + tail
 
 
 def reproduce(
@@ -244,11 +279,13 @@ def reproduce(
     seeds: int = DEFAULT_SEEDS,
     backend: Backend | None = None,
     done: Done | None = None,
+    sensitivity_seeds: int = sens.DEFAULT_SEEDS,
 ) -> Reproduction:
     """Run the evaluation and write the report into `out_dir`."""
     check_seeds(seeds)
+    sens.check_seeds(sensitivity_seeds)
     started = time.perf_counter()
-    todo = points(quick=quick, seeds=seeds)
+    todo = points(quick=quick, seeds=seeds, sensitivity_seeds=sensitivity_seeds)
     results = (backend or default_backend()).map(run_point, todo, done)
     runs: list[dict[str, Any]] = []
     cells: dict[str, list[dict[str, Any]]] = {}
@@ -257,10 +294,14 @@ def reproduce(
     pauses: dict[str, tuple[float, float]] = {}
     messages: list[dict[str, Any]] = []
     orchestration: list[dict[str, Any]] = []
+    sensitivity_rows: list[dict[str, Any]] = []
     for result in results:
         row = result.row
         if result.kind == "orchestration":
             orchestration.append(row)
+            continue
+        if result.kind in ("sensitivity-lab", "sensitivity-cost"):
+            sensitivity_rows.append(row)
             continue
         if result.kind == "messages":
             messages.append(row)
@@ -274,6 +315,9 @@ def reproduce(
             if result.pause_us is not None:
                 pauses[label] = result.pause_us
     downtime = [summarize_seeds(cell) for cell in cells.values()]
+    sens_points = sensitivity_plan(quick=quick, seeds=sensitivity_seeds)
+    sensitivity = sens.summarize(sens_points, sensitivity_rows) if sens_points else []
+    cost_n = sens.QUICK_COST_N if quick else sens.COST_N
     messages.sort(key=lambda r: (r["strategy"], r["n"], r["m"]))
     wall = time.perf_counter() - started
     target = write_report(
@@ -293,6 +337,10 @@ def reproduce(
         notes=NOTES,
         downtime_runs=runs,
         pauses_us=pauses,
+        sensitivity=sensitivity,
+        sensitivity_note=sens.sensitivity_note(sensitivity, cost_n) if sensitivity else "",
     )
     (out_dir / "orchestration.json").write_text(json.dumps(orchestration, indent=1) + "\n")
-    return Reproduction(downtime, messages, target, len(todo), wall, runs, seeds, orchestration)
+    return Reproduction(
+        downtime, messages, target, len(todo), wall, runs, seeds, orchestration, sensitivity, cost_n
+    )

@@ -10,6 +10,10 @@ validated there.
     [topology]
     file = "ft2-36"                 # a net file, or a built-in name (ft2-36 ... ft3-11664)
     # or: generator = "fat_tree_2level", with leaves = 4, hosts_per_leaf = 9, spines = 3
+    link_width = "4x"               # optional: every cable at this width ("1x" ... "12x")
+    link_speed = "EDR"              # and/or speed ("SDR" ... "NDR"); default: as the
+                                    # topology says (a net file without them, and the
+                                    # generators: 4x SDR, ibsim's default)
 
     [hosts]
     n = 8                           # physical servers hosting VMs
@@ -116,6 +120,7 @@ from ibmig.core.sm.vswitch import VfLids
 from ibmig.errors import ConfigError, shown
 from ibmig.experiments.strategies import STRATEGIES, Strategy
 from ibmig.fabric import GENERATORS, TopologyGenerator
+from ibmig.fabric.model import LinkSpeed, LinkWidth
 from ibmig.fabric.partitions import PartitionConfig, parse_partitions
 from ibmig.sim.latency import LatencyModel
 from ibmig.wire.smp import MAX_HOP_COUNT
@@ -165,6 +170,14 @@ class TopologyConfig:
     file: str | None = "ft2-36"
     generator: TopologyGenerator | None = None
     params: tuple[tuple[str, int], ...] = ()
+    link_width: LinkWidth | None = None
+    """Every cable at this width (None: as the topology says)."""
+    link_speed: LinkSpeed | None = None
+    """Every cable at this lane speed (None: as the topology says)."""
+
+
+LINK_WIDTHS: Mapping[str, LinkWidth] = {w.label: w for w in LinkWidth}
+LINK_SPEEDS: Mapping[str, LinkSpeed] = {s.name: s for s in LinkSpeed}
 
 
 @dataclass(frozen=True, slots=True)
@@ -430,6 +443,12 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
     topo = _Section(root._get("topology", {}), f"{source}: topology")
     file = topo.optional_str("file")
     generator_name = topo.optional_str("generator")
+    link_width = None
+    if topo.data.get("link_width") is not None:
+        link_width = topo.entry("link_width", "4x", LINK_WIDTHS)
+    link_speed = None
+    if topo.data.get("link_speed") is not None:
+        link_speed = topo.entry("link_speed", "SDR", LINK_SPEEDS)
     generator: TopologyGenerator | None = None
     params: list[tuple[str, int]] = []
     if generator_name is not None:
@@ -442,7 +461,7 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
         if file is not None:
             raise ConfigError("give file or generator, not both", f"{source}: topology")
         for key, value in topo.data.items():
-            if key in ("file", "generator"):
+            if key in ("file", "generator", "link_width", "link_speed"):
                 continue
             topo.used.add(key)
             if not isinstance(value, int) or isinstance(value, bool):
@@ -618,7 +637,7 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
         if key not in ("migration", "guest"):
             raise ConfigError("unknown key (known: guest, migration)", f"{source}: timing.{key}")
     scenario = Scenario(
-        topology=TopologyConfig(file, generator, tuple(params)),
+        topology=TopologyConfig(file, generator, tuple(params), link_width, link_speed),
         hosts=hosts,
         workload=workload,
         signalling=signalling,
