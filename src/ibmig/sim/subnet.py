@@ -66,6 +66,23 @@ outside the queue. A packet's path is walked (and its loss on lossy cables drawn
 when it is emitted, as without contention: a link that goes down while it waits in
 its engine's queue does not stop it.
 
+Kernel MAD layer. A GSI client hands its requests to the kernel with a timeout
+and retries (libibumad's umad_send; OpenSM's osm_vendor_send in
+libvendor/osm_vendor_ibumad.c), and Linux's MAD layer
+(drivers/infiniband/core/mad.c) starts that timeout when the send completes
+(ib_mad_complete_send_wr -> wait_for_response) and matches the response by TID as
+it is received (ib_mad_complete_recv -> ib_find_send_mad), in kernel context,
+whatever the client is busy with. An engine's queue is the client's thread, not
+the kernel: so for an engine with the optional `ibmig.core.engine.MadAgent`
+methods (the SA) the runtime says when each request it emitted leaves the port
+(`mad_departed`, called when the departure is computed, in the emitting step: no
+event per MAD) and when a response to one of its requests reaches the port
+(`response_arrived`, at delivery, before the response waits its turn in the
+queue). The engine keeps its timers and decides what a late answer is; the
+runtime only tells it what the kernel would know. (Putting the timeouts
+themselves in the runtime, as the kernel does, would move the SA's resends and
+their counts out of the engine that the ibsim and umad runtimes drive too.)
+
 Delivery. QP0 requests go to the node's SMA, QP0 responses and traps to the engine
 attached there as the SM, QP1 MADs to the engine that sent the request they answer
 (by TID) or else to the engine attached for their class. A migration's
@@ -363,6 +380,10 @@ class SubnetSim:
         self.data_packets = 0
         self.sa_received_bins: Counter[int] = Counter()
         self._gsi_requesters: dict[tuple[int, bytes], Engine] = {}
+        # Engines' `MadAgent` methods, by id(engine) (module docstring, "Kernel MAD
+        # layer").
+        self._departed: dict[int, Callable[[Datagram, int], None]] = {}
+        self._arrived: dict[int, Callable[[Datagram, int], None]] = {}
         self._timers: dict[int, Timer] = {}
         self.subnet_up_events: list[SubnetUp] = []
         self.sweep_failures: list[SweepFailed] = []
@@ -430,6 +451,13 @@ class SubnetSim:
         output handler."""
         key = id(engine)
         self._processing[key] = processing_ns
+        # Its `MadAgent` side, if any (looked up once: it is called per MAD).
+        departed = getattr(engine, "mad_departed", None)
+        arrived = getattr(engine, "response_arrived", None)
+        if departed is not None:
+            self._departed[key] = departed
+        if arrived is not None:
+            self._arrived[key] = arrived
         if smi and not isinstance(processing_ns, int):
             self.smp_servers.setdefault(key, EngineServer())
         if outputs is not None:
@@ -492,16 +520,18 @@ class SubnetSim:
         if self.contention:
             self._queue_outputs(node, engine, processing, delay_ns is not None)
         else:
+            departed = self._departed.get(key)
+            now = self.kernel.now_ns
             for datagram in engine.packets_to_send():
                 payload = datagram.payload
+                delay = processing if by_class is None else by_class[payload[1]]
                 if datagram.dqp == QP1 and len(payload) >= 16 and payload[3] in _ANSWERED:
                     # A GSI request: its response comes back to this engine by TID (the
                     # way a node's GSI agent hands responses to the client that asked).
                     requesters[(node, payload[8:16])] = engine
-                if by_class is None:
-                    self.send(node, datagram, processing)  # type: ignore[arg-type]
-                else:
-                    self.send(node, datagram, by_class[payload[1]])
+                    if departed is not None:
+                        departed(datagram, now + delay)  # type: ignore[operator]
+                self.send(node, datagram, delay)  # type: ignore[arg-type]
         event = engine.next_event()
         while event is not None:
             typed = self._typed_hooks.get(event.__class__)
@@ -558,9 +588,11 @@ class SubnetSim:
         # When each queue's last output leaves (an SM node has two: `smp_servers`).
         leaves: dict[int, tuple[EngineServer, int]] = {}
         emitted: set[int] = set()
+        departed = self._departed.get(id(engine))
         for datagram in engine.packets_to_send():
             payload = datagram.payload
-            if datagram.dqp == QP1 and len(payload) >= 16 and payload[3] in _ANSWERED:
+            request = datagram.dqp == QP1 and len(payload) >= 16 and payload[3] in _ANSWERED
+            if request:
                 requesters[(node, payload[8:16])] = engine  # as without contention
             server = self._server_for(engine, datagram) if split else main
             key = id(server)
@@ -576,6 +608,8 @@ class SubnetSim:
             if leave > now and not fixed:  # fixed: outside the queue
                 server.leaving.append(leave)
                 emitted.add(key)
+            if request and departed is not None:
+                departed(datagram, leave)
             self.send(node, datagram, leave - now)
         if not fixed:
             if id(main) not in leaves:
@@ -1018,6 +1052,12 @@ class SubnetSim:
         engine: Engine | None = None
         if payload[3] & 0x80:
             engine = self._gsi_requesters.pop((node, payload[8:16]), None)
+            if engine is not None:
+                # The kernel MAD layer matches it to its request now, however long
+                # it then waits in the engine's queue ("Kernel MAD layer").
+                arrived = self._arrived.get(id(engine))
+                if arrived is not None:
+                    arrived(datagram, now)
         if engine is None:
             engine = self.gsi.get((node, payload[1]))
         if engine is None:

@@ -175,6 +175,24 @@ ReportResp with its TID; it is sent again after 4.096 us x 2^RespTimeValue of
 the subscription, but no sooner than `transaction_timeout_ns`, up to
 `report_retries` times, then given up.
 
+Where that timeout runs: OpenSM hands every request to the kernel with its
+timeout and retries (osm_vendor_send in libvendor/osm_vendor_ibumad.c calls
+umad_send(..., timeout, max_retries)), and the kernel MAD layer
+(drivers/infiniband/core/mad.c) starts the timeout only when the send completes
+(ib_mad_complete_send_wr -> wait_for_response: "Timeout will be updated after send
+completes"), matches a response to its send by TID as it is received, in kernel
+context (ib_mad_complete_recv -> ib_find_send_mad / ib_mark_mad_done), however busy
+OpenSM's own threads are, and resends on timeout (timeout_sends -> retry_send, the
+same TID). So a Report queued behind thousands of others is not late, and a
+ReportResp that reached the SA's port is not late while it waits for OpenSM to
+read it. A runtime that queues MADs tells the SA so (`mad_departed`,
+`response_arrived`; `ibmig.core.engine.MadAgent`): the timeout counts from the
+Report's departure, and a ReportResp that arrived by the deadline cancels it; the
+ReportResp is still handled (counted, `ReportAcked`) when the SA reads it. One
+that arrived after the deadline leaves the resend the kernel made at the deadline
+in place. Without those calls (a runtime that sends at once) the timeout counts
+from the step that emitted the Report.
+
 Path changes (the reason ibmig exists): for every alias GUID the SA remembers
 the LID it last resolved to, and keeps it when the alias is deleted. When a
 write the SA made (GUIDInfoRecord Set) makes an alias GUID resolve to another
@@ -323,6 +341,7 @@ RESP_TIME_UNIT_NS: Final = 4096  # 4.096 us: RespTimeValue / PacketLifeTime unit
 # Built once per Report and ReportResp: a subscriber per host at data-centre scale.
 _new_report_sent = fast_constructor(ReportSent)
 _new_report_acked = fast_constructor(ReportAcked)
+_REPORT: Final = int(Method.REPORT)
 _REPORT_RESP: Final = int(Method.REPORT_RESP)
 _SUBN_ADM: Final = int(MgmtClass.SUBN_ADM)
 _RMPP_FLAGS: Final = 26  # RRespTime (5 bits) | RMPPFlags (3 bits) in the RMPP header
@@ -508,15 +527,34 @@ class SaConfig:
 
 
 class _PendingReport:
-    __slots__ = ("attempt", "datagram", "subscription", "timeout_ns", "trap_number")
+    __slots__ = (
+        "arrived",
+        "attempt",
+        "datagram",
+        "deadline_ns",
+        "subscription",
+        "timeout_ns",
+        "trap_number",
+    )
 
     def __init__(
-        self, subscription: Subscription, trap_number: int, datagram: Datagram, timeout_ns: int
+        self,
+        subscription: Subscription,
+        trap_number: int,
+        datagram: Datagram,
+        timeout_ns: int,
+        deadline_ns: int,
     ) -> None:
         self.subscription = subscription
         self.trap_number = trap_number
         self.datagram = datagram
         self.timeout_ns = timeout_ns
+        self.deadline_ns = deadline_ns
+        """When the kernel resends (module docstring): the timeout from the send's
+        departure. The armed timer may be earlier (from the emitting step); it then
+        moves here when it fires."""
+        self.arrived = False
+        """A ReportResp reached the SA's port (it may still wait to be read)."""
         self.attempt = 0
 
 
@@ -2032,11 +2070,12 @@ class SubnetAdministrator(EventLog[Any]):
                 report_gid,
             )
             timeout = max(RESP_TIME_UNIT_NS << subscription.inform_info.resp_time_value, floor_ns)
-            reports[tid] = _PendingReport(subscription, trap_number, datagram, timeout)
+            deadline = now_ns + timeout
+            reports[tid] = _PendingReport(subscription, trap_number, datagram, timeout, deadline)
             outbox.append(datagram)
             if record_sent:
                 record(_new_report_sent(subscription, trap_number, tid, now_ns, 0))
-            arm((_Timeout.REPORT, tid), now_ns + timeout)
+            arm((_Timeout.REPORT, tid), deadline)
         # As `_send` counts, for all of them at once.
         self.mad_counts[(SaAttr.NOTICE, Method.REPORT)] += len(subscriptions)
         self.counters["reports_sent"] += len(subscriptions)
@@ -2052,8 +2091,39 @@ class SubnetAdministrator(EventLog[Any]):
         if self._wants(ReportAcked):
             self._record(_new_report_acked(pending.subscription, pending.trap_number, tid, now_ns))
 
+    def mad_departed(self, datagram: Datagram, departure_ns: int) -> None:
+        """The runtime's word that a MAD we emitted left the port at `departure_ns`:
+        a Report's timeout counts from then (module docstring). The timer armed when
+        it was emitted stays; it moves to this deadline when it fires (moving every
+        one of a data centre's Reports would cost a heap entry each)."""
+        payload = datagram.payload
+        if payload[3] != _REPORT or payload[1] != _SUBN_ADM:
+            return
+        pending = self._reports.get(peek_tid(payload) & _TID_MASK)
+        if pending is not None and not pending.arrived:
+            pending.deadline_ns = departure_ns + pending.timeout_ns
+
+    def response_arrived(self, datagram: Datagram, now_ns: int) -> None:
+        """The runtime's word that a response to one of our requests reached the
+        port at `now_ns`, before we read it: the kernel matches a ReportResp to its
+        Report there (module docstring). By the deadline, no resend; after it, the
+        resend the kernel made at the deadline stands."""
+        payload = datagram.payload
+        if payload[3] != _REPORT_RESP or payload[1] != _SUBN_ADM:
+            return
+        tid = peek_tid(payload) & _TID_MASK
+        pending = self._reports.get(tid)
+        if pending is None or pending.arrived:
+            return
+        pending.arrived = True
+        if now_ns <= pending.deadline_ns:
+            self._timers.cancel((_Timeout.REPORT, tid))
+
     def _report_timeout(self, tid: int, now_ns: int) -> None:
         pending = self._reports[tid]
+        if pending.deadline_ns > now_ns:  # it left after it was emitted: wait on
+            self._timers.arm((_Timeout.REPORT, tid), pending.deadline_ns)
+            return
         if pending.attempt >= self.config.report_retries:
             del self._reports[tid]
             self.counters["reports_given_up"] += 1
@@ -2065,7 +2135,10 @@ class SubnetAdministrator(EventLog[Any]):
         self._emit(
             ReportSent(pending.subscription, pending.trap_number, tid, now_ns, pending.attempt)
         )
-        self._timers.arm((_Timeout.REPORT, tid), now_ns + pending.timeout_ns)
+        if pending.arrived:
+            return  # its ReportResp is in; the kernel's resend needs no answer
+        pending.deadline_ns = now_ns + pending.timeout_ns
+        self._timers.arm((_Timeout.REPORT, tid), pending.deadline_ns)
 
 
 # --- helpers ------------------------------------------------------------------------------
