@@ -257,9 +257,7 @@ def test_a_report_resp_waiting_in_the_sa_queue_is_not_late() -> None:
     assert [attempt for _, attempt, _ in sent] == [0, 0]
 
 
-def test_a_report_whose_resp_is_late_because_of_queueing_at_the_subscriber_is_resent() -> (
-    None
-):
+def test_a_report_whose_resp_is_late_because_of_queueing_at_the_subscriber_is_resent() -> None:
     """One subscriber that takes p = 60 ms per MAD it reads and per MAD it sends gets
     two Reports, which leave the SA at s and 2s (s = the SA's service time). The
     first ReportResp leaves the subscriber 2p after the first Report arrives (read,

@@ -130,11 +130,15 @@ class SmNode:
         if sa is None:
             self._take(sm, out)
             return out
-        if self._sm_first:
+        sm_first = self._sm_first
+        if sm_first:
             self._take(sm, out)
         self._take(sa, out)
         # What the SA asked of the SM (a GUIDInfo write) goes out now, and what that
-        # made the SA send, until neither has more.
+        # made the SA send, until neither has more. (Taken just before with nothing
+        # from the SA since, the SM has nothing more.)
+        if sm_first and not out:
+            return out
         while self._take(sm, out):
             self._take(sa, out)
         return out
