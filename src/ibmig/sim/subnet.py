@@ -804,23 +804,22 @@ class SubnetSim:
         now = self.kernel.now_ns
         latency = self.latency
         switch_ns = latency.switch_ns
-        cable_ns = latency.cable_ns
+        step = latency.cable_ns + switch_ns  # a cable, then the next switch
         bits = size_bytes * 8
         ser = 0
-        t = now + delay_ns - switch_ns  # the first port is not behind a switch
+        t = now + delay_ns
         for starts, ends, num, den in hops:
-            t += switch_ns
             ser = -(-bits * den // num)
-            if not ends or ends[-1] < t:  # free from t on: the common case
+            if ends and ends[-1] >= t:
+                t = _book(starts, ends, t, ser, now)
+            else:  # free from t on: the common case
                 count = len(ends)
                 if count > _PRUNE_AT and ends[count >> 1] <= now:
                     _forget_past(starts, ends, now)
                 starts.append(t)
                 ends.append(t + ser)
-            else:
-                t = _book(starts, ends, t, ser, now)
-            t += cable_ns
-        return t + ser - now
+            t += step
+        return t - switch_ns + ser - now  # no switch after the last cable
 
     def _cable(self, node: int, port: int, elapsed_ns: int, size_bytes: int) -> tuple[int, int]:
         """A packet ready `elapsed_ns` from now crosses the cable at (node, port):
