@@ -638,6 +638,9 @@ class SubnetAdministrator(EventLog[Any]):
         (`targeted_reports`; module docstring)."""
         self._enums: dict[bytes, set[int]] = {}
         self._reports: dict[int, _PendingReport] = {}
+        self._unarmed: list[int] = []
+        """TIDs of Reports emitted whose timers are armed when the runtime next asks
+        for the deadline (`_arm_reports`): by then it has said when they leave."""
         self._transfers: dict[tuple[int, int], _Transfer] = {}
         self._guid_writes: dict[int, _GuidWrite] = {}
         self._next_write = 0
@@ -699,9 +702,13 @@ class SubnetAdministrator(EventLog[Any]):
         return out
 
     def get_timer(self) -> int | None:
+        if self._unarmed:
+            self._arm_reports()
         return self._timers.next_deadline()
 
     def handle_timer(self, now_ns: int) -> None:
+        if self._unarmed:
+            self._arm_reports()
         timers = self._timers
         timeouts = self._timeouts
         while (key := timers.pop_due(now_ns)) is not None:
@@ -2052,7 +2059,7 @@ class SubnetAdministrator(EventLog[Any]):
         floor_ns = self.config.transaction_timeout_ns
         record_sent = self._wants(ReportSent)
         reports, outbox, record = self._reports, self._outbox, self._record
-        arm = self._timers.arm
+        unarmed = self._unarmed
         for subscription in subscriptions:
             tid = self._next_tid()
             report_gid = subscription.report_gid
@@ -2075,7 +2082,7 @@ class SubnetAdministrator(EventLog[Any]):
             outbox.append(datagram)
             if record_sent:
                 record(_new_report_sent(subscription, trap_number, tid, now_ns, 0))
-            arm((_Timeout.REPORT, tid), deadline)
+            unarmed.append(tid)
         # As `_send` counts, for all of them at once.
         self.mad_counts[(SaAttr.NOTICE, Method.REPORT)] += len(subscriptions)
         self.counters["reports_sent"] += len(subscriptions)
@@ -2091,11 +2098,25 @@ class SubnetAdministrator(EventLog[Any]):
         if self._wants(ReportAcked):
             self._record(_new_report_acked(pending.subscription, pending.trap_number, tid, now_ns))
 
+    def _arm_reports(self) -> None:
+        """Arm the timers of the Reports emitted since the last call, at their
+        deadlines as the runtime has told them by now (`mad_departed`): one timer
+        entry each, not one at emission and another at departure. A Report retired
+        meanwhile needs none; one whose ReportResp is in already needs none either."""
+        reports = self._reports
+        arm = self._timers.arm
+        for tid in self._unarmed:
+            pending = reports.get(tid)
+            if pending is not None and not pending.arrived:
+                arm((_Timeout.REPORT, tid), pending.deadline_ns)
+        self._unarmed = []
+
     def mad_departed(self, datagram: Datagram, departure_ns: int) -> None:
         """The runtime's word that a MAD we emitted left the port at `departure_ns`:
-        a Report's timeout counts from then (module docstring). The timer armed when
-        it was emitted stays; it moves to this deadline when it fires (moving every
-        one of a data centre's Reports would cost a heap entry each)."""
+        a Report's timeout counts from then (module docstring). A Report just
+        emitted is armed at this deadline when the runtime next asks for the timer
+        (`_arm_reports`); a resend's timer, armed from its emission, moves here when
+        it fires."""
         payload = datagram.payload
         if payload[3] != _REPORT or payload[1] != _SUBN_ADM:
             return
