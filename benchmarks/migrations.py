@@ -13,8 +13,12 @@ last lines give per-VM / per-host ratios. The run lasts until 40 s after the las
 migration begins (`--tail-ms`): 100 per-host events 5 ms apart are about 27 s of
 SA work at 23 us per Report and ReportResp, and without that tail most migrations
 would not reach their alias GUID Set, queued behind the Reports. Per-VM: 30 s
-(`--per-vm-tail-ms`). An event the SA has not finished by then shows no makespan
-("-").
+(`--per-vm-tail-ms`). However long the SA's queue grows, a Report is not resent for
+waiting in it: its 200 ms timeout counts from when it leaves the SA's port and stops
+when its ReportResp reaches that port, as in the kernel MAD layer that OpenSM's
+requests go through (`ibmig.core.sa.admin`), so "resent" counts only answers that
+came back late (a busy dom0 or link), and the queue is the storm's whole cost. An
+event the SA has not finished by then shows no makespan ("-").
 
 The set-up runs without contention and contention is switched on when the
 migrations begin: placing 186,608 VMs at once is itself a storm at the SA (every

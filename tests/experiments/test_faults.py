@@ -158,17 +158,19 @@ def test_a_lost_alias_write_leaves_the_sa_table_as_opensm_does() -> None:
 
 
 def test_a_peer_whose_report_was_lost_on_every_send_is_named() -> None:
-    """Per-VM signalling, 10% loss, seed 1 of the reproduction's lab: vm6's own
+    """Per-VM signalling, 10% loss, seed 85 of the reproduction's lab: vm11's own
     path-change Report is lost on all four sends and the SA gives up (as OpenSM). Its
     cached path (kept until flushed) still names vm0's old LID, as a real stack's
-    would: the run names that, and why."""
-    result, _ = lab_run("per-vm", 0.1, 1, 20000)
+    would: the run names that, and why. (Seed 1 drew this while Report timeouts
+    counted from emission; resent from their departure, the draws fall differently,
+    and seeds 1-84 give no peer a Report lost four times.)"""
+    result, _ = lab_run("per-vm", 0.1, 85, 20000)
     [migration] = result.migrations
     assert migration.outcome == "completed"
     causes = {conn.client: conn.cause for conn in result.connections}
-    assert causes.keys() == {"vm3", "vm6", "vm10"}
-    assert causes["vm3"] is None and causes["vm10"] is None
-    assert causes["vm6"] is not None and GAVE_UP.fullmatch(causes["vm6"])
+    assert causes.keys() == {"vm3", "vm8", "vm11"}
+    assert causes["vm3"] is None and causes["vm8"] is None
+    assert causes["vm11"] is not None and GAVE_UP.fullmatch(causes["vm11"])
 
 
 def test_dom0_restart_resubscribes_and_the_peers_come_back() -> None:

@@ -136,3 +136,29 @@ def test_cancelled_timers_are_dropped_when_they_fill_the_heap_and_order_holds() 
     )
     assert fired == [value for _, _, value in expected]
     assert kernel._cancelled == 0
+
+
+def test_advance_to_moves_the_clock_only_when_nothing_else_would_run_first() -> None:
+    kernel = EventKernel()
+    seen: list[tuple[str, int, bool]] = []
+
+    def work(_: object) -> None:
+        # Nothing is due until 50: the clock may go to 40, not to 50 (an event is
+        # due then) nor past it.
+        seen.append(("40", kernel.now_ns, kernel.advance_to(40)))
+        seen.append(("50", kernel.now_ns, kernel.advance_to(50)))
+        seen.append(("back", kernel.now_ns, kernel.advance_to(30)))
+
+    kernel.schedule(10, work)
+    kernel.schedule(50, lambda _: seen.append(("event", kernel.now_ns, True)))
+    kernel.run()
+    assert seen == [("40", 10, True), ("50", 40, False), ("back", 40, False), ("event", 50, True)]
+
+
+def test_advance_to_stays_within_the_running_bound() -> None:
+    kernel = EventKernel()
+    moved: list[bool] = []
+    kernel.schedule(10, lambda _: moved.extend((kernel.advance_to(20), kernel.advance_to(21))))
+    kernel.run(until_ns=20)
+    assert moved == [True, False]
+    assert kernel.now_ns == 20

@@ -67,6 +67,28 @@ class Engine(Protocol):
     def next_event(self) -> Any | None: ...
 
 
+class MadAgent(Protocol):
+    """What an engine that keeps request timeouts the way the kernel MAD layer does
+    takes from a runtime that queues MADs (optional: an engine without these
+    methods is pumped all the same).
+
+    Linux's MAD layer (drivers/infiniband/core/mad.c) starts a request's response
+    timeout when its send completes, not when the client hands it over, and matches
+    a response to its request by TID as it is received, in kernel context, before
+    the client reads it. A runtime in which an engine is a server with a queue of
+    work (the simulator with contention) knows both moments and the engine does
+    not: it calls `mad_departed` with when each request the engine emitted leaves
+    the port (when it computes it: no event per MAD), and `response_arrived` when a
+    response to one of the engine's requests reaches the port, before the engine's
+    turn to `receive` it. A runtime that sends at once and delivers at once need
+    not call either: departure is the emitting step, arrival is `receive`.
+    """
+
+    def mad_departed(self, datagram: Datagram, departure_ns: int) -> None: ...
+
+    def response_arrived(self, datagram: Datagram, now_ns: int) -> None: ...
+
+
 EventT = TypeVar("EventT")
 
 

@@ -460,7 +460,9 @@ class VirtualizedSubnet(SubnetSim):
     def _deliver(self, arg: tuple[int, Datagram]) -> None:
         node, datagram = arg
         host = self.host_at.get(node)
-        if host is None:
+        if host is None or (datagram.dgid is None and datagram.dqp <= QP1):
+            # No GRH on a management packet: the physical function (`demultiplex`),
+            # the path of every Report to a dom0 subscribed with its port GUID.
             super()._deliver(arg)
             return
         sma = self.agents[node]

@@ -66,6 +66,23 @@ outside the queue. A packet's path is walked (and its loss on lossy cables drawn
 when it is emitted, as without contention: a link that goes down while it waits in
 its engine's queue does not stop it.
 
+Kernel MAD layer. A GSI client hands its requests to the kernel with a timeout
+and retries (libibumad's umad_send; OpenSM's osm_vendor_send in
+libvendor/osm_vendor_ibumad.c), and Linux's MAD layer
+(drivers/infiniband/core/mad.c) starts that timeout when the send completes
+(ib_mad_complete_send_wr -> wait_for_response) and matches the response by TID as
+it is received (ib_mad_complete_recv -> ib_find_send_mad), in kernel context,
+whatever the client is busy with. An engine's queue is the client's thread, not
+the kernel: so for an engine with the optional `ibmig.core.engine.MadAgent`
+methods (the SA) the runtime says when each request it emitted leaves the port
+(`mad_departed`, called when the departure is computed, in the emitting step: no
+event per MAD) and when a response to one of its requests reaches the port
+(`response_arrived`, at delivery, before the response waits its turn in the
+queue). The engine keeps its timers and decides what a late answer is; the
+runtime only tells it what the kernel would know. (Putting the timeouts
+themselves in the runtime, as the kernel does, would move the SA's resends and
+their counts out of the engine that the ibsim and umad runtimes drive too.)
+
 Delivery. QP0 requests go to the node's SMA, QP0 responses and traps to the engine
 attached there as the SM, QP1 MADs to the engine that sent the request they answer
 (by TID) or else to the engine attached for their class. A migration's
@@ -130,10 +147,14 @@ Processing = int | Mapping[int, int]
 OutputHandler = Callable[[int, Engine], None]
 TOOLSTACK = -1
 """The node of engines attached off the fabric (the migration toolstack)."""
-# Where a LID-routed walk ends: (node, arrival port, cables crossed, the (node,
-# port) it leaves by at every hop), or the reason the packet is dropped. Every cable
-# but the last ends at a switch that forwards.
-_Hops = tuple[tuple[int, int], ...]
+# A port as a packet crossing it needs it: its busy intervals (starts, ends: the
+# lists `_book` keeps) and its link's data rate (numerator, denominator of Gb/s).
+_Calendar = tuple[list[int], list[int], int, int]
+# Where a LID-routed walk ends: (node, arrival port, cables crossed, the port it
+# leaves by at every hop), or the reason the packet is dropped. Every cable but the
+# last ends at a switch that forwards. The ports are their calendars, so that
+# reserving a memoised path looks nothing up.
+_Hops = tuple[_Calendar, ...]
 _Route = tuple[int, int, int, _Hops] | str
 # Bytes a packet adds to its payload on the wire (IBA Vol 1, 5.4 and 7.7-7.8): LRH 8,
 # BTH 12, ICRC 4, VCRC 2; DETH 8 for UD; GRH 40 when it carries GIDs.
@@ -141,6 +162,7 @@ _FRAMING_BYTES = 8 + 12 + 4 + 2
 _DETH_BYTES = 8
 _GRH_BYTES = 40
 _MAX_HOPS = 64
+_UD_SEND_ONLY = int(OpCode.UD_SEND_ONLY)
 _INITIAL_PATH = 128
 _RETURN_PATH = 192
 
@@ -154,7 +176,10 @@ def _forget_past(starts: list[int], ends: list[int], now_ns: int) -> None:
 
 
 # A port's calendar is pruned of past intervals once it holds more than this many
-# (they cost nothing but memory: lookups start after them).
+# (they cost nothing but memory: lookups start after them), and only when at least
+# half of it is past: deleting from the front of a list moves what remains, and
+# the SA's port holds a whole burst of Reports booked ahead (11,663 on ft3-11664),
+# so pruning one interval per packet cost O(burst) each.
 _PRUNE_AT = 16
 
 
@@ -163,7 +188,7 @@ def _book(starts: list[int], ends: list[int], ready_ns: int, ser_ns: int, now_ns
     (intervals booked before keep their place); returns when sending starts.
     Intervals that touch are merged, so a queue of packets back to back is one
     interval to step over, not one per packet."""
-    if len(ends) > _PRUNE_AT and ends[0] <= now_ns:
+    if len(ends) > _PRUNE_AT and ends[len(ends) >> 1] <= now_ns:
         _forget_past(starts, ends, now_ns)
     t = ready_ns
     i = bisect_right(ends, t)  # the intervals before i end by t
@@ -339,6 +364,15 @@ class SubnetSim:
             pair = (rate.numerator, rate.denominator)
             self._port_rate[link.node_a][link.port_a] = pair
             self._port_rate[link.node_b][link.port_b] = pair
+        self._calendars: list[list[_Calendar]] = [
+            [
+                (starts, ends, num, den)
+                for starts, ends, (num, den) in zip(node_starts, node_ends, node_rates, strict=True)
+            ]
+            for node_starts, node_ends, node_rates in zip(
+                self._busy_starts, self._busy_ends, self._port_rate, strict=True
+            )
+        ]
         self.link_up: set[tuple[int, int]] = set()
         # Cable ends whose outgoing packets are lost at random, and the stream that
         # decides it (seeded apart from the SM's, so adding loss changes nothing else).
@@ -363,6 +397,10 @@ class SubnetSim:
         self.data_packets = 0
         self.sa_received_bins: Counter[int] = Counter()
         self._gsi_requesters: dict[tuple[int, bytes], Engine] = {}
+        # Engines' `MadAgent` methods, by id(engine) (module docstring, "Kernel MAD
+        # layer").
+        self._departed: dict[int, Callable[[Datagram, int], None]] = {}
+        self._arrived: dict[int, Callable[[Datagram, int], None]] = {}
         self._timers: dict[int, Timer] = {}
         self.subnet_up_events: list[SubnetUp] = []
         self.sweep_failures: list[SweepFailed] = []
@@ -430,6 +468,13 @@ class SubnetSim:
         output handler."""
         key = id(engine)
         self._processing[key] = processing_ns
+        # Its `MadAgent` side, if any (looked up once: it is called per MAD).
+        departed = getattr(engine, "mad_departed", None)
+        arrived = getattr(engine, "response_arrived", None)
+        if departed is not None:
+            self._departed[key] = departed
+        if arrived is not None:
+            self._arrived[key] = arrived
         if smi and not isinstance(processing_ns, int):
             self.smp_servers.setdefault(key, EngineServer())
         if outputs is not None:
@@ -492,28 +537,34 @@ class SubnetSim:
         if self.contention:
             self._queue_outputs(node, engine, processing, delay_ns is not None)
         else:
+            departed = self._departed.get(key)
+            now = self.kernel.now_ns
             for datagram in engine.packets_to_send():
                 payload = datagram.payload
+                delay = processing if by_class is None else by_class[payload[1]]
                 if datagram.dqp == QP1 and len(payload) >= 16 and payload[3] in _ANSWERED:
                     # A GSI request: its response comes back to this engine by TID (the
                     # way a node's GSI agent hands responses to the client that asked).
                     requesters[(node, payload[8:16])] = engine
-                if by_class is None:
-                    self.send(node, datagram, processing)  # type: ignore[arg-type]
-                else:
-                    self.send(node, datagram, by_class[payload[1]])
+                    if departed is not None:
+                        departed(datagram, now + delay)  # type: ignore[operator]
+                self.send(node, datagram, delay)  # type: ignore[arg-type]
         event = engine.next_event()
-        while event is not None:
-            typed = self._typed_hooks.get(event.__class__)
-            if typed is not None:
-                for hook in typed:
+        if event is not None:
+            typed_hooks = self._typed_hooks
+            event_hooks = self.event_hooks
+            trace = self.trace
+            while event is not None:
+                typed = typed_hooks.get(event.__class__)
+                if typed is not None:
+                    for hook in typed:
+                        hook(node, event)
+                for hook in event_hooks:
                     hook(node, event)
-            for hook in self.event_hooks:
-                hook(node, event)
-            if self.trace is not None:
-                name = self.names[node] if node != TOOLSTACK else "toolstack"
-                self.trace.write(self.kernel.now_ns, name, event)
-            event = engine.next_event()
+                if trace is not None:
+                    name = self.names[node] if node != TOOLSTACK else "toolstack"
+                    trace.write(self.kernel.now_ns, name, event)
+                event = engine.next_event()
         deadline = engine.get_timer()
         timer = self._timers.get(key)
         if timer is not None and (deadline is None or timer.time_ns != deadline):
@@ -550,40 +601,58 @@ class SubnetSim:
     ) -> None:
         """Each output leaves one processing time of its class after the one before,
         once the work in hand is done; `fixed`: all leave `processing` from now."""
-        requesters = self._gsi_requesters
-        by_class = None if isinstance(processing, int) else processing
+        outputs = engine.packets_to_send()
         now = self.kernel.now_ns
-        split = id(engine) in self.smp_servers
+        key = id(engine)
         main = self.server(engine)
-        # When each queue's last output leaves (an SM node has two: `smp_servers`).
-        leaves: dict[int, tuple[EngineServer, int]] = {}
-        emitted: set[int] = set()
-        for datagram in engine.packets_to_send():
+        if not outputs:
+            if not fixed and main.busy_until_ns < now:
+                main.busy_until_ns = now
+            return
+        requesters = self._gsi_requesters
+        departed = self._departed.get(key)
+        by_class = None if isinstance(processing, int) else processing
+        # An SM node has two queues (`smp_servers`); when each one's last output
+        # leaves (-1: none yet).
+        smp = self.smp_servers.get(key)
+        main_leave = smp_leave = -1
+        send = self.send
+        for datagram in outputs:
             payload = datagram.payload
-            if datagram.dqp == QP1 and len(payload) >= 16 and payload[3] in _ANSWERED:
-                requesters[(node, payload[8:16])] = engine  # as without contention
-            server = self._server_for(engine, datagram) if split else main
-            key = id(server)
-            if key in leaves:
-                leave = leaves[key][1]
+            to_smp = smp is not None and payload[1] in SMP_CLASSES
+            if fixed:
+                leave = now + processing  # type: ignore[operator]
             else:
-                leave = now + processing if fixed else max(now, server.busy_until_ns)  # type: ignore[operator]
-            if not fixed:
+                server = smp if to_smp else main
+                leave = smp_leave if to_smp else main_leave
+                if leave < 0:
+                    leave = max(now, server.busy_until_ns)  # type: ignore[union-attr]
                 service = processing if by_class is None else by_class[payload[1]]
                 leave += service  # type: ignore[operator]
-                server.busy_ns += service  # type: ignore[operator]
-            leaves[key] = (server, leave)
-            if leave > now and not fixed:  # fixed: outside the queue
-                server.leaving.append(leave)
-                emitted.add(key)
-            self.send(node, datagram, leave - now)
-        if not fixed:
-            if id(main) not in leaves:
-                main.busy_until_ns = max(now, main.busy_until_ns)
-            for key, (server, leave) in leaves.items():
-                server.busy_until_ns = leave
-                if key in emitted:
-                    server.note_queue(now)
+                server.busy_ns += service  # type: ignore[union-attr, operator]
+                if leave > now:
+                    server.leaving.append(leave)  # type: ignore[union-attr]
+                if to_smp:
+                    smp_leave = leave
+                else:
+                    main_leave = leave
+            if datagram.dqp == QP1 and len(payload) >= 16 and payload[3] in _ANSWERED:
+                requesters[(node, payload[8:16])] = engine  # as without contention
+                if departed is not None:
+                    departed(datagram, leave)
+            send(node, datagram, leave - now)
+        if fixed:
+            return
+        if main_leave < 0:
+            main.busy_until_ns = max(main.busy_until_ns, now)
+        else:
+            main.busy_until_ns = main_leave
+            if main_leave > now:
+                main.note_queue(now)
+        if smp is not None and smp_leave >= 0:
+            smp.busy_until_ns = smp_leave
+            if smp_leave > now:
+                smp.note_queue(now)
 
     def _handle(self, node: int, engine: Engine, datagram: Datagram | None) -> None:
         """`engine` at `node` receives `datagram` (None: its timer fired): now, or
@@ -595,7 +664,11 @@ class SubnetSim:
             engine.receive(datagram, now)
             self._pump(node, engine)
             return
-        server = self._server_for(engine, datagram)
+        server = (
+            self._server_for(engine, datagram)
+            if datagram is not None and datagram.payload[1] in SMP_CLASSES
+            else self.servers.get(id(engine)) or self.server(engine)
+        )
         if server.inbox or server.busy_until_ns > now:
             server.inbox.append((node, datagram))
             server.note_queue(now)
@@ -620,17 +693,29 @@ class SubnetSim:
         self._pump(node, engine)
 
     def _wake(self, arg: tuple[Engine, EngineServer]) -> None:
+        """Serve the head of the engine's queue; and the next, and so on, for as
+        long as the kernel would run nothing else before its turn comes
+        (`EventKernel.advance_to`): a burst of ReportResps waiting at the SA is
+        served in one event instead of one heap entry each, at the same times."""
         engine, server = arg
-        now = self.kernel.now_ns
+        kernel = self.kernel
+        now = kernel.now_ns
         if server.busy_until_ns > now:  # a timer's outputs joined the work in hand
-            self.kernel.schedule(server.busy_until_ns - now, self._wake, arg)
+            kernel.schedule(server.busy_until_ns - now, self._wake, arg)
             return
         server.waking = False
-        node, datagram = server.inbox.popleft()
-        self._serve(node, engine, datagram, server, now)
-        if server.inbox and not server.waking:
-            server.waking = True
-            self.kernel.schedule(server.busy_until_ns - now, self._wake, arg)
+        inbox = server.inbox
+        serve = self._serve
+        while True:
+            node, datagram = inbox.popleft()
+            serve(node, engine, datagram, server, now)
+            if not inbox or server.waking:
+                return
+            if not kernel.advance_to(max(now, server.busy_until_ns)):
+                break
+            now = kernel.now_ns
+        server.waking = True
+        kernel.schedule(server.busy_until_ns - now, self._wake, arg)
 
     def _on_subnet_up(self, node: int, event: SubnetUp) -> None:
         self.subnet_up_events.append(event)
@@ -688,7 +773,13 @@ class SubnetSim:
         far_node, in_port, links, hops = route
         if links:
             if self.contention:
-                delay_ns = self._reserve(hops, self._wire_bytes(datagram), delay_ns)
+                # `_wire_bytes`, inline: every Report and ReportResp comes here.
+                size = len(payload) + _FRAMING_BYTES
+                if datagram.opcode == _UD_SEND_ONLY:
+                    size += _DETH_BYTES
+                if datagram.dgid is not None:
+                    size += _GRH_BYTES
+                delay_ns = self._reserve(hops, size, delay_ns)
             else:
                 latency = self.latency
                 delay_ns += links * latency.link_ns + (links - 1) * latency.switch_ns
@@ -711,34 +802,24 @@ class SubnetSim:
         from now; returns the delay at which its tail reaches the end (module
         docstring)."""
         now = self.kernel.now_ns
-        t = now + delay_ns
-        all_starts = self._busy_starts
-        all_ends = self._busy_ends
-        rates = self._port_rate
         latency = self.latency
         switch_ns = latency.switch_ns
-        cable_ns = latency.cable_ns
+        step = latency.cable_ns + switch_ns  # a cable, then the next switch
         bits = size_bytes * 8
         ser = 0
-        first = True
-        for node, port in hops:
-            if first:
-                first = False
-            else:
-                t += switch_ns
-            num, den = rates[node][port]
+        t = now + delay_ns
+        for starts, ends, num, den in hops:
             ser = -(-bits * den // num)
-            ends = all_ends[node][port]
-            if not ends or ends[-1] < t:  # free from t on: the common case
-                starts = all_starts[node][port]
-                if len(ends) > _PRUNE_AT and ends[0] <= now:
+            if ends and ends[-1] >= t:
+                t = _book(starts, ends, t, ser, now)
+            else:  # free from t on: the common case
+                count = len(ends)
+                if count > _PRUNE_AT and ends[count >> 1] <= now:
                     _forget_past(starts, ends, now)
                 starts.append(t)
                 ends.append(t + ser)
-            else:
-                t = _book(all_starts[node][port], ends, t, ser, now)
-            t += cable_ns
-        return t + ser - now
+            t += step
+        return t - switch_ns + ser - now  # no switch after the last cable
 
     def _cable(self, node: int, port: int, elapsed_ns: int, size_bytes: int) -> tuple[int, int]:
         """A packet ready `elapsed_ns` from now crosses the cable at (node, port):
@@ -953,9 +1034,10 @@ class SubnetSim:
             out = port
             if agents[node].port_lid(out) == dlid:  # loopback
                 return (node, out, 0, ())
-        hops: list[tuple[int, int]] = []
+        hops: list[_Calendar] = []
+        calendars = self._calendars
         for links in range(1, _MAX_HOPS + 1):
-            hops.append((node, out))
+            hops.append(calendars[node][out])
             if not management and agents[node].port_state(out) != PortState.ACTIVE:
                 return "port_not_active"
             far = self._cross_or_reason(node, out)
@@ -1018,6 +1100,12 @@ class SubnetSim:
         engine: Engine | None = None
         if payload[3] & 0x80:
             engine = self._gsi_requesters.pop((node, payload[8:16]), None)
+            if engine is not None:
+                # The kernel MAD layer matches it to its request now, however long
+                # it then waits in the engine's queue ("Kernel MAD layer").
+                arrived = self._arrived.get(id(engine))
+                if arrived is not None:
+                    arrived(datagram, now)
         if engine is None:
             engine = self.gsi.get((node, payload[1]))
         if engine is None:

@@ -340,6 +340,46 @@ def test_report_resent_until_given_up() -> None:
     assert sa.counters["report_resp_unmatched"] == 1
 
 
+def test_report_timeout_counts_from_departure_and_stops_when_the_resp_arrives() -> None:
+    """The kernel MAD layer's view (`SubnetAdministrator.mad_departed`,
+    `response_arrived`): a Report that leaves 25 us after it was emitted times out
+    10 us after that, not at 10 us; a ReportResp that reached the port by its
+    deadline prevents the resend although the SA reads it later; one that reached
+    it after the deadline leaves the resend made at the deadline."""
+    sa = make_sa(SaConfig(transaction_timeout_ns=10_000, report_retries=2))
+    subscribe(sa, InformInfo(trap_number=64, resp_time_value=0))
+    subscribe(sa, InformInfo(trap_number=65, resp_time_value=0))
+    events(sa)
+    sa.ports_changed(PortsChanged(0, (H2_GUID,), (H3_GUID,)), 0)
+    [(d64, r64), (d65, r65)] = reports(sa)
+    sa.mad_departed(d64, 25_000)
+    sa.mad_departed(d65, 26_000)
+    assert sa.get_timer() == 35_000
+    sa.handle_timer(10_000)  # when it would have timed out counted from emission
+    assert reports(sa) == []
+    assert sa.get_timer() == 35_000
+    # 64's answer reaches the port at its deadline (the SA reads it at 50 us);
+    # 65's a microsecond after its own.
+    sa.response_arrived(report_resp(r64, slid=H1_LID), 35_000)
+    sa.response_arrived(report_resp(r65, slid=H1_LID), 37_000)
+    assert sa.get_timer() == 36_000
+    sa.handle_timer(36_000)
+    [(again, resent)] = reports(sa)
+    assert resent.tid == r65.tid and again.payload == d65.payload
+    assert sa.get_timer() is None  # its answer is in: no deadline for the resend
+    sa.receive(report_resp(r64, slid=H1_LID), 50_000)
+    sa.receive(report_resp(r65, slid=H1_LID), 50_000)
+    found = events(sa)
+    sent = [(e.trap_number, e.attempt, e.time_ns) for e in found if isinstance(e, ReportSent)]
+    assert sent == [(64, 0, 0), (65, 0, 0), (65, 1, 36_000)]
+    assert [(e.trap_number, e.time_ns) for e in found if isinstance(e, ReportAcked)] == [
+        (64, 50_000),
+        (65, 50_000),
+    ]
+    assert sa.outstanding_reports == 0
+    assert sa.counters["report_retransmissions"] == 1
+
+
 def test_report_timeout_from_resp_time_value() -> None:
     sa = make_sa()
     subscribe(sa, InformInfo(trap_number=64, resp_time_value=18))

@@ -175,6 +175,24 @@ ReportResp with its TID; it is sent again after 4.096 us x 2^RespTimeValue of
 the subscription, but no sooner than `transaction_timeout_ns`, up to
 `report_retries` times, then given up.
 
+Where that timeout runs: OpenSM hands every request to the kernel with its
+timeout and retries (osm_vendor_send in libvendor/osm_vendor_ibumad.c calls
+umad_send(..., timeout, max_retries)), and the kernel MAD layer
+(drivers/infiniband/core/mad.c) starts the timeout only when the send completes
+(ib_mad_complete_send_wr -> wait_for_response: "Timeout will be updated after send
+completes"), matches a response to its send by TID as it is received, in kernel
+context (ib_mad_complete_recv -> ib_find_send_mad / ib_mark_mad_done), however busy
+OpenSM's own threads are, and resends on timeout (timeout_sends -> retry_send, the
+same TID). So a Report queued behind thousands of others is not late, and a
+ReportResp that reached the SA's port is not late while it waits for OpenSM to
+read it. A runtime that queues MADs tells the SA so (`mad_departed`,
+`response_arrived`; `ibmig.core.engine.MadAgent`): the timeout counts from the
+Report's departure, and a ReportResp that arrived by the deadline cancels it; the
+ReportResp is still handled (counted, `ReportAcked`) when the SA reads it. One
+that arrived after the deadline leaves the resend the kernel made at the deadline
+in place. Without those calls (a runtime that sends at once) the timeout counts
+from the step that emitted the Report.
+
 Path changes (the reason ibmig exists): for every alias GUID the SA remembers
 the LID it last resolved to, and keeps it when the alias is deleted. When a
 write the SA made (GUIDInfoRecord Set) makes an alias GUID resolve to another
@@ -323,6 +341,7 @@ RESP_TIME_UNIT_NS: Final = 4096  # 4.096 us: RespTimeValue / PacketLifeTime unit
 # Built once per Report and ReportResp: a subscriber per host at data-centre scale.
 _new_report_sent = fast_constructor(ReportSent)
 _new_report_acked = fast_constructor(ReportAcked)
+_REPORT: Final = int(Method.REPORT)
 _REPORT_RESP: Final = int(Method.REPORT_RESP)
 _SUBN_ADM: Final = int(MgmtClass.SUBN_ADM)
 _RMPP_FLAGS: Final = 26  # RRespTime (5 bits) | RMPPFlags (3 bits) in the RMPP header
@@ -508,15 +527,34 @@ class SaConfig:
 
 
 class _PendingReport:
-    __slots__ = ("attempt", "datagram", "subscription", "timeout_ns", "trap_number")
+    __slots__ = (
+        "arrived",
+        "attempt",
+        "datagram",
+        "deadline_ns",
+        "subscription",
+        "timeout_ns",
+        "trap_number",
+    )
 
     def __init__(
-        self, subscription: Subscription, trap_number: int, datagram: Datagram, timeout_ns: int
+        self,
+        subscription: Subscription,
+        trap_number: int,
+        datagram: Datagram,
+        timeout_ns: int,
+        deadline_ns: int,
     ) -> None:
         self.subscription = subscription
         self.trap_number = trap_number
         self.datagram = datagram
         self.timeout_ns = timeout_ns
+        self.deadline_ns = deadline_ns
+        """When the kernel resends (module docstring): the timeout from the send's
+        departure. The armed timer may be earlier (from the emitting step); it then
+        moves here when it fires."""
+        self.arrived = False
+        """A ReportResp reached the SA's port (it may still wait to be read)."""
         self.attempt = 0
 
 
@@ -600,6 +638,9 @@ class SubnetAdministrator(EventLog[Any]):
         (`targeted_reports`; module docstring)."""
         self._enums: dict[bytes, set[int]] = {}
         self._reports: dict[int, _PendingReport] = {}
+        self._unarmed: list[int] = []
+        """TIDs of Reports emitted whose timers are armed when the runtime next asks
+        for the deadline (`_arm_reports`): by then it has said when they leave."""
         self._transfers: dict[tuple[int, int], _Transfer] = {}
         self._guid_writes: dict[int, _GuidWrite] = {}
         self._next_write = 0
@@ -661,9 +702,13 @@ class SubnetAdministrator(EventLog[Any]):
         return out
 
     def get_timer(self) -> int | None:
+        if self._unarmed:
+            self._arm_reports()
         return self._timers.next_deadline()
 
     def handle_timer(self, now_ns: int) -> None:
+        if self._unarmed:
+            self._arm_reports()
         timers = self._timers
         timeouts = self._timeouts
         while (key := timers.pop_due(now_ns)) is not None:
@@ -2014,7 +2059,7 @@ class SubnetAdministrator(EventLog[Any]):
         floor_ns = self.config.transaction_timeout_ns
         record_sent = self._wants(ReportSent)
         reports, outbox, record = self._reports, self._outbox, self._record
-        arm = self._timers.arm
+        unarmed = self._unarmed
         for subscription in subscriptions:
             tid = self._next_tid()
             report_gid = subscription.report_gid
@@ -2032,11 +2077,12 @@ class SubnetAdministrator(EventLog[Any]):
                 report_gid,
             )
             timeout = max(RESP_TIME_UNIT_NS << subscription.inform_info.resp_time_value, floor_ns)
-            reports[tid] = _PendingReport(subscription, trap_number, datagram, timeout)
+            deadline = now_ns + timeout
+            reports[tid] = _PendingReport(subscription, trap_number, datagram, timeout, deadline)
             outbox.append(datagram)
             if record_sent:
                 record(_new_report_sent(subscription, trap_number, tid, now_ns, 0))
-            arm((_Timeout.REPORT, tid), now_ns + timeout)
+            unarmed.append(tid)
         # As `_send` counts, for all of them at once.
         self.mad_counts[(SaAttr.NOTICE, Method.REPORT)] += len(subscriptions)
         self.counters["reports_sent"] += len(subscriptions)
@@ -2052,8 +2098,53 @@ class SubnetAdministrator(EventLog[Any]):
         if self._wants(ReportAcked):
             self._record(_new_report_acked(pending.subscription, pending.trap_number, tid, now_ns))
 
+    def _arm_reports(self) -> None:
+        """Arm the timers of the Reports emitted since the last call, at their
+        deadlines as the runtime has told them by now (`mad_departed`): one timer
+        entry each, not one at emission and another at departure. A Report retired
+        meanwhile needs none; one whose ReportResp is in already needs none either."""
+        reports = self._reports
+        arm = self._timers.arm
+        for tid in self._unarmed:
+            pending = reports.get(tid)
+            if pending is not None and not pending.arrived:
+                arm((_Timeout.REPORT, tid), pending.deadline_ns)
+        self._unarmed = []
+
+    def mad_departed(self, datagram: Datagram, departure_ns: int) -> None:
+        """The runtime's word that a MAD we emitted left the port at `departure_ns`:
+        a Report's timeout counts from then (module docstring). A Report just
+        emitted is armed at this deadline when the runtime next asks for the timer
+        (`_arm_reports`); a resend's timer, armed from its emission, moves here when
+        it fires."""
+        payload = datagram.payload
+        if payload[3] != _REPORT or payload[1] != _SUBN_ADM:
+            return
+        pending = self._reports.get(peek_tid(payload) & _TID_MASK)
+        if pending is not None and not pending.arrived:
+            pending.deadline_ns = departure_ns + pending.timeout_ns
+
+    def response_arrived(self, datagram: Datagram, now_ns: int) -> None:
+        """The runtime's word that a response to one of our requests reached the
+        port at `now_ns`, before we read it: the kernel matches a ReportResp to its
+        Report there (module docstring). By the deadline, no resend; after it, the
+        resend the kernel made at the deadline stands."""
+        payload = datagram.payload
+        if payload[3] != _REPORT_RESP or payload[1] != _SUBN_ADM:
+            return
+        tid = peek_tid(payload) & _TID_MASK
+        pending = self._reports.get(tid)
+        if pending is None or pending.arrived:
+            return
+        pending.arrived = True
+        if now_ns <= pending.deadline_ns:
+            self._timers.cancel((_Timeout.REPORT, tid))
+
     def _report_timeout(self, tid: int, now_ns: int) -> None:
         pending = self._reports[tid]
+        if pending.deadline_ns > now_ns:  # it left after it was emitted: wait on
+            self._timers.arm((_Timeout.REPORT, tid), pending.deadline_ns)
+            return
         if pending.attempt >= self.config.report_retries:
             del self._reports[tid]
             self.counters["reports_given_up"] += 1
@@ -2065,7 +2156,10 @@ class SubnetAdministrator(EventLog[Any]):
         self._emit(
             ReportSent(pending.subscription, pending.trap_number, tid, now_ns, pending.attempt)
         )
-        self._timers.arm((_Timeout.REPORT, tid), now_ns + pending.timeout_ns)
+        if pending.arrived:
+            return  # its ReportResp is in; the kernel's resend needs no answer
+        pending.deadline_ns = now_ns + pending.timeout_ns
+        self._timers.arm((_Timeout.REPORT, tid), pending.deadline_ns)
 
 
 # --- helpers ------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ management class (`processing_classes`).
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Container
+from collections.abc import Callable, Container
 from typing import Any
 
 from ibmig.core.engine import Datagram, Engine
@@ -44,6 +44,13 @@ class SmNode:
         self.unclaimed: Counter[int] = Counter()  # MADs of no class of ours, by class
         self._events: deque[Any] = deque()
         self._sm_first = True  # whose output is taken first: the engine last called
+        # The SA's `MadAgent` side, if it has one (an SA stand-in in a test may not).
+        self._sa_departed: Callable[[Datagram, int], None] | None = getattr(
+            sa, "mad_departed", None
+        )
+        self._sa_arrived: Callable[[Datagram, int], None] | None = getattr(
+            sa, "response_arrived", None
+        )
 
     @property
     def event_filter(self) -> Container[type] | None:
@@ -83,6 +90,19 @@ class SmNode:
         else:
             self.unclaimed[mgmt_class] += 1
 
+    def mad_departed(self, datagram: Datagram, departure_ns: int) -> None:
+        """`ibmig.core.engine.MadAgent`: the SA keeps its Reports' timeouts as the
+        kernel does (`ibmig.core.sa.admin`); the SM's SMP transactions are its own."""
+        departed = self._sa_departed
+        if departed is not None and datagram.payload[1] == SA_CLASS:
+            departed(datagram, departure_ns)
+
+    def response_arrived(self, datagram: Datagram, now_ns: int) -> None:
+        """`ibmig.core.engine.MadAgent`, as `mad_departed`."""
+        arrived = self._sa_arrived
+        if arrived is not None and datagram.payload[1] == SA_CLASS:
+            arrived(datagram, now_ns)
+
     def undeliverable(self, payload: bytes, now_ns: int) -> None:
         """The transport says a MAD we sent cannot be delivered (ibsim returns it at
         once with status 110): an SMP request of the SM's is expired now rather than
@@ -110,11 +130,15 @@ class SmNode:
         if sa is None:
             self._take(sm, out)
             return out
-        if self._sm_first:
+        sm_first = self._sm_first
+        if sm_first:
             self._take(sm, out)
         self._take(sa, out)
         # What the SA asked of the SM (a GUIDInfo write) goes out now, and what that
-        # made the SA send, until neither has more.
+        # made the SA send, until neither has more. (Taken just before with nothing
+        # from the SA since, the SM has nothing more.)
+        if sm_first and not out:
+            return out
         while self._take(sm, out):
             self._take(sa, out)
         return out
