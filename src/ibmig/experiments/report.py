@@ -31,6 +31,7 @@ from ibmig.experiments.metrics import (
     median_interval_ranks,
     median_with_interval,
 )
+from ibmig.experiments.sensitivity import row_cells
 
 Row = dict[str, Any]
 
@@ -498,26 +499,13 @@ def _sensitivity_html(rows: Sequence[Row]) -> str:
         "F4",
     )  # fmt: skip
 
-    def ms(value: float | None, digits: int = 1) -> str:
-        return "never" if value is None else f"{value:,.{digits}f}"
-
     body = []
     for r in rows:
-        back = " / ".join(str(b) for b, _ in r["back"].values()) + f" of {r['back']['none'][1]}"
-        cost = r["cost"]
-        makespan = (
-            f"{ms(cost['per-vm']['notification_makespan_ms'], 2)} / "
-            f"{ms(cost['per-host']['notification_makespan_ms'], 2)}"
-            if cost
-            else "not re-run"
-        )
-        ratio = "-" if r["makespan_ratio"] is None else f"{r['makespan_ratio']:.2f}"
-        after = r["after_vport_ms"]
+        shown_cells = row_cells(r, " / ")
         cells = [
-            r["knob"], r["value"], r["default"], r["basis"], r["why"], back,
-            f"{r['reports']['per-vm']} / {r['reports']['per-host']}",
-            ms(r["vm_rdma_down_ms"], 0), f"{ms(after['per-vm'])} / {ms(after['per-host'])}",
-            f"{r['threshold_ms']:g}", makespan, ratio,
+            r["knob"], r["value"], r["default"], r["basis"], r["why"], shown_cells["back"],
+            shown_cells["reports"], shown_cells["rdma_down"], shown_cells["after"],
+            f"{r['threshold_ms']:g}", shown_cells["makespan"], shown_cells["ratio"],
         ]  # fmt: skip
         shown = "".join(f"<td>{html.escape(str(c))}</td>" for c in cells)
         for finding in ("F1", "F2", "F3", "F4"):

@@ -125,15 +125,7 @@ def sweep_scenarios() -> list[Scenario]:
     out = []
     for strategy in SWEEP_STRATEGIES:
         for n, m in points:
-            data = {
-                "topology": dict(SWEEP_TOPOLOGY),
-                "hosts": {"n": n, "m": m, "vfs": m + 1, "placement": "spread"},
-                "workload": {"peers": 0},
-                "signalling": {"assignment": "static", "strategy": strategy},
-                "migrations": [{"vm": 0, "at_ms": 1}],
-                "run": {"duration_ms": 8000, "seed": 1},
-                "timing": {"migration": {"memory_bytes": 64 * 1024 * 1024}},
-            }
+            data = sens.sweep_point_data(SWEEP_TOPOLOGY, strategy, n, m)
             out.append(scenario_from_dict(data, f"sweep[{strategy},n={n},m={m}]"))
     return out
 

@@ -288,11 +288,12 @@ def _lab_data(lab: dict[str, Any], strategy: str) -> dict[str, Any]:
     return data
 
 
-def _cost_data(topology: dict[str, Any], strategy: str, n: int) -> dict[str, Any]:
-    """The sweep point of `ibmig reproduce` (`reproduction.sweep_scenarios`)."""
+def sweep_point_data(topology: dict[str, Any], strategy: str, n: int, m: int) -> dict[str, Any]:
+    """One point of `ibmig reproduce`'s n/m sweep (`reproduction.sweep_scenarios`),
+    which the knobs that act on the SA's work per event re-run."""
     return {
         "topology": dict(topology),
-        "hosts": {"n": n, "m": COST_M, "vfs": COST_M + 1, "placement": "spread"},
+        "hosts": {"n": n, "m": m, "vfs": m + 1, "placement": "spread"},
         "workload": {"peers": 0},
         "signalling": {"assignment": "static", "strategy": strategy},
         "migrations": [{"vm": 0, "at_ms": 1}],
@@ -334,7 +335,7 @@ def plan(
         if knob is not None and not knob.costs:
             continue
         for strategy in COST_STRATEGIES:
-            data = _with(knob, value, _cost_data(sweep_topology, strategy, cost_n))
+            data = _with(knob, value, sweep_point_data(sweep_topology, strategy, cost_n, COST_M))
             source = f"sensitivity-cost[{name},{strategy},n={cost_n},m={COST_M}]"
             scenario = scenario_from_dict(data, source)
             out.append(SensitivityPoint("cost", knob, i, strategy, 1, scenario))
@@ -490,6 +491,28 @@ def _num(value: float | None, digits: int = 1) -> str:
     return "never" if value is None else f"{value:,.{digits}f}"
 
 
+def row_cells(r: dict[str, Any], sep: str = "/") -> dict[str, str]:
+    """A row's figures as shown in the text table and in report.html (`sep` between
+    the strategies' values): peers back, Reports per event, VM RDMA down, the last
+    peer after the vport, the sweep point's makespans and their ratio."""
+    back = r["back"]
+    after = r["after_vport_ms"]
+    cost = r["cost"]
+    return {
+        "back": sep.join(str(b) for b, _ in back.values()) + f" of {back['none'][1]}",
+        "reports": f"{r['reports']['per-vm']}{sep}{r['reports']['per-host']}",
+        "rdma_down": _num(r["vm_rdma_down_ms"], 0),
+        "after": f"{_num(after['per-vm'])}{sep}{_num(after['per-host'])}",
+        "makespan": (
+            f"{_num(cost['per-vm']['notification_makespan_ms'], 2)}{sep}"
+            f"{_num(cost['per-host']['notification_makespan_ms'], 2)}"
+            if cost
+            else "not re-run"
+        ),
+        "ratio": "-" if r["makespan_ratio"] is None else f"{r['makespan_ratio']:.2f}",
+    }
+
+
 def sensitivity_table(rows: Sequence[dict[str, Any]]) -> list[str]:
     """The rows as text: per knob value, the peers back (none, per-VM, per-host over
     the seeds), the Reports per event, the last peer after the vport (worst seed,
@@ -502,25 +525,14 @@ def sensitivity_table(rows: Sequence[dict[str, Any]]) -> list[str]:
     )
     lines = [head, "-" * len(head)]
     for r in rows:
-        back = "/".join(f"{b}" for b, _ in r["back"].values()) + f" of {r['back']['none'][1]}"
-        after = r["after_vport_ms"]
-        shown_after = (
-            f"{_num(after['per-vm'])}/{_num(after['per-host'])} (<= {r['threshold_ms']:g})"
-        )
-        cost = r["cost"]
-        makespan = (
-            f"{_num(cost['per-vm']['notification_makespan_ms'], 2)}/"
-            f"{_num(cost['per-host']['notification_makespan_ms'], 2)}"
-            if cost
-            else "not re-run"
-        )
-        ratio = "-" if r["makespan_ratio"] is None else f"{r['makespan_ratio']:.2f}"
+        cells = row_cells(r)
+        shown_after = f"{cells['after']} (<= {r['threshold_ms']:g})"
         value = r["value"] if r["knob"] != "defaults" else ""
         flipped = ", ".join(r["flipped"]) if r["flipped"] else ""
         lines.append(
-            f"{r['knob']:<26} {value:<16} {r['basis']:<10} {back:<17} "
-            f"{str(r['reports']['per-vm']) + '/' + str(r['reports']['per-host']):<15} "
-            f"{_num(r['vm_rdma_down_ms'], 0):>12} {shown_after:<31} {makespan:<19} {ratio:>5}  "
+            f"{r['knob']:<26} {value:<16} {r['basis']:<10} {cells['back']:<17} "
+            f"{cells['reports']:<15} {cells['rdma_down']:>12} {shown_after:<31} "
+            f"{cells['makespan']:<19} {cells['ratio']:>5}  "
             + "".join(f"{_verdict(r[f]):<6}" for f in FINDINGS)
             + ("FLIPPED " + flipped if flipped else "")
         )
