@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import gc
+import weakref
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import pytest
 
-from ibmig.experiments.heap import paused_gc
+from ibmig.experiments.heap import GC_EVERY_EVENTS, paused_gc
 
 
 @pytest.fixture(autouse=True)
@@ -48,3 +49,31 @@ def test_a_callers_frozen_objects_stay_frozen_and_nothing_more_is() -> None:
         assert gc.get_freeze_count() == frozen
     assert gc.get_freeze_count() == frozen
     assert len(kept) == 1000
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.other: _Node | None = None
+
+
+def test_collect_if_due_frees_new_cycles_scanning_only_the_young_generations() -> None:
+    generations: list[int] = []
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            generations.append(info["generation"])
+
+    with paused_gc() as heap:
+        a, b = _Node(), _Node()
+        a.other, b.other = b, a
+        gone = weakref.ref(a)
+        del a, b
+        heap.collect_if_due(1, GC_EVERY_EVENTS - 1)  # no multiple crossed: nothing
+        assert gone() is not None
+        gc.callbacks.append(seen)
+        try:
+            heap.collect_if_due(GC_EVERY_EVENTS - 1, GC_EVERY_EVENTS)
+        finally:
+            gc.callbacks.remove(seen)
+        assert gone() is None  # the run's own cycle is collected
+        assert generations == [1]  # without rescanning the old generation

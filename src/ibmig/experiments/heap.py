@@ -9,8 +9,8 @@ quarter of the migrations' wall time; in `ibmig sm` up to a tenth of a heavy swe
 
 So a run pauses the automatic collector (`paused_gc`), collects and freezes the
 set-up's objects once they are built (`GcPause.settle`: they live as long as the
-run and no later collection needs to look at them again), collects its own garbage
-every `GC_EVERY_EVENTS` events (`GcPause.collect_if_due`), and hands everything back
+run and no later collection needs to look at them again), collects its own young
+garbage every `GC_EVERY_EVENTS` events (`GcPause.collect_if_due`), and hands everything back
 at the end exactly as it found it: enabled or not, the same thresholds, nothing
 left frozen that the caller had not frozen.
 """
@@ -41,9 +41,18 @@ class GcPause:
             gc.freeze()
 
     def collect_if_due(self, events_before: int, events_now: int) -> None:
-        """Collect when a multiple of `GC_EVERY_EVENTS` lies in (before, now]."""
+        """Collect the objects made since the last collection when a multiple of
+        `GC_EVERY_EVENTS` lies in (before, now]."""
         if events_before // GC_EVERY_EVENTS != events_now // GC_EVERY_EVENTS:
-            gc.collect()
+            # The young generations only: with automatic collection paused, every
+            # object made since the last collection is in generation 0 and what
+            # survived one is in 1 (now promoted to 2), so each object is scanned
+            # about once. A full collection rescans everything not frozen: while VMs
+            # are being placed that is the whole growing set-up (millions of objects
+            # before `settle` freezes them), and on the 11,664-host tree those
+            # rescans were an eighth of the placement's time. A cycle that dies after
+            # reaching generation 2 waits for `settle` or the end of the run.
+            gc.collect(1)
 
 
 @contextmanager

@@ -371,6 +371,50 @@ def make_set(
     )
 
 
+def pack_directed_set(
+    attribute_id: int,
+    data: bytes,
+    *,
+    tid: int,
+    path_slot: bytes,
+    hop_count: int,
+    attribute_modifier: int = 0,
+    m_key: int = 0,
+) -> bytes:
+    """The bytes of `make_set(...).pack()` for a pure directed-route Set (DrSLID =
+    DrDLID = permissive), without building the record: an SM programming a large
+    subnet sends millions of LinearForwardingTable blocks (2.5 M on a 44,544-LID,
+    3,584-switch fat tree), each of which would otherwise be built as an attribute,
+    an `Smp` and then packed. `path_slot` is `path_bytes(path)` (computed once per
+    destination), `hop_count` the path's length; `data` at most 64 bytes."""
+    if len(data) > SMP_DATA_SIZE:
+        raise WireError(f"SMP data holds {SMP_DATA_SIZE} bytes, got {len(data)}")
+    if not 0 <= hop_count <= MAX_HOP_COUNT or len(path_slot) != SMP_PATH_SIZE:
+        raise WireError(f"bad directed route: {hop_count} hops, {len(path_slot)} path bytes")
+    try:
+        return _DR.pack(
+            1,
+            _SUBN_DIRECTED_ROUTE,
+            1,
+            Method.SET,
+            0,
+            0,
+            hop_count,
+            tid,
+            attribute_id,
+            0,
+            attribute_modifier,
+            m_key,
+            PERMISSIVE_LID,
+            PERMISSIVE_LID,
+            data,
+            path_slot,
+            _ZERO64,
+        )
+    except struct.error as exc:
+        raise WireError(f"DR SMP field out of range: {exc}") from None
+
+
 def make_get_resp(
     request: Smp, data: SmpAttribute | bytes | None = None, *, status: int = 0
 ) -> Smp:

@@ -4,13 +4,15 @@ simulator's)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 
 from ibmig.core.engine import Datagram
-from ibmig.core.sm.manager import Phase, SmConfig, SubnetManager, SubnetUp
+from ibmig.core.sm.manager import Phase, SmConfig, SmpFailed, SubnetManager, SubnetUp
 from ibmig.core.sma import NodeSpec, SubnetManagementAgent
+from ibmig.wire.mad import Method
 from ibmig.wire.smp import DrAction, Smp, dr_originate, dr_receive
-from ibmig.wire.smp_attrs import NodeType, PortState
+from ibmig.wire.smp_attrs import NodeType, PortState, SmpAttr
 
 # SM host (CA 0x100) port 1 -- switch 0x200 port 1; CAs 0x300, 0x400 on switch ports 2, 3.
 SWITCH = 0
@@ -132,3 +134,48 @@ def test_unanswered_smp_is_retried_then_given_up() -> None:
         events.append(type(event).__name__)
     assert events[-2:] == ["SmpFailed", "SweepFailed"]
     assert sm.phase == Phase.IDLE and not sm.subnet_up
+
+
+class RefusingWire(HandWire):
+    """HandWire whose switch's answers to the first `refuse` LFT block Sets carry
+    status 0x001C (invalid field) instead of 0."""
+
+    def __init__(self, refuse: int) -> None:
+        super().__init__()
+        self.refuse = refuse
+        self.lft_sets = 0
+
+    def send(self, node: int, smp: Smp) -> None:
+        if smp.attribute_id == SmpAttr.LINEAR_FORWARDING_TABLE and smp.method == Method.SET:
+            self.lft_sets += 1
+        if (
+            smp.is_response
+            and smp.attribute_id == SmpAttr.LINEAR_FORWARDING_TABLE
+            and self.refuse > 0
+        ):
+            self.refuse -= 1
+            smp = dataclasses.replace(smp, status=0x001C)
+        super().send(node, smp)
+
+
+def test_lft_blocks_answered_well_are_not_rewritten_but_refused_ones_are() -> None:
+    # Answers with status 0 take the SM's short path (matched by TID, not decoded);
+    # a refused block takes the full one: the sweep is in error, and the repair
+    # sweep writes that block again (and only it).
+    clean = RefusingWire(refuse=0)
+    clean.run()
+    assert (clean.lft_sets, clean.sm.sweep, clean.sm.subnet_up) == (1, 1, True)  # LIDs 1..4
+    refused = RefusingWire(refuse=1)
+    refused.run()
+    assert (refused.lft_sets, refused.sm.sweep, refused.sm.subnet_up) == (2, 2, True)
+    failed = []
+    while (event := refused.sm.next_event()) is not None:
+        if isinstance(event, SmpFailed):
+            failed.append(event)
+    assert [(e.attribute_id, e.status) for e in failed] == [
+        (SmpAttr.LINEAR_FORWARDING_TABLE, 0x001C)
+    ]
+    for wire in (clean, refused):
+        before = wire.lft_sets
+        wire.run()  # a heavy sweep of the same subnet: nothing left to write
+        assert wire.lft_sets == before and wire.sm.retransmissions == 0

@@ -1613,7 +1613,7 @@ class SubnetAdministrator(EventLog[Any]):
         block = query.block_num
         if block >= -(-guid_cap // GUID_BLOCK_SIZE):
             raise _RequestError(SaStatus.ERR_NO_RECORDS)
-        if block == 0 and mask & GUIDInfoRecordComp.GUID0:
+        if block == 0 and mask & _GUID_COMPONENTS[0]:  # an int: Flag's & costs more
             raise _RequestError(SaStatus.ERR_REQ_INVALID)
         port_guid = record.port_guid
         base = block * GUID_BLOCK_SIZE
@@ -1644,8 +1644,8 @@ class SubnetAdministrator(EventLog[Any]):
                 if not guid:
                     continue
             holder = self._alias_holder(guid)
-            if (holder is not None and holder != (port_guid, base + i)) or any(
-                held == guid for j, held in enumerate(new) if j != i
+            if (holder is not None and holder != (port_guid, base + i)) or (
+                guid in new[:i] or guid in new[i + 1 :]
             ):  # another port or entry holds it, or an earlier entry of this request
                 self.counters["duplicate_alias_refused"] += 1
                 continue

@@ -86,6 +86,7 @@ VM's LID (`vswitch_place`) sends, outside any sweep, only the LFT blocks it chan
 from __future__ import annotations
 
 import random
+import struct
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -129,9 +130,18 @@ from ibmig.fabric.partitions import (
     PartitionConfig,
     resolve_keys,
 )
-from ibmig.wire.mad import MadStatus, Method
+from ibmig.wire.mad import MAD_SIZE, RESPONSE_BIT, MadStatus, Method
 from ibmig.wire.notice import Notice, TrapNumber
-from ibmig.wire.smp import MAX_HOP_COUNT, Smp, make_get, make_get_resp, make_request, make_set
+from ibmig.wire.smp import (
+    MAX_HOP_COUNT,
+    Smp,
+    make_get,
+    make_get_resp,
+    make_request,
+    make_set,
+    pack_directed_set,
+    path_bytes,
+)
 from ibmig.wire.smp_attrs import (
     LFT_BLOCK_SIZE,
     PKEY_BLOCK_SIZE,
@@ -161,6 +171,12 @@ _PI_ENFORCEMENT = 43  # PortInfo byte 43: OperationalVLs | PartitionEnforcement 
 _ENFORCE_BOTH = 0x0C  # PartitionEnforcementInbound (bit 3) | Outbound (bit 2)
 _DEFAULT_PARTITION_ONLY = frozenset({0xFFFF})
 _INVALID_FIELD = 0x001C
+_LFT_ATTRIBUTE = int(SmpAttr.LINEAR_FORWARDING_TABLE)
+# Per SMP class (SubnLIDRouted, SubnDirectedRoute), the bits of MAD byte 4 that hold
+# status: a DR SMP's bit 15 is the D bit, not status (IBA Vol 1, 14.2.1.2).
+_SMP_STATUS_HIGH = {0x01: 0xFF, 0x81: 0x7F}
+_TID_PEEK = struct.Struct(">Q")  # TransactionID, MAD bytes 8..15 (IBA Vol 1, 13.4.2)
+_LFT_SET = (_LFT_ATTRIBUTE, int(Method.SET))  # its key in `smp_counts`
 
 
 class Phase(Enum):
@@ -340,6 +356,22 @@ Handler = Callable[[Smp, Any, int], None]
 ErrorHandler = Callable[[int, int], None]  # (MAD status, or -1 for no answer; now_ns)
 
 
+class _LftBlockFailed:
+    """An LFT block Set that failed or got no answer: written again next sweep. A
+    slotted object, not a closure: a bring-up has millions of them outstanding or
+    queued at once."""
+
+    __slots__ = ("block", "guid", "stale")
+
+    def __init__(self, stale: set[tuple[int, int]], guid: int, block: int) -> None:
+        self.stale = stale
+        self.guid = guid
+        self.block = block
+
+    def __call__(self, _status: int, _now_ns: int) -> None:
+        self.stale.add((self.guid, self.block))
+
+
 class _Request:
     __slots__ = (
         "attr",
@@ -494,8 +526,23 @@ class SubnetManager(EventLog[Any]):
             self._request_done(now_ns)
 
     def receive(self, datagram: Datagram, now_ns: int) -> None:
+        payload = datagram.payload
+        if (
+            len(payload) == MAD_SIZE
+            and payload[3] & RESPONSE_BIT
+            and payload[1] in _SMP_STATUS_HIGH
+            and not (payload[4] & _SMP_STATUS_HIGH[payload[1]] or payload[5])
+        ):
+            # A good answer (status 0) to a request whose handler keeps nothing of it
+            # (the millions of LFT block Sets of a bring-up): matched by TID without
+            # decoding the SMP. Everything else takes the full path below.
+            request = self._outstanding.get(_TID_PEEK.unpack_from(payload, 8)[0] & _TID_MATCH_MASK)
+            if request is not None and request.handler is _ignore:
+                self._answered(request.tid)
+                self._request_done(now_ns)
+                return
         try:
-            smp = Smp.unpack(datagram.payload)
+            smp = Smp.unpack(payload)
         except WireError:
             return
         if smp.is_response:
@@ -611,7 +658,11 @@ class SubnetManager(EventLog[Any]):
         request = _Request(smp.tid, smp.pack(), path, smp.attribute_id, handler, ctx)
         request.on_error = on_error
         request.in_sweep = in_sweep
-        self.smp_counts[(smp.attribute_id, smp.method)] += 1
+        self._submit(request, (smp.attribute_id, smp.method), now_ns)
+
+    def _submit(self, request: _Request, counted: tuple[int, int], now_ns: int) -> None:
+        """Send `request` now if the window of outstanding SMPs has room, else queue it."""
+        self.smp_counts[counted] += 1
         if len(self._outstanding) < self.config.max_outstanding:
             self._transmit(request, now_ns)
         else:
@@ -911,10 +962,7 @@ class SubnetManager(EventLog[Any]):
             self._failed_gets.append(request)
 
     def _lft_block_failed(self, guid: int, block: int) -> ErrorHandler:
-        def failed(_status: int, _now_ns: int) -> None:
-            self._stale_lft_blocks.add((guid, block))  # written again next sweep
-
-        return failed
+        return _LftBlockFailed(self._stale_lft_blocks, guid, block)
 
     def _prune_unreachable(self, now_ns: int) -> None:
         """Drop nodes no longer reachable from the SM and recompute every DR path as a
@@ -1181,34 +1229,40 @@ class SubnetManager(EventLog[Any]):
             lfts = self._route_vf_lids(lfts)
         top = self.db.max_lid
         blocks = top // LFT_BLOCK_SIZE + 1
+        stale = self._stale_lft_blocks
+        m_key = self.config.m_key
         for i, guid in enumerate(self.switch_order):
             node = self.db.nodes[guid]
-            new = bytearray(blocks * LFT_BLOCK_SIZE)
-            new[:] = bytes([UNREACHABLE_PORT]) * len(new)
+            new = bytearray([UNREACHABLE_PORT]) * (blocks * LFT_BLOCK_SIZE)
             row = lfts[i]
             new[: len(row)] = row.tobytes()
             old = node.lft
             self._set_switch_info(node, top, now_ns)
+            # The SubnSet(LinearForwardingTable) of each changed block, packed
+            # straight from the table's bytes (`pack_directed_set`: the same bytes as
+            # `make_set(LinearForwardingTable(...))`, the hot path of a bring-up).
+            path = node.path
+            path_slot = path_bytes(path)
+            raw = bytes(new)
             for block in range(blocks):
                 start = block * LFT_BLOCK_SIZE
-                chunk = new[start : start + LFT_BLOCK_SIZE]
-                stale = self._stale_lft_blocks
+                chunk = raw[start : start + LFT_BLOCK_SIZE]
                 if (
                     old is not None
                     and old[start : start + LFT_BLOCK_SIZE] == chunk
                     and (not stale or (guid, block) not in stale)
                 ):
                     continue
-                stale.discard((guid, block))
-                self._issue_set(
-                    LinearForwardingTable(tuple(chunk)),
-                    node.path,
-                    _ignore,
-                    None,
-                    now_ns,
-                    block,
-                    self._lft_block_failed(guid, block),
-                )
+                if stale:
+                    stale.discard((guid, block))
+                tid = self._next_tid()
+                payload = pack_directed_set(
+                    _LFT_ATTRIBUTE, chunk, tid=tid, path_slot=path_slot,
+                    hop_count=len(path), attribute_modifier=block, m_key=m_key,
+                )  # fmt: skip
+                request = _Request(tid, payload, path, _LFT_ATTRIBUTE, _ignore, None)
+                request.on_error = _LftBlockFailed(stale, guid, block)
+                self._submit(request, _LFT_SET, now_ns)
             node.lft = new
         self._program_multicast(now_ns, in_sweep=True)
 
