@@ -13,6 +13,7 @@ from ibmig.core.sm import manager
 from ibmig.core.sm.manager import SmPortDown, SweepFailed
 from ibmig.experiments.bringup import BringUp
 from ibmig.fabric import Fabric, find_node, load_topology, parse_net
+from ibmig.fabric.generators import fat_tree_2level
 from ibmig.sim.subnet import SubnetSim
 from ibmig.wire.smp_attrs import PortState
 
@@ -196,3 +197,90 @@ def test_a_port_found_again_gets_client_reregister_and_no_other() -> None:
     sim.run()
     assert sim.agents[last.index].port_state(1) == PortState.ACTIVE
     assert rereg == [last.name]
+
+
+# --- 6. repair sweeps: same route for lost SMPs, rediscovery for broken routes ------------
+
+
+def _sweep_log(sim: SubnetSim) -> list[object]:
+    log: list[object] = []
+    sim.add_event_hook(
+        lambda _node, event: log.append(event),
+        manager.SweepStarted,
+        manager.SweepIncomplete,
+        manager.SubnetUp,
+        manager.SweepFailed,
+    )
+    return log
+
+
+def test_lost_smps_are_repaired_along_the_same_route() -> None:
+    """Every SMP across leaf1 port 1 is lost in the first sweep (the link is up, its
+    route is sound), then the loss stops: the repair is a light sweep that sends the
+    failed NodeInfo probe again along the same directed route, and nothing else is
+    rediscovered."""
+    fabric = load_topology("ft2-36")
+    sim = SubnetSim(fabric, seed=0)
+    leaf = find_node(fabric, "leaf1")
+    sim.set_link_loss(leaf, 1, 1.0)
+    log = _sweep_log(sim)
+    failed: list[manager.SmpFailed] = []
+    sim.add_event_hook(lambda _node, event: failed.append(event), manager.SmpFailed)
+    sim.add_event_hook(
+        lambda _node, _event: sim.set_link_loss(leaf, 1, 0.0), manager.SweepIncomplete
+    )
+    sim.start()
+    up = sim.run_until_up()
+    assert up is not None and up.sweep == 2
+    kinds = [(type(e).__name__, getattr(e, "sweep", None), getattr(e, "light", None)) for e in log]
+    assert kinds == [
+        ("SweepStarted", 1, False),
+        ("SweepIncomplete", 1, None),
+        ("SweepStarted", 2, True),
+        ("SubnetUp", 2, None),
+    ]
+    assert [(f.attribute_id, f.path) for f in failed] == [(0x0011, failed[0].path)]
+    # Sweep 1 sent the NodeInfo Gets of a clean bring-up (the lost probe among them;
+    # its resends count as retransmissions); the repair sent that probe once more.
+    clean = SubnetSim(fabric, seed=0)
+    clean.start()
+    assert clean.run_until_up() is not None
+    assert sim.sm.smp_counts[(0x0011, 0x01)] == clean.sm.smp_counts[(0x0011, 0x01)] + 1
+    assert unconfigured_cas(sim) == []
+
+
+def test_failed_gets_on_a_broken_route_are_not_resent_but_rediscovered() -> None:
+    """The case Hypothesis found (tests/sim/test_subnet_stateful.py): leaf1 loses its
+    host h1_0 and leaf0 its cable to spine0 at once. The light sweep for leaf1's trap
+    reads leaf1 through leaf0 port 3 and loses every SMP; the repair sweep reads
+    leaf0 (its trap came meanwhile) and loses them again; then the database knows
+    that route is broken, and the next sweep rediscovers the subnet along working
+    links instead of resending along it (which used to go on for 32 sweeps)."""
+    fabric = fat_tree_2level(leaves=3, hosts_per_leaf=2, spines=2)
+    sim = SubnetSim(fabric, seed=0)
+    sim.start()
+    assert sim.run_until_up() is not None
+    log = _sweep_log(sim)
+    sim.set_link(1, 1, False)  # leaf1 port 1 - h1_0
+    sim.set_link(0, 3, False)  # leaf0 port 3 - spine0; the SM is on h0_0 behind leaf0
+    sim.run(until_ns=sim.kernel.now_ns + 60_000_000_000)
+    kinds = [(type(e).__name__, getattr(e, "sweep", None), getattr(e, "light", None)) for e in log]
+    assert kinds[:6] == [
+        ("SweepStarted", 2, True),
+        ("SweepIncomplete", 2, None),
+        ("SweepStarted", 3, True),
+        ("SweepIncomplete", 3, None),
+        ("SweepStarted", 4, False),  # the rediscovery
+        ("SubnetUp", 4, None),
+    ]
+    assert not any(isinstance(e, manager.SweepFailed) for e in log)
+    sm = sim.sm
+    assert sm.subnet_up
+    leaf1 = sm.db.nodes[fabric.nodes[1].node_guid]
+    assert leaf1.path == (1, 4, 2)  # via spine1
+    assert fabric.nodes[7].node_guid not in sm.db.nodes  # h1_0 is gone
+    for index in (5, 6, 8, 9, 10):
+        agent = sim.agents[index]
+        guid = fabric.ports[fabric.nodes[index].port_index(1)].port_guid
+        assert agent.port_state(1) == PortState.ACTIVE
+        assert sm.db.port_lid[guid] == agent.port_lid(1) != 0

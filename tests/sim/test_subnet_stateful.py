@@ -117,6 +117,22 @@ class SubnetMachine(RuleBasedStateMachine):
                 assert lid and sim.sm.db.port_lid.get(guid) == lid, (node.name, lid)
 
 
+def test_cables_cut_on_the_route_to_a_trapping_switch_settle() -> None:
+    """A case this machine found (seed 0): leaf1 loses host h1_0 and leaf0 its cable
+    to spine0 together. The SMPs for leaf1's trap go through leaf0 port 3 and are
+    lost; the repair sweeps must not resend them along that route for ever (they
+    did, 32 sweeps of several seconds each) but find leaf1 again through spine1."""
+    machine = SubnetMachine()
+    machine.bring_up(seed=0)
+    machine.sim.set_link(1, 1, False)  # leaf1 port 1 - h1_0
+    machine.sim.set_link(0, 3, False)  # leaf0 port 3 - spine0 (the SM is behind leaf0)
+    machine.settled = False
+    machine.settle()
+    machine.lids_unique()
+    machine.settled_subnet_is_addressed()
+    assert machine.reachable() == set(range(len(FABRIC.nodes))) - {7}
+
+
 TestSubnetStateful = SubnetMachine.TestCase
 TestSubnetStateful.settings = settings(
     max_examples=8,

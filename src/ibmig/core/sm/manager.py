@@ -65,6 +65,21 @@ Faults (issue 13), as OpenSM handles them:
   would otherwise wait for a SUBNET UP that loss may keep away), and whose LIDS,
   ROUTE, ARM and ACTIVATE phases touch only what is still not as wanted (LFT
   blocks whose Set failed are written again).
+  A failed SMP is issued again along its old directed route only while that route
+  still looks usable: a lost SMP on a lossy link is worth resending the same way.
+  When the database now knows the route is broken (a port on it was read down in
+  this or the last sweep, often because a trap made the SM read it, or a node on
+  it was dropped as unreachable), resending cannot succeed: it would fail again at
+  every repair sweep until the SM gave up. The SM runs a *rediscovery* sweep
+  instead, as OpenSM does: its do_sweep (osm_state_mgr.c) turns every sweep after
+  `subnet_initialization_error` into a heavy sweep, whose discovery walks every
+  link up from the SM's port afresh, and its drop manager (osm_drop_mgr.c) drops
+  what that walk did not find. Here the rediscovery re-reads every node it
+  reaches, probes every link up even where the database already has one (so each
+  node's path is one that works now), and at the end of DISCOVER forgets the links
+  it did not confirm; whatever is still cut off is pruned. A plain heavy sweep
+  (`start_sweep`) does not re-probe known links. The rediscovery counts as one of
+  the repair sweeps below.
   Without OpenSM's periodic sweep (sweep_interval) nothing would ever retry a
   permanent failure, so after `max_error_sweeps` such sweeps in a row the SM gives
   up with `SweepFailed` and waits (for a trap, or its port) instead of looping.
@@ -453,6 +468,9 @@ class SubnetManager(EventLog[Any]):
         self._multicast_pending = False
         self._error_sweeps = 0
         self._heavy_pending = False
+        # A rediscovery sweep (module docstring, faults) and the links it confirmed.
+        self._rediscover = False
+        self._links_seen: set[tuple[int, int]] = set()
         self._hop_limited: set[tuple[int, int]] = set()
         self.hop_limited_ports: set[tuple[int, int]] = set()
         """(node GUID, port) of links the last sweep could not follow: too far."""
@@ -614,6 +632,8 @@ class SubnetManager(EventLog[Any]):
         self._sweep_start_ns = now_ns
         self._sweep_errors = 0
         self._failed_gets = []
+        self._rediscover = False
+        self._links_seen = set()
         self._hop_limited = set()
         self._emit(SweepStarted(self.sweep, light, now_ns))
         self.phase = Phase.DISCOVER
@@ -740,6 +760,9 @@ class SubnetManager(EventLog[Any]):
         if ctx is not None:  # (node_guid, port) we probed from
             new_link = self.db.links.get(ctx) != (info.node_guid, arrival)
             self._add_link(ctx, (info.node_guid, arrival))
+            if self._rediscover:
+                self._links_seen.add(ctx)
+                self._links_seen.add((info.node_guid, arrival))
         db = self.db
         node = db.nodes.get(info.node_guid)
         fresh = node is None or node.seen_in_sweep != self.sweep
@@ -803,7 +826,7 @@ class SubnetManager(EventLog[Any]):
         endpoint = (guid, port)
         link_up = record.physical_state == PhysPortState.LINK_UP
         known = endpoint in self.db.links
-        if link_up and not known:
+        if link_up and (not known or (self._rediscover and endpoint not in self._links_seen)):
             path = self._path_to_port(node, port)
             if node.is_switch or not path:  # CAs forward nothing, except the SM's own
                 probe = (*path, port) if node.is_switch else (port,)
@@ -850,6 +873,11 @@ class SubnetManager(EventLog[Any]):
                 self.hop_limited_ports |= self._hop_limited
             else:
                 self.hop_limited_ports = set(self._hop_limited)
+            if self._rediscover:
+                # OpenSM's drop manager: what this walk did not reach is gone.
+                seen = self._links_seen
+                for endpoint in [end for end in self.db.links if end not in seen]:
+                    self._remove_link(endpoint)
             self._prune_unreachable(now_ns)
             if self._discovery_decides_role(now_ns):
                 return
@@ -937,6 +965,9 @@ class SubnetManager(EventLog[Any]):
             )
             return
         failed = self._failed_gets
+        if any(self._route_is_broken(request.path) for request in failed):
+            self._start_rediscovery(now_ns)
+            return
         self._new_sweep(True, now_ns)
         for node in self.db.nodes.values():
             node.seen_in_sweep = self.sweep  # known nodes are not read again
@@ -951,6 +982,42 @@ class SubnetManager(EventLog[Any]):
         self._read_trap_issuers(now_ns)
         if not self._queue and not self._outstanding:
             self._phase_done(now_ns)
+
+    def _route_is_broken(self, path: DrPath) -> bool:
+        """Whether the database says a directed route can no longer be followed: a
+        node on it was dropped, a port it leaves by was read down, or a link it
+        crosses (all but the last, which a NodeInfo probe may be the first to
+        cross) is gone."""
+        db = self.db
+        guid = self._sm_node_guid
+        last = len(path) - 1
+        for hop, port in enumerate(path):
+            node = db.nodes.get(guid)
+            if node is None:
+                return True
+            record = node.ports.get(port)
+            if (
+                record is not None
+                and record.known
+                and record.physical_state != PhysPortState.LINK_UP
+            ):
+                return True
+            if hop == last:
+                break
+            far = db.links.get((guid, port))
+            if far is None:
+                return True
+            guid = far[0]
+        return False
+
+    def _start_rediscovery(self, now_ns: int) -> None:
+        """A heavy sweep that walks every link up afresh (module docstring, faults):
+        the repair sweep for SMPs whose directed routes are broken."""
+        self._new_sweep(False, now_ns)
+        self._rediscover = True
+        self._master_found = False
+        self._resweep_lids = set()  # every switch is read anyway
+        self._issue_get(SmpAttr.NODE_INFO, (), self._on_node_info, None, now_ns)
 
     def _sweep_failed(self, request: _Request) -> None:
         """A sweep SMP failed. The repair sweep issues it again as a Get: what a
