@@ -39,7 +39,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from ibmig.core.engine import PERMISSIVE_LID, QP1, Datagram, Engine
+from ibmig.core.engine import QP1, Datagram, Engine
 from ibmig.core.guest import GuestAgent
 from ibmig.core.host import HostAgent
 from ibmig.core.host.demux import demultiplex
@@ -61,7 +61,7 @@ from ibmig.core.sma import ClientReregisterRequested
 from ibmig.errors import ConfigError
 from ibmig.sim.subnet import TOOLSTACK, SubnetSim
 from ibmig.wire.mad import MgmtClass
-from ibmig.wire.smp_attrs import MULTICAST_LID_BASE, PortCapability, SmState
+from ibmig.wire.smp_attrs import PortCapability, SmState
 
 
 @dataclass(slots=True)
@@ -444,14 +444,11 @@ class VirtualizedSubnet(SubnetSim):
 
     # --- the HCA's demultiplexing by GID ------------------------------------------------
 
-    def send(self, node: int, datagram: Datagram, delay_ns: int = 0) -> None:
-        super().send(node, datagram, delay_ns)
-        dlid = datagram.dlid
-        if (
-            MULTICAST_LID_BASE <= dlid < PERMISSIVE_LID
-            and datagram.dqp > QP1
-            and node in self.host_at
-        ):
+    def _send_multicast(self, node: int, datagram: Datagram, delay_ns: int) -> None:
+        # Here rather than in `send`, which every unicast Report and ReportResp
+        # crosses: the fabric's `send` hands every multicast LID to this method.
+        super()._send_multicast(node, datagram, delay_ns)
+        if datagram.dqp > QP1 and node in self.host_at:
             # The fabric sends a multicast packet back to no port it left; the HCA
             # hands it to the port's other VFs itself (the sender's own guest
             # ignores what it sent).
@@ -462,8 +459,9 @@ class VirtualizedSubnet(SubnetSim):
         host = self.host_at.get(node)
         if host is None or (datagram.dgid is None and datagram.dqp <= QP1):
             # No GRH on a management packet: the physical function (`demultiplex`),
-            # the path of every Report to a dom0 subscribed with its port GUID.
-            super()._deliver(arg)
+            # the path of every Report to a dom0 subscribed with its port GUID
+            # (the fabric's method named directly: cheaper than `super()` per packet).
+            SubnetSim._deliver(self, arg)
             return
         sma = self.agents[node]
         port = host.port

@@ -807,14 +807,22 @@ class SubnetSim:
         step = latency.cable_ns + switch_ns  # a cable, then the next switch
         bits = size_bytes * 8
         ser = 0
+        # The rate ser was computed at: a path's links mostly share one, so the
+        # division is done once per path rather than once per hop (0: none yet).
+        last_num = last_den = 0
         t = now + delay_ns
         for starts, ends, num, den in hops:
-            ser = -(-bits * den // num)
-            if ends and ends[-1] >= t:
+            if num != last_num or den != last_den:
+                ser = -(-bits * den // num)
+                last_num = num
+                last_den = den
+            if not ends:
+                starts.append(t)
+                ends.append(t + ser)
+            elif ends[-1] >= t:
                 t = _book(starts, ends, t, ser, now)
             else:  # free from t on: the common case
-                count = len(ends)
-                if count > _PRUNE_AT and ends[count >> 1] <= now:
+                if len(ends) > _PRUNE_AT and ends[len(ends) >> 1] <= now:
                     _forget_past(starts, ends, now)
                 starts.append(t)
                 ends.append(t + ser)
