@@ -172,7 +172,9 @@ def test_a_switch_cable_that_flaps_comes_back_active() -> None:
     """The same flap between two switches (leaf1 port 3 to spine0): both ends Active."""
     machine = _flap_and_settle(1, 3)
     sim = machine.sim
-    far_node, far_port = sim.peer[1][3]
+    far = sim.peer[1][3]
+    assert far is not None and FABRIC.nodes[far[0]].name == "spine0"
+    far_node, far_port = far
     assert sim.agents[1].port_state(3) == PortState.ACTIVE
     assert sim.agents[far_node].port_state(far_port) == PortState.ACTIVE
 

@@ -35,7 +35,10 @@ A trap 128 (link state change) from a switch starts a light resweep: the DISCOVE
 phase is seeded with SwitchInfo and PortInfo Gets of the trapping switch only
 (SwitchInfo for its PortStateChange, cleared in ROUTE); links that went
 down are removed (with what is no longer reachable), links that came up are probed
-as in a full sweep, and the later phases only touch what changed.
+as in a full sweep, and the later phases only touch what changed. A port of the
+trapping switch read in Init on a link the database already holds (a flap: down and
+back up between two reads) gets its far port read again, so that ARM and ACTIVATE
+bring that end back to Active as well (`_reread_far_port`).
 
 SM roles (`ibmig.core.sm.roles`, IBA Vol 1, 14.4): DISCOVER also reads SMInfo of
 every other end port with IsSM in its CapabilityMask. When it ends, a master (or a
