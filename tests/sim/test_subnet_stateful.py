@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from ibmig.core.sm.manager import SubnetUp
+from ibmig.core.sm.manager import SubnetUp, SweepIncomplete, SweepStarted
 from ibmig.fabric.generators import fat_tree_2level
 from ibmig.sim.subnet import SubnetSim
 from ibmig.wire.smp_attrs import PortState
@@ -131,6 +131,52 @@ def test_cables_cut_on_the_route_to_a_trapping_switch_settle() -> None:
     machine.lids_unique()
     machine.settled_subnet_is_addressed()
     assert machine.reachable() == set(range(len(FABRIC.nodes))) - {7}
+
+
+def _flap_and_settle(node: int, port: int) -> SubnetMachine:
+    machine = SubnetMachine()
+    machine.bring_up(seed=0)
+    log: list[object] = []
+    machine.sim.add_event_hook(
+        lambda _node, event: log.append(event), SweepStarted, SweepIncomplete
+    )
+    machine.sim.set_link(node, port, False)
+    machine.sim.set_link(node, port, True)  # no time between: one trap, link as before
+    machine.settled = False
+    machine.settle()
+    machine.lids_unique()
+    machine.settled_subnet_is_addressed()
+    assert machine.reachable() == set(range(len(FABRIC.nodes)))
+    # Light sweeps for the traps did it, none of them left incomplete.
+    assert log and all(isinstance(event, SweepStarted) and event.light for event in log)
+    return machine
+
+
+def test_a_host_cable_that_flaps_comes_back_active() -> None:
+    """A case this machine found: leaf0 port 2 (to h0_1) goes down and straight back
+    up. The light sweep reads leaf0 port 2 in Init with the link it knew; the host's
+    port, on record as Active, was left in Init under a SUBNET UP until the far
+    port was read again."""
+    machine = _flap_and_settle(0, 2)
+    sim = machine.sim
+    host = FABRIC.node_by_name("h0_1")
+    assert sim.agents[host.index].port_state(1) == PortState.ACTIVE
+    assert sim.agents[0].port_state(2) == PortState.ACTIVE
+    guid = FABRIC.ports[host.port_index(1)].port_guid
+    record = sim.sm.db.nodes[host.node_guid].ports[1]
+    assert record.port_state == PortState.ACTIVE
+    assert sim.agents[host.index].port_lid(1) == sim.sm.db.port_lid[guid]
+
+
+def test_a_switch_cable_that_flaps_comes_back_active() -> None:
+    """The same flap between two switches (leaf1 port 3 to spine0): both ends Active."""
+    machine = _flap_and_settle(1, 3)
+    sim = machine.sim
+    far = sim.peer[1][3]
+    assert far is not None and FABRIC.nodes[far[0]].name == "spine0"
+    far_node, far_port = far
+    assert sim.agents[1].port_state(3) == PortState.ACTIVE
+    assert sim.agents[far_node].port_state(far_port) == PortState.ACTIVE
 
 
 TestSubnetStateful = SubnetMachine.TestCase

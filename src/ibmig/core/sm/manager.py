@@ -35,7 +35,10 @@ A trap 128 (link state change) from a switch starts a light resweep: the DISCOVE
 phase is seeded with SwitchInfo and PortInfo Gets of the trapping switch only
 (SwitchInfo for its PortStateChange, cleared in ROUTE); links that went
 down are removed (with what is no longer reachable), links that came up are probed
-as in a full sweep, and the later phases only touch what changed.
+as in a full sweep, and the later phases only touch what changed. A port of the
+trapping switch read in Init on a link the database already holds (a flap: down and
+back up between two reads) gets its far port read again, so that ARM and ACTIVATE
+bring that end back to Active as well (`_reread_far_port`).
 
 SM roles (`ibmig.core.sm.roles`, IBA Vol 1, 14.4): DISCOVER also reads SMInfo of
 every other end port with IsSM in its CapabilityMask. When it ends, a master (or a
@@ -471,6 +474,8 @@ class SubnetManager(EventLog[Any]):
         # A rediscovery sweep (module docstring, faults) and the links it confirmed.
         self._rediscover = False
         self._links_seen: set[tuple[int, int]] = set()
+        # Far ports a light sweep re-reads after a flap (_reread_far_port).
+        self._far_reread: set[tuple[int, int]] = set()
         self._hop_limited: set[tuple[int, int]] = set()
         self.hop_limited_ports: set[tuple[int, int]] = set()
         """(node GUID, port) of links the last sweep could not follow: too far."""
@@ -634,6 +639,7 @@ class SubnetManager(EventLog[Any]):
         self._failed_gets = []
         self._rediscover = False
         self._links_seen = set()
+        self._far_reread = set()
         self._hop_limited = set()
         self._emit(SweepStarted(self.sweep, light, now_ns))
         self.phase = Phase.DISCOVER
@@ -835,8 +841,35 @@ class SubnetManager(EventLog[Any]):
                 elif endpoint not in self._hop_limited:
                     self._hop_limited.add(endpoint)
                     self._emit(HopLimitReached(now_ns, guid, port, len(probe)))
+        elif link_up and known and self.light and node.is_switch:
+            if record.port_state == PortState.INIT:
+                self._reread_far_port(node, port, now_ns)
         elif not link_up and known:
             self._remove_link(endpoint)
+
+    def _reread_far_port(self, node: NodeRecordData, port: int, now_ns: int) -> None:
+        """A light sweep read a switch port in Init on a link the database already
+        holds, to the same far end: the link went down and came back up between two
+        reads (a flap), so the far port went through Down to Init as well, and its
+        record (Active from before) is stale. Without a fresh read ARM and ACTIVATE
+        would skip it and leave it in Init under a SUBNET UP. Read it along this
+        switch port, so those phases take both ends through Armed to Active again.
+
+        OpenSM does the same in its own terms: a SwitchInfo with PortStateChange
+        set, read in a light sweep, turns it into a heavy sweep (osm_sw_info_rcv.c,
+        osm_state_mgr.c), whose PortInfo reads (osm_port_info_rcv.c) find the far
+        port in Init, and osm_link_mgr.c brings it to Armed and Active."""
+        far = self.db.links[(node.node_guid, port)]
+        far_node = self.db.nodes.get(far[0])
+        if far_node is None or far in self._far_reread:
+            return
+        probe = (*node.path, port)
+        if len(probe) > MAX_HOP_COUNT:
+            return  # out of directed-route reach: HopLimitReached already said so
+        self._far_reread.add(far)
+        self._issue_get(
+            SmpAttr.PORT_INFO, probe, self._on_port_info, (far_node, far[1]), now_ns, far[1]
+        )
 
     def _path_to_port(self, node: NodeRecordData, port: int) -> DrPath:
         if node.is_switch:
