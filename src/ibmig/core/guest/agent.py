@@ -246,6 +246,23 @@ def _ip(value: IPv4Address | str) -> IPv4Address:
     return value if isinstance(value, IPv4Address) else IPv4Address(value)
 
 
+class _Subscription:
+    """The guest's own notice subscription and broadcast group state, in one object
+    so that the guest keeps few enough attributes to share its instance dictionary's
+    keys (see `GuestAgent._interval`)."""
+
+    __slots__ = ("subscribe", "refresh_pending", "revalidate", "join", "multicast_joined")
+
+    def __init__(self, subscribe: bool) -> None:
+        self.subscribe = subscribe
+        self.refresh_pending = False
+        """Resumed with its own subscription: refresh the cache once it is confirmed."""
+        self.revalidate = False  # re-subscribing after a gap
+        self.join: _SaRequest | None = None
+        self.multicast_joined = False
+        """Member of the IPoIB broadcast group (`GuestConfig.join_ipoib_broadcast`)."""
+
+
 class GuestAgent(GuestCm):
     """One VM's RDMA stack and workload (module docstring).
 
@@ -274,7 +291,7 @@ class GuestAgent(GuestCm):
         self._rng: random.Random | Callable[[], random.Random] = rng
         self.ip = _ip(ip)
         self.name = name
-        self.subscribe = subscribe
+        self._sub = _Subscription(subscribe)
         self._init_event_log(record_events)
 
         self.attached = False
@@ -305,12 +322,6 @@ class GuestAgent(GuestCm):
         self._server_conns: dict[tuple[bytes, int], Connection] = {}
         self._interest: dict[bytes, None] = {}
         self._subscriptions: dict[int, _SaRequest] = {}  # TID -> InformInfo Set in flight
-        self._refresh_pending = False
-        """Resumed with its own subscription: refresh the cache once it is confirmed."""
-        self._join: _SaRequest | None = None
-        self.multicast_joined = False
-        """Member of the IPoIB broadcast group (`GuestConfig.join_ipoib_broadcast`)."""
-        self._revalidate_on_subscribe = False  # re-subscribing after a gap
 
         # The comm IDs start at the rng's first draw, made with the rng (`rng`).
         self._ids = GuestIds(
@@ -337,9 +348,20 @@ class GuestAgent(GuestCm):
             self._ids.comm_id = rng.getrandbits(32) or 1
         return rng
 
-    # Derived from the configuration, not kept: with 29 attributes or fewer a guest's
+    # Derived from the configuration, not kept (and the subscription state in one
+    # object, `_Subscription`): with 29 attributes or fewer a guest's
     # instance dictionary shares its keys with every other guest's (CPython), 300
     # bytes instead of 1.6 kB, which hundreds of thousands of guests feel.
+
+    @property
+    def subscribe(self) -> bool:
+        """Whether the guest subscribes to path-change notices itself (per-VM)."""
+        return self._sub.subscribe
+
+    @property
+    def multicast_joined(self) -> bool:
+        """Member of the IPoIB broadcast group (`GuestConfig.join_ipoib_broadcast`)."""
+        return self._sub.multicast_joined
 
     @property
     def _interval(self) -> int:
@@ -488,7 +510,7 @@ class GuestAgent(GuestCm):
         if resumed:
             # A new dom0 (and perhaps a new GID): register every path held again,
             # with the LID it names, so dom0 can tell what this guest missed.
-            self._refresh_pending = self.subscribe
+            self._sub.refresh_pending = self.subscribe
             for target in self._interest:
                 self._intra.append(PathRegistered(target, self._cached_lid(target)))
         if announce:
@@ -519,7 +541,7 @@ class GuestAgent(GuestCm):
         if self.config.join_ipoib_broadcast:
             self._send_join(now_ns)  # the SA may have lost the membership too
         if self.subscribe:
-            self._revalidate_on_subscribe = True
+            self._sub.revalidate = True
             self._send_subscription(now_ns)
         else:
             self.revalidate_paths(now_ns)
@@ -572,8 +594,8 @@ class GuestAgent(GuestCm):
         self._server_conns.clear()
         self.paths.cancel_queries()
         self._subscriptions.clear()
-        self._join = None
-        self._revalidate_on_subscribe = False
+        self._sub.join = None
+        self._sub.revalidate = False
         self._timers.clear()
         self._outbox.clear()
         for datagram in farewells:
@@ -589,7 +611,7 @@ class GuestAgent(GuestCm):
             # SA refuses that Delete otherwise, as OpenSM).
             self._send_cm(self._mad(self._member_record(Method.DELETE), self.sa_lid, None),
                           "sa_mc_leave")  # fmt: skip
-            self.multicast_joined = False
+            self._sub.multicast_joined = False
         self.attached = False
         self._emit(Detached(now_ns, self.gid))
         if self.config.retry_while_detached:
@@ -1035,7 +1057,7 @@ class GuestAgent(GuestCm):
             self._sync(request)
 
     def _on_sa_request_timer(self, request: _SaRequest, now_ns: int) -> None:
-        if request is self._join:
+        if request is self._sub.join:
             self._on_join_timer(request, now_ns)
         else:
             self._on_subscription_timer(request, now_ns)
@@ -1053,7 +1075,7 @@ class GuestAgent(GuestCm):
     def _send_join(self, now_ns: int) -> None:
         request = _SaRequest(self._new_tid(), b"", 0)
         request.payload = self._member_record(Method.SET, request.tid)
-        self._join = request
+        self._sub.join = request
         self._send_cm(self._mad(request.payload, self.sa_lid, None), "sa_mc_join")
         request.deadline = now_ns + self.sa.timeout_ns
         self._sync(request)
@@ -1065,21 +1087,21 @@ class GuestAgent(GuestCm):
             request.deadline = now_ns + self.sa.timeout_ns
             self._sync(request)
             return
-        self._join = None
+        self._sub.join = None
         self.counters["mc_join_failed"] += 1
 
     def _on_join_response(self, payload: bytes) -> None:
-        request = self._join
+        request = self._sub.join
         tid = int.from_bytes(payload[8:16], "big") & TID_MASK
         if request is None or request.tid != tid:
             self.counters["sa_unmatched"] += 1
             return
-        self._join = None
+        self._sub.join = None
         request.deadline = None
         if (payload[4] << 8) | payload[5]:
             self.counters["mc_join_refused"] += 1
         else:
-            self.multicast_joined = True
+            self._sub.multicast_joined = True
             try:
                 self.neighbours.mlid = MCMemberRecord.unpack(payload, SA_HEADER_SIZE).mlid
             except WireError:
@@ -1123,14 +1145,14 @@ class GuestAgent(GuestCm):
         on what it missed, as every notice from now on reaches this port."""
         if self._subscriptions:
             return
-        if self._revalidate_on_subscribe:
+        if self._sub.revalidate:
             # Subscribed again after a gap: every cached path is resolved afresh,
             # which covers the refresh a resumed guest would make.
-            self._revalidate_on_subscribe = False
-            self._refresh_pending = False
+            self._sub.revalidate = False
+            self._sub.refresh_pending = False
             self.revalidate_paths(now_ns)
-        elif self._refresh_pending:
-            self._refresh_pending = False
+        elif self._sub.refresh_pending:
+            self._sub.refresh_pending = False
             self._refresh_paths(now_ns)
 
     def _on_report(self, datagram: Datagram, now_ns: int) -> None:
