@@ -162,7 +162,6 @@ _FRAMING_BYTES = 8 + 12 + 4 + 2
 _DETH_BYTES = 8
 _GRH_BYTES = 40
 _MAX_HOPS = 64
-_UD_SEND_ONLY = int(OpCode.UD_SEND_ONLY)
 _INITIAL_PATH = 128
 _RETURN_PATH = 192
 
@@ -773,13 +772,7 @@ class SubnetSim:
         far_node, in_port, links, hops = route
         if links:
             if self.contention:
-                # `_wire_bytes`, inline: every Report and ReportResp comes here.
-                size = len(payload) + _FRAMING_BYTES
-                if datagram.opcode == _UD_SEND_ONLY:
-                    size += _DETH_BYTES
-                if datagram.dgid is not None:
-                    size += _GRH_BYTES
-                delay_ns = self._reserve(hops, size, delay_ns)
+                delay_ns = self._reserve(hops, self._wire_bytes(datagram), delay_ns)
             else:
                 latency = self.latency
                 delay_ns += links * latency.link_ns + (links - 1) * latency.switch_ns
