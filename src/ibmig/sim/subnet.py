@@ -168,8 +168,8 @@ _RETURN_PATH = 192
 
 def _forget_past(starts: list[int], ends: list[int], now_ns: int) -> None:
     """Drop a port's busy intervals that ended by `now_ns` (nothing can be booked
-    before now)."""
-    done = bisect_right(ends, now_ns)
+    before now), all but the last: a calendar is never empty (`_reserve`)."""
+    done = min(bisect_right(ends, now_ns), len(ends) - 1)
     del starts[:done]
     del ends[:done]
 
@@ -276,7 +276,11 @@ class EngineServer:
         return len(self.inbox) + len(leaving)
 
     def note_queue(self, now_ns: int) -> None:
-        queue = self.queue(now_ns)
+        # `queue`, inline: called for every MAD that waits.
+        leaving = self.leaving
+        while leaving and leaving[0] <= now_ns:
+            leaving.popleft()
+        queue = len(self.inbox) + len(leaving)
         if queue > self.peak:
             self.peak = queue
             self.max_queue = max(self.max_queue, queue)
@@ -349,12 +353,14 @@ class SubnetSim:
         self._port_rate: list[list[tuple[int, int]]] = [
             [(1, 1)] * (n.num_ports + 1) for n in fabric.nodes
         ]
-        # Busy intervals [start, end) of each port, sorted, as two lists of times.
+        # Busy intervals [start, end) of each port, sorted, as two lists of times;
+        # never empty (an empty interval at time 0 to begin with), so that the
+        # per-hop test in `_reserve` needs no emptiness check.
         self._busy_starts: list[list[list[int]]] = [
-            [[] for _ in range(n.num_ports + 1)] for n in fabric.nodes
+            [[0] for _ in range(n.num_ports + 1)] for n in fabric.nodes
         ]
         self._busy_ends: list[list[list[int]]] = [
-            [[] for _ in range(n.num_ports + 1)] for n in fabric.nodes
+            [[0] for _ in range(n.num_ports + 1)] for n in fabric.nodes
         ]
         for link in fabric.links:
             self.peer[link.node_a][link.port_a] = (link.node_b, link.port_b)
@@ -534,7 +540,7 @@ class SubnetSim:
         processing: Processing = self._processing[key] if delay_ns is None else delay_ns
         by_class = None if isinstance(processing, int) else processing
         if self.contention:
-            self._queue_outputs(node, engine, processing, delay_ns is not None)
+            self._queue_outputs(node, engine, key, processing, delay_ns is not None)
         else:
             departed = self._departed.get(key)
             now = self.kernel.now_ns
@@ -596,14 +602,14 @@ class SubnetSim:
         return self.server(engine)
 
     def _queue_outputs(
-        self, node: int, engine: Engine, processing: Processing, fixed: bool
+        self, node: int, engine: Engine, key: int, processing: Processing, fixed: bool
     ) -> None:
         """Each output leaves one processing time of its class after the one before,
-        once the work in hand is done; `fixed`: all leave `processing` from now."""
+        once the work in hand is done; `fixed`: all leave `processing` from now.
+        `key`: id(engine)."""
         outputs = engine.packets_to_send()
         now = self.kernel.now_ns
-        key = id(engine)
-        main = self.server(engine)
+        main = self.servers.get(key) or self.server(engine)
         if not outputs:
             if not fixed and main.busy_until_ns < now:
                 main.busy_until_ns = now
@@ -809,12 +815,16 @@ class SubnetSim:
                 ser = -(-bits * den // num)
                 last_num = num
                 last_den = den
-            if not ends:
-                starts.append(t)
-                ends.append(t + ser)
-            elif ends[-1] >= t:
+            last = ends[-1]
+            if last >= t:
                 t = _book(starts, ends, t, ser, now)
-            else:  # free from t on: the common case
+            elif last <= now:
+                # Idle since before now, the common case: every interval is past
+                # and none can matter again, so the last one is reused in place
+                # rather than the calendar grown and pruned later.
+                starts[-1] = t
+                ends[-1] = t + ser
+            else:  # booked ahead, free from t on
                 if len(ends) > _PRUNE_AT and ends[len(ends) >> 1] <= now:
                     _forget_past(starts, ends, now)
                 starts.append(t)
