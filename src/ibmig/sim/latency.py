@@ -56,7 +56,10 @@ class LatencyModel:
     # rate 25.78125 Gb/s, 64b/66b) = 24 ns. Rounded to 40 ns per link hop.
     link_ns: int = 40
     # Cable, with contention: the 3 m cable's propagation alone (the serialisation
-    # is computed per packet from the link's width and speed).
+    # is computed per packet from the link's width and speed). Those come from the
+    # topology, not from `link_ns`'s EDR: a .net file without speeds and the
+    # generated presets give 4x SDR (8 Gb/s, about 300 ns per MAD with headers)
+    # unless `[topology] link_width`/`link_speed` say otherwise.
     cable_ns: int = 15
     # Switch port-to-port latency: 90 ns, Mellanox SB7800 (Switch-IB 2, EDR)
     # product brief.
