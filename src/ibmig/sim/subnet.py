@@ -42,7 +42,11 @@ A LID-routed walk depends only on cables, link states, LFTs, port LIDs and port
 states, so its outcome is memoised per (node, port, DLID, VL15 or not). Every SMA
 says when one of its own LFT blocks, LIDs or port states changes (its
 `ForwardingChanged` event), and link changes go through the transport: either
-clears the memo.
+clears the memo. A directed-route walk depends on cables and link states alone
+(a bring-up sends each path's SMPs again and again: a switch's LFT blocks, 696 of
+them on the largest preset, all go one way), so it is memoised per (node,
+direction, the path's port numbers) and forgotten on a link change. A lossy
+fabric draws its losses per crossing and walks every packet.
 
 Engines. The runtime only pumps engines: each is attached to a node with its
 processing time (`attach`), given per management class where one engine answers
@@ -156,6 +160,10 @@ _Calendar = tuple[list[int], list[int], int, int]
 # reserving a memoised path looks nothing up.
 _Hops = tuple[_Calendar, ...]
 _Route = tuple[int, int, int, _Hops] | str
+# A directed-route walk: the ports the SMP is sent out of (their calendars, as it
+# books them: up to where it is dropped, if it is) and where it ends, as (node,
+# arrival port, the return path it wrote: outbound only) or why it was dropped.
+_DrWalk = tuple[_Hops, tuple[int, int, bytes] | str]
 # Bytes a packet adds to its payload on the wire (IBA Vol 1, 5.4 and 7.7-7.8): LRH 8,
 # BTH 12, ICRC 4, VCRC 2; DETH 8 for UD; GRH 40 when it carries GIDs.
 _FRAMING_BYTES = 8 + 12 + 4 + 2
@@ -323,6 +331,7 @@ class SubnetSim:
         self.stats = TransportStats()
         # Memoised LID-routed walks (module docstring).
         self._routes: dict[tuple[int, int, int, bool], _Route] = {}
+        self._dr_walks: dict[tuple[int, bool, bytes], _DrWalk] = {}
         self.vf_lids: dict[int, tuple[int, int]] = {}
         """vSwitch model: VF LID -> (CA node, port) whose HCA accepts it besides the
         port's own LID (kept by `ibmig.sim.hosting`)."""
@@ -832,18 +841,6 @@ class SubnetSim:
             t += step
         return t - switch_ns + ser - now  # no switch after the last cable
 
-    def _cable(self, node: int, port: int, elapsed_ns: int, size_bytes: int) -> tuple[int, int]:
-        """A packet ready `elapsed_ns` from now crosses the cable at (node, port):
-        (the delay at which its head is across, its serialisation time)."""
-        if not self.contention:
-            return elapsed_ns + self.latency.link_ns, 0
-        now = self.kernel.now_ns
-        num, den = self._port_rate[node][port]
-        ser = -(-size_bytes * 8 * den // num)
-        starts, ends = self._busy_starts[node][port], self._busy_ends[node][port]
-        t = _book(starts, ends, now + elapsed_ns, ser, now)
-        return t + self.latency.cable_ns - now, ser
-
     def _capture(self, datagram: Datagram, delay_ns: int) -> None:
         """Frame the datagram as the packet it would be on the wire: LRH, a GRH when
         it carries GIDs (guests behind a shared port always do), BTH, and a DETH for
@@ -904,66 +901,76 @@ class SubnetSim:
         self.stats.drops[reason] += 1
 
     def _send_directed(self, node: int, datagram: Datagram, delay_ns: int) -> None:
-        packet = bytearray(datagram.payload)
-        hop_count = packet[7]
-        hop_pointer = packet[6]
-        latency = self.latency
-        elapsed = delay_ns
-        size = self._wire_bytes(datagram)
-        ser = 0
+        payload = datagram.payload
+        hop_count = payload[7]
         if hop_count > 63:
             self._drop("dr_bad_hop_count")
             return
-        if not packet[4] & 0x80:  # outbound
-            if hop_count == 0:  # to the local SMA: the hop pointer becomes 1 (14.2.2)
-                packet[6] = 1
-                self._deliver_at(elapsed, node, datagram.port, datagram, bytes(packet))
+        outbound = not payload[4] & 0x80
+        if hop_count == 0:
+            # To the local SMA, whose hop pointer becomes 1 (14.2.2), or its response
+            # back to the local SM (0).
+            packet = bytearray(payload)
+            packet[6] = 1 if outbound else 0
+            self._deliver_at(delay_ns, node, datagram.port, datagram, bytes(packet))
+            return
+        if outbound:
+            path = payload[_INITIAL_PATH + 1 : _INITIAL_PATH + hop_count + 1]
+        else:
+            hop_pointer = payload[6] - 1
+            if hop_pointer < 1 or hop_pointer > hop_count:
+                self._drop("dr_bad_hop_pointer")
                 return
-            hop_pointer = 1
-            out = packet[_INITIAL_PATH + 1]
-            while True:
-                far = self._cross(node, out)
-                if far is None:
-                    return
-                elapsed, ser = self._cable(node, out, elapsed, size)
-                node, in_port = far
-                packet[_RETURN_PATH + hop_pointer] = in_port
-                if hop_pointer == hop_count:
-                    packet[6] = hop_pointer + 1
-                    self._deliver_at(elapsed + ser, node, in_port, datagram, bytes(packet))
-                    return
-                if not self.is_switch[node]:
-                    self._drop("dr_through_ca")
-                    return
-                hop_pointer += 1
-                out = packet[_INITIAL_PATH + hop_pointer]
-                elapsed += latency.switch_ns
-        # returning
-        if hop_count == 0:  # the response of the local SMA to the local SM
+            path = payload[_RETURN_PATH + 1 : _RETURN_PATH + hop_pointer + 1]
+        walk: _DrWalk | None = None
+        if not self.loss_rate:
+            key = (node, outbound, path)
+            walk = self._dr_walks.get(key)
+            if walk is None:
+                walk = self._dr_walks[key] = self._walk_directed(node, outbound, path)
+        else:
+            walk = self._walk_directed(node, outbound, path)
+        hops, end = walk
+        if self.contention:
+            # A dropped SMP held the ports it crossed before it was dropped.
+            delay_ns = self._reserve(hops, self._wire_bytes(datagram), delay_ns)
+        else:
+            latency = self.latency
+            delay_ns += len(hops) * latency.link_ns + (len(hops) - 1) * latency.switch_ns
+        if isinstance(end, str):
+            self._drop(end)
+            return
+        far_node, in_port, return_path = end
+        packet = bytearray(payload)
+        if outbound:
+            packet[_RETURN_PATH + 1 : _RETURN_PATH + hop_count + 1] = return_path
+            packet[6] = hop_count + 1
+        else:
             packet[6] = 0
-            self._deliver_at(elapsed, node, datagram.port, datagram, bytes(packet))
-            return
-        hop_pointer -= 1
-        if hop_pointer < 1 or hop_pointer > hop_count:
-            self._drop("dr_bad_hop_pointer")
-            return
-        out = packet[_RETURN_PATH + hop_pointer]
-        while True:
-            far = self._cross(node, out)
-            if far is None:
-                return
-            elapsed, ser = self._cable(node, out, elapsed, size)
+        self._deliver_at(delay_ns, far_node, in_port, datagram, bytes(packet))
+
+    def _walk_directed(self, node: int, outbound: bool, path: bytes) -> _DrWalk:
+        """Walk a directed route from `node` (IBA Vol 1, 14.2.2): outbound through
+        the initial path's ports in order, writing the port each hop arrives by into
+        the return path; returning through the return path's ports, last first.
+        Only switches forward: a CA on the way drops the SMP."""
+        calendars = self._calendars
+        ports = path if outbound else path[::-1]
+        hops: list[_Calendar] = []
+        arrivals = bytearray()
+        last = len(ports) - 1
+        for i, out in enumerate(ports):
+            far = self._cross_or_reason(node, out)
+            if isinstance(far, str):
+                return tuple(hops), far
+            hops.append(calendars[node][out])
             node, in_port = far
-            hop_pointer -= 1
-            if hop_pointer == 0:
-                packet[6] = 0
-                self._deliver_at(elapsed + ser, node, in_port, datagram, bytes(packet))
-                return
+            arrivals.append(in_port)
+            if i == last:
+                return tuple(hops), (node, in_port, bytes(arrivals) if outbound else b"")
             if not self.is_switch[node]:
-                self._drop("dr_through_ca")
-                return
-            out = packet[_RETURN_PATH + hop_pointer]
-            elapsed += latency.switch_ns
+                return tuple(hops), "dr_through_ca"
+        raise AssertionError("a directed route of no hops is delivered locally")
 
     def _send_multicast(self, node: int, datagram: Datagram, delay_ns: int) -> None:
         """A packet to a multicast LID: every switch forwards it to the ports its MFT
@@ -1132,6 +1139,7 @@ class SubnetSim:
     def _set_link_state(self, node_a: int, port_a: int, node_b: int, port_b: int, up: bool) -> None:
         now = self.kernel.now_ns
         self._routes.clear()
+        self._dr_walks.clear()
         for node, port in ((node_a, port_a), (node_b, port_b)):
             if up:
                 self.link_up.add((node, port))
