@@ -159,8 +159,10 @@ def place(
     # is up before the SM's GUIDInfo write lands, and a migration measured from here
     # must not count the set-up's writes.
     all_up = AllUp(list(sim.vms.values()))
+    # The SA's state first: while its writes are in flight `all_up` need not be
+    # asked, and once every VM is up it makes a full pass on every call.
     stepper.until_idle_or(
-        lambda: all_up() and not sim.sa.guid_info_writes_in_flight and sim.sa_idle(),
+        lambda: not sim.sa.guid_info_writes_in_flight and sim.sa_idle() and all_up(),
         PLACEMENT_LIMIT_NS,
     )
     not_up = [v.name for v in sim.vms.values() if not v.up]
