@@ -164,6 +164,11 @@ _Route = tuple[int, int, int, _Hops] | str
 # books them: up to where it is dropped, if it is) and where it ends, as (node,
 # arrival port, the return path it wrote: outbound only) or why it was dropped.
 _DrWalk = tuple[_Hops, tuple[int, int, bytes] | str]
+# Directed-route walks memoised at most (about 300 bytes each). A discovery walks
+# every link from both ends once, which on the largest preset would keep some
+# 200,000 walks nobody asks for again; what is asked again comes in runs (a
+# switch's LFT blocks, a host's GUIDInfo writes), which a memo of this size keeps.
+_DR_WALKS_KEPT = 1 << 16
 # Bytes a packet adds to its payload on the wire (IBA Vol 1, 5.4 and 7.7-7.8): LRH 8,
 # BTH 12, ICRC 4, VCRC 2; DETH 8 for UD; GRH 40 when it carries GIDs.
 _FRAMING_BYTES = 8 + 12 + 4 + 2
@@ -927,6 +932,8 @@ class SubnetSim:
             key = (node, outbound, path)
             walk = self._dr_walks.get(key)
             if walk is None:
+                if len(self._dr_walks) >= _DR_WALKS_KEPT:
+                    self._dr_walks.clear()
                 walk = self._dr_walks[key] = self._walk_directed(node, outbound, path)
         else:
             walk = self._walk_directed(node, outbound, path)
