@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from ibmig.core.engine import Datagram
 from ibmig.fabric import Fabric, find_node, parse_net
+from ibmig.sim import subnet
 from ibmig.sim.latency import LatencyModel
 from ibmig.sim.subnet import SubnetSim
 from ibmig.wire.smp import make_get
@@ -140,3 +143,17 @@ def test_answers_sent_at_once_arrive_one_serialisation_apart() -> None:
     assert t1 == 3 * latency.cable_ns + 2 * latency.switch_ns + ser
     assert t2 - t1 == ser  # the second waited for the first at h0's port
     assert a1.payload[6] == a2.payload[6] == 0
+
+
+def test_a_full_memo_is_cleared_and_walks_come_out_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(subnet, "_DR_WALKS_KEPT", 1)
+    sim, fabric, recorder = chain_sim(contention=False)
+    sent = [ask(sim, fabric, path, tid) for tid, path in enumerate([(1, 1, 1), (1,), (1, 1, 1)])]
+    assert [t - s for (t, _), s in zip(recorder.got, sent, strict=True)] == [
+        2600,
+        2080,
+        2600,
+    ]  # 2 x (3 x 40 + 2 x 90) or 2 x 40, + 2000
+    assert len(sim._dr_walks) == 1
