@@ -3,6 +3,7 @@ with and without contention, and its memo (forgotten on a link change)."""
 
 from __future__ import annotations
 
+from collections.abc import Container
 from typing import Any
 
 import pytest
@@ -38,9 +39,8 @@ Hca 1 "h1"
 class Recorder:
     """A QP0 manager that keeps what reaches it, and sends nothing."""
 
-    event_filter = None
-
     def __init__(self) -> None:
+        self.event_filter: Container[type] | None = None
         self.got: list[tuple[int, Datagram]] = []
 
     def receive(self, datagram: Datagram, now_ns: int) -> None:
