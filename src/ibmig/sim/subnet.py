@@ -99,7 +99,7 @@ from __future__ import annotations
 import json
 import random
 from bisect import bisect_right
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -173,6 +173,7 @@ _DR_WALKS_KEPT = 1 << 16
 # BTH 12, ICRC 4, VCRC 2; DETH 8 for UD; GRH 40 when it carries GIDs.
 _FRAMING_BYTES = 8 + 12 + 4 + 2
 _DETH_BYTES = 8
+_UD_SEND_ONLY = int(OpCode.UD_SEND_ONLY)  # an int compares faster than the enum member
 _GRH_BYTES = 40
 _MAX_HOPS = 64
 _INITIAL_PATH = 128
@@ -410,9 +411,11 @@ class SubnetSim:
         """The SM and SA as the one engine attached at `sm_node`."""
         self.qp0_managers: dict[int, Engine] = {}
         self.gsi: dict[tuple[int, int], Engine] = {}
-        # MADs sent, by (class, method, attribute); data-plane packets; SA MADs received
-        # per millisecond of simulated time.
-        self.mad_counts: Counter[tuple[int, int, int]] = Counter()
+        # MADs sent, by class, method and attribute packed in one integer
+        # (`mad_counts`: every MAD sent is counted, and a tuple key cost a tuple
+        # per MAD); data-plane packets; SA MADs received per millisecond of
+        # simulated time.
+        self._mad_tally: defaultdict[int, int] = defaultdict(int)
         self.data_packets = 0
         self.sa_received_bins: Counter[int] = Counter()
         self._gsi_requesters: dict[tuple[int, bytes], Engine] = {}
@@ -446,6 +449,16 @@ class SubnetSim:
         self.add_event_hook(self._forget_routes, ForwardingChanged)
         for link in fabric.links:
             self._set_link_state(link.node_a, link.port_a, link.node_b, link.port_b, True)
+
+    @property
+    def mad_counts(self) -> Counter[tuple[int, int, int]]:
+        """MADs sent so far, by (class, method, attribute ID): a snapshot."""
+        return Counter(
+            {
+                (key >> 24, (key >> 16) & 0xFF, key & 0xFFFF): count
+                for key, count in self._mad_tally.items()
+            }
+        )
 
     def _pick_sm_node(self, sm_node: str | int | None) -> int:
         nodes = self.fabric.nodes
@@ -761,7 +774,9 @@ class SubnetSim:
         payload = datagram.payload
         dqp = datagram.dqp
         if dqp <= QP1:
-            self.mad_counts[(payload[1], payload[3], (payload[16] << 8) | payload[17])] += 1
+            self._mad_tally[
+                (payload[1] << 24) | (payload[3] << 16) | (payload[16] << 8) | payload[17]
+            ] += 1
         else:
             self.data_packets += 1
         if self.capture is not None:
@@ -804,7 +819,7 @@ class SubnetSim:
     def _wire_bytes(datagram: Datagram) -> int:
         """The packet's size on the wire (`_FRAMING_BYTES`)."""
         size = len(datagram.payload) + _FRAMING_BYTES
-        if datagram.opcode == OpCode.UD_SEND_ONLY:
+        if datagram.opcode == _UD_SEND_ONLY:
             size += _DETH_BYTES
         if datagram.dgid is not None:
             size += _GRH_BYTES
