@@ -30,7 +30,7 @@ from ibmig.errors import ConfigError
 from ibmig.wire.mad import MadStatus, Method
 from ibmig.wire.packet import QP1_QKEY
 from ibmig.wire.sa import GUIDInfoRecord, GUIDInfoRecordComp, SaAttr, SaMad, SaStatus
-from tests.core.host.fake_sa import SA_LID, FakeSa, exchange, gid, sa_mad
+from tests.core.host.fake_sa import SA_LID, FakeSa, exchange, gid, run_due, sa_mad
 
 H1_GUID, H1_LID = 0x0002_C903_0000_0B01, 3
 H2_GUID, H2_LID = 0x0002_C903_0000_0C01, 5
@@ -63,7 +63,10 @@ def events(agent: HostAgent) -> list[HostEvent]:
     return found
 
 
-def sent(agent: HostAgent) -> list[tuple[Datagram, SaMad]]:
+def sent(agent: HostAgent, now_ns: int | None = None) -> list[tuple[Datagram, SaMad]]:
+    """What `agent` sends; with `now_ns`, once its alias GUID work due then has run."""
+    if now_ns is not None:
+        run_due(agent, now_ns)
     return [(d, SaMad.unpack(d.payload)) for d in agent.packets_to_send()]
 
 
@@ -78,7 +81,7 @@ def answer(request: Datagram, response: SaMad) -> Datagram:
 def test_static_set_wire_fields_and_vf_up_only_after_getresp() -> None:
     h1 = host()
     assert h1.attach_vf("vm1", 10, vguid=V1) == 1
-    [(datagram, mad)] = sent(h1)
+    [(datagram, mad)] = sent(h1, 10)
     # dom0 addressing: port LID to the SA's LID, QP1 to QP1, no GRH.
     assert datagram.port == 1
     assert (datagram.slid, datagram.dlid, datagram.sqp, datagram.dqp) == (H1_LID, SA_LID, 1, 1)
@@ -110,7 +113,7 @@ def test_static_set_wire_fields_and_vf_up_only_after_getresp() -> None:
 def test_vf_index_selects_block_and_component() -> None:
     h1 = host(config=HostConfig(subscribe_path_changes=False, num_vfs=12))
     h1.set_alias("vm9", 0, vguid=V1, vf=9)
-    [(_, mad)] = sent(h1)
+    [(_, mad)] = sent(h1, 0)
     record = mad.record()
     assert isinstance(record, GUIDInfoRecord)
     assert record.block_num == 1
@@ -256,7 +259,7 @@ def test_alias_waits_for_the_port() -> None:
     h1.attach_vf("vm1", 0, vguid=V1)
     assert h1.packets_to_send() == [] and h1.get_timer() is None
     h1.port_active(H1_LID, SA_LID, 50)
-    [(datagram, mad)] = sent(h1)
+    [(datagram, mad)] = sent(h1, 50)
     assert datagram.slid == H1_LID and mad.header.method == Method.SET
 
 
@@ -265,7 +268,7 @@ def test_grh_when_asked_and_the_sa_gid_is_known() -> None:
     h1 = host(config=config, lid=None)
     h1.port_active(H1_LID, SA_LID, 0, sa_gid=gid(0xA1))
     h1.attach_vf("vm1", 0, vguid=V1)
-    [(datagram, _)] = sent(h1)
+    [(datagram, _)] = sent(h1, 0)
     assert datagram.sgid == gid(H1_GUID) and datagram.dgid == gid(0xA1)
 
 
@@ -333,7 +336,7 @@ def test_vf_allocation_and_misuse() -> None:
 def test_lost_request_is_resent_with_the_same_tid_then_given_up() -> None:
     h1 = host(config=GIVE_UP)
     h1.attach_vf("vm1", 0, vguid=V1)
-    [(_, first)] = sent(h1)
+    [(_, first)] = sent(h1, 0)
     assert h1.get_timer() == SECOND
     h1.handle_timer(SECOND - 1)
     assert h1.packets_to_send() == []
@@ -386,7 +389,7 @@ def test_stray_and_duplicate_answers_are_ignored() -> None:
     sa = FakeSa()
     h1 = host()
     h1.attach_vf("vm1", 0, vguid=V1)
-    [request] = h1.packets_to_send()
+    [request] = [d for d, _ in sent(h1, 0)]
     [reply] = sa.handle(request)
     h1.receive(reply, 1)
     h1.receive(reply, 2)  # a second answer with the same TID
@@ -399,7 +402,7 @@ def test_stray_and_duplicate_answers_are_ignored() -> None:
 def test_tids_are_32_bit_and_matched_on_the_low_bits() -> None:
     h1 = host()
     h1.attach_vf("vm1", 0, vguid=V1)
-    [(request, mad)] = sent(h1)
+    [(request, mad)] = sent(h1, 0)
     assert 0 < mad.tid < 1 << 32
     # A layer below rewrote the upper 32 bits of the TID on the way back.
     block = GUIDInfoRecord(H1_LID, 0, mad.record().guid_info)  # type: ignore[union-attr]
@@ -528,7 +531,9 @@ def test_in_the_vswitch_model_dom0_maps_no_local_vm_to_the_ports_lid() -> None:
     h1 = host(config=HostConfig(vf_lids=True))
     h1.attach_vf("vm1", 10, vguid=V1)
     # Its subscription (per-host: the registration check below needs it) and the Set.
-    [(datagram, mad)] = [(d, m) for d, m in sent(h1) if m.attribute_id == SaAttr.GUID_INFO_RECORD]
+    [(datagram, mad)] = [
+        (d, m) for d, m in sent(h1, 10) if m.attribute_id == SaAttr.GUID_INFO_RECORD
+    ]
     record = mad.record()
     assert isinstance(record, GUIDInfoRecord)
     block = GUIDInfoRecord(H1_LID, 0, record.guid_info)
