@@ -10,15 +10,34 @@ Alias GUIDs through the SA
 --------------------------
 dom0 does not write GUIDInfo itself: it asks the SA with a SubnAdmSet of a
 GUIDInfoRecord (IBA Vol 1, 15.2.5.18; OpenSM osm_sa_guidinfo_record.c), and the SM
-writes the port. The record names the port's LID and the block (index // 8); the
-ComponentMask selects LID, BlockNum and GUIDn of the one entry (index % 8), so the
-other entries of the block are left alone. SubnAdmDelete with the same mask
-removes the entry. The SA answers a Set with GetResp and a Delete with DeleteResp,
-both carrying the block as the port now holds it. A Set is acknowledged when that
-block holds the requested GUID at the entry; if it does not, the SA refused it
-(another port holds that GUID: a migrating VM's source has not released it yet).
+writes the port. It writes a record (a block of eight GUIDs) at a time, as mlx4's
+alias GUID service does (Linux drivers/infiniband/hw/mlx4/alias_GUID.c): the record
+names the port's LID and the block (index // 8); the ComponentMask selects LID,
+BlockNum and the GUIDn (index % 8) of every entry the request writes, so the
+block's other entries are left alone. SubnAdmDelete with such a mask removes the
+entries. The SA answers a Set with GetResp and a Delete with DeleteResp, both
+carrying the block as the port now holds it. Each entry has its own outcome: a Set
+is acknowledged for the entries of that block that hold the requested GUID; an
+entry that does not, the SA refused (another port holds that GUID: a migrating VM's
+source has not released it yet; OpenSM's set_guidinfo leaves such an entry alone and
+writes the others).
+
 Operations on one entry run one at a time, in the order asked; a Delete whose GUID
-is no longer at the entry when its turn comes is done without asking the SA.
+is no longer at the entry when its turn comes is done without asking the SA. The
+work that starts them (`_write_entries`, mlx4's `alias_guid_work`) takes the
+operation at the head of every entry's queue that is ready -- none of the entry's
+running, none waiting for a retry -- and sends one request per block and method
+(mlx4's `set_required_record` names one method per request), the Deletes first: a
+GUID moving between two entries of the port is free once its Delete is done. A
+toolstack call queues one entry, so the work runs once the calls of the moment are
+done (a timer due now: mlx4 queues its work with no delay,
+`mlx4_ib_init_alias_guid_work`): 16 VMs placed on a host are three Sets (VFs 1-7,
+8-15, 16), not sixteen. Unlike mlx4, which has one request per port in flight,
+entries of different requests proceed independently, as each did when it had a
+request of its own: a refused entry does not hold up the others. The migration
+engine asks for the Set at the destination once the source's Delete is answered
+(`AliasReleased`; `ibmig.core.migration.machine`, `await_alias_release`), and
+`AliasReleased` still means that entry's Delete is done, batched or not.
 
 A vport is up (`VfUp(vm, vf, gid, lid)`) once the VF is attached to the VM *and*
 the SA has acknowledged its alias GUID. Address assignment:
@@ -51,7 +70,12 @@ request that failed (no answer, a busy status) after 1 s each time; without end
 `AliasRetryScheduled` each time, `AliasFailed` only once a limit set is spent).
 Answers that may change on a retry -- status busy (0x0001), the SA's
 ERR_NO_RESOURCES (the SM's write of the port timed out) and a refused alias -- wait
-for that timer; any other error status fails the request at once.
+for that timer; any other error status fails the request at once. A request some
+of whose entries were refused is narrowed to them: the done ones are finished, and
+the resend (same TID) names only the refused ones, so it cannot undo what was
+asked of the others since. Given up, each entry is asked again on its own count;
+entries whose waits end together are asked together, as mlx4 re-asks a record
+with every entry still pending in it.
 
 Path changes (the per-host strategy)
 ------------------------------------
@@ -562,8 +586,8 @@ class HostAgent(EventLog[HostEvent]):
                     if vf.attached:
                         self._vport_up[vf.index] = vf.vm
                         self._emit(VfUp(vf.vm, vf.index, self._gid(vf.alias), lid, now_ns))
-        if self._queues:
-            self._pump(now_ns)
+        # Every entry it has to write is queued by now: no need to wait.
+        self._write_entries(now_ns)
 
     def restart(self, now_ns: int) -> None:
         """dom0 died and came back (module docstring, Restart): forget what lived in
@@ -644,8 +668,7 @@ class HostAgent(EventLog[HostEvent]):
             if queue and queue[0].waiting:
                 self._retry_timers.cancel(index)
                 queue[0].waiting = False
-        if self._queues:
-            self._pump(now_ns)
+        self._write_entries(now_ns)  # every record at once, as mlx4 (docstring)
 
     def subscribe(self, now_ns: int) -> None:
         """Subscribe to path changes (also done by `port_active` when configured)."""
@@ -926,10 +949,12 @@ class HostAgent(EventLog[HostEvent]):
         self._pump(now_ns)
 
     def _pump(self, now_ns: int) -> None:
-        """Run the alias GUID work once the caller is done (`_write_entries`): mlx4
-        queues its per-port work with no delay (`mlx4_ib_init_alias_guid_work`), so
-        the VFs a toolstack sets up together, or several VMs leaving a host at once,
-        reach the SA as one request per block."""
+        """Run the alias GUID work once the caller is done (`_write_entries`), for
+        the toolstack's calls, which queue one entry each: mlx4 queues its per-port
+        work with no delay (`mlx4_ib_init_alias_guid_work`), so the VFs a toolstack
+        sets up together, or several VMs leaving a host at once, reach the SA as one
+        request per block. (Calls that queue every entry at once, and answers, write
+        at once.)"""
         if self.port_lid is None or self.sa_lid is None:
             return  # `port_active` runs it
         if not any(self._queues.values()):
@@ -946,6 +971,7 @@ class HostAgent(EventLog[HostEvent]):
         two entries of this port is free only once the Delete is done."""
         if self.port_lid is None or self.sa_lid is None:
             return
+        self._retry_timers.cancel(_ALIAS_WORK)  # done here
         entries = self._entries
         unsure = self._unsure
         batches: dict[tuple[bool, int], list[_EntryOp]] = {}
@@ -1013,8 +1039,8 @@ class HostAgent(EventLog[HostEvent]):
         )
 
     def _entry_done(self, op: _EntryOp, now_ns: int, reason: str | None) -> None:
-        """Finish `op` (reason None: success); the next one of its entry follows
-        (`_pump`)."""
+        """Finish `op` (reason None: success); the caller then starts what follows
+        (`_write_entries`)."""
         queue = self._queues.get(op.index)
         if queue and queue[0] is op:
             queue.popleft()
@@ -1038,7 +1064,6 @@ class HostAgent(EventLog[HostEvent]):
             self.counters["alias_failed"] += 1
             operation = "set" if op.setting else "delete"
             self._emit(AliasFailed(op.vm, op.index, op.guid, operation, reason, now_ns))
-        self._pump(now_ns)
 
     # --- internals: subscription ------------------------------------------------------
 
@@ -1149,6 +1174,7 @@ class HostAgent(EventLog[HostEvent]):
                     self._entry_done(op, now_ns, reason)
                 else:
                     self._retry_later(op, reason, now_ns)
+            self._write_entries(now_ns)
         elif transaction.tid in self._inform_tids:
             self._inform_done(transaction, now_ns, reason)
 
@@ -1206,6 +1232,8 @@ class HostAgent(EventLog[HostEvent]):
             self._end(tid)
         for op in done:
             self._entry_done(op, now_ns, None)
+        # What waited behind the entries done goes now, a record at a time.
+        self._write_entries(now_ns)
 
     # --- internals: Reports -----------------------------------------------------------
 
