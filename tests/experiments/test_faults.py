@@ -77,6 +77,10 @@ GAVE_UP = re.compile(
     r"stale cached path: LID 3, vm0 is behind LID 17 \(the SA gave up its path-change"
     r" Report to it: lost on every send\)"
 )
+LOST_WRITE = re.compile(
+    r"vm0's port does not hold its alias GUID 0x[0-9a-f]{16} \(the SM's GUIDInfo write"
+    r" was lost; the SA had accepted it\)"
+)
 
 # (strategy, rate) -> {seed: peers not back}; every other run brings every peer back.
 
@@ -91,7 +95,11 @@ def test_loss_from_the_first_migration_every_peer_comes_back(rate: float, strate
     why not. A peer on the destination host starts its REQs toward the old LID at
     once (the DREQ), and only the path-change Report, which OpenSM sends four times
     and then gives up (osm_sa_mad_ctrl.c ERR 1A06), can turn it round: at 10% loss
-    per cable that Report is sometimes lost on every send, and the run says so.
+    per cable that Report is sometimes lost on every send, and the run says so. So,
+    more rarely, is the SM's SubnSet(GUIDInfo) of vm0's alias at its destination
+    (OpenSM's SA answered the Set first and keeps its table: ERR 3113; per-VM, seed 0
+    draws it since dom0 writes a GUIDInfo record at a time and the set-up ends
+    earlier), and the run says that too.
     60 s: a peer whose CM exchange is lost waits 6.144 s per REQ resend."""
     for seed in range(8):
         data: dict[str, Any] = json.loads(json.dumps(LAB))
@@ -111,7 +119,11 @@ def test_loss_from_the_first_migration_every_peer_comes_back(rate: float, strate
         for conn in result.connections:
             assert (conn in not_back) == (conn.cause is not None), (seed, conn)
         for conn in not_back:
-            assert conn.cause is not None and GAVE_UP.fullmatch(conn.cause), (seed, conn.cause)
+            assert conn.cause is not None, seed
+            assert GAVE_UP.fullmatch(conn.cause) or LOST_WRITE.fullmatch(conn.cause), (
+                seed,
+                conn.cause,
+            )
 
 
 def lab_run(
@@ -158,19 +170,20 @@ def test_a_lost_alias_write_leaves_the_sa_table_as_opensm_does() -> None:
 
 
 def test_a_peer_whose_report_was_lost_on_every_send_is_named() -> None:
-    """Per-VM signalling, 10% loss, seed 85 of the reproduction's lab: vm11's own
+    """Per-VM signalling, 10% loss, seed 15 of the reproduction's lab: vm5's own
     path-change Report is lost on all four sends and the SA gives up (as OpenSM). Its
     cached path (kept until flushed) still names vm0's old LID, as a real stack's
     would: the run names that, and why. (Seed 1 drew this while Report timeouts
-    counted from emission; resent from their departure, the draws fall differently,
-    and seeds 1-84 give no peer a Report lost four times.)"""
-    result, _ = lab_run("per-vm", 0.1, 85, 20000)
+    counted from emission; resent from their departure, seed 85; since dom0 writes a
+    GUIDInfo record at a time the set-up ends earlier, the draws fall differently
+    again, and seeds 1-14 give no peer a Report lost four times.)"""
+    result, _ = lab_run("per-vm", 0.1, 15, 20000)
     [migration] = result.migrations
     assert migration.outcome == "completed"
     causes = {conn.client: conn.cause for conn in result.connections}
-    assert causes.keys() == {"vm3", "vm8", "vm11"}
-    assert causes["vm3"] is None and causes["vm8"] is None
-    assert causes["vm11"] is not None and GAVE_UP.fullmatch(causes["vm11"])
+    assert causes.keys() == {"vm5", "vm9", "vm11"}
+    assert causes["vm9"] is None and causes["vm11"] is None
+    assert causes["vm5"] is not None and GAVE_UP.fullmatch(causes["vm5"])
 
 
 def test_dom0_restart_resubscribes_and_the_peers_come_back() -> None:

@@ -165,6 +165,7 @@ def test_restarted_with_its_state_it_asks_for_every_alias_again_and_subscribes(
     }
     second, port, out = make(tmp_path)
     second.start()
+    second.step(0)  # the alias GUID work runs once start's calls are done
     kinds = sorted(mad_kind(mad) for _h, mad in port.sent)
     assert kinds == ["0x03/0x02/0x0003", "0x03/0x02/0x0030"]
     assert any(e["event"] == "restored" and e["vm"] == "vm0" for e in log_events(out))

@@ -47,7 +47,7 @@ from ibmig.wire.sa import (
     SaMad,
     report_response,
 )
-from tests.core.host.fake_sa import SA_LID, SA_PORT_GUID, FakeSa, exchange, gid
+from tests.core.host.fake_sa import SA_LID, SA_PORT_GUID, FakeSa, exchange, gid, run_due
 
 H1_GUID, H1_LID = 0x0002_C903_0000_0B01, 3
 H2_GUID, H2_LID = 0x0002_C903_0000_0C01, 5
@@ -400,6 +400,7 @@ def test_arbitrary_sa_mads_never_raise(body: bytes, method: int, attr: int, stat
     """Answers and Reports with the right TID and arbitrary contents."""
     h3 = host("h3", H3_GUID, H3_LID)
     h3.attach_vf("vm", 0, vguid=V1)
+    run_due(h3, 0)
     [request] = [d for d in h3.packets_to_send() if SaMad.unpack(d.payload).attribute_id == 0x30]
     tid = SaMad.unpack(request.payload).tid
     header = (

@@ -30,7 +30,7 @@ from ibmig.errors import ConfigError
 from ibmig.wire.mad import MadStatus, Method
 from ibmig.wire.packet import QP1_QKEY
 from ibmig.wire.sa import GUIDInfoRecord, GUIDInfoRecordComp, SaAttr, SaMad, SaStatus
-from tests.core.host.fake_sa import SA_LID, FakeSa, exchange, gid, sa_mad
+from tests.core.host.fake_sa import SA_LID, FakeSa, exchange, gid, run_due, sa_mad
 
 H1_GUID, H1_LID = 0x0002_C903_0000_0B01, 3
 H2_GUID, H2_LID = 0x0002_C903_0000_0C01, 5
@@ -63,7 +63,10 @@ def events(agent: HostAgent) -> list[HostEvent]:
     return found
 
 
-def sent(agent: HostAgent) -> list[tuple[Datagram, SaMad]]:
+def sent(agent: HostAgent, now_ns: int | None = None) -> list[tuple[Datagram, SaMad]]:
+    """What `agent` sends; with `now_ns`, once its alias GUID work due then has run."""
+    if now_ns is not None:
+        run_due(agent, now_ns)
     return [(d, SaMad.unpack(d.payload)) for d in agent.packets_to_send()]
 
 
@@ -78,7 +81,7 @@ def answer(request: Datagram, response: SaMad) -> Datagram:
 def test_static_set_wire_fields_and_vf_up_only_after_getresp() -> None:
     h1 = host()
     assert h1.attach_vf("vm1", 10, vguid=V1) == 1
-    [(datagram, mad)] = sent(h1)
+    [(datagram, mad)] = sent(h1, 10)
     # dom0 addressing: port LID to the SA's LID, QP1 to QP1, no GRH.
     assert datagram.port == 1
     assert (datagram.slid, datagram.dlid, datagram.sqp, datagram.dqp) == (H1_LID, SA_LID, 1, 1)
@@ -110,7 +113,7 @@ def test_static_set_wire_fields_and_vf_up_only_after_getresp() -> None:
 def test_vf_index_selects_block_and_component() -> None:
     h1 = host(config=HostConfig(subscribe_path_changes=False, num_vfs=12))
     h1.set_alias("vm9", 0, vguid=V1, vf=9)
-    [(_, mad)] = sent(h1)
+    [(_, mad)] = sent(h1, 0)
     record = mad.record()
     assert isinstance(record, GUIDInfoRecord)
     assert record.block_num == 1
@@ -256,7 +259,7 @@ def test_alias_waits_for_the_port() -> None:
     h1.attach_vf("vm1", 0, vguid=V1)
     assert h1.packets_to_send() == [] and h1.get_timer() is None
     h1.port_active(H1_LID, SA_LID, 50)
-    [(datagram, mad)] = sent(h1)
+    [(datagram, mad)] = sent(h1, 50)
     assert datagram.slid == H1_LID and mad.header.method == Method.SET
 
 
@@ -265,7 +268,7 @@ def test_grh_when_asked_and_the_sa_gid_is_known() -> None:
     h1 = host(config=config, lid=None)
     h1.port_active(H1_LID, SA_LID, 0, sa_gid=gid(0xA1))
     h1.attach_vf("vm1", 0, vguid=V1)
-    [(datagram, _)] = sent(h1)
+    [(datagram, _)] = sent(h1, 0)
     assert datagram.sgid == gid(H1_GUID) and datagram.dgid == gid(0xA1)
 
 
@@ -333,7 +336,7 @@ def test_vf_allocation_and_misuse() -> None:
 def test_lost_request_is_resent_with_the_same_tid_then_given_up() -> None:
     h1 = host(config=GIVE_UP)
     h1.attach_vf("vm1", 0, vguid=V1)
-    [(_, first)] = sent(h1)
+    [(_, first)] = sent(h1, 0)
     assert h1.get_timer() == SECOND
     h1.handle_timer(SECOND - 1)
     assert h1.packets_to_send() == []
@@ -386,7 +389,7 @@ def test_stray_and_duplicate_answers_are_ignored() -> None:
     sa = FakeSa()
     h1 = host()
     h1.attach_vf("vm1", 0, vguid=V1)
-    [request] = h1.packets_to_send()
+    [request] = [d for d, _ in sent(h1, 0)]
     [reply] = sa.handle(request)
     h1.receive(reply, 1)
     h1.receive(reply, 2)  # a second answer with the same TID
@@ -399,7 +402,7 @@ def test_stray_and_duplicate_answers_are_ignored() -> None:
 def test_tids_are_32_bit_and_matched_on_the_low_bits() -> None:
     h1 = host()
     h1.attach_vf("vm1", 0, vguid=V1)
-    [(request, mad)] = sent(h1)
+    [(request, mad)] = sent(h1, 0)
     assert 0 < mad.tid < 1 << 32
     # A layer below rewrote the upper 32 bits of the TID on the way back.
     block = GUIDInfoRecord(H1_LID, 0, mad.record().guid_info)  # type: ignore[union-attr]
@@ -528,7 +531,9 @@ def test_in_the_vswitch_model_dom0_maps_no_local_vm_to_the_ports_lid() -> None:
     h1 = host(config=HostConfig(vf_lids=True))
     h1.attach_vf("vm1", 10, vguid=V1)
     # Its subscription (per-host: the registration check below needs it) and the Set.
-    [(datagram, mad)] = [(d, m) for d, m in sent(h1) if m.attribute_id == SaAttr.GUID_INFO_RECORD]
+    [(datagram, mad)] = [
+        (d, m) for d, m in sent(h1, 10) if m.attribute_id == SaAttr.GUID_INFO_RECORD
+    ]
     record = mad.record()
     assert isinstance(record, GUIDInfoRecord)
     block = GUIDInfoRecord(H1_LID, 0, record.guid_info)
@@ -537,3 +542,143 @@ def test_in_the_vswitch_model_dom0_maps_no_local_vm_to_the_ports_lid() -> None:
     assert h1.is_up("vm1") and h1.mapping == {} and h1.lookup(gid(V1)) is None
     h1.receive_intra_host("vm2", PathRegistered(gid(V1), 44), 30)  # vm1's VF LID
     assert h1.intra_host_to_send() == []
+
+
+# --- a GUIDInfo record at a time (mlx4's alias GUID service) ---------------------------
+
+G = [int(GUIDInfoRecordComp.GUID0) << i for i in range(8)]
+V3 = 0x0002_C903_00AA_0003
+
+
+def guid_records(sa: FakeSa) -> list[tuple[int, int, int, tuple[int, ...]]]:
+    """(method, ComponentMask, block, GUIDs) of every GUIDInfoRecord request."""
+    found = []
+    for _, mad in sa.requests:
+        record = mad.record()
+        assert isinstance(record, GUIDInfoRecord)
+        found.append(
+            (mad.header.method, mad.component_mask, record.block_num, record.guid_info.guids)
+        )
+    return found
+
+
+def test_a_host_placing_16_vms_sends_one_set_per_guidinfo_block() -> None:
+    """VFs 1..16 are GUIDInfo indices 1..16: block 0 holds 1-7 (index 0 is the port
+    GUID), block 1 holds 8-15, block 2 holds 16. Sixteen VMs attached together go
+    out as three Sets, not sixteen, and every VM comes up from its block's answer."""
+    sa = FakeSa()
+    h1 = host(config=HostConfig(subscribe_path_changes=False, num_vfs=16))
+    vguids = [0x0002_C903_00BB_0000 + i for i in range(17)]  # vguids[i] for VF i
+    for i in range(1, 17):
+        assert h1.attach_vf(f"vm{i}", 0, vguid=vguids[i]) == i
+    # The work runs once the calls are done (a timer due now), not per call.
+    assert h1.packets_to_send() == [] and h1.get_timer() == 0
+    exchange(sa, {H1_LID: h1}, 0)
+    assert guid_records(sa) == [
+        (Method.SET, GIR_KEY | sum(G[1:]), 0, (0, *vguids[1:8])),
+        (Method.SET, GIR_KEY | sum(G), 1, tuple(vguids[8:16])),
+        (Method.SET, GIR_KEY | G[0], 2, (vguids[16], 0, 0, 0, 0, 0, 0, 0)),
+    ]
+    assert len({mad.tid for _, mad in sa.requests}) == 3
+    assert all(h1.is_up(f"vm{i}") for i in range(1, 17))
+    assert [e.vm for e in events(h1) if isinstance(e, VfUp)] == [f"vm{i}" for i in range(1, 17)]
+    assert h1.counters["sa_requests"] == 3 and h1.get_timer() is None
+
+
+def test_an_entry_refused_inside_a_batch_is_retried_alone_while_the_others_come_up() -> None:
+    """One Set names entries 1-3; another port still holds entry 2's GUID (its VM has
+    not left yet). Entries 1 and 3 come up from the answer; the resend, with the same
+    TID, names entry 2 only, so it leaves the others -- and the Delete of entry 1
+    asked meanwhile -- alone."""
+    sa = FakeSa()
+    sa.entries[(H2_LID, 1)] = V2
+    h1 = host()
+    hosts = {H1_LID: h1}
+    for vm, vguid, vf in (("vm1", V1, 1), ("vm2", V2, 2), ("vm3", V3, 3)):
+        h1.attach_vf(vm, 0, vguid=vguid, vf=vf)
+    exchange(sa, hosts, 0)
+    [(_, first)] = sa.requests
+    assert first.component_mask == GIR_KEY | G[1] | G[2] | G[3]
+    assert h1.is_up("vm1") and h1.is_up("vm3") and not h1.is_up("vm2")
+    assert h1.counters["alias_refused"] == 1 and h1.get_timer() == SECOND
+    # vm1 leaves: its Delete goes out while entry 2 waits for its resend.
+    h1.detach_vf("vm1", 500)
+    h1.release_alias(V1, 500)
+    exchange(sa, hosts, 500)
+    assert guid_records(sa)[1] == (Method.DELETE, GIR_KEY | G[1], 0, (0, V1, 0, 0, 0, 0, 0, 0))
+    del sa.entries[(H2_LID, 1)]  # the other port released V2
+    h1.handle_timer(SECOND)
+    exchange(sa, hosts, SECOND)
+    _, resend = sa.requests[2]
+    assert resend.tid == first.tid
+    assert guid_records(sa)[2] == (Method.SET, GIR_KEY | G[2], 0, (0, 0, V2, 0, 0, 0, 0, 0))
+    assert h1.is_up("vm2")
+    assert sa.entries == {(H1_LID, 2): V2, (H1_LID, 3): V3}
+    ups = [(e.vm, e.time_ns) for e in events(h1) if isinstance(e, VfUp)]
+    assert ups == [("vm1", 0), ("vm3", 0), ("vm2", SECOND)]
+
+
+def test_a_batch_given_up_reports_each_entry_and_retries_each_on_its_own_count() -> None:
+    """No answer to a two-entry Set: each entry gets its own AliasRetryScheduled, and
+    entries whose waits end together are asked again together."""
+    h1 = host()
+    h1.attach_vf("vm1", 0, vguid=V1, vf=1)
+    h1.attach_vf("vm2", 0, vguid=V2, vf=2)
+    [(_, first)] = sent(h1, 0)
+    assert first.component_mask == GIR_KEY | G[1] | G[2]
+    for t in (SECOND, 2 * SECOND):  # the resends, lost too
+        h1.handle_timer(t)
+        assert len(sent(h1)) == 1
+    h1.handle_timer(3 * SECOND)  # given up
+    retries = [e for e in events(h1) if isinstance(e, AliasRetryScheduled)]
+    assert [(e.vm, e.vf, e.reason, e.retry_ns) for e in retries] == [
+        ("vm1", 1, "timeout", 4 * SECOND),
+        ("vm2", 2, "timeout", 4 * SECOND),
+    ]
+    h1.handle_timer(4 * SECOND)
+    [(_, again)] = sent(h1)
+    assert again.component_mask == GIR_KEY | G[1] | G[2]
+
+
+def test_deletes_and_sets_of_one_block_go_as_two_requests_deletes_first() -> None:
+    """mlx4 names one method per request. A GUID moving from entry 1 to entry 2 of
+    the same port is free only once the Delete is done, so Deletes go first."""
+    sa = FakeSa()
+    h1 = host()
+    h1.attach_vf("vm1", 0, vguid=V1, vf=1)
+    exchange(sa, {H1_LID: h1}, 0)
+    h1.detach_vf("vm1", 10)
+    h1.release_alias(V1, 10)
+    h1.attach_vf("vm1b", 10, vguid=V1, vf=2)
+    h1.attach_vf("vm3", 10, vguid=V3, vf=3)
+    exchange(sa, {H1_LID: h1}, 10)
+    assert guid_records(sa)[1:] == [
+        (Method.DELETE, GIR_KEY | G[1], 0, (0, V1, 0, 0, 0, 0, 0, 0)),
+        (Method.SET, GIR_KEY | G[2] | G[3], 0, (0, 0, V1, V3, 0, 0, 0, 0)),
+    ]
+    assert sa.refused == 0 and h1.is_up("vm1b") and h1.is_up("vm3")
+
+
+def test_vms_leaving_together_are_deleted_before_they_are_set_at_the_destination() -> None:
+    """Two VMs migrate from h1 to h2 at once: the source's one Delete (both entries)
+    reaches the SA before the destination's one Set, as the migration engine
+    orders them, so nothing is refused."""
+    sa = FakeSa()
+    h1, h2 = host(), host("h2", H2_GUID, H2_LID)
+    hosts = {H1_LID: h1, H2_LID: h2}
+    h1.attach_vf("vm1", 0, vguid=V1)
+    h1.attach_vf("vm2", 0, vguid=V2)
+    exchange(sa, hosts, 0)
+    for vm, vguid in (("vm1", V1), ("vm2", V2)):
+        h1.detach_vf(vm, 100)
+        h1.release_alias(vguid, 100)
+    for vm, vguid in (("vm1", V1), ("vm2", V2)):
+        h2.attach_vf(vm, 100, vguid=vguid)
+    exchange(sa, hosts, 100)
+    assert [(d.slid, m.header.method, m.component_mask) for d, m in sa.requests] == [
+        (H1_LID, Method.SET, GIR_KEY | G[1] | G[2]),
+        (H1_LID, Method.DELETE, GIR_KEY | G[1] | G[2]),
+        (H2_LID, Method.SET, GIR_KEY | G[1] | G[2]),
+    ]
+    assert sa.refused == 0 and h2.is_up("vm1") and h2.is_up("vm2")
+    assert sa.entries == {(H2_LID, 1): V1, (H2_LID, 2): V2}

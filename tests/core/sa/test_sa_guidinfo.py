@@ -267,6 +267,32 @@ def test_duplicate_alias_is_refused() -> None:
     assert guid_record(answer).guid_info == block(H1_GUID, V1)
 
 
+def test_a_set_of_several_entries_writes_those_it_can_in_one_smp() -> None:
+    """dom0 writes a GUIDInfo record at a time (mlx4's alias GUID service). OpenSM's
+    set_guidinfo takes each entry of the mask on its own: a GUID another port holds
+    is left out (the entry keeps what it had), the others are written with one
+    SubnSet(GUIDInfo), and the answer carries the block as the table now holds it,
+    which is how the requester tells the refused entry apart."""
+    sa = make_sa()
+    write(sa, Method.SET, H2_LID, block(0, V2), (1,))
+    answer_smps(sa.sm, 2_000)
+    drain(sa)
+    v3 = 0x0002_C903_0000_1003
+    assert write(sa, Method.SET, H1_LID, block(0, V1, V2, v3), (1, 2, 3), tid=0x52) == []
+    assert smp_blocks(answer_smps(sa.sm, 3_000)) == [(0, (H1_GUID, V1, 0, v3, 0, 0, 0, 0))]
+    [(_, answer)] = drain(sa)
+    assert answer.tid == 0x52
+    assert guid_record(answer).guid_info == block(H1_GUID, V1, 0, v3)
+    assert sa.counters["duplicate_alias_refused"] == 1
+    assert sa.db.alias_owner == {V1: H1_GUID, V2: H2_GUID, v3: H1_GUID}
+    # A Delete of several entries clears them all with one SMP.
+    assert write(sa, Method.DELETE, H1_LID, block(0, V1, 0, v3), (1, 3), tid=0x53) == []
+    assert smp_blocks(answer_smps(sa.sm, 4_000)) == [(0, (H1_GUID, 0, 0, 0, 0, 0, 0, 0))]
+    [(_, deleted)] = drain(sa)
+    assert guid_record(deleted).guid_info == block(H1_GUID)
+    assert sa.db.alias_owner == {V2: H2_GUID}
+
+
 def test_one_set_naming_a_guid_twice_writes_it_once() -> None:
     """Found by the stateful test: a Set naming the same GUID for two entries of a
     block wrote both, so the port held one alias GUID at two indices. The later

@@ -10,15 +10,34 @@ Alias GUIDs through the SA
 --------------------------
 dom0 does not write GUIDInfo itself: it asks the SA with a SubnAdmSet of a
 GUIDInfoRecord (IBA Vol 1, 15.2.5.18; OpenSM osm_sa_guidinfo_record.c), and the SM
-writes the port. The record names the port's LID and the block (index // 8); the
-ComponentMask selects LID, BlockNum and GUIDn of the one entry (index % 8), so the
-other entries of the block are left alone. SubnAdmDelete with the same mask
-removes the entry. The SA answers a Set with GetResp and a Delete with DeleteResp,
-both carrying the block as the port now holds it. A Set is acknowledged when that
-block holds the requested GUID at the entry; if it does not, the SA refused it
-(another port holds that GUID: a migrating VM's source has not released it yet).
+writes the port. It writes a record (a block of eight GUIDs) at a time, as mlx4's
+alias GUID service does (Linux drivers/infiniband/hw/mlx4/alias_GUID.c): the record
+names the port's LID and the block (index // 8); the ComponentMask selects LID,
+BlockNum and the GUIDn (index % 8) of every entry the request writes, so the
+block's other entries are left alone. SubnAdmDelete with such a mask removes the
+entries. The SA answers a Set with GetResp and a Delete with DeleteResp, both
+carrying the block as the port now holds it. Each entry has its own outcome: a Set
+is acknowledged for the entries of that block that hold the requested GUID; an
+entry that does not, the SA refused (another port holds that GUID: a migrating VM's
+source has not released it yet; OpenSM's set_guidinfo leaves such an entry alone and
+writes the others).
+
 Operations on one entry run one at a time, in the order asked; a Delete whose GUID
-is no longer at the entry when its turn comes is done without asking the SA.
+is no longer at the entry when its turn comes is done without asking the SA. The
+work that starts them (`_write_entries`, mlx4's `alias_guid_work`) takes the
+operation at the head of every entry's queue that is ready -- none of the entry's
+running, none waiting for a retry -- and sends one request per block and method
+(mlx4's `set_required_record` names one method per request), the Deletes first: a
+GUID moving between two entries of the port is free once its Delete is done. A
+toolstack call queues one entry, so the work runs once the calls of the moment are
+done (a timer due now: mlx4 queues its work with no delay,
+`mlx4_ib_init_alias_guid_work`): 16 VMs placed on a host are three Sets (VFs 1-7,
+8-15, 16), not sixteen. Unlike mlx4, which has one request per port in flight,
+entries of different requests proceed independently, as each did when it had a
+request of its own: a refused entry does not hold up the others. The migration
+engine asks for the Set at the destination once the source's Delete is answered
+(`AliasReleased`; `ibmig.core.migration.machine`, `await_alias_release`), and
+`AliasReleased` still means that entry's Delete is done, batched or not.
 
 A vport is up (`VfUp(vm, vf, gid, lid)`) once the VF is attached to the VM *and*
 the SA has acknowledged its alias GUID. Address assignment:
@@ -51,7 +70,12 @@ request that failed (no answer, a busy status) after 1 s each time; without end
 `AliasRetryScheduled` each time, `AliasFailed` only once a limit set is spent).
 Answers that may change on a retry -- status busy (0x0001), the SA's
 ERR_NO_RESOURCES (the SM's write of the port timed out) and a refused alias -- wait
-for that timer; any other error status fails the request at once.
+for that timer; any other error status fails the request at once. A request some
+of whose entries were refused is narrowed to them: the done ones are finished, and
+the resend (same TID) names only the refused ones, so it cannot undo what was
+asked of the others since. Given up, each entry is asked again on its own count;
+entries whose waits end together are asked together, as mlx4 re-asks a record
+with every entry still pending in it.
 
 Path changes (the per-host strategy)
 ------------------------------------
@@ -193,6 +217,9 @@ MLX4_ALIAS_RETRY_MAX_NS: Final = 60_000_000_000
 """mlx4 alias_GUID.c: a declined entry's wait doubles, `min(60, schedule * 2)` s."""
 
 _GUID_SET_KEY: Final = int(GUIDInfoRecordComp.LID | GUIDInfoRecordComp.BLOCK_NUM)
+_ALIAS_WORK: Final = 0
+"""The `_retry_timers` key of the deferred alias GUID work (`HostAgent._pump`):
+GUIDInfo index 0 is the port GUID, which dom0 never writes."""
 _PATH_QUERY_MASK: Final = int(PathRecordComp.DGID | PathRecordComp.SGID | PathRecordComp.NUMB_PATH)
 _RETRYABLE: Final = frozenset((int(MadStatus.BUSY), int(SaStatus.ERR_NO_RESOURCES)))
 _GET_RESP: Final = int(Method.GET_RESP)
@@ -350,7 +377,7 @@ class _EntryOp:
 
 
 class _Transaction(SaRequest):
-    __slots__ = ("attribute_id", "datagram", "gid", "method", "op", "reason", "subscribe",
+    __slots__ = ("attribute_id", "datagram", "gid", "method", "ops", "reason", "subscribe",
                  "trap_number")  # fmt: skip
 
     def __init__(
@@ -359,7 +386,7 @@ class _Transaction(SaRequest):
         attribute_id: int,
         method: int,
         datagram: Datagram,
-        op: _EntryOp | None = None,
+        ops: list[_EntryOp] | None = None,
         subscribe: bool = True,
         trap_number: int = PATH_CHANGE_TRAP,
         gid: bytes | None = None,
@@ -368,7 +395,7 @@ class _Transaction(SaRequest):
         self.attribute_id = attribute_id
         self.method = method
         self.datagram = datagram
-        self.op = op
+        self.ops = ops  # the entries of a GUIDInfoRecord Set or Delete, by index
         self.subscribe = subscribe
         self.trap_number = trap_number  # of an InformInfo Set
         self.gid = gid  # the DGID of a PathRecord query (after a trap 64)
@@ -467,11 +494,16 @@ class HostAgent(EventLog[HostEvent]):
         return deadline
 
     def handle_timer(self, now_ns: int) -> None:
+        write = False
         while (index := self._retry_timers.pop_due(now_ns)) is not None:
-            queue = self._queues.get(index)
+            queue = self._queues.get(index)  # None for _ALIAS_WORK
             if queue:
                 queue[0].waiting = False
-                self._pump(index, now_ns)
+            write = True
+        if write:
+            # Entries whose waits end together go out together, as mlx4 re-asks a
+            # record with every entry still pending in it.
+            self._write_entries(now_ns)
         timers = self._timers
         while (tid := timers.pop_due(now_ns)) is not None:
             transaction = self._transactions[tid]
@@ -554,8 +586,8 @@ class HostAgent(EventLog[HostEvent]):
                     if vf.attached:
                         self._vport_up[vf.index] = vf.vm
                         self._emit(VfUp(vf.vm, vf.index, self._gid(vf.alias), lid, now_ns))
-        for index in list(self._queues):
-            self._pump(index, now_ns)
+        # Every entry it has to write is queued by now: no need to wait.
+        self._write_entries(now_ns)
 
     def restart(self, now_ns: int) -> None:
         """dom0 died and came back (module docstring, Restart): forget what lived in
@@ -636,8 +668,7 @@ class HostAgent(EventLog[HostEvent]):
             if queue and queue[0].waiting:
                 self._retry_timers.cancel(index)
                 queue[0].waiting = False
-        for index in list(self._queues):
-            self._pump(index, now_ns)
+        self._write_entries(now_ns)  # every record at once, as mlx4 (docstring)
 
     def subscribe(self, now_ns: int) -> None:
         """Subscribe to path changes (also done by `port_active` when configured)."""
@@ -766,7 +797,7 @@ class HostAgent(EventLog[HostEvent]):
             # A Set waiting to be asked again is no longer wanted.
             queue.popleft()
             self._retry_timers.cancel(index)
-            self._pump(index, now_ns)
+            self._pump(now_ns)
         return index
 
     def release_alias(self, vguid: int, now_ns: int) -> int:
@@ -915,41 +946,78 @@ class HostAgent(EventLog[HostEvent]):
 
     def _enqueue(self, op: _EntryOp, now_ns: int) -> None:
         self._queues.setdefault(op.index, deque()).append(op)
-        self._pump(op.index, now_ns)
+        self._pump(now_ns)
 
-    def _pump(self, index: int, now_ns: int) -> None:
-        """Start the operation at the head of the entry's queue, if none is running."""
-        queue = self._queues.get(index)
-        while queue:
-            op = queue[0]
-            if op.tid is not None or op.waiting or self.port_lid is None or self.sa_lid is None:
-                return
-            if (
-                not op.setting
-                and self._entries.get(index) != op.guid
-                and self._unsure.get(index) != op.guid
-            ):
-                queue.popleft()  # nothing to delete any more
-                self._emit(AliasReleased(op.guid, index, now_ns))
-                continue
-            block, entry = divmod(index, GUID_BLOCK_SIZE)
-            guids = [0] * GUID_BLOCK_SIZE
-            guids[entry] = op.guid  # OpenSM's Delete, too, names the GUID it removes
-            record = GUIDInfoRecord(self.port_lid, block, GUIDInfo(tuple(guids)))
-            mask = _GUID_SET_KEY | (int(GUIDInfoRecordComp.GUID0) << entry)
-            method = Method.SET if op.setting else Method.DELETE
-            tid = self._next_tid()
-            op.tid = tid
-            mad = SaMad.from_record(record, method=method, tid=tid, component_mask=mask)
-            self._start(
-                _Transaction(
-                    tid, SaAttr.GUID_INFO_RECORD, method, self._request(mad.pack()), op=op
-                ),
-                now_ns,
-            )
+    def _pump(self, now_ns: int) -> None:
+        """Run the alias GUID work once the caller is done (`_write_entries`), for
+        the toolstack's calls, which queue one entry each: mlx4 queues its per-port
+        work with no delay (`mlx4_ib_init_alias_guid_work`), so the VFs a toolstack
+        sets up together, or several VMs leaving a host at once, reach the SA as one
+        request per block. (Calls that queue every entry at once, and answers, write
+        at once.)"""
+        if self.port_lid is None or self.sa_lid is None:
+            return  # `port_active` runs it
+        if not any(self._queues.values()):
+            self._queues.clear()
             return
-        if queue is not None:
-            del self._queues[index]
+        if self._retry_timers.deadline(_ALIAS_WORK) is None:
+            self._retry_timers.arm(_ALIAS_WORK, now_ns)
+
+    def _write_entries(self, now_ns: int) -> None:
+        """Start the operations at the heads of the entries' queues that are ready
+        (none running, not waiting for a retry): one GUIDInfoRecord request per block
+        and method, as mlx4's `set_required_record` names every pending entry of a
+        record whose operation is the same. Deletes go first: a GUID moving between
+        two entries of this port is free only once the Delete is done."""
+        if self.port_lid is None or self.sa_lid is None:
+            return
+        self._retry_timers.cancel(_ALIAS_WORK)  # done here
+        entries = self._entries
+        unsure = self._unsure
+        batches: dict[tuple[bool, int], list[_EntryOp]] = {}
+        for index in sorted(self._queues):
+            queue = self._queues[index]
+            while queue:
+                op = queue[0]
+                if op.tid is not None or op.waiting:
+                    break
+                if (
+                    not op.setting
+                    and entries.get(index) != op.guid
+                    and unsure.get(index) != op.guid
+                ):
+                    queue.popleft()  # nothing to delete any more
+                    self._emit(AliasReleased(op.guid, index, now_ns))
+                    continue
+                batches.setdefault((op.setting, index // GUID_BLOCK_SIZE), []).append(op)
+                break
+            if not queue:
+                del self._queues[index]
+        for (setting, _), ops in sorted(batches.items()):
+            method = Method.SET if setting else Method.DELETE
+            tid = self._next_tid()
+            for op in ops:
+                op.tid = tid
+            datagram = self._guid_info_request(ops, method, tid)
+            self._start(
+                _Transaction(tid, SaAttr.GUID_INFO_RECORD, method, datagram, ops=ops), now_ns
+            )
+
+    def _guid_info_request(self, ops: list[_EntryOp], method: int, tid: int) -> Datagram:
+        """A GUIDInfoRecord Set or Delete of `ops` (entries of one block): the mask
+        selects LID, BlockNum and their GUIDn, so the block's other entries are left
+        alone; OpenSM's Delete, too, is given the GUIDs it removes."""
+        assert self.port_lid is not None
+        guids = [0] * GUID_BLOCK_SIZE
+        mask = _GUID_SET_KEY
+        for op in ops:
+            entry = op.index % GUID_BLOCK_SIZE
+            guids[entry] = op.guid
+            mask |= int(GUIDInfoRecordComp.GUID0) << entry
+        block = ops[0].index // GUID_BLOCK_SIZE
+        record = GUIDInfoRecord(self.port_lid, block, GUIDInfo(tuple(guids)))
+        mad = SaMad.from_record(record, method=method, tid=tid, component_mask=mask)
+        return self._request(mad.pack())
 
     def _retry_later(self, op: _EntryOp, reason: str, now_ns: int) -> None:
         """Ask `op` again as a new request after mlx4's wait: declined, 1 s doubling
@@ -971,7 +1039,8 @@ class HostAgent(EventLog[HostEvent]):
         )
 
     def _entry_done(self, op: _EntryOp, now_ns: int, reason: str | None) -> None:
-        """Finish `op` (reason None: success) and start the next one of its entry."""
+        """Finish `op` (reason None: success); the caller then starts what follows
+        (`_write_entries`)."""
         queue = self._queues.get(op.index)
         if queue and queue[0] is op:
             queue.popleft()
@@ -995,7 +1064,6 @@ class HostAgent(EventLog[HostEvent]):
             self.counters["alias_failed"] += 1
             operation = "set" if op.setting else "delete"
             self._emit(AliasFailed(op.vm, op.index, op.guid, operation, reason, now_ns))
-        self._pump(op.index, now_ns)
 
     # --- internals: subscription ------------------------------------------------------
 
@@ -1098,13 +1166,15 @@ class HostAgent(EventLog[HostEvent]):
         unless `final` (an answer that cannot change) or its retries are spent."""
         self._end(transaction.tid)
         self.counters["sa_gave_up"] += 1
-        op = transaction.op
-        if op is not None:
+        ops = transaction.ops
+        if ops is not None:
             limit = self.config.alias_retry_limit
-            if final or (limit is not None and op.retries >= limit):
-                self._entry_done(op, now_ns, reason)
-                return
-            self._retry_later(op, reason, now_ns)
+            for op in ops:  # each entry by its own count (mlx4's per-entry schedule)
+                if final or (limit is not None and op.retries >= limit):
+                    self._entry_done(op, now_ns, reason)
+                else:
+                    self._retry_later(op, reason, now_ns)
+            self._write_entries(now_ns)
         elif transaction.tid in self._inform_tids:
             self._inform_done(transaction, now_ns, reason)
 
@@ -1123,8 +1193,8 @@ class HostAgent(EventLog[HostEvent]):
                 return
             self._give_up(transaction, reason, now_ns, final=True)
             return
-        op = transaction.op
-        if op is None:
+        ops = transaction.ops
+        if ops is None:
             self._end(tid)
             if transaction.gid is not None:
                 self._on_path_record(mad, transaction.gid, now_ns)
@@ -1139,15 +1209,31 @@ class HostAgent(EventLog[HostEvent]):
         if not isinstance(record, GUIDInfoRecord):
             self.counters["malformed"] += 1
             return
-        held = record.guid_info.guids[op.index % GUID_BLOCK_SIZE]
-        if (held != op.guid) if op.setting else (held == op.guid):
+        held = record.guid_info.guids
+        done: list[_EntryOp] = []
+        refused: list[_EntryOp] = []
+        for op in ops:
+            guid = held[op.index % GUID_BLOCK_SIZE]
+            if (guid != op.guid) if op.setting else (guid == op.guid):
+                refused.append(op)
+            else:
+                done.append(op)
+        if refused:
             # A Set refused: another port holds the GUID (the source of a migration
-            # has not released it yet): try again when the timer says so.
+            # has not released it yet): try again when the timer says so. The
+            # request is narrowed to the refused entries, so that its resend leaves
+            # the done ones (and whatever is asked of them next) alone.
             transaction.reason = "refused"
-            self.counters["alias_refused"] += 1
-            return
-        self._end(tid)
-        self._entry_done(op, now_ns, None)
+            self.counters["alias_refused"] += len(refused)
+            if done:
+                transaction.ops = refused
+                transaction.datagram = self._guid_info_request(refused, transaction.method, tid)
+        else:
+            self._end(tid)
+        for op in done:
+            self._entry_done(op, now_ns, None)
+        # What waited behind the entries done goes now, a record at a time.
+        self._write_entries(now_ns)
 
     # --- internals: Reports -----------------------------------------------------------
 
