@@ -193,16 +193,16 @@ def test_ibmig_run_shows_the_cost_of_each_event(
     assert "path-change events (Reports, resent, subscriptions at the SA):" in out
     # The move counts from when the SA accepts the destination's Set (OpenSM's
     # answer order, the default), not from the port's GUIDInfo write 1.62 us later
-    # (7,296,271,176 ns: the SM's SMPs do not wait behind the SA's MADs); what it
+    # (7,296,133,176 ns: the SM's SMPs do not wait behind the SA's MADs); what it
     # costs is the same.
     assert (
-        "  0x0002c9fe00000001 at    7,296.270 ms: 24 Reports, 6 resent; "
+        "  0x0002c9fe00000001 at    7,296.132 ms: 24 Reports, 6 resent; "
         "24 subscriptions, 2 at an old LID" in out
     )
     # The event's cost under contention (the SA one MAD at a time, `sa_ns` each): its
     # 24 Reports, 6 resends and what the peers asked are 0.817 ms of SA work.
     assert (
-        "  notification makespan 0.817 ms, recovery makespan 2.712 ms; SA busy 0.817 ms, "
+        "  notification makespan 0.817 ms, recovery makespan 2.539 ms; SA busy 0.817 ms, "
         "largest SA queue 36; Reports 24 (6 resent), PathRecord 11, CM 9" in out
     )
     assert "  subscriptions at an old LID at the end: 2" in out
@@ -211,7 +211,7 @@ def test_ibmig_run_shows_the_cost_of_each_event(
     assert data["notice_events"] == [
         {
             "vguid": "0x0002c9fe00000001",
-            "time_ns": 7_296_269_556,  # set-up ends in ms; the Set's acceptance
+            "time_ns": 7_296_131_556,  # set-up ends in ms; the Set's acceptance
             "reports": 24,
             "resends": 6,
             "subscriptions": 24,
