@@ -145,7 +145,7 @@ def report_resp(report: Datagram, *, lid: int, gid: bytes) -> Datagram:
     """The ReportResp answering `report` (a SubnAdmReport as received), sent from
     `lid` back to the Report's sender LID and QP; with a GRH (SGID the GID the
     Report was sent to, else `gid`) only when the Report came with one."""
-    grh = report.sgid is not None
+    sgid = report.sgid
     return Datagram(
         report_response(report.payload),
         report.port,
@@ -156,8 +156,8 @@ def report_resp(report: Datagram, *, lid: int, gid: bytes) -> Datagram:
         report.sl,
         report.pkey,
         QP1_QKEY,
-        (report.dgid or gid) if grh else None,
-        report.sgid,
+        None if sgid is None else (report.dgid or gid),
+        sgid,
     )
 
 
@@ -171,12 +171,14 @@ class ReportMemory:
         if size < 1:
             raise ConfigError(f"{size} Reports remembered is below 1", "report_memory")
         self.size = size
-        self._seen: OrderedDict[tuple[int, int], None] = OrderedDict()
+        # Keyed by SA LID << 32 | TID's low 32 bits: one int is hashed and compared
+        # faster than a pair, and names the same Report (a LID is 16 bits).
+        self._seen: OrderedDict[int, None] = OrderedDict()
 
     def duplicate(self, sa_lid: int, tid: int) -> bool:
         """Whether the Report with `tid` from `sa_lid` was seen recently; either way
         it is now the most recently seen."""
-        key = (sa_lid, tid & REPORT_TID_MASK)
+        key = (sa_lid << 32) | (tid & REPORT_TID_MASK)
         seen = self._seen
         if key in seen:
             seen.move_to_end(key)
