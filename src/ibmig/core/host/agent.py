@@ -201,7 +201,6 @@ _DELETE_RESP: Final = int(Method.DELETE_RESP)
 _REPORT: Final = int(Method.REPORT)
 _NOTICE: Final = int(SaAttr.NOTICE)
 _SUBN_ADM: Final = int(MgmtClass.SUBN_ADM)
-_NO_GID: Final = bytes(16)  # a ReportResp without a GRH has no SGID: any will do
 # Built once per Report: one per migration in the subnet, at every dom0.
 _new_report_received = fast_constructor(ReportReceived)
 _new_mapping_updated = fast_constructor(MappingUpdated)
@@ -381,6 +380,9 @@ class _Transaction(SaRequest):
 class HostAgent(EventLog[HostEvent]):
     """dom0 of one host (module docstring); an `ibmig.core.engine.Engine`."""
 
+    port_gid: bytes
+    """The port's GID: `subnet_prefix` || port GUID (kept with the prefix)."""
+
     def __init__(
         self,
         host_id: str,
@@ -545,8 +547,16 @@ class HostAgent(EventLog[HostEvent]):
     # --- port -----------------------------------------------------------------------
 
     @property
-    def port_gid(self) -> bytes:
-        return make_gid(self.subnet_prefix, self.port_guid)
+    def subnet_prefix(self) -> int:
+        return self._subnet_prefix
+
+    @subnet_prefix.setter
+    def subnet_prefix(self, prefix: int) -> None:
+        self._subnet_prefix = prefix
+        # The port GID is read for every packet the HCA demultiplexes
+        # (`ibmig.core.host.demux`) and every ReportResp: built once per prefix (the
+        # port GUID is the HCA's and never changes).
+        self.port_gid = make_gid(prefix, self.port_guid)
 
     def port_active(
         self,
@@ -1187,9 +1197,7 @@ class HostAgent(EventLog[HostEvent]):
             self._counters["unexpected_report"] += 1
             return
         port_lid = self.port_lid if self.port_lid is not None else datagram.dlid
-        # The port GID is the ReportResp's SGID only when the Report has a GRH.
-        gid = _NO_GID if datagram.sgid is None else self.port_gid
-        self._outbox.append(report_resp(datagram, lid=port_lid, gid=gid))
+        self._outbox.append(report_resp(datagram, lid=port_lid, gid=self.port_gid))
         tid = int.from_bytes(payload[8:16], "big")
         duplicate = self.sa.reports.duplicate(datagram.slid, tid)
         self._reports_answered += 1
