@@ -195,7 +195,9 @@ class ReportMemory:
 class SaClient:
     """The SA-client role of one port (module docstring): what dom0 and a guest
     share. The engine keeps its requests, TIDs and timers; it asks the client
-    whether to resend, what to subscribe with and how to answer a Report."""
+    whether to resend and what to subscribe with, answers a Report with
+    `report_resp` and asks `reports` whether it is a resend (the engines call
+    those two directly: one Report per migration in the subnet reaches each)."""
 
     __slots__ = ("inform_resp_time_value", "reports", "retry", "traps")
 
@@ -234,14 +236,6 @@ class SaClient:
             resp_time_value=self.inform_resp_time_value,
             trap_number=trap_number,
         )
-
-    def answer_report(self, report: Datagram, *, lid: int, gid: bytes) -> Datagram:
-        """The ReportResp for `report` (`report_resp`)."""
-        return report_resp(report, lid=lid, gid=gid)
-
-    def is_resend(self, report: Datagram, tid: int) -> bool:
-        """Whether `report` (TID `tid`) repeats one seen recently (`ReportMemory`)."""
-        return self.reports.duplicate(report.slid, tid)
 
 
 __all__ = [
