@@ -171,8 +171,8 @@ class ReportMemory:
         if size < 1:
             raise ConfigError(f"{size} Reports remembered is below 1", "report_memory")
         self.size = size
-        # Keyed by SA LID << 32 | TID's low 32 bits: one int is hashed and compared
-        # faster than a pair, and names the same Report (a LID is 16 bits).
+        # Keyed by SA LID << 32 | the TID's low 32 bits: one int, hashed and compared
+        # faster than the pair it stands for (and one to one with it).
         self._seen: OrderedDict[int, None] = OrderedDict()
 
     def duplicate(self, sa_lid: int, tid: int) -> bool:
