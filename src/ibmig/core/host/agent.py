@@ -1225,8 +1225,9 @@ class HostAgent(EventLog[HostEvent]):
         self._set_mapping(vguid, new_lid, "report", now_ns)
         for vm in self._registrations.get(gid, ()):
             self._intra_outbox.append(ForwardPathChange(vm, gid, new_lid, path))
-            self.counters["intra_host_sent"] += 1
-            self._emit(PathChangeForwarded(vm, gid, new_lid, now_ns))
+            self._counters["intra_host_sent"] += 1
+            if self._wants(PathChangeForwarded):
+                self._record(PathChangeForwarded(vm, gid, new_lid, now_ns))
 
     def _on_gid_service(self, trap: int, gid: bytes, now_ns: int) -> None:
         """Trap 65 or 64 (the "trap64-65" variant). They carry no LID: on trap 64 dom0
