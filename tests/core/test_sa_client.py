@@ -4,6 +4,8 @@ de-duplicated by (SA LID, TID), ReportResp built by `report_response()`."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ibmig.core.engine import QP1
 from ibmig.core.guest import GuestConfig
@@ -81,6 +83,35 @@ def test_the_least_recently_seen_report_is_forgotten_first() -> None:
     assert len(memory) == 2
     assert memory.duplicate(SA_LID, 1)
     assert not memory.duplicate(SA_LID, 2)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(1, 4),
+    st.lists(
+        st.tuples(
+            st.sampled_from([0, 1, 2, 0xBFFF, 0xFFFF]),
+            st.sampled_from([0, 1, 2, 0xFFFF_FFFF, 1 << 32, (1 << 32) | 1, (1 << 64) - 1]),
+        ),
+        max_size=30,
+    ),
+)
+def test_report_memory_is_a_bounded_lru_of_sa_lid_and_low_tid_bits(
+    size: int, reports: list[tuple[int, int]]
+) -> None:
+    """Against a plain model: a list of (SA LID, TID & 0xFFFFFFFF), most recent
+    last, the oldest dropped beyond `size`."""
+    memory = ReportMemory(size)
+    model: list[tuple[int, int]] = []
+    for sa_lid, tid in reports:
+        key = (sa_lid, tid & 0xFFFF_FFFF)
+        seen = key in model
+        if seen:
+            model.remove(key)
+        model.append(key)
+        del model[:-size]
+        assert memory.duplicate(sa_lid, tid) == seen
+        assert len(memory) == len(model)
 
 
 def test_report_resp_is_report_response_back_to_the_sender() -> None:

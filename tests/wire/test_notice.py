@@ -31,6 +31,7 @@ from ibmig.wire.notice import (
     details_class,
     path_change_notice,
     peek_path_change,
+    peek_path_move,
     peek_trap_number,
 )
 from tests.wire.strategies import gids, u8, u16, u32, u64
@@ -436,15 +437,38 @@ def test_peeking_agrees_with_decoding(notice: Notice, before: bytes) -> None:
     trap = peek_trap_number(raw, len(before))
     assert trap == (decoded.trap_number if decoded.is_generic else None)
     details = peek_path_change(raw, len(before))
+    moved = peek_path_move(raw, len(before))
     if decoded.is_generic and decoded.trap_number == PATH_CHANGE_TRAP:
+        assert isinstance(decoded.details, PathChangeDetails)
         assert details == decoded.details
+        assert moved == (details.gid, details.new_lid, details.path)
     else:
-        assert details is None
+        assert details is None and moved is None
+
+
+@pytest.mark.parametrize("flags", [0x00, 0x40, 0xBF, 0xFF])
+def test_peeking_the_move_agrees_with_decoding_whatever_the_reserved_bits(flags: int) -> None:
+    """Reserved bits set (in the flags byte and around the path's values) are
+    dropped alike by the decoder and by `peek_path_move`; the values are read only
+    when the PathValues flag (bit 6) says so."""
+    raw = bytearray(
+        path_change_notice(gid=GID_A, new_lid=0x1234, old_lid=7, new_port_guid=9).pack()
+    )
+    raw[10 + 8] = flags
+    raw[10 + 46 : 10 + 50] = bytes((0xF5, 0xC4, 0xFF, 0x52))
+    decoded = Notice.unpack(bytes(raw))
+    assert isinstance(decoded.details, PathChangeDetails)
+    path = PathValues(5, 4, 0x3F, 0x12) if flags & 0x40 else None
+    assert decoded.details.path == path
+    assert peek_path_move(bytes(raw)) == (GID_A, 0x1234, path)
 
 
 def test_peeking_a_vendor_notice_with_device_id_69_finds_no_path_change() -> None:
     vendor = Notice(is_generic=False, producer_type=0x02C9, trap_number=PATH_CHANGE_TRAP)
     assert peek_trap_number(vendor.pack()) is None
     assert peek_path_change(vendor.pack()) is None
+    assert peek_path_move(vendor.pack()) is None
     with pytest.raises(WireError):
         peek_path_change(vendor.pack()[:79])
+    with pytest.raises(WireError):
+        peek_path_move(vendor.pack()[:79])

@@ -145,7 +145,7 @@ def report_resp(report: Datagram, *, lid: int, gid: bytes) -> Datagram:
     """The ReportResp answering `report` (a SubnAdmReport as received), sent from
     `lid` back to the Report's sender LID and QP; with a GRH (SGID the GID the
     Report was sent to, else `gid`) only when the Report came with one."""
-    grh = report.sgid is not None
+    sgid = report.sgid
     return Datagram(
         report_response(report.payload),
         report.port,
@@ -156,8 +156,8 @@ def report_resp(report: Datagram, *, lid: int, gid: bytes) -> Datagram:
         report.sl,
         report.pkey,
         QP1_QKEY,
-        (report.dgid or gid) if grh else None,
-        report.sgid,
+        None if sgid is None else (report.dgid or gid),
+        sgid,
     )
 
 
@@ -171,12 +171,14 @@ class ReportMemory:
         if size < 1:
             raise ConfigError(f"{size} Reports remembered is below 1", "report_memory")
         self.size = size
-        self._seen: OrderedDict[tuple[int, int], None] = OrderedDict()
+        # Keyed by SA LID << 32 | the TID's low 32 bits: one int, hashed and compared
+        # faster than the pair it stands for (and one to one with it).
+        self._seen: OrderedDict[int, None] = OrderedDict()
 
     def duplicate(self, sa_lid: int, tid: int) -> bool:
         """Whether the Report with `tid` from `sa_lid` was seen recently; either way
         it is now the most recently seen."""
-        key = (sa_lid, tid & REPORT_TID_MASK)
+        key = (sa_lid << 32) | (tid & REPORT_TID_MASK)
         seen = self._seen
         if key in seen:
             seen.move_to_end(key)
@@ -193,7 +195,9 @@ class ReportMemory:
 class SaClient:
     """The SA-client role of one port (module docstring): what dom0 and a guest
     share. The engine keeps its requests, TIDs and timers; it asks the client
-    whether to resend, what to subscribe with and how to answer a Report."""
+    whether to resend and what to subscribe with, answers a Report with
+    `report_resp` and asks `reports` whether it is a resend (the engines call
+    those two directly: one Report per migration in the subnet reaches each)."""
 
     __slots__ = ("inform_resp_time_value", "reports", "retry", "traps")
 
@@ -232,14 +236,6 @@ class SaClient:
             resp_time_value=self.inform_resp_time_value,
             trap_number=trap_number,
         )
-
-    def answer_report(self, report: Datagram, *, lid: int, gid: bytes) -> Datagram:
-        """The ReportResp for `report` (`report_resp`)."""
-        return report_resp(report, lid=lid, gid=gid)
-
-    def is_resend(self, report: Datagram, tid: int) -> bool:
-        """Whether `report` (TID `tid`) repeats one seen recently (`ReportMemory`)."""
-        return self.reports.duplicate(report.slid, tid)
 
 
 __all__ = [

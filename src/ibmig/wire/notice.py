@@ -194,6 +194,10 @@ _LOCAL_DETAILS = struct.Struct(">2xHxBIHH40x")
 _SYSGUID_DETAILS = struct.Struct(">2xH2xQ40x")
 _PATH_DETAILS = struct.Struct(">QBx16sHHQQBBBB4x")
 _PATH_VALUES_FLAG = 0x40
+# What a receiver of trap 69 acts on: the flags byte, GIDADDR and NewLID; then the
+# path's values (layout in the module docstring).
+_PATH_MOVE = struct.Struct(">8xBx16sH")
+_PATH_MOVE_VALUES = struct.Struct(">46xBBBB")
 
 
 @dataclass(frozen=True, slots=True)
@@ -404,17 +408,18 @@ class PathChangeDetails:
         mask, flags, gid, new_lid, old_lid, new_guid, old_guid, sl, mtu, rate, plt = (
             _PATH_DETAILS.unpack_from(data, offset)
         )
-        path = (
-            PathValues(sl & 0xF, mtu & 0x3F, rate & 0x3F, plt & 0x3F)
-            if flags & _PATH_VALUES_FLAG
-            else None
-        )
+        path = _path_values(sl, mtu, rate, plt) if flags & _PATH_VALUES_FLAG else None
         build = _new_path_change_details if cls is PathChangeDetails else cls
         return build(gid, new_lid, old_lid, new_guid, old_guid, mask, bool(flags & 0x80), path)
 
 
 # Every dom0 decodes one per migration in the subnet.
 _new_path_change_details = fast_constructor(PathChangeDetails)
+
+
+def _path_values(sl: int, mtu: int, rate: int, packet_life_time: int) -> PathValues:
+    """The PathValues of DataDetails bytes 46..49, reserved bits dropped."""
+    return PathValues(sl & 0xF, mtu & 0x3F, rate & 0x3F, packet_life_time & 0x3F)
 
 
 NoticeDetails = (
@@ -590,6 +595,25 @@ def peek_path_change(data: bytes, offset: int = 0) -> PathChangeDetails | None:
     if peek_trap_number(data, offset) != PATH_CHANGE_TRAP:
         return None
     return PathChangeDetails.unpack(data, offset + _DETAILS_OFFSET)
+
+
+def peek_path_move(data: bytes, offset: int = 0) -> tuple[bytes, int, PathValues | None] | None:
+    """(GIDADDR, NewLID, the new path's values or None) of the encoded Notice at
+    `offset` when it is the generic path-change notice (trap 69), else None: the
+    fields a receiver acts on, read without decoding the rest (every subscribed
+    dom0 reads one per migration in the subnet; `peek_path_change` gives the whole
+    DataDetails)."""
+    _need(data, offset, NOTICE_SIZE, "Notice")
+    if not data[offset] & 0x80 or (data[offset + 4] << 8) | data[offset + 5] != _REPATH:
+        return None
+    details = offset + _DETAILS_OFFSET
+    flags, gid, new_lid = _PATH_MOVE.unpack_from(data, details)
+    if not flags & _PATH_VALUES_FLAG:
+        return gid, new_lid, None
+    return gid, new_lid, _path_values(*_PATH_MOVE_VALUES.unpack_from(data, details))
+
+
+_REPATH: Final = int(PATH_CHANGE_TRAP)
 
 
 def path_change_notice(

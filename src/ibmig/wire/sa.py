@@ -1720,13 +1720,16 @@ def report_response(report: bytes) -> bytes:
     ReportResp methods: IBA Vol 1, 13.4.5; the SA MAD layout: 15.2.1.1)."""
     if len(report) != MAD_SIZE:
         raise WireError(f"an SA MAD is {MAD_SIZE} bytes, got {len(report)}")
-    if report[1] != _SUBN_ADM or report[3] != Method.REPORT:
+    if report[1] != _SUBN_ADM or report[3] != _REPORT_METHOD:
         raise WireError(f"not an SA Report: class {report[1]:#04x}, method {report[3]:#04x}")
     return b"".join(
         (report[:3], _REPORT_RESP_METHOD_STATUS, report[6:24], _CLEARED_SA_HEADER, report[56:])
     )
 
 
+# Every subscriber answers one Report per migration in the subnet: the method is
+# compared with a plain int, not looked up on the enum each time.
+_REPORT_METHOD: Final = int(Method.REPORT)
 _REPORT_RESP_METHOD_STATUS: Final = bytes((Method.REPORT_RESP, 0, 0))
 _CLEARED_SA_HEADER: Final = bytes(SA_HEADER_SIZE - 24)
 

@@ -30,7 +30,13 @@ from ibmig.core.guest import (
 )
 from ibmig.wire.cm import CmMad, Dreq
 from ibmig.wire.mad import Method
-from ibmig.wire.notice import PATH_CHANGE_TRAP, gid_service_notice
+from ibmig.wire.notice import (
+    PATH_CHANGE_TRAP,
+    Notice,
+    PathValues,
+    gid_service_notice,
+    with_path_values,
+)
 from ibmig.wire.sa import InformInfo, SaAttr, SaMad, report_response
 from tests.core.guest.guest_util import FAST, SA_LID, Wire, gid
 from tests.core.sa_fakes import move_notice, report
@@ -200,6 +206,59 @@ def test_per_vm_subscription_and_report() -> None:
     assert wire.events_of(ReportReceived)[-1].duplicate
     assert len(wire.events_of(PathChangeReceived)) == 1
     assert len(wire.events_of(Reconnected)) == 1
+
+
+def test_a_vendor_notice_with_device_id_69_is_answered_and_not_acted_on() -> None:
+    """Only a generic trap 69 moves a path: a vendor-specific notice whose DeviceID
+    reads 69 is answered and recorded as what its bytes say, nothing more."""
+    wire = two(subscribe=True)
+    wire.run_for(100_000)
+    c = wire.guests["c"]
+    vendor = Notice(is_generic=False, producer_type=0x02C9, trap_number=PATH_CHANGE_TRAP)
+    wire.inject([report(vendor, 0x9100, C_LID, dgid=gid(C_GUID))])
+    wire.run_for(100_000)
+    assert c.sent["sa_report_resp"] == 1
+    assert wire.events_of(ReportReceived) == [ReportReceived(101_000, 69, 0x9100, False)]
+    assert not wire.events_of(PathChangeReceived) and not wire.events_of(ConnectionBroken)
+
+
+def test_a_path_carrying_report_updates_the_cached_path_without_a_query() -> None:
+    wire = two(subscribe=True)
+    wire.run_for(100_000)
+    c = wire.guests["c"]
+    queries = c.sent["sa_path_query"]
+    path = PathValues(sl=2, mtu=4, rate=7, packet_life_time=9)
+    notice = with_path_values(move_notice(gid(S_GUID), NEW_LID, S_LID), path)
+    wire.migrate("s", NEW_LID)
+    wire.inject([report(notice, 0x9200, C_LID, dgid=gid(C_GUID))])
+    wire.run_for(1_000_000)
+    record = c.paths.lookup(gid(S_GUID))
+    assert record is not None
+    assert (record.dlid, record.sl, record.mtu, record.rate, record.packet_life_time) == (
+        NEW_LID, 2, 4, 7, 9,
+    )  # fmt: skip
+    assert c.counters["paths_updated_from_notice"] == 1
+    assert c.sent["sa_path_query"] == queries
+    assert len(wire.events_of(Reconnected, "c")) == 1
+
+
+def test_reports_do_the_same_whichever_events_are_recorded() -> None:
+    """The Report path builds its events only when wanted: with none wanted the
+    guest sends the same datagrams at the same times."""
+
+    def run(event_filter: frozenset[type] | None) -> list[tuple[int, str, bytes]]:
+        wire = two(subscribe=True)
+        wire.guests["c"].event_filter = event_filter
+        wire.run_for(100_000)
+        wire.migrate("s", NEW_LID)
+        reports = wire.sa.reports(gid(S_GUID), NEW_LID, S_LID)
+        wire.inject(reports + reports)  # and a resend
+        wire.run_for(1_000_000)
+        return [(t, n, d.payload) for t, n, d in wire.sent]
+
+    everything = run(None)
+    assert run(frozenset()) == everything
+    assert run(frozenset({MessageDelivered})) == everything
 
 
 def test_subscriber_subscribes_again_after_it_moves() -> None:

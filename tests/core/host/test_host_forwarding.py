@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,9 +35,11 @@ from ibmig.wire.mad import MAD_SIZE, Method
 from ibmig.wire.notice import (
     GidDetails,
     Notice,
+    PathValues,
     TrapNumber,
     gid_service_notice,
     path_change_notice,
+    with_path_values,
 )
 from ibmig.wire.packet import QP1_QKEY
 from ibmig.wire.sa import (
@@ -307,6 +310,48 @@ def test_resent_report_is_answered_but_processed_once() -> None:
     assert len(h3.intra_host_to_send()) == 1  # one forward
     assert h3.counters["reports_duplicate"] == 1
     assert ReportReceived(69, 7, True, 20) in events(h3)
+
+
+def test_counters_are_exact_whenever_read() -> None:
+    """The Report path counts apart and `counters` adds it in: read between any two
+    MADs, every counter is what counting each MAD at once would give, and reading
+    twice counts nothing twice."""
+    h3 = host("h3", H3_GUID, H3_LID, subscribe_path_changes=False)
+    sa = FakeSa()
+    first = sa.report(move_notice(V1, H2_LID, H1_LID), H3_LID, tid=7)
+    not_a_notice = first._replace(payload=first.payload[:16] + b"\x00\x03" + first.payload[18:])
+    cm = Datagram(bytes([1, 7, 2, 3]) + bytes(MAD_SIZE - 4), 1, SA_LID, H3_LID, 1, 1)
+    steps: list[tuple[Datagram, dict[str, int]]] = [
+        (first, {"mads_received": 1, "mads_sent": 1, "report_resps_sent": 1,
+                 "reports_received": 1}),
+        (first, {"mads_received": 1, "mads_sent": 1, "report_resps_sent": 1,
+                 "reports_duplicate": 1}),
+        (not_a_notice, {"mads_received": 1, "unexpected_report": 1}),
+        (cm, {"mads_received": 1, "not_sa": 1}),
+        (sa.report(move_notice(V2, H2_LID, H1_LID), H3_LID, tid=8),
+         {"mads_received": 1, "mads_sent": 1, "report_resps_sent": 1, "reports_received": 1}),
+    ]  # fmt: skip
+    expected = Counter(h3.counters)
+    for datagram, delta in steps:
+        h3.receive(datagram, 1)
+        expected.update(delta)
+        assert h3.counters == expected
+        assert h3.counters == expected  # read again: nothing added twice
+    # Counted apart or not, the same totals come out when read only at the end.
+    late = host("h3", H3_GUID, H3_LID, subscribe_path_changes=False)
+    for datagram, _ in steps:
+        late.receive(datagram, 1)
+    assert late.counters == expected
+
+
+def test_a_path_carrying_notice_forwards_the_new_paths_values() -> None:
+    h3 = host("h3", H3_GUID, H3_LID, subscribe_path_changes=False)
+    h3.receive_intra_host("vmA", PathRegistered(gid(V1)), 0)
+    path = PathValues(sl=3, mtu=5, rate=16, packet_life_time=18)
+    notice = with_path_values(move_notice(V1, H2_LID, H1_LID), path)
+    h3.receive(FakeSa().report(notice, H3_LID), 1)
+    assert h3.intra_host_to_send() == [ForwardPathChange("vmA", gid(V1), H2_LID, path)]
+    assert h3.mapping == {V1: H2_LID}
 
 
 def test_unregistered_and_removed_vms_get_nothing() -> None:

@@ -26,6 +26,7 @@ from ibmig.core.host import (
     VfUp,
     derived_vf_guid,
 )
+from ibmig.core.host.demux import NO_VF, TO_DOM0, demultiplex
 from ibmig.errors import ConfigError
 from ibmig.wire.mad import MadStatus, Method
 from ibmig.wire.packet import QP1_QKEY
@@ -270,6 +271,26 @@ def test_grh_when_asked_and_the_sa_gid_is_known() -> None:
     h1.attach_vf("vm1", 0, vguid=V1)
     [(datagram, _)] = sent(h1, 0)
     assert datagram.sgid == gid(H1_GUID) and datagram.dgid == gid(0xA1)
+
+
+def test_the_port_gid_follows_a_new_subnet_prefix() -> None:
+    """The port GID is kept, not built per read: a prefix the SM gives later
+    (PortInfo:GIDPrefix through `port_active`) is in it, in the SGID of requests
+    with a GRH and in the HCA's demultiplexing."""
+    config = HostConfig(subscribe_path_changes=False, send_grh=True)
+    h1 = host(config=config, lid=None)
+    assert h1.port_gid == gid(H1_GUID)
+    site = 0xFEC0_0000_0000_0001
+    h1.port_active(H1_LID, SA_LID, 0, sa_gid=gid(0xA1), subnet_prefix=site)
+    site_gid = site.to_bytes(8, "big") + H1_GUID.to_bytes(8, "big")
+    assert h1.subnet_prefix == site and h1.port_gid == site_gid
+    h1.attach_vf("vm1", 0, vguid=V1)
+    [(datagram, _)] = sent(h1)
+    assert datagram.sgid == site_gid
+    to_port = Datagram(bytes(256), 1, SA_LID, H1_LID, 1, 1, sgid=gid(0xA1), dgid=site_gid)
+    assert demultiplex(to_port, h1, lambda guid: None) == TO_DOM0
+    old_gid = to_port._replace(dgid=gid(H1_GUID))  # the link-local GID is no longer the port's
+    assert demultiplex(old_gid, h1, lambda guid: None) == NO_VF
 
 
 # --- dynamic assignment ---------------------------------------------------------------

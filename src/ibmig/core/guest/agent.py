@@ -164,13 +164,13 @@ from ibmig.core.guest.workload import (
     backoff_ns,
     message_seq,
 )
-from ibmig.core.sa_client import SaClient, SaRequest
+from ibmig.core.sa_client import SaClient, SaRequest, report_resp
 from ibmig.core.timers import Timers
 from ibmig.errors import WireError
 from ibmig.wire.cm import CmMad, Dreq
 from ibmig.wire.ipoib import ARP_REPLY, ARP_REQUEST
 from ibmig.wire.mad import MAD_SIZE, MadStatus, Method, MgmtClass
-from ibmig.wire.notice import GidDetails, Notice, PathChangeDetails, PathValues, TrapNumber
+from ibmig.wire.notice import PathValues, TrapNumber, peek_gid_service, peek_path_move
 from ibmig.wire.packet import QP1_QKEY
 from ibmig.wire.sa import (
     SA_HEADER_SIZE,
@@ -189,6 +189,7 @@ _ATTR_NOTICE: Final = int(SaAttr.NOTICE)
 _ATTR_PATH_RECORD: Final = int(SaAttr.PATH_RECORD)
 _ATTR_INFORM_INFO: Final = int(SaAttr.INFORM_INFO)
 _ATTR_MC_MEMBER_RECORD: Final = int(SaAttr.MC_MEMBER_RECORD)
+_NOTICE_TRAP: Final = SA_HEADER_SIZE + 4  # the Notice's TrapNumber in an SA MAD
 IPOIB_BROADCAST_MGID: Final = bytes.fromhex("ff12401bffff000000000000ffffffff")
 """The IPoIB broadcast group of P_Key 0xFFFF, link-local scope (RFC 4391, 4)."""
 # What Linux IPoIB puts in the broadcast group's join (ipoib_mcast_join: MGID,
@@ -667,7 +668,8 @@ class GuestAgent(GuestCm):
         if not self.attached:
             self.counters["path_change_while_detached"] += 1
             return
-        self._emit(PathChangeReceived(now_ns, gid, new_lid, via))
+        if self._wants(PathChangeReceived):
+            self._record(PathChangeReceived(now_ns, gid, new_lid, via))
         record = self.paths.lookup(gid)
         if record is not None and path is not None:
             # A path-carrying notice: the cached record takes the new values, so the
@@ -1156,31 +1158,36 @@ class GuestAgent(GuestCm):
             self._refresh_paths(now_ns)
 
     def _on_report(self, datagram: Datagram, now_ns: int) -> None:
+        # Per-VM signalling sends every guest one per migration in the subnet: the
+        # Notice (a whole MAD, `_receive_mad`) is read from the bytes, only what is
+        # acted on, and events are built only when wanted.
         payload = datagram.payload
-        self._outbox.append(self.sa.answer_report(datagram, lid=self.lid, gid=self.gid))
+        self._outbox.append(report_resp(datagram, lid=self.lid, gid=self.gid))
         self.sent["sa_report_resp"] += 1
         tid = int.from_bytes(payload[8:16], "big") & TID_MASK
-        try:
-            notice = Notice.unpack(payload, SA_HEADER_SIZE)
-        except WireError:
-            self.counters["report_malformed"] += 1
+        duplicate = self.sa.reports.duplicate(datagram.slid, tid)
+        if self._wants(ReportReceived):
+            # TrapNumber, or the DeviceID of a vendor-specific notice (same bytes).
+            trap = (payload[_NOTICE_TRAP] << 8) | payload[_NOTICE_TRAP + 1]
+            self._record(ReportReceived(now_ns, trap, tid, duplicate))
+        if duplicate:
             return
-        duplicate = self.sa.is_resend(datagram, tid)
-        self._emit(ReportReceived(now_ns, int(notice.trap_number), tid, duplicate))
-        details = notice.details
-        if duplicate or not notice.is_generic:
+        moved = peek_path_move(payload, SA_HEADER_SIZE)
+        if moved is not None:
+            gid, new_lid, path = moved
+            self.path_changed(gid, new_lid, now_ns, "report", path)
             return
-        if isinstance(details, PathChangeDetails):
-            self.path_changed(details.gid, details.new_lid, now_ns, "report", details.path)
-        elif isinstance(details, GidDetails) and notice.trap_number in self.sa.traps:
+        service = peek_gid_service(payload, SA_HEADER_SIZE)
+        if service is not None and service[0] in self.sa.traps:
             # Traps 65/64 name only the GID (OFED local_sa.c `notice_handler`): out
             # of service drops the cached path; in service asks the SA for it, and
             # an answer naming another LID is the path change.
-            if notice.trap_number == TrapNumber.GID_OUT_OF_SERVICE:
-                if self.paths.flush(details.gid):
-                    self._emit(PathFlushed(now_ns, details.gid))
+            trap, gid = service
+            if trap == TrapNumber.GID_OUT_OF_SERVICE:
+                if self.paths.flush(gid):
+                    self._emit(PathFlushed(now_ns, gid))
             else:
-                self._query_path(details.gid, now_ns, "report")
+                self._query_path(gid, now_ns, "report")
 
     # --- IPoIB ---------------------------------------------------------------------------
 

@@ -173,17 +173,18 @@ from ibmig.core.sa_client import (
     NOTICES,
     SaClient,
     SaRequest,
+    report_resp,
 )
 from ibmig.core.timers import Timers
 from ibmig.errors import ConfigError, WireError
 from ibmig.wire.fastrecord import fast_constructor
-from ibmig.wire.mad import MAD_SIZE, MadStatus, Method, MgmtClass, peek_tid
+from ibmig.wire.mad import MAD_SIZE, MadStatus, Method, MgmtClass
 from ibmig.wire.notice import (
     PATH_CHANGE_TRAP,
     PathValues,
     TrapNumber,
     peek_gid_service,
-    peek_path_change,
+    peek_path_move,
 )
 from ibmig.wire.packet import QP1_QKEY
 from ibmig.wire.sa import (
@@ -226,6 +227,7 @@ _GET_RESP: Final = int(Method.GET_RESP)
 _DELETE_RESP: Final = int(Method.DELETE_RESP)
 _REPORT: Final = int(Method.REPORT)
 _NOTICE: Final = int(SaAttr.NOTICE)
+_SUBN_ADM: Final = int(MgmtClass.SUBN_ADM)
 # Built once per Report: one per migration in the subnet, at every dom0.
 _new_report_received = fast_constructor(ReportReceived)
 _new_mapping_updated = fast_constructor(MappingUpdated)
@@ -405,6 +407,9 @@ class _Transaction(SaRequest):
 class HostAgent(EventLog[HostEvent]):
     """dom0 of one host (module docstring); an `ibmig.core.engine.Engine`."""
 
+    port_gid: bytes
+    """The port's GID: `subnet_prefix` || port GUID (kept with the prefix)."""
+
     def __init__(
         self,
         host_id: str,
@@ -440,7 +445,11 @@ class HostAgent(EventLog[HostEvent]):
         self.sa_gid: bytes | None = None
         self.mapping: dict[int, int] = {}
         """The vGUID -> LID mapping table (from Reports and from this host's VMs)."""
-        self.counters: Counter[str] = Counter()
+        self._counters: Counter[str] = Counter()
+        # The Reports answered and, of those, the resends, not yet in `_counters`
+        # (`counters` adds them in when read).
+        self._reports_answered = 0
+        self._reports_resent = 0
         self._vfs: dict[int, _Vf] = {i: _Vf(i, guids[i - 1]) for i in range(1, k + 1)}
         self._vm_vf: dict[str, int] = {}
         # VF index -> VM whose vport came up there (VfUp) and has not been detached:
@@ -524,15 +533,18 @@ class HostAgent(EventLog[HostEvent]):
             )
 
     def receive(self, datagram: Datagram, now_ns: int) -> None:
-        self.counters["mads_received"] += 1
         payload = datagram.payload
-        if len(payload) == MAD_SIZE and payload[1] != MgmtClass.SUBN_ADM:
-            self.counters["not_sa"] += 1  # dom0 only speaks SA on QP1
-            return
-        if len(payload) == MAD_SIZE and payload[3] == _REPORT:
-            # One per migration in the subnet: read from the bytes, not decoded.
-            self._on_report(payload, datagram, now_ns)
-            return
+        if len(payload) == MAD_SIZE:
+            if payload[3] == _REPORT and payload[1] == _SUBN_ADM:
+                # One per migration in the subnet: read from the bytes, not decoded,
+                # and counted apart (`counters`).
+                self._on_report(payload, datagram, now_ns)
+                return
+            if payload[1] != _SUBN_ADM:
+                self._counters["mads_received"] += 1
+                self._counters["not_sa"] += 1  # dom0 only speaks SA on QP1
+                return
+        self._counters["mads_received"] += 1
         try:
             mad = SaMad.unpack(payload)
         except WireError:
@@ -544,11 +556,39 @@ class HostAgent(EventLog[HostEvent]):
         else:
             self.counters["unexpected_method"] += 1
 
+    @property
+    def counters(self) -> Counter[str]:
+        """What happened, by name: MADs, Reports, SA requests, alias writes...
+
+        A subscribed dom0 answers one Report per migration in the subnet, and each
+        counts in four counters; the Report path counts them in two plain ints
+        instead, added in here."""
+        answered = self._reports_answered
+        if answered:
+            resent = self._reports_resent
+            counters = self._counters
+            for name in ("mads_received", "mads_sent", "report_resps_sent"):
+                counters[name] += answered
+            if answered > resent:
+                counters["reports_received"] += answered - resent
+            if resent:
+                counters["reports_duplicate"] += resent
+            self._reports_answered = self._reports_resent = 0
+        return self._counters
+
     # --- port -----------------------------------------------------------------------
 
     @property
-    def port_gid(self) -> bytes:
-        return make_gid(self.subnet_prefix, self.port_guid)
+    def subnet_prefix(self) -> int:
+        return self._subnet_prefix
+
+    @subnet_prefix.setter
+    def subnet_prefix(self, prefix: int) -> None:
+        self._subnet_prefix = prefix
+        # The port GID is read for every packet the HCA demultiplexes
+        # (`ibmig.core.host.demux`) and every ReportResp: built once per prefix (the
+        # port GUID is the HCA's and never changes).
+        self.port_gid = make_gid(prefix, self.port_guid)
 
     def port_active(
         self,
@@ -1157,7 +1197,7 @@ class HostAgent(EventLog[HostEvent]):
 
     def _send(self, datagram: Datagram) -> None:
         self._outbox.append(datagram)
-        self.counters["mads_sent"] += 1
+        self._counters["mads_sent"] += 1
 
     def _give_up(
         self, transaction: _Transaction, reason: str, now_ns: int, *, final: bool = False
@@ -1239,28 +1279,29 @@ class HostAgent(EventLog[HostEvent]):
 
     def _on_report(self, payload: bytes, datagram: Datagram, now_ns: int) -> None:
         if (payload[16] << 8) | payload[17] != _NOTICE:
-            self.counters["unexpected_report"] += 1
+            self._counters["mads_received"] += 1
+            self._counters["unexpected_report"] += 1
             return
-        # TrapNumber, or the DeviceID of a vendor-specific notice (same bytes).
-        trap = (payload[_NOTICE_TRAP] << 8) | payload[_NOTICE_TRAP + 1]
         port_lid = self.port_lid if self.port_lid is not None else datagram.dlid
-        self._send(self.sa.answer_report(datagram, lid=port_lid, gid=self.port_gid))
-        self.counters["report_resps_sent"] += 1
-        tid = peek_tid(payload)
-        duplicate = self.sa.is_resend(datagram, tid)
+        self._outbox.append(report_resp(datagram, lid=port_lid, gid=self.port_gid))
+        tid = int.from_bytes(payload[8:16], "big")
+        duplicate = self.sa.reports.duplicate(datagram.slid, tid)
+        self._reports_answered += 1
         if self._wants(ReportReceived):
+            # TrapNumber, or the DeviceID of a vendor-specific notice (same bytes).
+            trap = (payload[_NOTICE_TRAP] << 8) | payload[_NOTICE_TRAP + 1]
             self._record(_new_report_received(trap, tid, duplicate, now_ns))
         if duplicate:
-            self.counters["reports_duplicate"] += 1
+            self._reports_resent += 1
             return
-        self.counters["reports_received"] += 1
-        details = peek_path_change(payload, SA_HEADER_SIZE)
-        if details is None:
+        moved = peek_path_move(payload, SA_HEADER_SIZE)
+        if moved is None:
             service = peek_gid_service(payload, SA_HEADER_SIZE)
             if service is not None and service[0] in self.sa.traps:
                 self._on_gid_service(service[0], service[1], now_ns)
             return
-        self._path_moved(details.gid, details.vguid, details.new_lid, now_ns, details.path)
+        gid, new_lid, path = moved
+        self._path_moved(gid, int.from_bytes(gid[8:16], "big"), new_lid, now_ns, path)
 
     def _path_moved(
         self, gid: bytes, vguid: int, new_lid: int, now_ns: int, path: PathValues | None = None
@@ -1270,8 +1311,9 @@ class HostAgent(EventLog[HostEvent]):
         self._set_mapping(vguid, new_lid, "report", now_ns)
         for vm in self._registrations.get(gid, ()):
             self._intra_outbox.append(ForwardPathChange(vm, gid, new_lid, path))
-            self.counters["intra_host_sent"] += 1
-            self._emit(PathChangeForwarded(vm, gid, new_lid, now_ns))
+            self._counters["intra_host_sent"] += 1
+            if self._wants(PathChangeForwarded):
+                self._record(PathChangeForwarded(vm, gid, new_lid, now_ns))
 
     def _on_gid_service(self, trap: int, gid: bytes, now_ns: int) -> None:
         """Trap 65 or 64 (the "trap64-65" variant). They carry no LID: on trap 64 dom0
