@@ -82,6 +82,11 @@ def test_a_replaced_sa_is_the_one_pumped() -> None:
     assert [d.payload[16] for d in node.packets_to_send()] == [2]
     assert node.next_event() == ("new", 2, 100) and node.next_event() is None
     assert node.get_timer() == 900
+    # The kernel's view of its MADs too (`MadAgent`): a Report the new SA sent
+    # times out from its departure, not from the step that emitted it.
+    node.mad_departed(sa_mad(3), 150)
+    node.response_arrived(sa_mad(3), 170)
+    assert new.told == [("departed", 150), ("arrived", 170)] and old.told == []
     node.handle_timer(900)
     assert new.deadline_ns is None and old.deadline_ns == 500
     assert node.get_timer() is None

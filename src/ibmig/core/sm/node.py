@@ -50,13 +50,6 @@ class SmNode:
         self._sm_next_event = sm.next_event
         self._sm_timer = sm.get_timer
         self.sa = sa
-        # The SA's `MadAgent` side, if it has one (an SA stand-in in a test may not).
-        self._sa_departed: Callable[[Datagram, int], None] | None = getattr(
-            sa, "mad_departed", None
-        )
-        self._sa_arrived: Callable[[Datagram, int], None] | None = getattr(
-            sa, "response_arrived", None
-        )
 
     @property
     def sa(self) -> Engine | None:
@@ -73,6 +66,14 @@ class SmNode:
             self._sa_packets = sa.packets_to_send
             self._sa_next_event = sa.next_event
             self._sa_timer = sa.get_timer
+        # The SA's `MadAgent` side, if it has one (an SA stand-in in a test may not):
+        # the new SA's, so that its Reports' timeouts count from their departures.
+        self._sa_departed: Callable[[Datagram, int], None] | None = getattr(
+            sa, "mad_departed", None
+        )
+        self._sa_arrived: Callable[[Datagram, int], None] | None = getattr(
+            sa, "response_arrived", None
+        )
 
     @property
     def event_filter(self) -> Container[type] | None:
