@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import TypeVar
 
 from hypothesis import given
@@ -67,7 +68,55 @@ def test_dead_entries_do_not_pile_up() -> None:
     for i in range(10_000):
         timers.arm(i % 3, i)  # three live keys, moved 10,000 times
     assert len(timers) == 3
-    assert len(timers._heap) <= 2 * 3 + 64 + 1
+    assert len(timers._lane) + len(timers._heap) <= 2 * 3 + 64 + 1
+
+
+def test_deadlines_armed_in_order_skip_the_heap() -> None:
+    # The SA's Reports: timeouts from successive departures, nearly all answered.
+    timers: Timers[int] = Timers()
+    for tid in range(1000):
+        timers.arm(tid, 1_000 + tid // 2)  # ties too: still in order
+    assert timers._heap == [] and len(timers._lane) == 1000
+    for tid in range(0, 1000, 2):
+        timers.cancel(tid)
+    timers.arm(5000, 999)  # earlier than the lane's last: kept apart, comes out first
+    assert len(timers._heap) == 1
+    assert timers.next_deadline() == 999
+    assert drain(timers, 1_001) == [5000, 1, 3]
+    assert timers.peek() == (1_002, 5)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["arm", "cancel", "pop"]), st.integers(0, 12), st.integers(0, 200)
+        ),
+        max_size=120,
+    )
+)
+def test_interleaved_operations_match_a_plain_dictionary(
+    ops: list[tuple[str, int, int]],
+) -> None:
+    # Arms in and out of order (lane and heap), moves, cancels and pops, with the
+    # rebuild kicking in: the due order is (deadline, arming order) throughout.
+    timers: Timers[int] = Timers()
+    model: dict[int, tuple[int, int]] = {}
+    for seq, (op, key, when) in enumerate(ops):
+        if op == "arm":
+            timers.arm(key, when)
+            model[key] = (when, seq)
+        elif op == "cancel":
+            assert timers.cancel(key) is (model.pop(key, None) is not None)
+        else:
+            due = sorted((k for k in model if model[k][0] <= when), key=lambda k: model[k])
+            got = timers.pop_due(when)
+            assert got == (due[0] if due else None)
+            if due:
+                del model[due[0]]
+        first = min(model, key=lambda k: model[k], default=None)
+        assert timers.peek() == (None if first is None else (model[first][0], first))
+        assert timers.deadline(key) == (model[key][0] if key in model else None)
+    assert len(timers) == len(model)
 
 
 @given(st.lists(st.tuples(st.integers(0, 20), st.integers(0, 1000), st.booleans()), max_size=60))
@@ -96,3 +145,22 @@ def test_peek_leaves_the_earliest_armed() -> None:
     assert timers.peek() == (5, "b") and "b" in timers
     timers.cancel("b")
     assert timers.peek() == (9, "a")
+
+
+def test_rebuilds_keep_the_order() -> None:
+    # Many moves and cancels of a few hundred keys, in and out of order: the
+    # structures are rebuilt many times over and the due order holds.
+    rng = random.Random(7)
+    timers: Timers[int] = Timers()
+    model: dict[int, tuple[int, int]] = {}
+    for seq in range(20_000):
+        key = rng.randrange(300)
+        if rng.random() < 0.3:
+            timers.cancel(key)
+            model.pop(key, None)
+        else:
+            deadline = seq + rng.choice((0, 0, 0, -500, 1000))
+            timers.arm(key, deadline)
+            model[key] = (deadline, seq)
+        assert len(timers._lane) + len(timers._heap) <= 2 * len(model) + 64 + 1
+    assert drain(timers, 10**9) == sorted(model, key=lambda k: model[k])

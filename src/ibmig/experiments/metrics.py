@@ -335,29 +335,28 @@ class Collector:
         self.queue_samples = array("q")
         # Subscriber GID -> path-change Reports the SA gave up on (`connection_cause`).
         self.reports_given_up: Counter[bytes] = Counter()
+        # Reports come by the hundred thousand: theirs are hooks of their own, spared
+        # the type tests of `on_event`.
         sim.add_event_hook(
-            self.on_event,
-            MessageDelivered,
-            ReportSent,
-            ReportGaveUp,
-            PathChangeDetected,
-            AliasFailed,
-            Attached,
+            self.on_event, MessageDelivered, ReportGaveUp, PathChangeDetected, AliasFailed, Attached
         )
+        sim.add_event_hook(self.on_report_sent, ReportSent)
         sim.add_event_hook(lambda node, event: self.lid_moves.append(event), VfLidMoved)
         sim.add_event_hook(self.on_report_done, ReportAcked, ReportGaveUp)
 
-    def _sa_done_ns(self) -> int:
-        """SA (SM node) processing completed by now."""
-        server = self.sim.servers.get(id(self.sim.sm_engine))
+    def _sample_sa(self) -> tuple[int, int]:
+        """Sample the SA's queue (the largest since the last sample) into
+        `queue_samples`; (the sample's index, SA (SM node) processing completed by
+        now). Once per ReportResp: the server is looked up once."""
+        sim = self.sim
+        samples = self.queue_samples
+        server = sim.servers.get(id(sim.sm_engine))
         if server is None:
-            return 0
-        return server.busy_ns - max(0, server.busy_until_ns - self.sim.kernel.now_ns)
-
-    def _sample_queue(self) -> int:
-        server = self.sim.servers.get(id(self.sim.sm_engine))
-        self.queue_samples.append(0 if server is None else server.take_peak(self.sim.kernel.now_ns))
-        return len(self.queue_samples) - 1
+            samples.append(0)
+            return len(samples) - 1, 0
+        now = sim.kernel.now_ns
+        samples.append(server.take_peak(now))
+        return len(samples) - 1, server.busy_ns - max(0, server.busy_until_ns - now)
 
     def counts(self) -> tuple[int, int]:
         mads = self.sim.mad_counts
@@ -373,8 +372,31 @@ class Collector:
         detection.outstanding -= 1
         if isinstance(event, ReportAcked):
             detection.last_ack_ns = event.time_ns
-        detection.last_sample = self._sample_queue()
-        detection.sa_done_end_ns = self._sa_done_ns()
+        detection.last_sample, detection.sa_done_end_ns = self._sample_sa()
+
+    def on_report_sent(self, node: int, event: ReportSent) -> None:
+        if event.trap_number not in self.traps:
+            return
+        # The SA Reports a move in the step it detects it: a Report sent then is the
+        # latest event's. Traps 64/65 also tell of ports in and out of service: only
+        # those of a move are counted.
+        detections = self.detections
+        if event.attempt == 0:
+            if detections and detections[-1].time_ns == event.time_ns:
+                detection = detections[-1]
+                self._event_of_tid[event.tid] = detection
+                detection.reports += 1
+                detection.outstanding += 1
+            elif event.trap_number != PATH_CHANGE_TRAP:
+                return
+            self.reports_69 += 1
+        else:
+            owner = self._event_of_tid.get(event.tid)
+            if owner is not None:
+                owner.resent += 1
+            elif event.trap_number != PATH_CHANGE_TRAP:
+                return
+            self.reports_69_resent += 1
 
     def on_event(self, node: int, event: Any) -> None:
         if isinstance(event, MessageDelivered):
@@ -387,36 +409,14 @@ class Collector:
                 self.deliveries.setdefault((client, server), []).append(event.time_ns)
         elif isinstance(event, Attached):
             self._vm_of_gid = None
-        elif isinstance(event, ReportSent) and event.trap_number in self.traps:
-            # The SA Reports a move in the step it detects it: a Report sent then is
-            # the latest event's. Traps 64/65 also tell of ports in and out of
-            # service: only those of a move are counted.
-            detections = self.detections
-            if event.attempt == 0:
-                if detections and detections[-1].time_ns == event.time_ns:
-                    detection = detections[-1]
-                    self._event_of_tid[event.tid] = detection
-                    detection.reports += 1
-                    detection.outstanding += 1
-                elif event.trap_number != PATH_CHANGE_TRAP:
-                    return
-                self.reports_69 += 1
-            else:
-                owner = self._event_of_tid.get(event.tid)
-                if owner is not None:
-                    owner.resent += 1
-                elif event.trap_number != PATH_CHANGE_TRAP:
-                    return
-                self.reports_69_resent += 1
         elif isinstance(event, ReportGaveUp):
             if event.trap_number in self.traps:
                 self.reports_given_up[event.subscriber.subscriber_gid] += 1
         elif isinstance(event, PathChangeDetected):
             self.path_changes += 1
             held, stale = stale_subscriptions(self.sim)
-            sample = self._sample_queue()
+            sample, done = self._sample_sa()
             path_records, cm = self.counts()
-            done = self._sa_done_ns()
             self.detections.append(
                 _Detection(
                     event.vguid, event.time_ns, held, stale, done, sample, path_records, cm,

@@ -526,28 +526,57 @@ class SaConfig:
 # --- internal state records -------------------------------------------------------------
 
 
+class _ReportCopies:
+    """What every copy of one notice's Report shares: its encoded MAD (copies differ
+    only in their TID) and the SA's addressing when it was sent. A resend rebuilds
+    its datagram from this and its subscription rather than keeping it: at data-centre
+    scale a million Reports may wait for their ReportResps, and a datagram with its
+    256-byte payload is some 450 bytes each."""
+
+    __slots__ = ("port_num", "report", "sm_gid", "sm_lid", "trap_number")
+
+    def __init__(
+        self, report: bytes, trap_number: int, port_num: int, sm_lid: int, sm_gid: bytes
+    ) -> None:
+        self.report = report
+        self.trap_number = trap_number
+        self.port_num = port_num
+        self.sm_lid = sm_lid
+        self.sm_gid = sm_gid
+
+    def datagram(self, subscription: Subscription, tid: int) -> Datagram:
+        """The copy of the Report with `tid`, addressed to `subscription`."""
+        report_gid = subscription.report_gid
+        return Datagram(
+            with_tid(self.report, tid),
+            self.port_num,
+            self.sm_lid,
+            subscription.lid,
+            QP1,
+            subscription.qpn,
+            0,
+            DEFAULT_PKEY,
+            QP1_QKEY,
+            self.sm_gid if report_gid is not None else None,
+            report_gid,
+        )
+
+
 class _PendingReport:
-    __slots__ = (
-        "arrived",
-        "attempt",
-        "datagram",
-        "deadline_ns",
-        "subscription",
-        "timeout_ns",
-        "trap_number",
-    )
+    """A Report waiting for its ReportResp: slotted and small, as there may be a
+    million (`_ReportCopies`)."""
+
+    __slots__ = ("arrived", "attempt", "copies", "deadline_ns", "subscription", "timeout_ns")
 
     def __init__(
         self,
         subscription: Subscription,
-        trap_number: int,
-        datagram: Datagram,
+        copies: _ReportCopies,
         timeout_ns: int,
         deadline_ns: int,
     ) -> None:
         self.subscription = subscription
-        self.trap_number = trap_number
-        self.datagram = datagram
+        self.copies = copies
         self.timeout_ns = timeout_ns
         self.deadline_ns = deadline_ns
         """When the kernel resends (module docstring): the timeout from the send's
@@ -556,6 +585,10 @@ class _PendingReport:
         self.arrived = False
         """A ReportResp reached the SA's port (it may still wait to be read)."""
         self.attempt = 0
+
+    @property
+    def trap_number(self) -> int:
+        return self.copies.trap_number
 
 
 class _Transfer:
@@ -599,17 +632,18 @@ _Handler = Callable[[SaMad, Datagram, PortRecordData, int], None]
 
 
 class _Timeout(Enum):
-    """What an SA timer waits for; a timer key is (`_Timeout`, identifier)."""
+    """What an SA timer waits for; a timer key is (`_Timeout`, identifier), but for
+    a Report's ReportResp, whose key is the Report's TID alone: there is one per
+    subscriber and notice, and an int is hashed without a call (an Enum member's
+    hash is a Python method)."""
 
-    REPORT = "report"
-    """A Report's ReportResp; identifier: the Report's TID."""
     RMPP = "rmpp"
     """An RMPP transfer's ACK; identifier: (requester LID, TID)."""
     GUID_WRITE = "guid_write"
     """The SM's write of a GUIDInfo block; identifier: the write's token."""
 
 
-_TimerKey = tuple[_Timeout, Any]
+_TimerKey = int | tuple[_Timeout, Any]
 
 
 class SubnetAdministrator(EventLog[Any]):
@@ -638,6 +672,7 @@ class SubnetAdministrator(EventLog[Any]):
         (`targeted_reports`; module docstring)."""
         self._enums: dict[bytes, set[int]] = {}
         self._reports: dict[int, _PendingReport] = {}
+        self._report_timeouts: dict[int, int] = {}  # `_report_timeout_ns`
         self._unarmed: list[int] = []
         """TIDs of Reports emitted whose timers are armed when the runtime next asks
         for the deadline (`_arm_reports`): by then it has said when they leave."""
@@ -652,7 +687,6 @@ class SubnetAdministrator(EventLog[Any]):
         self._assigned_count = 0
         self._timers: Timers[_TimerKey] = Timers()
         self._timeouts: dict[_Timeout, Callable[[Any, int], None]] = {
-            _Timeout.REPORT: self._report_timeout,
             _Timeout.RMPP: self._transfer_timeout,
             _Timeout.GUID_WRITE: self._guid_write_timeout,
         }
@@ -712,8 +746,11 @@ class SubnetAdministrator(EventLog[Any]):
         timers = self._timers
         timeouts = self._timeouts
         while (key := timers.pop_due(now_ns)) is not None:
-            kind, identifier = key
-            timeouts[kind](identifier, now_ns)
+            if isinstance(key, int):
+                self._report_timeout(key, now_ns)
+            else:
+                kind, identifier = key
+                timeouts[kind](identifier, now_ns)
 
     def receive(self, datagram: Datagram, now_ns: int) -> None:
         self.counters["received"] += 1
@@ -2051,35 +2088,24 @@ class SubnetAdministrator(EventLog[Any]):
         """One Report per subscriber. A notice can go to every host of a data centre,
         so the Report is encoded once (each copy differs only in its TID) and what
         every copy shares is looked up once."""
-        report = SaMad.from_record(notice, method=Method.REPORT).pack()
         trap_number = notice.trap_number
-        port_num = self.sm.port_num
-        sm_lid = self.db.sm_lid
-        sm_gid = self._gid(self.db.sm_port_guid)
-        floor_ns = self.config.transaction_timeout_ns
+        copies = _ReportCopies(
+            SaMad.from_record(notice, method=Method.REPORT).pack(),
+            trap_number,
+            self.sm.port_num,
+            self.db.sm_lid,
+            self._gid(self.db.sm_port_guid),
+        )
+        datagram_for = copies.datagram
+        timeout_of = self._report_timeout_ns
         record_sent = self._wants(ReportSent)
         reports, outbox, record = self._reports, self._outbox, self._record
         unarmed = self._unarmed
         for subscription in subscriptions:
             tid = self._next_tid()
-            report_gid = subscription.report_gid
-            datagram = Datagram(
-                with_tid(report, tid),
-                port_num,
-                sm_lid,
-                subscription.lid,
-                QP1,
-                subscription.qpn,
-                0,
-                DEFAULT_PKEY,
-                QP1_QKEY,
-                sm_gid if report_gid is not None else None,
-                report_gid,
-            )
-            timeout = max(RESP_TIME_UNIT_NS << subscription.inform_info.resp_time_value, floor_ns)
-            deadline = now_ns + timeout
-            reports[tid] = _PendingReport(subscription, trap_number, datagram, timeout, deadline)
-            outbox.append(datagram)
+            timeout = timeout_of(subscription.inform_info.resp_time_value)
+            reports[tid] = _PendingReport(subscription, copies, timeout, now_ns + timeout)
+            outbox.append(datagram_for(subscription, tid))
             if record_sent:
                 record(_new_report_sent(subscription, trap_number, tid, now_ns, 0))
             unarmed.append(tid)
@@ -2093,10 +2119,21 @@ class SubnetAdministrator(EventLog[Any]):
         if pending is None:
             self.counters["report_resp_unmatched"] += 1
             return
-        self._timers.cancel((_Timeout.REPORT, tid))
+        self._timers.cancel(tid)
         self.counters["reports_acked"] += 1
         if self._wants(ReportAcked):
-            self._record(_new_report_acked(pending.subscription, pending.trap_number, tid, now_ns))
+            self._record(
+                _new_report_acked(pending.subscription, pending.copies.trap_number, tid, now_ns)
+            )
+
+    def _report_timeout_ns(self, resp_time_value: int) -> int:
+        """A Report's timeout for a subscriber's RespTimeValue, never below the
+        transaction timeout; one int per value, shared by all its Reports."""
+        timeout = self._report_timeouts.get(resp_time_value)
+        if timeout is None:
+            timeout = max(RESP_TIME_UNIT_NS << resp_time_value, self.config.transaction_timeout_ns)
+            self._report_timeouts[resp_time_value] = timeout
+        return timeout
 
     def _arm_reports(self) -> None:
         """Arm the timers of the Reports emitted since the last call, at their
@@ -2108,7 +2145,7 @@ class SubnetAdministrator(EventLog[Any]):
         for tid in self._unarmed:
             pending = reports.get(tid)
             if pending is not None and not pending.arrived:
-                arm((_Timeout.REPORT, tid), pending.deadline_ns)
+                arm(tid, pending.deadline_ns)
         self._unarmed = []
 
     def mad_departed(self, datagram: Datagram, departure_ns: int) -> None:
@@ -2138,12 +2175,12 @@ class SubnetAdministrator(EventLog[Any]):
             return
         pending.arrived = True
         if now_ns <= pending.deadline_ns:
-            self._timers.cancel((_Timeout.REPORT, tid))
+            self._timers.cancel(tid)
 
     def _report_timeout(self, tid: int, now_ns: int) -> None:
         pending = self._reports[tid]
         if pending.deadline_ns > now_ns:  # it left after it was emitted: wait on
-            self._timers.arm((_Timeout.REPORT, tid), pending.deadline_ns)
+            self._timers.arm(tid, pending.deadline_ns)
             return
         if pending.attempt >= self.config.report_retries:
             del self._reports[tid]
@@ -2151,7 +2188,7 @@ class SubnetAdministrator(EventLog[Any]):
             self._emit(ReportGaveUp(pending.subscription, pending.trap_number, tid, now_ns))
             return
         pending.attempt += 1
-        self._send(pending.datagram, SaAttr.NOTICE, Method.REPORT)
+        self._send(pending.copies.datagram(pending.subscription, tid), SaAttr.NOTICE, Method.REPORT)
         self.counters["report_retransmissions"] += 1
         self._emit(
             ReportSent(pending.subscription, pending.trap_number, tid, now_ns, pending.attempt)
@@ -2159,7 +2196,7 @@ class SubnetAdministrator(EventLog[Any]):
         if pending.arrived:
             return  # its ReportResp is in; the kernel's resend needs no answer
         pending.deadline_ns = now_ns + pending.timeout_ns
-        self._timers.arm((_Timeout.REPORT, tid), pending.deadline_ns)
+        self._timers.arm(tid, pending.deadline_ns)
 
 
 # --- helpers ------------------------------------------------------------------------------

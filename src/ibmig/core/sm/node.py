@@ -39,12 +39,35 @@ class SmNode:
 
     def __init__(self, sm: SubnetManager, sa: Engine | None = None) -> None:
         self.sm = sm
-        self.sa = sa
         self.port_num = sm.port_num
         self.unclaimed: Counter[int] = Counter()  # MADs of no class of ours, by class
         self._events: deque[Any] = deque()
         self._sm_first = True  # whose output is taken first: the engine last called
-        # The SA's `MadAgent` side, if it has one (an SA stand-in in a test may not).
+        # A Report round trip makes a dozen calls through here (`packets_to_send`,
+        # `next_event`, `get_timer` per MAD): the engines' methods are bound once,
+        # here and when the SA is replaced (`sa`).
+        self._sm_packets = sm.packets_to_send
+        self._sm_next_event = sm.next_event
+        self._sm_timer = sm.get_timer
+        self.sa = sa
+
+    @property
+    def sa(self) -> Engine | None:
+        return self._sa
+
+    @sa.setter
+    def sa(self, sa: Engine | None) -> None:
+        """A runtime may replace the SA (`VirtualizedSubnet.restart_sa`)."""
+        self._sa = sa
+        self._sa_packets: Callable[[], list[Datagram]] | None = None
+        self._sa_next_event: Callable[[], Any] | None = None
+        self._sa_timer: Callable[[], int | None] | None = None
+        if sa is not None:
+            self._sa_packets = sa.packets_to_send
+            self._sa_next_event = sa.next_event
+            self._sa_timer = sa.get_timer
+        # The SA's `MadAgent` side, if it has one (an SA stand-in in a test may not):
+        # the new SA's, so that its Reports' timeouts count from their departures.
         self._sa_departed: Callable[[Datagram, int], None] | None = getattr(
             sa, "mad_departed", None
         )
@@ -84,9 +107,9 @@ class SmNode:
         if mgmt_class in SMP_CLASSES:
             self._sm_first = True
             self.sm.receive(datagram, now_ns)
-        elif mgmt_class == SA_CLASS and self.sa is not None:
+        elif mgmt_class == SA_CLASS and self._sa is not None:
             self._sm_first = False
-            self.sa.receive(datagram, now_ns)
+            self._sa.receive(datagram, now_ns)
         else:
             self.unclaimed[mgmt_class] += 1
 
@@ -113,7 +136,7 @@ class SmNode:
 
     def handle_timer(self, now_ns: int) -> None:
         sm_due = (deadline := self.sm.get_timer()) is not None and deadline <= now_ns
-        sa = self.sa
+        sa = self._sa
         sa_due = sa is not None and (deadline := sa.get_timer()) is not None and deadline <= now_ns
         self._sm_first = sm_due or not sa_due
         if sm_due:
@@ -124,29 +147,31 @@ class SmNode:
     # --- outputs ----------------------------------------------------------------------
 
     def packets_to_send(self) -> list[Datagram]:
+        take = self._take
+        sm_packets, sm_events = self._sm_packets, self._sm_next_event
+        sa_packets, sa_events = self._sa_packets, self._sa_next_event
         out: list[Datagram] = []
-        sm = self.sm
-        sa = self.sa
-        if sa is None:
-            self._take(sm, out)
+        if sa_packets is None or sa_events is None:
+            take(sm_packets, sm_events, out)
             return out
         sm_first = self._sm_first
         if sm_first:
-            self._take(sm, out)
-        self._take(sa, out)
+            take(sm_packets, sm_events, out)
+        take(sa_packets, sa_events, out)
         # What the SA asked of the SM (a GUIDInfo write) goes out now, and what that
         # made the SA send, until neither has more. (Taken just before with nothing
         # from the SA since, the SM has nothing more.)
         if sm_first and not out:
             return out
-        while self._take(sm, out):
-            self._take(sa, out)
+        while take(sm_packets, sm_events, out):
+            take(sa_packets, sa_events, out)
         return out
 
     def get_timer(self) -> int | None:
-        deadline = self.sm.get_timer()
-        if self.sa is not None:
-            other = self.sa.get_timer()
+        deadline = self._sm_timer()
+        sa_timer = self._sa_timer
+        if sa_timer is not None:
+            other = sa_timer()
             if other is not None and (deadline is None or other < deadline):
                 return other
         return deadline
@@ -155,18 +180,23 @@ class SmNode:
         events = self._events
         if not events:
             # Events made outside `packets_to_send` (an API call's) are taken here.
-            self._take_events(self.sm)
-            if self.sa is not None:
-                self._take_events(self.sa)
+            self._take_events(self._sm_next_event)
+            if self._sa_next_event is not None:
+                self._take_events(self._sa_next_event)
         return events.popleft() if events else None
 
-    def _take(self, engine: Engine, out: list[Datagram]) -> bool:
-        batch = engine.packets_to_send()
-        out.extend(batch)
-        self._take_events(engine)
+    def _take(
+        self,
+        packets_to_send: Callable[[], list[Datagram]],
+        next_event: Callable[[], Any],
+        out: list[Datagram],
+    ) -> bool:
+        batch = packets_to_send()
+        out += batch
+        self._take_events(next_event)
         return bool(batch)
 
-    def _take_events(self, engine: Engine) -> None:
+    def _take_events(self, next_event: Callable[[], Any]) -> None:
         events = self._events
-        while (event := engine.next_event()) is not None:
+        while (event := next_event()) is not None:
             events.append(event)
