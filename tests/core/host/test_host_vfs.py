@@ -285,7 +285,7 @@ def test_the_port_gid_follows_a_new_subnet_prefix() -> None:
     site_gid = site.to_bytes(8, "big") + H1_GUID.to_bytes(8, "big")
     assert h1.subnet_prefix == site and h1.port_gid == site_gid
     h1.attach_vf("vm1", 0, vguid=V1)
-    [(datagram, _)] = sent(h1)
+    [(datagram, _)] = sent(h1, 0)
     assert datagram.sgid == site_gid
     to_port = Datagram(bytes(256), 1, SA_LID, H1_LID, 1, 1, sgid=gid(0xA1), dgid=site_gid)
     assert demultiplex(to_port, h1, lambda guid: None) == TO_DOM0
