@@ -153,11 +153,9 @@ from ibmig.wire.notice import Notice, TrapNumber
 from ibmig.wire.smp import (
     MAX_HOP_COUNT,
     Smp,
-    make_get,
     make_get_resp,
-    make_request,
     make_set,
-    pack_directed_set,
+    pack_directed_request,
     path_bytes,
 )
 from ibmig.wire.smp_attrs import (
@@ -686,6 +684,30 @@ class SubnetManager(EventLog[Any]):
         request.in_sweep = in_sweep
         self._submit(request, (smp.attribute_id, smp.method), now_ns)
 
+    def _issue_directed(
+        self,
+        method: Method,
+        attribute_id: int,
+        data: bytes,
+        path: DrPath,
+        handler: Handler,
+        ctx: Any,
+        now_ns: int,
+        modifier: int = 0,
+        in_sweep: bool = True,
+    ) -> None:
+        """`_issue` of the pure directed-route SMP `make_request` would build, its
+        bytes packed straight (`pack_directed_request`): the PortInfo Gets and Sets
+        of a bring-up, several per port, skip building an `Smp` only to pack it."""
+        tid = self._next_tid()
+        payload = pack_directed_request(
+            method, attribute_id, data, tid=tid, path_slot=path_bytes(path),
+            hop_count=len(path), attribute_modifier=modifier, m_key=self.config.m_key,
+        )  # fmt: skip
+        request = _Request(tid, payload, path, attribute_id, handler, ctx)
+        request.in_sweep = in_sweep
+        self._submit(request, (attribute_id, method), now_ns)
+
     def _submit(self, request: _Request, counted: tuple[int, int], now_ns: int) -> None:
         """Send `request` now if the window of outstanding SMPs has room, else queue it."""
         self.smp_counts[counted] += 1
@@ -703,14 +725,7 @@ class SubnetManager(EventLog[Any]):
         now_ns: int,
         modifier: int = 0,
     ) -> None:
-        smp = make_get(
-            attribute_id,
-            tid=self._next_tid(),
-            attribute_modifier=modifier,
-            path=path,
-            m_key=self.config.m_key,
-        )
-        self._issue(smp, path, handler, ctx, now_ns)
+        self._issue_directed(Method.GET, attribute_id, b"", path, handler, ctx, now_ns, modifier)
 
     def _issue_set(
         self,
@@ -1240,18 +1255,10 @@ class SubnetManager(EventLog[Any]):
             data[_PI_STALL_HOQ] = timeouts
         if enforcement is not None:
             data[_PI_ENFORCEMENT] = (data[_PI_ENFORCEMENT] & ~_ENFORCE_BOTH) | enforcement
-        smp = make_request(
-            Method.SET,
-            SmpAttr.PORT_INFO,
-            tid=self._next_tid(),
-            attribute_modifier=record.port_num,
-            data=bytes(data),
-            path=self._path_to_port(node, record.port_num),
-            m_key=self.config.m_key,
-        )
-        self._issue(
-            smp, self._path_to_port(node, record.port_num), self._on_port_info,
-            (node, record.port_num), now_ns, in_sweep=in_sweep,
+        port = record.port_num
+        self._issue_directed(
+            Method.SET, SmpAttr.PORT_INFO, bytes(data), self._path_to_port(node, port),
+            self._on_port_info, (node, port), now_ns, port, in_sweep,
         )  # fmt: skip
 
     # --- ROUTE ----------------------------------------------------------------------
@@ -1339,7 +1346,7 @@ class SubnetManager(EventLog[Any]):
             old = node.lft
             self._set_switch_info(node, top, now_ns)
             # The SubnSet(LinearForwardingTable) of each changed block, packed
-            # straight from the table's bytes (`pack_directed_set`: the same bytes as
+            # straight from the table's bytes (`pack_directed_request`: the same bytes as
             # `make_set(LinearForwardingTable(...))`, the hot path of a bring-up).
             path = node.path
             path_slot = path_bytes(path)
@@ -1356,8 +1363,8 @@ class SubnetManager(EventLog[Any]):
                 if stale:
                     stale.discard((guid, block))
                 tid = self._next_tid()
-                payload = pack_directed_set(
-                    _LFT_ATTRIBUTE, chunk, tid=tid, path_slot=path_slot,
+                payload = pack_directed_request(
+                    Method.SET, _LFT_ATTRIBUTE, chunk, tid=tid, path_slot=path_slot,
                     hop_count=len(path), attribute_modifier=block, m_key=m_key,
                 )  # fmt: skip
                 request = _Request(tid, payload, path, _LFT_ATTRIBUTE, _ignore, None)
