@@ -355,6 +355,27 @@ def test_port_info_switch_modifier_selects_port(path: tuple[int, ...] | None) ->
     assert response.status == OK  # bit 31 ignored
 
 
+def test_initial_port_info_is_per_spec_and_per_agent() -> None:
+    # Starting PortInfo bytes are built once per distinct starting state and shared
+    # between agents: a write to one agent's port must not show at another's, and a
+    # spec that differs in a field the port starts with gets its own bytes.
+    first, second = switch(), switch()
+    first.set_link(3, True, 0)
+    assert first.port_info(3).port_state == PortState.INIT
+    assert second.port_info(3).port_state == PortState.DOWN
+    assert second.port_info(3) == switch().port_info(3)
+    spec = NodeSpec(
+        NodeType.SWITCH, SW_GUID, SW_PORTS, lft_cap=1024, subnet_timeout=7,
+        ports=(PortSpec(mtu_cap=Mtu.MTU_256),) * SW_PORTS,
+    )  # fmt: skip
+    other = SubnetManagementAgent(spec)
+    assert other.port_info(3).subnet_timeout == 7
+    assert other.port_info(3).mtu_cap == Mtu.MTU_256
+    assert second.port_info(3).mtu_cap == Mtu.MTU_4096
+    assert (first.port_info(0).guid_cap, first.port_info(1).guid_cap) == (1, 0)
+    assert ca().port_info(1).guid_cap == 20
+
+
 @ROUTES
 def test_port_info_bad_port_modifier(path: tuple[int, ...] | None) -> None:
     sw = switch()
