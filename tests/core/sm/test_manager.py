@@ -8,7 +8,7 @@ import dataclasses
 from collections import deque
 
 from ibmig.core.engine import Datagram
-from ibmig.core.sm.manager import Phase, SmConfig, SmpFailed, SubnetManager, SubnetUp
+from ibmig.core.sm.manager import Phase, SmConfig, SmpFailed, SubnetManager, SubnetUp, _Request
 from ibmig.core.sma import NodeSpec, SubnetManagementAgent
 from ibmig.wire.mad import Method
 from ibmig.wire.smp import DrAction, Smp, dr_originate, dr_receive
@@ -179,3 +179,21 @@ def test_lft_blocks_answered_well_are_not_rewritten_but_refused_ones_are() -> No
         before = wire.lft_sets
         wire.run()  # a heavy sweep of the same subnet: nothing left to write
         assert wire.lft_sets == before and wire.sm.retransmissions == 0
+
+
+def test_lft_blocks_submitted_as_a_batch_fill_the_window_then_queue_in_order() -> None:
+    # `_submit_all` must do what one `_submit` per block did: send while the window
+    # has room, queue the rest in order, count every block, and count nothing for
+    # a switch whose blocks are all up to date.
+    sm = SubnetManager(config=SmConfig(max_outstanding=3))
+    sm.start_sweep(0)  # one NodeInfo Get outstanding: room for two more
+    assert len(sm.packets_to_send()) == 1
+    requests = [
+        _Request(100 + i, bytes([i]) * 256, (1,), 0x0019, lambda *a: None, None) for i in range(5)
+    ]
+    sm._submit_all(requests, (0x0019, 0x02), 0)
+    assert [d.payload[0] for d in sm.packets_to_send()] == [0, 1]
+    assert [r.tid for r in sm._queue] == [102, 103, 104]
+    assert sm.smp_counts[(0x0019, 0x02)] == 5
+    sm._submit_all([], (0x0020, 0x02), 0)
+    assert (0x0020, 0x02) not in sm.smp_counts
