@@ -275,6 +275,20 @@ def test_node_info_switch(path: tuple[int, ...] | None) -> None:
     assert answer.port == 5
 
 
+def test_node_info_switch_every_port_is_the_record_packed() -> None:
+    # A switch's per-port NodeInfo bytes are one record patched at LocalPortNum:
+    # each (port 0 too) must be exactly what packing that port's record gives.
+    sw = switch()
+    for port in range(SW_PORTS + 1):
+        expected = NodeInfo(
+            node_type=NodeType.SWITCH, num_ports=SW_PORTS, node_guid=SW_GUID,
+            port_guid=SW_GUID, partition_cap=128, local_port_num=port, vendor_id=0x0002C9,
+        ).pack()  # fmt: skip
+        assert sw._node_info_bytes[port] == expected.ljust(64, b"\x00")
+    response, _ = ask(sw, get(SmpAttr.NODE_INFO, (1,)), port=SW_PORTS)
+    assert response.decode_data(NodeInfo).local_port_num == SW_PORTS
+
+
 @ROUTES
 def test_node_info_ca_port_guid_is_arrival_port(path: tuple[int, ...] | None) -> None:
     agent = ca()

@@ -404,6 +404,7 @@ _Handler = Callable[[bool, int, int, bytes, bool], tuple[int, bytes]]
 
 
 _FORWARDING_CHANGED = ForwardingChanged()
+_NI_LOCAL_PORT_NUM = 36  # NodeInfo byte 36: LocalPortNum (IBA Vol 1, 14.2.5.3)
 
 
 @functools.lru_cache(maxsize=1024)  # bounded: specs in tests vary widely
@@ -486,7 +487,15 @@ class SubnetManagementAgent(EventLog[SmaEvent]):
         self._lid: list[int] = [0] * len(ports)
         for p in ports:
             self._refresh(p)
-        self._node_info_bytes = [_pad(self._node_info(p).pack()) for p in ports]
+        if self.is_switch:
+            # A switch's ports share its port GUID and differ only in LocalPortNum:
+            # one record packed and patched per port (65 ports each on a 64-port
+            # switch, 233,000 on the 40,960-host tree).
+            base = _pad(self._node_info(0).pack())
+            at = _NI_LOCAL_PORT_NUM
+            self._node_info_bytes = [base[:at] + bytes((p,)) + base[at + 1 :] for p in ports]
+        else:
+            self._node_info_bytes = [_pad(self._node_info(p).pack()) for p in ports]
         self._node_description_bytes = NodeDescription(spec.description).pack()
         self._guids: list[list[int]] = [[] for _ in ports]
         self._pkeys: list[list[int]] = [[] for _ in ports]
