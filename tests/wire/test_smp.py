@@ -24,7 +24,7 @@ from ibmig.wire.smp import (
     make_get_resp,
     make_request,
     make_set,
-    pack_directed_set,
+    pack_directed_request,
     path_bytes,
 )
 from ibmig.wire.smp_attrs import (
@@ -614,7 +614,7 @@ def test_dr_steps_never_crash(smp: Smp, in_port: int, is_switch: bool, num_ports
     m_key=st.integers(0, (1 << 64) - 1),
     path=st.lists(st.integers(0, 255), max_size=MAX_HOP_COUNT).map(tuple),
 )
-def test_pack_directed_set_is_make_set_packed(
+def test_pack_directed_request_is_make_set_packed(
     ports: bytes, tid: int, block: int, m_key: int, path: tuple[int, ...]
 ) -> None:
     # The SM's LFT fast path must put the very bytes of the record path on the wire.
@@ -622,19 +622,51 @@ def test_pack_directed_set_is_make_set_packed(
         LinearForwardingTable(tuple(ports)), tid=tid, attribute_modifier=block,
         path=path, m_key=m_key,
     ).pack()  # fmt: skip
-    got = pack_directed_set(
-        LinearForwardingTable.ATTRIBUTE_ID, ports, tid=tid, path_slot=path_bytes(path),
-        hop_count=len(path), attribute_modifier=block, m_key=m_key,
+    got = pack_directed_request(
+        Method.SET, LinearForwardingTable.ATTRIBUTE_ID, ports, tid=tid,
+        path_slot=path_bytes(path), hop_count=len(path), attribute_modifier=block, m_key=m_key,
     )  # fmt: skip
     assert got == expected
     assert Smp.unpack(got).decode_data(LinearForwardingTable).ports == tuple(ports)
 
 
-def test_pack_directed_set_refuses_what_does_not_fit() -> None:
+@settings(max_examples=200, deadline=None)
+@given(
+    method=st.sampled_from([Method.GET, Method.SET]),
+    attribute_id=st.integers(0, 0xFFFF),
+    data=st.binary(max_size=64),
+    tid=st.integers(0, (1 << 64) - 1),
+    modifier=st.integers(0, (1 << 32) - 1),
+    m_key=st.integers(0, (1 << 64) - 1),
+    path=st.lists(st.integers(0, 255), max_size=MAX_HOP_COUNT).map(tuple),
+)
+def test_pack_directed_request_is_make_request_packed(
+    method: Method,
+    attribute_id: int,
+    data: bytes,
+    tid: int,
+    modifier: int,
+    m_key: int,
+    path: tuple[int, ...],
+) -> None:
+    # The SM's PortInfo Gets and Sets take the same fast path: short data (a Get's
+    # none) is zero padded as `make_request` pads it.
+    expected = make_request(
+        method, attribute_id, tid=tid, attribute_modifier=modifier, data=data, path=path,
+        m_key=m_key,
+    ).pack()  # fmt: skip
+    got = pack_directed_request(
+        method, attribute_id, data, tid=tid, path_slot=path_bytes(path), hop_count=len(path),
+        attribute_modifier=modifier, m_key=m_key,
+    )  # fmt: skip
+    assert got == expected
+
+
+def test_pack_directed_request_refuses_what_does_not_fit() -> None:
     slot = path_bytes((1, 2))
     with pytest.raises(WireError, match="64 bytes"):
-        pack_directed_set(0x19, bytes(65), tid=1, path_slot=slot, hop_count=2)
+        pack_directed_request(Method.SET, 0x19, bytes(65), tid=1, path_slot=slot, hop_count=2)
     with pytest.raises(WireError, match="directed route"):
-        pack_directed_set(0x19, bytes(64), tid=1, path_slot=slot, hop_count=64)
+        pack_directed_request(Method.SET, 0x19, bytes(64), tid=1, path_slot=slot, hop_count=64)
     with pytest.raises(WireError, match="out of range"):
-        pack_directed_set(0x19, bytes(64), tid=1 << 64, path_slot=slot, hop_count=2)
+        pack_directed_request(Method.SET, 0x19, bytes(64), tid=1 << 64, path_slot=slot, hop_count=2)

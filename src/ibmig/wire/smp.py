@@ -371,7 +371,8 @@ def make_set(
     )
 
 
-def pack_directed_set(
+def pack_directed_request(
+    method: int,
     attribute_id: int,
     data: bytes,
     *,
@@ -381,12 +382,14 @@ def pack_directed_set(
     attribute_modifier: int = 0,
     m_key: int = 0,
 ) -> bytes:
-    """The bytes of `make_set(...).pack()` for a pure directed-route Set (DrSLID =
-    DrDLID = permissive), without building the record: an SM programming a large
-    subnet sends millions of LinearForwardingTable blocks (2.5 M on a 44,544-LID,
-    3,584-switch fat tree), each of which would otherwise be built as an attribute,
-    an `Smp` and then packed. `path_slot` is `path_bytes(path)` (computed once per
-    destination), `hop_count` the path's length; `data` at most 64 bytes."""
+    """The bytes of `make_request(method, ...).pack()` for a pure directed-route
+    request (DrSLID = DrDLID = permissive), without building the record: an SM
+    bringing up a large subnet sends millions of SMPs (2.5 M LinearForwardingTable
+    blocks on a 44,544-LID, 3,584-switch fat tree, and a PortInfo Get and two or
+    three Sets per port), each of which would otherwise be built as an attribute, an
+    `Smp` and then packed. `path_slot` is `path_bytes(path)` (computed once per
+    destination), `hop_count` the path's length; `data` at most 64 bytes (zero
+    padded; empty for a Get)."""
     if len(data) > SMP_DATA_SIZE:
         raise WireError(f"SMP data holds {SMP_DATA_SIZE} bytes, got {len(data)}")
     if not 0 <= hop_count <= MAX_HOP_COUNT or len(path_slot) != SMP_PATH_SIZE:
@@ -396,7 +399,7 @@ def pack_directed_set(
             1,
             _SUBN_DIRECTED_ROUTE,
             1,
-            Method.SET,
+            method,
             0,
             0,
             hop_count,

@@ -6,13 +6,22 @@ from __future__ import annotations
 
 import dataclasses
 from collections import deque
+from typing import Any
 
 from ibmig.core.engine import Datagram
-from ibmig.core.sm.manager import Phase, SmConfig, SmpFailed, SubnetManager, SubnetUp
+from ibmig.core.sm.manager import (
+    Phase,
+    SmConfig,
+    SmpAnswer,
+    SmpFailed,
+    SubnetManager,
+    SubnetUp,
+    _Request,
+)
 from ibmig.core.sma import NodeSpec, SubnetManagementAgent
 from ibmig.wire.mad import Method
-from ibmig.wire.smp import DrAction, Smp, dr_originate, dr_receive
-from ibmig.wire.smp_attrs import NodeType, PortState, SmpAttr
+from ibmig.wire.smp import DrAction, Smp, dr_originate, dr_receive, make_get_resp
+from ibmig.wire.smp_attrs import NodeInfo, NodeType, PortState, SmpAttr
 
 # SM host (CA 0x100) port 1 -- switch 0x200 port 1; CAs 0x300, 0x400 on switch ports 2, 3.
 SWITCH = 0
@@ -179,3 +188,50 @@ def test_lft_blocks_answered_well_are_not_rewritten_but_refused_ones_are() -> No
         before = wire.lft_sets
         wire.run()  # a heavy sweep of the same subnet: nothing left to write
         assert wire.lft_sets == before and wire.sm.retransmissions == 0
+
+
+def test_lft_blocks_submitted_as_a_batch_fill_the_window_then_queue_in_order() -> None:
+    # `_submit_all` must do what one `_submit` per block did: send while the window
+    # has room, queue the rest in order, count every block, and count nothing for
+    # a switch whose blocks are all up to date.
+    sm = SubnetManager(config=SmConfig(max_outstanding=3))
+    sm.start_sweep(0)  # one NodeInfo Get outstanding: room for two more
+    assert len(sm.packets_to_send()) == 1
+    requests = [
+        _Request(100 + i, bytes([i]) * 256, (1,), 0x0019, lambda *a: None, None) for i in range(5)
+    ]
+    sm._submit_all(requests, (0x0019, 0x02), 0)
+    assert [d.payload[0] for d in sm.packets_to_send()] == [0, 1]
+    assert [r.tid for r in sm._queue] == [102, 103, 104]
+    assert sm.smp_counts[(0x0019, 0x02)] == 5
+    sm._submit_all([], (0x0020, 0x02), 0)
+    assert (0x0020, 0x02) not in sm.smp_counts
+
+
+def test_good_directed_answer_reaches_its_handler_as_the_decoded_smp_would() -> None:
+    # Good directed-route answers are sliced, not decoded: the handler must see the
+    # data and route `Smp.unpack` gives; an error status still goes the full way.
+    sm = SubnetManager(config=SmConfig(max_outstanding=8))
+    seen: list[tuple[bytes, tuple[int, ...], Any]] = []
+    errors: list[int] = []
+
+    def handler(answer: SmpAnswer, ctx: Any, _now: int) -> None:
+        seen.append((answer.data, answer.initial_ports, ctx))
+
+    for ctx, path in (("far", (1, 3, 7)), ("local", ())):
+        sm._issue_get(SmpAttr.NODE_INFO, path, handler, ctx, 0)
+    failing = (1, 2)
+    sm._issue_directed(Method.GET, SmpAttr.NODE_INFO, b"", failing, handler, "bad", 0)
+    sm._outstanding[max(sm._outstanding)].on_error = lambda status, _now: errors.append(status)
+    requests = [Smp.unpack(d.payload) for d in sm.packets_to_send()]
+    info = NodeInfo(NodeType.SWITCH, 36, 0x200, 0x200, local_port_num=5)
+    for request in requests[:2]:
+        answer = make_get_resp(request, info)
+        sm.receive(Datagram(answer.pack(), 1, 0xFFFF, 0xFFFF, 0, 0), 1)
+        decoded = Smp.unpack(answer.pack())
+        assert seen[-1][:2] == (decoded.data, decoded.initial_ports)
+    assert [s[1:] for s in seen] == [((1, 3, 7), "far"), ((), "local")]
+    refused = make_get_resp(requests[2], status=0x001C)
+    sm.receive(Datagram(refused.pack(), 1, 0xFFFF, 0xFFFF, 0, 0), 2)
+    assert len(seen) == 2 and errors == [0x001C]
+    assert not sm._outstanding

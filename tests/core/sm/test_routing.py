@@ -341,6 +341,39 @@ def test_minhop_matches_the_sequential_reference(seed: int) -> None:
     assert np.array_equal(minhop(inp).lft, reference_minhop(inp))
 
 
+def test_minhop_balances_over_high_port_numbers_like_the_reference() -> None:
+    # The balancing packs (load, port) into one key per port: ports up to 254 and
+    # loads of hundreds of LIDs must still pick as the plain rule does.
+    cables = [(0, 250 + i, 1, 1 + i) for i in range(4)] + [
+        (1, 200 + i, 2, 130 + i) for i in range(3)
+    ]
+    hosts = [(0, 1 + h) for h in range(240)] + [(2, 1 + h) for h in range(7)]
+    inp = make_input(3, cables, hosts, [254, 254, 140])
+    result = minhop(inp)
+    assert np.array_equal(result.lft, reference_minhop(inp))
+    assert result.port_lids[2, 130:133].tolist() == [80, 80, 80]  # 240 LIDs over 3
+    assert result.port_lids[1, 200:203].tolist() == [3, 2, 2]
+    assert np.array_equal(result.port_lids, _plain_port_loads(result.lft, inp))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_port_loads_count_ca_lids_per_port(seed: int) -> None:
+    inp = random_graph(seed, num=6 + seed, extra=seed, parallel=seed % 3)
+    lft = minhop(inp).lft
+    assert np.array_equal(port_loads(lft, inp), _plain_port_loads(lft, inp))
+
+
+def _plain_port_loads(lft: np.ndarray, inp: RoutingInput) -> np.ndarray:
+    width = int(inp.switch_num_ports.max()) + 1
+    loads = np.zeros((inp.num_switches, width), dtype=np.int64)
+    for lid in inp.ca_ports[:, 0].tolist():
+        for switch in range(inp.num_switches):
+            port = int(lft[switch, lid])
+            if port < width:
+                loads[switch, port] += 1
+    return loads
+
+
 @pytest.mark.parametrize("seed", range(8))
 def test_minhop_keeps_held_routes_like_the_reference(seed: int) -> None:
     inp = random_graph(seed, num=6 + seed, extra=seed + 2, parallel=1)

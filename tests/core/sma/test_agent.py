@@ -275,6 +275,20 @@ def test_node_info_switch(path: tuple[int, ...] | None) -> None:
     assert answer.port == 5
 
 
+def test_node_info_switch_every_port_is_the_record_packed() -> None:
+    # A switch's per-port NodeInfo bytes are one record patched at LocalPortNum:
+    # each (port 0 too) must be exactly what packing that port's record gives.
+    sw = switch()
+    for port in range(SW_PORTS + 1):
+        expected = NodeInfo(
+            node_type=NodeType.SWITCH, num_ports=SW_PORTS, node_guid=SW_GUID,
+            port_guid=SW_GUID, partition_cap=128, local_port_num=port, vendor_id=0x0002C9,
+        ).pack()  # fmt: skip
+        assert sw._node_info_bytes[port] == expected.ljust(64, b"\x00")
+    response, _ = ask(sw, get(SmpAttr.NODE_INFO, (1,)), port=SW_PORTS)
+    assert response.decode_data(NodeInfo).local_port_num == SW_PORTS
+
+
 @ROUTES
 def test_node_info_ca_port_guid_is_arrival_port(path: tuple[int, ...] | None) -> None:
     agent = ca()
@@ -353,6 +367,27 @@ def test_port_info_switch_modifier_selects_port(path: tuple[int, ...] | None) ->
     assert port0.guid_cap == 1
     response, _ = ask(sw, get(SmpAttr.PORT_INFO, path, attribute_modifier=(1 << 31) | 4))
     assert response.status == OK  # bit 31 ignored
+
+
+def test_initial_port_info_is_per_spec_and_per_agent() -> None:
+    # Starting PortInfo bytes are built once per distinct starting state and shared
+    # between agents: a write to one agent's port must not show at another's, and a
+    # spec that differs in a field the port starts with gets its own bytes.
+    first, second = switch(), switch()
+    first.set_link(3, True, 0)
+    assert first.port_info(3).port_state == PortState.INIT
+    assert second.port_info(3).port_state == PortState.DOWN
+    assert second.port_info(3) == switch().port_info(3)
+    spec = NodeSpec(
+        NodeType.SWITCH, SW_GUID, SW_PORTS, lft_cap=1024, subnet_timeout=7,
+        ports=(PortSpec(mtu_cap=Mtu.MTU_256),) * SW_PORTS,
+    )  # fmt: skip
+    other = SubnetManagementAgent(spec)
+    assert other.port_info(3).subnet_timeout == 7
+    assert other.port_info(3).mtu_cap == Mtu.MTU_256
+    assert second.port_info(3).mtu_cap == Mtu.MTU_4096
+    assert (first.port_info(0).guid_cap, first.port_info(1).guid_cap) == (1, 0)
+    assert ca().port_info(1).guid_cap == 20
 
 
 @ROUTES

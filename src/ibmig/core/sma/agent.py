@@ -119,6 +119,7 @@ The response is built from the request bytes with one precompiled `struct` call.
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -149,6 +150,7 @@ from ibmig.core.sma.spec import (
     DEFAULT_SWITCH_GUID_CAP,
     MAX_UNICAST_LID,
     NodeSpec,
+    PortSpec,
     blocks_for,
 )
 from ibmig.core.timers import Timers
@@ -402,6 +404,43 @@ _Handler = Callable[[bool, int, int, bytes, bool], tuple[int, bytes]]
 
 
 _FORWARDING_CHANGED = ForwardingChanged()
+_NI_LOCAL_PORT_NUM = 36  # NodeInfo byte 36: LocalPortNum (IBA Vol 1, 14.2.5.3)
+
+
+@functools.lru_cache(maxsize=1024)  # bounded: specs in tests vary widely
+def _initial_port_info(
+    ps: PortSpec, capability_mask: int, base_port0: bool, guid_cap: int, subnet_timeout: int
+) -> bytes:
+    """The packed PortInfo a port starts with. Cached: a large fabric has hundreds
+    of thousands of ports (315,000 on the 40,960-host tree) but a handful of
+    distinct starting states, and building and packing a 51-field record for each
+    was a tenth of the simulated subnet's construction."""
+    return PortInfo(
+        gid_prefix=DEFAULT_GID_PREFIX,
+        capability_mask=capability_mask,
+        link_width_enabled=ps.link_width_supported,
+        link_width_supported=ps.link_width_supported,
+        link_width_active=_best_width(ps.link_width_supported),
+        link_speed_supported=ps.link_speed_supported,
+        port_state=PortState.ACTIVE if base_port0 else PortState.DOWN,
+        port_physical_state=PhysPortState.LINK_UP if base_port0 else PhysPortState.POLLING,
+        link_down_default_state=PhysPortState.POLLING,
+        link_speed_active=_highest_bit(ps.link_speed_supported),
+        link_speed_enabled=ps.link_speed_supported,
+        neighbor_mtu=ps.mtu_cap,
+        vl_cap=ps.vl_cap,
+        vl_arbitration_high_cap=8,
+        vl_arbitration_low_cap=8,
+        mtu_cap=ps.mtu_cap,
+        hoq_life=0x10,
+        operational_vls=ps.vl_cap,
+        guid_cap=guid_cap,
+        subnet_timeout=subnet_timeout,
+        resp_time_value=0x10,
+        link_speed_ext_active=_highest_bit(ps.link_speed_ext_supported),
+        link_speed_ext_supported=ps.link_speed_ext_supported,
+        link_speed_ext_enabled=ps.link_speed_ext_supported,
+    ).pack()
 
 
 class SubnetManagementAgent(EventLog[SmaEvent]):
@@ -439,23 +478,31 @@ class SubnetManagementAgent(EventLog[SmaEvent]):
         self._tid_low = 0
 
         ports = range(spec.num_ports + 1)
-        initial = [self._initial_port_info(p) for p in ports]
         # PortInfo state: packed bytes (LocalPortNum 0), a lazily decoded record, and
         # mirrors of what every SMP needs (M_Key, protect bits, LID).
-        self._pi_raw: list[bytearray] = [bytearray(info.pack()) for info in initial]
-        self._pi_record: list[PortInfo | None] = list(initial)
-        self._m_key: list[int] = [0] * len(initial)
-        self._protect: list[int] = [0] * len(initial)
-        self._lid: list[int] = [0] * len(initial)
+        self._pi_raw: list[bytearray] = [bytearray(self._initial_port_info(p)) for p in ports]
+        self._pi_record: list[PortInfo | None] = [None] * len(ports)
+        self._m_key: list[int] = [0] * len(ports)
+        self._protect: list[int] = [0] * len(ports)
+        self._lid: list[int] = [0] * len(ports)
         for p in ports:
             self._refresh(p)
-        self._node_info_bytes = [_pad(self._node_info(p).pack()) for p in ports]
+        if self.is_switch:
+            # A switch's ports share its port GUID and differ only in LocalPortNum:
+            # one record packed and patched per port (65 ports each on a 64-port
+            # switch, 233,000 on the 40,960-host tree).
+            base = _pad(self._node_info(0).pack())
+            at = _NI_LOCAL_PORT_NUM
+            self._node_info_bytes = [base[:at] + bytes((p,)) + base[at + 1 :] for p in ports]
+        else:
+            self._node_info_bytes = [_pad(self._node_info(p).pack()) for p in ports]
         self._node_description_bytes = NodeDescription(spec.description).pack()
         self._guids: list[list[int]] = [[] for _ in ports]
         self._pkeys: list[list[int]] = [[] for _ in ports]
         for p in ports:
-            if initial[p].guid_cap:
-                self._guids[p] = [spec.port_guid(p)] + [0] * (initial[p].guid_cap - 1)
+            guid_cap = self._guid_cap(p)
+            if guid_cap:
+                self._guids[p] = [spec.port_guid(p)] + [0] * (guid_cap - 1)
             pkey_cap = self._pkey_cap(p)
             if pkey_cap and (p or self.is_switch):
                 self._pkeys[p] = [PKEY_DEFAULT] + [0] * (pkey_cap - 1)
@@ -515,39 +562,20 @@ class SubnetManagementAgent(EventLog[SmaEvent]):
             return self.spec.partition_enforcement_cap
         return self.spec.partition_cap
 
-    def _initial_port_info(self, port: int) -> PortInfo:
-        spec = self.spec
-        ps = spec.port_spec(port)
-        base_port0 = self.is_switch and port == 0
+    def _guid_cap(self, port: int) -> int:
         if self.is_switch:
-            guid_cap = DEFAULT_SWITCH_GUID_CAP if port == 0 else 0
-        else:
-            guid_cap = spec.guid_cap if port else 0
-        return PortInfo(
-            gid_prefix=DEFAULT_GID_PREFIX,
-            capability_mask=spec.default_capability_mask(port),
-            link_width_enabled=ps.link_width_supported,
-            link_width_supported=ps.link_width_supported,
-            link_width_active=_best_width(ps.link_width_supported),
-            link_speed_supported=ps.link_speed_supported,
-            port_state=PortState.ACTIVE if base_port0 else PortState.DOWN,
-            port_physical_state=PhysPortState.LINK_UP if base_port0 else PhysPortState.POLLING,
-            link_down_default_state=PhysPortState.POLLING,
-            link_speed_active=_highest_bit(ps.link_speed_supported),
-            link_speed_enabled=ps.link_speed_supported,
-            neighbor_mtu=ps.mtu_cap,
-            vl_cap=ps.vl_cap,
-            vl_arbitration_high_cap=8,
-            vl_arbitration_low_cap=8,
-            mtu_cap=ps.mtu_cap,
-            hoq_life=0x10,
-            operational_vls=ps.vl_cap,
-            guid_cap=guid_cap,
-            subnet_timeout=spec.subnet_timeout,
-            resp_time_value=0x10,
-            link_speed_ext_active=_highest_bit(ps.link_speed_ext_supported),
-            link_speed_ext_supported=ps.link_speed_ext_supported,
-            link_speed_ext_enabled=ps.link_speed_ext_supported,
+            return DEFAULT_SWITCH_GUID_CAP if port == 0 else 0
+        return self.spec.guid_cap if port else 0
+
+    def _initial_port_info(self, port: int) -> bytes:
+        """The packed PortInfo `port` starts with (LocalPortNum 0)."""
+        spec = self.spec
+        return _initial_port_info(
+            spec.port_spec(port),
+            spec.default_capability_mask(port),
+            self.is_switch and port == 0,
+            self._guid_cap(port),
+            spec.subnet_timeout,
         )
 
     def _refresh(self, port: int) -> None:
