@@ -3,9 +3,6 @@ with and without contention, and its memo (forgotten on a link change)."""
 
 from __future__ import annotations
 
-from collections.abc import Container
-from typing import Any
-
 import pytest
 
 from ibmig.core.engine import Datagram
@@ -15,6 +12,7 @@ from ibmig.sim.latency import LatencyModel
 from ibmig.sim.subnet import SubnetSim
 from ibmig.wire.smp import make_get
 from ibmig.wire.smp_attrs import NodeInfo
+from tests.sim.test_multicast import Listener
 
 PERMISSIVE = 0xFFFF
 RETURN_PATH = 192  # offset of the SMP's return path (IBA Vol 1, 14.2.1.2)
@@ -36,27 +34,17 @@ Hca 1 "h1"
 """
 
 
-class Recorder:
-    """A QP0 manager that keeps what reaches it, and sends nothing."""
+class Recorder(Listener):
+    """A `Listener` that also keeps when each datagram reached it (as the node's QP0
+    manager: the SMAs' answers)."""
 
     def __init__(self) -> None:
-        self.event_filter: Container[type] | None = None
+        super().__init__()
         self.got: list[tuple[int, Datagram]] = []
 
     def receive(self, datagram: Datagram, now_ns: int) -> None:
+        super().receive(datagram, now_ns)
         self.got.append((now_ns, datagram))
-
-    def handle_timer(self, now_ns: int) -> None:
-        pass
-
-    def packets_to_send(self) -> list[Datagram]:
-        return []
-
-    def get_timer(self) -> int | None:
-        return None
-
-    def next_event(self) -> Any | None:
-        return None
 
 
 def chain_sim(contention: bool) -> tuple[SubnetSim, Fabric, Recorder]:
