@@ -26,6 +26,7 @@ from ibmig.wire.smp import (
     make_set,
     pack_directed_request,
     path_bytes,
+    peek_directed,
 )
 from ibmig.wire.smp_attrs import (
     LinearForwardingTable,
@@ -660,6 +661,20 @@ def test_pack_directed_request_is_make_request_packed(
         attribute_modifier=modifier, m_key=m_key,
     )  # fmt: skip
     assert got == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    data=st.binary(max_size=64),
+    path=st.lists(st.integers(0, 255), max_size=MAX_HOP_COUNT).map(tuple),
+)
+def test_peek_directed_reads_what_unpack_decodes(data: bytes, path: tuple[int, ...]) -> None:
+    # The SM reads its directed-route answers this way instead of `Smp.unpack`.
+    request = make_request(Method.GET, 0x15, tid=7, data=data, path=path)
+    raw = make_get_resp(request, data).pack()
+    decoded = Smp.unpack(raw)
+    assert peek_directed(raw) == (decoded.data, decoded.initial_ports)
+    assert peek_directed(make_get(0x15, tid=7).pack()) is None  # LID routed
 
 
 def test_pack_directed_request_refuses_what_does_not_fit() -> None:

@@ -290,11 +290,7 @@ class EngineServer:
         return len(self.inbox) + len(leaving)
 
     def note_queue(self, now_ns: int) -> None:
-        # `queue`, inline: called for every MAD that waits.
-        leaving = self.leaving
-        while leaving and leaving[0] <= now_ns:
-            leaving.popleft()
-        queue = len(self.inbox) + len(leaving)
+        queue = self.queue(now_ns)
         if queue > self.peak:
             self.peak = queue
             self.max_queue = max(self.max_queue, queue)
@@ -363,19 +359,9 @@ class SubnetSim:
         self.peer: list[list[tuple[int, int] | None]] = [
             [None] * (n.num_ports + 1) for n in fabric.nodes
         ]
-        # Per port: its link's data rate as (numerator, denominator) of Gb/s, and the
-        # time it is next free to send (contention).
+        # Per port: its link's data rate as (numerator, denominator) of Gb/s.
         self._port_rate: list[list[tuple[int, int]]] = [
             [(1, 1)] * (n.num_ports + 1) for n in fabric.nodes
-        ]
-        # Busy intervals [start, end) of each port, sorted, as two lists of times;
-        # never empty (an empty interval at time 0 to begin with), so that the
-        # per-hop test in `_reserve` needs no emptiness check.
-        self._busy_starts: list[list[list[int]]] = [
-            [[0] for _ in range(n.num_ports + 1)] for n in fabric.nodes
-        ]
-        self._busy_ends: list[list[list[int]]] = [
-            [[0] for _ in range(n.num_ports + 1)] for n in fabric.nodes
         ]
         for link in fabric.links:
             self.peer[link.node_a][link.port_a] = (link.node_b, link.port_b)
@@ -384,14 +370,11 @@ class SubnetSim:
             pair = (rate.numerator, rate.denominator)
             self._port_rate[link.node_a][link.port_a] = pair
             self._port_rate[link.node_b][link.port_b] = pair
+        # Each port's calendar (`_Calendar`): its busy intervals [start, end),
+        # sorted, never empty (an empty interval at time 0 to begin with, so that the
+        # per-hop test in `_reserve` needs no emptiness check), and its rate.
         self._calendars: list[list[_Calendar]] = [
-            [
-                (starts, ends, num, den)
-                for starts, ends, (num, den) in zip(node_starts, node_ends, node_rates, strict=True)
-            ]
-            for node_starts, node_ends, node_rates in zip(
-                self._busy_starts, self._busy_ends, self._port_rate, strict=True
-            )
+            [([0], [0], num, den) for num, den in node_rates] for node_rates in self._port_rate
         ]
         self.link_up: set[tuple[int, int]] = set()
         # Cable ends whose outgoing packets are lost at random, and the stream that

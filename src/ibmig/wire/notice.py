@@ -590,8 +590,8 @@ def peek_trap_number(data: bytes, offset: int = 0) -> int | None:
 
 def peek_path_change(data: bytes, offset: int = 0) -> PathChangeDetails | None:
     """The DataDetails of the encoded Notice at `offset` when it is the generic
-    path-change notice (trap 69), else None; nothing else is decoded (what a
-    dom0 receiving one Report per migration needs, at data-centre scale)."""
+    path-change notice (trap 69), else None; nothing else is decoded (a receiver
+    that acts on the move alone reads less: `peek_path_move`)."""
     if peek_trap_number(data, offset) != PATH_CHANGE_TRAP:
         return None
     return PathChangeDetails.unpack(data, offset + _DETAILS_OFFSET)
@@ -603,17 +603,13 @@ def peek_path_move(data: bytes, offset: int = 0) -> tuple[bytes, int, PathValues
     fields a receiver acts on, read without decoding the rest (every subscribed
     dom0 reads one per migration in the subnet; `peek_path_change` gives the whole
     DataDetails)."""
-    _need(data, offset, NOTICE_SIZE, "Notice")
-    if not data[offset] & 0x80 or (data[offset + 4] << 8) | data[offset + 5] != _REPATH:
+    if peek_trap_number(data, offset) != PATH_CHANGE_TRAP:
         return None
     details = offset + _DETAILS_OFFSET
     flags, gid, new_lid = _PATH_MOVE.unpack_from(data, details)
     if not flags & _PATH_VALUES_FLAG:
         return gid, new_lid, None
     return gid, new_lid, _path_values(*_PATH_MOVE_VALUES.unpack_from(data, details))
-
-
-_REPATH: Final = int(PATH_CHANGE_TRAP)
 
 
 def path_change_notice(

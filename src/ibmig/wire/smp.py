@@ -79,6 +79,9 @@ _LR = struct.Struct(">BBBBHHQHHIQ32x64s128x")
 
 _SUBN_LID_ROUTED = MgmtClass.SUBN_LID_ROUTED.value
 _SUBN_DIRECTED_ROUTE = MgmtClass.SUBN_DIRECTED_ROUTE.value
+# Where `_DR`'s data and InitialPath sit in the MAD (IBA Vol 1, 14.2.1.2).
+_DR_DATA_OFFSET = 64
+_DR_INITIAL_PATH_OFFSET = _DR_DATA_OFFSET + SMP_DATA_SIZE
 
 A = TypeVar("A", bound=SmpAttribute)
 
@@ -264,6 +267,19 @@ class Smp:
                 base_version=bv,
             )
         raise WireError(f"management class 0x{mgmt_class:02x} is not an SMP class")
+
+
+def peek_directed(data: bytes) -> tuple[bytes, tuple[int, ...]] | None:
+    """(`Smp.data`, `Smp.initial_ports`) of a whole directed-route SMP, read
+    straight from its bytes; None for any other class. For an SM reading the
+    answers of a bring-up (several per port), which need nothing else."""
+    if data[1] != _SUBN_DIRECTED_ROUTE:
+        return None
+    path = _DR_INITIAL_PATH_OFFSET + 1
+    return (
+        bytes(data[_DR_DATA_OFFSET:_DR_INITIAL_PATH_OFFSET]),
+        tuple(data[path : path + data[7]]),
+    )
 
 
 def _slot(data: SmpAttribute | bytes) -> bytes:

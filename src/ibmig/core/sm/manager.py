@@ -152,12 +152,12 @@ from ibmig.wire.mad import MAD_SIZE, RESPONSE_BIT, MadStatus, Method
 from ibmig.wire.notice import Notice, TrapNumber
 from ibmig.wire.smp import (
     MAX_HOP_COUNT,
-    SMP_PATH_SIZE,
     Smp,
     make_get_resp,
     make_set,
     pack_directed_request,
     path_bytes,
+    peek_directed,
 )
 from ibmig.wire.smp_attrs import (
     LFT_BLOCK_SIZE,
@@ -192,9 +192,6 @@ _LFT_ATTRIBUTE = int(SmpAttr.LINEAR_FORWARDING_TABLE)
 # Per SMP class (SubnLIDRouted, SubnDirectedRoute), the bits of MAD byte 4 that hold
 # status: a DR SMP's bit 15 is the D bit, not status (IBA Vol 1, 14.2.1.2).
 _SMP_STATUS_HIGH = {0x01: 0xFF, 0x81: 0x7F}
-_DIRECTED_ROUTE = 0x81  # SubnDirectedRoute (IBA Vol 1, 14.2.1.2)
-_SMP_DATA = 64  # SMP data, MAD bytes 64..127, then InitialPath (14.2.1.2)
-_INITIAL_PATH = 128
 _TID_PEEK = struct.Struct(">Q")  # TransactionID, MAD bytes 8..15 (IBA Vol 1, 13.4.2)
 _LFT_SET = (_LFT_ATTRIBUTE, int(Method.SET))  # its key in `smp_counts`
 
@@ -579,16 +576,13 @@ class SubnetManager(EventLog[Any]):
                 self._answered(request.tid)
                 self._request_done(now_ns)
                 return
-            if request is not None and payload[1] == _DIRECTED_ROUTE:
+            directed = None if request is None else peek_directed(payload)
+            if request is not None and directed is not None:
                 # A good directed-route answer to anything else (PortInfo, NodeInfo):
                 # its handler reads the data and the route, sliced from the bytes as
                 # `Smp.unpack` would give them (`SmpAnswer`).
                 self._answered(request.tid)
-                path = payload[_INITIAL_PATH : _INITIAL_PATH + SMP_PATH_SIZE]
-                good = SmpAnswer(
-                    bytes(payload[_SMP_DATA:_INITIAL_PATH]), tuple(path[1 : payload[7] + 1])
-                )
-                request.handler(good, request.ctx, now_ns)
+                request.handler(SmpAnswer(*directed), request.ctx, now_ns)
                 self._request_done(now_ns)
                 return
         try:
