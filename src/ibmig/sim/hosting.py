@@ -314,9 +314,7 @@ class VirtualizedSubnet(SubnetSim):
             self._sa_db_file = self.sa.dump_database()
         self.qp0_managers.pop(node, None)
         self.gsi.pop((node, SA_CLASS), None)
-        timer = self._timers.pop(id(engine), None)
-        if timer is not None:
-            timer.cancel()
+        self._cancel_timer(engine)
         requesters = self._gsi_requesters
         for key in [key for key, waiting in requesters.items() if waiting is engine]:
             del requesters[key]
@@ -454,37 +452,36 @@ class VirtualizedSubnet(SubnetSim):
             # ignores what it sent).
             self._deliver_at(delay_ns, node, datagram.port, datagram, datagram.payload)
 
-    def _deliver(self, arg: tuple[int, Datagram]) -> None:
-        node, datagram = arg
+    def _demultiplexed(self, node: int, datagram: Datagram) -> bool:
+        # Asked of packets with a GRH or for a data QP only (`SubnetSim._deliver`);
+        # a management packet without one goes to the physical function
+        # (`demultiplex`): the path of every Report to a dom0 subscribed with its port
+        # GUID.
         host = self.host_at.get(node)
-        if host is None or (datagram.dgid is None and datagram.dqp <= QP1):
-            # No GRH on a management packet: the physical function (`demultiplex`),
-            # the path of every Report to a dom0 subscribed with its port GUID
-            # (the fabric's method named directly: cheaper than `super()` per packet).
-            SubnetSim._deliver(self, arg)
-            return
+        if host is None:
+            return False
         sma = self.agents[node]
         port = host.port
         delivery = demultiplex(datagram, host.agent, lambda guid: sma.guid_index(port, guid))
         if delivery.drop is not None:
             self._drop(delivery.drop)
-            return
+            return True
         if delivery.multicast:
             # A copy to every VM on the port with a VF (insertion order: deterministic).
             for vm in self.vms.values():
                 if vm.host == host.name and vm.guest.attached:
                     self.stats.delivered += 1
                     self._handle(node, vm.guest, datagram)
-            return
+            return True
         if delivery.vm is None:
-            super()._deliver(arg)
-            return
+            return False
         guest = self.vms[delivery.vm].guest
         if not guest.attached:
             self._drop("no_vf")
-            return
+            return True
         self.stats.delivered += 1
         self._handle(node, guest, datagram)
+        return True
 
 
 @contextmanager

@@ -144,6 +144,10 @@ _ANSWERED = frozenset(
     )
 )
 _UNREACHABLE = 0xFF
+# A datagram rebuilt with its arrival port and payload: tuple.__new__ directly, as
+# namedtuple's `_make` does, minus the Python frame `_make` costs (two per SMP
+# round trip in a bring-up).
+_new_tuple = tuple.__new__
 # An engine's processing time: one delay for all it sends, or one per management class.
 Processing = int | Mapping[int, int]
 # What a runtime does with an engine's outputs other than datagrams (an intra-host
@@ -303,6 +307,26 @@ class EngineServer:
 
 
 @dataclass(slots=True)
+class _Attachment:
+    """What the runtime keeps of an attached engine, by id(engine): one lookup per
+    pump or delivery. (Seven dictionaries keyed alike, each as big as the number of
+    engines, cost a cache miss each per MAD at 655,344 VMs.)"""
+
+    processing: Processing
+    """Its processing time (`SubnetSim.attach`)."""
+    departed: Callable[[Datagram, int], None] | None = None
+    arrived: Callable[[Datagram, int], None] | None = None
+    """Its `MadAgent` methods, if it has them (module docstring, "Kernel MAD layer")."""
+    outputs: OutputHandler | None = None
+    server: EngineServer | None = None
+    """Its queue (contention), made on first use; for an SM node its SA's."""
+    smp_server: EngineServer | None = None
+    """An SM node's SMPs' queue (`SubnetSim.smp_servers`)."""
+    timer: Timer | None = None
+    """The kernel timer standing for the engine's deadline."""
+
+
+@dataclass(slots=True)
 class TransportStats:
     sent: int = 0
     delivered: int = 0
@@ -339,8 +363,7 @@ class SubnetSim:
         port's own LID (kept by `ibmig.sim.hosting`)."""
         self.rng = random.Random(seed)
         self.agents = [SubnetManagementAgent(node_spec(n, fabric)) for n in fabric.nodes]
-        self._processing: dict[int, Processing] = {}
-        self._outputs: dict[int, OutputHandler] = {}
+        self._attached: dict[int, _Attachment] = {}
         self.contention = self.latency.contention
         self.servers: dict[int, EngineServer] = {}
         """Each engine's queue, by id(engine), when contention is on (for an SM node:
@@ -352,7 +375,7 @@ class SubnetSim:
         retires the transaction in the receive path), not behind the SA's Reports."""
         for agent in self.agents:
             agent.record_events = trace is not None
-            self._processing[id(agent)] = self.latency.sma_ns
+            self._attached[id(agent)] = _Attachment(self.latency.sma_ns)
         self.is_switch = [n.is_switch for n in fabric.nodes]
         self.names = [n.name for n in fabric.nodes]
         # peer[node][port] = (node, port) across the cable, or None.
@@ -402,11 +425,6 @@ class SubnetSim:
         self.data_packets = 0
         self.sa_received_bins: Counter[int] = Counter()
         self._gsi_requesters: dict[tuple[int, bytes], Engine] = {}
-        # Engines' `MadAgent` methods, by id(engine) (module docstring, "Kernel MAD
-        # layer").
-        self._departed: dict[int, Callable[[Datagram, int], None]] = {}
-        self._arrived: dict[int, Callable[[Datagram, int], None]] = {}
-        self._timers: dict[int, Timer] = {}
         self.subnet_up_events: list[SubnetUp] = []
         self.sweep_failures: list[SweepFailed] = []
         self._started = False
@@ -482,18 +500,22 @@ class SubnetSim:
         Attaching again (a guest that migrated) replaces the processing time and
         output handler."""
         key = id(engine)
-        self._processing[key] = processing_ns
+        attached = self._attached.get(key)
+        if attached is None:
+            attached = self._attached[key] = _Attachment(processing_ns)
+            attached.server = self.servers.get(key)
+        attached.processing = processing_ns
         # Its `MadAgent` side, if any (looked up once: it is called per MAD).
         departed = getattr(engine, "mad_departed", None)
         arrived = getattr(engine, "response_arrived", None)
         if departed is not None:
-            self._departed[key] = departed
+            attached.departed = departed
         if arrived is not None:
-            self._arrived[key] = arrived
+            attached.arrived = arrived
         if smi and not isinstance(processing_ns, int):
-            self.smp_servers.setdefault(key, EngineServer())
+            attached.smp_server = self.smp_servers.setdefault(key, EngineServer())
         if outputs is not None:
-            self._outputs[key] = outputs
+            attached.outputs = outputs
         for mgmt_class in gsi_classes:
             self.gsi[(node, mgmt_class)] = engine
         if smi:
@@ -542,28 +564,43 @@ class SubnetSim:
         time when None), and keep its events and timer."""
         self._pump(node, engine, delay_ns)
 
-    def _pump(self, node: int, engine: Engine, delay_ns: int | None = None) -> None:
+    def _pump(
+        self,
+        node: int,
+        engine: Engine,
+        delay_ns: int | None = None,
+        attached: _Attachment | None = None,
+    ) -> None:
         """Send what `engine` has to send, `delay_ns` from now (its processing time
-        when None), hand its events to the observers and keep its timer."""
-        requesters = self._gsi_requesters
-        key = id(engine)
-        processing: Processing = self._processing[key] if delay_ns is None else delay_ns
-        by_class = None if isinstance(processing, int) else processing
+        when None), hand its events to the observers and keep its timer. `attached`:
+        the engine's `_Attachment`, when the caller has it at hand."""
+        if attached is None:
+            attached = self._attached.get(id(engine))
+            if attached is None:  # never attached: pumped with a delay of its own
+                if delay_ns is None:
+                    raise KeyError(f"{engine!r} is not attached")
+                attached = self._attached[id(engine)] = _Attachment(delay_ns)
+        processing: Processing = attached.processing if delay_ns is None else delay_ns
         if self.contention:
-            self._queue_outputs(node, engine, key, processing, delay_ns is not None)
+            self._queue_outputs(node, engine, attached, processing, delay_ns is not None)
         else:
-            departed = self._departed.get(key)
-            now = self.kernel.now_ns
-            for datagram in engine.packets_to_send():
-                payload = datagram.payload
-                delay = processing if by_class is None else by_class[payload[1]]
-                if datagram.dqp == QP1 and len(payload) >= 16 and payload[3] in _ANSWERED:
-                    # A GSI request: its response comes back to this engine by TID (the
-                    # way a node's GSI agent hands responses to the client that asked).
-                    requesters[(node, payload[8:16])] = engine
-                    if departed is not None:
-                        departed(datagram, now + delay)  # type: ignore[operator]
-                self.send(node, datagram, delay)  # type: ignore[arg-type]
+            outputs = engine.packets_to_send()
+            if outputs:
+                requesters = self._gsi_requesters
+                by_class = None if isinstance(processing, int) else processing
+                departed = attached.departed
+                now = self.kernel.now_ns
+                for datagram in outputs:
+                    payload = datagram.payload
+                    delay = processing if by_class is None else by_class[payload[1]]
+                    if datagram.dqp == QP1 and len(payload) >= 16 and payload[3] in _ANSWERED:
+                        # A GSI request: its response comes back to this engine by TID
+                        # (the way a node's GSI agent hands responses to the client
+                        # that asked).
+                        requesters[(node, payload[8:16])] = engine
+                        if departed is not None:
+                            departed(datagram, now + delay)  # type: ignore[operator]
+                    self.send(node, datagram, delay)  # type: ignore[arg-type]
         event = engine.next_event()
         if event is not None:
             typed_hooks = self._typed_hooks
@@ -581,55 +618,62 @@ class SubnetSim:
                     trace.write(self.kernel.now_ns, name, event)
                 event = engine.next_event()
         deadline = engine.get_timer()
-        timer = self._timers.get(key)
+        timer = attached.timer
         if timer is not None and (deadline is None or timer.time_ns != deadline):
             timer.cancel()
-            timer = None
-            del self._timers[key]
+            timer = attached.timer = None
         if deadline is not None and timer is None:
             delay = max(0, deadline - self.kernel.now_ns)
-            self._timers[key] = self.kernel.start_timer(delay, self._on_timer, (node, engine))
-        outputs = self._outputs.get(key)
-        if outputs is not None:
-            outputs(node, engine)
+            attached.timer = self.kernel.start_timer(
+                delay, self._on_timer, (node, engine, attached)
+            )
+        handler = attached.outputs
+        if handler is not None:
+            handler(node, engine)
+
+    def _cancel_timer(self, engine: Engine) -> None:
+        """Forget `engine`'s kernel timer (its process died)."""
+        attached = self._attached.get(id(engine))
+        if attached is not None and attached.timer is not None:
+            attached.timer.cancel()
+            attached.timer = None
 
     # --- engines as servers (contention) --------------------------------------------
 
     def server(self, engine: Engine) -> EngineServer:
         """`engine`'s queue (created idle on first use); an SM node's SA's."""
-        server = self.servers.get(id(engine))
+        key = id(engine)
+        server = self.servers.get(key)
         if server is None:
-            server = self.servers[id(engine)] = EngineServer()
+            server = self.servers[key] = EngineServer()
+        attached = self._attached.get(key)
+        if attached is not None:
+            attached.server = server
         return server
 
-    def _server_for(self, engine: Engine, datagram: Datagram | None) -> EngineServer:
-        """The queue a MAD `engine` receives or emits waits in: an SM node's SMPs in
-        their own (`smp_servers`), the rest (and timers) in the engine's."""
-        if datagram is not None and datagram.payload[1] in SMP_CLASSES:
-            smp = self.smp_servers.get(id(engine))
-            if smp is not None:
-                return smp
-        return self.server(engine)
-
     def _queue_outputs(
-        self, node: int, engine: Engine, key: int, processing: Processing, fixed: bool
+        self,
+        node: int,
+        engine: Engine,
+        attached: _Attachment,
+        processing: Processing,
+        fixed: bool,
     ) -> None:
         """Each output leaves one processing time of its class after the one before,
-        once the work in hand is done; `fixed`: all leave `processing` from now.
-        `key`: id(engine)."""
+        once the work in hand is done; `fixed`: all leave `processing` from now."""
         outputs = engine.packets_to_send()
         now = self.kernel.now_ns
-        main = self.servers.get(key) or self.server(engine)
+        main = attached.server or self.server(engine)
         if not outputs:
             if not fixed and main.busy_until_ns < now:
                 main.busy_until_ns = now
             return
         requesters = self._gsi_requesters
-        departed = self._departed.get(key)
+        departed = attached.departed
         by_class = None if isinstance(processing, int) else processing
         # An SM node has two queues (`smp_servers`); when each one's last output
         # leaves (-1: none yet).
-        smp = self.smp_servers.get(key)
+        smp = attached.smp_server
         main_leave = smp_leave = -1
         send = self.send
         for datagram in outputs:
@@ -669,50 +713,66 @@ class SubnetSim:
             if smp_leave > now:
                 smp.note_queue(now)
 
-    def _handle(self, node: int, engine: Engine, datagram: Datagram | None) -> None:
+    def _handle(
+        self,
+        node: int,
+        engine: Engine,
+        datagram: Datagram | None,
+        attached: _Attachment | None = None,
+    ) -> None:
         """`engine` at `node` receives `datagram` (None: its timer fired): now, or
         with contention when the engine is free (it waits in the engine's FIFO
-        meanwhile)."""
+        meanwhile). `attached`: as for `_pump`."""
         now = self.kernel.now_ns
+        if attached is None:
+            attached = self._attached[id(engine)]
         if not self.contention:
             assert datagram is not None
             engine.receive(datagram, now)
-            self._pump(node, engine)
+            self._pump(node, engine, None, attached)
             return
-        server = (
-            self._server_for(engine, datagram)
-            if datagram is not None and datagram.payload[1] in SMP_CLASSES
-            else self.servers.get(id(engine)) or self.server(engine)
-        )
+        # The queue it waits in: an SM node's SMPs in their own (`smp_servers`), the
+        # rest (and timers) in the engine's.
+        server = attached.smp_server
+        if server is None or datagram is None or datagram.payload[1] not in SMP_CLASSES:
+            server = attached.server or self.server(engine)
         if server.inbox or server.busy_until_ns > now:
             server.inbox.append((node, datagram))
             server.note_queue(now)
             if not server.waking:
                 server.waking = True
-                self.kernel.schedule(server.busy_until_ns - now, self._wake, (engine, server))
+                self.kernel.schedule(
+                    server.busy_until_ns - now, self._wake, (engine, server, attached)
+                )
             return
-        self._serve(node, engine, datagram, server, now)
+        self._serve(node, engine, datagram, server, now, attached)
 
     def _serve(
-        self, node: int, engine: Engine, datagram: Datagram | None, server: EngineServer, now: int
+        self,
+        node: int,
+        engine: Engine,
+        datagram: Datagram | None,
+        server: EngineServer,
+        now: int,
+        attached: _Attachment,
     ) -> None:
         if datagram is None:  # a timer: no MAD to handle, its outputs cost their time
             engine.handle_timer(now)
-            self._pump(node, engine)
+            self._pump(node, engine, None, attached)
             return
-        processing = self._processing[id(engine)]
+        processing = attached.processing
         service = processing if isinstance(processing, int) else processing[datagram.payload[1]]
         server.busy_until_ns = now + service
         server.busy_ns += service
         engine.receive(datagram, now)
-        self._pump(node, engine)
+        self._pump(node, engine, None, attached)
 
-    def _wake(self, arg: tuple[Engine, EngineServer]) -> None:
+    def _wake(self, arg: tuple[Engine, EngineServer, _Attachment]) -> None:
         """Serve the head of the engine's queue; and the next, and so on, for as
         long as the kernel would run nothing else before its turn comes
         (`EventKernel.advance_to`): a burst of ReportResps waiting at the SA is
         served in one event instead of one heap entry each, at the same times."""
-        engine, server = arg
+        engine, server, attached = arg
         kernel = self.kernel
         now = kernel.now_ns
         if server.busy_until_ns > now:  # a timer's outputs joined the work in hand
@@ -723,7 +783,7 @@ class SubnetSim:
         serve = self._serve
         while True:
             node, datagram = inbox.popleft()
-            serve(node, engine, datagram, server, now)
+            serve(node, engine, datagram, server, now, attached)
             if not inbox or server.waking:
                 return
             if not kernel.advance_to(max(now, server.busy_until_ns)):
@@ -740,14 +800,14 @@ class SubnetSim:
         if self._awaiting_up:
             self.kernel.stop()  # `run_until_up` returns here, not a chunk later
 
-    def _on_timer(self, arg: tuple[int, Engine]) -> None:
-        node, engine = arg
-        self._timers.pop(id(engine), None)
+    def _on_timer(self, arg: tuple[int, Engine, _Attachment]) -> None:
+        node, engine, attached = arg
+        attached.timer = None
         if self.contention:
-            self._handle(node, engine, None)
+            self._handle(node, engine, None, attached)
             return
         engine.handle_timer(self.kernel.now_ns)
-        self._pump(node, engine)
+        self._pump(node, engine, None, attached)
 
     # --- transport --------------------------------------------------------------------
 
@@ -795,7 +855,7 @@ class SubnetSim:
                 latency = self.latency
                 delay_ns += links * latency.link_ns + (links - 1) * latency.switch_ns
         if datagram.port != in_port:  # it arrives on its own port number
-            datagram = Datagram._make((payload, in_port, *datagram[2:]))
+            datagram = _new_tuple(Datagram, (payload, in_port, *datagram[2:]))
         self.kernel.schedule(delay_ns, self._deliver, (far_node, datagram))
 
     @staticmethod
@@ -952,7 +1012,9 @@ class SubnetSim:
             packet[6] = hop_count + 1
         else:
             packet[6] = 0
-        self._deliver_at(delay_ns, far_node, in_port, datagram, bytes(packet))
+        # `_deliver_at`, written out: every SMP of a bring-up comes this way.
+        arrived = _new_tuple(Datagram, (bytes(packet), in_port, *datagram[2:]))
+        self.kernel.schedule(delay_ns, self._deliver, (far_node, arrived))
 
     def _walk_directed(self, node: int, outbound: bool, path: bytes) -> _DrWalk:
         """Walk a directed route from `node` (IBA Vol 1, 14.2.2): outbound through
@@ -1093,11 +1155,22 @@ class SubnetSim:
         self, delay_ns: int, node: int, in_port: int, datagram: Datagram, payload: bytes
     ) -> None:
         # The same datagram as it arrives: its (possibly rewritten) payload, the port.
-        arrived = Datagram._make((payload, in_port, *datagram[2:]))
+        arrived = _new_tuple(Datagram, (payload, in_port, *datagram[2:]))
         self.kernel.schedule(delay_ns, self._deliver, (node, arrived))
+
+    def _demultiplexed(self, node: int, datagram: Datagram) -> bool:
+        """Whether an HCA at `node` took a packet with a GRH or for a data QP itself
+        (`ibmig.sim.hosting`: its VFs, by DGID); the fabric alone has none."""
+        return False
 
     def _deliver(self, arg: tuple[int, Datagram]) -> None:
         node, datagram = arg
+        # Management packets without a GRH (every SMP, every Report to a dom0) skip
+        # the HCA's demultiplexing without a call.
+        if (datagram.dgid is not None or datagram.dqp > QP1) and self._demultiplexed(
+            node, datagram
+        ):
+            return
         now = self.kernel.now_ns
         payload = datagram.payload
         if datagram.dqp == QP0:
@@ -1121,12 +1194,14 @@ class SubnetSim:
             self._handle(node, agent, datagram)
             return
         engine: Engine | None = None
+        attached: _Attachment | None = None
         if payload[3] & 0x80:
             engine = self._gsi_requesters.pop((node, payload[8:16]), None)
             if engine is not None:
                 # The kernel MAD layer matches it to its request now, however long
                 # it then waits in the engine's queue ("Kernel MAD layer").
-                arrived = self._arrived.get(id(engine))
+                attached = self._attached[id(engine)]
+                arrived = attached.arrived
                 if arrived is not None:
                     arrived(datagram, now)
         if engine is None:
@@ -1137,7 +1212,7 @@ class SubnetSim:
         self.stats.delivered += 1
         if node == self.sm_node and payload[1] == SA_CLASS:
             self.sa_received_bins[now // 1_000_000] += 1
-        self._handle(node, engine, datagram)
+        self._handle(node, engine, datagram, attached)
 
     # --- links ------------------------------------------------------------------------
 
