@@ -148,6 +148,7 @@ _UNREACHABLE = 0xFF
 # namedtuple's `_make` does, minus the Python frame `_make` costs (two per SMP
 # round trip in a bring-up).
 _new_tuple = tuple.__new__
+_BYTE = [bytes((value,)) for value in range(256)]
 # An engine's processing time: one delay for all it sends, or one per management class.
 Processing = int | Mapping[int, int]
 # What a runtime does with an engine's outputs other than datagrams (an intra-host
@@ -1006,14 +1007,22 @@ class SubnetSim:
             self._drop(end)
             return
         far_node, in_port, return_path = end
-        packet = bytearray(payload)
+        # The SMP as it arrives, joined from slices (a bytearray copied in and out
+        # again cost twice as much; every SMP of a bring-up comes this way).
         if outbound:
-            packet[_RETURN_PATH + 1 : _RETURN_PATH + hop_count + 1] = return_path
-            packet[6] = hop_count + 1
+            packet = b"".join(
+                (
+                    payload[:6],
+                    _BYTE[hop_count + 1],
+                    payload[7 : _RETURN_PATH + 1],
+                    return_path,
+                    payload[_RETURN_PATH + hop_count + 1 :],
+                )
+            )
         else:
-            packet[6] = 0
-        # `_deliver_at`, written out: every SMP of a bring-up comes this way.
-        arrived = _new_tuple(Datagram, (bytes(packet), in_port, *datagram[2:]))
+            packet = payload[:6] + b"\x00" + payload[7:]
+        # `_deliver_at`, written out.
+        arrived = _new_tuple(Datagram, (packet, in_port, *datagram[2:]))
         self.kernel.schedule(delay_ns, self._deliver, (far_node, arrived))
 
     def _walk_directed(self, node: int, outbound: bool, path: bytes) -> _DrWalk:
