@@ -1010,7 +1010,7 @@ class SubnetSim:
         # The SMP as it arrives, joined from slices (a bytearray copied in and out
         # again cost twice as much; every SMP of a bring-up comes this way).
         if outbound:
-            packet = b"".join(
+            arriving = b"".join(
                 (
                     payload[:6],
                     _BYTE[hop_count + 1],
@@ -1020,9 +1020,9 @@ class SubnetSim:
                 )
             )
         else:
-            packet = payload[:6] + b"\x00" + payload[7:]
+            arriving = payload[:6] + b"\x00" + payload[7:]
         # `_deliver_at`, written out.
-        arrived = _new_tuple(Datagram, (packet, in_port, *datagram[2:]))
+        arrived = _new_tuple(Datagram, (arriving, in_port, *datagram[2:]))
         self.kernel.schedule(delay_ns, self._deliver, (far_node, arrived))
 
     def _walk_directed(self, node: int, outbound: bool, path: bytes) -> _DrWalk:
