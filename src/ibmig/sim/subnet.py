@@ -396,9 +396,12 @@ class SubnetSim:
             self._port_rate[link.node_b][link.port_b] = pair
         # Each port's calendar (`_Calendar`): its busy intervals [start, end),
         # sorted, never empty (an empty interval at time 0 to begin with, so that the
-        # per-hop test in `_reserve` needs no emptiness check), and its rate.
-        self._calendars: list[list[_Calendar]] = [
-            [([0], [0], num, den) for num, den in node_rates] for node_rates in self._port_rate
+        # per-hop test in `_reserve` needs no emptiness check), and its rate. Made
+        # when a walk first crosses the port (`_calendar`): most ports of a big
+        # fabric carry no packet that reserves them (315,000 ports on the largest
+        # preset, a million objects made up front).
+        self._calendars: list[list[_Calendar | None]] = [
+            [None] * (n.num_ports + 1) for n in fabric.nodes
         ]
         self.link_up: set[tuple[int, int]] = set()
         # Cable ends whose outgoing packets are lost at random, and the stream that
@@ -1025,12 +1028,20 @@ class SubnetSim:
         arrived = _new_tuple(Datagram, (arriving, in_port, *datagram[2:]))
         self.kernel.schedule(delay_ns, self._deliver, (far_node, arrived))
 
+    def _calendar(self, node: int, port: int) -> _Calendar:
+        """The calendar of `node`'s `port`, made on first use."""
+        calendar = self._calendars[node][port]
+        if calendar is None:
+            num, den = self._port_rate[node][port]
+            calendar = self._calendars[node][port] = ([0], [0], num, den)
+        return calendar
+
     def _walk_directed(self, node: int, outbound: bool, path: bytes) -> _DrWalk:
         """Walk a directed route from `node` (IBA Vol 1, 14.2.2): outbound through
         the initial path's ports in order, writing the port each hop arrives by into
         the return path; returning through the return path's ports, last first.
         Only switches forward: a CA on the way drops the SMP."""
-        calendars = self._calendars
+        calendar = self._calendar
         ports = path if outbound else path[::-1]
         hops: list[_Calendar] = []
         arrivals = bytearray()
@@ -1039,7 +1050,7 @@ class SubnetSim:
             far = self._cross_or_reason(node, out)
             if isinstance(far, str):
                 return tuple(hops), far
-            hops.append(calendars[node][out])
+            hops.append(calendar(node, out))
             node, in_port = far
             arrivals.append(in_port)
             if i == last:
@@ -1129,9 +1140,9 @@ class SubnetSim:
             if agents[node].port_lid(out) == dlid:  # loopback
                 return (node, out, 0, ())
         hops: list[_Calendar] = []
-        calendars = self._calendars
+        calendar = self._calendar
         for links in range(1, _MAX_HOPS + 1):
-            hops.append(calendars[node][out])
+            hops.append(calendar(node, out))
             if not management and agents[node].port_state(out) != PortState.ACTIVE:
                 return "port_not_active"
             far = self._cross_or_reason(node, out)
