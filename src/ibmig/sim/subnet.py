@@ -1212,7 +1212,7 @@ class SubnetSim:
             if (
                 method & 0x80
                 or method == 0x05
-                or (payload[16:18] == _SM_INFO and node in self.qp0_managers)
+                or (node in self.qp0_managers and payload[16:18] == _SM_INFO)
             ):
                 manager = self.qp0_managers.get(node)
                 if manager is None:
