@@ -272,3 +272,27 @@ def test_good_directed_answer_reaches_its_handler_as_the_decoded_smp_would() -> 
     sm.receive(Datagram(refused.pack(), 1, 0xFFFF, 0xFFFF, 0, 0), 2)
     assert len(seen) == 2 and errors == [0x001C]
     assert not sm._outstanding
+
+
+def test_transaction_deadlines_fire_in_deadline_order_even_if_the_clock_went_back() -> None:
+    # Deadlines that come in order queue in `_in_order`; one earlier than the last
+    # (a clock that went back) goes to the timers. Either way they expire earliest
+    # first and an answer removes its deadline.
+    sm = SubnetManager(config=SmConfig(max_outstanding=8, transaction_timeout_ns=1_000))
+    handler: Any = lambda *a: None  # noqa: E731
+    for now in (500, 100, 600, 700):
+        sm._issue_get(SmpAttr.NODE_INFO, (), handler, now, now)
+    sent = [Smp.unpack(d.payload) for d in sm.packets_to_send()]
+    tids = [s.tid for s in sent]
+    assert sm.get_timer() == 1_100
+    answer = make_get_resp(sent[3], NodeInfo(NodeType.CA, 1, 0x300, 0x300))
+    sm.receive(Datagram(answer.pack(), 1, 0xFFFF, 0xFFFF, 0, 0), 800)
+    sm.handle_timer(1_500)
+    again = [Smp.unpack(d.payload).tid for d in sm.packets_to_send()]
+    assert again == [tids[1], tids[0]] and sm.retransmissions == 2
+    assert sm.get_timer() == 1_600
+    sm.handle_timer(2_500)  # the third, then the two resent at 1_500
+    assert [Smp.unpack(d.payload).tid for d in sm.packets_to_send()] == [
+        tids[2], tids[1], tids[0],
+    ]  # fmt: skip
+    assert sm.get_timer() == 3_500
