@@ -78,6 +78,8 @@ class Timers(Generic[K]):
 
     def next_deadline(self) -> int | None:
         """The earliest live deadline, or None when nothing is armed."""
+        if not self._live:
+            return None  # most engines, most of the time: asked after every packet
         entry = self._first()
         return None if entry is None else entry[0]
 

@@ -152,6 +152,7 @@ from ibmig.wire.mad import MAD_SIZE, RESPONSE_BIT, MadStatus, Method
 from ibmig.wire.notice import Notice, TrapNumber
 from ibmig.wire.smp import (
     MAX_HOP_COUNT,
+    DirectedRequests,
     Smp,
     make_get_resp,
     make_set,
@@ -194,6 +195,7 @@ _LFT_ATTRIBUTE = int(SmpAttr.LINEAR_FORWARDING_TABLE)
 _SMP_STATUS_HIGH = {0x01: 0xFF, 0x81: 0x7F}
 _TID_PEEK = struct.Struct(">Q")  # TransactionID, MAD bytes 8..15 (IBA Vol 1, 13.4.2)
 _LFT_SET = (_LFT_ATTRIBUTE, int(Method.SET))  # its key in `smp_counts`
+_new_tuple = tuple.__new__  # a NamedTuple from all its fields (`_transmit`)
 
 
 class Phase(Enum):
@@ -411,13 +413,13 @@ class _LftBatch:
 
     __slots__ = (
         "blocks",
+        "count",
         "first_tid",
         "guid",
-        "m_key",
         "next",
         "path",
-        "path_slot",
         "raw",
+        "sets",
         "stale",
     )
 
@@ -433,28 +435,26 @@ class _LftBatch:
     ) -> None:
         self.guid = guid
         self.path = path
-        self.path_slot = path_bytes(path)
+        self.sets = DirectedRequests(
+            Method.SET, _LFT_ATTRIBUTE, path_slot=path_bytes(path), hop_count=len(path),
+            m_key=m_key,
+        )  # fmt: skip
         self.raw = raw  # the whole new table, immutable while the batch drains
         self.blocks = blocks
+        self.count = len(blocks)
         self.first_tid = first_tid
         self.stale = stale
-        self.m_key = m_key
         self.next = 0  # index in `blocks` of the next Set to build
 
     def take(self) -> _Request:
-        """The next block's Set (the batch is done when `next == len(blocks)`)."""
+        """The next block's Set (the batch is done when `next == count`)."""
         index = self.next
         self.next = index + 1
         block = self.blocks[index]
         tid = (self.first_tid + index) & _TID_MATCH_MASK
         start = block * LFT_BLOCK_SIZE
-        path = self.path
-        payload = pack_directed_request(
-            Method.SET, _LFT_ATTRIBUTE, self.raw[start : start + LFT_BLOCK_SIZE], tid=tid,
-            path_slot=self.path_slot, hop_count=len(path), attribute_modifier=block,
-            m_key=self.m_key,
-        )  # fmt: skip
-        request = _Request(tid, payload, path, _LFT_ATTRIBUTE, _ignore, None)
+        payload = self.sets.pack(tid, block, self.raw[start : start + LFT_BLOCK_SIZE])
+        request = _Request(tid, payload, self.path, _LFT_ATTRIBUTE, _ignore, None)
         request.on_error = _LftBlockFailed(self.stale, self.guid, block)
         return request
 
@@ -521,6 +521,7 @@ class SubnetManager(EventLog[Any]):
         self._timeouts: Timers[int] = Timers()
         self._in_order: dict[int, _Request] = {}
         self._in_order_last_ns = 0
+        self._request_tail = Datagram(b"", port_num, 0, PERMISSIVE_LID, QP0, QP0)[1:]
         self._guid_to_lid: dict[int, int] = {}  # stable LIDs across sweeps
         self._active_ports: set[int] = set()  # end-port GUIDs in service
         self._resweep_lids: set[int] = set()
@@ -590,7 +591,7 @@ class SubnetManager(EventLog[Any]):
         return out
 
     def get_timer(self) -> int | None:
-        deadline = self._timeouts.next_deadline() if self._timeouts else None
+        deadline = self._timeouts.next_deadline()
         if self._in_order:
             first = next(iter(self._in_order.values())).deadline_ns
             if deadline is None or first < deadline:
@@ -827,7 +828,7 @@ class SubnetManager(EventLog[Any]):
     def _submit_batch(self, batch: _LftBatch, now_ns: int) -> None:
         """`_submit` of each of a switch's LFT block Sets in turn, counted at once:
         those the window has room for go out now, the batch queues for the rest."""
-        count = len(batch.blocks)
+        count = batch.count
         self.smp_counts[_LFT_SET] += count
         room = self.config.max_outstanding - len(self._outstanding)
         while room > 0 and batch.next < count:
@@ -894,9 +895,15 @@ class SubnetManager(EventLog[Any]):
         else:
             self._timeouts.arm(key, deadline)
         self.smps_sent += 1
-        self._outbox.append(
-            Datagram(request.payload, self.port_num, self.db.sm_lid or 0, PERMISSIVE_LID, QP0, QP0)
-        )
+        # Every request leaves the same way: the Datagram is the payload and a tail
+        # built once by the constructor (a tuple concatenation costs half as much
+        # as the NamedTuple's Python-level __new__, twice per SMP of a bring-up).
+        tail = self._request_tail
+        sm_lid = self.db.sm_lid or 0
+        if tail[0] != self.port_num or tail[1] != sm_lid:
+            tail = Datagram(b"", self.port_num, sm_lid, PERMISSIVE_LID, QP0, QP0)[1:]
+            self._request_tail = tail
+        self._outbox.append(_new_tuple(Datagram, (request.payload, *tail)))
 
     def _request_done(self, now_ns: int) -> None:
         queue = self._queue
@@ -904,7 +911,7 @@ class SubnetManager(EventLog[Any]):
             head = queue[0]
             if isinstance(head, _LftBatch):
                 request = head.take()
-                if head.next == len(head.blocks):
+                if head.next == head.count:
                     queue.popleft()
             else:
                 queue.popleft()
