@@ -296,3 +296,17 @@ def test_transaction_deadlines_fire_in_deadline_order_even_if_the_clock_went_bac
         tids[2], tids[1], tids[0],
     ]  # fmt: skip
     assert sm.get_timer() == 3_500
+
+
+def test_requests_leave_from_the_sm_lid_as_it_changes() -> None:
+    # The request Datagram is built from a cached tail: it must follow the SM's LID.
+    sm = SubnetManager(port_num=2, config=SmConfig(max_outstanding=8))
+    handler: Any = lambda *a: None  # noqa: E731
+    sm._issue_get(SmpAttr.NODE_INFO, (), handler, None, 0)
+    sm.db.sm_lid = 7
+    sm._issue_get(SmpAttr.NODE_INFO, (3,), handler, None, 0)
+    sent = sm.packets_to_send()
+    assert [(d.port, d.slid, d.dlid) for d in sent] == [(2, 0, 0xFFFF), (2, 7, 0xFFFF)]
+    for datagram in sent:
+        assert datagram == Datagram(datagram.payload, 2, datagram.slid, 0xFFFF, 0, 0)
+        assert len(datagram) == len(Datagram._fields)
