@@ -164,3 +164,20 @@ def test_rebuilds_keep_the_order() -> None:
             model[key] = (deadline, seq)
         assert len(timers._lane) + len(timers._heap) <= 2 * len(model) + 64 + 1
     assert drain(timers, 10**9) == sorted(model, key=lambda k: model[k])
+
+
+def test_a_sequence_taken_orders_a_callers_deadline_among_the_entries() -> None:
+    # An engine keeping some deadlines itself (the SM's transactions) merges them
+    # by (deadline, sequence): a sequence taken between two arms lies between theirs.
+    timers: Timers[str] = Timers()
+    assert timers.peek_entry() is None
+    timers.arm("a", 10)
+    taken = timers.take_sequence()
+    timers.arm("b", 10)
+    first = timers.peek_entry()
+    assert first is not None and first[0] == 10 and first[2] == "a"
+    assert first[1] < taken
+    assert drain(timers, 10) == ["a", "b"]
+    timers.arm("c", 10)
+    later = timers.peek_entry()
+    assert later is not None and later[1] > taken

@@ -15,6 +15,7 @@ from ibmig.wire.mad import MadHeader, Method, MgmtClass
 from ibmig.wire.smp import (
     MAX_HOP_COUNT,
     PERMISSIVE_LID,
+    DirectedRequests,
     DrAction,
     DrStep,
     Smp,
@@ -661,6 +662,49 @@ def test_pack_directed_request_is_make_request_packed(
         attribute_modifier=modifier, m_key=m_key,
     )  # fmt: skip
     assert got == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    method=st.sampled_from([Method.GET, Method.SET]),
+    attribute_id=st.integers(0, 0xFFFF),
+    data=st.binary(max_size=64),
+    tid=st.integers(0, (1 << 64) - 1),
+    modifier=st.integers(0, (1 << 32) - 1),
+    m_key=st.integers(0, (1 << 64) - 1),
+    path=st.lists(st.integers(0, 255), max_size=MAX_HOP_COUNT).map(tuple),
+)
+def test_directed_requests_pack_what_pack_directed_request_packs(
+    method: Method,
+    attribute_id: int,
+    data: bytes,
+    tid: int,
+    modifier: int,
+    m_key: int,
+    path: tuple[int, ...],
+) -> None:
+    # The SM's LFT block Sets are packed from a per-switch template.
+    slot = path_bytes(path)
+    template = DirectedRequests(
+        method, attribute_id, path_slot=slot, hop_count=len(path), m_key=m_key
+    )
+    expected = pack_directed_request(
+        method, attribute_id, data, tid=tid, path_slot=slot, hop_count=len(path),
+        attribute_modifier=modifier, m_key=m_key,
+    )  # fmt: skip
+    assert template.pack(tid, modifier, data) == expected
+
+
+def test_directed_requests_refuse_what_does_not_fit() -> None:
+    template = DirectedRequests(Method.SET, 0x19, path_slot=path_bytes((1, 2)), hop_count=2)
+    with pytest.raises(WireError, match="64 bytes"):
+        template.pack(1, 0, bytes(65))
+    with pytest.raises(WireError, match="out of range"):
+        template.pack(1 << 64, 0, bytes(64))
+    with pytest.raises(WireError, match="out of range"):
+        template.pack(1, 1 << 32, bytes(64))
+    with pytest.raises(WireError, match="directed route"):
+        DirectedRequests(Method.SET, 0x19, path_slot=path_bytes((1, 2)), hop_count=64)
 
 
 @settings(max_examples=200, deadline=None)

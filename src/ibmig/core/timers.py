@@ -78,6 +78,8 @@ class Timers(Generic[K]):
 
     def next_deadline(self) -> int | None:
         """The earliest live deadline, or None when nothing is armed."""
+        if not self._live:
+            return None  # most engines, most of the time: asked after every packet
         entry = self._first()
         return None if entry is None else entry[0]
 
@@ -87,6 +89,20 @@ class Timers(Generic[K]):
         guest moves deadlines later lazily: `ibmig.core.guest.agent`)."""
         entry = self._first()
         return None if entry is None else (entry[0], entry[2])
+
+    def peek_entry(self) -> tuple[int, int, K] | None:
+        """The earliest live (deadline, sequence, key), left armed; None when nothing
+        is armed. With `take_sequence`, for an engine that keeps some deadlines in a
+        structure of its own and must merge them with these in the same order."""
+        return self._first()
+
+    def take_sequence(self) -> int:
+        """The sequence number the next `arm` would give its entry, used up: for a
+        deadline the caller keeps itself (the SM's transactions, `ibmig.core.sm.
+        manager`), so that (deadline, sequence) orders it among these entries as if
+        it had been armed here now."""
+        self._seq += 1
+        return self._seq
 
     def pop_due(self, now_ns: int) -> K | None:
         """The key with the earliest deadline at or before `now_ns`, disarmed; None

@@ -434,6 +434,46 @@ def pack_directed_request(
         raise WireError(f"DR SMP field out of range: {exc}") from None
 
 
+# A directed-route request split where `DirectedRequests` varies it: bytes 0..7
+# (versions, class, method, status, hop pointer and count), TransactionID, bytes
+# 16..19 (AttributeID, reserved), AttributeModifier, bytes 24..35 (M_Key, DrSLID,
+# DrDLID), 28 reserved, data, both paths.
+_DR_VARYING = struct.Struct(">8sQ4sI12s28x64s128s")
+
+
+class DirectedRequests:
+    """Pure directed-route requests of one method and attribute along one path,
+    differing only in TID, AttributeModifier and data: the SM writing a switch's
+    LinearForwardingTable blocks (696 per switch on a 44,544-LID subnet). The fixed
+    fields are packed once; `pack` gives exactly the bytes of
+    `pack_directed_request` with one precompiled struct call, a third of its time."""
+
+    __slots__ = ("_attribute", "_head", "_middle", "_tail")
+
+    def __init__(
+        self, method: int, attribute_id: int, *, path_slot: bytes, hop_count: int, m_key: int = 0
+    ) -> None:
+        fixed = pack_directed_request(
+            method, attribute_id, b"", tid=0, path_slot=path_slot, hop_count=hop_count,
+            m_key=m_key,
+        )  # fmt: skip
+        self._head = fixed[0:8]
+        self._attribute = fixed[16:20]
+        self._middle = fixed[24:36]
+        self._tail = fixed[_DR_INITIAL_PATH_OFFSET:]
+
+    def pack(self, tid: int, attribute_modifier: int, data: bytes) -> bytes:
+        if len(data) > SMP_DATA_SIZE:  # "64s" would cut it short silently
+            raise WireError(f"SMP data holds {SMP_DATA_SIZE} bytes, got {len(data)}")
+        try:
+            return _DR_VARYING.pack(
+                self._head, tid, self._attribute, attribute_modifier, self._middle, data,
+                self._tail,
+            )  # fmt: skip
+        except struct.error as exc:
+            raise WireError(f"DR SMP field out of range: {exc}") from None
+
+
 def make_get_resp(
     request: Smp, data: SmpAttribute | bytes | None = None, *, status: int = 0
 ) -> Smp:

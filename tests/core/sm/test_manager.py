@@ -16,12 +16,12 @@ from ibmig.core.sm.manager import (
     SmpFailed,
     SubnetManager,
     SubnetUp,
-    _Request,
+    _LftBatch,
 )
 from ibmig.core.sma import NodeSpec, SubnetManagementAgent
 from ibmig.wire.mad import Method
-from ibmig.wire.smp import DrAction, Smp, dr_originate, dr_receive, make_get_resp
-from ibmig.wire.smp_attrs import NodeInfo, NodeType, PortState, SmpAttr
+from ibmig.wire.smp import DrAction, Smp, dr_originate, dr_receive, make_get_resp, make_set
+from ibmig.wire.smp_attrs import LinearForwardingTable, NodeInfo, NodeType, PortState, SmpAttr
 
 # SM host (CA 0x100) port 1 -- switch 0x200 port 1; CAs 0x300, 0x400 on switch ports 2, 3.
 SWITCH = 0
@@ -190,22 +190,59 @@ def test_lft_blocks_answered_well_are_not_rewritten_but_refused_ones_are() -> No
         assert wire.lft_sets == before and wire.sm.retransmissions == 0
 
 
-def test_lft_blocks_submitted_as_a_batch_fill_the_window_then_queue_in_order() -> None:
-    # `_submit_all` must do what one `_submit` per block did: send while the window
-    # has room, queue the rest in order, count every block, and count nothing for
-    # a switch whose blocks are all up to date.
+def test_lft_batch_fills_the_window_then_builds_each_set_as_room_opens() -> None:
+    # A switch's LFT block Sets are built only as the window opens (`_LftBatch`),
+    # yet must go out as if all had been built and queued at once: TIDs reserved
+    # up front in block order (an SMP issued meanwhile takes the next TID and goes
+    # after them), bytes those of `make_set`, every block counted once.
     sm = SubnetManager(config=SmConfig(max_outstanding=3))
     sm.start_sweep(0)  # one NodeInfo Get outstanding: room for two more
     assert len(sm.packets_to_send()) == 1
-    requests = [
-        _Request(100 + i, bytes([i]) * 256, (1,), 0x0019, lambda *a: None, None) for i in range(5)
+    raw = bytes(range(256)) + bytes([0xFF]) * 64  # five blocks
+    path = (1, 4)
+    first = sm._tid + 1
+    sm._tid += 3
+    batch = _LftBatch(0x200, path, raw, [0, 2, 4], first, sm._stale_lft_blocks, 0)
+    sm._submit_batch(batch, 0)
+    sm._issue_get(SmpAttr.NODE_INFO, (), lambda *a: None, None, 0)  # queued behind
+    sent = [Smp.unpack(d.payload) for d in sm.packets_to_send()]
+    assert [(s.tid, s.attribute_modifier) for s in sent] == [(first, 0), (first + 1, 2)]
+    assert sm.smp_counts[(0x0019, 0x02)] == 3
+    assert len(sm._queue) == 2  # the batch (one Set to build) and the Get
+    for smp in [*sent]:
+        sm.receive(Datagram(make_get_resp(smp).pack(), 1, 0xFFFF, 0xFFFF, 0, 0), 1)
+        sent += [Smp.unpack(d.payload) for d in sm.packets_to_send()]
+    assert [(s.tid, s.attribute_id) for s in sent[2:]] == [
+        (first + 2, SmpAttr.LINEAR_FORWARDING_TABLE),
+        (first + 3, SmpAttr.NODE_INFO),
     ]
-    sm._submit_all(requests, (0x0019, 0x02), 0)
-    assert [d.payload[0] for d in sm.packets_to_send()] == [0, 1]
-    assert [r.tid for r in sm._queue] == [102, 103, 104]
-    assert sm.smp_counts[(0x0019, 0x02)] == 5
-    sm._submit_all([], (0x0020, 0x02), 0)
-    assert (0x0020, 0x02) not in sm.smp_counts
+    assert not sm._queue
+    for smp, block in zip(sent[:3], (0, 2, 4), strict=True):
+        table = LinearForwardingTable(tuple(raw[block * 64 : block * 64 + 64]))
+        expected = make_set(table, tid=smp.tid, attribute_modifier=block, path=path)
+        assert smp == expected
+    # A Set that fails marks its block stale: the next sweep writes it again.
+    sm._outstanding[first + 2].on_error(0x001C, 2)  # type: ignore[misc]
+    assert sm._stale_lft_blocks == {(0x200, 4)}
+    sm._cancel_poll()  # filters the queue by TID: a batch stays
+    assert not sm._queue
+
+
+def test_changed_lft_blocks_compares_whole_blocks() -> None:
+    blocks = 4
+    raw = bytes(range(blocks * 64))
+    changed = SubnetManager._changed_lft_blocks
+    assert changed(raw, None, blocks).tolist() == [True] * 4
+    assert changed(raw, bytearray(raw), blocks).tolist() == [False] * 4
+    old = bytearray(raw)
+    old[64 * 2 + 5] ^= 1
+    assert changed(raw, old, blocks).tolist() == [False, False, True, False]
+    # Held in part (the LID space grew): a block the old table lacks, even partly.
+    assert changed(raw, bytearray(raw[: 64 * 2 + 10]), blocks).tolist() == [
+        False, False, True, True,
+    ]  # fmt: skip
+    # Held beyond (it shrank): only the blocks written now are compared.
+    assert changed(raw, bytearray(raw) + bytes(64), blocks).tolist() == [False] * 4
 
 
 def test_good_directed_answer_reaches_its_handler_as_the_decoded_smp_would() -> None:
@@ -235,3 +272,41 @@ def test_good_directed_answer_reaches_its_handler_as_the_decoded_smp_would() -> 
     sm.receive(Datagram(refused.pack(), 1, 0xFFFF, 0xFFFF, 0, 0), 2)
     assert len(seen) == 2 and errors == [0x001C]
     assert not sm._outstanding
+
+
+def test_transaction_deadlines_fire_in_deadline_order_even_if_the_clock_went_back() -> None:
+    # Deadlines that come in order queue in `_in_order`; one earlier than the last
+    # (a clock that went back) goes to the timers. Either way they expire earliest
+    # first and an answer removes its deadline.
+    sm = SubnetManager(config=SmConfig(max_outstanding=8, transaction_timeout_ns=1_000))
+    handler: Any = lambda *a: None  # noqa: E731
+    for now in (500, 100, 600, 700):
+        sm._issue_get(SmpAttr.NODE_INFO, (), handler, now, now)
+    sent = [Smp.unpack(d.payload) for d in sm.packets_to_send()]
+    tids = [s.tid for s in sent]
+    assert sm.get_timer() == 1_100
+    answer = make_get_resp(sent[3], NodeInfo(NodeType.CA, 1, 0x300, 0x300))
+    sm.receive(Datagram(answer.pack(), 1, 0xFFFF, 0xFFFF, 0, 0), 800)
+    sm.handle_timer(1_500)
+    again = [Smp.unpack(d.payload).tid for d in sm.packets_to_send()]
+    assert again == [tids[1], tids[0]] and sm.retransmissions == 2
+    assert sm.get_timer() == 1_600
+    sm.handle_timer(2_500)  # the third, then the two resent at 1_500
+    assert [Smp.unpack(d.payload).tid for d in sm.packets_to_send()] == [
+        tids[2], tids[1], tids[0],
+    ]  # fmt: skip
+    assert sm.get_timer() == 3_500
+
+
+def test_requests_leave_from_the_sm_lid_as_it_changes() -> None:
+    # The request Datagram is built from a cached tail: it must follow the SM's LID.
+    sm = SubnetManager(port_num=2, config=SmConfig(max_outstanding=8))
+    handler: Any = lambda *a: None  # noqa: E731
+    sm._issue_get(SmpAttr.NODE_INFO, (), handler, None, 0)
+    sm.db.sm_lid = 7
+    sm._issue_get(SmpAttr.NODE_INFO, (3,), handler, None, 0)
+    sent = sm.packets_to_send()
+    assert [(d.port, d.slid, d.dlid) for d in sent] == [(2, 0, 0xFFFF), (2, 7, 0xFFFF)]
+    for datagram in sent:
+        assert datagram == Datagram(datagram.payload, 2, datagram.slid, 0xFFFF, 0, 0)
+        assert len(datagram) == len(Datagram._fields)

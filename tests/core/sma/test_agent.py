@@ -187,6 +187,9 @@ def check_response(request: Smp, answer: Datagram, agent: SubnetManagementAgent)
     assert answer.payload == expected.pack()
     assert answer.port == (request.return_path[request.hop_count] or answer.port)
     assert (answer.sqp, answer.dqp) == (0, 0)
+    # Built from its fields past the constructor: every later one at its default.
+    fields = (answer.payload, answer.port, answer.slid, answer.dlid, 0, 0, answer.sl, answer.pkey)
+    assert answer == Datagram(*fields) and len(answer) == len(Datagram._fields)
     if request.directed:
         assert (answer.slid, answer.dlid) == (PERMISSIVE_LID, PERMISSIVE_LID)
         back = dr_originate(response, num_ports=agent.spec.num_ports)

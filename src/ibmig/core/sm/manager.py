@@ -106,7 +106,7 @@ from __future__ import annotations
 import random
 import struct
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any, Protocol
@@ -152,6 +152,7 @@ from ibmig.wire.mad import MAD_SIZE, RESPONSE_BIT, MadStatus, Method
 from ibmig.wire.notice import Notice, TrapNumber
 from ibmig.wire.smp import (
     MAX_HOP_COUNT,
+    DirectedRequests,
     Smp,
     make_get_resp,
     make_set,
@@ -194,6 +195,7 @@ _LFT_ATTRIBUTE = int(SmpAttr.LINEAR_FORWARDING_TABLE)
 _SMP_STATUS_HIGH = {0x01: 0xFF, 0x81: 0x7F}
 _TID_PEEK = struct.Struct(">Q")  # TransactionID, MAD bytes 8..15 (IBA Vol 1, 13.4.2)
 _LFT_SET = (_LFT_ATTRIBUTE, int(Method.SET))  # its key in `smp_counts`
+_new_tuple = tuple.__new__  # a NamedTuple from all its fields (`_transmit`)
 
 
 class Phase(Enum):
@@ -402,6 +404,61 @@ class _LftBlockFailed:
         self.stale.add((self.guid, self.block))
 
 
+class _LftBatch:
+    """The LinearForwardingTable Sets of one switch not yet on the wire, each built
+    (`take`) only when the window of outstanding SMPs has room for it. A bring-up
+    programs every block of every switch (2.5 M on the 40,960-host tree): built all
+    at once and queued they held 1.2 GB. Their TIDs are reserved when the batch is
+    made, so every SMP goes out with the TID and in the order it would have had."""
+
+    __slots__ = (
+        "blocks",
+        "count",
+        "first_tid",
+        "guid",
+        "next",
+        "path",
+        "raw",
+        "sets",
+        "stale",
+    )
+
+    def __init__(
+        self,
+        guid: int,
+        path: DrPath,
+        raw: bytes,
+        blocks: Sequence[int],
+        first_tid: int,
+        stale: set[tuple[int, int]],
+        m_key: int,
+    ) -> None:
+        self.guid = guid
+        self.path = path
+        self.sets = DirectedRequests(
+            Method.SET, _LFT_ATTRIBUTE, path_slot=path_bytes(path), hop_count=len(path),
+            m_key=m_key,
+        )  # fmt: skip
+        self.raw = raw  # the whole new table, immutable while the batch drains
+        self.blocks = blocks
+        self.count = len(blocks)
+        self.first_tid = first_tid
+        self.stale = stale
+        self.next = 0  # index in `blocks` of the next Set to build
+
+    def take(self) -> _Request:
+        """The next block's Set (the batch is done when `next == count`)."""
+        index = self.next
+        self.next = index + 1
+        block = self.blocks[index]
+        tid = (self.first_tid + index) & _TID_MATCH_MASK
+        start = block * LFT_BLOCK_SIZE
+        payload = self.sets.pack(tid, block, self.raw[start : start + LFT_BLOCK_SIZE])
+        request = _Request(tid, payload, self.path, _LFT_ATTRIBUTE, _ignore, None)
+        request.on_error = _LftBlockFailed(self.stale, self.guid, block)
+        return request
+
+
 class _Request:
     __slots__ = (
         "attr",
@@ -413,6 +470,7 @@ class _Request:
         "path",
         "payload",
         "retries",
+        "sequence",
         "tid",
     )
 
@@ -427,6 +485,7 @@ class _Request:
         self.ctx = ctx
         self.retries = 0
         self.deadline_ns = 0
+        self.sequence = 0  # its deadline's place among equal ones (`_transmit`)
         self.on_error: ErrorHandler | None = None
         self.in_sweep = True  # part of a sweep (not an alias GUID write for the SA)
 
@@ -455,9 +514,15 @@ class SubnetManager(EventLog[Any]):
         self._init_event_log(True)
         self._tid = self.rng.getrandbits(24) << 24
         self._outbox: list[Datagram] = []
-        self._queue: deque[_Request] = deque()
+        self._queue: deque[_Request | _LftBatch] = deque()
         self._outstanding: dict[int, _Request] = {}
-        self._timeouts: Timers[int] = Timers()  # outstanding TIDs (match bits) by deadline
+        # Deadlines: of the polls and VF routes (negative keys), and of TIDs (match
+        # bits) in `_timeouts`, or in `_in_order` when they came in order (`_transmit`).
+        self._timeouts: Timers[int] = Timers()
+        self._in_order: dict[int, _Request] = {}
+        self._in_order_last_ns = 0
+        self._path_slots: dict[DrPath, bytes] = {}  # `_path_slot`
+        self._request_tail = Datagram(b"", port_num, 0, PERMISSIVE_LID, QP0, QP0)[1:]
         self._guid_to_lid: dict[int, int] = {}  # stable LIDs across sweeps
         self._active_ports: set[int] = set()  # end-port GUIDs in service
         self._resweep_lids: set[int] = set()
@@ -527,10 +592,32 @@ class SubnetManager(EventLog[Any]):
         return out
 
     def get_timer(self) -> int | None:
-        return self._timeouts.next_deadline()
+        deadline = self._timeouts.next_deadline()
+        if self._in_order:
+            first = next(iter(self._in_order.values())).deadline_ns
+            if deadline is None or first < deadline:
+                return first
+        return deadline
 
     def handle_timer(self, now_ns: int) -> None:
-        while (key := self._timeouts.pop_due(now_ns)) is not None:
+        timeouts = self._timeouts
+        in_order = self._in_order
+        while True:
+            if in_order:
+                # The earlier of the first in-order TID and the first other entry,
+                # ties to the one armed first, as if all were in `_timeouts`.
+                request = next(iter(in_order.values()))
+                entry = timeouts.peek_entry() if timeouts else None
+                if request.deadline_ns <= now_ns and (
+                    entry is None or (request.deadline_ns, request.sequence) < entry[:2]
+                ):
+                    tid = request.tid & _TID_MATCH_MASK
+                    del in_order[tid]
+                    self._expire(self._outstanding.pop(tid), now_ns)
+                    continue
+            key = timeouts.pop_due(now_ns)
+            if key is None:
+                return
             if key == _POLL_KEY:
                 self._poll(now_ns)
             elif key == _VF_ROUTES_KEY:
@@ -724,12 +811,20 @@ class SubnetManager(EventLog[Any]):
         of a bring-up, several per port, skip building an `Smp` only to pack it."""
         tid = self._next_tid()
         payload = pack_directed_request(
-            method, attribute_id, data, tid=tid, path_slot=path_bytes(path),
+            method, attribute_id, data, tid=tid, path_slot=self._path_slot(path),
             hop_count=len(path), attribute_modifier=modifier, m_key=self.config.m_key,
         )  # fmt: skip
         request = _Request(tid, payload, path, attribute_id, handler, ctx)
         request.in_sweep = in_sweep
         self._submit(request, (attribute_id, method), now_ns)
+
+    def _path_slot(self, path: DrPath) -> bytes:
+        """`path_bytes(path)`, kept: a bring-up sends several PortInfo SMPs along
+        each node's path, and a lookup costs a fifth of building the bytes."""
+        slot = self._path_slots.get(path)
+        if slot is None:
+            slot = self._path_slots[path] = path_bytes(path)
+        return slot
 
     def _submit(self, request: _Request, counted: tuple[int, int], now_ns: int) -> None:
         """Send `request` now if the window of outstanding SMPs has room, else queue it."""
@@ -739,16 +834,17 @@ class SubnetManager(EventLog[Any]):
         else:
             self._queue.append(request)
 
-    def _submit_all(self, requests: list[_Request], counted: tuple[int, int], now_ns: int) -> None:
-        """`_submit` of each of `requests` in turn, counted at once: a switch's LFT
-        blocks (696 each on a 44,544-LID subnet) go out or queue as one batch."""
-        if not requests:
-            return
-        self.smp_counts[counted] += len(requests)
-        room = max(self.config.max_outstanding - len(self._outstanding), 0)
-        for request in requests[:room]:
-            self._transmit(request, now_ns)
-        self._queue.extend(requests[room:])
+    def _submit_batch(self, batch: _LftBatch, now_ns: int) -> None:
+        """`_submit` of each of a switch's LFT block Sets in turn, counted at once:
+        those the window has room for go out now, the batch queues for the rest."""
+        count = batch.count
+        self.smp_counts[_LFT_SET] += count
+        room = self.config.max_outstanding - len(self._outstanding)
+        while room > 0 and batch.next < count:
+            self._transmit(batch.take(), now_ns)
+            room -= 1
+        if batch.next < count:
+            self._queue.append(batch)
 
     def _issue_get(
         self,
@@ -785,23 +881,51 @@ class SubnetManager(EventLog[Any]):
         """The outstanding request with `tid`, no longer outstanding; None if unknown."""
         key = tid & _TID_MATCH_MASK
         request = self._outstanding.pop(key, None)
-        if request is not None:
+        if request is not None and self._in_order.pop(key, None) is None:
             self._timeouts.cancel(key)
         return request
 
     def _transmit(self, request: _Request, now_ns: int) -> None:
-        request.deadline_ns = now_ns + self.config.transaction_timeout_ns
+        # Transactions time out in the order they went out whenever the clock only
+        # moves forward: their deadlines then queue in an insertion-ordered dict,
+        # whose head is the earliest and from which an answer removes its TID at
+        # once; a `Timers` entry per SMP (a tuple, lazily deleted and skipped) cost
+        # more than a tenth of the SM's time per SMP. A deadline earlier than the
+        # last in order (a clock that went back) goes to `_timeouts`.
+        deadline = now_ns + self.config.transaction_timeout_ns
+        request.deadline_ns = deadline
         key = request.tid & _TID_MATCH_MASK
         self._outstanding[key] = request
-        self._timeouts.arm(key, request.deadline_ns)
+        in_order = self._in_order
+        if not in_order or self._in_order_last_ns <= deadline:
+            request.sequence = self._timeouts.take_sequence()
+            in_order[key] = request
+            self._in_order_last_ns = deadline
+        else:
+            self._timeouts.arm(key, deadline)
         self.smps_sent += 1
-        self._outbox.append(
-            Datagram(request.payload, self.port_num, self.db.sm_lid or 0, PERMISSIVE_LID, QP0, QP0)
-        )
+        # Every request leaves the same way: the Datagram is the payload and a tail
+        # built once by the constructor (a tuple concatenation costs half as much
+        # as the NamedTuple's Python-level __new__, twice per SMP of a bring-up).
+        tail = self._request_tail
+        sm_lid = self.db.sm_lid or 0
+        if tail[0] != self.port_num or tail[1] != sm_lid:
+            tail = Datagram(b"", self.port_num, sm_lid, PERMISSIVE_LID, QP0, QP0)[1:]
+            self._request_tail = tail
+        self._outbox.append(_new_tuple(Datagram, (request.payload, *tail)))
 
     def _request_done(self, now_ns: int) -> None:
-        while self._queue and len(self._outstanding) < self.config.max_outstanding:
-            self._transmit(self._queue.popleft(), now_ns)
+        queue = self._queue
+        while queue and len(self._outstanding) < self.config.max_outstanding:
+            head = queue[0]
+            if isinstance(head, _LftBatch):
+                request = head.take()
+                if head.next == head.count:
+                    queue.popleft()
+            else:
+                queue.popleft()
+                request = head
+            self._transmit(request, now_ns)
         if not self._queue and not self._outstanding:
             self._phase_done(now_ns)
 
@@ -1347,6 +1471,23 @@ class SubnetManager(EventLog[Any]):
             rows.append(row)
         return np.stack(rows) if rows else None
 
+    @staticmethod
+    def _changed_lft_blocks(raw: bytes, old: bytearray | None, blocks: int) -> np.ndarray:
+        """Per 64-entry block of the new table `raw`, whether it differs from what
+        the switch was last given (`old`; None: nothing yet, every block). Compared
+        as arrays: a Python loop over 696 blocks of 3,584 switches was a second of a
+        bring-up. A block `old` does not hold whole differs."""
+        if old is None:
+            return np.ones(blocks, dtype=bool)
+        held = min(len(old) // LFT_BLOCK_SIZE, blocks)
+        changed = np.ones(blocks, dtype=bool)
+        if held:
+            size = held * LFT_BLOCK_SIZE
+            now = np.frombuffer(raw, dtype=np.uint8, count=size).reshape(held, LFT_BLOCK_SIZE)
+            before = np.frombuffer(old, dtype=np.uint8, count=size).reshape(held, LFT_BLOCK_SIZE)
+            changed[:held] = (now != before).any(axis=1)
+        return changed
+
     def _program_routes(self, now_ns: int) -> None:
         routing_input = self._build_routing_input()
         self.routing_input = routing_input
@@ -1371,41 +1512,34 @@ class SubnetManager(EventLog[Any]):
         top = self.db.max_lid
         blocks = top // LFT_BLOCK_SIZE + 1
         stale = self._stale_lft_blocks
+        # Blocks whose last Set failed, by switch: written again even if unchanged.
+        stale_of: dict[int, list[int]] = {}
+        for guid, block in stale:
+            stale_of.setdefault(guid, []).append(block)
         m_key = self.config.m_key
         for i, guid in enumerate(self.switch_order):
             node = self.db.nodes[guid]
             new = bytearray([UNREACHABLE_PORT]) * (blocks * LFT_BLOCK_SIZE)
             row = lfts[i]
             new[: len(row)] = row.tobytes()
-            old = node.lft
-            self._set_switch_info(node, top, now_ns)
-            # The SubnSet(LinearForwardingTable) of each changed block, packed
-            # straight from the table's bytes (`pack_directed_request`: the same bytes as
-            # `make_set(LinearForwardingTable(...))`, the hot path of a bring-up).
-            path = node.path
-            path_slot = path_bytes(path)
             raw = bytes(new)
-            batch: list[_Request] = []
-            for block in range(blocks):
-                start = block * LFT_BLOCK_SIZE
-                chunk = raw[start : start + LFT_BLOCK_SIZE]
-                if (
-                    old is not None
-                    and old[start : start + LFT_BLOCK_SIZE] == chunk
-                    and (not stale or (guid, block) not in stale)
-                ):
-                    continue
-                if stale:
+            self._set_switch_info(node, top, now_ns)
+            changed = self._changed_lft_blocks(raw, node.lft, blocks)
+            for block in stale_of.get(guid, ()):
+                if block < blocks:
+                    changed[block] = True
                     stale.discard((guid, block))
-                tid = self._next_tid()
-                payload = pack_directed_request(
-                    Method.SET, _LFT_ATTRIBUTE, chunk, tid=tid, path_slot=path_slot,
-                    hop_count=len(path), attribute_modifier=block, m_key=m_key,
-                )  # fmt: skip
-                request = _Request(tid, payload, path, _LFT_ATTRIBUTE, _ignore, None)
-                request.on_error = _LftBlockFailed(stale, guid, block)
-                batch.append(request)
-            self._submit_all(batch, _LFT_SET, now_ns)
+            # A block's Set is built from the table's bytes only when the window has
+            # room for it (`_LftBatch`); a first sweep writes every block.
+            numbers: Sequence[int] = (
+                range(blocks) if changed.all() else np.flatnonzero(changed).tolist()
+            )
+            count = len(numbers)
+            if count:
+                first_tid = (self._tid + 1) & _TID_MATCH_MASK
+                self._tid = (self._tid + count) & _TID_MATCH_MASK
+                batch = _LftBatch(guid, node.path, raw, numbers, first_tid, stale, m_key)
+                self._submit_batch(batch, now_ns)
             node.lft = new
         self._program_multicast(now_ns, in_sweep=True)
 
@@ -1708,9 +1842,11 @@ class SubnetManager(EventLog[Any]):
     def _cancel_poll(self) -> None:
         self._timeouts.cancel(_POLL_KEY)
         tid, self._poll_tid = self._poll_tid, None
-        if tid is not None and self._outstanding.pop(tid, None) is not None:
-            self._timeouts.cancel(tid)
-        self._queue = deque(r for r in self._queue if r.tid & _TID_MATCH_MASK != tid)
+        if tid is not None:
+            self._answered(tid)
+        self._queue = deque(
+            r for r in self._queue if isinstance(r, _LftBatch) or r.tid & _TID_MATCH_MASK != tid
+        )
 
     def _poll(self, now_ns: int) -> None:
         """The polling timer of a STANDBY SM (OpenSM's polling callback): take over
