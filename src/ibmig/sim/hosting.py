@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -190,13 +190,25 @@ class VirtualizedSubnet(SubnetSim):
 
     def add_vm(self, name: str, guest: GuestAgent, host: str, vguid: int) -> VmSlot:
         """Place a VM on `host`; its VF comes up when the SA acknowledges its GUID."""
-        slot = VmSlot(name, guest, host, vguid)
-        self.vms[name] = slot
-        self._vm_of_guest[id(guest)] = slot
-        self.attach(self.hosts[host].node, guest, self.latency.guest_ns, outputs=self._send_to_dom0)
-        self.coordinator.start_vm(name, host, vguid or None, self.kernel.now_ns)
+        return self.add_vms(host, [(name, guest, vguid)])[0]
+
+    def add_vms(self, host: str, vms: Iterable[tuple[str, GuestAgent, int]]) -> list[VmSlot]:
+        """Place VMs (name, guest engine, vGUID) on `host` now, in order, as `add_vm`
+        each. The toolstack is told of them all, then pumped once: it carries out the
+        same commands in the same order as when pumped after each VM, without a pump
+        per VM (a placement's is one of six per VM)."""
+        node = self.hosts[host].node
+        now = self.kernel.now_ns
+        slots = []
+        for name, guest, vguid in vms:
+            slot = VmSlot(name, guest, host, vguid)
+            self.vms[name] = slot
+            self._vm_of_guest[id(guest)] = slot
+            self.attach(node, guest, self.latency.guest_ns, outputs=self._send_to_dom0)
+            self.coordinator.start_vm(name, host, vguid or None, now)
+            slots.append(slot)
         self._pump(TOOLSTACK, self.coordinator)
-        return slot
+        return slots
 
     def narrow_engine_events(self) -> None:
         super().narrow_engine_events()
@@ -365,8 +377,8 @@ class VirtualizedSubnet(SubnetSim):
     # --- the toolstack ------------------------------------------------------------------
 
     def _confirm(self, node: int, event: Any) -> None:
-        self.coordinator.confirm(event, self.kernel.now_ns)
-        self._pump(TOOLSTACK, self.coordinator)
+        if self.coordinator.confirm(event, self.kernel.now_ns):
+            self._pump(TOOLSTACK, self.coordinator)
 
     def _carry_out_commands(self, node: int, engine: Engine) -> None:
         coordinator = self.coordinator

@@ -135,7 +135,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
@@ -745,16 +745,23 @@ class HostAgent(EventLog[HostEvent]):
         departed VM's alias in their GUIDInfo entry (registered, or being deleted).
         That alias stays after `detach_vf` until `release_alias` deletes it; a VM
         given the VF before then would overwrite the entry under the release."""
+        return list(self._free_vfs())
+
+    def _free_vfs(self) -> Iterator[int]:
+        """`free_vfs` lazily, lowest first: placing a VM takes the first one, and
+        listing all of them for each of a host's m VMs cost O(m^2) per host (the
+        test of a free VF's queue is the dear part)."""
         if self.config.assignment is AddressAssignment.DYNAMIC:
-            return [i for i, vf in self._vfs.items() if vf.vm is None]
-        return [
+            return (i for i, vf in self._vfs.items() if vf.vm is None)
+        entries, unsure, queues = self._entries, self._unsure, self._queues
+        return (
             i
             for i, vf in self._vfs.items()
             if vf.vm is None
-            and not self._entries.get(i)
-            and i not in self._unsure
-            and not any(not op.setting for op in self._queues.get(i, ()))
-        ]
+            and not entries.get(i)
+            and i not in unsure
+            and not any(not op.setting for op in queues.get(i, ()))
+        )
 
     def alias_index(self, guid: int) -> int | None:
         """The GUIDInfo index that holds `guid` (acknowledged, or a Set of it queued),
@@ -908,10 +915,9 @@ class HostAgent(EventLog[HostEvent]):
 
     def _reserve(self, vm: str, index: int | None) -> _Vf:
         if index is None:
-            free = self.free_vfs()
-            if not free:
+            index = next(self._free_vfs(), None)
+            if index is None:
                 raise HostError(f"no free VF on {self.host_id} for {vm}")
-            index = free[0]
         slot = self._vf(index)
         if slot.vm is not None:
             raise HostError(f"VF {index} of {self.host_id} is taken by {slot.vm}")

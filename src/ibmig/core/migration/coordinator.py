@@ -196,22 +196,27 @@ class MigrationCoordinator(EventLog[PhaseEntered]):
         migration.abort(now_ns, reason)
         self._drive(self.migrations.index(migration))
 
-    def confirm(self, event: Any, now_ns: int) -> None:
-        """A dom0 event of a type in `CONFIRMATIONS`; others are ignored."""
-        if isinstance(event, VfUp):
+    def confirm(self, event: Any, now_ns: int) -> bool:
+        """A dom0 event of a type in `CONFIRMATIONS`; others are ignored. Returns
+        whether the coordinator may have output now (commands or events waiting, a
+        migration driven); False: it has none and its timer has not moved, so the
+        runtime need not pump it (every placed VM's AliasAcknowledged)."""
+        if isinstance(event, AliasAcknowledged):
+            migration = self._migration_of.get(event.vm)
+            if migration is None or not migration.awaits_alias_ack:
+                return bool(self._commands or self._events)
+            migration.alias_set_acknowledged(now_ns)
+            self._drive(self.migrations.index(migration))
+        elif isinstance(event, VfUp):
             self._vf_up(event, now_ns)
         elif isinstance(event, AliasReleased):
             for index, running in enumerate(self.migrations):
                 if running.vguid == event.guid and running.awaits_alias_release:
                     running.alias_released(now_ns)
                     self._drive(index)
-        elif isinstance(event, AliasAcknowledged):
-            migration = self._migration_of.get(event.vm)
-            if migration is not None and migration.awaits_alias_ack:
-                migration.alias_set_acknowledged(now_ns)
-                self._drive(self.migrations.index(migration))
         elif isinstance(event, AliasFailed):
             self._alias_failed(event, now_ns)
+        return True
 
     def receive(self, datagram: Datagram, now_ns: int) -> None:
         """The toolstack has no port on the fabric: nothing arrives."""
