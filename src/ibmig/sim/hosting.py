@@ -194,20 +194,29 @@ class VirtualizedSubnet(SubnetSim):
 
     def add_vms(self, host: str, vms: Iterable[tuple[str, GuestAgent, int]]) -> list[VmSlot]:
         """Place VMs (name, guest engine, vGUID) on `host` now, in order, as `add_vm`
-        each. The toolstack is told of them all, then pumped once: it carries out the
-        same commands in the same order as when pumped after each VM, without a pump
-        per VM (a placement's is one of six per VM)."""
+        each, but with one toolstack pump (a placement's pumps were six per VM).
+
+        In the shared-port model a `GuestMoved` is bookkeeping here, so the
+        toolstack attaches all their VFs in one dom0 call (`start_vms`) and dom0 is
+        pumped once: what attaching a fresh VF gives is a timer due now for the
+        alias GUID work, and nothing reaches the kernel between the calls. Under
+        vSwitch each `GuestMoved` has the SM place a VF LID, whose SMPs must keep
+        their place between the dom0 calls: there each VM has its own call."""
         node = self.hosts[host].node
         now = self.kernel.now_ns
+        coordinator = self.coordinator
         slots = []
         for name, guest, vguid in vms:
             slot = VmSlot(name, guest, host, vguid)
             self.vms[name] = slot
             self._vm_of_guest[id(guest)] = slot
             self.attach(node, guest, self.latency.guest_ns, outputs=self._send_to_dom0)
-            self.coordinator.start_vm(name, host, vguid or None, now)
+            if self.vswitch is not None:
+                coordinator.start_vm(name, host, vguid or None, now)
             slots.append(slot)
-        self._pump(TOOLSTACK, self.coordinator)
+        if self.vswitch is None:
+            coordinator.start_vms(host, [(slot.name, slot.vguid or None) for slot in slots], now)
+        self._pump(TOOLSTACK, coordinator)
         return slots
 
     def narrow_engine_events(self) -> None:

@@ -171,6 +171,30 @@ def test_starting_vms_attaches_their_guests_when_the_vport_is_up() -> None:
     ]
 
 
+def test_a_host_s_vms_started_together_are_one_dom0_call_in_order() -> None:
+    rt = Runtime(AddressAssignment.STATIC)
+    rt.coordinator.start_vms("h2", [("vm1", V1), ("vmA", VA)], 0)
+    commands = [rt.coordinator.next_command() for _ in range(4)]
+    assert commands[:2] == [GuestMoved("vm1", "h2"), GuestMoved("vmA", "h2")]
+    assert isinstance(commands[2], HostCall) and commands[2].host == "h2"
+    assert commands[3] is None
+    h2 = rt.hosts["h2"]
+    commands[2].call(h2, 0)
+    assert (h2.vf_of("vm1"), h2.vf_of("vmA")) == (1, 2)
+    assert rt.coordinator.host_of("vm1") == rt.coordinator.host_of("vmA") == "h2"
+    rt.settle(0)
+    assert [(what, arg) for _, what, arg in rt.log if what.endswith("attach")] == [
+        ("vm1.attach", (1, 5, gid(V1), SA_LID)),
+        ("vmA.attach", (1, 5, gid(VA), SA_LID)),
+    ]
+    writes = [
+        (d.slid, mad.header.method)
+        for d, mad in rt.sa.requests
+        if mad.header.attribute_id == SaAttr.GUID_INFO_RECORD
+    ]
+    assert writes == [(5, Method.SET)]  # both entries in one record
+
+
 def test_confirm_says_when_the_coordinator_need_not_be_pumped() -> None:
     """A placed VM's AliasAcknowledged waits for nothing: the runtime may skip the
     pump; its VfUp starts the guest (a command), and during a migration the
