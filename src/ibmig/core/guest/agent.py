@@ -168,6 +168,7 @@ from ibmig.core.sa_client import SaClient, SaRequest, report_resp
 from ibmig.core.timers import Timers
 from ibmig.errors import WireError
 from ibmig.wire.cm import CmMad, Dreq
+from ibmig.wire.fastrecord import fast_constructor
 from ibmig.wire.ipoib import ARP_REPLY, ARP_REQUEST
 from ibmig.wire.mad import MAD_SIZE, MadStatus, Method, MgmtClass
 from ibmig.wire.notice import PathValues, TrapNumber, peek_gid_service, peek_path_move
@@ -220,6 +221,8 @@ _REQ_SENT, _REP_SENT, _ESTABLISHED, _DREQ_SENT, _CLOSED = (
 class _TimerOwner(Protocol):
     deadline: int | None
 
+
+_new_attached = fast_constructor(Attached)  # one per VM placed, and per migration
 
 _NO_TIMERS: Final[Timers[Any]] = Timers()
 """The timers of every guest that has no deadline yet, never armed: only `_sync`
@@ -510,7 +513,7 @@ class GuestAgent(GuestCm):
             raise ValueError(f"a GID is 16 bytes, got {len(gid)}")
         self.attached = True
         self.port_num, self.lid, self.gid, self.sa_lid = port_num, lid, gid, sa_lid
-        self._emit(Attached(now_ns, gid, lid, resumed))
+        self._emit(_new_attached(now_ns, gid, lid, resumed))
         if self.subscribe:
             self._send_subscription(now_ns)
         if self.config.join_ipoib_broadcast:

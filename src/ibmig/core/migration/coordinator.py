@@ -70,6 +70,7 @@ from ibmig.core.migration.machine import (
     UndoAlias,
 )
 from ibmig.core.timers import Timers
+from ibmig.wire.fastrecord import fast_constructor
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +99,11 @@ class GuestMoved:
 
 
 Command = HostCall | GuestCall | GuestMoved
+
+# Frozen dataclasses store each field through object.__setattr__: the commands a
+# placement gives for every VM are built without it (`fast_constructor`).
+_new_guest_moved = fast_constructor(GuestMoved)
+_new_guest_call = fast_constructor(GuestCall)
 
 
 class CoordinatorError(RuntimeError):
@@ -192,7 +198,7 @@ class MigrationCoordinator(EventLog[PhaseEntered]):
         vms = tuple(vms)
         for vm, _ in vms:
             self._location[vm] = host
-            self._commands.append(GuestMoved(vm, host))
+            self._commands.append(_new_guest_moved(vm, host))
         self._commands.append(HostCall(host, partial(_attach_vfs, vms)))
 
     def migrate(self, migration: LiveMigration, now_ns: int) -> None:
@@ -293,7 +299,7 @@ class MigrationCoordinator(EventLog[PhaseEntered]):
             assert dom0.sa_lid is not None  # a vport is up only on an active port
             self._running.add(vm)
             call = partial(_attach_guest, dom0.port_num, lid, event.gid, dom0.sa_lid)
-            self._commands.append(GuestCall(vm, call))
+            self._commands.append(_new_guest_call(vm, call))
 
     def _alias_failed(self, event: AliasFailed, now_ns: int) -> None:
         """dom0 gave an alias GUID request up: the migration waiting on it fails and
