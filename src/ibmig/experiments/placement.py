@@ -146,15 +146,18 @@ def place(
         names.update({f"vm{i}": VGUID_BASE + i + 1 for i in range(hosts_cfg.n * hosts_cfg.m)})
         sim.sm.set_partitions(scenario.partitions.parse(names), sim.kernel.now_ns)
         sim.pump(sim.sm_node, sim.sm_engine)
-    for i in range(hosts_cfg.n * hosts_cfg.m):
-        name = f"vm{i}"
-        guest = GuestAgent(
-            ip=vm_ip(i), rng=partial(make_rng, seed, "vm", i), config=guest_config,
-            subscribe=strategy.guest_subscribes, notice=scenario.signalling.notice,
-            record_events=True, name=name,
-        )  # fmt: skip
-        vguid = VGUID_BASE + i + 1 if static else 0
-        sim.add_vm(name, guest, host_names[i // hosts_cfg.m], vguid)
+    m = hosts_cfg.m
+    for h, host in enumerate(host_names):
+        vms = []
+        for i in range(h * m, (h + 1) * m):
+            name = f"vm{i}"
+            guest = GuestAgent(
+                ip=vm_ip(i), rng=partial(make_rng, seed, "vm", i), config=guest_config,
+                subscribe=strategy.guest_subscribes, notice=scenario.signalling.notice,
+                record_events=True, name=name,
+            )  # fmt: skip
+            vms.append((name, guest, VGUID_BASE + i + 1 if static else 0))
+        sim.add_vms(host, vms)  # a host's VMs start together (one toolstack pump)
     # Up, and every port holding its alias GUIDs: under OpenSM's answer order a vport
     # is up before the SM's GUIDInfo write lands, and a migration measured from here
     # must not count the set-up's writes.

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from ibmig.core.guest.agent import _NO_TIMERS
 from ibmig.experiments.runner import run_scenario
 from ibmig.experiments.scenario import scenario_from_dict
 
@@ -41,3 +42,27 @@ def test_every_guest_keeps_a_key_sharing_dictionary_through_a_migration() -> Non
         shared = sys.getsizeof(vars(guest))
         combined = sys.getsizeof(dict(vars(guest)))  # a copy has a table of its own
         assert shared < combined, (guest.name, len(vars(guest)), shared, combined)
+
+
+def test_guests_share_one_never_armed_timers_until_their_first_deadline() -> None:
+    """A guest's timers are its own from its first deadline on; before, it holds a
+    shared empty one (`agent._NO_TIMERS`) that nothing may arm."""
+    data = {
+        "topology": {"file": "ft2-36"},
+        "hosts": {"n": 6, "m": 2, "vfs": 3},
+        "workload": {"peers": 1, "interval_us": 50000},
+        "migrations": [{"vm": 0, "at_ms": 1}],
+        "run": {"duration_ms": 4000, "seed": 1},
+        "timing": {"migration": {"memory_bytes": 16 * 1024 * 1024}},
+    }
+    guests: list[Any] = []
+
+    def on_stage(stage: str, sim: Any) -> None:
+        if stage == "measure":
+            guests.extend(vm.guest for vm in sim.vms.values())
+
+    result = run_scenario(scenario_from_dict(data, "timers"), on_stage=on_stage)
+    assert result.migrations[0].done_ns is not None
+    assert len(_NO_TIMERS) == 0 and _NO_TIMERS.next_deadline() is None
+    own = [g.name for g in guests if g._timers is not _NO_TIMERS]
+    assert own == ["vm0", "vm3"]  # the one client and its server (CM, data timers)

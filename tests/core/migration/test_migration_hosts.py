@@ -97,6 +97,9 @@ class Runtime:
         self.where: dict[str, str] = {}
         self.after_confirm: Callable[[object, int], None] | None = None
         """Called after each confirmation handed to the coordinator."""
+        self.answers: list[tuple[str, str, bool]] = []
+        """(event type, host, what `confirm` returned), each checked: False only
+        when the coordinator has nothing for the runtime (no pump needed)."""
 
     def settle(self, now_ns: int) -> None:
         """Carry out the coordinator's commands, let the SA answer, hand the hosts'
@@ -124,7 +127,13 @@ class Runtime:
                     if isinstance(event, wanted):
                         progressed = True
                         self.log.append((now_ns, type(event).__name__, agent.host_id))
-                        coordinator.confirm(event, now_ns)
+                        timer = coordinator.get_timer()
+                        answer = coordinator.confirm(event, now_ns)
+                        self.answers.append((type(event).__name__, agent.host_id, answer))
+                        if not answer:
+                            assert coordinator.get_timer() == timer
+                            assert coordinator.next_command() is None
+                            assert coordinator.next_event() is None
                         if self.after_confirm is not None:
                             self.after_confirm(event, now_ns)
             if not progressed:
@@ -159,6 +168,52 @@ def test_starting_vms_attaches_their_guests_when_the_vport_is_up() -> None:
     assert [(t, what, arg) for t, what, arg in rt.log if what.endswith("attach")] == [
         (0, "vm1.attach", (1, 3, gid(V1), SA_LID)),
         (0, "vmA.attach", (1, 7, gid(VA), SA_LID)),
+    ]
+
+
+def test_a_host_s_vms_started_together_are_one_dom0_call_in_order() -> None:
+    rt = Runtime(AddressAssignment.STATIC)
+    rt.coordinator.start_vms("h2", [("vm1", V1), ("vmA", VA)], 0)
+    commands = [rt.coordinator.next_command() for _ in range(4)]
+    assert commands[:2] == [GuestMoved("vm1", "h2"), GuestMoved("vmA", "h2")]
+    assert isinstance(commands[2], HostCall) and commands[2].host == "h2"
+    assert commands[3] is None
+    h2 = rt.hosts["h2"]
+    commands[2].call(h2, 0)
+    assert (h2.vf_of("vm1"), h2.vf_of("vmA")) == (1, 2)
+    assert rt.coordinator.host_of("vm1") == rt.coordinator.host_of("vmA") == "h2"
+    rt.settle(0)
+    assert [(what, arg) for _, what, arg in rt.log if what.endswith("attach")] == [
+        ("vm1.attach", (1, 5, gid(V1), SA_LID)),
+        ("vmA.attach", (1, 5, gid(VA), SA_LID)),
+    ]
+    writes = [
+        (d.slid, mad.header.method)
+        for d, mad in rt.sa.requests
+        if mad.header.attribute_id == SaAttr.GUID_INFO_RECORD
+    ]
+    assert writes == [(5, Method.SET)]  # both entries in one record
+
+
+def test_confirm_says_when_the_coordinator_need_not_be_pumped() -> None:
+    """A placed VM's AliasAcknowledged waits for nothing: the runtime may skip the
+    pump; its VfUp starts the guest (a command), and during a migration the
+    destination's acknowledgement drives the migration."""
+    rt = static_runtime()
+    assert rt.answers == [
+        ("AliasAcknowledged", "h1", False),
+        ("VfUp", "h1", True),
+        # The command h1's VfUp gave still waits: this runtime carries commands
+        # out between rounds, so the coordinator has output.
+        ("AliasAcknowledged", "h3", True),
+        ("VfUp", "h3", True),
+    ]
+    del rt.answers[:]
+    rt.run(LiveMigration("vm1", "h1", "h2", timing=TIMING, vguid=V1), 1_000)
+    assert rt.answers == [
+        ("AliasReleased", "h1", True),
+        ("AliasAcknowledged", "h2", True),
+        ("VfUp", "h2", True),
     ]
 
 

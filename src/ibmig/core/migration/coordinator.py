@@ -48,7 +48,7 @@ the alias all the same.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -70,6 +70,7 @@ from ibmig.core.migration.machine import (
     UndoAlias,
 )
 from ibmig.core.timers import Timers
+from ibmig.wire.fastrecord import fast_constructor
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +100,11 @@ class GuestMoved:
 
 Command = HostCall | GuestCall | GuestMoved
 
+# Frozen dataclasses store each field through object.__setattr__: the commands a
+# placement gives for every VM are built without it (`fast_constructor`).
+_new_guest_moved = fast_constructor(GuestMoved)
+_new_guest_call = fast_constructor(GuestCall)
+
 
 class CoordinatorError(RuntimeError):
     """A VM or host the coordinator was not told of."""
@@ -115,6 +121,11 @@ def _release_alias(vguid: int, dom0: HostAgent, now_ns: int) -> None:
 
 def _attach_vf(vm: str, vguid: int | None, dom0: HostAgent, now_ns: int) -> None:
     dom0.attach_vf(vm, now_ns, vguid=vguid)
+
+
+def _attach_vfs(vms: tuple[tuple[str, int | None], ...], dom0: HostAgent, now_ns: int) -> None:
+    for vm, vguid in vms:
+        dom0.attach_vf(vm, now_ns, vguid=vguid)
 
 
 def _restore_vf(vm: str, vguid: int | None, vf: int | None, dom0: HostAgent, now_ns: int) -> None:
@@ -178,6 +189,18 @@ class MigrationCoordinator(EventLog[PhaseEntered]):
         self._commands.append(GuestMoved(vm, host))
         self._commands.append(HostCall(host, partial(_attach_vf, vm, vguid)))
 
+    def start_vms(self, host: str, vms: Iterable[tuple[str, int | None]], now_ns: int) -> None:
+        """Place VMs (name, vGUID) on `host` together, as the toolstack starts a
+        host's VMs: `GuestMoved` for each, then one dom0 call attaching their VFs
+        in order (`start_vm` each, but one host call for the runtime to carry out
+        and pump instead of one per VM)."""
+        self._host(host)
+        vms = tuple(vms)
+        for vm, _ in vms:
+            self._location[vm] = host
+            self._commands.append(_new_guest_moved(vm, host))
+        self._commands.append(HostCall(host, partial(_attach_vfs, vms)))
+
     def migrate(self, migration: LiveMigration, now_ns: int) -> None:
         if self._location.get(migration.vm) != migration.src_host:
             raise CoordinatorError(f"{migration.vm} does not run on {migration.src_host}")
@@ -196,22 +219,27 @@ class MigrationCoordinator(EventLog[PhaseEntered]):
         migration.abort(now_ns, reason)
         self._drive(self.migrations.index(migration))
 
-    def confirm(self, event: Any, now_ns: int) -> None:
-        """A dom0 event of a type in `CONFIRMATIONS`; others are ignored."""
-        if isinstance(event, VfUp):
+    def confirm(self, event: Any, now_ns: int) -> bool:
+        """A dom0 event of a type in `CONFIRMATIONS`; others are ignored. Returns
+        whether the coordinator may have output now (commands or events waiting, a
+        migration driven); False: it has none and its timer has not moved, so the
+        runtime need not pump it (every placed VM's AliasAcknowledged)."""
+        if isinstance(event, AliasAcknowledged):
+            migration = self._migration_of.get(event.vm)
+            if migration is None or not migration.awaits_alias_ack:
+                return bool(self._commands or self._events)
+            migration.alias_set_acknowledged(now_ns)
+            self._drive(self.migrations.index(migration))
+        elif isinstance(event, VfUp):
             self._vf_up(event, now_ns)
         elif isinstance(event, AliasReleased):
             for index, running in enumerate(self.migrations):
                 if running.vguid == event.guid and running.awaits_alias_release:
                     running.alias_released(now_ns)
                     self._drive(index)
-        elif isinstance(event, AliasAcknowledged):
-            migration = self._migration_of.get(event.vm)
-            if migration is not None and migration.awaits_alias_ack:
-                migration.alias_set_acknowledged(now_ns)
-                self._drive(self.migrations.index(migration))
         elif isinstance(event, AliasFailed):
             self._alias_failed(event, now_ns)
+        return True
 
     def receive(self, datagram: Datagram, now_ns: int) -> None:
         """The toolstack has no port on the fabric: nothing arrives."""
@@ -271,7 +299,7 @@ class MigrationCoordinator(EventLog[PhaseEntered]):
             assert dom0.sa_lid is not None  # a vport is up only on an active port
             self._running.add(vm)
             call = partial(_attach_guest, dom0.port_num, lid, event.gid, dom0.sa_lid)
-            self._commands.append(GuestCall(vm, call))
+            self._commands.append(_new_guest_call(vm, call))
 
     def _alias_failed(self, event: AliasFailed, now_ns: int) -> None:
         """dom0 gave an alias GUID request up: the migration waiting on it fails and
