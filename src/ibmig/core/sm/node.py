@@ -193,7 +193,10 @@ class SmNode:
     ) -> bool:
         batch = packets_to_send()
         out += batch
-        self._take_events(next_event)
+        # `_take_events` written out: twice per MAD the node receives.
+        events = self._events
+        while (event := next_event()) is not None:
+            events.append(event)
         return bool(batch)
 
     def _take_events(self, next_event: Callable[[], Any]) -> None:
