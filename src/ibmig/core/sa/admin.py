@@ -691,6 +691,10 @@ class SubnetAdministrator(EventLog[Any]):
         """Destination GUID -> port GUIDs that resolved a PathRecord to it
         (`targeted_reports`; module docstring)."""
         self._enums: dict[bytes, set[int]] = {}
+        # The subscriptions' InformInfos, one object per value: a data centre's hosts
+        # subscribe alike, and a notice is matched once per run of subscriptions
+        # sharing one (`_report_notice`). As many as values ever subscribed with.
+        self._inform_infos: dict[InformInfo, InformInfo] = {}
         self._reports: dict[int, _PendingReport] = {}
         self._report_timeouts: dict[int, int] = {}  # `_report_timeout_ns`
         self._unarmed: list[int] = []
@@ -1988,7 +1992,10 @@ class SubnetAdministrator(EventLog[Any]):
         sgid = datagram.sgid
         subscriber_gid = sgid if sgid is not None else port_gid
         report_gid = sgid if sgid is not None and sgid != port_gid else None
-        stored = replace(info, qpn=datagram.sqp) if info.subscribe else info
+        stored = info
+        if info.subscribe:
+            stored = replace(info, qpn=datagram.sqp)
+            stored = self._inform_infos.setdefault(stored, stored)
         key = _subscription_key(datagram.slid, datagram.sqp, report_gid, stored)
         existing = self._subscriptions.get(key)
         if info.subscribe:
@@ -2082,11 +2089,17 @@ class SubnetAdministrator(EventLog[Any]):
         carries the values of the subscriber's path to it (trap69-path)."""
         subject_gid, subject_lid = notice_subject(notice, self.db)
         lid_owner = self.db.lid_owner
-        matched = [
-            subscription
-            for subscription in reversed(self._subscriptions.values())
-            if inform_matches(subscription.inform_info, notice, subject_gid, subject_lid)
-        ]
+        matched: list[Subscription] = []
+        # One test per run of subscriptions sharing an InformInfo (`_inform_infos`),
+        # not one per subscriber.
+        info: InformInfo | None = None
+        matches = False
+        for subscription in reversed(self._subscriptions.values()):
+            if subscription.inform_info is not info:
+                info = subscription.inform_info
+                matches = inform_matches(info, notice, subject_gid, subject_lid)
+            if matches:
+                matched.append(subscription)
         reachable = [s for s in matched if s.lid in lid_owner]
         if len(reachable) != len(matched):
             self.counters["report_to_unknown_lid"] += len(matched) - len(reachable)
