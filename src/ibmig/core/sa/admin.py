@@ -239,7 +239,7 @@ stays a requester (a path may be held long after it was asked for).
 from __future__ import annotations
 
 import random
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -2145,9 +2145,14 @@ class SubnetAdministrator(EventLog[Any]):
         )
         datagram_for = copies.datagram
         timeouts = self._report_timeouts
-        record_sent = self._wants(ReportSent)
-        reports, outbox, record = self._reports, self._outbox, self._record
-        unarmed = self._unarmed
+        # The ReportSent events go straight into the event log (as `_record` queues
+        # them, without its call per Report).
+        log: deque[Any] | None = None
+        if self._wants(ReportSent):
+            if self._events is None:
+                self._events = deque()
+            log = self._events
+        reports, outbox, unarmed = self._reports, self._outbox, self._unarmed
         # The TIDs `_next_tid` would give, counted here: one call less per Report.
         tid = self._tid
         for subscription in subscriptions:
@@ -2156,8 +2161,8 @@ class SubnetAdministrator(EventLog[Any]):
             timeout = timeouts.get(resp_time) or self._report_timeout_ns(resp_time)
             reports[tid] = _PendingReport(subscription, copies, timeout, now_ns + timeout)
             outbox.append(datagram_for(subscription, tid))
-            if record_sent:
-                record(_new_report_sent(subscription, trap_number, tid, now_ns, 0))
+            if log is not None:
+                log.append(_new_report_sent(subscription, trap_number, tid, now_ns, 0))
             unarmed.append(tid)
         self._tid = tid
         # As `_send` counts, for all of them at once.
