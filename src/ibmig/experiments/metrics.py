@@ -50,6 +50,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ibmig.core.engine import Engine
 from ibmig.core.guest.events import Attached, MessageDelivered
 from ibmig.core.host.events import AliasFailed
 from ibmig.core.migration.machine import LiveMigration
@@ -58,6 +59,7 @@ from ibmig.core.sm.vswitch import VfLidMoved
 from ibmig.experiments.migrations import Launched
 from ibmig.experiments.scenario import Scenario
 from ibmig.sim.hosting import Failover, VirtualizedSubnet
+from ibmig.sim.subnet import EngineServer
 from ibmig.wire.notice import PATH_CHANGE_TRAP
 
 SA_CLASS = 0x03
@@ -333,6 +335,8 @@ class Collector:
         # The SA's largest queue between consecutive samples (at each alias move and
         # each ReportResp); an event's largest is the max over its samples.
         self.queue_samples = array("q")
+        self._sa_server: EngineServer | None = None  # `_sample_sa`
+        self._sa_engine: Engine | None = None
         # Subscriber GID -> path-change Reports the SA gave up on (`connection_cause`).
         self.reports_given_up: Counter[bytes] = Counter()
         # Reports come by the hundred thousand: theirs are hooks of their own, spared
@@ -350,10 +354,16 @@ class Collector:
         now). Once per ReportResp: the server is looked up once."""
         sim = self.sim
         samples = self.queue_samples
-        server = sim.servers.get(id(sim.sm_engine))
-        if server is None:
-            samples.append(0)
-            return len(samples) - 1, 0
+        engine = sim.sm_engine
+        server = self._sa_server
+        if server is None or self._sa_engine is not engine:
+            # Kept across samples: a server, once made, is its engine's for the run;
+            # the SM node's engine changes only when a standby takes over.
+            server = self._sa_server = sim.servers.get(id(engine))
+            self._sa_engine = engine
+            if server is None:
+                samples.append(0)
+                return len(samples) - 1, 0
         now = sim.kernel.now_ns
         samples.append(server.take_peak(now))
         return len(samples) - 1, server.busy_ns - max(0, server.busy_until_ns - now)

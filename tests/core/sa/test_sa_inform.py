@@ -314,6 +314,25 @@ def test_trap_64_and_65_reports_and_their_acks() -> None:
     assert sa.mad_counts[(SaAttr.NOTICE, Method.REPORT)] == 2
 
 
+def test_subscribers_alike_share_one_inform_info_and_each_gets_its_report() -> None:
+    """Equal InformInfos are kept as one object and a notice is tested once per run
+    of subscriptions sharing one: runs alternating between a matching and another
+    InformInfo still reach exactly the matching subscribers, newest first."""
+    sa = make_sa()
+    subscribe(sa, TRAP_64, slid=H1_LID)
+    subscribe(sa, InformInfo(trap_number=65), slid=H2_LID)
+    subscribe(sa, TRAP_64, slid=H3_LID)
+    events(sa)
+    first, other, third = (s.inform_info for s in sa.subscriptions)
+    assert first is third and first is not other
+    sa.ports_changed(PortsChanged(50, (H2_GUID,), ()), 50)  # trap 64 alone
+    assert [d.dlid for d, _ in reports(sa)] == [H3_LID, H1_LID]
+    sa.ports_changed(PortsChanged(60, (), (H2_GUID,)), 60)  # trap 65 alone
+    assert [d.dlid for d, _ in reports(sa)] == [H2_LID]
+    sent = [(e.subscriber.lid, e.trap_number) for e in events(sa) if isinstance(e, ReportSent)]
+    assert sent == [(H3_LID, 64), (H1_LID, 64), (H2_LID, 65)]
+
+
 def test_report_resent_until_given_up() -> None:
     sa = make_sa(SaConfig(transaction_timeout_ns=10_000, report_retries=2))
     subscribe(sa, InformInfo(trap_number=64, resp_time_value=0))  # 4.096 us, below the floor

@@ -239,7 +239,7 @@ stays a requester (a path may be held long after it was asked for).
 from __future__ import annotations
 
 import random
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -291,7 +291,6 @@ from ibmig.wire.mad import (
     MgmtClass,
     RmppFlags,
     RmppType,
-    peek_tid,
     with_tid,
 )
 from ibmig.wire.notice import (
@@ -533,22 +532,27 @@ class _ReportCopies:
     scale a million Reports may wait for their ReportResps, and a datagram with its
     256-byte payload is some 450 bytes each."""
 
-    __slots__ = ("port_num", "report", "sm_gid", "sm_lid", "trap_number")
+    __slots__ = ("before_tid", "port_num", "after_tid", "sm_gid", "sm_lid", "trap_number")
 
     def __init__(
         self, report: bytes, trap_number: int, port_num: int, sm_lid: int, sm_gid: bytes
     ) -> None:
-        self.report = report
+        # The bytes either side of the TransactionID (IBA Vol 1, 13.4.3: bytes 8-15
+        # of the common MAD header): a copy is these with its TID between, as
+        # `with_tid` stamps one, without checking again per copy what was built here.
+        stamped = with_tid(report, 0)
+        self.before_tid = stamped[:8]
+        self.after_tid = stamped[16:]
         self.trap_number = trap_number
         self.port_num = port_num
         self.sm_lid = sm_lid
         self.sm_gid = sm_gid
 
     def datagram(self, subscription: Subscription, tid: int) -> Datagram:
-        """The copy of the Report with `tid`, addressed to `subscription`."""
+        """The copy of the Report with `tid` (64 bits), addressed to `subscription`."""
         report_gid = subscription.report_gid
         return Datagram(
-            with_tid(self.report, tid),
+            self.before_tid + tid.to_bytes(8, "big") + self.after_tid,
             self.port_num,
             self.sm_lid,
             subscription.lid,
@@ -566,7 +570,15 @@ class _PendingReport:
     """A Report waiting for its ReportResp: slotted and small, as there may be a
     million (`_ReportCopies`)."""
 
-    __slots__ = ("arrived", "attempt", "copies", "deadline_ns", "subscription", "timeout_ns")
+    __slots__ = (
+        "arrived",
+        "attempt",
+        "copies",
+        "deadline_ns",
+        "disarmed",
+        "subscription",
+        "timeout_ns",
+    )
 
     def __init__(
         self,
@@ -584,6 +596,9 @@ class _PendingReport:
         moves here when it fires."""
         self.arrived = False
         """A ReportResp reached the SA's port (it may still wait to be read)."""
+        self.disarmed = False
+        """Its ReportResp reached the port by the deadline, and its timer was
+        cancelled then: none is armed for it again (`response_arrived`)."""
         self.attempt = 0
 
     @property
@@ -658,7 +673,12 @@ class SubnetAdministrator(EventLog[Any]):
         self._init_event_log(True)
         self.mad_counts: Counter[tuple[int, int]] = Counter()
         """MADs sent, by (attribute ID, method), every segment and resend included."""
-        self.counters: Counter[str] = Counter()
+        self._counters: Counter[str] = Counter()
+        # A ReportResp comes from every subscriber per notice: those received and
+        # those matched to a Report are counted in plain ints, added to `counters`
+        # when it is read.
+        self._report_resps = 0
+        self._reports_acked = 0
         self._outbox: list[Datagram] = []
         # What matters is whether the SM has ever brought the subnet up, not whether
         # this SA saw it: a restarted SA that waited for the next SUBNET UP would
@@ -671,6 +691,10 @@ class SubnetAdministrator(EventLog[Any]):
         """Destination GUID -> port GUIDs that resolved a PathRecord to it
         (`targeted_reports`; module docstring)."""
         self._enums: dict[bytes, set[int]] = {}
+        # The subscriptions' InformInfos, one object per value: a data centre's hosts
+        # subscribe alike, and a notice is matched once per run of subscriptions
+        # sharing one (`_report_notice`). As many as values ever subscribed with.
+        self._inform_infos: dict[InformInfo, InformInfo] = {}
         self._reports: dict[int, _PendingReport] = {}
         self._report_timeouts: dict[int, int] = {}  # `_report_timeout_ns`
         self._unarmed: list[int] = []
@@ -729,6 +753,18 @@ class SubnetAdministrator(EventLog[Any]):
         if self._ever_up:
             self._remember_aliases()
 
+    @property
+    def counters(self) -> Counter[str]:
+        """What happened, by name: MADs received, Reports sent and acknowledged..."""
+        counters = self._counters
+        if self._report_resps:
+            counters["received"] += self._report_resps
+            self._report_resps = 0
+        if self._reports_acked:
+            counters["reports_acked"] += self._reports_acked
+            self._reports_acked = 0
+        return counters
+
     # --- engine contract ------------------------------------------------------------
 
     def packets_to_send(self) -> list[Datagram]:
@@ -753,7 +789,6 @@ class SubnetAdministrator(EventLog[Any]):
                 timeouts[kind](identifier, now_ns)
 
     def receive(self, datagram: Datagram, now_ns: int) -> None:
-        self.counters["received"] += 1
         payload = datagram.payload
         if (
             len(payload) == MAD_SIZE
@@ -763,9 +798,12 @@ class SubnetAdministrator(EventLog[Any]):
             and not payload[_RMPP_FLAGS] & RmppFlags.ACTIVE
         ):
             # A subscriber acknowledging a Report: per notice there is one per
-            # subscriber, and the TID is all the SA needs of it.
-            self._on_report_resp(peek_tid(payload), now_ns)
+            # subscriber, and the TID is all the SA needs of it (`peek_tid`, whose
+            # length check the test above has made). Counted in `counters` later.
+            self._report_resps += 1
+            self._on_report_resp(int.from_bytes(payload[8:16], "big"), now_ns)
             return
+        self._counters["received"] += 1
         try:
             mad = SaMad.unpack(payload)
         except WireError:
@@ -1954,7 +1992,10 @@ class SubnetAdministrator(EventLog[Any]):
         sgid = datagram.sgid
         subscriber_gid = sgid if sgid is not None else port_gid
         report_gid = sgid if sgid is not None and sgid != port_gid else None
-        stored = replace(info, qpn=datagram.sqp) if info.subscribe else info
+        stored = info
+        if info.subscribe:
+            stored = replace(info, qpn=datagram.sqp)
+            stored = self._inform_infos.setdefault(stored, stored)
         key = _subscription_key(datagram.slid, datagram.sqp, report_gid, stored)
         existing = self._subscriptions.get(key)
         if info.subscribe:
@@ -2048,11 +2089,17 @@ class SubnetAdministrator(EventLog[Any]):
         carries the values of the subscriber's path to it (trap69-path)."""
         subject_gid, subject_lid = notice_subject(notice, self.db)
         lid_owner = self.db.lid_owner
-        matched = [
-            subscription
-            for subscription in reversed(self._subscriptions.values())
-            if inform_matches(subscription.inform_info, notice, subject_gid, subject_lid)
-        ]
+        matched: list[Subscription] = []
+        # One test per run of subscriptions sharing an InformInfo (`_inform_infos`),
+        # not one per subscriber.
+        info: InformInfo | None = None
+        matches = False
+        for subscription in reversed(self._subscriptions.values()):
+            if subscription.inform_info is not info:
+                info = subscription.inform_info
+                matches = inform_matches(info, notice, subject_gid, subject_lid)
+            if matches:
+                matched.append(subscription)
         reachable = [s for s in matched if s.lid in lid_owner]
         if len(reachable) != len(matched):
             self.counters["report_to_unknown_lid"] += len(matched) - len(reachable)
@@ -2097,18 +2144,27 @@ class SubnetAdministrator(EventLog[Any]):
             self._gid(self.db.sm_port_guid),
         )
         datagram_for = copies.datagram
-        timeout_of = self._report_timeout_ns
-        record_sent = self._wants(ReportSent)
-        reports, outbox, record = self._reports, self._outbox, self._record
-        unarmed = self._unarmed
+        timeouts = self._report_timeouts
+        # The ReportSent events go straight into the event log (as `_record` queues
+        # them, without its call per Report).
+        log: deque[Any] | None = None
+        if self._wants(ReportSent):
+            if self._events is None:
+                self._events = deque()
+            log = self._events
+        reports, outbox, unarmed = self._reports, self._outbox, self._unarmed
+        # The TIDs `_next_tid` would give, counted here: one call less per Report.
+        tid = self._tid
         for subscription in subscriptions:
-            tid = self._next_tid()
-            timeout = timeout_of(subscription.inform_info.resp_time_value)
+            tid = (tid + 1) & _TID_MASK or 1
+            resp_time = subscription.inform_info.resp_time_value
+            timeout = timeouts.get(resp_time) or self._report_timeout_ns(resp_time)
             reports[tid] = _PendingReport(subscription, copies, timeout, now_ns + timeout)
             outbox.append(datagram_for(subscription, tid))
-            if record_sent:
-                record(_new_report_sent(subscription, trap_number, tid, now_ns, 0))
+            if log is not None:
+                log.append(_new_report_sent(subscription, trap_number, tid, now_ns, 0))
             unarmed.append(tid)
+        self._tid = tid
         # As `_send` counts, for all of them at once.
         self.mad_counts[(SaAttr.NOTICE, Method.REPORT)] += len(subscriptions)
         self.counters["reports_sent"] += len(subscriptions)
@@ -2119,8 +2175,9 @@ class SubnetAdministrator(EventLog[Any]):
         if pending is None:
             self.counters["report_resp_unmatched"] += 1
             return
-        self._timers.cancel(tid)
-        self.counters["reports_acked"] += 1
+        if not pending.disarmed:  # a look-up in a table of a Report per host spared
+            self._timers.cancel(tid)
+        self._reports_acked += 1
         if self._wants(ReportAcked):
             self._record(
                 _new_report_acked(pending.subscription, pending.copies.trap_number, tid, now_ns)
@@ -2157,7 +2214,8 @@ class SubnetAdministrator(EventLog[Any]):
         payload = datagram.payload
         if payload[3] != _REPORT or payload[1] != _SUBN_ADM:
             return
-        pending = self._reports.get(peek_tid(payload) & _TID_MASK)
+        # Every Report comes here: its TID read as `peek_tid` does, without a call.
+        pending = self._reports.get(int.from_bytes(payload[8:16], "big") & _TID_MASK)
         if pending is not None and not pending.arrived:
             pending.deadline_ns = departure_ns + pending.timeout_ns
 
@@ -2169,13 +2227,14 @@ class SubnetAdministrator(EventLog[Any]):
         payload = datagram.payload
         if payload[3] != _REPORT_RESP or payload[1] != _SUBN_ADM:
             return
-        tid = peek_tid(payload) & _TID_MASK
+        tid = int.from_bytes(payload[8:16], "big") & _TID_MASK  # as `mad_departed`
         pending = self._reports.get(tid)
         if pending is None or pending.arrived:
             return
         pending.arrived = True
         if now_ns <= pending.deadline_ns:
             self._timers.cancel(tid)
+            pending.disarmed = True
 
     def _report_timeout(self, tid: int, now_ns: int) -> None:
         pending = self._reports[tid]

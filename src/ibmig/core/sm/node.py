@@ -62,10 +62,12 @@ class SmNode:
         self._sa_packets: Callable[[], list[Datagram]] | None = None
         self._sa_next_event: Callable[[], Any] | None = None
         self._sa_timer: Callable[[], int | None] | None = None
+        self._event_sources: tuple[Callable[[], Any], ...] = (self._sm_next_event,)
         if sa is not None:
             self._sa_packets = sa.packets_to_send
             self._sa_next_event = sa.next_event
             self._sa_timer = sa.get_timer
+            self._event_sources = (self._sm_next_event, sa.next_event)
         # The SA's `MadAgent` side, if it has one (an SA stand-in in a test may not):
         # the new SA's, so that its Reports' timeouts count from their departures.
         self._sa_departed: Callable[[Datagram, int], None] | None = getattr(
@@ -180,9 +182,10 @@ class SmNode:
         events = self._events
         if not events:
             # Events made outside `packets_to_send` (an API call's) are taken here.
-            self._take_events(self._sm_next_event)
-            if self._sa_next_event is not None:
-                self._take_events(self._sa_next_event)
+            # A runtime asks once more after the last event of every MAD's step.
+            for next_event in self._event_sources:
+                while (event := next_event()) is not None:
+                    events.append(event)
         return events.popleft() if events else None
 
     def _take(
@@ -193,10 +196,7 @@ class SmNode:
     ) -> bool:
         batch = packets_to_send()
         out += batch
-        self._take_events(next_event)
-        return bool(batch)
-
-    def _take_events(self, next_event: Callable[[], Any]) -> None:
         events = self._events
         while (event := next_event()) is not None:
             events.append(event)
+        return bool(batch)
