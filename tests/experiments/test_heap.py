@@ -64,6 +64,7 @@ def test_collect_if_due_frees_new_cycles_scanning_only_the_young_generations() -
             generations.append(info["generation"])
 
     with paused_gc() as heap:
+        heap.settle()  # the set-up is built: the run's own collections start
         a, b = _Node(), _Node()
         a.other, b.other = b, a
         gone = weakref.ref(a)
@@ -77,3 +78,30 @@ def test_collect_if_due_frees_new_cycles_scanning_only_the_young_generations() -
             gc.callbacks.remove(seen)
         assert gone() is None  # the run's own cycle is collected
         assert generations == [1]  # without rescanning the old generation
+
+
+def test_the_set_up_is_frozen_unscanned_and_not_collected_while_it_is_built() -> None:
+    """Young collections wait for the set-up's last settle; settling freezes
+    without a collection (a set-up makes no cycles worth one)."""
+    generations: list[int] = []
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            generations.append(info["generation"])
+
+    with paused_gc() as heap:
+        a, b = _Node(), _Node()
+        a.other, b.other = b, a
+        gone = weakref.ref(a)
+        del a, b
+        gc.callbacks.append(seen)
+        try:
+            heap.collect_if_due(GC_EVERY_EVENTS - 1, GC_EVERY_EVENTS)  # still building
+            heap.settle(set_up_done=False)  # bring-up done, placement to come
+            heap.collect_if_due(2 * GC_EVERY_EVENTS - 1, 2 * GC_EVERY_EVENTS)
+            heap.settle()
+        finally:
+            gc.callbacks.remove(seen)
+        assert generations == []  # no collection at all
+        assert gone() is not None  # the set-up's cycle lives as long as the run
+        assert gc.get_freeze_count() > 0

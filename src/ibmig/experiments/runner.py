@@ -78,7 +78,7 @@ def set_up(
     stepper = Stepper(sim, heap, progress)
     bring_up(scenario, sim, stepper)
     start_standby_sm(scenario, sim)
-    heap.settle()
+    heap.settle(set_up_done=False)
 
     if on_stage is not None:
         on_stage("placement", sim)
