@@ -8,11 +8,15 @@ import io
 import json
 from typing import Any
 
+import pytest
+
+from ibmig.experiments import runner
 from ibmig.experiments.metrics import RunResult
 from ibmig.experiments.runner import run_scenario
 from ibmig.experiments.scenario import scenario_from_dict
 from ibmig.sim.latency import LatencyModel
 from ibmig.sim.subnet import TraceWriter
+from tests.experiments.test_metrics_sampling import SampleEveryDone
 
 SA_NS = LatencyModel().sa_ns
 N, M = 6, 2
@@ -108,3 +112,37 @@ def test_same_scenario_and_seed_give_a_byte_identical_trace_with_queueing() -> N
     assert result.sa_max_queue >= N * M  # the SA did queue
     assert first.count("\n") > 500
     assert first == _traced()[0]
+
+
+def test_reading_the_queue_peak_per_report_done_equals_a_sample_at_each(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Per ReportResp the collector reads the SA's queue peak instead of sampling it:
+    in a whole run, each event's largest queue and busy time are those a sample at
+    every Report done gives, with events whose windows overlap, after a standby SM
+    has taken over (another server). Every order of things, servers changing while
+    Reports are out included, is tried in `test_metrics_sampling`."""
+    data: dict[str, Any] = {
+        "topology": {"file": "ft2-36"},
+        "hosts": {"n": N, "m": M, "vfs": M + 3},
+        "workload": {"peers": 3, "interval_us": 5000, "path_cache": "cached"},
+        "signalling": {"assignment": "static", "strategy": "per-vm"},
+        "migrations": [
+            {"vm": vm, "at_ms": at} for vm, at in ((0, 30), (2, 30.5), (4, 31), (1, 999), (3, 1000))
+        ],
+        "run": {"duration_ms": 8000, "seed": 3},
+        "timing": {"migration": {"memory_bytes": 1 << 20}},
+        "faults": {
+            "standby_sm": {"polling_timeout_ms": 50, "polling_retry_number": 2},
+            "sm_fail": [{"at_ms": 1000}],
+        },
+    }
+    scenario = scenario_from_dict(json.loads(json.dumps(data)), "windows")
+    folded = run_scenario(scenario)
+    monkeypatch.setattr(runner, "Collector", SampleEveryDone)
+    sampled = run_scenario(scenario)
+    assert [(e.sa_max_queue, e.sa_busy_ns) for e in folded.event_metrics] == [
+        (e.sa_max_queue, e.sa_busy_ns) for e in sampled.event_metrics
+    ]
+    assert len(folded.event_metrics) == 5
+    assert all(e.reports > 0 and e.sa_max_queue > 0 for e in folded.event_metrics)

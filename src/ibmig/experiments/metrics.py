@@ -289,12 +289,25 @@ class _Detection:
     cm_mads_before: int
     sa_done_end_ns: int = 0
     last_sample: int = -1
+    """The last of `Collector.queue_samples` its window takes in."""
+    open_peak: int | None = None
+    """The SA's largest queue since `last_sample`, as it stood at the event's last
+    Report done, when no sample was taken then (`Collector.on_report_done`)."""
     last_ack_ns: int | None = None
     reports: int = 0
     """Its Reports (first sends: those the SA sent in the step that saw the move)."""
     resent: int = 0
     """Those Reports sent again, by the end of the run."""
     outstanding: int = 0
+
+    def max_queue(self, samples: Sequence[int]) -> int:
+        """The SA's largest queue from the alias move to the last Report done. The
+        sample taken at the move closes the window before it (its peak is the queue
+        before the move, e.g. the set-up's subscriptions): the event's is over the
+        samples after it, and the peak since the last of them (`open_peak`)."""
+        window = samples[self.first_sample + 1 : self.last_sample + 1]
+        largest = max(window, default=0)
+        return largest if self.open_peak is None else max(largest, self.open_peak)
 
     def notice_event(self) -> NoticeEvent:
         return NoticeEvent(
@@ -332,11 +345,16 @@ class Collector:
         # Reports not yet answered or given up, by TID.
         self.detections: list[_Detection] = []
         self._event_of_tid: dict[int, _Detection] = {}
-        # The SA's largest queue between consecutive samples (at each alias move and
-        # each ReportResp); an event's largest is the max over its samples.
+        # The SA's largest queue between consecutive samples (at each alias move, and
+        # at a Report done when the SA's server changed since the last sample); an
+        # event's largest is the max over its samples and its `open_peak`.
         self.queue_samples = array("q")
         self._sa_server: EngineServer | None = None  # `_sample_sa`
         self._sa_engine: Engine | None = None
+        self._sampled_server: EngineServer | None = None  # whose peak the last sample took
+        # The peak of `_sampled_server` at the last Report done since that sample, if
+        # any (`on_report_done`): a sample of its own once the server changes.
+        self._unsampled_peak: int | None = None
         # Subscriber GID -> path-change Reports the SA gave up on (`connection_cause`).
         self.reports_given_up: Counter[bytes] = Counter()
         # Reports come by the hundred thousand: theirs are hooks of their own, spared
@@ -351,7 +369,8 @@ class Collector:
     def _sample_sa(self) -> tuple[int, int]:
         """Sample the SA's queue (the largest since the last sample) into
         `queue_samples`; (the sample's index, SA (SM node) processing completed by
-        now). Once per ReportResp: the server is looked up once."""
+        now). At each alias move, and at a Report done on a server not sampled yet
+        (`on_report_done`)."""
         sim = self.sim
         samples = self.queue_samples
         engine = sim.sm_engine
@@ -361,11 +380,20 @@ class Collector:
             # the SM node's engine changes only when a standby takes over.
             server = self._sa_server = sim.servers.get(id(engine))
             self._sa_engine = engine
-            if server is None:
-                samples.append(0)
-                return len(samples) - 1, 0
+        if self._unsampled_peak is not None:
+            # Reports done on the server sampled last, unsampled: on the same server
+            # this sample covers them; on another, their peak is the sample taken at
+            # the last of them (that server is not sampled again: a standby that
+            # takes over is another engine).
+            if server is not self._sampled_server:
+                samples.append(self._unsampled_peak)
+            self._unsampled_peak = None
+        if server is None:
+            samples.append(0)
+            return len(samples) - 1, 0
         now = sim.kernel.now_ns
         samples.append(server.take_peak(now))
+        self._sampled_server = server
         return len(samples) - 1, server.busy_ns - max(0, server.busy_until_ns - now)
 
     def counts(self) -> tuple[int, int]:
@@ -382,7 +410,23 @@ class Collector:
         detection.outstanding -= 1
         if isinstance(event, ReportAcked):
             detection.last_ack_ns = event.time_ns
-        detection.last_sample, detection.sa_done_end_ns = self._sample_sa()
+        server = self._sa_server
+        if (
+            server is None
+            or server is not self._sampled_server
+            or self._sa_engine is not self.sim.sm_engine
+        ):
+            detection.last_sample, detection.sa_done_end_ns = self._sample_sa()
+            detection.open_peak = None
+            return
+        # Once per ReportResp, the server's peak is read rather than taken: samples
+        # only cut the run into pieces whose peaks are maxed over a window, and the
+        # peak since the last sample (the server notes every rise of its queue) is
+        # the max of the pieces a sample here would have cut it into.
+        now = self.sim.kernel.now_ns
+        detection.last_sample = len(self.queue_samples) - 1
+        detection.open_peak = self._unsampled_peak = server.peak
+        detection.sa_done_end_ns = server.busy_ns - max(0, server.busy_until_ns - now)
 
     def on_report_sent(self, node: int, event: ReportSent) -> None:
         if event.trap_number not in self.traps:
@@ -587,10 +631,6 @@ def event_metrics(
             if following is not None
             else end_counts
         )
-        # The sample taken at the alias move closes the window before it (its peak is
-        # the queue before the move, e.g. the set-up's subscriptions): the event's
-        # largest queue is over the samples after it.
-        window = samples[detection.first_sample + 1 : detection.last_sample + 1]
         out.append(
             (
                 MigrationEventMetrics(
@@ -606,7 +646,7 @@ def event_metrics(
                     reports=detection.reports,
                     reports_resent=detection.resent,
                     sa_busy_ns=detection.sa_done_end_ns - detection.sa_done_start_ns,
-                    sa_max_queue=max(window, default=0),
+                    sa_max_queue=detection.max_queue(samples),
                     path_records=path_records_after - detection.path_records_before,
                     cm_mads=cm_after - detection.cm_mads_before,
                 ),

@@ -1294,9 +1294,7 @@ class HostAgent(EventLog[HostEvent]):
             self._counters["mads_received"] += 1
             self._counters["unexpected_report"] += 1
             return
-        port_lid = self.port_lid
-        if port_lid is None:
-            port_lid = datagram.dlid
+        port_lid = self.port_lid if self.port_lid is not None else datagram.dlid
         self._outbox.append(report_resp(datagram, lid=port_lid, gid=self.port_gid))
         tid = int.from_bytes(payload[8:16], "big")
         duplicate = self.sa.reports.duplicate(datagram.slid, tid)
