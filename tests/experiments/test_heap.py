@@ -77,3 +77,23 @@ def test_collect_if_due_frees_new_cycles_scanning_only_the_young_generations() -
             gc.callbacks.remove(seen)
         assert gone() is None  # the run's own cycle is collected
         assert generations == [1]  # without rescanning the old generation
+
+
+def test_settle_freezes_without_a_collection() -> None:
+    """A full collection would walk the whole set-up for garbage it does not make."""
+    started: list[int] = []
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started.append(info["generation"])
+
+    with paused_gc() as heap:
+        kept: list[list[int]] = [[] for _ in range(1000)]  # the set-up's objects
+        gc.callbacks.append(seen)
+        try:
+            heap.settle()
+        finally:
+            gc.callbacks.remove(seen)
+        assert started == []
+        assert gc.get_freeze_count() >= len(kept)
+    assert gc.get_freeze_count() == 0
