@@ -7,10 +7,11 @@ hosts' events back into confirmations -- in Xen, the toolstack (`xl migrate`) ta
 to both dom0s. `MigrationCoordinator` is that somebody, as an engine, so that every
 runtime (the simulator, a real host) reuses it instead of re-implementing the glue:
 
-- inputs: `start_vm(vm, host, vguid, now)`, `migrate(migration, now)`,
-  `abort(vm, now, reason)`, `confirm(event, now)` with the dom0 events it
-  `CONFIRMATIONS` lists (`VfUp`, `AliasReleased`, `AliasAcknowledged`,
-  `AliasFailed`) and `handle_timer(now)`;
+- inputs: `start_vm(vm, host, vguid, now)` (or `start_vms` for several VMs of one
+  host), `migrate(migration, now)`, `abort(vm, now, reason)`, `confirm(event, now)`
+  with the dom0 events it `CONFIRMATIONS` lists (`VfUp`, `AliasReleased`,
+  `AliasAcknowledged`, `AliasFailed`; it says whether it left output to pump) and
+  `handle_timer(now)`;
 - outputs: `next_command()`, one at a time, for the runtime to carry out in order:
   `HostCall` (run a call on a dom0 engine, then pump it), `GuestCall` (the same on a
   guest engine) and `GuestMoved` (the guest engine now runs behind another host);
