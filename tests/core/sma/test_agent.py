@@ -1470,3 +1470,26 @@ def test_struct_layouts_match_codecs() -> None:
     assert raw[32] & 0x0F == PortState.ARMED
     assert raw[33] >> 4 == PhysPortState.LINK_UP
     assert raw[51] == 0x80 | 0x15
+
+
+def test_switch_ports_with_other_capabilities_start_with_their_own_port_info() -> None:
+    # Starting PortInfo is cached by capabilities: a switch whose external ports
+    # differ must still start each with its own.
+    plain = PortSpec()
+    no_ext = PortSpec(link_speed_ext_supported=0)
+    narrow = PortSpec(link_width_supported=0x01, mtu_cap=3)
+    ports = (plain, no_ext, plain, narrow, dataclasses.replace(plain))
+    switch = SubnetManagementAgent(NodeSpec(NodeType.SWITCH, 0x200, 5, ports=ports))
+    alone = [
+        SubnetManagementAgent(NodeSpec(NodeType.SWITCH, 0x200, 5, ports=(ps,) * 5)) for ps in ports
+    ]
+    for port, ps in enumerate(ports, start=1):
+        assert switch.port_info(port) == alone[port - 1].port_info(port)
+        info = switch.port_info(port)
+        assert (info.link_width_supported, info.mtu_cap) == (
+            ps.link_width_supported, ps.mtu_cap,
+        )  # fmt: skip
+        assert info.link_speed_ext_supported == ps.link_speed_ext_supported
+    # Port 0 answers with port 1's capabilities, as before.
+    assert switch.port_info(0) == alone[0].port_info(0)
+    assert switch.port_info(2).capability_mask != switch.port_info(1).capability_mask
