@@ -168,7 +168,7 @@ _Route = tuple[int, int, int, _Hops] | str
 # A directed-route walk: the ports the SMP is sent out of (their calendars, as it
 # books them: up to where it is dropped, if it is) and where it ends, as (node,
 # arrival port, the return path it wrote: outbound only) or why it was dropped.
-_DrWalk = tuple[_Hops, tuple[int, int, bytes] | str]
+_DrWalk = tuple[_Hops, tuple[int, int, bytes] | str, int]
 # Directed-route walks memoised at most (about 300 bytes each). A discovery walks
 # every link from both ends once, which on the largest preset would keep some
 # 200,000 walks nobody asks for again; what is asked again comes in runs (a
@@ -1011,13 +1011,12 @@ class SubnetSim:
                 walk = self._dr_walks[key] = self._walk_directed(node, outbound, path)
         else:
             walk = self._walk_directed(node, outbound, path)
-        hops, end = walk
+        hops, end, fixed_ns = walk
         if self.contention:
             # A dropped SMP held the ports it crossed before it was dropped.
             delay_ns = self._reserve(hops, self._wire_bytes(datagram), delay_ns)
         else:
-            latency = self.latency
-            delay_ns += len(hops) * latency.link_ns + (len(hops) - 1) * latency.switch_ns
+            delay_ns += fixed_ns
         if isinstance(end, str):
             self._drop(end)
             return
@@ -1052,8 +1051,14 @@ class SubnetSim:
         """Walk a directed route from `node` (IBA Vol 1, 14.2.2): outbound through
         the initial path's ports in order, writing the port each hop arrives by into
         the return path; returning through the return path's ports, last first.
-        Only switches forward: a CA on the way drops the SMP."""
+        Only switches forward: a CA on the way drops the SMP. The walk's delay
+        without contention comes with it."""
         calendar = self._calendar
+        latency = self.latency
+
+        def fixed(links: int) -> int:
+            return links * latency.link_ns + (links - 1) * latency.switch_ns
+
         ports = path if outbound else path[::-1]
         hops: list[_Calendar] = []
         arrivals = bytearray()
@@ -1061,14 +1066,18 @@ class SubnetSim:
         for i, out in enumerate(ports):
             far = self._cross_or_reason(node, out)
             if isinstance(far, str):
-                return tuple(hops), far
+                return tuple(hops), far, fixed(len(hops))
             hops.append(calendar(node, out))
             node, in_port = far
             arrivals.append(in_port)
             if i == last:
-                return tuple(hops), (node, in_port, bytes(arrivals) if outbound else b"")
+                return (
+                    tuple(hops),
+                    (node, in_port, bytes(arrivals) if outbound else b""),
+                    fixed(len(hops)),
+                )
             if not self.is_switch[node]:
-                return tuple(hops), "dr_through_ca"
+                return tuple(hops), "dr_through_ca", fixed(len(hops))
         raise AssertionError("a directed route of no hops is delivered locally")
 
     def _send_multicast(self, node: int, datagram: Datagram, delay_ns: int) -> None:
@@ -1209,21 +1218,26 @@ class SubnetSim:
             # Responses and traps go to the SM; requests (and TrapRepress) to the SMA,
             # except SMInfo, which the node's SM answers (IBA Vol 1, 14.4.1).
             method = payload[3]
+            target: Engine | None
             if (
                 method & 0x80
                 or method == 0x05
                 or (node in self.qp0_managers and payload[16:18] == _SM_INFO)
             ):
-                manager = self.qp0_managers.get(node)
-                if manager is None:
+                target = self.qp0_managers.get(node)
+                if target is None:
                     self._drop("no_sm")
                     return
-                self.stats.delivered += 1
-                self._handle(node, manager, datagram)
-                return
-            agent = self.agents[node]
+            else:
+                target = self.agents[node]
             self.stats.delivered += 1
-            self._handle(node, agent, datagram)
+            if self.contention:
+                self._handle(node, target, datagram)
+            else:
+                # `_handle` without contention, written out: every SMP of a bring-up
+                # and its answer arrive here.
+                target.receive(datagram, now)
+                self._pump(node, target)
             return
         engine: Engine | None = None
         attached: _Attachment | None = None
