@@ -159,11 +159,13 @@ class SmNode:
         sm_first = self._sm_first
         if sm_first:
             take(sm_packets, sm_events, out)
-        take(sa_packets, sa_events, out)
+        sa_sent = take(sa_packets, sa_events, out)
         # What the SA asked of the SM (a GUIDInfo write) goes out now, and what that
-        # made the SA send, until neither has more. (Taken just before with nothing
-        # from the SA since, the SM has nothing more.)
-        if sm_first and not out:
+        # made the SA send, until neither has more. The SM taken just before with
+        # nothing from the SA since has nothing more: taking the SA's output calls
+        # nothing of the SM's (every answer to an SMP of a bring-up, the common case,
+        # is spared a second take of the SM's).
+        if sm_first and not sa_sent:
             return out
         while take(sm_packets, sm_events, out):
             take(sa_packets, sa_events, out)
