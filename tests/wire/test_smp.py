@@ -632,8 +632,8 @@ def test_pack_directed_request_is_make_set_packed(
     assert Smp.unpack(got).decode_data(LinearForwardingTable).ports == tuple(ports)
 
 
-@settings(max_examples=200, deadline=None)
-@given(
+# Directed-route requests of every shape, for the packers checked against each other.
+_directed_requests = given(
     method=st.sampled_from([Method.GET, Method.SET]),
     attribute_id=st.integers(0, 0xFFFF),
     data=st.binary(max_size=64),
@@ -642,6 +642,10 @@ def test_pack_directed_request_is_make_set_packed(
     m_key=st.integers(0, (1 << 64) - 1),
     path=st.lists(st.integers(0, 255), max_size=MAX_HOP_COUNT).map(tuple),
 )
+
+
+@settings(max_examples=200, deadline=None)
+@_directed_requests
 def test_pack_directed_request_is_make_request_packed(
     method: Method,
     attribute_id: int,
@@ -665,15 +669,7 @@ def test_pack_directed_request_is_make_request_packed(
 
 
 @settings(max_examples=200, deadline=None)
-@given(
-    method=st.sampled_from([Method.GET, Method.SET]),
-    attribute_id=st.integers(0, 0xFFFF),
-    data=st.binary(max_size=64),
-    tid=st.integers(0, (1 << 64) - 1),
-    modifier=st.integers(0, (1 << 32) - 1),
-    m_key=st.integers(0, (1 << 64) - 1),
-    path=st.lists(st.integers(0, 255), max_size=MAX_HOP_COUNT).map(tuple),
-)
+@_directed_requests
 def test_directed_requests_pack_what_pack_directed_request_packs(
     method: Method,
     attribute_id: int,
