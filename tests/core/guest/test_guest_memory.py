@@ -14,8 +14,20 @@ from typing import Any
 import pytest
 
 from ibmig.core.guest.agent import _NO_TIMERS
+from ibmig.experiments.metrics import RunResult
 from ibmig.experiments.runner import run_scenario
 from ibmig.experiments.scenario import scenario_from_dict
+
+
+def _run_keeping_guests(data: dict[str, Any], name: str) -> tuple[RunResult, list[Any]]:
+    """Run the scenario; its guests as they are when the run is measured."""
+    guests: list[Any] = []
+
+    def on_stage(stage: str, sim: Any) -> None:
+        if stage == "measure":
+            guests.extend(vm.guest for vm in sim.vms.values())
+
+    return run_scenario(scenario_from_dict(data, name), on_stage=on_stage), guests
 
 
 @pytest.mark.slow  # a lab migration with traffic: about 15 s alone, more when loaded
@@ -29,13 +41,7 @@ def test_every_guest_keeps_a_key_sharing_dictionary_through_a_migration() -> Non
         "run": {"duration_ms": 14000, "seed": 1},
         "timing": {"migration": {"memory_bytes": 64 * 1024 * 1024}},
     }
-    guests: list[Any] = []
-
-    def on_stage(stage: str, sim: Any) -> None:
-        if stage == "measure":
-            guests.extend(vm.guest for vm in sim.vms.values())
-
-    result = run_scenario(scenario_from_dict(data, "memory"), on_stage=on_stage)
+    result, guests = _run_keeping_guests(data, "memory")
     assert result.migrations[0].done_ns is not None
     assert guests and any(g.subscribe for g in guests)
     for guest in guests:
@@ -55,13 +61,7 @@ def test_guests_share_one_never_armed_timers_until_their_first_deadline() -> Non
         "run": {"duration_ms": 4000, "seed": 1},
         "timing": {"migration": {"memory_bytes": 16 * 1024 * 1024}},
     }
-    guests: list[Any] = []
-
-    def on_stage(stage: str, sim: Any) -> None:
-        if stage == "measure":
-            guests.extend(vm.guest for vm in sim.vms.values())
-
-    result = run_scenario(scenario_from_dict(data, "timers"), on_stage=on_stage)
+    result, guests = _run_keeping_guests(data, "timers")
     assert result.migrations[0].done_ns is not None
     assert len(_NO_TIMERS) == 0 and _NO_TIMERS.next_deadline() is None
     own = [g.name for g in guests if g._timers is not _NO_TIMERS]
