@@ -1035,9 +1035,7 @@ class SubnetSim:
             )
         else:
             arriving = payload[:6] + b"\x00" + payload[7:]
-        # `_deliver_at`, written out.
-        arrived = _new_tuple(Datagram, (arriving, in_port, *datagram[2:]))
-        self.kernel.schedule(delay_ns, self._deliver, (far_node, arrived))
+        self._deliver_at(delay_ns, far_node, in_port, datagram, arriving)
 
     def _calendar(self, node: int, port: int) -> _Calendar:
         """The calendar of `node`'s `port`, made on first use."""
@@ -1231,13 +1229,7 @@ class SubnetSim:
             else:
                 target = self.agents[node]
             self.stats.delivered += 1
-            if self.contention:
-                self._handle(node, target, datagram)
-            else:
-                # `_handle` without contention, written out: every SMP of a bring-up
-                # and its answer arrive here.
-                target.receive(datagram, now)
-                self._pump(node, target)
+            self._handle(node, target, datagram)
             return
         engine: Engine | None = None
         attached: _Attachment | None = None
