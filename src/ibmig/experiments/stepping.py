@@ -13,9 +13,13 @@ Progress = Callable[[int], None]
 """Called with the number of events run so far."""
 
 UNTIL_CHUNK_EVENTS = 50_000
-"""Events between two checks when running to a time."""
-IDLE_CHUNK_EVENTS = 5_000
-"""Events between two checks of a condition (the condition is cheap but not free)."""
+"""Events between two progress reports (and garbage checks) when running to a time."""
+CHECK_EVERY_NS = 1_000_000
+"""How often `until_idle_or` asks its condition: on every whole millisecond of
+simulated time. A stage that ends when a condition holds then ends at the same
+simulated time however many events ran before (a count of events, as this was
+before, moved every later time whenever a change to the runtime saved or added an
+event), and a check per millisecond costs nothing beside the events in it."""
 
 
 class Stepper:
@@ -51,19 +55,22 @@ class Stepper:
                 break
 
     def until_idle_or(self, done: Callable[[], bool], limit_ns: int | None = None) -> None:
-        """Run until `done()`, until nothing is left to run, or (with `limit_ns`) until
+        """Run until `done()`, asked on each whole millisecond of simulated time
+        (`CHECK_EVERY_NS`); until nothing is left to run; or (with `limit_ns`) until
         that much simulated time has passed: engines that retry without end (dom0's
         alias GUID requests, as mlx4's) never leave the simulator idle."""
-        end = None if limit_ns is None else self.sim.kernel.now_ns + limit_ns
+        kernel = self.sim.kernel
+        end = None if limit_ns is None else kernel.now_ns + limit_ns
         while not done():
-            if end is not None and self.sim.kernel.now_ns >= end:
+            if end is not None and kernel.now_ns >= end:
                 break
-            # No time bound on the chunk: the kernel would move its clock to the bound
-            # once idle, and every later stage would start that late.
-            if self._chunk(None, IDLE_CHUNK_EVENTS) == 0:
-                break
-            if self.progress is not None:
-                self.progress(self.sim.kernel.events_run)
+            if kernel.peek_ns() is None:
+                break  # idle: nothing would ever change `done()`
+            check = (kernel.now_ns // CHECK_EVERY_NS + 1) * CHECK_EVERY_NS
+            while kernel.now_ns < check:
+                self._chunk(check, UNTIL_CHUNK_EVENTS)
+                if self.progress is not None:
+                    self.progress(kernel.events_run)
 
     def _chunk(self, until_ns: int | None, max_events: int) -> int:
         before = self.sim.kernel.events_run

@@ -810,6 +810,11 @@ class SubnetSim:
 
     def _on_subnet_up(self, node: int, event: SubnetUp) -> None:
         self.subnet_up_events.append(event)
+        if self._awaiting_up:
+            # `run_until_up` returns at SUBNET UP itself, not where its chunk of
+            # events happens to end: what runs next starts at the same simulated
+            # time however many events the bring-up took.
+            self.kernel.stop()
 
     def _on_sweep_failed(self, node: int, event: SweepFailed) -> None:
         self.sweep_failures.append(event)
