@@ -33,7 +33,7 @@ _COMPACT_AT_LEAST = 4096  # cancelled timers below this are not worth a heap reb
 class Timer:
     """A cancellable event; `cancel()` before it fires and it never runs."""
 
-    __slots__ = ("callback", "arg", "time_ns", "_kernel")
+    __slots__ = ("callback", "arg", "time_ns", "_kernel", "_key", "_moved")
 
     def __init__(
         self,
@@ -46,6 +46,8 @@ class Timer:
         self.callback = callback
         self.arg = arg
         self._kernel = kernel
+        self._key = 0  # its heap key, once started
+        self._moved = False  # its heap entry is earlier than `_key` (`move_later`)
 
     @property
     def cancelled(self) -> bool:
@@ -65,6 +67,14 @@ def _fire_timer(timer: Timer) -> None:
     if callback is None:
         if timer._kernel is not None:
             timer._kernel._cancelled -= 1  # a cancelled entry leaves the heap
+        return
+    if timer._moved:
+        # Its entry was left in the heap when it moved later: it goes back in under
+        # the key it was given then, so it runs where a new timer would have.
+        timer._moved = False
+        kernel = timer._kernel
+        assert kernel is not None  # only a started timer moves
+        heapq.heappush(kernel._heap, (timer._key, _fire_timer, timer))
         return
     timer.callback = None
     callback(timer.arg)
@@ -105,7 +115,24 @@ class EventKernel:
         """Like `schedule`, but returns a `Timer` that can be cancelled."""
         timer = Timer(self.now_ns + delay_ns, callback, arg, self)
         self.schedule(delay_ns, _fire_timer, timer, priority)
+        # The key `schedule` gave it (`move_later` keeps its priority).
+        timer._key = ((self.now_ns + delay_ns) << _TIME_SHIFT) | (priority << _SEQ_BITS) | self._seq
         return timer
+
+    def move_later(self, timer: Timer, time_ns: int) -> None:
+        """Make started `timer` fire at `time_ns`, later than it would, exactly as
+        if it were cancelled and a new one started now (same key, same order among
+        events at that instant), without a second heap entry: its entry stays and
+        is put back under the new key when its old time comes. An engine whose
+        earliest deadline moves later with every answer (an SM's oldest SMP, an
+        SA's oldest Report) would otherwise leave a dead entry per answer."""
+        if timer.callback is None or time_ns < timer.time_ns:
+            raise ValueError(f"a timer can only move later (from {timer.time_ns} to {time_ns})")
+        self._seq = seq = self._seq + 1
+        priority = timer._key & (_MAX_PRIORITY << _SEQ_BITS)
+        timer._key = (time_ns << _TIME_SHIFT) | priority | seq
+        timer.time_ns = time_ns
+        timer._moved = True
 
     def _timer_cancelled(self) -> None:
         """Lazy deletion leaves cancelled timers in the heap until their time. An

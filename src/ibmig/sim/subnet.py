@@ -632,9 +632,13 @@ class SubnetSim:
                 event = engine.next_event()
         deadline = engine.get_timer()
         timer = attached.timer
-        if timer is not None and (deadline is None or timer.time_ns != deadline):
-            timer.cancel()
-            timer = attached.timer = None
+        if timer is not None and timer.time_ns != deadline:
+            if deadline is not None and deadline > timer.time_ns:
+                # Mostly this: the oldest outstanding request was answered.
+                self.kernel.move_later(timer, deadline)
+            else:
+                timer.cancel()
+                timer = attached.timer = None
         if deadline is not None and timer is None:
             delay = max(0, deadline - self.kernel.now_ns)
             attached.timer = self.kernel.start_timer(
