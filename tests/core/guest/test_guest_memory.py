@@ -2,9 +2,10 @@
 split tables): a large placement holds hundreds of thousands of guests, and an
 unshared dictionary costs about 1.3 kB more per guest (0.85 GB on the 40,960-host
 preset). CPython stops sharing when a class's instances grow past 30 attributes or
-gain one after the first instance was made, so the test runs a migration (the guest
-subscribes, joins the broadcast group, resolves addresses and reconnects) and checks
-every guest afterwards."""
+an instance gains more names than its class's table held when it was made (plus a
+margin that shrinks with every instance made), so the test runs a migration (the
+guest subscribes, joins the broadcast group, resolves addresses and reconnects) and
+checks every guest afterwards."""
 
 from __future__ import annotations
 

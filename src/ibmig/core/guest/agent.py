@@ -395,9 +395,10 @@ class GuestAgent(GuestCm):
         return rng
 
     # Derived from the configuration, not kept (and the subscription state in one
-    # object, `_Subscription`): with 29 attributes or fewer a guest's
-    # instance dictionary shares its keys with every other guest's (CPython), 300
-    # bytes instead of 1.6 kB, which hundreds of thousands of guests feel.
+    # object, `_Subscription`): with 29 attribute names or fewer in all, those made
+    # on first use included (27 now), a guest's instance dictionary shares its
+    # keys with every other guest's (CPython), 300 bytes instead of 1.6 kB, which
+    # hundreds of thousands of guests feel.
 
     @property
     def subscribe(self) -> bool:
