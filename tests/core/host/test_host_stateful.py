@@ -42,6 +42,19 @@ REMOTE = (0x0002_C903_00BB_0001, 0x0002_C903_00BB_0002)
 SECOND = 1_000_000_000
 
 
+def _free_by_definition(agent: HostAgent) -> list[int]:
+    """The free VFs as `HostAgent.free_vfs` defines them, from the agent's state
+    itself rather than the list of unheld VFs it keeps to find them quickly."""
+    return [
+        index
+        for index, vf in sorted(agent._vfs.items())
+        if vf.vm is None
+        and not agent._entries.get(index)
+        and index not in agent._unsure
+        and not any(not op.setting for op in agent._queues.get(index, ()))
+    ]
+
+
 class HostMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
@@ -260,6 +273,8 @@ class HostMachine(RuleBasedStateMachine):
             # entry: a departed VM's alias keeps its VF until the Delete is answered.
             unused = set(range(1, NUM_VFS + 1)) - set(vfs)
             assert set(agent.free_vfs()) <= {i for i in unused if not agent.entry(i)}
+            # Exactly the definition, ascending, whatever `_unheld` has seen.
+            assert agent.free_vfs() == _free_by_definition(agent), name
             for vm in VMS:
                 if vm not in mine:
                     assert agent.vf_of(vm) is None and not agent.is_up(vm)

@@ -100,7 +100,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from ipaddress import IPv4Address
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ibmig.core.engine import QP1, Datagram
 from ibmig.core.guest.cm import CmState, Connection
@@ -164,9 +164,9 @@ from ibmig.core.guest.workload import (
     backoff_ns,
     message_seq,
 )
-from ibmig.core.sa_client import SaClient, SaRequest, report_resp
+from ibmig.core.sa_client import NOTICES, SaClient, SaRequest, report_resp
 from ibmig.core.timers import Timers
-from ibmig.errors import WireError
+from ibmig.errors import ConfigError, WireError
 from ibmig.wire.cm import CmMad, Dreq
 from ibmig.wire.fastrecord import fast_constructor
 from ibmig.wire.ipoib import ARP_REPLY, ARP_REQUEST
@@ -264,20 +264,27 @@ def _ip(value: IPv4Address | str) -> IPv4Address:
 
 
 class _Subscription:
-    """The guest's own notice subscription and broadcast group state, in one object
-    so that the guest keeps few enough attributes to share its instance dictionary's
-    keys (see `GuestAgent._interval`)."""
+    """The guest's own notice subscription, its broadcast group state and the paths
+    it registered with dom0, in one object so that the guest keeps few enough
+    attributes to share its instance dictionary's keys (see `GuestAgent._interval`)."""
 
-    __slots__ = ("subscribe", "refresh_pending", "revalidate", "join", "multicast_joined")
+    __slots__ = ("subscribe", "notice", "refresh_pending", "revalidate", "join", "multicast_joined",
+                 "requests", "interest")  # fmt: skip
 
     def __init__(self, subscribe: bool) -> None:
         self.subscribe = subscribe
+        self.notice = "trap69"
+        """What the guest's SaClient subscribes to (`ibmig.core.sa_client.NOTICES`)."""
         self.refresh_pending = False
         """Resumed with its own subscription: refresh the cache once it is confirmed."""
         self.revalidate = False  # re-subscribing after a gap
         self.join: _SaRequest | None = None
         self.multicast_joined = False
         """Member of the IPoIB broadcast group (`GuestConfig.join_ipoib_broadcast`)."""
+        self.requests: dict[int, _SaRequest] = {}  # TID -> InformInfo Set in flight
+        self.interest: dict[bytes, None] = {}
+        """The GIDs the guest holds paths to, as registered with dom0 (which forwards
+        their path changes under the per-host strategy)."""
 
 
 class GuestAgent(GuestCm):
@@ -317,28 +324,13 @@ class GuestAgent(GuestCm):
         self.gid = bytes(16)
         self.sa_lid = 0
 
-        self.sent: Counter[str] = _empty_counter()
-        self.counters: Counter[str] = _empty_counter()
-        self.delivered: Counter[bytes] = _empty_counter()
-        """Messages delivered to this server, by client GID."""
-
-        cfg = self.config
-        self.sa = SaClient(
-            timeout_ns=cfg.sa_timeout_ns,
-            retries=cfg.sa_retries,
-            report_memory=cfg.report_memory,
-            inform_resp_time_value=cfg.inform_resp_time_value,
-            notice=notice,
-        )
-        self.paths = PathCache(cfg.path_cache, self.sa.retry)
-        self.neighbours = NeighbourTable()
+        if notice not in NOTICES:  # checked now, though its SaClient is made on first use
+            raise ConfigError(f"must be one of {', '.join(NOTICES)}, got {notice!r}", "notice")
+        self._sub.notice = notice
+        # `sent`, `counters`, `delivered`, `sa`, `paths`, `neighbours` and the
+        # connection tables are made on first use (`_LAZY`).
 
         self._streams: dict[IPv4Address, ClientStream] = {}
-        self._conns: dict[int, Connection] = {}
-        self._by_qpn: dict[int, Connection] = {}
-        self._server_conns: dict[tuple[bytes, int], Connection] = {}
-        self._interest: dict[bytes, None] = {}
-        self._subscriptions: dict[int, _SaRequest] = {}  # TID -> InformInfo Set in flight
 
         # The comm IDs start at the rng's first draw, made with the rng (`rng`).
         self._ids = GuestIds(
@@ -355,6 +347,43 @@ class GuestAgent(GuestCm):
             else:
                 self.add_peer(peer[0], peer[1])
 
+    # Made on first use, by `__getattr__` from `_LAZY`: a guest of a large placement
+    # with no workload of its own (most of them) never touches one, and made in
+    # `__init__` they were half of its construction and 1.5 kB of its memory. Made
+    # later they still share the instance dictionary's keys (`_share_lazy_keys`;
+    # `_interval`).
+    sent: Counter[str]
+    """What the guest sent, by kind (module docstring)."""
+    counters: Counter[str]
+    """What it received and dropped, and the rest (module docstring)."""
+    delivered: Counter[bytes]
+    """Messages delivered to this server, by client GID."""
+    sa: SaClient
+    paths: PathCache
+    neighbours: NeighbourTable
+    _conns: dict[int, Connection]
+    _by_qpn: dict[int, Connection]
+    _server_conns: dict[tuple[bytes, int], Connection]
+
+    # No `MadAgent` (`ibmig.core.engine`): its SA requests time out from when it
+    # sends them. Said here so that a runtime asking `getattr(engine,
+    # "mad_departed", None)` as it attaches a guest finds the answer in the class,
+    # not through `__getattr__`, whose miss raises an exception (0.5 us, twice per
+    # VM placed).
+    mad_departed: None = None
+    response_arrived: None = None
+
+    if not TYPE_CHECKING:  # mypy keeps checking every other attribute
+
+        def __getattr__(self, name: str) -> Any:
+            # Python asks this only for an attribute the instance does not hold.
+            make = _LAZY.get(name)
+            if make is None:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            value = make(self)
+            setattr(self, name, value)
+            return value
+
     @property
     def rng(self) -> random.Random:
         """The guest's generator; made on first use when a maker was given, its
@@ -366,9 +395,10 @@ class GuestAgent(GuestCm):
         return rng
 
     # Derived from the configuration, not kept (and the subscription state in one
-    # object, `_Subscription`): with 29 attributes or fewer a guest's
-    # instance dictionary shares its keys with every other guest's (CPython), 300
-    # bytes instead of 1.6 kB, which hundreds of thousands of guests feel.
+    # object, `_Subscription`): with 29 attribute names or fewer in all, those made
+    # on first use included (27 now), a guest's instance dictionary shares its
+    # keys with every other guest's (CPython), 300 bytes instead of 1.6 kB, which
+    # hundreds of thousands of guests feel.
 
     @property
     def subscribe(self) -> bool:
@@ -528,7 +558,7 @@ class GuestAgent(GuestCm):
             # A new dom0 (and perhaps a new GID): register every path held again,
             # with the LID it names, so dom0 can tell what this guest missed.
             self._sub.refresh_pending = self.subscribe
-            for target in self._interest:
+            for target in self._sub.interest:
                 self._intra.append(PathRegistered(target, self._cached_lid(target)))
         if announce:
             self.announce(now_ns)
@@ -542,7 +572,7 @@ class GuestAgent(GuestCm):
         """Its dom0 came back without state (the intra-host channel reopened):
         register every path held again, so that path changes reach this guest."""
         if self.attached:
-            for target in self._interest:
+            for target in self._sub.interest:
                 self._intra.append(PathRegistered(target, self._cached_lid(target)))
 
     def client_reregister(self, now_ns: int, sa_lid: int | None = None) -> None:
@@ -610,7 +640,7 @@ class GuestAgent(GuestCm):
         self._by_qpn.clear()
         self._server_conns.clear()
         self.paths.cancel_queries()
-        self._subscriptions.clear()
+        self._sub.requests.clear()
         self._sub.join = None
         self._sub.revalidate = False
         self._timers.clear()
@@ -801,8 +831,8 @@ class GuestAgent(GuestCm):
         return 0 if record is None else record.dlid
 
     def _note_interest(self, gid: bytes) -> None:
-        if gid not in self._interest:
-            self._interest[gid] = None
+        if gid not in self._sub.interest:
+            self._sub.interest[gid] = None
             self._intra.append(PathRegistered(gid, self._cached_lid(gid)))
 
     def _refresh_paths(self, now_ns: int) -> None:
@@ -810,7 +840,7 @@ class GuestAgent(GuestCm):
         subscription is confirmed): the notices sent while it was migrating went to
         its old port and are lost, and the subscription covers only what happens
         from now on. A fresh answer that names another LID is a path change."""
-        for gid in list(self._interest):
+        for gid in list(self._sub.interest):
             if self.paths.lookup(gid) is not None:
                 self._query_path(gid, now_ns, "refresh")
 
@@ -829,8 +859,8 @@ class GuestAgent(GuestCm):
         self._sync(query)
 
     def _drop_interest(self, gid: bytes) -> None:
-        if gid in self._interest and not any(s.gid == gid for s in self._streams.values()):
-            del self._interest[gid]
+        if gid in self._sub.interest and not any(s.gid == gid for s in self._streams.values()):
+            del self._sub.interest[gid]
             if self.attached:
                 self._intra.append(PathUnregistered(gid))
 
@@ -1068,11 +1098,11 @@ class GuestAgent(GuestCm):
 
     def _send_subscription(self, now_ns: int) -> None:
         """One InformInfo Set per trap of the notice variant (`SaClient.traps`)."""
-        self._subscriptions.clear()
+        self._sub.requests.clear()
         for trap in self.sa.traps:
             tid = self._new_tid()
             request = _SaRequest(tid, self.sa.subscription(tid, trap_number=trap), trap)
-            self._subscriptions[tid] = request
+            self._sub.requests[tid] = request
             self._send_cm(self._mad(request.payload, self.sa_lid, None), "sa_inform_info")
             request.deadline = now_ns + self.sa.timeout_ns
             self._sync(request)
@@ -1130,20 +1160,20 @@ class GuestAgent(GuestCm):
 
     def _on_subscription_timer(self, request: _SaRequest, now_ns: int) -> None:
         request.deadline = None
-        if self._subscriptions.get(request.tid) is not request:
+        if self._sub.requests.get(request.tid) is not request:
             return
         if self.sa.resend(request):
             self._send_cm(self._mad(request.payload, self.sa_lid, None), "sa_inform_info")
             request.deadline = now_ns + self.sa.timeout_ns
             self._sync(request)
             return
-        del self._subscriptions[request.tid]
+        del self._sub.requests[request.tid]
         self._emit(SubscriptionFailed(now_ns, self.gid, "timeout"))
         self._subscribed_all(now_ns)
 
     def _on_subscription_response(self, payload: bytes, now_ns: int) -> None:
         tid = int.from_bytes(payload[8:16], "big") & TID_MASK
-        request = self._subscriptions.get(tid)
+        request = self._sub.requests.get(tid)
         if request is None:
             self.counters["sa_unmatched"] += 1
             return
@@ -1153,7 +1183,7 @@ class GuestAgent(GuestCm):
             # again when the timer runs out, as dom0 does (IBA Vol 1, 13.4.7).
             self.counters["sa_busy"] += 1
             return
-        del self._subscriptions[tid]
+        del self._sub.requests[tid]
         request.deadline = None
         if status:
             self._emit(SubscriptionFailed(now_ns, self.gid, f"status_{status:#06x}"))
@@ -1164,7 +1194,7 @@ class GuestAgent(GuestCm):
     def _subscribed_all(self, now_ns: int) -> None:
         """Every InformInfo Set is answered (or given up): a resumed guest catches up
         on what it missed, as every notice from now on reaches this port."""
-        if self._subscriptions:
+        if self._sub.requests:
             return
         if self._sub.revalidate:
             # Subscribed again after a gap: every cached path is resolved afresh,
@@ -1377,6 +1407,49 @@ class GuestAgent(GuestCm):
 
 __all__ = ["DEFAULT_PKEY", "FIRST_QPN", "QP1_QKEY", "GuestAgent"]
 
+
+def _make_sa_client(guest: GuestAgent) -> SaClient:
+    cfg = guest.config
+    return SaClient(
+        timeout_ns=cfg.sa_timeout_ns,
+        retries=cfg.sa_retries,
+        report_memory=cfg.report_memory,
+        inform_resp_time_value=cfg.inform_resp_time_value,
+        notice=guest._sub.notice,
+    )
+
+
+def _new_dict(guest: GuestAgent) -> dict[Any, Any]:
+    return {}
+
+
+_LAZY: Final[dict[str, Callable[[GuestAgent], object]]] = {
+    "sent": lambda guest: _empty_counter(),
+    "counters": lambda guest: _empty_counter(),
+    "delivered": lambda guest: _empty_counter(),
+    "sa": _make_sa_client,
+    "paths": lambda guest: PathCache(guest.config.path_cache, guest.sa.retry),
+    "neighbours": lambda guest: NeighbourTable(),
+    "_conns": _new_dict,
+    "_by_qpn": _new_dict,
+    "_server_conns": _new_dict,
+}
+"""The attributes a guest makes on first use (`GuestAgent.sent`), and how."""
+
+
+def _share_lazy_keys() -> None:
+    """Put the names of `_LAZY` in the guests' shared key table before any guest is
+    made. CPython (3.11) gives each new instance room for the keys its class's
+    table holds then plus a margin that shrinks with every instance made, down to
+    one key: a guest made among thousands that later makes two of its lazy
+    attributes, unknown to the table when it was made, would lose the shared table
+    for a dictionary of its own (832 bytes instead of 296)."""
+    prototype = GuestAgent.__new__(GuestAgent)
+    for name in _LAZY:
+        setattr(prototype, name, None)
+
+
+_share_lazy_keys()
 
 _TIMER_HANDLERS: dict[type, _Handler] = {
     ClientStream: GuestAgent._on_stream_timer,
