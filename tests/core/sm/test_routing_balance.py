@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from scipy import sparse
 
 from ibmig.core.sm.routing import (
     RoutingError,
@@ -30,7 +31,7 @@ from ibmig.core.sm.routing import (
     switch_hops,
     updn,
 )
-from ibmig.core.sm.routing_base import Fabric, balanced_routes
+from ibmig.core.sm.routing_base import Fabric, balanced_routes, bfs_hops
 from ibmig.core.sm.routing_updn import updn_cost_function
 from tests.core.sm.test_routing import (
     fat_tree_2level,
@@ -237,3 +238,49 @@ def test_too_many_ca_lids_for_the_packed_counts_are_refused() -> None:
     lids = np.repeat(fab.ca_lids, (1 << 16) // fab.ca_lids.size)
     with pytest.raises(RoutingError, match="2\\^16 or more CA LIDs"):
         balanced_routes(fab, fab.new_lft(), lids, minhop_cost(fab, inp))
+
+
+def plain_bfs(edges: set[tuple[int, int]], num: int) -> np.ndarray:
+    dist = np.full((num, num), 255, dtype=np.uint8)
+    out: dict[int, list[int]] = {s: [] for s in range(num)}
+    for a, b in sorted(edges):
+        out[a].append(b)
+    for src in range(num):
+        dist[src, src] = 0
+        frontier = [src]
+        while frontier:
+            nxt = []
+            for u in frontier:
+                for v in out[u]:
+                    if dist[src, v] == 255:
+                        dist[src, v] = dist[src, u] + 1
+                        nxt.append(v)
+            frontier = nxt
+    return dist
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_bfs_hops_matches_a_plain_bfs(seed: int) -> None:
+    """Random directed graphs with repeated edges (bfs_hops runs in uint8 counts)."""
+    rng = random.Random(seed)
+    num = rng.randrange(1, 30)
+    edges = [(rng.randrange(num), rng.randrange(num)) for _ in range(rng.randrange(3 * num))]
+    edges = [(a, b) for a, b in edges if a != b]
+    rows = np.array([a for a, _ in edges], dtype=np.int64)
+    cols = np.array([b for _, b in edges], dtype=np.int64)
+    adj = sparse.csr_array((np.ones(len(edges), dtype=np.float32), (rows, cols)), shape=(num, num))
+    assert np.array_equal(bfs_hops(adj, num), plain_bfs(set(edges), num))
+
+
+@pytest.mark.parametrize("leaves", [255, 256, 300])
+def test_bfs_hops_around_a_byte_of_neighbours(leaves: int) -> None:
+    """A hub whose every neighbour is in the frontier at once: 255 still fits the
+    uint8 count, more take the float32 path."""
+    num = leaves + 2
+    edges = {(0, i) for i in range(1, leaves + 1)} | {(i, leaves + 1) for i in range(1, leaves + 1)}
+    edges |= {(b, a) for a, b in edges}
+    rows, cols = zip(*sorted(edges), strict=True)
+    adj = sparse.csr_array(
+        (np.ones(len(rows), dtype=np.float32), (np.array(rows), np.array(cols))), shape=(num, num)
+    )
+    assert np.array_equal(bfs_hops(adj, num), plain_bfs(edges, num))
