@@ -428,6 +428,8 @@ def balanced_routes(
     flat_cost = np.empty(0, dtype=np.uint8)
     keep_least = np.empty(num, dtype=np.int64)
     targets_list = targets.tolist()
+    least = np.empty(num, dtype=_KEY_DTYPE)  # per-LID buffers, reused
+    chosen = np.empty(num, dtype=np.int64)
     for j, (lid, t) in enumerate(zip(dest.tolist(), targets_list, strict=True)):
         if j == 0 or t != targets_list[j - 1]:
             _finish_run(fab, columns[run_start:j], dest[run_start:j], summed)
@@ -444,7 +446,8 @@ def balanced_routes(
             if old is not None:
                 # a cost no port has where the switch routes nowhere: nothing is kept there
                 keep_least = np.where(routed, least_cost.astype(np.int64), np.int64(256))
-        choice = summed.min(axis=0) & _PORT_OF_KEY
+        np.minimum.reduce(summed, axis=0, out=least)
+        choice = np.bitwise_and(least, _PORT_OF_KEY, out=least)
         if old is not None:
             mine = old[lid]
             keep = flat_cost[mine * np.int64(num) + rows] == keep_least
@@ -452,7 +455,7 @@ def balanced_routes(
         columns[j] = choice
         if lid_is_ca[lid]:
             # int64 (intp) indices: numpy converts any other index type first
-            chosen = np.multiply(choice, num, dtype=np.int64)
+            np.multiply(choice, num, out=chosen)
             chosen += rows
             np.add.at(flat_summed, chosen, _KEY_PER_LID)
     _finish_run(fab, columns[run_start:], dest[run_start:], summed)
