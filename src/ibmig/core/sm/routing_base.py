@@ -55,11 +55,13 @@ MAX_UNICAST_LID = 0xBFFF
 MAX_SWITCH_PORTS = 254
 """A switch has at most 254 external ports; 255 is reserved in the LFT."""
 
-_BIG = np.int32(1 << 30)
-# `balanced_routes` keys: 256 x (CA LIDs on a port) + the port (a switch has at most
-# 255 ports; 49,151 unicast LIDs x 256 stay far below _BIG).
-_KEY_PER_LID = np.int32(256)
-_PORT_OF_KEY = np.int32(255)
+# `balanced_routes` keys (see there): cost << 24 | 256 x (CA LIDs on a port) + port
+_COST_SHIFT = 24
+_KEY_MASK = np.uint32((1 << _COST_SHIFT) - 1)
+_NOWHERE = np.uint32(UNREACHABLE_HOPS << _COST_SHIFT)
+_KEY_DTYPE = np.dtype("<u4")  # little-endian, so the cost is the last byte of each key
+_KEY_PER_LID = np.uint32(256)
+_PORT_OF_KEY = np.uint32(255)
 _SCATTER_ROWS = 16  # switch rows per scatter of `balanced_routes`' result (cache sized)
 
 
@@ -294,26 +296,35 @@ def bfs_hops(adj: Any, num: int) -> U8Array:
     `adj[s, n] != 0` means an edge s -> n (a symmetric matrix gives undirected hop
     counts). Column t of the frontier holds the switches first reached at the current
     distance by the BFS rooted at t; `adj @ frontier` moves every BFS back one edge
-    at once.
+    at once. The product counts, for each switch, its neighbours in the frontier:
+    at most its number of distinct neighbours, so with 0/1 entries it fits a byte
+    whenever no switch has more than 255 (a switch has at most 254 ports), and uint8
+    operands move a quarter of float32's bytes (3,584 switches: 12.8 MB a level).
     """
     dist = np.full((num, num), UNREACHABLE_HOPS, dtype=np.uint8)
     if num == 0:
         return dist
     np.fill_diagonal(dist, 0)
-    visited = np.eye(num, dtype=np.bool_)
-    frontier = np.eye(num, dtype=np.float32)
+    pattern = sparse.csr_array(adj, copy=True)
+    pattern.eliminate_zeros()
+    pattern.sum_duplicates()
+    degree = np.diff(pattern.indptr)
+    dtype = np.uint8 if degree.max(initial=0) <= 255 else np.float32
+    step = sparse.csr_array(
+        (np.ones(pattern.nnz, dtype=dtype), pattern.indices, pattern.indptr), shape=(num, num)
+    )
+    frontier = np.eye(num, dtype=dtype)
     level = 0
     while True:
         level += 1
-        reached = np.asarray(adj @ frontier) > 0
-        reached &= ~visited
+        reached = np.asarray(step @ frontier) > 0
+        reached &= dist == UNREACHABLE_HOPS  # not reached before
         if not reached.any():
             return dist
         if level >= UNREACHABLE_HOPS:
             raise RoutingError("a shortest path is longer than 254 hops")
-        dist[reached] = level
-        visited |= reached
-        frontier = reached.astype(np.float32)
+        np.copyto(dist, np.uint8(level), where=reached)
+        frontier = reached.astype(dtype)
 
 
 def switch_hops(inp: RoutingInput) -> U8Array:
@@ -360,10 +371,10 @@ def balanced_routes(
     dest_lids: Sequence[int] | IntArray,
     cost_for: CostFn,
     previous: U8Array | None = None,
-) -> None:
+) -> IntArray:
     """Fill `lft[:, lid]` for `dest_lids`, in that order, balancing like OpenSM's minhop.
 
-    `cost_for(t)` gives, for destination switch t, a (switches x ports) uint8 array:
+    `cost_for(t)` gives, for destination switch t, a (ports x switches) uint8 array:
     the length of the best allowed route to t through each port (255 = port not
     allowed). Every switch picks among the ports of least cost the one that already
     carries the fewest CA LIDs, the lowest port number on a tie (osm_switch.c
@@ -378,61 +389,104 @@ def balanced_routes(
     as OpenSM does on every sweep after the first (ignore_existing_lfts FALSE): a
     resweep then changes only the routes it must. Kept CA LIDs count as chosen ones.
 
-    The choice is sequential in the destinations but vectorised over all switches:
-    one pass per destination LID. Candidate sets are recomputed only when the
-    destination switch changes.
+    Returns `loads[switch, port]`: the CA LIDs among `dest_lids` whose entry is
+    `port` (what `port_loads` counts on the filled table when every CA LID is
+    routed here once).
 
-    Laid out for speed (a 3,584-switch, 65-port, 44,544-LID fat tree is 10^10 port
-    looks): `keys[port, switch]` holds 256 x (CA LIDs routed out of the port) + the
-    port number, so with a disallowed port's penalty added (once per destination
-    switch, then kept up to date with `keys`) a minimum taken down each column gives
-    the least-loaded allowed port with the lowest port number on a tie (what
-    `argmin` along a row gives) in one vectorised reduction, not a short `argmin`
-    per switch.
+    The choice is sequential in the destinations but vectorised over all switches:
+    one pass per destination LID. Laid out for speed (a 3,584-switch, 65-port,
+    44,544-LID fat tree is 10^10 port looks): `summed[port, switch]` is a uint32
+    whose top byte is the port's cost towards the current destination switch and
+    whose low 24 bits are 256 x (CA LIDs routed out of the port) + the port number,
+    so a minimum down each column of the port-major (C order) array is the least
+    cost, then the least load, then the lowest port, in one vectorised reduction:
+    no per-switch `argmin`, no separate allowed-port mask. A last row, the sink,
+    is the smallest value of the switches that route nowhere (the destination
+    switch itself, the unreachable ones): their pick lands there and its count is
+    thrown away when the destination switch changes, so one unmasked scatter
+    counts every switch's pick. Ports are below 255 and a count below 2^16 (one
+    entry per CA LID: at most 49,151), so the key fits its 24 bits.
     """
     num = fab.num_switches
     width = fab.num_ports
-    keys = np.repeat(np.arange(width, dtype=np.int32)[:, None], num, axis=1)
-    flat_keys = keys.reshape(-1)
-    summed = np.empty_like(keys)  # keys + penalty of the current destination switch
-    flat_summed = summed.reshape(-1)
-    rows = np.arange(num, dtype=np.int64)
+    dest = np.asarray(dest_lids, dtype=np.int64)
+    targets = fab.lid_switch[dest]
     lid_is_ca = np.zeros(fab.inp.max_lid + 1, dtype=np.bool_)
     lid_is_ca[fab.ca_lids] = True
-    columns = np.empty((len(dest_lids), num), dtype=np.uint8)
-    prev_t = -1
-    penalty = np.zeros((width, num), dtype=np.int32)
-    routed = rows
-    unrouted = rows
+    if np.count_nonzero(lid_is_ca[dest]) >> (_COST_SHIFT - 8):
+        raise RoutingError("balanced_routes: 2^16 or more CA LIDs to route (repeated LIDs?)")
     old = _previous_ports(previous, num, fab.inp.max_lid, width)
-    for j, lid in enumerate(np.asarray(dest_lids, dtype=np.int64).tolist()):
-        t = int(fab.lid_switch[lid])
-        if t != prev_t:
-            prev_t = t
-            # Port-major (C order) as `keys`: reductions down columns are vectorised.
-            cost = np.ascontiguousarray(cost_for(t).T)
-            least = cost.min(axis=0)
-            ok = least != UNREACHABLE_HOPS
-            ok[t] = False
-            penalty = np.where(cost == least, np.int32(0), _BIG)
-            routed = np.flatnonzero(ok)
-            unrouted = np.flatnonzero(~ok)
-            np.add(keys, penalty, out=summed)
-        choice = summed.min(axis=0) & _PORT_OF_KEY
+    summed = np.repeat(np.arange(width + 1, dtype=_KEY_DTYPE)[:, None], num, axis=1)
+    ports = summed[:width]
+    # the cost byte of every port key, written in place (little-endian: the last byte)
+    cost_byte = ports.view(np.uint8).reshape(width, num, 4)[:, :, 3]
+    sink = summed[width]
+    flat_summed = summed.reshape(-1)
+    rows = np.arange(num, dtype=np.int64)
+    columns = np.empty((dest.size, num), dtype=np.uint8)
+    run_start = 0
+    flat_cost = np.empty(0, dtype=np.uint8)
+    keep_least = np.empty(num, dtype=np.int64)
+    targets_list = targets.tolist()
+    least = np.empty(num, dtype=_KEY_DTYPE)  # per-LID buffers, reused
+    chosen = np.empty(num, dtype=np.int64)
+    for j, (lid, t) in enumerate(zip(dest.tolist(), targets_list, strict=True)):
+        if j == 0 or t != targets_list[j - 1]:
+            _finish_run(fab, columns[run_start:j], dest[run_start:j], summed)
+            run_start = j
+            cost = _checked_cost(cost_for, t, (width, num))
+            flat_cost = cost.reshape(-1)
+            cost_byte[:] = cost
+            cost_byte[:, t] = UNREACHABLE_HOPS
+            least_cost = cost.min(axis=0)
+            routed = least_cost != UNREACHABLE_HOPS
+            routed[t] = False
+            # sink: the smallest value where the switch routes nowhere, never the least elsewhere
+            sink[:] = np.where(routed, np.uint32(0xFFFFFFFF), np.uint32(width))
+            if old is not None:
+                # a cost no port has where the switch routes nowhere: nothing is kept there
+                keep_least = np.where(routed, least_cost.astype(np.int64), np.int64(256))
+        np.minimum.reduce(summed, axis=0, out=least)
+        choice = np.bitwise_and(least, _PORT_OF_KEY, out=least)
         if old is not None:
             mine = old[lid]
-            keep = penalty[mine, rows] == 0
+            keep = flat_cost[mine * np.int64(num) + rows] == keep_least
             choice = np.where(keep, mine, choice)
-        col = columns[j]
-        col[:] = choice
-        col[unrouted] = NO_PATH
-        col[t] = fab.lid_port[lid]
+        columns[j] = choice
         if lid_is_ca[lid]:
-            chosen = choice[routed] * num + routed
-            flat_keys[chosen] += _KEY_PER_LID
-            flat_summed[chosen] += _KEY_PER_LID  # kept equal to keys + penalty
+            # int64 (intp) indices: numpy converts any other index type first
+            np.multiply(choice, num, out=chosen)
+            chosen += rows
+            np.add.at(flat_summed, chosen, _KEY_PER_LID)
+    _finish_run(fab, columns[run_start:], dest[run_start:], summed)
     # Scattered a few switch rows at a time: one scatter of the whole transposed
     # table strides across every row for each LID (6x slower on 3,584 x 44,544).
-    dest = np.asarray(dest_lids, dtype=np.int64)
     for first in range(0, num, _SCATTER_ROWS):
         lft[first : first + _SCATTER_ROWS, dest] = columns[:, first : first + _SCATTER_ROWS].T
+    loads = np.zeros((num, width), dtype=np.int64)
+    loads[:] = ((ports & _KEY_MASK) >> 8).T
+    # a CA LID behind its own switch leaves by its CA port, counted by no key
+    local = dest[lid_is_ca[dest]]
+    np.add.at(loads, (fab.lid_switch[local], fab.lid_port[local]), 1)
+    return loads
+
+
+def _finish_run(
+    fab: Fabric, picks: U8Array, lids: IntArray, summed: npt.NDArray[np.uint32]
+) -> None:
+    """The entries the LID-by-LID pass left to the end of a destination switch's
+    run of LIDs: "no route" where the switch routes nowhere, the port of the LID
+    at the destination switch itself."""
+    if not lids.size:
+        return
+    nowhere = summed[-1] != np.uint32(0xFFFFFFFF)
+    picks[:, nowhere] = NO_PATH
+    picks[:, int(fab.lid_switch[lids[0]])] = fab.lid_port[lids]
+
+
+def _checked_cost(cost_for: CostFn, t: int, shape: tuple[int, int]) -> U8Array:
+    """`cost_for(t)` as a C-contiguous uint8 array of the (ports x switches) shape."""
+    cost = np.ascontiguousarray(cost_for(t), dtype=np.uint8)
+    if cost.shape != shape:
+        raise RoutingError(f"cost_for({t}): expected shape {shape}, got {cost.shape}")
+    return cost

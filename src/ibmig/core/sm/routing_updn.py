@@ -78,7 +78,6 @@ from ibmig.core.sm.routing_base import (
     U8Array,
     balanced_routes,
     bfs_hops,
-    port_loads,
 )
 
 __all__ = [
@@ -105,19 +104,20 @@ def minhop(inp: RoutingInput, previous: U8Array | None = None) -> RoutingResult:
     hops = bfs_hops(fab.adj, num)
     # hops is symmetric: row t holds every switch's distance to t
     to_t = _with_nowhere(hops)
-    nbr_safe = fab.nbr_safe
+    far = np.ascontiguousarray(fab.nbr_safe.T)  # port-major, as balanced_routes wants
 
     def cost_for(t: int) -> U8Array:
-        cost: U8Array = to_t[t][nbr_safe]
+        cost: U8Array = to_t[t][far]
         return cost
 
     lft = fab.new_lft()
-    balanced_routes(fab, lft, fab.destination_order(), cost_for, previous)
+    # every LID once: the loads balanced_routes counted are `port_loads(lft, inp)`
+    loads = balanced_routes(fab, lft, fab.destination_order(), cost_for, previous)
     diameter = int(hops[hops != UNREACHABLE_HOPS].max()) if num else 0
     return RoutingResult(
         engine="minhop",
         lft=lft,
-        port_lids=port_loads(lft, inp),
+        port_lids=loads,
         stats={"switch_diameter_hops": diameter},
     )
 
@@ -226,19 +226,20 @@ def updn_cost_function(fab: Fabric, key: IntArray) -> tuple[CostFn, U8Array, U8A
     dn, length = updn_tables(fab, key)
     dn_to = _with_nowhere(np.ascontiguousarray(dn.T))
     len_to = _with_nowhere(np.ascontiguousarray(length.T))
-    nbr_safe = fab.nbr_safe
-    valid = fab.nbr >= 0
+    # port-major (ports x switches), as balanced_routes wants
+    far = np.ascontiguousarray(fab.nbr_safe.T)
+    valid = far != fab.num_switches
     key_ext = np.r_[key, -1]
-    nbr_key = key_ext[nbr_safe]
-    is_down = valid & (nbr_key > key[:, None])
-    is_up = valid & (nbr_key < key[:, None])
+    far_key = key_ext[far]
+    is_down = valid & (far_key > key[None, :])
+    is_up = valid & (far_key < key[None, :])
     num = fab.num_switches
 
     def cost_for(t: int) -> U8Array:
         down_mode = dn_to[t, :num] != UNREACHABLE_HOPS
-        down_cost = np.where(is_down, dn_to[t][nbr_safe], np.uint8(UNREACHABLE_HOPS))
-        up_cost = np.where(is_up, len_to[t][nbr_safe], np.uint8(UNREACHABLE_HOPS))
-        return np.where(down_mode[:, None], down_cost, up_cost).astype(np.uint8)
+        down_cost = np.where(is_down, dn_to[t][far], np.uint8(UNREACHABLE_HOPS))
+        up_cost = np.where(is_up, len_to[t][far], np.uint8(UNREACHABLE_HOPS))
+        return np.where(down_mode[None, :], down_cost, up_cost).astype(np.uint8)
 
     return cost_for, dn, length
 
@@ -294,14 +295,14 @@ def updn(
         key = fab.order_key(ranks)
         cost_for, _dn, length = updn_cost_function(fab, key)
     lft = fab.new_lft()
-    balanced_routes(fab, lft, fab.destination_order(), cost_for, previous)
+    loads = balanced_routes(fab, lft, fab.destination_order(), cost_for, previous)
     reachable = hops != UNREACHABLE_HOPS
     unroutable = (length == UNREACHABLE_HOPS) & reachable
     stretched = int(((length != hops) & reachable & ~unroutable).sum())
     return RoutingResult(
         engine="updn",
         lft=lft,
-        port_lids=port_loads(lft, inp),
+        port_lids=loads,
         ranks=ranks,
         roots=root_tuple,
         stats={
