@@ -646,7 +646,7 @@ _directed_requests = given(
 
 @settings(max_examples=200, deadline=None)
 @_directed_requests
-def test_pack_directed_request_is_make_request_packed(
+def test_the_directed_request_packers_pack_what_make_request_packs(
     method: Method,
     attribute_id: int,
     data: bytes,
@@ -655,39 +655,22 @@ def test_pack_directed_request_is_make_request_packed(
     m_key: int,
     path: tuple[int, ...],
 ) -> None:
-    # The SM's PortInfo Gets and Sets take the same fast path: short data (a Get's
-    # none) is zero padded as `make_request` pads it.
+    # The SM's PortInfo Gets and Sets take the first fast path, its LFT block Sets
+    # the second (a per-switch template). Short data (a Get's none) is zero padded
+    # as `make_request` pads it.
     expected = make_request(
         method, attribute_id, tid=tid, attribute_modifier=modifier, data=data, path=path,
         m_key=m_key,
     ).pack()  # fmt: skip
-    got = pack_directed_request(
-        method, attribute_id, data, tid=tid, path_slot=path_bytes(path), hop_count=len(path),
-        attribute_modifier=modifier, m_key=m_key,
-    )  # fmt: skip
-    assert got == expected
-
-
-@settings(max_examples=200, deadline=None)
-@_directed_requests
-def test_directed_requests_pack_what_pack_directed_request_packs(
-    method: Method,
-    attribute_id: int,
-    data: bytes,
-    tid: int,
-    modifier: int,
-    m_key: int,
-    path: tuple[int, ...],
-) -> None:
-    # The SM's LFT block Sets are packed from a per-switch template.
     slot = path_bytes(path)
-    template = DirectedRequests(
-        method, attribute_id, path_slot=slot, hop_count=len(path), m_key=m_key
-    )
-    expected = pack_directed_request(
+    got = pack_directed_request(
         method, attribute_id, data, tid=tid, path_slot=slot, hop_count=len(path),
         attribute_modifier=modifier, m_key=m_key,
     )  # fmt: skip
+    assert got == expected
+    template = DirectedRequests(
+        method, attribute_id, path_slot=slot, hop_count=len(path), m_key=m_key
+    )
     assert template.pack(tid, modifier, data) == expected
 
 
