@@ -98,6 +98,7 @@ from __future__ import annotations
 
 import json
 import random
+from array import array
 from bisect import bisect_right
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping
@@ -156,14 +157,12 @@ Processing = int | Mapping[int, int]
 OutputHandler = Callable[[int, Engine], None]
 TOOLSTACK = -1
 """The node of engines attached off the fabric (the migration toolstack)."""
-# A port as a packet crossing it needs it: its busy intervals (starts, ends: the
-# lists `_book` keeps) and its link's data rate (numerator, denominator of Gb/s).
-_Calendar = tuple[list[int], list[int], int, int]
+# The ports a packet leaves by, one per cable it crosses, as their calendar indices
+# (`SubnetSim._calendar`).
+_Hops = tuple[int, ...]
 # Where a LID-routed walk ends: (node, arrival port, cables crossed, the port it
 # leaves by at every hop), or the reason the packet is dropped. Every cable but the
-# last ends at a switch that forwards. The ports are their calendars, so that
-# reserving a memoised path looks nothing up.
-_Hops = tuple[_Calendar, ...]
+# last ends at a switch that forwards.
 _Route = tuple[int, int, int, _Hops] | str
 # A directed-route walk: the ports the SMP is sent out of (their calendars, as it
 # books them: up to where it is dropped, if it is) and where it ends, as (node,
@@ -383,26 +382,36 @@ class SubnetSim:
         self.peer: list[list[tuple[int, int] | None]] = [
             [None] * (n.num_ports + 1) for n in fabric.nodes
         ]
-        # Per port: its link's data rate as (numerator, denominator) of Gb/s.
+        # Per port: its link's data rate as (numerator, denominator) of Gb/s, one
+        # tuple per distinct rate (`_reserve` tells a change of rate by identity).
         self._port_rate: list[list[tuple[int, int]]] = [
             [(1, 1)] * (n.num_ports + 1) for n in fabric.nodes
         ]
+        rates: dict[tuple[int, int], tuple[int, int]] = {}
         for link in fabric.links:
             self.peer[link.node_a][link.port_a] = (link.node_b, link.port_b)
             self.peer[link.node_b][link.port_b] = (link.node_a, link.port_a)
             rate = data_rate_gbps(link.width, link.speed)
             pair = (rate.numerator, rate.denominator)
+            pair = rates.setdefault(pair, pair)
             self._port_rate[link.node_a][link.port_a] = pair
             self._port_rate[link.node_b][link.port_b] = pair
-        # Each port's calendar (`_Calendar`): its busy intervals [start, end),
-        # sorted, never empty (an empty interval at time 0 to begin with, so that the
-        # per-hop test in `_reserve` needs no emptiness check), and its rate. Made
-        # when a walk first crosses the port (`_calendar`): most ports of a big
-        # fabric carry no packet that reserves them (315,000 ports on the largest
-        # preset, a million objects made up front).
-        self._calendars: list[list[_Calendar | None]] = [
-            [None] * (n.num_ports + 1) for n in fabric.nodes
-        ]
+        # Port calendars: the intervals [start, end) each port is busy sending. A
+        # port gets an index when a walk first crosses it (`_calendar`; most ports
+        # of a big fabric carry no packet that reserves them). What `_reserve` reads
+        # at every hop lies in flat arrays by index: the port's last interval
+        # (`_busy_start`, `_busy_end`: an empty one at time 0 to begin with) and its
+        # rate. Only a port with more than one interval that may still matter (booked
+        # ahead with a gap, as the SA's port is through a burst of Reports) has them
+        # all in sorted lists (`_ahead`: the lists `_book` keeps, ending with the
+        # last interval); an idle port has none. A calendar per port of two lists
+        # and a tuple cost some 250 bytes and, at every hop, four objects scattered
+        # in memory to read.
+        self._calendar_of: list[list[int]] = [[-1] * (n.num_ports + 1) for n in fabric.nodes]
+        self._busy_start = array("q")
+        self._busy_end = array("q")
+        self._ahead: list[tuple[list[int], list[int]] | None] = []
+        self._calendar_rate: list[tuple[int, int]] = []
         self.link_up: set[tuple[int, int]] = set()
         # Cable ends whose outgoing packets are lost at random, and the stream that
         # decides it (seeded apart from the SM's, so adding loss changes nothing else).
@@ -904,28 +913,42 @@ class SubnetSim:
         bits = size_bytes * 8
         ser = 0
         # The rate ser was computed at: a path's links mostly share one, so the
-        # division is done once per path rather than once per hop (0: none yet).
-        last_num = last_den = 0
+        # division is done once per path rather than once per hop.
+        last_rate: tuple[int, int] | None = None
+        rates = self._calendar_rate
+        busy_start = self._busy_start
+        busy_end = self._busy_end
+        ahead = self._ahead
         t = now + delay_ns
-        for starts, ends, num, den in hops:
-            if num != last_num or den != last_den:
-                ser = -(-bits * den // num)
-                last_num = num
-                last_den = den
-            last = ends[-1]
-            if last >= t:
-                t = _book(starts, ends, t, ser, now)
-            elif last <= now:
+        for port in hops:
+            rate = rates[port]
+            if rate is not last_rate:
+                ser = -(-bits * rate[1] // rate[0])
+                last_rate = rate
+            last = busy_end[port]
+            if last <= now:
                 # Idle since before now, the common case: every interval is past
-                # and none can matter again, so the last one is reused in place
-                # rather than the calendar grown and pruned later.
-                starts[-1] = t
-                ends[-1] = t + ser
-            else:  # booked ahead, free from t on
+                # and none can matter again.
+                if ahead[port] is not None:
+                    ahead[port] = None
+            else:
+                intervals = ahead[port]
+                if intervals is None:
+                    intervals = ahead[port] = ([busy_start[port]], [last])
+                starts, ends = intervals
+                if last >= t:
+                    t = _book(starts, ends, t, ser, now)
+                    busy_start[port] = starts[-1]
+                    busy_end[port] = ends[-1]
+                    t += step
+                    continue
+                # Booked ahead, free from t on.
                 if len(ends) > _PRUNE_AT and ends[len(ends) >> 1] <= now:
                     _forget_past(starts, ends, now)
                 starts.append(t)
                 ends.append(t + ser)
+            busy_start[port] = t
+            busy_end[port] = t + ser
             t += step
         return t - switch_ns + ser - now  # no switch after the last cable
 
@@ -1046,13 +1069,16 @@ class SubnetSim:
             arriving = payload[:6] + b"\x00" + payload[7:]
         self._deliver_at(delay_ns, far_node, in_port, datagram, arriving)
 
-    def _calendar(self, node: int, port: int) -> _Calendar:
-        """The calendar of `node`'s `port`, made on first use."""
-        calendar = self._calendars[node][port]
-        if calendar is None:
-            num, den = self._port_rate[node][port]
-            calendar = self._calendars[node][port] = ([0], [0], num, den)
-        return calendar
+    def _calendar(self, node: int, port: int) -> int:
+        """The calendar index of `node`'s `port`, given on first use."""
+        index = self._calendar_of[node][port]
+        if index < 0:
+            index = self._calendar_of[node][port] = len(self._ahead)
+            self._busy_start.append(0)
+            self._busy_end.append(0)
+            self._ahead.append(None)
+            self._calendar_rate.append(self._port_rate[node][port])
+        return index
 
     def _walk_directed(self, node: int, outbound: bool, path: bytes) -> _DrWalk:
         """Walk a directed route from `node` (IBA Vol 1, 14.2.2): outbound through
@@ -1067,7 +1093,7 @@ class SubnetSim:
             return links * latency.link_ns + (links - 1) * latency.switch_ns
 
         ports = path if outbound else path[::-1]
-        hops: list[_Calendar] = []
+        hops: list[int] = []
         arrivals = bytearray()
         last = len(ports) - 1
         for i, out in enumerate(ports):
@@ -1167,7 +1193,7 @@ class SubnetSim:
             out = port
             if agents[node].port_lid(out) == dlid:  # loopback
                 return (node, out, 0, ())
-        hops: list[_Calendar] = []
+        hops: list[int] = []
         calendar = self._calendar
         for links in range(1, _MAX_HOPS + 1):
             hops.append(calendar(node, out))
