@@ -167,6 +167,7 @@ def place(
     stepper.until_idle_or(
         lambda: not sim.sa.guid_info_writes_in_flight and sim.sa_idle() and all_up(),
         PLACEMENT_LIMIT_NS,
+        sim.sa_idle_from,  # the rest of the condition changes only with events
     )
     not_up = [v.name for v in sim.vms.values() if not v.up]
     if not_up:

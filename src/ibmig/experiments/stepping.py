@@ -54,19 +54,41 @@ class Stepper:
             if ran == 0:
                 break
 
-    def until_idle_or(self, done: Callable[[], bool], limit_ns: int | None = None) -> None:
+    def until_idle_or(
+        self,
+        done: Callable[[], bool],
+        limit_ns: int | None = None,
+        changes_at: Callable[[], int | None] | None = None,
+    ) -> None:
         """Run until `done()`, asked on each whole millisecond of simulated time
         (`CHECK_EVERY_NS`); until nothing is left to run; or (with `limit_ns`) until
         that much simulated time has passed: engines that retry without end (dom0's
-        alias GUID requests, as mlx4's) never leave the simulator idle."""
+        alias GUID requests, as mlx4's) never leave the simulator idle.
+
+        `changes_at`: when `done()` may next change by time passing alone, with no
+        event run (None: only an event can change it). Given, the milliseconds up
+        to the one at or after the next such time or event are skipped: `done()`
+        would be false at each of them, as it was. Without it `done()` may change at
+        any moment and every millisecond is asked: a stage whose engines retry every
+        few seconds (a set-up that fails) was stepped through 600 s one
+        millisecond at a time."""
         kernel = self.sim.kernel
         end = None if limit_ns is None else kernel.now_ns + limit_ns
         while not done():
             if end is not None and kernel.now_ns >= end:
                 break
-            if kernel.peek_ns() is None:
+            next_ns = kernel.peek_ns()
+            if next_ns is None:
                 break  # idle: nothing would ever change `done()`
             check = (kernel.now_ns // CHECK_EVERY_NS + 1) * CHECK_EVERY_NS
+            if changes_at is not None and next_ns > check:
+                quiet_until = next_ns
+                change = changes_at()
+                if change is not None:
+                    quiet_until = min(quiet_until, change)
+                if end is not None:
+                    quiet_until = min(quiet_until, end)
+                check = max(check, -(-quiet_until // CHECK_EVERY_NS) * CHECK_EVERY_NS)
             while kernel.now_ns < check:
                 self._chunk(check, UNTIL_CHUNK_EVENTS)
                 if self.progress is not None:

@@ -574,6 +574,15 @@ class SubnetSim:
         now = self.kernel.now_ns
         return server is None or (server.busy_until_ns <= now and not server.inbox)
 
+    def sa_idle_from(self) -> int | None:
+        """When `sa_idle` turns true by time passing alone: the end of the work the
+        SA's server has in hand, if nothing waits behind it; None if it is idle
+        already or only an event can make it so."""
+        server = self.servers.get(id(self.sm_engine))
+        if server is None or server.inbox or server.busy_until_ns <= self.kernel.now_ns:
+            return None
+        return server.busy_until_ns
+
     def start(self) -> None:
         """Start the SM's first sweep at the current time."""
         self._started = True
