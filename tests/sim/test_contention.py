@@ -348,3 +348,108 @@ def test_reserving_a_path_books_each_port_at_its_first_fit(
             t += step
         expected = t - lat.switch_ns + ser - now
         assert sim._reserve(tuple(ports[hop] for hop in path), size, delay) == expected
+
+
+def _fabric_ports(sim: SubnetSim, count: int) -> list[int]:
+    """Calendar indices of `count` switch ports of `sim` (4x SDR: 8 bits per ns)."""
+    return [
+        sim._calendar(node.index, port)
+        for node in sim.fabric.switches
+        for port in range(1, node.num_ports + 1)
+    ][:count]
+
+
+def _busy(sim: SubnetSim, port: int, now_ns: int) -> list[tuple[int, int]]:
+    """When the port is busy from `now_ns` on: its intervals, touching ones merged."""
+    held = sim._ahead[port]
+    pairs = (
+        list(zip(*held, strict=True))
+        if held is not None
+        else [(sim._busy_start[port], sim._busy_end[port])]
+    )
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(pairs):
+        if end <= now_ns:
+            continue
+        if merged and merged[-1][1] >= start:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((max(start, now_ns), end))
+    return merged
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(  # bookings already held: (ports, ready from now, size)
+        st.tuples(
+            st.lists(st.integers(0, 8), min_size=1, max_size=3),
+            st.integers(0, 3_000),
+            st.sampled_from([40, 290]),
+        ),
+        max_size=6,
+    ),
+    st.lists(  # the burst: (a port per level, or -1 to stop there; ready step; size)
+        st.tuples(
+            st.lists(st.integers(-1, 2), min_size=3, max_size=3),
+            st.integers(0, 400),
+            st.sampled_from([40, 290, 2_100]),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    st.booleans(),  # a packet ready before the one emitted before it
+    st.lists(st.tuples(st.integers(0, 8), st.integers(0, 5_000)), max_size=8),  # after
+)
+def test_a_burst_books_as_one_packet_after_another_would(
+    held: list[tuple[list[int], int, int]],
+    burst: list[tuple[list[int], int, int]],
+    disorder: bool,
+    after: list[tuple[int, int]],
+) -> None:
+    """`_book_burst` books a burst a hop at a time; whenever it does (and says None,
+    booking nothing, when it cannot), every packet's delay and every later booking
+    are what booking the packets one after another gives."""
+    fabric = preset("ft2-36")
+    sims = [SubnetSim(fabric), SubnetSim(fabric)]
+    calendars = []
+    for sim in sims:
+        sim.kernel.now_ns = 10_000
+        calendars.append(_fabric_ports(sim, 9))
+        for ports, delay, size in held:
+            sim._reserve(tuple(calendars[-1][p] for p in ports), size, delay)
+    # Level j of a path is one of ports 3j..3j+2: each port one hop of every path.
+    paths, sizes, ready = [], [], []
+    t = sims[0].kernel.now_ns
+    for levels, gap, size in burst:
+        ports = []
+        for level, choice in enumerate(levels):
+            if choice < 0:
+                break
+            ports.append(3 * level + choice)
+        paths.append(tuple(calendars[0][p] for p in ports or [0]))
+        sizes.append(size)
+        t += gap
+        ready.append(t)
+    if disorder and len(ready) > 1:
+        ready[-1] = ready[0] - 1  # reaches the first port before the one before it
+    booked = sims[0]._book_burst(paths, [8 * size for size in sizes], ready)
+    one_by_one = [
+        sims[1]._reserve(path, size, when - sims[1].kernel.now_ns)
+        for path, size, when in zip(paths, sizes, ready, strict=True)
+    ]
+    if booked is None:
+        booked = [
+            sims[0]._reserve(path, size, when - sims[0].kernel.now_ns)
+            for path, size, when in zip(paths, sizes, ready, strict=True)
+        ]
+    assert booked == one_by_one
+    now = sims[0].kernel.now_ns
+    assert [_busy(sims[0], port, now) for port in calendars[0]] == [
+        _busy(sims[1], port, now) for port in calendars[1]
+    ]
+    for port, later in after:
+        results = []
+        for sim, calendar in zip(sims, calendars, strict=True):
+            sim.kernel.now_ns += 97  # some of what was booked is past by now
+            results.append(sim._reserve((calendar[port],), 290, later))
+        assert results[0] == results[1]

@@ -28,7 +28,9 @@ after its head arrived (cut-through) or at the output port's first free interval
 from then, each cable adds `cable_ns`, and it is delivered when its tail arrives.
 The ports of the whole path are reserved in the step that emits the packet, not
 hop by hop, with the times it will pass them: no event per packet and hop, and no
-event per packet leaving an engine's queue. The approximation this makes: a port
+event per packet leaving an engine's queue. A burst emitted in one step (an SA's
+Reports to every subscriber) is booked a hop at a time for all its packets, in
+arrays, with the bookings one packet after another would make (`_book_burst`). The approximation this makes: a port
 serves packets in the order their reservations were made where they collide, not
 the order they reach it, and a packet reserved later can use a gap before one
 reserved earlier (it never moves it). Both differ from hop-by-hop service only for
@@ -103,7 +105,10 @@ from bisect import bisect_right
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import IO, Any
+
+import numpy as np
 
 from ibmig.core.engine import PERMISSIVE_LID, QP0, QP1, Datagram, Engine
 from ibmig.core.sa import SaConfig, SubnetAdministrator
@@ -180,6 +185,10 @@ _DETH_BYTES = 8
 _UD_SEND_ONLY = int(OpCode.UD_SEND_ONLY)  # an int compares faster than the enum member
 _GRH_BYTES = 40
 _MAX_HOPS = 64
+# Packets emitted in one engine step, at least this many, have their ports booked
+# together (`SubnetSim._book_burst`): an SA's Reports to every subscriber. Fewer
+# are booked one by one, which costs less than setting up the arrays.
+_BURST_AT_LEAST = 256
 _INITIAL_PATH = 128
 _RETURN_PATH = 192
 
@@ -714,6 +723,10 @@ class SubnetSim:
         smp = attached.smp_server
         main_leave = smp_leave = -1
         send = self.send
+        # A burst is sent once every output's leave time is known (`_send_burst`):
+        # what happens here per output (its queue, its requester, `departed`) does
+        # not depend on the sending, which schedules in the same order either way.
+        delays: list[int] | None = [] if len(outputs) >= _BURST_AT_LEAST else None
         for datagram in outputs:
             payload = datagram.payload
             to_smp = smp is not None and payload[1] in SMP_CLASSES
@@ -737,7 +750,12 @@ class SubnetSim:
                 requesters[(node, payload[8:16])] = engine  # as without contention
                 if departed is not None:
                     departed(datagram, leave)
-            send(node, datagram, leave - now)
+            if delays is None:
+                send(node, datagram, leave - now)
+            else:
+                delays.append(leave - now)
+        if delays is not None:
+            self._send_burst(node, outputs, delays)
         if fixed:
             return
         if main_leave < 0:
@@ -856,15 +874,9 @@ class SubnetSim:
 
     def send(self, node: int, datagram: Datagram, delay_ns: int = 0) -> None:
         """Carry `datagram` from `node`, leaving `delay_ns` from now."""
-        self.stats.sent += 1
         payload = datagram.payload
         dqp = datagram.dqp
-        if dqp <= QP1:
-            self._mad_tally[
-                (payload[1] << 24) | (payload[3] << 16) | (payload[16] << 8) | payload[17]
-            ] += 1
-        else:
-            self.data_packets += 1
+        self._count_sent(payload, dqp)
         if self.capture is not None:
             self._capture(datagram, delay_ns)
         if dqp == QP0 and len(payload) > 7 and payload[1] == _DR_CLASS:
@@ -900,6 +912,182 @@ class SubnetSim:
         if datagram.port != in_port:  # it arrives on its own port number
             datagram = _new_tuple(Datagram, (payload, in_port, *datagram[2:]))
         self.kernel.schedule(delay_ns, self._deliver, (far_node, datagram))
+
+    def _count_sent(self, payload: bytes, dqp: int) -> None:
+        self.stats.sent += 1
+        if dqp <= QP1:
+            self._mad_tally[
+                (payload[1] << 24) | (payload[3] << 16) | (payload[16] << 8) | payload[17]
+            ] += 1
+        else:
+            self.data_packets += 1
+
+    def _send_burst(self, node: int, datagrams: list[Datagram], delays: list[int]) -> None:
+        """`send` each datagram, leaving its delay from now, in order; a run of at
+        least `_BURST_AT_LEAST` of them LID routed over walks that arrive has its
+        ports booked together (`_book_burst`). An SM's step can emit SMPs among its
+        SA's Reports: they are sent one by one in their place."""
+        batchable = self.contention and not self.loss_rate and self.capture is None
+        memo = self._routes
+        run: list[int] = []  # indices of the run of datagrams that may be booked together
+        routes: list[tuple[int, int, int, _Hops]] = []
+        for index, datagram in enumerate(datagrams):
+            route: _Route | None = None
+            management = datagram.dqp == QP0
+            if batchable and not (
+                (management and datagram.payload[1] == _DR_CLASS)
+                or datagram.dlid >= MULTICAST_LID_BASE
+            ):
+                key = (node, datagram.port, datagram.dlid, management)
+                route = memo.get(key)
+                if route is None:
+                    route = memo[key] = self._walk(node, datagram.port, datagram.dlid, management)
+                if isinstance(route, str) or not route[2]:
+                    route = None  # dropped, or delivered at the node itself: `send` says
+            if route is not None:
+                assert not isinstance(route, str)
+                run.append(index)
+                routes.append(route)
+                continue
+            self._send_run(node, datagrams, delays, run, routes)
+            run, routes = [], []
+            self.send(node, datagram, delays[index])
+        self._send_run(node, datagrams, delays, run, routes)
+
+    def _send_run(
+        self,
+        node: int,
+        datagrams: list[Datagram],
+        delays: list[int],
+        run: list[int],
+        routes: list[tuple[int, int, int, _Hops]],
+    ) -> None:
+        """Send `datagrams[i]` for each i of `run` (LID routed by `routes`)."""
+        if len(run) >= _BURST_AT_LEAST:
+            now = self.kernel.now_ns
+            wire_bytes = self._wire_bytes
+            arrivals = self._book_burst(
+                [route[3] for route in routes],
+                [wire_bytes(datagrams[index]) * 8 for index in run],
+                [now + delays[index] for index in run],
+            )
+            if arrivals is not None:
+                schedule = self.kernel.schedule
+                deliver = self._deliver
+                count_sent = self._count_sent
+                for index, (far_node, in_port, _, _), delay in zip(
+                    run, routes, arrivals, strict=True
+                ):
+                    datagram = datagrams[index]
+                    count_sent(datagram.payload, datagram.dqp)
+                    if datagram.port != in_port:  # as `send`
+                        datagram = _new_tuple(Datagram, (datagram.payload, in_port, *datagram[2:]))
+                    schedule(delay, deliver, (far_node, datagram))
+                return
+        send = self.send
+        for index in run:
+            send(node, datagrams[index], delays[index])
+
+    def _book_burst(
+        self, paths: list[_Hops], bits: list[int], ready_ns: list[int]
+    ) -> list[int] | None:
+        """Book the ports of packets emitted together exactly as `_reserve` would,
+        one packet after another in order (the k-th has `bits[k]` bits, is ready at
+        `ready_ns[k]` and leaves by `paths[k]`), but a hop at a time for all of them;
+        returns each one's delay from now to its delivery, as `_reserve` does. That
+        holds when what each port on the paths holds ends by the time the first of
+        them gets there, each port is the same hop of every path through it, and the
+        packets reach each port in the order they were emitted: then at every port a
+        packet starts when it arrives or when the one before it there is done,
+        whichever is later (nothing booked earlier can leave it a gap to use).
+        Subtracting from each start the serialisation of the packets before it at
+        that port turns that into a running maximum, one array operation per hop.
+        None (nothing booked) when a condition fails."""
+        now = self.kernel.now_ns
+        count = len(paths)
+        lengths = np.fromiter(map(len, paths), dtype=np.int64, count=count)
+        depth = int(lengths.max())
+        on_path = np.arange(depth) < lengths[:, None]
+        flat = np.fromiter(chain.from_iterable(paths), dtype=np.int64, count=int(on_path.sum()))
+        ports = np.full((count, depth), -1, dtype=np.int64)
+        ports[on_path] = flat  # row by row: each path's ports in order
+        # One hop per port: sorted by port, then hop, a port's hops are all equal.
+        hops = np.broadcast_to(np.arange(depth), (count, depth))[on_path]
+        order = np.lexsort((hops, flat))
+        by_port, their_hops = flat[order], hops[order]
+        same = by_port[1:] == by_port[:-1]
+        if (their_hops[1:][same] != their_hops[:-1][same]).any():
+            return None
+        used = np.unique(flat)
+        rates = self._calendar_rate
+        num = np.zeros(len(rates), dtype=np.int64)
+        den = np.zeros(len(rates), dtype=np.int64)
+        num[used] = [rates[port][0] for port in used.tolist()]
+        den[used] = [rates[port][1] for port in used.tolist()]
+        size = np.asarray(bits, dtype=np.int64)
+        t = np.asarray(ready_ns, dtype=np.int64)
+        ser = np.zeros(count, dtype=np.int64)
+        latency = self.latency
+        step = latency.cable_ns + latency.switch_ns
+        # Per hop, per port: the port, its packets' starts and their serialisations.
+        booked: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        busy_end = np.frombuffer(self._busy_end, dtype=np.int64)
+        for hop in range(depth):
+            packets = np.nonzero(lengths > hop)[0]
+            at = ports[packets, hop]
+            grouped = np.argsort(at, kind="stable")  # by port, in emission order
+            packets, at = packets[grouped], at[grouped]
+            arrive = t[packets]
+            takes = -(-size[packets] * den[at] // num[at])
+            first = np.empty(len(at), dtype=bool)
+            first[0] = True
+            np.not_equal(at[1:], at[:-1], out=first[1:])
+            if (np.diff(arrive)[~first[1:]] < 0).any():
+                return None  # a port reached out of emission order
+            if (busy_end[at] > arrive).any():
+                return None  # booked by then (a port's first packet there is enough)
+            group = np.cumsum(first) - 1
+            before = np.cumsum(takes) - takes  # serialisations before, in the port's group
+            before -= before[first][group]
+            relative = arrive - before
+            low = int(relative.min())
+            span = int(relative.max()) - low + 1
+            if int(group[-1]) * span >= 1 << 62:
+                return None
+            # A running maximum within each group: every group lifted above the last.
+            lift = group * span
+            start = np.maximum.accumulate(relative - low + lift) - lift + low + before
+            booked.append((at, start, takes, first))
+            t[packets] = start + step
+            ser[packets] = takes
+        del busy_end
+        self._commit_bursts(booked)
+        return (t - latency.switch_ns + ser - now).tolist()  # type: ignore[no-any-return]
+
+    def _commit_bursts(
+        self, booked: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+    ) -> None:
+        """Write what `_book_burst` booked into the calendars, after what each port
+        held: the last interval in the arrays, and all that may still matter in
+        lists when there is more than one."""
+        now = self.kernel.now_ns
+        busy_start, busy_end, ahead = self._busy_start, self._busy_end, self._ahead
+        for at, start, takes, first in booked:
+            bounds = [*np.nonzero(first)[0].tolist(), len(at)]
+            ports = at[first].tolist()
+            starts = start.tolist()
+            ends = (start + takes).tolist()
+            for port, begin, end in zip(ports, bounds, bounds[1:], strict=False):
+                if busy_end[port] > now:  # booked ahead before: kept
+                    held = ahead[port]
+                    if held is None:
+                        held = ahead[port] = ([busy_start[port]], [busy_end[port]])
+                    held[0].extend(starts[begin:end])
+                    held[1].extend(ends[begin:end])
+                else:
+                    ahead[port] = None if end - begin == 1 else (starts[begin:end], ends[begin:end])
+                busy_start[port] = starts[end - 1]
+                busy_end[port] = ends[end - 1]
 
     @staticmethod
     def _wire_bytes(datagram: Datagram) -> int:
