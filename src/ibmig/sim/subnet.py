@@ -30,15 +30,16 @@ The ports of the whole path are reserved in the step that emits the packet, not
 hop by hop, with the times it will pass them: no event per packet and hop, and no
 event per packet leaving an engine's queue. A burst emitted in one step (an SA's
 Reports to every subscriber) is booked a hop at a time for all its packets, in
-arrays, with the bookings one packet after another would make (`_book_burst`). The approximation this makes: a port
-serves packets in the order their reservations were made where they collide, not
-the order they reach it, and a packet reserved later can use a gap before one
-reserved earlier (it never moves it). Both differ from hop-by-hop service only for
-packets in flight at once through the same port, within one path's latency (a few
-microseconds on a fat tree), far below the engines' service times that make the
-queues this model is for. Without contention a cable costs `link_ns` and nothing
-queues. Multicast packets (IPoIB broadcast, rare here) are charged the first
-port's serialisation but reserve no port.
+arrays, with the bookings one packet after another would make (`_book_burst`).
+The approximation this makes: a port serves packets in the order their
+reservations were made where they collide, not the order they reach it, and a
+packet reserved later can use a gap before one reserved earlier (it never moves
+it). Both differ from hop-by-hop service only for packets in flight at once through
+the same port, within one path's latency (a few microseconds on a fat tree), far
+below the engines' service times that make the queues this model is for. Without
+contention a cable costs `link_ns` and nothing queues. Multicast packets (IPoIB
+broadcast, rare here) are charged the first port's serialisation but reserve no
+port.
 
 A LID-routed walk depends only on cables, link states, LFTs, port LIDs and port
 states, so its outcome is memoised per (node, port, DLID, VL15 or not). Every SMA
@@ -421,6 +422,7 @@ class SubnetSim:
         self._busy_end = array("q")
         self._ahead: list[tuple[list[int], list[int]] | None] = []
         self._calendar_rate: list[tuple[int, int]] = []
+        self._rates_as_arrays: tuple[np.ndarray, np.ndarray] | None = None
         self.link_up: set[tuple[int, int]] = set()
         # Cable ends whose outgoing packets are lost at random, and the stream that
         # decides it (seeded apart from the SM's, so adding loss changes nothing else).
@@ -1011,19 +1013,14 @@ class SubnetSim:
         flat = np.fromiter(chain.from_iterable(paths), dtype=np.int64, count=int(on_path.sum()))
         ports = np.full((count, depth), -1, dtype=np.int64)
         ports[on_path] = flat  # row by row: each path's ports in order
-        # One hop per port: sorted by port, then hop, a port's hops are all equal.
+        # One hop per port: with a port's hop written for each of its crossings
+        # (the last write stays), every crossing reads its own back.
         hops = np.broadcast_to(np.arange(depth), (count, depth))[on_path]
-        order = np.lexsort((hops, flat))
-        by_port, their_hops = flat[order], hops[order]
-        same = by_port[1:] == by_port[:-1]
-        if (their_hops[1:][same] != their_hops[:-1][same]).any():
+        num, den = self._rate_arrays()
+        hop_of = np.empty(len(num), dtype=np.int64)
+        hop_of[flat] = hops
+        if (hop_of[flat] != hops).any():
             return None
-        used = np.unique(flat)
-        rates = self._calendar_rate
-        num = np.zeros(len(rates), dtype=np.int64)
-        den = np.zeros(len(rates), dtype=np.int64)
-        num[used] = [rates[port][0] for port in used.tolist()]
-        den[used] = [rates[port][1] for port in used.tolist()]
         size = np.asarray(bits, dtype=np.int64)
         t = np.asarray(ready_ns, dtype=np.int64)
         ser = np.zeros(count, dtype=np.int64)
@@ -1064,30 +1061,51 @@ class SubnetSim:
         self._commit_bursts(booked)
         return (t - latency.switch_ns + ser - now).tolist()  # type: ignore[no-any-return]
 
+    def _rate_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every calendar's rate as arrays (numerators, denominators), made again
+        only when a calendar was added since."""
+        rates = self._calendar_rate
+        if self._rates_as_arrays is None or len(self._rates_as_arrays[0]) != len(rates):
+            pairs = np.array(rates, dtype=np.int64).reshape(len(rates), 2)
+            self._rates_as_arrays = (pairs[:, 0].copy(), pairs[:, 1].copy())
+        return self._rates_as_arrays
+
     def _commit_bursts(
         self, booked: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
     ) -> None:
         """Write what `_book_burst` booked into the calendars, after what each port
         held: the last interval in the arrays, and all that may still matter in
-        lists when there is more than one."""
+        lists when there is more than one (most ports of a burst, a subscriber's
+        own among them, carry one packet of it: their arrays are written at once)."""
         now = self.kernel.now_ns
-        busy_start, busy_end, ahead = self._busy_start, self._busy_end, self._ahead
+        ahead = self._ahead
+        busy_start = np.frombuffer(self._busy_start, dtype=np.int64)
+        busy_end = np.frombuffer(self._busy_end, dtype=np.int64)
         for at, start, takes, first in booked:
-            bounds = [*np.nonzero(first)[0].tolist(), len(at)]
-            ports = at[first].tolist()
+            begins = np.nonzero(first)[0]
+            ends_at = np.append(begins[1:], len(at))  # one past each port's last
+            ports = at[begins]
+            held_start, held_end = busy_start[ports], busy_end[ports]
+            busy_start[ports] = start[ends_at - 1]
+            busy_end[ports] = start[ends_at - 1] + takes[ends_at - 1]
+            listed = (ends_at - begins > 1) | (held_end > now)
+            for port in ports[~listed].tolist():
+                if ahead[port] is not None:
+                    ahead[port] = None
+            if not listed.any():
+                continue
             starts = start.tolist()
             ends = (start + takes).tolist()
-            for port, begin, end in zip(ports, bounds, bounds[1:], strict=False):
-                if busy_end[port] > now:  # booked ahead before: kept
+            for i in np.nonzero(listed)[0].tolist():
+                port, begin, end = int(ports[i]), int(begins[i]), int(ends_at[i])
+                if held_end[i] > now:  # booked ahead before: kept
                     held = ahead[port]
                     if held is None:
-                        held = ahead[port] = ([busy_start[port]], [busy_end[port]])
+                        held = ahead[port] = ([int(held_start[i])], [int(held_end[i])])
                     held[0].extend(starts[begin:end])
                     held[1].extend(ends[begin:end])
                 else:
-                    ahead[port] = None if end - begin == 1 else (starts[begin:end], ends[begin:end])
-                busy_start[port] = starts[end - 1]
-                busy_end[port] = ends[end - 1]
+                    ahead[port] = (starts[begin:end], ends[begin:end])
 
     @staticmethod
     def _wire_bytes(datagram: Datagram) -> int:
