@@ -233,3 +233,60 @@ def test_a_timer_moves_only_later_and_only_while_pending() -> None:
     timer.cancel()
     with pytest.raises(ValueError, match="only move later"):
         kernel.move_later(timer, 200)
+
+
+def _replay_bursts(
+    kernel: EventKernel, rounds: list[tuple[list[list[int]], int]], together: bool
+) -> list[tuple[int, str]]:
+    """Run `rounds` (each: bursts of delays, then how far to run) on `kernel`, each
+    burst scheduled with `schedule_all` (`together`) or one `schedule` at a time;
+    every event schedules a follow-up at its own instant or later, as a delivered
+    Report's answer is."""
+    seen: list[tuple[int, str]] = []
+
+    def fire(name: str) -> None:
+        seen.append((kernel.now_ns, name))
+        if not name.endswith("'"):
+            kernel.schedule(len(seen) % 3 * 10, fire, name + "'")
+
+    for number, (bursts, run_for) in enumerate(rounds):
+        for size, delays in enumerate(bursts):
+            names = [f"{number}.{size}.{i}" for i in range(len(delays))]
+            if together:
+                kernel.schedule_all(delays, fire, names)
+            else:
+                for delay, name in zip(delays, names, strict=True):
+                    kernel.schedule(delay, fire, name)
+        kernel.run(until_ns=kernel.now_ns + run_for)
+    kernel.run()
+    return seen
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_run_of_events_scheduled_together_runs_as_if_scheduled_one_by_one(
+    seed: int,
+) -> None:
+    """`schedule_all` against a `schedule` per event on the same random plan (times
+    on a coarse grid and out of order, so that many fall on one instant): the same
+    callbacks at the same times in the same order, as many events run."""
+    rng = random.Random(seed)
+    rounds = [
+        (
+            [
+                [10 * rng.randrange(0, 12) for _ in range(rng.randrange(0, 9))]
+                for _ in range(rng.randrange(1, 4))
+            ],
+            10 * rng.randrange(0, 5),
+        )
+        for _ in range(40)
+    ]
+    together, one_by_one = EventKernel(), EventKernel()
+    assert _replay_bursts(together, rounds, True) == _replay_bursts(one_by_one, rounds, False)
+    assert together.events_run == one_by_one.events_run
+
+
+def test_a_run_of_events_is_refused_a_delay_into_the_past() -> None:
+    kernel = EventKernel()
+    with pytest.raises(ValueError, match="into the past"):
+        kernel.schedule_all([5, -1], print, [None, None])
+    assert kernel.pending == 0

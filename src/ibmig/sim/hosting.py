@@ -337,7 +337,7 @@ class VirtualizedSubnet(SubnetSim):
         self.gsi.pop((node, SA_CLASS), None)
         self._cancel_timer(engine)
         requesters = self._gsi_requesters
-        for key in [key for key, waiting in requesters.items() if waiting is engine]:
+        for key in [key for key, waiting in requesters.items() if waiting.engine is engine]:
             del requesters[key]
         sma = self.agents[node]
         mask = sma.port_info(self.sm_port).capability_mask

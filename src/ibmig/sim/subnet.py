@@ -324,6 +324,8 @@ class _Attachment:
 
     processing: Processing
     """Its processing time (`SubnetSim.attach`)."""
+    engine: Engine
+    """The engine: what `gsi` and the GSI requesters hand a MAD to, with this."""
     departed: Callable[[Datagram, int], None] | None = None
     arrived: Callable[[Datagram, int], None] | None = None
     """Its `MadAgent` methods, if it has them (module docstring, "Kernel MAD layer")."""
@@ -385,7 +387,7 @@ class SubnetSim:
         retires the transaction in the receive path), not behind the SA's Reports."""
         for agent in self.agents:
             agent.record_events = trace is not None
-            self._attached[id(agent)] = _Attachment(self.latency.sma_ns)
+            self._attached[id(agent)] = _Attachment(self.latency.sma_ns, agent)
         self.is_switch = [n.is_switch for n in fabric.nodes]
         self.names = [n.name for n in fabric.nodes]
         # peer[node][port] = (node, port) across the cable, or None.
@@ -440,7 +442,8 @@ class SubnetSim:
         self.sm_engine = SmNode(self.sm, self.sa)
         """The SM and SA as the one engine attached at `sm_node`."""
         self.qp0_managers: dict[int, Engine] = {}
-        self.gsi: dict[tuple[int, int], Engine] = {}
+        # The engine (its attachment) that QP1 MADs of a class arriving at a node go to.
+        self.gsi: dict[tuple[int, int], _Attachment] = {}
         # MADs sent, by class, method and attribute packed in one integer
         # (`mad_counts`: every MAD sent is counted, and a tuple key cost a tuple
         # per MAD); data-plane packets; SA MADs received per millisecond of
@@ -448,7 +451,7 @@ class SubnetSim:
         self._mad_tally: defaultdict[int, int] = defaultdict(int)
         self.data_packets = 0
         self.sa_received_bins: Counter[int] = Counter()
-        self._gsi_requesters: dict[tuple[int, bytes], Engine] = {}
+        self._gsi_requesters: dict[tuple[int, bytes], _Attachment] = {}
         self.subnet_up_events: list[SubnetUp] = []
         self.sweep_failures: list[SweepFailed] = []
         self._started = False
@@ -535,7 +538,7 @@ class SubnetSim:
         key = id(engine)
         attached = self._attached.get(key)
         if attached is None:
-            attached = self._attached[key] = _Attachment(processing_ns)
+            attached = self._attached[key] = _Attachment(processing_ns, engine)
             attached.server = self.servers.get(key)
         attached.processing = processing_ns
         # Its `MadAgent` side, if any (looked up once: it is called per MAD).
@@ -550,7 +553,7 @@ class SubnetSim:
         if outputs is not None:
             attached.outputs = outputs
         for mgmt_class in gsi_classes:
-            self.gsi[(node, mgmt_class)] = engine
+            self.gsi[(node, mgmt_class)] = attached
         if smi:
             self.qp0_managers[node] = engine
             if sm_port is not None:
@@ -576,8 +579,8 @@ class SubnetSim:
         """Have the SA and the other QP1 engines record only the events somebody
         uses (`wanted_event_types`). Hooks added later are not seen: call again."""
         wanted = self.wanted_event_types()
-        for engine in self.gsi.values():
-            engine.event_filter = wanted
+        for attached in self.gsi.values():
+            attached.engine.event_filter = wanted
 
     def sa_idle(self) -> bool:
         """Nothing waits at the SA's server (contention model; always true without)."""
@@ -621,7 +624,7 @@ class SubnetSim:
             if attached is None:  # never attached: pumped with a delay of its own
                 if delay_ns is None:
                     raise KeyError(f"{engine!r} is not attached")
-                attached = self._attached[id(engine)] = _Attachment(delay_ns)
+                attached = self._attached[id(engine)] = _Attachment(delay_ns, engine)
         processing: Processing = attached.processing if delay_ns is None else delay_ns
         if self.contention:
             self._queue_outputs(node, engine, attached, processing, delay_ns is not None)
@@ -639,7 +642,7 @@ class SubnetSim:
                         # A GSI request: its response comes back to this engine by TID
                         # (the way a node's GSI agent hands responses to the client
                         # that asked).
-                        requesters[(node, payload[8:16])] = engine
+                        requesters[(node, payload[8:16])] = attached
                         if departed is not None:
                             departed(datagram, now + delay)  # type: ignore[operator]
                     self.send(node, datagram, delay)  # type: ignore[arg-type]
@@ -749,7 +752,7 @@ class SubnetSim:
                 else:
                     main_leave = leave
             if datagram.dqp == QP1 and len(payload) >= 16 and payload[3] in _ANSWERED:
-                requesters[(node, payload[8:16])] = engine  # as without contention
+                requesters[(node, payload[8:16])] = attached  # as without contention
                 if departed is not None:
                     departed(datagram, leave)
             if delays is None:
@@ -974,17 +977,15 @@ class SubnetSim:
                 [now + delays[index] for index in run],
             )
             if arrivals is not None:
-                schedule = self.kernel.schedule
-                deliver = self._deliver
                 count_sent = self._count_sent
-                for index, (far_node, in_port, _, _), delay in zip(
-                    run, routes, arrivals, strict=True
-                ):
+                delivered: list[tuple[int, Datagram]] = []
+                for index, (far_node, in_port, _, _) in zip(run, routes, strict=True):
                     datagram = datagrams[index]
                     count_sent(datagram.payload, datagram.dqp)
                     if datagram.port != in_port:  # as `send`
                         datagram = _new_tuple(Datagram, (datagram.payload, in_port, *datagram[2:]))
-                    schedule(delay, deliver, (far_node, datagram))
+                    delivered.append((far_node, datagram))
+                self.kernel.schedule_all(arrivals, self._deliver, delivered)
                 return
         send = self.send
         for index in run:
@@ -1481,22 +1482,21 @@ class SubnetSim:
             self.stats.delivered += 1
             self._handle(node, target, datagram)
             return
-        engine: Engine | None = None
         attached: _Attachment | None = None
         if payload[3] & 0x80:
-            engine = self._gsi_requesters.pop((node, payload[8:16]), None)
-            if engine is not None:
+            attached = self._gsi_requesters.pop((node, payload[8:16]), None)
+            if attached is not None:
                 # The kernel MAD layer matches it to its request now, however long
                 # it then waits in the engine's queue ("Kernel MAD layer").
-                attached = self._attached[id(engine)]
                 arrived = attached.arrived
                 if arrived is not None:
                     arrived(datagram, now)
-        if engine is None:
-            engine = self.gsi.get((node, payload[1]))
-        if engine is None:
-            self._drop("no_listener")
-            return
+        if attached is None:
+            attached = self.gsi.get((node, payload[1]))
+            if attached is None:
+                self._drop("no_listener")
+                return
+        engine = attached.engine
         self.stats.delivered += 1
         if node == self.sm_node and payload[1] == SA_CLASS:
             self.sa_received_bins[now // 1_000_000] += 1
