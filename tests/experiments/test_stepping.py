@@ -27,16 +27,8 @@ def _noop(_: object) -> None:
 
 def traced_run(data: dict[str, Any]) -> tuple[str, dict[str, int], int]:
     """The run's trace, when each stage began, and the events the kernel ran."""
-    trace = io.StringIO()
-    starts: dict[str, int] = {}
-    kernels: list[EventKernel] = []
-
-    def on_stage(stage: str, sim: Any) -> None:
-        starts[stage] = sim.kernel.now_ns
-        kernels.append(sim.kernel)
-
-    run_scenario(scenario_from_dict(data, "stages"), trace=TraceWriter(trace), on_stage=on_stage)
-    return trace.getvalue(), starts, kernels[-1].events_run
+    trace, starts, _, events, _ = _run_to_the_end(data)
+    return trace, starts, events
 
 
 @pytest.mark.parametrize(
@@ -76,16 +68,15 @@ def test_stage_ends_do_not_depend_on_the_number_of_events(
     assert starts["workload"] > starts["placement"]
 
 
-def _run_to_the_end(data: dict[str, Any]) -> tuple[str, dict[str, int], int, str]:
-    """The run's trace, when each stage began, the simulated time it ended at and
-    the error it ended with ("" when none)."""
+def _run_to_the_end(data: dict[str, Any]) -> tuple[str, dict[str, int], int, int, str]:
+    """The run's trace, when each stage began, the simulated time it ended at, the
+    events the kernel ran and the error the run ended with ("" when none)."""
     trace = io.StringIO()
     starts: dict[str, int] = {}
     kernels: list[EventKernel] = []
 
     def on_stage(stage: str, sim: Any) -> None:
         starts[stage] = sim.kernel.now_ns
-        kernels.append(sim.kernel)
 
     # The kernel is made with the simulator, before any stage begins.
     made = EventKernel.__init__
@@ -103,7 +94,8 @@ def _run_to_the_end(data: dict[str, Any]) -> tuple[str, dict[str, int], int, str
             )
         except ConfigError as failed:
             error = str(failed)
-    return trace.getvalue(), starts, kernels[-1].now_ns, error
+    kernel = kernels[-1]
+    return trace.getvalue(), starts, kernel.now_ns, kernel.events_run, error
 
 
 @pytest.mark.parametrize(
@@ -132,7 +124,7 @@ def test_skipping_quiet_milliseconds_ends_placement_where_asking_each_would(
     assert _run_to_the_end(data) == skipping
     assert asks and all(ask is not None for ask in asks)  # placement skips
     if "sa_ns" in data.get("latency", {}):
-        assert "VMs never came up" in skipping[3]
+        assert "VMs never came up" in skipping[4]
 
 
 class _Kernel:
