@@ -879,9 +879,15 @@ class SubnetSim:
 
     def send(self, node: int, datagram: Datagram, delay_ns: int = 0) -> None:
         """Carry `datagram` from `node`, leaving `delay_ns` from now."""
+        self.stats.sent += 1
         payload = datagram.payload
         dqp = datagram.dqp
-        self._count_sent(payload, dqp)
+        if dqp <= QP1:
+            self._mad_tally[
+                (payload[1] << 24) | (payload[3] << 16) | (payload[16] << 8) | payload[17]
+            ] += 1
+        else:
+            self.data_packets += 1
         if self.capture is not None:
             self._capture(datagram, delay_ns)
         if dqp == QP0 and len(payload) > 7 and payload[1] == _DR_CLASS:
@@ -917,15 +923,6 @@ class SubnetSim:
         if datagram.port != in_port:  # it arrives on its own port number
             datagram = _new_tuple(Datagram, (payload, in_port, *datagram[2:]))
         self.kernel.schedule(delay_ns, self._deliver, (far_node, datagram))
-
-    def _count_sent(self, payload: bytes, dqp: int) -> None:
-        self.stats.sent += 1
-        if dqp <= QP1:
-            self._mad_tally[
-                (payload[1] << 24) | (payload[3] << 16) | (payload[16] << 8) | payload[17]
-            ] += 1
-        else:
-            self.data_packets += 1
 
     def _send_burst(self, node: int, datagrams: list[Datagram], delays: list[int]) -> None:
         """`send` each datagram, leaving its delay from now, in order; a run of at
@@ -977,11 +974,23 @@ class SubnetSim:
                 [now + delays[index] for index in run],
             )
             if arrivals is not None:
-                count_sent = self._count_sent
+                # Counted as `send` counts each (a call per packet there is a call
+                # per SMP of a bring-up).
+                self.stats.sent += len(run)
+                tally = self._mad_tally
                 delivered: list[tuple[int, Datagram]] = []
                 for index, (far_node, in_port, _, _) in zip(run, routes, strict=True):
                     datagram = datagrams[index]
-                    count_sent(datagram.payload, datagram.dqp)
+                    payload = datagram.payload
+                    if datagram.dqp > QP1:
+                        self.data_packets += 1
+                    else:
+                        tally[
+                            (payload[1] << 24)
+                            | (payload[3] << 16)
+                            | (payload[16] << 8)
+                            | payload[17]
+                        ] += 1
                     if datagram.port != in_port:  # as `send`
                         datagram = _new_tuple(Datagram, (datagram.payload, in_port, *datagram[2:]))
                     delivered.append((far_node, datagram))
