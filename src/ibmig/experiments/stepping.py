@@ -19,7 +19,8 @@ CHECK_EVERY_NS = 1_000_000
 simulated time. A stage that ends when a condition holds then ends at the same
 simulated time however many events ran before (a count of events, as this was
 before, moved every later time whenever a change to the runtime saved or added an
-event), and a check per millisecond costs nothing beside the events in it."""
+event). Milliseconds without an event are skipped when the caller says when the
+condition can change by time alone (`Stepper.until_idle_or`)."""
 
 
 class Stepper:

@@ -934,7 +934,6 @@ class SubnetSim:
         run: list[int] = []  # indices of the run of datagrams that may be booked together
         routes: list[tuple[int, int, int, _Hops]] = []
         for index, datagram in enumerate(datagrams):
-            route: _Route | None = None
             management = datagram.dqp == QP0
             if batchable and not (
                 (management and datagram.payload[1] == _DR_CLASS)
@@ -944,13 +943,11 @@ class SubnetSim:
                 route = memo.get(key)
                 if route is None:
                     route = memo[key] = self._walk(node, datagram.port, datagram.dlid, management)
-                if isinstance(route, str) or not route[2]:
-                    route = None  # dropped, or delivered at the node itself: `send` says
-            if route is not None:
-                assert not isinstance(route, str)
-                run.append(index)
-                routes.append(route)
-                continue
+                # Dropped, or delivered at the node itself: `send` says so, below.
+                if not isinstance(route, str) and route[2]:
+                    run.append(index)
+                    routes.append(route)
+                    continue
             self._send_run(node, datagrams, delays, run, routes)
             run, routes = [], []
             self.send(node, datagram, delays[index])
