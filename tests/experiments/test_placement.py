@@ -21,6 +21,8 @@ from ibmig.experiments.scenario import scenario_from_dict
 from ibmig.sim.hosting import VirtualizedSubnet, VmSlot
 from ibmig.sim.subnet import TraceWriter
 from ibmig.wire.capture import CaptureWriter
+from ibmig.wire.mad import Method
+from ibmig.wire.sa import SaAttr
 
 BASE: dict[str, Any] = {
     "topology": {"file": "ft2-36"},
@@ -87,3 +89,33 @@ def test_a_host_s_vms_started_together_run_as_when_started_one_by_one(
     trace = [json.loads(line) for line in together[0].splitlines()]
     assert sum(e["event"] == "VfUp" for e in trace) >= 15  # every VM came up
     assert [m["total_ms"] is not None for m in json.loads(together[2])["migrations"]] == [True] * 2
+
+
+def test_a_per_vm_placement_ends_once_every_guest_s_subscription_is_answered() -> None:
+    """35 hosts of 16 VMs each subscribing themselves: the SM's alias GUID writes
+    queue up, so many guests' first InformInfo answers reach their HCA before their
+    vGUID is in the port's table and are dropped ("no_vf"); each guest asks again a
+    second later. The placement waits for those answers, so the migrations that
+    follow see no InformInfo Set of the set-up's."""
+    data = variant(
+        hosts={"n": 35, "m": 16, "vfs": 18, "placement": "packed"},
+        workload={"peers": 0},
+        signalling={"strategy": "per-vm"},
+        run={"duration_ms": 6000, "seed": 1},
+        latency={"contention": False},  # the benchmarks' set-up (benchmarks/largest.py)
+    )
+    data["migrations"] = [{"vm": 5, "at_ms": 1}]
+    at_stage: dict[str, tuple[int, int, int]] = {}
+
+    def keep(stage: str, sim: VirtualizedSubnet) -> None:
+        in_flight = sum(slot.guest.subscribing for slot in sim.vms.values())
+        answered = sim.sa.mad_counts[(SaAttr.INFORM_INFO, Method.GET_RESP)]
+        at_stage[stage] = (sim.stats.drops["no_vf"], in_flight, answered)
+
+    run_scenario(scenario_from_dict(data, "placement"), traffic=False, on_stage=keep)
+    dropped, in_flight, _ = at_stage["workload"]
+    assert dropped > 100  # the race this is about happened
+    assert in_flight == 0
+    # After the set-up only the migrated guest subscribes again (at its destination).
+    assert at_stage["measure"][2] - at_stage["workload"][2] == 1
+    assert at_stage["workload"][2] > 560  # every guest answered, the resends too

@@ -75,13 +75,23 @@ def pick_hosts(
     return chosen
 
 
+def _settled(vm: VmSlot) -> bool:
+    """Up, with no InformInfo Set of its own in flight. A guest that subscribes
+    itself (per-VM) may see its first answer dropped by its HCA: its vport comes up
+    on the SA's acknowledgement, and the answer can arrive before the SM's GUIDInfo
+    write puts its vGUID in the port's table (thousands of writes queued at once).
+    It asks again when its SA timeout runs out; a placement that ended before
+    would leave that storm of resends to the migrations."""
+    return vm.up and not vm.guest.subscribing
+
+
 class AllUp:
-    """`all(vm.up for vm in vms)`, asked between chunks of events while the VMs come
-    up. Scanning every VM each time costs VMs x chunks, quadratic in the VMs (7 % of
-    the placement's profile on the 11,664-host tree, twelve times that cost on the
-    40,960-host one). VMs come up and stay up, so each call resumes from the first VM
-    the last one found down; only a cursor that reaches the end pays for a full pass,
-    which keeps the answer exact."""
+    """Whether every VM is up and done subscribing (`_settled`), asked between
+    chunks of events while the VMs come up. Scanning every VM each time costs VMs x
+    chunks, quadratic in the VMs (7 % of the placement's profile on the 11,664-host
+    tree, twelve times that cost on the 40,960-host one). VMs settle and stay so, so
+    each call resumes from the first VM the last one found unsettled; only a cursor
+    that reaches the end pays for a full pass, which keeps the answer exact."""
 
     def __init__(self, vms: list[VmSlot]) -> None:
         self.vms = vms
@@ -90,10 +100,10 @@ class AllUp:
     def __call__(self) -> bool:
         vms = self.vms
         i = self.first_down
-        while i < len(vms) and vms[i].up:
+        while i < len(vms) and _settled(vms[i]):
             i += 1
         self.first_down = i
-        return i == len(vms) and all(vm.up for vm in vms)
+        return i == len(vms) and all(_settled(vm) for vm in vms)
 
 
 def vm_ip(index: int) -> IPv4Address:
@@ -158,9 +168,10 @@ def place(
             )  # fmt: skip
             vms.append((name, guest, VGUID_BASE + i + 1 if static else 0))
         sim.add_vms(host, vms)  # a host's VMs start together (one toolstack pump)
-    # Up, and every port holding its alias GUIDs: under OpenSM's answer order a vport
-    # is up before the SM's GUIDInfo write lands, and a migration measured from here
-    # must not count the set-up's writes.
+    # Up, every port holding its alias GUIDs and every guest's own subscription
+    # answered (`_settled`): under OpenSM's answer order a vport is up before the SM's
+    # GUIDInfo write lands, and a migration measured from here must not count the
+    # set-up's writes, nor its resends.
     all_up = AllUp(list(sim.vms.values()))
     # The SA's state first: while its writes are in flight `all_up` need not be
     # asked, and once every VM is up it makes a full pass on every call.

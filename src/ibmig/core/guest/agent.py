@@ -406,6 +406,11 @@ class GuestAgent(GuestCm):
         return self._sub.subscribe
 
     @property
+    def subscribing(self) -> bool:
+        """An InformInfo Set of its own is in flight (unanswered, not given up)."""
+        return bool(self._sub.requests)
+
+    @property
     def multicast_joined(self) -> bool:
         """Member of the IPoIB broadcast group (`GuestConfig.join_ipoib_broadcast`)."""
         return self._sub.multicast_joined
